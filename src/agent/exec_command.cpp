@@ -1,0 +1,152 @@
+#include "agent/exec_command.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <random>
+
+#include "agent/task_executor.hpp"
+#include "core/run.hpp"
+#include "protocol/report_json.hpp"
+
+namespace tether::agent {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: tether-agent exec [options] -- COMMAND [ARGS...]\n"
+    "\n"
+    "Runs COMMAND through the agent's task runner and prints each frame it\n"
+    "produces (task.started, task.output, task.final) as one JSON object per\n"
+    "line on stdout. Exits 0 once the final frame is printed, 2 on bad usage.\n"
+    "\n"
+    "options:\n"
+    "  --interval-ms N   flush interval in milliseconds (default 20)\n"
+    "  --chunk-bytes N   largest chunk in bytes, at least 4 (default 65536)\n"
+    "  --timeout S       stop the command after S seconds (default: none)\n"
+    "  --grace-ms N      SIGTERM-to-SIGKILL grace in milliseconds (default 10000)\n"
+    "  --cwd DIR         working directory (absolute)\n"
+    "  --env NAME=VALUE  add a variable to the command's environment (repeatable)\n"
+    "  --shell           run COMMAND as a /bin/sh -c script\n";
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "tether-agent exec: %s\n\n%s", message.c_str(), kUsage);
+  return 2;
+}
+
+bool parse_number(const std::string& text, uint64_t& out) {
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && ptr == end && !text.empty();
+}
+
+std::string random_id(const char* prefix) {
+  std::random_device device;
+  char text[40];
+  std::snprintf(text, sizeof text, "%s-%08x%08x", prefix, device(), device());
+  return text;
+}
+
+// Writes each frame as a line and flushes it, so a reader sees frames live.
+class JsonLinesSink final : public AttemptSink {
+ public:
+  explicit JsonLinesSink(protocol::AttemptIds ids) : ids_(std::move(ids)) {}
+
+  void on_started(const protocol::StartedReport& started) override {
+    write_line(protocol::encode_started(ids_, started));
+  }
+  void on_output(protocol::OutputChunk&& chunk) override {
+    write_line(protocol::encode_output(ids_, chunk));
+  }
+  void on_final(const protocol::FinalReport& final_report) {
+    write_line(protocol::encode_final(ids_, final_report));
+  }
+
+ private:
+  static void write_line(const std::string& line) {
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
+  protocol::AttemptIds ids_;
+};
+
+core::Task<protocol::FinalReport> run_one(TaskExecutor& executor, protocol::TaskSpec task,
+                                          JsonLinesSink& sink) {
+  co_return co_await executor.execute(std::move(task), sink);
+}
+
+}  // namespace
+
+int exec_command(const std::vector<std::string>& args) {
+  ExecutorOptions options;
+  options.max_concurrent_tasks = 1;
+  protocol::TaskSpec task;
+  bool shell = false;
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") {
+      ++i;
+      break;
+    }
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg == "--shell") {
+      shell = true;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0) break;  // the command starts here
+    if (i + 1 >= args.size()) return usage_error(arg + " needs a value");
+    const std::string& value = args[++i];
+    uint64_t number = 0;
+    if (arg == "--interval-ms" || arg == "--chunk-bytes" || arg == "--timeout" ||
+        arg == "--grace-ms") {
+      if (!parse_number(value, number)) {
+        return usage_error(arg + ": '" + value + "' is not a non-negative integer");
+      }
+    }
+    if (arg == "--interval-ms") {
+      options.runner.chunker.flush_interval_ms = number;
+    } else if (arg == "--chunk-bytes") {
+      if (number < 4) return usage_error("--chunk-bytes: must be at least 4");
+      options.runner.chunker.chunk_bytes = number;
+    } else if (arg == "--timeout") {
+      task.timeout_s = number;
+    } else if (arg == "--grace-ms") {
+      options.runner.kill_grace_ms = number;
+    } else if (arg == "--cwd") {
+      task.cwd = value;
+    } else if (arg == "--env") {
+      const auto equals = value.find('=');
+      if (equals == std::string::npos || equals == 0) {
+        return usage_error("--env: expected NAME=VALUE, got '" + value + "'");
+      }
+      task.env[value.substr(0, equals)] = value.substr(equals + 1);
+    } else {
+      return usage_error("unknown option " + arg);
+    }
+  }
+  if (i >= args.size()) return usage_error("no command given");
+  if (shell) {
+    if (args.size() - i != 1) return usage_error("--shell takes exactly one script argument");
+    task.shell = args[i];
+  } else {
+    task.argv.assign(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  }
+  task.task_id = random_id("exec");
+  task.attempt_id = task.task_id + "-1";
+  if (auto valid = protocol::validate_task(task); !valid) return usage_error(valid.error().message);
+
+  core::Loop loop;
+  TaskExecutor executor(loop, options);
+  JsonLinesSink sink({task.task_id, task.attempt_id});
+  auto final_report = core::run_to_completion(loop, run_one(executor, std::move(task), sink));
+  sink.on_final(final_report);
+  return 0;
+}
+
+}  // namespace tether::agent

@@ -1,0 +1,58 @@
+#include "agent/stream_capture.hpp"
+
+#include <utility>
+
+namespace tether::agent {
+
+StreamCapture::StreamCapture(core::Loop& loop, core::PipeReader& reader,
+                             protocol::StreamName stream, ChunkerOptions options, AttemptSink& sink)
+    : loop_(loop),
+      reader_(reader),
+      sink_(sink),
+      chunker_(stream, options,
+               [this](protocol::OutputChunk&& chunk) {
+                 digest_.update(chunk.data);
+                 sink_.on_output(std::move(chunk));
+               }),
+      timer_(loop) {}
+
+core::Task<void> StreamCapture::run(core::CancellationToken stop) {
+  for (;;) {
+    auto read = co_await reader_.read(stop);
+    if (!read) {
+      if (!read.is_cancelled()) read_error_ = read.error();
+      break;
+    }
+    if (read->end_of_stream) break;
+    chunker_.append(read->bytes, loop_.now_ms());
+    arm_timer();
+  }
+  timer_.stop();
+  armed_for_.reset();
+  chunker_.finish(loop_.now_ms());
+}
+
+void StreamCapture::arm_timer() {
+  const auto deadline = chunker_.deadline();
+  if (deadline == armed_for_) return;
+  armed_for_ = deadline;
+  if (!deadline) {
+    timer_.stop();
+    return;
+  }
+  const uint64_t now = loop_.now_ms();
+  timer_.start(*deadline > now ? *deadline - now : 0, [this] {
+    armed_for_.reset();
+    chunker_.on_deadline(loop_.now_ms());
+    arm_timer();
+  });
+}
+
+protocol::StreamSummary StreamCapture::summary() const {
+  protocol::StreamSummary summary;
+  summary.bytes = chunker_.bytes_emitted();
+  summary.sha256 = digest_.hex_digest();
+  return summary;
+}
+
+}  // namespace tether::agent

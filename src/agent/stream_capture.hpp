@@ -1,0 +1,47 @@
+// StreamCapture: reads one pipe of a child to its end and turns the bytes into
+// output chunks for an AttemptSink, keeping the byte count and SHA-256 the
+// final report carries.
+#pragma once
+
+#include <optional>
+
+#include "agent/attempt_sink.hpp"
+#include "agent/output_chunker.hpp"
+#include "core/cancellation.hpp"
+#include "core/loop.hpp"
+#include "core/pipe_reader.hpp"
+#include "core/task.hpp"
+#include "core/timer.hpp"
+#include "protocol/sha256.hpp"
+
+namespace tether::agent {
+
+class StreamCapture {
+ public:
+  StreamCapture(core::Loop& loop, core::PipeReader& reader, protocol::StreamName stream,
+                ChunkerOptions options, AttemptSink& sink);
+  StreamCapture(const StreamCapture&) = delete;
+  StreamCapture& operator=(const StreamCapture&) = delete;
+
+  // Reads until end of stream, a read error, or `stop`; then emits whatever is
+  // still buffered. Every byte read is in some chunk when this returns.
+  core::Task<void> run(core::CancellationToken stop);
+
+  protocol::StreamSummary summary() const;
+  // Set when reading ended on an error rather than end of stream or stop.
+  const std::optional<Error>& read_error() const { return read_error_; }
+
+ private:
+  void arm_timer();
+
+  core::Loop& loop_;
+  core::PipeReader& reader_;
+  AttemptSink& sink_;
+  protocol::Sha256 digest_;
+  OutputChunker chunker_;
+  core::Timer timer_;
+  std::optional<uint64_t> armed_for_;
+  std::optional<Error> read_error_;
+};
+
+}  // namespace tether::agent

@@ -1,0 +1,68 @@
+// What an agent reports about one attempt: that it started, the bytes of its
+// output streams, and how it ended. These are the payloads of the started,
+// output and final frames (docs/protocol.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tether::protocol {
+
+enum class StreamName : uint8_t { kStdout = 0, kStderr = 1 };
+
+std::string_view to_string(StreamName stream);
+std::optional<StreamName> parse_stream_name(std::string_view text);
+
+// One frame's worth of a stream: `seq` counts from 1 per (attempt, stream);
+// `offset` is the position of data[0] in the stream.
+struct OutputChunk {
+  StreamName stream = StreamName::kStdout;
+  uint64_t seq = 0;
+  uint64_t offset = 0;
+  std::string data;
+};
+
+enum class AttemptStatus : uint8_t {
+  kSucceeded,
+  kFailed,
+  kTimedOut,
+  kCancelled,
+  kRejected,
+  kLost,
+};
+
+std::string_view to_string(AttemptStatus status);
+std::optional<AttemptStatus> parse_attempt_status(std::string_view text);
+
+struct StreamSummary {
+  uint64_t bytes = 0;  // every byte the stream carried, including dropped ones
+  std::string sha256;  // lowercase hex over those bytes
+  uint64_t dropped_bytes = 0;
+};
+
+struct StartedReport {
+  int pid = 0;
+  std::string started_at;
+};
+
+struct FinalReport {
+  AttemptStatus status = AttemptStatus::kFailed;
+  std::optional<int64_t> exit_code;
+  std::optional<int64_t> signal;  // the number of the signal that ended the process
+  std::string started_at;
+  std::string finished_at;
+  StreamSummary stdout_summary;
+  StreamSummary stderr_summary;
+  std::string error;  // empty: no error; otherwise why, for people
+
+  const StreamSummary& summary(StreamName stream) const {
+    return stream == StreamName::kStdout ? stdout_summary : stderr_summary;
+  }
+  StreamSummary& summary(StreamName stream) {
+    return stream == StreamName::kStdout ? stdout_summary : stderr_summary;
+  }
+};
+
+}  // namespace tether::protocol

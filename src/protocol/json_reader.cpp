@@ -1,0 +1,139 @@
+#include "protocol/json_reader.hpp"
+
+#include <rapidjson/error/en.h>
+
+namespace tether::protocol {
+
+Result<rapidjson::Document> parse_json_object(std::string_view text, std::string_view what) {
+  rapidjson::Document document;
+  // kParseValidateEncodingFlag: strings must be UTF-8; kParseStopWhenDone is
+  // off, so trailing garbage after the object is an error too.
+  document.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
+  if (document.HasParseError()) {
+    return make_error("malformed_json", std::string(what) + ": invalid JSON at offset " +
+                                            std::to_string(document.GetErrorOffset()) + ": " +
+                                            rapidjson::GetParseError_En(document.GetParseError()));
+  }
+  if (!document.IsObject()) {
+    return make_error("malformed_json", std::string(what) + ": expected a JSON object, got " +
+                                            json_type_name(document));
+  }
+  return document;
+}
+
+const char* json_type_name(const rapidjson::Value& value) {
+  switch (value.GetType()) {
+    case rapidjson::kNullType:
+      return "null";
+    case rapidjson::kFalseType:
+    case rapidjson::kTrueType:
+      return "boolean";
+    case rapidjson::kObjectType:
+      return "object";
+    case rapidjson::kArrayType:
+      return "array";
+    case rapidjson::kStringType:
+      return "string";
+    case rapidjson::kNumberType:
+      return "number";
+  }
+  return "unknown";
+}
+
+Error JsonObjectReader::field_error(const char* field, const std::string& reason) const {
+  return make_error("invalid_field", path_ + "." + field + ": " + reason);
+}
+
+bool JsonObjectReader::has(const char* field) const {
+  return find(field) != nullptr;
+}
+
+const rapidjson::Value* JsonObjectReader::find(const char* field) const {
+  auto it = object_.FindMember(field);
+  if (it == object_.MemberEnd()) return nullptr;
+  return &it->value;
+}
+
+Result<std::string> JsonObjectReader::required_string(const char* field) const {
+  const auto* value = find(field);
+  if (!value) return field_error(field, "is required");
+  if (!value->IsString()) {
+    return field_error(field, std::string("expected a string, got ") + json_type_name(*value));
+  }
+  return std::string(value->GetString(), value->GetStringLength());
+}
+
+Result<std::optional<std::string>> JsonObjectReader::optional_string(const char* field) const {
+  const auto* value = find(field);
+  if (!value || value->IsNull()) return std::optional<std::string>();
+  if (!value->IsString()) {
+    return field_error(field, std::string("expected a string, got ") + json_type_name(*value));
+  }
+  return std::optional<std::string>(std::string(value->GetString(), value->GetStringLength()));
+}
+
+Result<uint64_t> JsonObjectReader::required_uint(const char* field) const {
+  const auto* value = find(field);
+  if (!value) return field_error(field, "is required");
+  if (!value->IsUint64()) {
+    return field_error(field, std::string("expected a non-negative integer, got ") +
+                                  (value->IsNumber() ? "a negative or fractional number"
+                                                     : json_type_name(*value)));
+  }
+  return value->GetUint64();
+}
+
+Result<std::optional<uint64_t>> JsonObjectReader::optional_uint(const char* field) const {
+  const auto* value = find(field);
+  if (!value || value->IsNull()) return std::optional<uint64_t>();
+  auto result = required_uint(field);
+  if (!result) return result.error();
+  return std::optional<uint64_t>(*result);
+}
+
+Result<std::optional<int64_t>> JsonObjectReader::optional_int(const char* field) const {
+  const auto* value = find(field);
+  if (!value || value->IsNull()) return std::optional<int64_t>();
+  if (!value->IsInt64()) {
+    return field_error(field, std::string("expected an integer, got ") + json_type_name(*value));
+  }
+  return std::optional<int64_t>(value->GetInt64());
+}
+
+Result<std::optional<bool>> JsonObjectReader::optional_bool(const char* field) const {
+  const auto* value = find(field);
+  if (!value || value->IsNull()) return std::optional<bool>();
+  if (!value->IsBool()) {
+    return field_error(field, std::string("expected true or false, got ") + json_type_name(*value));
+  }
+  return std::optional<bool>(value->GetBool());
+}
+
+Result<const rapidjson::Value*> JsonObjectReader::required_object(const char* field) const {
+  const auto* value = find(field);
+  if (!value) return field_error(field, "is required");
+  if (!value->IsObject()) {
+    return field_error(field, std::string("expected an object, got ") + json_type_name(*value));
+  }
+  return value;
+}
+
+Result<const rapidjson::Value*> JsonObjectReader::optional_object(const char* field) const {
+  const auto* value = find(field);
+  if (!value || value->IsNull()) return static_cast<const rapidjson::Value*>(nullptr);
+  if (!value->IsObject()) {
+    return field_error(field, std::string("expected an object, got ") + json_type_name(*value));
+  }
+  return value;
+}
+
+Result<const rapidjson::Value*> JsonObjectReader::required_array(const char* field) const {
+  const auto* value = find(field);
+  if (!value) return field_error(field, "is required");
+  if (!value->IsArray()) {
+    return field_error(field, std::string("expected an array, got ") + json_type_name(*value));
+  }
+  return value;
+}
+
+}  // namespace tether::protocol

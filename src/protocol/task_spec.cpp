@@ -1,0 +1,186 @@
+#include "protocol/task_spec.hpp"
+
+#include "protocol/json_reader.hpp"
+#include "protocol/json_writer.hpp"
+
+namespace tether::protocol {
+
+namespace {
+
+bool is_env_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    const bool digit = c >= '0' && c <= '9';
+    if (!(alpha || (digit && i > 0))) return false;
+  }
+  return true;
+}
+
+bool has_nul(std::string_view s) {
+  return s.find('\0') != std::string_view::npos;
+}
+
+Error invalid(const std::string& field, const std::string& reason) {
+  return make_error("invalid_field", "task." + field + ": " + reason);
+}
+
+}  // namespace
+
+bool is_valid_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxIdLength) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> TaskSpec::command_line() const {
+  if (!uses_shell()) return argv;
+  return {"/bin/sh", "-c", shell};
+}
+
+Result<void> validate_task(const TaskSpec& task) {
+  if (!is_valid_id(task.task_id)) {
+    return invalid("task_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+  }
+  if (!is_valid_id(task.attempt_id)) {
+    return invalid("attempt_id", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+  }
+  if (task.argv.empty() == task.shell.empty()) {
+    return invalid("command", "needs exactly one of argv (a non-empty array) or shell");
+  }
+  if (task.argv.size() > kMaxArgvEntries) {
+    return invalid("command.argv", "more than " + std::to_string(kMaxArgvEntries) + " entries");
+  }
+  for (size_t i = 0; i < task.argv.size(); ++i) {
+    if (has_nul(task.argv[i])) {
+      return invalid("command.argv[" + std::to_string(i) + "]", "contains a NUL byte");
+    }
+  }
+  if (!task.argv.empty() && task.argv[0].empty()) {
+    return invalid("command.argv[0]", "the program name is empty");
+  }
+  if (has_nul(task.shell)) return invalid("command.shell", "contains a NUL byte");
+  if (task.env.size() > kMaxEnvEntries) {
+    return invalid("env", "more than " + std::to_string(kMaxEnvEntries) + " entries");
+  }
+  for (const auto& [name, value] : task.env) {
+    if (!is_env_name(name)) {
+      return invalid("env", "'" + name + "' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+    if (has_nul(value)) return invalid("env." + name, "contains a NUL byte");
+  }
+  if (!task.cwd.empty() && (task.cwd[0] != '/' || has_nul(task.cwd))) {
+    return invalid("cwd", "must be an absolute path");
+  }
+  if (task.timeout_s > kMaxTimeoutSeconds) {
+    return invalid("timeout_s", "at most " + std::to_string(kMaxTimeoutSeconds) + " (7 days)");
+  }
+  if (task.target.size() > kMaxTargetLength || has_nul(task.target)) {
+    return invalid("target", "at most " + std::to_string(kMaxTargetLength) + " bytes, no NUL");
+  }
+  return {};
+}
+
+Result<TaskSpec> decode_task(std::string_view json) {
+  auto document = parse_json_object(json, "task");
+  if (!document) return document.error();
+  JsonObjectReader task(*document, "task");
+  TaskSpec spec;
+
+  auto task_id = task.required_string("task_id");
+  if (!task_id) return task_id.error();
+  spec.task_id = std::move(*task_id);
+  auto attempt_id = task.required_string("attempt_id");
+  if (!attempt_id) return attempt_id.error();
+  spec.attempt_id = std::move(*attempt_id);
+
+  auto command_value = task.required_object("command");
+  if (!command_value) return command_value.error();
+  JsonObjectReader command(**command_value, "task.command");
+  const bool has_argv = command.has("argv");
+  const bool has_shell = command.has("shell");
+  if (has_argv == has_shell) {
+    return invalid("command", "needs exactly one of argv or shell");
+  }
+  if (has_argv) {
+    auto argv = command.required_array("argv");
+    if (!argv) return argv.error();
+    if ((*argv)->Empty()) return invalid("command.argv", "must not be empty");
+    size_t index = 0;
+    for (const auto& entry : (*argv)->GetArray()) {
+      if (!entry.IsString()) {
+        return invalid("command.argv[" + std::to_string(index) + "]",
+                       std::string("expected a string, got ") + json_type_name(entry));
+      }
+      spec.argv.emplace_back(entry.GetString(), entry.GetStringLength());
+      ++index;
+    }
+  } else {
+    auto shell = command.required_string("shell");
+    if (!shell) return shell.error();
+    if (shell->empty()) return invalid("command.shell", "must not be empty");
+    spec.shell = std::move(*shell);
+  }
+
+  auto env_value = task.optional_object("env");
+  if (!env_value) return env_value.error();
+  if (*env_value) {
+    for (const auto& member : (*env_value)->GetObject()) {
+      const std::string name(member.name.GetString(), member.name.GetStringLength());
+      if (!member.value.IsString()) {
+        return invalid("env." + name,
+                       std::string("expected a string, got ") + json_type_name(member.value));
+      }
+      spec.env[name] = std::string(member.value.GetString(), member.value.GetStringLength());
+    }
+  }
+
+  auto cwd = task.optional_string("cwd");
+  if (!cwd) return cwd.error();
+  if (*cwd) spec.cwd = std::move(**cwd);
+  auto timeout = task.optional_uint("timeout_s");
+  if (!timeout) return timeout.error();
+  if (*timeout) spec.timeout_s = **timeout;
+  auto target = task.optional_string("target");
+  if (!target) return target.error();
+  if (*target) spec.target = std::move(**target);
+
+  if (auto valid = validate_task(spec); !valid) return valid.error();
+  return spec;
+}
+
+std::string encode_task(const TaskSpec& task) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("task_id", task.task_id);
+  json.field("attempt_id", task.attempt_id);
+  json.key("command");
+  json.begin_object();
+  if (task.uses_shell()) {
+    json.field("shell", task.shell);
+  } else {
+    json.key("argv");
+    json.begin_array();
+    for (const auto& arg : task.argv)
+      json.string(arg);
+    json.end_array();
+  }
+  json.end_object();
+  json.key("env");
+  json.begin_object();
+  for (const auto& [name, value] : task.env)
+    json.field(name, value);
+  json.end_object();
+  if (!task.cwd.empty()) json.field("cwd", task.cwd);
+  json.field("timeout_s", task.timeout_s);
+  if (!task.target.empty()) json.field("target", task.target);
+  json.end_object();
+  return json.str();
+}
+
+}  // namespace tether::protocol

@@ -1,0 +1,53 @@
+// A task as the control plane hands it to an agent:
+//   {task_id, attempt_id, command: {argv: [...]} | {shell: "..."}, env, cwd,
+//    timeout_s, target}
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace tether::protocol {
+
+// Limits that keep a hostile or broken task from exhausting the agent.
+inline constexpr size_t kMaxIdLength = 128;
+inline constexpr size_t kMaxTargetLength = 256;
+inline constexpr size_t kMaxArgvEntries = 4096;
+inline constexpr size_t kMaxEnvEntries = 1024;
+inline constexpr uint64_t kMaxTimeoutSeconds = 7 * 24 * 3600;
+
+struct TaskSpec {
+  std::string task_id;
+  std::string attempt_id;
+  // Exactly one of the two: argv runs a program directly; shell runs
+  // `/bin/sh -c shell`.
+  std::vector<std::string> argv;
+  std::string shell;
+  std::map<std::string, std::string> env;
+  std::string cwd;         // empty: the agent's working directory
+  uint64_t timeout_s = 0;  // 0: no timeout
+  std::string target;      // empty: no exclusivity
+
+  bool uses_shell() const { return argv.empty(); }
+  // The argv that is actually executed.
+  std::vector<std::string> command_line() const;
+};
+
+// Checks a task built in code (by the CLI or `tether-agent exec`) with the
+// same rules decode_task applies; the error names the offending field.
+Result<void> validate_task(const TaskSpec& task);
+
+// Unknown fields are ignored so that newer control planes can add optional
+// ones; every known field is checked. Errors name the field ("task.cwd: ...").
+Result<TaskSpec> decode_task(std::string_view json);
+
+std::string encode_task(const TaskSpec& task);
+
+// Identifier rule for task, attempt and agent ids: 1..128 of [A-Za-z0-9._:-].
+bool is_valid_id(std::string_view id);
+
+}  // namespace tether::protocol

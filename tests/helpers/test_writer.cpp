@@ -1,0 +1,168 @@
+// tether-test-writer: a child process with exactly known output, for tests.
+//
+//   random SEED BYTES        pseudo-random bytes (every byte value) on stdout
+//   utf8 SEED BYTES          pseudo-random UTF-8 text with 1- to 4-byte characters
+//   lines COUNT INTERVAL_MS  COUNT lines "<CLOCK_MONOTONIC ns>\n", one per interval
+//   longline BYTES           one line: BYTES-1 'x' then '\n', written in pieces
+//   interleave COUNT         "out N\n" on stdout and "err N\n" on stderr, alternating
+//   exit CODE                exit with CODE
+//
+// The same arguments always produce the same bytes, so a test can compare
+// what the agent captured with `tether-test-writer ... | sha256sum`.
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+void write_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::perror("tether-test-writer: write");
+      std::exit(3);
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+// xorshift64*: tiny, fast, and identical on every platform.
+struct Random {
+  uint64_t state;
+  explicit Random(uint64_t seed) : state(seed * 0x9E3779B97F4A7C15ULL + 1) {}
+  uint64_t next() {
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return state * 0x2545F4914F6CDD1DULL;
+  }
+};
+
+uint64_t number(const char* text) {
+  return std::strtoull(text, nullptr, 10);
+}
+
+int random_bytes(uint64_t seed, uint64_t total) {
+  Random random(seed);
+  std::vector<char> block(64 * 1024 + 7);
+  while (total > 0) {
+    // Vary the write size so reads see every kind of boundary.
+    size_t size = static_cast<size_t>(random.next() % block.size()) + 1;
+    if (size > total) size = static_cast<size_t>(total);
+    for (size_t i = 0; i < size; i += 8) {
+      uint64_t word = random.next();
+      std::memcpy(block.data() + i, &word, i + 8 <= size ? 8 : size - i);
+    }
+    write_all(1, block.data(), size);
+    total -= size;
+  }
+  return 0;
+}
+
+// Appends one character of 1 to 4 bytes, chosen at random, to `out`.
+void append_character(Random& random, std::string& out) {
+  const uint64_t r = random.next();
+  switch (r % 5) {
+    case 0:
+      out.push_back(static_cast<char>('a' + r / 5 % 26));
+      break;
+    case 1:
+      out.push_back(r / 5 % 7 == 0 ? '\n' : ' ');
+      break;
+    case 2:
+      out += "\xC3\xA9";
+      break;  // é
+    case 3:
+      out += "\xE2\x9C\x93";
+      break;  // ✓
+    default:
+      out += "\xF0\x9D\x84\x9E";
+      break;  // 𝄞
+  }
+}
+
+int utf8_text(uint64_t seed, uint64_t total) {
+  Random random(seed);
+  std::string block;
+  uint64_t written = 0;
+  while (written < total) {
+    block.clear();
+    const size_t target = static_cast<size_t>(random.next() % (64 * 1024)) + 1;
+    while (block.size() < target)
+      append_character(random, block);
+    // Never cut a character at the very end: trim to whole characters that fit.
+    if (written + block.size() > total) {
+      size_t keep = static_cast<size_t>(total - written);
+      while (keep > 0 && (static_cast<unsigned char>(block[keep]) & 0xC0) == 0x80)
+        --keep;
+      block.resize(keep);
+      if (keep == 0) break;
+    }
+    write_all(1, block.data(), block.size());
+    written += block.size();
+  }
+  return 0;
+}
+
+int timestamped_lines(uint64_t count, uint64_t interval_ms) {
+  for (uint64_t i = 0; i < count; ++i) {
+    if (i > 0) {
+      timespec pause{static_cast<time_t>(interval_ms / 1000),
+                     static_cast<long>(interval_ms % 1000) * 1000000L};
+      while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+      }
+    }
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    const std::string line =
+        std::to_string(static_cast<uint64_t>(now.tv_sec) * 1000000000ULL + now.tv_nsec) + "\n";
+    write_all(1, line.data(), line.size());
+  }
+  return 0;
+}
+
+int long_line(uint64_t total) {
+  std::string piece(1 << 20, 'x');
+  uint64_t left = total - 1;
+  while (left > 0) {
+    const size_t size = left < piece.size() ? static_cast<size_t>(left) : piece.size();
+    write_all(1, piece.data(), size);
+    left -= size;
+  }
+  write_all(1, "\n", 1);
+  return 0;
+}
+
+int interleave(uint64_t count) {
+  for (uint64_t i = 0; i < count; ++i) {
+    const std::string out = "out " + std::to_string(i) + "\n";
+    const std::string err = "err " + std::to_string(i) + "\n";
+    write_all(1, out.data(), out.size());
+    write_all(2, err.data(), err.size());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "random" && argc == 4) return random_bytes(number(argv[2]), number(argv[3]));
+  if (mode == "utf8" && argc == 4) return utf8_text(number(argv[2]), number(argv[3]));
+  if (mode == "lines" && argc == 4) return timestamped_lines(number(argv[2]), number(argv[3]));
+  if (mode == "longline" && argc == 3) return long_line(number(argv[2]));
+  if (mode == "interleave" && argc == 3) return interleave(number(argv[2]));
+  if (mode == "exit" && argc == 3) return static_cast<int>(number(argv[2]));
+  std::fprintf(stderr,
+               "usage: tether-test-writer random|utf8|lines|longline|interleave|exit ...\n");
+  return 2;
+}

@@ -1,0 +1,525 @@
+// Task execution end to end, in process: real children, real pipes, the real
+// runner and executor. Each case checks what the issue promises, byte-exact.
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "agent/task_executor.hpp"
+#include "core/run.hpp"
+#include "core/task_group.hpp"
+#include "protocol/utf8.hpp"
+#include "support.hpp"
+
+using namespace tether;
+using namespace tether::agent;
+using protocol::AttemptStatus;
+using protocol::FinalReport;
+using protocol::TaskSpec;
+using test::CollectingSink;
+
+namespace {
+
+TaskSpec make_task(std::string id, std::vector<std::string> argv) {
+  TaskSpec task;
+  task.task_id = id;
+  task.attempt_id = id + "-a1";
+  task.argv = std::move(argv);
+  return task;
+}
+
+TaskSpec shell_task(std::string id, std::string script) {
+  TaskSpec task;
+  task.task_id = id;
+  task.attempt_id = id + "-a1";
+  task.shell = std::move(script);
+  return task;
+}
+
+core::Task<FinalReport> execute(TaskExecutor& executor, TaskSpec task, AttemptSink& sink) {
+  co_return co_await executor.execute(std::move(task), sink);
+}
+
+FinalReport run_one(TaskSpec task, CollectingSink& sink, ExecutorOptions options = {}) {
+  core::Loop loop;
+  TaskExecutor executor(loop, options);
+  return core::run_to_completion(loop, execute(executor, std::move(task), sink));
+}
+
+// Waits up to five seconds for `pid` to die. A pidfd becomes readable when
+// the process exits, so this waits for the event itself, not for a guess: a
+// killed process closes its pipes a moment before it is reported as exited.
+bool process_dies(int pid) {
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return errno == ESRCH;  // already gone (and reaped)
+  pollfd watch{pidfd, POLLIN, 0};
+  const int ready = ::poll(&watch, 1, 5000);
+  ::close(pidfd);
+  return ready == 1;
+}
+
+std::string expected_sha256(const std::string& generator_args) {
+  const std::string line =
+      test::shell_output("'" + test::test_writer() + "' " + generator_args + " | sha256sum");
+  return line.substr(0, 64);
+}
+
+uint64_t expected_size(const std::string& generator_args) {
+  return std::stoull(
+      test::shell_output("'" + test::test_writer() + "' " + generator_args + " | wc -c"));
+}
+
+}  // namespace
+
+TEST_CASE("200 MB of output arrives exactly, matching sha256sum of the generator",
+          "[runner][slow]") {
+  CollectingSink sink;
+  sink.keep_bytes = false;
+  const uint64_t total = 200ull * 1000 * 1000;
+  auto final_report =
+      run_one(make_task("big", {test::test_writer(), "random", "7", std::to_string(total)}), sink);
+  REQUIRE(sink.violations.empty());
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+  CHECK(final_report.exit_code == 0);
+  CHECK(final_report.error.empty());
+  CHECK(sink.out.total == total);
+  CHECK(final_report.stdout_summary.bytes == total);
+  const std::string expected = expected_sha256("random 7 " + std::to_string(total));
+  CHECK(sink.out.digest.hex_digest() == expected);
+  CHECK(final_report.stdout_summary.sha256 == expected);
+  CHECK(final_report.stderr_summary.bytes == 0);
+}
+
+TEST_CASE("UTF-8 text is never split inside a character", "[runner]") {
+  CollectingSink sink(64 * 1024);
+  sink.keep_chunks = true;
+  sink.keep_bytes = false;
+  const uint64_t total = 20ull * 1000 * 1000;
+  auto final_report =
+      run_one(make_task("text", {test::test_writer(), "utf8", "3", std::to_string(total)}), sink);
+  REQUIRE(sink.violations.empty());
+  CHECK(final_report.stdout_summary.bytes == expected_size("utf8 3 " + std::to_string(total)));
+  CHECK(final_report.stdout_summary.sha256 == expected_sha256("utf8 3 " + std::to_string(total)));
+  size_t invalid = 0;
+  for (const auto& chunk : sink.out.chunk_data)
+    invalid += !protocol::is_valid_utf8(chunk);
+  CHECK(invalid == 0);
+  CHECK(sink.out.chunks > 100);
+}
+
+TEST_CASE("binary and invalid UTF-8 output passes through exactly", "[runner]") {
+  CollectingSink sink;
+  // Every byte value, then a truncated sequence at the very end of the stream.
+  auto final_report = run_one(
+      shell_task("bin",
+                 "i=0; while [ $i -lt 256 ]; do printf \"\\\\$(printf %o $i)\"; i=$((i+1)); "
+                 "done; printf '\\303\\050\\355\\240\\200\\360'"),
+      sink);
+  REQUIRE(sink.violations.empty());
+  std::string expected;
+  for (int i = 0; i < 256; ++i)
+    expected.push_back(static_cast<char>(i));
+  expected += "\xC3\x28\xED\xA0\x80\xF0";
+  CHECK(sink.out.bytes == expected);
+  CHECK(final_report.stdout_summary.sha256 == protocol::sha256_hex(expected));
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+}
+
+TEST_CASE("a single 50 MB line passes", "[runner]") {
+  CollectingSink sink;
+  sink.keep_bytes = false;
+  const uint64_t total = 50ull * 1000 * 1000;
+  auto final_report =
+      run_one(make_task("line", {test::test_writer(), "longline", std::to_string(total)}), sink);
+  REQUIRE(sink.violations.empty());
+  CHECK(final_report.stdout_summary.bytes == total);
+  CHECK(final_report.stdout_summary.sha256 == expected_sha256("longline " + std::to_string(total)));
+  CHECK(sink.out.chunks >= total / (64 * 1024));
+}
+
+TEST_CASE("sparse lines are each framed within 20 ms of being written", "[runner]") {
+  CollectingSink sink;
+  sink.keep_chunks = true;
+  auto final_report =
+      run_one(make_task("sparse", {test::test_writer(), "lines", "15", "50"}), sink);
+  REQUIRE(sink.violations.empty());
+  REQUIRE(final_report.status == AttemptStatus::kSucceeded);
+  // Lines 50 ms apart each come out alone, as soon as they are read.
+  REQUIRE(sink.out.chunk_data.size() == 15);
+  for (size_t i = 0; i < sink.out.chunk_data.size(); ++i) {
+    const uint64_t written_ns = std::stoull(sink.out.chunk_data[i]);
+    const uint64_t framed_ns = sink.out.emitted_at_ns[i];
+    INFO("line " << i);
+    CHECK(framed_ns >= written_ns);
+    CHECK(framed_ns - written_ns <= 20'000'000);
+  }
+}
+
+TEST_CASE("stdout and stderr interleave without loss", "[runner]") {
+  CollectingSink sink;
+  auto final_report = run_one(make_task("mix", {test::test_writer(), "interleave", "20000"}), sink);
+  REQUIRE(sink.violations.empty());
+  std::string expected_out;
+  std::string expected_err;
+  for (int i = 0; i < 20000; ++i) {
+    expected_out += "out " + std::to_string(i) + "\n";
+    expected_err += "err " + std::to_string(i) + "\n";
+  }
+  CHECK(sink.out.bytes == expected_out);
+  CHECK(sink.err.bytes == expected_err);
+  CHECK(final_report.stderr_summary.sha256 == protocol::sha256_hex(expected_err));
+}
+
+TEST_CASE("exit codes and signals end up in the final", "[runner]") {
+  CollectingSink sink;
+  auto failed = run_one(make_task("code", {test::test_writer(), "exit", "42"}), sink);
+  CHECK(failed.status == AttemptStatus::kFailed);
+  CHECK(failed.exit_code == 42);
+  CHECK_FALSE(failed.signal);
+
+  CollectingSink sink2;
+  auto signalled = run_one(shell_task("sig", "kill -SEGV $$"), sink2);
+  CHECK(signalled.status == AttemptStatus::kFailed);
+  CHECK(signalled.signal == SIGSEGV);
+  CHECK_FALSE(signalled.exit_code);
+  CHECK_THAT(signalled.error, Catch::Contains("SIGSEGV"));
+}
+
+TEST_CASE("a task starts with a clean environment and default signal handling", "[runner]") {
+  ::setenv("TETHER_AGENT_SECRET", "must-not-leak", 1);
+  ::signal(SIGPIPE, SIG_IGN);  // as in the agent; children must not inherit it
+  CollectingSink sink;
+  auto task = shell_task("env", "env | sort; grep SigIgn /proc/self/status");
+  task.env["EXTRA"] = "1";
+  auto final_report = run_one(task, sink);
+  ::signal(SIGPIPE, SIG_DFL);
+  REQUIRE(final_report.status == AttemptStatus::kSucceeded);
+  std::istringstream lines(sink.out.bytes);
+  std::vector<std::string> names;
+  std::string sig_ignored;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("SigIgn:", 0) == 0) {
+      sig_ignored = line;
+      continue;
+    }
+    names.push_back(line.substr(0, line.find('=')));
+  }
+  // sh itself adds PWD (and may add SHLVL); everything else is ours.
+  std::vector<std::string> allowed = {"EXTRA", "HOME", "LANG", "PATH", "PWD", "SHLVL", "_"};
+  for (const auto& name : names) {
+    INFO(name);
+    CHECK(std::find(allowed.begin(), allowed.end(), name) != allowed.end());
+  }
+  CHECK(std::find(names.begin(), names.end(), "EXTRA") != names.end());
+  CHECK(sink.out.bytes.find("must-not-leak") == std::string::npos);
+  CHECK_THAT(sig_ignored, Catch::Matches("SigIgn:\\s+0+"));
+}
+
+TEST_CASE("a timeout kills the whole group, even a grandchild that ignores SIGTERM", "[runner]") {
+  CollectingSink sink;
+  ExecutorOptions options;
+  options.runner.kill_grace_ms = 300;
+  // The shell and its background sleep both ignore SIGTERM; only SIGKILL ends them.
+  auto task = shell_task("slow", "trap '' TERM; sleep 60 & echo $!; wait; wait");
+  task.timeout_s = 1;
+  auto final_report = run_one(task, sink, options);
+  CHECK(final_report.status == AttemptStatus::kTimedOut);
+  CHECK_THAT(final_report.error, Catch::Contains("timed out after 1 s"));
+  CHECK_THAT(final_report.error, Catch::Contains("SIGKILL"));
+  CHECK(final_report.signal == SIGKILL);
+  const int grandchild = std::stoi(sink.out.bytes);
+  CHECK(process_dies(grandchild));
+}
+
+TEST_CASE("cancel stops a running task and its process group", "[runner]") {
+  core::Loop loop;
+  ExecutorOptions options;
+  options.runner.kill_grace_ms = 300;
+  TaskExecutor executor(loop, options);
+  // Cancels as soon as the task's first output arrives: an event, not a sleep.
+  struct CancellingSink : CollectingSink {
+    TaskExecutor* executor = nullptr;
+    void on_output(protocol::OutputChunk&& chunk) override {
+      CollectingSink::on_output(std::move(chunk));
+      executor->cancel("cancel-a1", "operator asked");
+    }
+  } sink;
+  sink.executor = &executor;
+  auto task = shell_task("cancel", "trap '' TERM; sleep 60 & echo $!; wait; wait");
+  auto final_report = core::run_to_completion(loop, execute(executor, task, sink));
+  CHECK(final_report.status == AttemptStatus::kCancelled);
+  CHECK_THAT(final_report.error, Catch::Contains("operator asked"));
+  CHECK_THAT(final_report.error, Catch::Contains("SIGKILL"));
+  CHECK(process_dies(std::stoi(sink.out.bytes)));
+  CHECK_FALSE(executor.cancel("cancel-a1", "again"));  // gone once finished
+}
+
+TEST_CASE("a task that honours SIGTERM is not SIGKILLed", "[runner]") {
+  core::Loop loop;
+  TaskExecutor executor(loop, {});
+  struct CancellingSink : CollectingSink {
+    TaskExecutor* executor = nullptr;
+    void on_output(protocol::OutputChunk&& chunk) override {
+      CollectingSink::on_output(std::move(chunk));
+      executor->cancel("polite-a1", "test");
+    }
+  } sink;
+  sink.executor = &executor;
+  auto task = shell_task("polite",
+                         "trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.05; done");
+  auto final_report = core::run_to_completion(loop, execute(executor, task, sink));
+  CHECK(final_report.status == AttemptStatus::kCancelled);
+  CHECK(final_report.error.find("SIGKILL") == std::string::npos);
+  CHECK_THAT(sink.out.bytes, Catch::Contains("bye"));
+}
+
+TEST_CASE("output written by a grandchild after the parent exits is still read", "[runner]") {
+  CollectingSink sink;
+  auto final_report = run_one(shell_task("late", "(sleep 0.3; echo late) & echo early"), sink);
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+  CHECK(sink.out.bytes == "early\nlate\n");
+  CHECK(final_report.error.empty());
+}
+
+TEST_CASE("a grandchild holding the pipe is killed after the drain timeout", "[runner]") {
+  CollectingSink sink;
+  ExecutorOptions options;
+  options.runner.drain_timeout_ms = 300;
+  auto final_report = run_one(shell_task("held", "sleep 60 & echo $!"), sink, options);
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+  CHECK(final_report.exit_code == 0);
+  CHECK_THAT(final_report.error, Catch::Contains("kept the output pipes open"));
+  CHECK_THAT(final_report.error, Catch::Contains("300 ms drain timeout"));
+  CHECK(process_dies(std::stoi(sink.out.bytes)));
+}
+
+TEST_CASE("a descendant that left the process group cannot hold the attempt open", "[runner]") {
+  CollectingSink sink;
+  ExecutorOptions options;
+  options.runner.drain_timeout_ms = 200;
+  auto final_report =
+      run_one(shell_task("escaped", "setsid sleep 3 & echo started"), sink, options);
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+  CHECK(sink.out.bytes == "started\n");
+  CHECK_THAT(final_report.error, Catch::Contains("stopped reading"));
+}
+
+TEST_CASE("a command that cannot start gets a final with a clear error", "[runner]") {
+  SECTION("missing program") {
+    CollectingSink sink;
+    auto final_report = run_one(make_task("enoent", {"/no/such/program", "x"}), sink);
+    CHECK(final_report.status == AttemptStatus::kFailed);
+    CHECK_FALSE(final_report.exit_code);
+    CHECK_THAT(final_report.error,
+               Catch::Contains("/no/such/program") && Catch::Contains("ENOENT"));
+    CHECK(sink.started_count == 0);
+    CHECK(final_report.stdout_summary.sha256 == protocol::sha256_hex(""));
+  }
+  SECTION("not executable") {
+    char path[] = "/tmp/tether-test-noexec-XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    ::chmod(path, 0644);
+    CollectingSink sink;
+    auto final_report = run_one(make_task("eacces", {path}), sink);
+    ::unlink(path);
+    CHECK(final_report.status == AttemptStatus::kFailed);
+    CHECK_THAT(final_report.error, Catch::Contains("EACCES"));
+  }
+  SECTION("missing working directory") {
+    CollectingSink sink;
+    auto task = make_task("badcwd", {"/bin/true"});
+    task.cwd = "/no/such/dir";
+    auto final_report = run_one(task, sink);
+    CHECK(final_report.status == AttemptStatus::kFailed);
+    CHECK_THAT(final_report.error, Catch::Contains("working directory '/no/such/dir'"));
+  }
+  SECTION("working directory is a file") {
+    CollectingSink sink;
+    auto task = make_task("filecwd", {"/bin/true"});
+    task.cwd = "/etc/hostname";
+    auto final_report = run_one(task, sink);
+    CHECK(final_report.status == AttemptStatus::kFailed);
+    CHECK_THAT(final_report.error, Catch::Contains("is not a directory"));
+  }
+}
+
+TEST_CASE("200 tasks run concurrently, each output exact", "[runner]") {
+  core::Loop loop;
+  ExecutorOptions options;
+  options.max_concurrent_tasks = 200;
+  TaskExecutor executor(loop, options);
+  constexpr int kTasks = 200;
+  constexpr uint64_t kBytes = 50'000;
+  std::vector<std::unique_ptr<CollectingSink>> sinks;
+  std::vector<FinalReport> finals(kTasks);
+  size_t peak_running = 0;
+  auto one = [&](int i) -> core::Task<void> {
+    auto task = make_task("many" + std::to_string(i), {test::test_writer(), "random",
+                                                       std::to_string(i), std::to_string(kBytes)});
+    finals[static_cast<size_t>(i)] =
+        co_await executor.execute(task, *sinks[static_cast<size_t>(i)]);
+  };
+  auto body = [&]() -> core::Task<void> {
+    core::TaskGroup group;
+    for (int i = 0; i < kTasks; ++i) {
+      sinks.push_back(std::make_unique<CollectingSink>());
+      group.spawn(one(i));
+      peak_running = std::max(peak_running, executor.running());
+    }
+    co_await group.join();
+  };
+  core::run_to_completion(loop, body());
+  CHECK(peak_running == kTasks);
+  CHECK(executor.admitted() == 0);
+  for (int i = 0; i < kTasks; ++i) {
+    const auto& sink = *sinks[static_cast<size_t>(i)];
+    const auto& final_report = finals[static_cast<size_t>(i)];
+    INFO("task " << i);
+    REQUIRE(sink.violations.empty());
+    CHECK(final_report.status == AttemptStatus::kSucceeded);
+    CHECK(final_report.stdout_summary.bytes == kBytes);
+    CHECK(final_report.stdout_summary.sha256 == sink.out.digest.hex_digest());
+  }
+  // Spot-check a few against the generator itself.
+  for (int i : {0, 99, 199}) {
+    CHECK(finals[static_cast<size_t>(i)].stdout_summary.sha256 ==
+          expected_sha256("random " + std::to_string(i) + " " + std::to_string(kBytes)));
+  }
+}
+
+TEST_CASE("max_concurrent_tasks bounds how many run at once", "[runner]") {
+  core::Loop loop;
+  ExecutorOptions options;
+  options.max_concurrent_tasks = 4;
+  TaskExecutor executor(loop, options);
+  size_t peak = 0;
+  int completed = 0;
+  struct PeakSink : CollectingSink {
+    TaskExecutor* executor = nullptr;
+    size_t* peak = nullptr;
+    void on_started(const protocol::StartedReport& started) override {
+      CollectingSink::on_started(started);
+      *peak = std::max(*peak, executor->running());
+    }
+  };
+  std::vector<std::unique_ptr<PeakSink>> sinks;
+  auto one = [&](int i) -> core::Task<void> {
+    auto final_report = co_await executor.execute(
+        shell_task("bounded" + std::to_string(i), "echo " + std::to_string(i)),
+        *sinks[static_cast<size_t>(i)]);
+    completed += final_report.status == AttemptStatus::kSucceeded;
+  };
+  auto body = [&]() -> core::Task<void> {
+    core::TaskGroup group;
+    for (int i = 0; i < 40; ++i) {
+      sinks.push_back(std::make_unique<PeakSink>());
+      sinks.back()->executor = &executor;
+      sinks.back()->peak = &peak;
+      group.spawn(one(i));
+    }
+    CHECK(executor.running() == 4);
+    co_await group.join();
+  };
+  core::run_to_completion(loop, body());
+  CHECK(peak == 4);
+  CHECK(completed == 40);
+}
+
+TEST_CASE("tasks with the same target never overlap", "[runner]") {
+  core::Loop loop;
+  TaskExecutor executor(loop, {});
+  struct GateSink : CollectingSink {
+    std::function<void()> on_first_output;
+    void on_output(protocol::OutputChunk&& chunk) override {
+      CollectingSink::on_output(std::move(chunk));
+      if (on_first_output) std::exchange(on_first_output, nullptr)();
+    }
+  };
+  GateSink holder_sink;
+  CollectingSink rejected_sink;
+  CollectingSink other_sink;
+  CollectingSink after_sink;
+  FinalReport holder_final;
+  FinalReport rejected_final;
+  FinalReport other_final;
+  FinalReport after_final;
+
+  auto holder = shell_task("holder", "echo holding; sleep 60");
+  holder.target = "deploy/web";
+  auto second = shell_task("second", "echo should-not-run");
+  second.target = "deploy/web";
+  auto other = shell_task("other", "echo other-target");
+  other.target = "deploy/db";
+  auto after = shell_task("after", "echo after");
+  after.target = "deploy/web";
+
+  auto run_holder = [&]() -> core::Task<void> {
+    holder_final = co_await executor.execute(holder, holder_sink);
+  };
+  // Once the holder is running, try the same target, then another target,
+  // then release the holder.
+  auto contender = [&]() -> core::Task<void> {
+    rejected_final = co_await executor.execute(second, rejected_sink);
+    other_final = co_await executor.execute(other, other_sink);
+    executor.cancel("holder-a1", "test done");
+  };
+  auto body = [&]() -> core::Task<void> {
+    core::TaskGroup group;
+    holder_sink.on_first_output = [&] { group.spawn(contender()); };
+    group.spawn(run_holder());
+    co_await group.join();
+    after_final = co_await executor.execute(after, after_sink);
+  };
+  core::run_to_completion(loop, body());
+  CHECK(rejected_final.status == AttemptStatus::kRejected);
+  CHECK_THAT(rejected_final.error, Catch::Contains("held by attempt holder-a1"));
+  CHECK(rejected_sink.started_count == 0);
+  CHECK(other_final.status == AttemptStatus::kSucceeded);
+  CHECK(other_sink.out.bytes == "other-target\n");
+  CHECK(holder_final.status == AttemptStatus::kCancelled);
+  CHECK(after_final.status == AttemptStatus::kSucceeded);
+  CHECK(after_sink.out.bytes == "after\n");
+}
+
+TEST_CASE("cancelling an attempt that waits for a slot never starts it", "[runner]") {
+  core::Loop loop;
+  ExecutorOptions options;
+  options.max_concurrent_tasks = 1;
+  TaskExecutor executor(loop, options);
+  CollectingSink first_sink;
+  CollectingSink queued_sink;
+  FinalReport first_final;
+  FinalReport queued_final;
+  auto first = shell_task("first", "echo running; sleep 60");
+  auto queued = shell_task("queued", "echo never");
+  auto run_first = [&]() -> core::Task<void> {
+    first_final = co_await executor.execute(first, first_sink);
+  };
+  auto run_queued = [&]() -> core::Task<void> {
+    queued_final = co_await executor.execute(queued, queued_sink);
+  };
+  auto body = [&]() -> core::Task<void> {
+    core::TaskGroup group;
+    group.spawn(run_first());
+    group.spawn(run_queued());
+    CHECK(executor.admitted() == 2);
+    CHECK(executor.running() == 1);
+    CHECK(executor.cancel("queued-a1", "no longer needed"));
+    CHECK(executor.cancel("first-a1", "done"));
+    co_await group.join();
+  };
+  core::run_to_completion(loop, body());
+  CHECK(queued_final.status == AttemptStatus::kCancelled);
+  CHECK_THAT(queued_final.error, Catch::Contains("before it started"));
+  CHECK(queued_sink.started_count == 0);
+  CHECK(first_final.status == AttemptStatus::kCancelled);
+}

@@ -1,0 +1,386 @@
+// The reactor: Task, TaskGroup, timers, off-loop work, processes, pipes,
+// signals, the semaphore, and cancellation reaching each pending await.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
+
+#include "core/offload.hpp"
+#include "core/process.hpp"
+#include "core/run.hpp"
+#include "core/semaphore.hpp"
+#include "core/signal_set.hpp"
+#include "core/task_group.hpp"
+#include "core/timer.hpp"
+
+using namespace tether;
+using namespace tether::core;
+
+namespace {
+
+Task<int> leaf(int value) {
+  co_return value;
+}
+
+Task<int> chain(int depth) {
+  if (depth == 0) co_return co_await leaf(1);
+  co_return 1 + co_await chain(depth - 1);
+}
+
+Task<int> sum_many(int count) {
+  // Symmetric transfer: a million completed awaits in a row must not grow the stack.
+  int total = 0;
+  for (int i = 0; i < count; ++i)
+    total += co_await leaf(1);
+  co_return total;
+}
+
+// Counts the uv handles alive on a loop, apart from the loop's own wake-up
+// handle: proves awaiters close what they open.
+int open_handles(Loop& loop) {
+  int count = 0;
+  uv_walk(
+      loop.get(),
+      [](uv_handle_t* handle, void* arg) {
+        if (!uv_is_closing(handle) && uv_handle_get_type(handle) != UV_ASYNC) {
+          ++*static_cast<int*>(arg);
+        }
+      },
+      &count);
+  return count;
+}
+
+}  // namespace
+
+TEST_CASE("Task returns values through nested awaits", "[core]") {
+  Loop loop;
+  REQUIRE(run_to_completion(loop, chain(1000)) == 1001);
+  REQUIRE(run_to_completion(loop, sum_many(1'000'000)) == 1'000'000);
+}
+
+TEST_CASE("Task propagates an exception to its awaiter", "[core]") {
+  Loop loop;
+  auto thrower = []() -> Task<int> {
+    throw std::runtime_error("boom");
+    co_return 0;
+  };
+  auto catcher = [&]() -> Task<std::string> {
+    try {
+      co_await thrower();
+    } catch (const std::runtime_error& e) {
+      co_return std::string(e.what());
+    }
+    co_return std::string("no exception");
+  };
+  REQUIRE(run_to_completion(loop, catcher()) == "boom");
+}
+
+TEST_CASE("run_to_completion reports a task that can never finish", "[core]") {
+  Loop loop;
+  CancellationSource never;
+  auto stuck = [&]() -> Task<void> { co_await until_cancelled(loop, never.token()); };
+  REQUIRE_THROWS_AS(run_to_completion(loop, stuck()), std::logic_error);
+  never.cancel();  // lets the suspended frame finish so nothing leaks
+  loop.run();
+}
+
+TEST_CASE("sleep_for waits on the loop clock and closes its timer", "[core]") {
+  Loop loop;
+  auto body = [&]() -> Task<uint64_t> {
+    loop.update_time();
+    const uint64_t before = loop.now_ms();
+    auto slept = co_await sleep_for(loop, 30);
+    REQUIRE(slept.ok());
+    REQUIRE(open_handles(loop) == 0);
+    co_return loop.now_ms() - before;
+  };
+  REQUIRE(run_to_completion(loop, body()) >= 30);
+}
+
+TEST_CASE("cancellation reaches a pending sleep and closes its handle", "[core]") {
+  Loop loop;
+  CancellationSource source;
+  auto sleeper = [&]() -> Task<Result<void>> {
+    co_return co_await sleep_for(loop, 60'000, source.token());
+  };
+  auto canceller = [&]() -> Task<void> {
+    REQUIRE((co_await sleep_for(loop, 5)).ok());
+    source.cancel();
+  };
+  auto body = [&]() -> Task<bool> {
+    TaskGroup group;
+    Result<void> outcome = make_error("unset", "");
+    auto run_sleeper = [&]() -> Task<void> { outcome = co_await sleeper(); };
+    group.spawn(run_sleeper());
+    group.spawn(canceller());
+    co_await group.join();
+    REQUIRE(open_handles(loop) == 0);
+    co_return outcome.is_cancelled();
+  };
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(run_to_completion(loop, body()));
+  REQUIRE(std::chrono::steady_clock::now() - start < std::chrono::seconds(30));
+}
+
+TEST_CASE("an already-cancelled token completes an await without suspending", "[core]") {
+  Loop loop;
+  CancellationSource source;
+  source.cancel();
+  auto body = [&]() -> Task<bool> {
+    auto slept = co_await sleep_for(loop, 60'000, source.token());
+    co_return slept.is_cancelled();
+  };
+  REQUIRE(run_to_completion(loop, body()));
+}
+
+TEST_CASE("TaskGroup joins children that finish in any order", "[core]") {
+  Loop loop;
+  std::vector<int> finished;
+  auto child = [&](int id, uint64_t ms) -> Task<void> {
+    REQUIRE((co_await sleep_for(loop, ms)).ok());
+    finished.push_back(id);
+  };
+  auto body = [&]() -> Task<void> {
+    TaskGroup group;
+    group.spawn(child(1, 30));
+    group.spawn(child(2, 1));
+    group.spawn(child(3, 15));
+    REQUIRE(group.pending() == 3);
+    co_await group.join();
+    REQUIRE(group.pending() == 0);
+  };
+  run_to_completion(loop, body());
+  REQUIRE(finished == std::vector<int>{2, 3, 1});
+}
+
+TEST_CASE("run_off_loop runs work on a pool thread and resumes on the loop", "[core]") {
+  Loop loop;
+  ThreadPool pool(2);
+  const auto loop_thread = std::this_thread::get_id();
+  auto body = [&]() -> Task<void> {
+    std::function<Result<std::thread::id>()> work = [] {
+      return Result<std::thread::id>(std::this_thread::get_id());
+    };
+    auto worker = co_await run_off_loop<std::thread::id>(loop, pool, work);
+    REQUIRE(worker.ok());
+    REQUIRE(*worker != loop_thread);
+    REQUIRE(std::this_thread::get_id() == loop_thread);
+  };
+  run_to_completion(loop, body());
+}
+
+TEST_CASE("cancelling run_off_loop abandons a blocked job", "[core]") {
+  Loop loop;
+  ThreadPool pool(1);
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  CancellationSource source;
+  auto body = [&]() -> Task<void> {
+    std::function<Result<int>()> blocked = [release] {
+      while (!release->load())
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return Result<int>(7);
+    };
+    TaskGroup group;
+    Result<int> outcome = 0;
+    auto waiter = [&]() -> Task<void> {
+      outcome = co_await run_off_loop<int>(loop, pool, blocked, source.token());
+    };
+    auto canceller = [&]() -> Task<void> {
+      REQUIRE((co_await sleep_for(loop, 10)).ok());
+      source.cancel();
+    };
+    group.spawn(waiter());
+    group.spawn(canceller());
+    co_await group.join();
+    REQUIRE(outcome.is_cancelled());
+  };
+  run_to_completion(loop, body());
+  release->store(true);  // the pool's destructor joins the now-finished worker
+}
+
+TEST_CASE("AsyncSemaphore admits at most N holders, first come first served", "[core]") {
+  Loop loop;
+  AsyncSemaphore semaphore(loop, 2);
+  int holding = 0;
+  int peak = 0;
+  std::vector<int> order;
+  auto worker = [&](int id) -> Task<void> {
+    auto permit = co_await semaphore.acquire();
+    REQUIRE(permit.ok());
+    order.push_back(id);
+    peak = std::max(peak, ++holding);
+    REQUIRE((co_await sleep_for(loop, 5)).ok());
+    --holding;
+    semaphore.release();
+  };
+  auto body = [&]() -> Task<void> {
+    TaskGroup group;
+    for (int i = 0; i < 6; ++i)
+      group.spawn(worker(i));
+    co_await group.join();
+  };
+  run_to_completion(loop, body());
+  REQUIRE(peak == 2);
+  REQUIRE(order == std::vector<int>{0, 1, 2, 3, 4, 5});
+  REQUIRE(semaphore.available() == 2);
+}
+
+TEST_CASE("cancelling a semaphore wait leaves the queue intact", "[core]") {
+  Loop loop;
+  AsyncSemaphore semaphore(loop, 1);
+  CancellationSource source;
+  auto body = [&]() -> Task<void> {
+    auto first = co_await semaphore.acquire();
+    REQUIRE(first.ok());
+    TaskGroup group;
+    bool cancelled = false;
+    auto waiter = [&]() -> Task<void> {
+      auto permit = co_await semaphore.acquire(source.token());
+      cancelled = permit.is_cancelled();
+    };
+    group.spawn(waiter());
+    REQUIRE(semaphore.waiting() == 1);
+    source.cancel();
+    co_await group.join();
+    REQUIRE(cancelled);
+    REQUIRE(semaphore.waiting() == 0);
+    semaphore.release();
+    REQUIRE(semaphore.available() == 1);
+  };
+  run_to_completion(loop, body());
+}
+
+TEST_CASE("SignalSet delivers a signal to a waiting coroutine", "[core]") {
+  Loop loop;
+  SignalSet signals(loop, {SIGUSR1});
+  auto body = [&]() -> Task<int> {
+    auto raiser = [&]() -> Task<void> {
+      REQUIRE((co_await sleep_for(loop, 5)).ok());
+      ::kill(::getpid(), SIGUSR1);
+    };
+    TaskGroup group;
+    group.spawn(raiser());
+    auto received = co_await signals.next();
+    co_await group.join();
+    co_return received.ok() ? *received : -1;
+  };
+  REQUIRE(run_to_completion(loop, body()) == SIGUSR1);
+}
+
+TEST_CASE("SignalSet counts a signal that arrives while nobody waits", "[core]") {
+  Loop loop;
+  SignalSet signals(loop, {SIGUSR2});
+  ::kill(::getpid(), SIGUSR2);
+  auto body = [&]() -> Task<int> {
+    REQUIRE((co_await sleep_for(loop, 1)).ok());  // let the loop observe the signal
+    auto received = co_await signals.next();
+    co_return received.ok() ? *received : -1;
+  };
+  REQUIRE(run_to_completion(loop, body()) == SIGUSR2);
+}
+
+TEST_CASE("Process reports exit codes and signals, reading its pipes to the end", "[core]") {
+  Loop loop;
+  auto body = [&]() -> Task<void> {
+    SpawnOptions options;
+    options.argv = {"/bin/sh", "-c", "printf hello; printf oops >&2; exit 3"};
+    options.environment = {"PATH=/usr/bin:/bin"};
+    auto process = Process::spawn(loop, options);
+    REQUIRE(process.ok());
+    std::string out;
+    std::string err;
+    auto drain = [&](PipeReader& reader, std::string& into) -> Task<void> {
+      for (;;) {
+        auto chunk = co_await reader.read();
+        REQUIRE(chunk.ok());
+        if (chunk->end_of_stream) break;
+        into.append(chunk->bytes);
+      }
+    };
+    TaskGroup group;
+    group.spawn(drain((*process)->stdout_reader(), out));
+    group.spawn(drain((*process)->stderr_reader(), err));
+    auto status = co_await (*process)->wait_exit();
+    co_await group.join();
+    REQUIRE(status.ok());
+    REQUIRE(status->exit_code == 3);
+    REQUIRE(status->term_signal == 0);
+    REQUIRE(out == "hello");
+    REQUIRE(err == "oops");
+    REQUIRE((*process)->stdout_reader().closed());
+    REQUIRE(open_handles(loop) == 0);
+
+    SpawnOptions sleeper;
+    sleeper.argv = {"/bin/sleep", "30"};
+    auto killed = Process::spawn(loop, sleeper);
+    REQUIRE(killed.ok());
+    REQUIRE((*killed)->signal_group(SIGKILL) == 0);
+    auto killed_status = co_await (*killed)->wait_exit();
+    REQUIRE(killed_status.ok());
+    REQUIRE(killed_status->term_signal == SIGKILL);
+  };
+  run_to_completion(loop, body());
+}
+
+TEST_CASE("Process::spawn fails cleanly for a missing program", "[core]") {
+  Loop loop;
+  SpawnOptions options;
+  options.argv = {"/nonexistent/program"};
+  auto process = Process::spawn(loop, options);
+  REQUIRE_FALSE(process.ok());
+  REQUIRE(process.error().code == "ENOENT");
+  REQUIRE(process.error().message.find("/nonexistent/program") != std::string::npos);
+}
+
+TEST_CASE("the child leads its own process group and session", "[core]") {
+  Loop loop;
+  auto body = [&]() -> Task<void> {
+    SpawnOptions options;
+    // Prints its pid, process group and session id (fields 5 and 6 of /proc/PID/stat).
+    options.argv = {"/bin/sh", "-c", "echo $$ $(cut -d' ' -f5,6 /proc/$$/stat)"};
+    options.environment = {"PATH=/usr/bin:/bin"};
+    auto process = Process::spawn(loop, options);
+    REQUIRE(process.ok());
+    std::string out;
+    for (;;) {
+      auto chunk = co_await (*process)->stdout_reader().read();
+      REQUIRE(chunk.ok());
+      if (chunk->end_of_stream) break;
+      out.append(chunk->bytes);
+    }
+    REQUIRE((co_await (*process)->wait_exit()).ok());
+    int pid = 0, pgid = 0, sid = 0;
+    REQUIRE(std::sscanf(out.c_str(), "%d %d %d", &pid, &pgid, &sid) == 3);
+    REQUIRE(pid == (*process)->pid());
+    REQUIRE(pgid == pid);
+    REQUIRE(sid == pid);
+  };
+  run_to_completion(loop, body());
+}
+
+TEST_CASE("cancelling a pipe read closes the pipe before resuming", "[core]") {
+  Loop loop;
+  CancellationSource source;
+  auto body = [&]() -> Task<void> {
+    SpawnOptions options;
+    options.argv = {"/bin/sleep", "30"};
+    auto process = Process::spawn(loop, options);
+    REQUIRE(process.ok());
+    auto canceller = [&]() -> Task<void> {
+      REQUIRE((co_await sleep_for(loop, 5)).ok());
+      source.cancel();
+    };
+    TaskGroup group;
+    group.spawn(canceller());
+    auto chunk = co_await (*process)->stdout_reader().read(source.token());
+    REQUIRE(chunk.is_cancelled());
+    REQUIRE((*process)->stdout_reader().closed());
+    co_await group.join();
+    (*process)->signal_group(SIGKILL);
+    REQUIRE((co_await (*process)->wait_exit()).ok());
+  };
+  run_to_completion(loop, body());
+}

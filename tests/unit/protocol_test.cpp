@@ -1,0 +1,158 @@
+// UTF-8 helpers, base64, SHA-256, task decoding and report JSON.
+#include <rapidjson/document.h>
+
+#include <catch2/catch.hpp>
+
+#include "protocol/base64.hpp"
+#include "protocol/report_json.hpp"
+#include "protocol/sha256.hpp"
+#include "protocol/task_spec.hpp"
+#include "protocol/utf8.hpp"
+
+using namespace tether;
+using namespace tether::protocol;
+
+TEST_CASE("is_valid_utf8 accepts well-formed text and rejects the rest", "[protocol]") {
+  CHECK(is_valid_utf8(""));
+  CHECK(is_valid_utf8("plain ascii, longer than eight bytes\n"));
+  CHECK(is_valid_utf8("caf\xC3\xA9 \xE2\x9C\x93 \xF0\x9D\x84\x9E"));
+  CHECK(is_valid_utf8(std::string("nul\0inside", 10)));
+  CHECK_FALSE(is_valid_utf8("\xC3"));              // truncated
+  CHECK_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong
+  CHECK_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate
+  CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+  CHECK_FALSE(is_valid_utf8("\xFF"));
+  CHECK_FALSE(is_valid_utf8("ascii then \x80 continuation"));
+}
+
+TEST_CASE("incomplete_utf8_tail holds back only a sequence that can still complete", "[protocol]") {
+  CHECK(incomplete_utf8_tail("") == 0);
+  CHECK(incomplete_utf8_tail("abc") == 0);
+  CHECK(incomplete_utf8_tail("ab\xC3") == 1);
+  CHECK(incomplete_utf8_tail("ab\xC3\xA9") == 0);
+  CHECK(incomplete_utf8_tail("ab\xE2\x9C") == 2);
+  CHECK(incomplete_utf8_tail("ab\xF0\x9D\x84") == 3);
+  CHECK(incomplete_utf8_tail("ab\xF0\x9D\x84\x9E") == 0);
+  CHECK(incomplete_utf8_tail("ab\xFF") == 0);      // never valid: not held
+  CHECK(incomplete_utf8_tail("ab\xE0\x80") == 0);  // overlong prefix: not held
+  CHECK(incomplete_utf8_tail("\x80\x80\x80") == 0);
+}
+
+TEST_CASE("base64 round-trips every byte value and rejects bad input", "[protocol]") {
+  std::string all;
+  for (int i = 0; i < 256; ++i)
+    all.push_back(static_cast<char>(i));
+  for (size_t length = 0; length <= all.size(); length += 37) {
+    const std::string bytes = all.substr(0, length);
+    auto decoded = base64_decode(base64_encode(bytes));
+    REQUIRE(decoded.ok());
+    CHECK(*decoded == bytes);
+  }
+  CHECK(base64_encode("foob") == "Zm9vYg==");
+  CHECK(base64_encode("fooba") == "Zm9vYmE=");
+  CHECK(base64_encode("foobar") == "Zm9vYmFy");
+  CHECK_FALSE(base64_decode("Zm9").ok());
+  CHECK_FALSE(base64_decode("Zm9v*mFy").ok());
+  CHECK_FALSE(base64_decode("Zm=vYmFy").ok());
+  CHECK(base64_decode("Zm9v!mFy").error().message.find("offset 4") != std::string::npos);
+}
+
+TEST_CASE("Sha256 matches known digests, incrementally", "[protocol]") {
+  CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  Sha256 running;
+  running.update("a");
+  running.update("bc");
+  CHECK(running.hex_digest() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  running.update("d");  // hex_digest left the state usable
+  CHECK(running.hex_digest() == sha256_hex("abcd"));
+}
+
+TEST_CASE("decode_task reads a full task", "[protocol]") {
+  auto task = decode_task(R"({"task_id":"t1","attempt_id":"t1-a1",
+    "command":{"argv":["echo","hi"]},"env":{"A":"1"},"cwd":"/tmp",
+    "timeout_s":30,"target":"deploy","future_field":true})");
+  REQUIRE(task.ok());
+  CHECK(task->task_id == "t1");
+  CHECK(task->attempt_id == "t1-a1");
+  CHECK(task->argv == std::vector<std::string>{"echo", "hi"});
+  CHECK(task->env.at("A") == "1");
+  CHECK(task->cwd == "/tmp");
+  CHECK(task->timeout_s == 30);
+  CHECK(task->target == "deploy");
+  auto again = decode_task(encode_task(*task));
+  REQUIRE(again.ok());
+  CHECK(again->argv == task->argv);
+  CHECK(again->target == "deploy");
+
+  auto shell = decode_task(R"({"task_id":"t","attempt_id":"a","command":{"shell":"echo $HOME"}})");
+  REQUIRE(shell.ok());
+  CHECK(shell->command_line() == std::vector<std::string>{"/bin/sh", "-c", "echo $HOME"});
+}
+
+TEST_CASE("decode_task rejects malformed tasks naming the field", "[protocol]") {
+  struct Case {
+    const char* json;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"not json", "invalid JSON"},
+      {"[1,2]", "expected a JSON object"},
+      {R"({"attempt_id":"a","command":{"argv":["x"]}})", "task.task_id: is required"},
+      {R"({"task_id":5,"attempt_id":"a","command":{"argv":["x"]}})",
+       "task.task_id: expected a string"},
+      {R"({"task_id":"t/x","attempt_id":"a","command":{"argv":["x"]}})", "task.task_id: must be"},
+      {R"({"task_id":"t","attempt_id":"a"})", "task.command: is required"},
+      {R"({"task_id":"t","attempt_id":"a","command":{}})", "task.command: needs exactly one"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"argv":["x"],"shell":"y"}})",
+       "task.command: needs exactly one"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"argv":[]}})",
+       "task.command.argv: must not be empty"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"argv":["x",3]}})",
+       "task.command.argv[1]: expected a string"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"shell":""}})",
+       "task.command.shell: must not be empty"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"argv":["x"]},"env":{"1X":"v"}})",
+       "task.env: '1X' is not a valid"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"argv":["x"]},"env":{"X":1}})",
+       "task.env.X: expected a string"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"argv":["x"]},"cwd":"relative"})",
+       "task.cwd: must be an absolute path"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"argv":["x"]},"timeout_s":-1})",
+       "task.timeout_s: expected a non-negative integer"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"argv":["x"]},"timeout_s":"10"})",
+       "task.timeout_s: expected a non-negative integer, got string"},
+      {R"({"task_id":"t","attempt_id":"a","command":{"argv":["x"]},"timeout_s":99999999})",
+       "task.timeout_s: at most"},
+      {"{\"task_id\":\"t\",\"attempt_id\":\"a\",\"command\":{\"argv\":[\"x\\u0000y\"]}}",
+       "task.command.argv[0]: contains a NUL"},
+      {"{\"task_id\":\"t\xff\",\"attempt_id\":\"a\",\"command\":{\"argv\":[\"x\"]}}",
+       "invalid JSON"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.json);
+    auto task = decode_task(c.json);
+    REQUIRE_FALSE(task.ok());
+    CHECK_THAT(task.error().message, Catch::Contains(c.expected));
+  }
+}
+
+TEST_CASE("output JSON is text for UTF-8 chunks and base64 otherwise", "[protocol]") {
+  const AttemptIds ids{"t1", "t1-a1"};
+  OutputChunk text{StreamName::kStdout, 1, 0, "h\xC3\xA9llo\n"};
+  rapidjson::Document doc;
+  doc.Parse(encode_output(ids, text).c_str());
+  REQUIRE(doc.IsObject());
+  CHECK(std::string(doc["type"].GetString()) == "task.output");
+  CHECK(std::string(doc["encoding"].GetString()) == "utf8");
+  CHECK(std::string(doc["data"].GetString()) == text.data);
+  CHECK(doc["v"].GetInt() == 1);
+
+  OutputChunk binary{StreamName::kStderr, 2, 9, std::string("\xFF\x00\x01", 3)};
+  doc.Parse(encode_output(ids, binary).c_str());
+  CHECK(std::string(doc["encoding"].GetString()) == "base64");
+  CHECK(std::string(doc["stream"].GetString()) == "stderr");
+  CHECK(doc["offset"].GetUint64() == 9);
+  auto decoded = base64_decode(doc["data"].GetString());
+  REQUIRE(decoded.ok());
+  CHECK(*decoded == binary.data);
+}
