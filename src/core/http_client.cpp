@@ -1,0 +1,110 @@
+#include "core/http_client.hpp"
+
+#include <httplib.h>
+
+#include <cctype>
+
+#include "core/offload.hpp"
+
+namespace tether::core {
+
+// Connects a live httplib client to a control for the duration of a call.
+struct HttpCallAttachment {
+  HttpCallAttachment(HttpCallControl* control, httplib::Client& client) : control_(control) {
+    if (!control_) return;
+    std::lock_guard lock(control_->mutex_);
+    control_->stop_client_ = [&client] { client.stop(); };
+  }
+  ~HttpCallAttachment() {
+    if (!control_) return;
+    std::lock_guard lock(control_->mutex_);
+    control_->stop_client_ = nullptr;
+  }
+  HttpCallControl* control_;
+};
+
+void HttpCallControl::stop() {
+  stopped_ = true;
+  std::lock_guard lock(mutex_);
+  if (stop_client_) stop_client_();
+}
+
+namespace {
+
+std::string lowercase(std::string text) {
+  for (auto& c : text)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+}  // namespace
+
+Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
+                            const HttpStreamHandlers* stream) {
+  httplib::Client client(call.server.origin());
+  client.set_connection_timeout(call.connect_timeout_s, 0);
+  client.set_read_timeout(call.read_timeout_s, 0);
+  client.set_write_timeout(call.write_timeout_s, 0);
+  client.set_keep_alive(false);
+  if (call.server.uses_tls()) {
+    client.enable_server_certificate_verification(true);
+    if (!call.ca_file.empty()) client.set_ca_cert_path(call.ca_file.c_str());
+  }
+
+  httplib::Request request;
+  request.method = call.method;
+  request.path = call.target;
+  for (const auto& [name, value] : call.headers)
+    request.headers.emplace(name, value);
+  if (!call.body.empty() || call.method == "PUT" || call.method == "POST") {
+    request.body = call.body;
+    request.headers.emplace("Content-Type", call.content_type);
+  }
+  HttpReply reply;
+  if (stream) {
+    request.response_handler = [&](const httplib::Response& response) {
+      reply.status = response.status;
+      for (const auto& [name, value] : response.headers)
+        reply.headers[lowercase(name)] = value;
+      return stream->on_response ? stream->on_response(response.status, reply.headers) : true;
+    };
+    request.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
+      return stream->on_data(std::string_view(data, length));
+    };
+  }
+
+  HttpCallAttachment attachment(control, client);
+  if (control && control->stopped()) return make_error("http_io", "request cancelled");
+  auto result = client.send(request);
+  if (!result) {
+    const auto error = result.error();
+    const bool connect_failure =
+        error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout ||
+        error == httplib::Error::SSLConnection || error == httplib::Error::SSLServerVerification ||
+        error == httplib::Error::SSLLoadingCerts;
+    // A stream the receiver chose to end is not a failure.
+    if (stream && error == httplib::Error::Canceled && reply.status != 0) return reply;
+    return make_error(
+        connect_failure ? "http_connect" : "http_io",
+        call.method + " " + call.server.origin() + call.target + ": " + httplib::to_string(error));
+  }
+  reply.status = result->status;
+  if (!stream) {
+    reply.body = std::move(result->body);
+    for (const auto& [name, value] : result->headers)
+      reply.headers[lowercase(name)] = value;
+  }
+  return reply;
+}
+
+Task<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,
+                                     CancellationToken token) {
+  auto control = std::make_shared<HttpCallControl>();
+  CancellationRegistration stop_on_cancel(token, [control] { control->stop(); });
+  std::function<Result<HttpReply>()> work = [control, call = std::move(call)] {
+    return http_call(call, control.get());
+  };
+  co_return co_await run_off_loop<HttpReply>(loop, pool, std::move(work), token);
+}
+
+}  // namespace tether::core

@@ -1,0 +1,50 @@
+// The request and response shapes the web server hands to its owner.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tether::core {
+
+struct HttpRequest {
+  std::string method;                        // GET, POST, PUT, DELETE, ...
+  std::string path;                          // without the query string
+  std::map<std::string, std::string> query;  // decoded name -> value
+  std::string authorization;                 // the Authorization header, verbatim
+  std::string last_event_id;                 // Last-Event-ID, for SSE
+  std::string content_type;
+  std::string forwarded_for;  // X-Forwarded-For, set by a proxy in front
+  std::string peer_address;   // the TCP peer
+  std::string body;
+
+  std::string query_value(const std::string& name) const {
+    auto it = query.find(name);
+    return it == query.end() ? std::string() : it->second;
+  }
+  bool has_query(const std::string& name) const { return query.count(name) != 0; }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // lowercase names
+  std::string body;
+  // For large bodies: when set (with content_length), pieces are pulled from
+  // here as the socket drains instead of holding the whole body in memory.
+  // Return an empty string when done.
+  std::function<std::string()> body_source;
+  std::optional<uint64_t> content_length;
+};
+
+inline HttpResponse json_response(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+}  // namespace tether::core

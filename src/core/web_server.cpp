@@ -1,0 +1,467 @@
+#include "core/web_server.hpp"
+
+#include <libwebsockets.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <unordered_set>
+
+namespace tether::core {
+
+namespace {
+
+// lws finishes tearing a context down on later loop turns, after the
+// WebServer is gone, and may still call the protocol callback then. The
+// callback only touches servers registered here.
+std::unordered_set<WebServer*>& live_servers() {
+  static std::unordered_set<WebServer*> servers;
+  return servers;
+}
+
+int server_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, size_t len) {
+  auto* server = static_cast<WebServer*>(lws_context_user(lws_get_context(wsi)));
+  if (!live_servers().count(server)) return 0;
+  return server->handle_lws_callback(wsi, reason, user, in, len);
+}
+
+// Sends pings on idle WebSockets and drops a peer silent for 45 s.
+const lws_retry_bo_t kIdlePolicy = {
+    nullptr, 0, 0, /* secs_since_valid_ping */ 15, /* secs_since_valid_hangup */ 45, 0};
+
+std::string header_value(lws* wsi, lws_token_indexes token) {
+  const int length = lws_hdr_total_length(wsi, token);
+  if (length <= 0) return {};
+  std::string value(static_cast<size_t>(length) + 1, '\0');
+  const int copied = lws_hdr_copy(wsi, value.data(), length + 1, token);
+  value.resize(copied > 0 ? static_cast<size_t>(copied) : 0);
+  return value;
+}
+
+std::string custom_header(lws* wsi, const char* name_with_colon) {
+  const int name_length = static_cast<int>(std::strlen(name_with_colon));
+  const int length = lws_hdr_custom_length(wsi, name_with_colon, name_length);
+  if (length <= 0) return {};
+  std::string value(static_cast<size_t>(length) + 1, '\0');
+  const int copied =
+      lws_hdr_custom_copy(wsi, value.data(), length + 1, name_with_colon, name_length);
+  value.resize(copied > 0 ? static_cast<size_t>(copied) : 0);
+  return value;
+}
+
+std::string method_of(lws* wsi) {
+  static const std::pair<lws_token_indexes, const char*> kMethods[] = {
+      {WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
+      {WSI_TOKEN_PUT_URI, "PUT"},     {WSI_TOKEN_DELETE_URI, "DELETE"},
+      {WSI_TOKEN_PATCH_URI, "PATCH"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+      {WSI_TOKEN_HEAD_URI, "HEAD"},
+  };
+  for (const auto& [token, name] : kMethods) {
+    if (lws_hdr_total_length(wsi, token) > 0) return name;
+  }
+  return "UNKNOWN";
+}
+
+// Writes a complete small response from inside an lws callback.
+int write_immediate_response(lws* wsi, int status, const std::string& body) {
+  std::string buffer(LWS_PRE + 1024 + body.size(), '\0');
+  auto* start = reinterpret_cast<unsigned char*>(buffer.data() + LWS_PRE);
+  unsigned char* p = start;
+  unsigned char* end = start + 1024;
+  if (lws_add_http_common_headers(wsi, static_cast<unsigned int>(status), "application/json",
+                                  body.size(), &p, end) ||
+      lws_finalize_write_http_header(wsi, start, &p, end)) {
+    return -1;
+  }
+  std::memcpy(start, body.data(), body.size());
+  if (lws_write(wsi, start, body.size(), LWS_WRITE_HTTP_FINAL) < static_cast<int>(body.size())) {
+    return -1;
+  }
+  return 1;
+}
+
+std::string body_too_large_error(size_t limit) {
+  return R"({"error":{"code":"body_too_large","message":"request body over )" +
+         std::to_string(limit) + R"( bytes","retryable":false}})";
+}
+
+}  // namespace
+
+struct WebServer::LwsTables {
+  std::string protocol_name;
+  lws_protocols protocols[2]{};
+};
+
+HttpRequest read_lws_request(lws* wsi, const char* path) {
+  HttpRequest request;
+  request.method = method_of(wsi);
+  request.path = path ? path : "";
+  for (int index = 0;; ++index) {
+    char fragment[2048];
+    const int length =
+        lws_hdr_copy_fragment(wsi, fragment, sizeof fragment, WSI_TOKEN_HTTP_URI_ARGS, index);
+    if (length < 0) break;
+    std::string_view arg(fragment, static_cast<size_t>(length));
+    const auto equals = arg.find('=');
+    if (equals == std::string_view::npos) {
+      request.query[std::string(arg)] = "";
+    } else {
+      request.query[std::string(arg.substr(0, equals))] = std::string(arg.substr(equals + 1));
+    }
+  }
+  request.authorization = header_value(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+  request.content_type = header_value(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
+  request.last_event_id = custom_header(wsi, "last-event-id:");
+  request.forwarded_for = custom_header(wsi, "x-forwarded-for:");
+  char peer[64] = {0};
+  lws_get_peer_simple(wsi, peer, sizeof peer);
+  request.peer_address = peer;
+  return request;
+}
+
+// ---------------------------------------------------------------------------
+// HttpExchange
+
+HttpExchange::HttpExchange(Loop& loop, std::shared_ptr<bool> owner_alive, lws* wsi,
+                           HttpRequest request)
+    : loop_(loop), owner_alive_(std::move(owner_alive)), wsi_(wsi), request_(std::move(request)) {}
+
+void HttpExchange::respond(HttpResponse response) {
+  if (phase_ != Phase::kWaiting) return;
+  response_ = std::move(response);
+  phase_ = Phase::kResponding;
+  request_writable();
+}
+
+void HttpExchange::begin_stream(int status, std::string content_type,
+                                std::vector<std::pair<std::string, std::string>> headers) {
+  if (phase_ != Phase::kWaiting) return;
+  response_.status = status;
+  response_.content_type = std::move(content_type);
+  response_.headers = std::move(headers);
+  phase_ = Phase::kStreaming;
+  request_writable();
+}
+
+void HttpExchange::write(std::string bytes) {
+  if (phase_ != Phase::kStreaming || finish_requested_ || !wsi_ || bytes.empty()) return;
+  queued_bytes_ += bytes.size();
+  stream_queue_.push_back(std::move(bytes));
+  request_writable();
+}
+
+void HttpExchange::finish() {
+  if (phase_ != Phase::kStreaming) return;
+  finish_requested_ = true;
+  request_writable();
+}
+
+void HttpExchange::request_writable() {
+  if (wsi_) lws_callback_on_writable(wsi_);
+}
+
+int HttpExchange::on_writable(lws* wsi) {
+  if (phase_ == Phase::kWaiting || phase_ == Phase::kDone) return 0;
+  if (!headers_sent_) {
+    unsigned char buffer[LWS_PRE + 4096];
+    unsigned char* start = buffer + LWS_PRE;
+    unsigned char* p = start;
+    unsigned char* end = buffer + sizeof buffer - 1;
+    lws_filepos_t length = LWS_ILLEGAL_HTTP_CONTENT_LEN;
+    if (phase_ == Phase::kResponding) {
+      length = response_.body_source ? response_.content_length.value_or(0) : response_.body.size();
+    }
+    if (lws_add_http_common_headers(wsi, static_cast<unsigned int>(response_.status),
+                                    response_.content_type.c_str(), length, &p, end)) {
+      return -1;
+    }
+    for (const auto& [name, value] : response_.headers) {
+      const std::string field = name + ":";
+      if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(field.c_str()),
+                                      reinterpret_cast<const unsigned char*>(value.data()),
+                                      static_cast<int>(value.size()), &p, end)) {
+        return -1;
+      }
+    }
+    if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+    headers_sent_ = true;
+    if (phase_ == Phase::kResponding && length == 0) {
+      phase_ = Phase::kDone;
+      return close_after_response_ ? -1 : 1;
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+  }
+
+  if (phase_ == Phase::kResponding) {
+    const uint64_t total =
+        response_.body_source ? response_.content_length.value_or(0) : response_.body.size();
+    std::string piece;
+    if (response_.body_source) {
+      piece = response_.body_source();
+      if (piece.empty() || body_sent_ + piece.size() > total) return -1;  // the source lied
+    } else {
+      const size_t size = std::min<uint64_t>(64 * 1024, total - body_sent_);
+      piece.assign(response_.body, body_sent_, size);
+    }
+    const bool last = body_sent_ + piece.size() == total;
+    std::string framed(LWS_PRE, '\0');
+    framed += piece;
+    auto* payload = reinterpret_cast<unsigned char*>(framed.data() + LWS_PRE);
+    if (lws_write(wsi, payload, piece.size(), last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
+        static_cast<int>(piece.size())) {
+      return -1;
+    }
+    body_sent_ += piece.size();
+    if (last) {
+      phase_ = Phase::kDone;
+      return close_after_response_ ? -1 : 1;
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+  }
+
+  // Streaming.
+  while (!stream_queue_.empty()) {
+    std::string framed(LWS_PRE, '\0');
+    framed += stream_queue_.front();
+    const size_t size = stream_queue_.front().size();
+    if (lws_write(wsi, reinterpret_cast<unsigned char*>(framed.data() + LWS_PRE), size,
+                  LWS_WRITE_HTTP) < static_cast<int>(size)) {
+      return -1;
+    }
+    queued_bytes_ -= size;
+    stream_queue_.pop_front();
+    if (lws_send_pipe_choked(wsi)) break;
+  }
+  if (!stream_queue_.empty()) {
+    lws_callback_on_writable(wsi);
+    return 0;
+  }
+  if (finish_requested_) {
+    phase_ = Phase::kDone;
+    return -1;  // a stream of unknown length ends by closing the connection
+  }
+  return 0;
+}
+
+void HttpExchange::on_lws_closed() {
+  if (!wsi_) return;
+  wsi_ = nullptr;
+  stream_queue_.clear();
+  queued_bytes_ = 0;
+  if (phase_ == Phase::kDone) return;
+  loop_.defer([self = shared_from_this()] {
+    if (*self->owner_alive_ && self->on_closed_) self->on_closed_();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// WebServer
+
+WebServer::WebServer(Loop& loop, WebServerOptions options, Handlers handlers)
+    : loop_(loop), options_(std::move(options)), handlers_(std::move(handlers)) {
+  live_servers().insert(this);
+}
+
+WebServer::~WebServer() {
+  *alive_ = false;
+  context_.reset();  // connections close now; lws calls back while we are still registered
+  live_servers().erase(this);
+}
+
+Result<std::unique_ptr<WebServer>> WebServer::start(Loop& loop, WebServerOptions options,
+                                                    Handlers handlers) {
+  auto server = std::make_unique<WebServer>(loop, std::move(options), std::move(handlers));
+  if (auto listening = server->listen(); !listening) return listening.error();
+  return server;
+}
+
+Result<void> WebServer::listen() {
+  configure_lws_logging();
+  const bool tls = !options_.tls_certificate_file.empty();
+  tables_ = std::make_unique<LwsTables>();
+  tables_->protocol_name = options_.websocket_protocol;
+  lws_protocols& protocol = tables_->protocols[0];
+  protocol.name = tables_->protocol_name.c_str();
+  protocol.callback = &server_callback;
+  protocol.rx_buffer_size = 64 * 1024;
+
+  lws_context_creation_info context_info{};
+  context_info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+                         LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+  if (tls) context_info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+  context_info.user = this;
+  // TCP keepalive: a peer that vanished without a FIN is found within ~60 s
+  // even on a connection that is otherwise idle.
+  context_info.ka_time = 30;
+  context_info.ka_probes = 3;
+  context_info.ka_interval = 10;
+  context_ = std::make_unique<LwsContextOwner>(loop_);
+  if (!context_->create(context_info)) {
+    return make_error("listen_failed", "cannot create the libwebsockets context");
+  }
+
+  lws_context_creation_info vhost_info{};
+  vhost_info.port = options_.port;  // 0: the kernel picks; port() reports it
+  const std::string& address = options_.bind_address;
+  const bool any_address = address.empty() || address == "0.0.0.0" || address == "::";
+  vhost_info.iface = any_address ? nullptr : address.c_str();
+  vhost_info.protocols = tables_->protocols;
+  vhost_info.vhost_name = "tether";
+  vhost_info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+  if (address.find(':') == std::string::npos && address != "::") {
+    vhost_info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+  }
+  vhost_info.retry_and_idle_policy = &kIdlePolicy;
+  vhost_info.alpn = "http/1.1";  // no HTTP/2: WebSockets and SSE stay on HTTP/1.1
+  if (tls) {
+    vhost_info.ssl_cert_filepath = options_.tls_certificate_file.c_str();
+    vhost_info.ssl_private_key_filepath = options_.tls_private_key_file.c_str();
+  }
+  lws_vhost* vhost = lws_create_vhost(context_->get(), &vhost_info);
+  if (!vhost) {
+    return make_error("listen_failed", "cannot listen on " + address + ":" +
+                                           std::to_string(vhost_info.port) +
+                                           (tls ? " with TLS (check the certificate and key files)"
+                                                : " (address in use or not available?)"));
+  }
+  port_ = lws_get_vhost_listen_port(vhost);
+  return {};
+}
+
+void WebServer::dispatch(std::shared_ptr<HttpExchange> exchange) {
+  loop_.defer([this, alive = alive_, exchange = std::move(exchange)] {
+    if (*alive && handlers_.on_request) handlers_.on_request(exchange);
+  });
+}
+
+int WebServer::confirm_upgrade(lws* wsi, const char* path) {
+  HttpRequest request = read_lws_request(wsi, path);
+  UpgradeDecision decision;
+  if (handlers_.on_upgrade) decision = handlers_.on_upgrade(request);
+  if (decision.status != 0) return write_immediate_response(wsi, decision.status, decision.body);
+  upgrading_[wsi] = std::move(request);
+  return 0;
+}
+
+int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void* in, size_t len) {
+  const auto reason = static_cast<lws_callback_reasons>(reason_number);
+  switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+      auto exchange = std::make_shared<HttpExchange>(
+          loop_, alive_, wsi, read_lws_request(wsi, static_cast<const char*>(in)));
+      exchanges_[wsi] = exchange;
+      // The owner decides when to answer (a long poll may wait); lws must not
+      // time the transaction out meanwhile.
+      lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+      const std::string length_text = header_value(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+      const unsigned long long length =
+          length_text.empty() ? 0 : std::strtoull(length_text.c_str(), nullptr, 10);
+      if (length > options_.max_body_bytes) {
+        exchange->close_after_response();
+        exchange->respond(json_response(413, body_too_large_error(options_.max_body_bytes)));
+        return 0;
+      }
+      if (length == 0) dispatch(exchange);  // otherwise wait for the body
+      return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY: {
+      auto it = exchanges_.find(wsi);
+      if (it == exchanges_.end() || it->second->responded()) return 0;
+      auto& request = const_cast<HttpRequest&>(it->second->request());
+      if (request.body.size() + len > options_.max_body_bytes) {
+        it->second->close_after_response();
+        it->second->respond(json_response(413, body_too_large_error(options_.max_body_bytes)));
+        return 0;
+      }
+      request.body.append(static_cast<const char*>(in), len);
+      return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+      auto it = exchanges_.find(wsi);
+      if (it != exchanges_.end() && !it->second->responded()) dispatch(it->second);
+      return 0;
+    }
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+      auto it = exchanges_.find(wsi);
+      if (it == exchanges_.end()) return 0;
+      auto exchange = it->second;
+      const int outcome = exchange->on_writable(wsi);
+      if (outcome == 0) return 0;
+      exchanges_.erase(wsi);
+      exchange->on_lws_closed();
+      if (outcome < 0) return -1;
+      return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    case LWS_CALLBACK_CLOSED_HTTP: {
+      auto it = exchanges_.find(wsi);
+      if (it != exchanges_.end()) {
+        auto exchange = it->second;
+        exchanges_.erase(it);
+        exchange->on_lws_closed();
+      }
+      upgrading_.erase(wsi);
+      return 0;
+    }
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+      const std::string path = header_value(wsi, WSI_TOKEN_GET_URI);
+      return confirm_upgrade(wsi, path.c_str());
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+      HttpRequest request;
+      if (auto it = upgrading_.find(wsi); it != upgrading_.end()) {
+        request = std::move(it->second);
+        upgrading_.erase(it);
+      }
+      auto connection = std::make_shared<WebSocketConnection>(loop_, alive_, std::move(request),
+                                                              options_.max_message_bytes);
+      connection->attach(wsi);
+      websockets_[wsi] = connection;
+      loop_.defer([this, alive = alive_, connection] {
+        if (*alive && handlers_.on_websocket) handlers_.on_websocket(connection);
+      });
+      return 0;
+    }
+    case LWS_CALLBACK_RECEIVE: {
+      auto it = websockets_.find(wsi);
+      return it == websockets_.end() ? -1 : it->second->on_receive_fragment(wsi, in, len);
+    }
+    case LWS_CALLBACK_SERVER_WRITEABLE: {
+      auto it = websockets_.find(wsi);
+      return it == websockets_.end() ? 0 : it->second->on_writable(wsi);
+    }
+    case LWS_CALLBACK_TIMER: {
+      auto it = websockets_.find(wsi);
+      return it == websockets_.end() ? 0 : it->second->on_timer();
+    }
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+      auto it = websockets_.find(wsi);
+      if (it != websockets_.end()) it->second->on_peer_close(in, len);
+      return 0;
+    }
+    case LWS_CALLBACK_CLOSED: {
+      auto it = websockets_.find(wsi);
+      if (it != websockets_.end()) {
+        auto connection = it->second;
+        websockets_.erase(it);
+        connection->on_lws_closed();
+      }
+      return 0;
+    }
+    default:
+      break;
+  }
+  return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+void configure_lws_logging() {
+  static bool configured = false;
+  if (configured) return;
+  configured = true;
+  lws_set_log_level(LLL_ERR | LLL_WARN, [](int level, const char* line) {
+    std::fprintf(stderr, "lws %s: %s", level == LLL_ERR ? "error" : "warning", line);
+  });
+}
+
+}  // namespace tether::core
