@@ -8,7 +8,8 @@
 
 #include "agent/task_executor.hpp"
 #include "core/run.hpp"
-#include "protocol/report_json.hpp"
+#include "core/wall_clock.hpp"
+#include "protocol/frames.hpp"
 
 namespace tether::agent {
 
@@ -48,28 +49,38 @@ std::string random_id(const char* prefix) {
   return text;
 }
 
-// Writes each frame as a line and flushes it, so a reader sees frames live.
+// Prints each report as the protocol frame an agent would send (agent_id
+// "local"), one per line, flushed so a reader sees frames live.
 class JsonLinesSink final : public AttemptSink {
  public:
-  explicit JsonLinesSink(protocol::AttemptIds ids) : ids_(std::move(ids)) {}
+  explicit JsonLinesSink(protocol::AttemptRef attempt) : attempt_(std::move(attempt)) {}
 
   void on_started(const protocol::StartedReport& started) override {
-    write_line(protocol::encode_started(ids_, started));
+    write(protocol::started_message_id(attempt_.attempt_id),
+          protocol::TaskStarted{attempt_, started});
   }
   void on_output(protocol::OutputChunk&& chunk) override {
-    write_line(protocol::encode_output(ids_, chunk));
+    auto id = protocol::output_message_id(attempt_.attempt_id, chunk.stream, chunk.seq);
+    write(std::move(id), protocol::TaskOutput{attempt_, std::move(chunk)});
   }
   void on_final(const protocol::FinalReport& final_report) {
-    write_line(protocol::encode_final(ids_, final_report));
+    write(protocol::final_message_id(attempt_.attempt_id),
+          protocol::TaskFinal{attempt_, final_report});
   }
 
  private:
-  static void write_line(const std::string& line) {
+  void write(std::string message_id, protocol::FramePayload payload) {
+    protocol::Frame frame;
+    frame.message_id = std::move(message_id);
+    frame.agent_id = "local";
+    frame.sent_at = core::utc_now();
+    frame.payload = std::move(payload);
+    const std::string line = protocol::encode_frame(frame);
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
   }
-  protocol::AttemptIds ids_;
+  protocol::AttemptRef attempt_;
 };
 
 core::Task<protocol::FinalReport> run_one(TaskExecutor& executor, protocol::TaskSpec task,

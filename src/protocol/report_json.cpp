@@ -16,12 +16,35 @@ void write_summary(JsonWriter& json, std::string_view name, const StreamSummary&
   json.end_object();
 }
 
-void begin_frame(JsonWriter& json, std::string_view type, const AttemptIds& ids) {
-  json.begin_object();
-  json.field("v", kProtocolVersion);
-  json.field("type", type);
-  json.field("task_id", ids.task_id);
-  json.field("attempt_id", ids.attempt_id);
+bool is_sha256_hex(std::string_view text) {
+  if (text.size() != 64) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+Result<StreamSummary> read_summary(const JsonObjectReader& parent, const char* field) {
+  auto object = parent.required_object(field);
+  if (!object) return object.error();
+  JsonObjectReader summary_reader(**object, parent.path() + "." + field);
+  StreamSummary summary;
+  auto bytes = summary_reader.required_uint("bytes");
+  if (!bytes) return bytes.error();
+  summary.bytes = *bytes;
+  auto sha = summary_reader.required_string("sha256");
+  if (!sha) return sha.error();
+  if (!is_sha256_hex(*sha)) {
+    return summary_reader.field_error("sha256", "expected 64 lowercase hex digits");
+  }
+  summary.sha256 = std::move(*sha);
+  auto dropped = summary_reader.optional_uint("dropped_bytes");
+  if (!dropped) return dropped.error();
+  summary.dropped_bytes = dropped->value_or(0);
+  if (summary.dropped_bytes > summary.bytes) {
+    return summary_reader.field_error("dropped_bytes", "larger than bytes");
+  }
+  return summary;
 }
 
 }  // namespace
@@ -60,28 +83,93 @@ void write_final_fields(JsonWriter& json, const FinalReport& final_report) {
   }
 }
 
-std::string encode_started(const AttemptIds& ids, const StartedReport& started) {
-  JsonWriter json;
-  begin_frame(json, "task.started", ids);
-  write_started_fields(json, started);
-  json.end_object();
-  return json.str();
+Result<StreamName> read_stream(const JsonObjectReader& object, const char* field) {
+  auto text = object.required_string(field);
+  if (!text) return text.error();
+  auto stream = parse_stream_name(*text);
+  if (!stream) return object.field_error(field, "expected \"stdout\" or \"stderr\"");
+  return *stream;
 }
 
-std::string encode_output(const AttemptIds& ids, const OutputChunk& chunk) {
-  JsonWriter json;
-  begin_frame(json, "task.output", ids);
-  write_output_fields(json, chunk);
-  json.end_object();
-  return json.str();
+Result<OutputChunk> read_output_fields(const JsonObjectReader& object) {
+  OutputChunk chunk;
+  auto stream = read_stream(object, "stream");
+  if (!stream) return stream.error();
+  chunk.stream = *stream;
+  auto seq = object.required_uint("seq");
+  if (!seq) return seq.error();
+  if (*seq == 0) return object.field_error("seq", "must be at least 1");
+  chunk.seq = *seq;
+  auto offset = object.required_uint("offset");
+  if (!offset) return offset.error();
+  chunk.offset = *offset;
+  auto data = object.required_string("data");
+  if (!data) return data.error();
+  auto encoding = object.optional_string("encoding");
+  if (!encoding) return encoding.error();
+  const std::string how = encoding->value_or("utf8");
+  if (how == "utf8") {
+    chunk.data = std::move(*data);
+  } else if (how == "base64") {
+    auto decoded = base64_decode(*data);
+    if (!decoded) return object.field_error("data", decoded.error().message);
+    chunk.data = std::move(*decoded);
+  } else {
+    return object.field_error("encoding", "expected \"utf8\" or \"base64\"");
+  }
+  if (chunk.data.empty()) return object.field_error("data", "must not be empty");
+  return chunk;
 }
 
-std::string encode_final(const AttemptIds& ids, const FinalReport& final_report) {
+Result<FinalReport> read_final_fields(const JsonObjectReader& object) {
+  FinalReport report;
+  auto status_text = object.required_string("status");
+  if (!status_text) return status_text.error();
+  auto status = parse_attempt_status(*status_text);
+  if (!status) {
+    return object.field_error("status",
+                              "expected succeeded, failed, timed_out, cancelled, rejected or lost");
+  }
+  report.status = *status;
+  auto exit_code = object.optional_int("exit_code");
+  if (!exit_code) return exit_code.error();
+  report.exit_code = *exit_code;
+  auto signal = object.optional_int("signal");
+  if (!signal) return signal.error();
+  report.signal = *signal;
+  if (report.signal && (*report.signal < 1 || *report.signal > 64)) {
+    return object.field_error("signal", "expected a signal number from 1 to 64");
+  }
+  auto started_at = object.optional_string("started_at");
+  if (!started_at) return started_at.error();
+  report.started_at = started_at->value_or("");
+  auto finished_at = object.optional_string("finished_at");
+  if (!finished_at) return finished_at.error();
+  report.finished_at = finished_at->value_or("");
+  auto out = read_summary(object, "stdout");
+  if (!out) return out.error();
+  report.stdout_summary = std::move(*out);
+  auto err = read_summary(object, "stderr");
+  if (!err) return err.error();
+  report.stderr_summary = std::move(*err);
+  auto error = object.optional_string("error");
+  if (!error) return error.error();
+  report.error = error->value_or("");
+  return report;
+}
+
+std::string encode_final_report(const FinalReport& final_report) {
   JsonWriter json;
-  begin_frame(json, "task.final", ids);
+  json.begin_object();
   write_final_fields(json, final_report);
   json.end_object();
   return json.str();
+}
+
+Result<FinalReport> decode_final_report(std::string_view json) {
+  auto document = parse_json_object(json, "final");
+  if (!document) return document.error();
+  return read_final_fields(JsonObjectReader(*document, "final"));
 }
 
 }  // namespace tether::protocol

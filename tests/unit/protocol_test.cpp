@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include "protocol/base64.hpp"
-#include "protocol/report_json.hpp"
 #include "protocol/sha256.hpp"
 #include "protocol/task_spec.hpp"
 #include "protocol/utf8.hpp"
@@ -134,25 +133,4 @@ TEST_CASE("decode_task rejects malformed tasks naming the field", "[protocol]") 
     REQUIRE_FALSE(task.ok());
     CHECK_THAT(task.error().message, Catch::Contains(c.expected));
   }
-}
-
-TEST_CASE("output JSON is text for UTF-8 chunks and base64 otherwise", "[protocol]") {
-  const AttemptIds ids{"t1", "t1-a1"};
-  OutputChunk text{StreamName::kStdout, 1, 0, "h\xC3\xA9llo\n"};
-  rapidjson::Document doc;
-  doc.Parse(encode_output(ids, text).c_str());
-  REQUIRE(doc.IsObject());
-  CHECK(std::string(doc["type"].GetString()) == "task.output");
-  CHECK(std::string(doc["encoding"].GetString()) == "utf8");
-  CHECK(std::string(doc["data"].GetString()) == text.data);
-  CHECK(doc["v"].GetInt() == 1);
-
-  OutputChunk binary{StreamName::kStderr, 2, 9, std::string("\xFF\x00\x01", 3)};
-  doc.Parse(encode_output(ids, binary).c_str());
-  CHECK(std::string(doc["encoding"].GetString()) == "base64");
-  CHECK(std::string(doc["stream"].GetString()) == "stderr");
-  CHECK(doc["offset"].GetUint64() == 9);
-  auto decoded = base64_decode(doc["data"].GetString());
-  REQUIRE(decoded.ok());
-  CHECK(*decoded == binary.data);
 }

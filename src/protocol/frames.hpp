@@ -1,0 +1,151 @@
+// The frames of protocol v1 (docs/protocol.md, section 4) and their codec.
+//
+// decode_frame() checks every field a frame type requires and names the
+// first bad one in the error; it never trusts sizes or ids from the wire.
+// encode_frame() writes what decode_frame() reads.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/result.hpp"
+#include "protocol/attempt_report.hpp"
+
+namespace tether::protocol {
+
+inline constexpr size_t kMaxFrameBytes = 1 << 20;
+inline constexpr size_t kMaxMessageIdLength = 256;
+inline constexpr size_t kMaxCapabilities = 64;
+inline constexpr size_t kMaxHelloEntries = 100'000;
+
+struct AttemptRef {
+  std::string task_id;
+  std::string attempt_id;
+};
+
+struct OutboxRange {
+  AttemptRef attempt;
+  StreamName stream = StreamName::kStdout;
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+};
+
+struct AgentHello {
+  std::string version;
+  std::vector<std::string> capabilities;
+  std::vector<AttemptRef> running;
+  std::vector<OutboxRange> outbox;
+  std::vector<AttemptRef> unacked_finals;
+  std::optional<uint64_t> outbox_rows;
+  std::optional<uint64_t> outbox_bytes;
+};
+
+struct TaskStarted {
+  AttemptRef attempt;
+  StartedReport report;
+};
+
+struct TaskOutput {
+  AttemptRef attempt;
+  OutputChunk chunk;
+};
+
+struct TaskOutputGap {
+  AttemptRef attempt;
+  StreamName stream = StreamName::kStdout;
+  uint64_t seq = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+struct TaskFinal {
+  AttemptRef attempt;
+  FinalReport report;
+};
+
+struct ResumePoint {
+  std::string attempt_id;
+  StreamName stream = StreamName::kStdout;
+  uint64_t next_seq = 1;
+};
+
+struct DiscardNotice {
+  std::string attempt_id;
+  std::string reason;
+};
+
+struct HubHelloAck {
+  std::string related_message_id;
+  std::string version;
+  std::vector<std::string> capabilities;
+  std::vector<ResumePoint> resume;
+  std::vector<std::string> finals_held;
+  std::vector<DiscardNotice> discard;
+};
+
+enum class AckedKind : uint8_t { kOutput, kStarted, kFinal };
+
+struct Ack {
+  std::string attempt_id;
+  AckedKind acked = AckedKind::kOutput;
+  StreamName stream = StreamName::kStdout;  // kOutput only
+  uint64_t through_seq = 0;                 // kOutput only
+  std::string related_message_id;           // kStarted and kFinal
+  std::optional<bool> verified;             // kFinal
+};
+
+struct ErrorFrame {
+  std::string code;
+  std::string message;
+  bool retryable = false;
+  std::string related_message_id;
+  std::string attempt_id;
+  std::optional<StreamName> stream;
+  std::optional<uint64_t> highest_accepted_seq;
+  std::optional<uint64_t> next_offset;
+};
+
+struct TaskCancel {
+  AttemptRef attempt;
+  std::string reason;
+};
+
+struct HubWake {};
+
+using FramePayload = std::variant<AgentHello, TaskStarted, TaskOutput, TaskOutputGap, TaskFinal,
+                                  HubHelloAck, Ack, ErrorFrame, TaskCancel, HubWake>;
+
+struct Frame {
+  int v = 1;
+  std::string message_id;
+  std::string agent_id;
+  std::string sent_at;
+  FramePayload payload;
+
+  std::string_view type() const;
+};
+
+// Errors: "frame_too_large", "invalid_frame" (names the field),
+// "unsupported_version", "unknown_type".
+Result<Frame> decode_frame(std::string_view json);
+
+// Best effort, for error replies to frames that did not decode.
+std::string peek_message_id(std::string_view json);
+
+std::string encode_frame(const Frame& frame);
+
+// Message ids an agent uses, stable across resends and restarts.
+std::string started_message_id(std::string_view attempt_id);
+std::string output_message_id(std::string_view attempt_id, StreamName stream, uint64_t seq);
+std::string final_message_id(std::string_view attempt_id);
+
+// What makes two finals "the same" (docs/protocol.md, section 6).
+std::string final_fingerprint(const FinalReport& report);
+
+std::string_view to_string(AckedKind kind);
+
+}  // namespace tether::protocol
