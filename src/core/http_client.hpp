@@ -80,6 +80,6 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control = nul
 // The coroutine form: runs on `pool`, resumes on `loop`. Cancellation aborts
 // the call in progress.
 Task<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,
-                                     CancellationToken token = {});
+                                     CancellationToken token = CancellationToken());
 
 }  // namespace tether::core

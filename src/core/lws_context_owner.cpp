@@ -24,10 +24,26 @@ void on_watch_closed(uv_handle_t* handle) {
   std::unique_ptr<TeardownWatch> watch(static_cast<TeardownWatch*>(handle->data));
 }
 
+// True while any handle on the loop waits for its close callback. A stage
+// of lws's teardown may close handles from close callbacks, and those finish
+// on a later loop turn; the next stage (which frees the memory they live in)
+// must wait for them. Timers run before the close phase, so this has to be
+// checked rather than assumed.
+bool handles_closing(uv_loop_t* loop) {
+  bool closing = false;
+  uv_walk(
+      loop,
+      [](uv_handle_t* handle, void* arg) {
+        if (uv_is_closing(handle)) *static_cast<bool*>(arg) = true;
+      },
+      &closing);
+  return closing;
+}
+
 void on_watch_tick(uv_timer_t* timer) {
   auto* watch = static_cast<TeardownWatch*>(timer->data);
   if (*watch->cell != nullptr && --watch->polls_left > 0) {
-    lws_context_destroy(*watch->cell);
+    if (!handles_closing(timer->loop)) lws_context_destroy(*watch->cell);
     return;
   }
   if (*watch->cell != nullptr) {

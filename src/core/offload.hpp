@@ -83,7 +83,7 @@ class OffloadAwaiter {
 
 template <class T>
 OffloadAwaiter<T> run_off_loop(Loop& loop, ThreadPool& pool, std::function<Result<T>()> work,
-                               CancellationToken token = {}) {
+                               CancellationToken token = CancellationToken()) {
   return OffloadAwaiter<T>(loop, pool, std::move(work), std::move(token));
 }
 

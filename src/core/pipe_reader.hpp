@@ -52,7 +52,9 @@ class PipeReader {
 
   // One chunk of bytes, or end_of_stream once the writer side is gone. After
   // end of stream, an error or a cancellation the reader is closed for good.
-  ReadAwaiter read(CancellationToken token = {}) { return ReadAwaiter(*this, std::move(token)); }
+  ReadAwaiter read(CancellationToken token = CancellationToken()) {
+    return ReadAwaiter(*this, std::move(token));
+  }
 
   bool closed() const { return closed_; }
 

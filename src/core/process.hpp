@@ -82,7 +82,7 @@ class Process {
 
   // Resumes once the child has exited and its process handle is closed.
   // Cancelling stops the wait only; the child keeps running.
-  ExitAwaiter wait_exit(CancellationToken token = {}) {
+  ExitAwaiter wait_exit(CancellationToken token = CancellationToken()) {
     return ExitAwaiter(*this, std::move(token));
   }
 

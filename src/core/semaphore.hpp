@@ -65,7 +65,7 @@ class AsyncSemaphore {
   };
 
   // Ok once a permit is held (give it back with release()), or kCancelled.
-  AcquireAwaiter acquire(CancellationToken token = {}) {
+  AcquireAwaiter acquire(CancellationToken token = CancellationToken()) {
     return AcquireAwaiter(*this, std::move(token));
   }
 

@@ -42,7 +42,9 @@ class SignalSet {
   };
 
   // The next signal received (oldest first), or kCancelled.
-  NextAwaiter next(CancellationToken token = {}) { return NextAwaiter(*this, std::move(token)); }
+  NextAwaiter next(CancellationToken token = CancellationToken()) {
+    return NextAwaiter(*this, std::move(token));
+  }
 
  private:
   static void on_signal(uv_signal_t* handle, int signum);

@@ -44,7 +44,8 @@ class SleepAwaiter {
   bool elapsed_ = false;
 };
 
-inline SleepAwaiter sleep_for(Loop& loop, uint64_t milliseconds, CancellationToken token = {}) {
+inline SleepAwaiter sleep_for(Loop& loop, uint64_t milliseconds,
+                              CancellationToken token = CancellationToken()) {
   return SleepAwaiter(loop, milliseconds, std::move(token));
 }
 

@@ -242,6 +242,12 @@ int HttpExchange::on_writable(lws* wsi) {
     phase_ = Phase::kDone;
     return -1;  // a stream of unknown length ends by closing the connection
   }
+  if (on_drained_) {
+    loop_.defer([self = shared_from_this()] {
+      if (*self->owner_alive_ && self->on_drained_ && self->stream_queue_.empty())
+        self->on_drained_();
+    });
+  }
   return 0;
 }
 

@@ -59,6 +59,9 @@ class HttpExchange : public std::enable_shared_from_this<HttpExchange> {
   // Runs (on a later loop turn) when the connection closes before or while
   // the response is sent.
   void set_on_closed(std::function<void()> handler) { on_closed_ = std::move(handler); }
+  // Runs (on a later loop turn) each time a stream's queue has been written
+  // out, so a producer can pace itself instead of queueing everything.
+  void set_on_drained(std::function<void()> handler) { on_drained_ = std::move(handler); }
 
   // --- used by WebServer from lws callbacks ---
   int on_writable(lws* wsi);
@@ -81,6 +84,7 @@ class HttpExchange : public std::enable_shared_from_this<HttpExchange> {
   std::deque<std::string> stream_queue_;
   size_t queued_bytes_ = 0;
   std::function<void()> on_closed_;
+  std::function<void()> on_drained_;
 };
 
 struct WebServerOptions {

@@ -134,7 +134,10 @@ void WebSocketConnection::on_lws_closed() {
 }
 
 void WebSocketConnection::wake_receiver() {
-  if (receiver_) std::exchange(receiver_, {}).resume();
+  // Each delivery defers one wake; an earlier receive() may already have
+  // taken the message through await_ready, so only wake a receiver that
+  // has something to read.
+  if (receiver_ && (!received_.empty() || closed_)) std::exchange(receiver_, {}).resume();
 }
 
 bool WebSocketConnection::ReceiveAwaiter::await_ready() const noexcept {

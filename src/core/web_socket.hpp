@@ -84,7 +84,7 @@ class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnect
     CancellationToken token_;
     std::optional<CancellationRegistration> registration_;
   };
-  ReceiveAwaiter receive(CancellationToken token = {}) {
+  ReceiveAwaiter receive(CancellationToken token = CancellationToken()) {
     return ReceiveAwaiter(*this, std::move(token));
   }
 

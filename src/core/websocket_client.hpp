@@ -53,8 +53,8 @@ class WebSocketClient {
 
   // Errors: "ws_refused" (the server answered the upgrade with an HTTP error;
   // `message` starts with the status), "ws_connect" (network or TLS), kCancelled.
-  Task<Result<std::shared_ptr<WebSocketConnection>>> connect(WebSocketConnectOptions options,
-                                                             CancellationToken token = {});
+  Task<Result<std::shared_ptr<WebSocketConnection>>> connect(
+      WebSocketConnectOptions options, CancellationToken token = CancellationToken());
 
   int handle_lws_callback(lws* wsi, int reason, void* user, void* in, size_t len);
 

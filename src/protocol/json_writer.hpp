@@ -32,6 +32,10 @@ class JsonWriter {
   void integer(int64_t value) { writer_.Int64(value); }
   void boolean(bool value) { writer_.Bool(value); }
   void null() { writer_.Null(); }
+  // Embeds `json`, which must be one complete, valid JSON value.
+  void raw(std::string_view json) {
+    writer_.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+  }
 
   void field(std::string_view name, std::string_view text) {
     key(name);

@@ -99,9 +99,15 @@ Result<TaskSpec> decode_task(std::string_view json) {
   if (!attempt_id) return attempt_id.error();
   spec.attempt_id = std::move(*attempt_id);
 
+  if (auto body = read_task_body(task, spec); !body) return body.error();
+  if (auto valid = validate_task(spec); !valid) return valid.error();
+  return spec;
+}
+
+Result<void> read_task_body(const JsonObjectReader& task, TaskSpec& spec) {
   auto command_value = task.required_object("command");
   if (!command_value) return command_value.error();
-  JsonObjectReader command(**command_value, "task.command");
+  JsonObjectReader command(**command_value, task.path() + ".command");
   const bool has_argv = command.has("argv");
   const bool has_shell = command.has("shell");
   if (has_argv == has_shell) {
@@ -150,11 +156,10 @@ Result<TaskSpec> decode_task(std::string_view json) {
   if (!target) return target.error();
   if (*target) spec.target = std::move(**target);
 
-  if (auto valid = validate_task(spec); !valid) return valid.error();
-  return spec;
+  return {};
 }
 
-std::string encode_task(const TaskSpec& task) {
+std::string encode_task(const TaskSpec& task, std::optional<uint64_t> lease_s) {
   JsonWriter json;
   json.begin_object();
   json.field("task_id", task.task_id);
@@ -179,6 +184,7 @@ std::string encode_task(const TaskSpec& task) {
   if (!task.cwd.empty()) json.field("cwd", task.cwd);
   json.field("timeout_s", task.timeout_s);
   if (!task.target.empty()) json.field("target", task.target);
+  if (lease_s) json.field("lease_s", *lease_s);
   json.end_object();
   return json.str();
 }

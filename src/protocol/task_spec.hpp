@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/result.hpp"
+#include "protocol/json_reader.hpp"
 
 namespace tether::protocol {
 
@@ -45,7 +47,13 @@ Result<void> validate_task(const TaskSpec& task);
 // ones; every known field is checked. Errors name the field ("task.cwd: ...").
 Result<TaskSpec> decode_task(std::string_view json);
 
-std::string encode_task(const TaskSpec& task);
+// With `lease_s`, the body a hub sends to an agent (docs/protocol.md 3).
+std::string encode_task(const TaskSpec& task, std::optional<uint64_t> lease_s = std::nullopt);
+
+// Reads command, env, cwd, timeout_s and target from `object` into `spec`
+// (no validation beyond types; call validate_task after). Shared with the
+// hub's task submission, which wraps the same fields.
+Result<void> read_task_body(const JsonObjectReader& object, TaskSpec& spec);
 
 // Identifier rule for task, attempt and agent ids: 1..128 of [A-Za-z0-9._:-].
 bool is_valid_id(std::string_view id);

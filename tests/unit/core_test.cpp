@@ -107,7 +107,8 @@ TEST_CASE("cancellation reaches a pending sleep and closes its handle", "[core]"
     co_return co_await sleep_for(loop, 60'000, source.token());
   };
   auto canceller = [&]() -> Task<void> {
-    REQUIRE((co_await sleep_for(loop, 5)).ok());
+    auto slept = co_await sleep_for(loop, 5);
+    REQUIRE(slept.ok());
     source.cancel();
   };
   auto body = [&]() -> Task<bool> {
@@ -140,7 +141,8 @@ TEST_CASE("TaskGroup joins children that finish in any order", "[core]") {
   Loop loop;
   std::vector<int> finished;
   auto child = [&](int id, uint64_t ms) -> Task<void> {
-    REQUIRE((co_await sleep_for(loop, ms)).ok());
+    auto slept = co_await sleep_for(loop, ms);
+    REQUIRE(slept.ok());
     finished.push_back(id);
   };
   auto body = [&]() -> Task<void> {
@@ -189,7 +191,8 @@ TEST_CASE("cancelling run_off_loop abandons a blocked job", "[core]") {
       outcome = co_await run_off_loop<int>(loop, pool, blocked, source.token());
     };
     auto canceller = [&]() -> Task<void> {
-      REQUIRE((co_await sleep_for(loop, 10)).ok());
+      auto slept = co_await sleep_for(loop, 10);
+      REQUIRE(slept.ok());
       source.cancel();
     };
     group.spawn(waiter());
@@ -212,7 +215,8 @@ TEST_CASE("AsyncSemaphore admits at most N holders, first come first served", "[
     REQUIRE(permit.ok());
     order.push_back(id);
     peak = std::max(peak, ++holding);
-    REQUIRE((co_await sleep_for(loop, 5)).ok());
+    auto slept = co_await sleep_for(loop, 5);
+    REQUIRE(slept.ok());
     --holding;
     semaphore.release();
   };
@@ -258,7 +262,8 @@ TEST_CASE("SignalSet delivers a signal to a waiting coroutine", "[core]") {
   SignalSet signals(loop, {SIGUSR1});
   auto body = [&]() -> Task<int> {
     auto raiser = [&]() -> Task<void> {
-      REQUIRE((co_await sleep_for(loop, 5)).ok());
+      auto slept = co_await sleep_for(loop, 5);
+      REQUIRE(slept.ok());
       ::kill(::getpid(), SIGUSR1);
     };
     TaskGroup group;
@@ -275,7 +280,8 @@ TEST_CASE("SignalSet counts a signal that arrives while nobody waits", "[core]")
   SignalSet signals(loop, {SIGUSR2});
   ::kill(::getpid(), SIGUSR2);
   auto body = [&]() -> Task<int> {
-    REQUIRE((co_await sleep_for(loop, 1)).ok());  // let the loop observe the signal
+    auto slept = co_await sleep_for(loop, 1);
+    REQUIRE(slept.ok());  // let the loop observe the signal
     auto received = co_await signals.next();
     co_return received.ok() ? *received : -1;
   };
@@ -351,7 +357,8 @@ TEST_CASE("the child leads its own process group and session", "[core]") {
       if (chunk->end_of_stream) break;
       out.append(chunk->bytes);
     }
-    REQUIRE((co_await (*process)->wait_exit()).ok());
+    auto exited = co_await (*process)->wait_exit();
+    REQUIRE(exited.ok());
     int pid = 0, pgid = 0, sid = 0;
     REQUIRE(std::sscanf(out.c_str(), "%d %d %d", &pid, &pgid, &sid) == 3);
     REQUIRE(pid == (*process)->pid());
@@ -370,7 +377,8 @@ TEST_CASE("cancelling a pipe read closes the pipe before resuming", "[core]") {
     auto process = Process::spawn(loop, options);
     REQUIRE(process.ok());
     auto canceller = [&]() -> Task<void> {
-      REQUIRE((co_await sleep_for(loop, 5)).ok());
+      auto slept = co_await sleep_for(loop, 5);
+      REQUIRE(slept.ok());
       source.cancel();
     };
     TaskGroup group;
@@ -380,7 +388,8 @@ TEST_CASE("cancelling a pipe read closes the pipe before resuming", "[core]") {
     REQUIRE((*process)->stdout_reader().closed());
     co_await group.join();
     (*process)->signal_group(SIGKILL);
-    REQUIRE((co_await (*process)->wait_exit()).ok());
+    auto exited = co_await (*process)->wait_exit();
+    REQUIRE(exited.ok());
   };
   run_to_completion(loop, body());
 }

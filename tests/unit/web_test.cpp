@@ -123,8 +123,10 @@ TEST_CASE("WebServer answers plain, bodied, deferred and large requests", "[web]
       parked = co_await http_request(fixture.loop, fixture.pool, fixture.call("GET", "/park"));
     };
     group.spawn(park());
-    while (!fixture.parked)
-      REQUIRE((co_await sleep_for(fixture.loop, 5)).ok());
+    while (!fixture.parked) {
+      auto slept = co_await sleep_for(fixture.loop, 5);
+      REQUIRE(slept.ok());
+    }
     CHECK_FALSE(parked.ok());  // still waiting
     auto release =
         co_await http_request(fixture.loop, fixture.pool, fixture.call("GET", "/release"));

@@ -1,0 +1,173 @@
+#include "cli/task_follower.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "protocol/base64.hpp"
+#include "protocol/json_reader.hpp"
+#include "protocol/report_json.hpp"
+
+namespace tether::cli {
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void write_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // the reader went away (EPIPE): nothing useful left to do
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+std::string human_bytes(uint64_t bytes) {
+  char text[32];
+  if (bytes < 1024) {
+    std::snprintf(text, sizeof text, "%llu B", static_cast<unsigned long long>(bytes));
+  } else if (bytes < (1ull << 20)) {
+    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  } else {
+    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  }
+  return text;
+}
+
+}  // namespace
+
+int exit_status_for(const std::string& state,
+                    const std::optional<protocol::FinalReport>& final_report) {
+  if (state == "timed_out") return 124;
+  if (state == "cancelled") return 125;
+  if (state == "rejected") return 69;
+  if (state == "lost") return 75;
+  if (final_report) {
+    if (final_report->signal) return 128 + static_cast<int>(*final_report->signal);
+    if (final_report->exit_code) return static_cast<int>(*final_report->exit_code & 0xff);
+    return 127;  // it never started
+  }
+  return state == "succeeded" ? 0 : 1;
+}
+
+TaskFollower::TaskFollower(HubClient& client, std::string task_id, bool follow, bool status_line)
+    : client_(client), task_id_(std::move(task_id)), follow_(follow), status_line_(status_line) {}
+
+void TaskFollower::clear_status() {
+  if (!status_drawn_) return;
+  const char clear[] = "\r\033[K";
+  write_all(2, clear, sizeof clear - 1);
+  status_drawn_ = false;
+}
+
+void TaskFollower::draw_status(bool force) {
+  if (!status_line_) return;
+  const int64_t now = now_ms();
+  if (!force && now - last_draw_ms_ < 100) return;
+  last_draw_ms_ = now;
+  std::string line = "\r\033[K[tether] " + task_id_ + " " +
+                     (outcome_.state.empty() ? "waiting" : outcome_.state) +
+                     (agent_.empty() ? "" : " on " + agent_) + " · out " + human_bytes(bytes_out_) +
+                     " · err " + human_bytes(bytes_err_);
+  write_all(2, line.data(), line.size());
+  status_drawn_ = true;
+}
+
+void TaskFollower::write_output(int fd, const std::string& bytes) {
+  clear_status();
+  write_all(fd, bytes.data(), bytes.size());
+  (fd == 1 ? bytes_out_ : bytes_err_) += bytes.size();
+  // Redraw only after a line ended, or the status would split the task's line.
+  if (!bytes.empty() && bytes.back() == '\n') draw_status(false);
+}
+
+void TaskFollower::on_event(const SseEvent& event) {
+  if (failure_) return;
+  if (event.type == "end") {
+    outcome_.ended = true;
+    return;
+  }
+  auto document = protocol::parse_json_object(event.data, "event");
+  if (!document) {
+    failure_ =
+        make_error("sse_invalid", "bad " + event.type + " event: " + document.error().message);
+    return;
+  }
+  protocol::JsonObjectReader data(*document, "event");
+  if (event.type == "output") {
+    auto chunk = protocol::read_output_fields(data);
+    if (!chunk) {
+      failure_ = chunk.error();
+      return;
+    }
+    write_output(chunk->stream == protocol::StreamName::kStdout ? 1 : 2, chunk->data);
+  } else if (event.type == "status") {
+    auto state = data.optional_string("state");
+    if (state && *state) outcome_.state = **state;
+    draw_status(true);
+  } else if (event.type == "final") {
+    auto report = protocol::read_final_fields(data);
+    if (report) outcome_.final_report = std::move(*report);
+  } else if (event.type == "gap") {
+    auto length = data.optional_uint("length");
+    clear_status();
+    const std::string note = "[tether] " + std::to_string(length && *length ? **length : 0) +
+                             " bytes of output were dropped by the agent here\n";
+    if (status_line_) write_all(2, note.data(), note.size());
+  }
+}
+
+Result<FollowOutcome> TaskFollower::run(const std::atomic<bool>& interrupted,
+                                        core::HttpCallControl& control) {
+  if (auto task = client_.get("/api/v1/tasks/" + core::url_encode(task_id_)); task) {
+    auto document = protocol::parse_json_object(task->body, "task");
+    if (document) {
+      auto agent = protocol::JsonObjectReader(*document, "task").optional_string("agent");
+      if (agent && *agent) agent_ = **agent;
+    }
+  } else {
+    return task.error();
+  }
+  SseParser parser([this](const SseEvent& event) { on_event(event); });
+  int delay_ms = 250;
+  while (!outcome_.ended && !interrupted.load()) {
+    auto reply = client_.stream_events(task_id_, parser.last_event_id(), follow_, control,
+                                       [&](std::string_view bytes) {
+                                         auto fed = parser.feed(bytes);
+                                         if (!fed) failure_ = fed.error();
+                                         return !failure_ && !outcome_.ended;
+                                       });
+    if (failure_) {
+      clear_status();
+      return *failure_;
+    }
+    if (outcome_.ended || interrupted.load()) break;
+    if (!reply) {
+      if (reply.error().code != "http_connect" && reply.error().code != "http_io") {
+        clear_status();
+        return reply.error();
+      }
+    } else if (!follow_) {
+      break;  // a bounded replay that ended without "end": nothing more
+    }
+    // The stream dropped: resume after the last event we saw.
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    delay_ms = std::min(delay_ms * 2, 5000);
+  }
+  clear_status();
+  outcome_.interrupted = interrupted.load() && !outcome_.ended;
+  return outcome_;
+}
+
+}  // namespace tether::cli

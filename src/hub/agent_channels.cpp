@@ -1,0 +1,237 @@
+#include "hub/agent_channels.hpp"
+
+#include "core/log.hpp"
+#include "core/wall_clock.hpp"
+#include "protocol/json_writer.hpp"
+#include "protocol/task_spec.hpp"
+
+namespace tether::hub {
+
+std::string error_body(const std::string& code, const std::string& message, bool retryable) {
+  protocol::JsonWriter json;
+  json.begin_object();
+  json.key("error");
+  json.begin_object();
+  json.field("code", code);
+  json.field("message", message);
+  json.field("retryable", retryable);
+  json.end_object();
+  json.end_object();
+  return json.str();
+}
+
+AgentChannels::AgentChannels(HubStore& store, TokenStore& tokens, TaskService& tasks)
+    : store_(store), tokens_(tokens), tasks_(tasks), id_prefix_("hub:" + random_hex(4) + ":") {}
+
+std::string AgentChannels::agent_in_path(const std::string& path) {
+  constexpr std::string_view kPrefix = "/api/v1/agents/";
+  constexpr std::string_view kSuffix = "/channel";
+  if (path.size() <= kPrefix.size() + kSuffix.size() || path.rfind(kPrefix, 0) != 0 ||
+      path.compare(path.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return {};
+  }
+  std::string agent = path.substr(kPrefix.size(), path.size() - kPrefix.size() - kSuffix.size());
+  return protocol::is_valid_id(agent) ? agent : std::string();
+}
+
+core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request) {
+  const std::string agent = agent_in_path(request.path);
+  if (agent.empty()) {
+    return {404, error_body("not_found", "no WebSocket endpoint at " + request.path, false)};
+  }
+  switch (tokens_.check_agent(agent, request.authorization)) {
+    case AuthOutcome::kAllowed:
+      return {};
+    case AuthOutcome::kForbidden:
+      core::log_warning("channels", "refused channel for " + agent + " from " +
+                                        request.peer_address + ": token of another principal");
+      return {403, error_body("forbidden", "this token is not agent " + agent + "'s", false)};
+    case AuthOutcome::kUnauthorized:
+      break;
+  }
+  core::log_warning("channels", "refused channel for " + agent + " from " + request.peer_address +
+                                    ": missing or unknown token");
+  return {401, error_body("unauthorized", "missing or unknown agent token", false)};
+}
+
+void AgentChannels::adopt(std::shared_ptr<core::WebSocketConnection> socket) {
+  auto channel = std::make_shared<Channel>();
+  channel->agent = agent_in_path(socket->upgrade_request().path);
+  channel->socket = socket;
+  if (auto old = channels_.find(channel->agent); old != channels_.end()) {
+    old->second->socket->close(kCloseReplaced, "replaced by a newer connection");
+  }
+  channels_[channel->agent] = channel;
+  tasks_.agent_seen(channel->agent);
+  core::log_info("channels",
+                 channel->agent + " connected from " + socket->upgrade_request().peer_address);
+  std::weak_ptr<Channel> weak = channel;
+  socket->set_on_message([this, weak](std::string&& text) {
+    if (auto live = weak.lock()) on_message(live, std::move(text));
+  });
+  socket->set_on_closed([this, weak](int code) {
+    auto live = weak.lock();
+    if (!live) return;
+    core::log_info("channels", live->agent + " disconnected (" + std::to_string(code) + ")");
+    tasks_.agent_seen(live->agent);
+    auto it = channels_.find(live->agent);
+    if (it != channels_.end() && it->second == live) channels_.erase(it);
+  });
+}
+
+bool AgentChannels::is_connected(const std::string& agent) const {
+  auto it = channels_.find(agent);
+  return it != channels_.end() && it->second->socket->is_open() && it->second->hello_done;
+}
+
+void AgentChannels::send_cancel(const std::string& agent, const protocol::TaskCancel& cancel) {
+  auto it = channels_.find(agent);
+  if (it != channels_.end() && it->second->hello_done) send(it->second, cancel);
+}
+
+void AgentChannels::send_wake(const std::string& agent) {
+  auto it = channels_.find(agent);
+  if (it != channels_.end() && it->second->hello_done) send(it->second, protocol::HubWake{});
+}
+
+void AgentChannels::close_all(int code, const std::string& reason) {
+  for (auto& [agent, channel] : channels_)
+    channel->socket->close(code, reason);
+}
+
+void AgentChannels::send(const std::shared_ptr<Channel>& channel, protocol::FramePayload payload) {
+  protocol::Frame frame;
+  frame.message_id = id_prefix_ + std::to_string(next_message_++);
+  frame.agent_id = channel->agent;
+  frame.sent_at = core::utc_now();
+  frame.payload = std::move(payload);
+  if (core::log_level() == core::LogLevel::kDebug) {
+    core::log_debug("channels",
+                    channel->agent + " <- " + std::string(frame.type()) + " " + frame.message_id);
+  }
+  channel->socket->send_text(protocol::encode_frame(frame));
+}
+
+void AgentChannels::reply(const std::shared_ptr<Channel>& channel, protocol::FramePayload payload) {
+  store_.after_commit([this, channel, payload = std::move(payload)]() mutable {
+    send(channel, std::move(payload));
+  });
+}
+
+void AgentChannels::reject(const std::shared_ptr<Channel>& channel, protocol::ErrorFrame error,
+                           bool close) {
+  core::log_warning("channels", channel->agent + ": " + error.code + ": " + error.message);
+  reply(channel, error);
+  if (close) {
+    store_.after_commit([channel, code = error.code] {
+      channel->socket->close(
+          code == "unsupported_version" ? core::kCloseProtocolError : core::kClosePolicyViolation,
+          code);
+    });
+  }
+}
+
+void AgentChannels::queue_output_ack(const std::shared_ptr<Channel>& channel,
+                                     const protocol::Ack& ack) {
+  auto& through = channel->pending_output_acks[{ack.attempt_id, ack.stream}];
+  through = std::max(through, ack.through_seq);
+  if (channel->flush_scheduled) return;
+  channel->flush_scheduled = true;
+  store_.after_commit([this, channel] {
+    channel->flush_scheduled = false;
+    auto acks = std::move(channel->pending_output_acks);
+    channel->pending_output_acks.clear();
+    for (const auto& [key, through_seq] : acks) {
+      protocol::Ack coalesced;
+      coalesced.attempt_id = key.first;
+      coalesced.acked = protocol::AckedKind::kOutput;
+      coalesced.stream = key.second;
+      coalesced.through_seq = through_seq;
+      send(channel, coalesced);
+    }
+  });
+}
+
+void AgentChannels::on_message(const std::shared_ptr<Channel>& channel, std::string&& text) {
+  if (!channel->socket->is_open()) return;
+  tasks_.agent_seen(channel->agent);
+  auto frame = protocol::decode_frame(text);
+  if (!frame) {
+    // A malformed frame ends this channel only; the agent reconnects and
+    // replays from its outbox.
+    reject(channel,
+           error_frame(frame.error().code, frame.error().message, false,
+                       protocol::peek_message_id(text)),
+           true);
+    return;
+  }
+  handle_frame(channel, std::move(*frame));
+}
+
+void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protocol::Frame&& frame) {
+  if (core::log_level() == core::LogLevel::kDebug) {
+    core::log_debug("channels",
+                    channel->agent + " -> " + std::string(frame.type()) + " " + frame.message_id);
+  }
+  if (!frame.agent_id.empty() && frame.agent_id != channel->agent) {
+    reject(channel,
+           error_frame("forbidden",
+                       "frame for agent " + frame.agent_id + " on " + channel->agent + "'s channel",
+                       false, frame.message_id),
+           true);
+    return;
+  }
+  const bool is_hello = std::holds_alternative<protocol::AgentHello>(frame.payload);
+  if (!channel->hello_done && !is_hello) {
+    reject(channel,
+           error_frame("hello_required", "send agent.hello before " + std::string(frame.type()),
+                       true, frame.message_id),
+           false);
+    return;
+  }
+  if (is_hello) {
+    std::vector<protocol::TaskCancel> cancels;
+    auto ack = tasks_.on_hello(channel->agent, std::get<protocol::AgentHello>(frame.payload),
+                               frame.message_id, cancels);
+    channel->hello_done = true;
+    reply(channel, std::move(ack));
+    for (auto& cancel : cancels)
+      reply(channel, std::move(cancel));
+    return;
+  }
+  auto answer = [&](FrameVerdict verdict) {
+    if (verdict.error) {
+      reject(channel, std::move(*verdict.error), false);
+    } else if (verdict.ack && verdict.ack->acked == protocol::AckedKind::kOutput) {
+      queue_output_ack(channel, *verdict.ack);
+    } else if (verdict.ack) {
+      reply(channel, std::move(*verdict.ack));
+    }
+  };
+  if (auto* output = std::get_if<protocol::TaskOutput>(&frame.payload)) {
+    answer(tasks_.on_output(channel->agent, *output, frame.message_id));
+  } else if (auto* gap = std::get_if<protocol::TaskOutputGap>(&frame.payload)) {
+    answer(tasks_.on_gap(channel->agent, *gap, frame.message_id));
+  } else if (auto* started = std::get_if<protocol::TaskStarted>(&frame.payload)) {
+    answer(tasks_.on_started(channel->agent, *started, frame.message_id));
+  } else if (auto* final_frame = std::get_if<protocol::TaskFinal>(&frame.payload)) {
+    auto verdict = tasks_.on_final(channel->agent, *final_frame, frame.message_id);
+    if (verdict.error) {
+      reject(channel, std::move(*verdict.error), false);
+    } else {
+      protocol::Ack ack;
+      ack.attempt_id = final_frame->attempt.attempt_id;
+      ack.acked = protocol::AckedKind::kFinal;
+      ack.related_message_id = frame.message_id;
+      ack.verified = verdict.verified;
+      reply(channel, std::move(ack));
+    }
+  } else {
+    reject(channel,
+           error_frame("invalid_frame", "agents do not send " + std::string(frame.type()), false,
+                       frame.message_id),
+           true);
+  }
+}
+
+}  // namespace tether::hub

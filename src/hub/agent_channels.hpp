@@ -1,0 +1,69 @@
+// AgentChannels: the WebSocket result channel of each connected agent.
+//
+// One channel per agent; a new one replaces the old (which may be a dead
+// connection the hub has not noticed yet). The first frame must be
+// agent.hello. Every reply goes out only after the turn's transaction has
+// committed, and output acks are coalesced: one ack per (attempt, stream)
+// per turn, through the highest stored seq.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/http_types.hpp"
+#include "core/web_server.hpp"
+#include "core/web_socket.hpp"
+#include "hub/task_service.hpp"
+#include "hub/tokens.hpp"
+
+namespace tether::hub {
+
+inline constexpr int kCloseReplaced = 4001;
+
+class AgentChannels {
+ public:
+  AgentChannels(HubStore& store, TokenStore& tokens, TaskService& tasks);
+
+  // For GET /api/v1/agents/{agent}/channel; runs inside lws (synchronous).
+  core::UpgradeDecision authorize(const core::HttpRequest& request);
+  void adopt(std::shared_ptr<core::WebSocketConnection> socket);
+
+  bool is_connected(const std::string& agent) const;
+  void send_cancel(const std::string& agent, const protocol::TaskCancel& cancel);
+  void send_wake(const std::string& agent);
+  void close_all(int code, const std::string& reason);
+  size_t count() const { return channels_.size(); }
+
+  // The agent named in a channel path, or empty.
+  static std::string agent_in_path(const std::string& path);
+
+ private:
+  struct Channel {
+    std::string agent;
+    std::shared_ptr<core::WebSocketConnection> socket;
+    bool hello_done = false;
+    bool flush_scheduled = false;
+    std::map<std::pair<std::string, protocol::StreamName>, uint64_t> pending_output_acks;
+  };
+
+  void on_message(const std::shared_ptr<Channel>& channel, std::string&& text);
+  void handle_frame(const std::shared_ptr<Channel>& channel, protocol::Frame&& frame);
+  void send(const std::shared_ptr<Channel>& channel, protocol::FramePayload payload);
+  // Sends after the current transaction commits, in call order.
+  void reply(const std::shared_ptr<Channel>& channel, protocol::FramePayload payload);
+  void reject(const std::shared_ptr<Channel>& channel, protocol::ErrorFrame error, bool close);
+  void queue_output_ack(const std::shared_ptr<Channel>& channel, const protocol::Ack& ack);
+
+  HubStore& store_;
+  TokenStore& tokens_;
+  TaskService& tasks_;
+  std::map<std::string, std::shared_ptr<Channel>> channels_;
+  std::string id_prefix_;
+  uint64_t next_message_ = 1;
+};
+
+// {"error":{"code":...,"message":...,"retryable":...}}
+std::string error_body(const std::string& code, const std::string& message, bool retryable);
+
+}  // namespace tether::hub

@@ -1,0 +1,236 @@
+#include "hub/event_log.hpp"
+
+#include <chrono>
+
+#include "core/wall_clock.hpp"
+#include "protocol/json_writer.hpp"
+#include "protocol/report_json.hpp"
+
+namespace tether::hub {
+
+namespace {
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::optional<EventKind> parse_kind(const std::string& text) {
+  if (text == "status") return EventKind::kStatus;
+  if (text == "output") return EventKind::kOutput;
+  if (text == "gap") return EventKind::kGap;
+  if (text == "final") return EventKind::kFinal;
+  return std::nullopt;
+}
+
+constexpr const char* kColumns =
+    "id, task_id, attempt_id, kind, stream, seq, byte_offset, length, data, payload, stored_at, "
+    "stored_at_us, state";
+
+StoredEvent read_event(SQLite::Statement& row) {
+  StoredEvent event;
+  event.id = static_cast<uint64_t>(row.getColumn(0).getInt64());
+  event.task_id = row.getColumn(1).getString();
+  event.attempt_id = row.getColumn(2).isNull() ? "" : row.getColumn(2).getString();
+  event.kind = parse_kind(row.getColumn(3).getString()).value_or(EventKind::kStatus);
+  if (!row.getColumn(4).isNull()) {
+    event.stream = protocol::parse_stream_name(row.getColumn(4).getString())
+                       .value_or(protocol::StreamName::kStdout);
+  }
+  event.seq = static_cast<uint64_t>(row.getColumn(5).getInt64());
+  event.offset = static_cast<uint64_t>(row.getColumn(6).getInt64());
+  event.length = static_cast<uint64_t>(row.getColumn(7).getInt64());
+  if (!row.getColumn(8).isNull()) {
+    const auto& column = row.getColumn(8);
+    event.data.assign(static_cast<const char*>(column.getBlob()),
+                      static_cast<size_t>(column.getBytes()));
+  }
+  event.payload = row.getColumn(9).isNull() ? "" : row.getColumn(9).getString();
+  event.stored_at = row.getColumn(10).getString();
+  event.stored_at_us = row.getColumn(11).getInt64();
+  event.state = row.getColumn(12).isNull() ? "" : row.getColumn(12).getString();
+  return event;
+}
+
+}  // namespace
+
+std::string_view to_string(EventKind kind) {
+  switch (kind) {
+    case EventKind::kStatus:
+      return "status";
+    case EventKind::kOutput:
+      return "output";
+    case EventKind::kGap:
+      return "gap";
+    case EventKind::kFinal:
+      return "final";
+  }
+  return "status";
+}
+
+std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
+  store_.begin_write();
+  event.stored_at = core::utc_now();
+  event.stored_at_us = now_us();
+  auto& insert = store_.statement(
+      "INSERT INTO events (task_id, attempt_id, kind, stream, seq, byte_offset, length, data, "
+      "payload, stored_at, stored_at_us, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  insert.bind(1, event.task_id);
+  if (event.attempt_id.empty()) {
+    insert.bind(2);
+  } else {
+    insert.bind(2, event.attempt_id);
+  }
+  insert.bind(3, std::string(to_string(event.kind)));
+  const bool streamed = event.kind == EventKind::kOutput || event.kind == EventKind::kGap;
+  if (streamed) {
+    insert.bind(4, std::string(to_string(event.stream)));
+    insert.bind(5, static_cast<int64_t>(event.seq));
+    insert.bind(6, static_cast<int64_t>(event.offset));
+    insert.bind(7, static_cast<int64_t>(event.length));
+  } else {
+    insert.bind(4);
+    insert.bind(5);
+    insert.bind(6);
+    insert.bind(7);
+  }
+  if (event.kind == EventKind::kOutput) {
+    // bindNoCopy: SQLite reads the bytes during exec(), while `event` lives.
+    insert.bindNoCopy(8, event.data.data(), static_cast<int>(event.data.size()));
+  } else {
+    insert.bind(8);
+  }
+  if (event.payload.empty()) {
+    insert.bind(9);
+  } else {
+    insert.bind(9, event.payload);
+  }
+  insert.bind(10, event.stored_at);
+  insert.bind(11, event.stored_at_us);
+  if (event.state.empty()) {
+    insert.bind(12);
+  } else {
+    insert.bind(12, event.state);
+  }
+  insert.exec();
+  event.id = static_cast<uint64_t>(store_.database().getLastInsertRowid());
+  return std::make_shared<StoredEvent>(std::move(event));
+}
+
+std::shared_ptr<const StoredEvent> EventLog::append_status(const std::string& task_id,
+                                                           const std::string& attempt_id,
+                                                           std::string_view state,
+                                                           std::string payload) {
+  StoredEvent event;
+  event.task_id = task_id;
+  event.attempt_id = attempt_id;
+  event.kind = EventKind::kStatus;
+  event.state = std::string(state);
+  event.payload = std::move(payload);
+  return insert(std::move(event));
+}
+
+std::shared_ptr<const StoredEvent> EventLog::append_output(const std::string& task_id,
+                                                           const std::string& attempt_id,
+                                                           const protocol::OutputChunk& chunk) {
+  StoredEvent event;
+  event.task_id = task_id;
+  event.attempt_id = attempt_id;
+  event.kind = EventKind::kOutput;
+  event.stream = chunk.stream;
+  event.seq = chunk.seq;
+  event.offset = chunk.offset;
+  event.length = chunk.data.size();
+  event.data = chunk.data;
+  return insert(std::move(event));
+}
+
+std::shared_ptr<const StoredEvent> EventLog::append_gap(const std::string& task_id,
+                                                        const std::string& attempt_id,
+                                                        protocol::StreamName stream, uint64_t seq,
+                                                        uint64_t offset, uint64_t length) {
+  StoredEvent event;
+  event.task_id = task_id;
+  event.attempt_id = attempt_id;
+  event.kind = EventKind::kGap;
+  event.stream = stream;
+  event.seq = seq;
+  event.offset = offset;
+  event.length = length;
+  return insert(std::move(event));
+}
+
+std::shared_ptr<const StoredEvent> EventLog::append_final(const std::string& task_id,
+                                                          const std::string& attempt_id,
+                                                          std::string payload) {
+  StoredEvent event;
+  event.task_id = task_id;
+  event.attempt_id = attempt_id;
+  event.kind = EventKind::kFinal;
+  event.payload = std::move(payload);
+  return insert(std::move(event));
+}
+
+std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t after_id, int limit) {
+  static const std::string sql = std::string("SELECT ") + kColumns +
+                                 " FROM events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?";
+  auto& query = store_.statement(sql.c_str());
+  query.bind(1, task_id);
+  query.bind(2, static_cast<int64_t>(after_id));
+  query.bind(3, limit);
+  std::vector<StoredEvent> events;
+  while (query.executeStep())
+    events.push_back(read_event(query));
+  return events;
+}
+
+std::vector<StoredEvent> EventLog::stream_page(const std::string& attempt_id,
+                                               protocol::StreamName stream, uint64_t after_seq,
+                                               int limit) {
+  static const std::string sql = std::string("SELECT ") + kColumns +
+                                 " FROM events WHERE attempt_id = ? AND stream = ? AND seq > ? "
+                                 "ORDER BY seq LIMIT ?";
+  auto& query = store_.statement(sql.c_str());
+  query.bind(1, attempt_id);
+  query.bind(2, std::string(to_string(stream)));
+  query.bind(3, static_cast<int64_t>(after_seq));
+  query.bind(4, limit);
+  std::vector<StoredEvent> events;
+  while (query.executeStep())
+    events.push_back(read_event(query));
+  return events;
+}
+
+std::string format_sse(const StoredEvent& event) {
+  std::string data;
+  if (event.kind == EventKind::kOutput) {
+    protocol::JsonWriter json;
+    json.begin_object();
+    json.field("attempt_id", event.attempt_id);
+    protocol::write_output_fields(json, {event.stream, event.seq, event.offset, event.data});
+    json.end_object();
+    data = json.str();
+  } else if (event.kind == EventKind::kGap) {
+    protocol::JsonWriter json;
+    json.begin_object();
+    json.field("attempt_id", event.attempt_id);
+    json.field("stream", to_string(event.stream));
+    json.field("seq", event.seq);
+    json.field("offset", event.offset);
+    json.field("length", event.length);
+    json.end_object();
+    data = json.str();
+  } else {
+    data = event.payload;
+  }
+  // Our JSON never contains a raw newline, so one data: line is enough.
+  std::string text = "id: " + std::to_string(event.id) + "\nevent: ";
+  text += to_string(event.kind);
+  text += "\ndata: ";
+  text += data;
+  text += "\n\n";
+  return text;
+}
+
+}  // namespace tether::hub

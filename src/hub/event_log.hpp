@@ -1,0 +1,69 @@
+// EventLog: the events table, the history a task's viewers replay.
+//
+// Output chunks are stored once, here; the raw output endpoint, SSE replay
+// and final verification all read them back from this table.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hub/hub_store.hpp"
+#include "protocol/attempt_report.hpp"
+
+namespace tether::hub {
+
+enum class EventKind { kStatus, kOutput, kGap, kFinal };
+std::string_view to_string(EventKind kind);
+
+struct StoredEvent {
+  uint64_t id = 0;
+  std::string task_id;
+  std::string attempt_id;
+  EventKind kind = EventKind::kStatus;
+  std::string state;  // status events: the task's new state
+  protocol::StreamName stream = protocol::StreamName::kStdout;
+  uint64_t seq = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::string data;     // output bytes
+  std::string payload;  // JSON, for status and final events
+  std::string stored_at;
+  int64_t stored_at_us = 0;
+};
+
+class EventLog {
+ public:
+  explicit EventLog(HubStore& store) : store_(store) {}
+
+  // Each inserts within the turn's transaction and returns the event.
+  std::shared_ptr<const StoredEvent> append_status(const std::string& task_id,
+                                                   const std::string& attempt_id,
+                                                   std::string_view state, std::string payload);
+  std::shared_ptr<const StoredEvent> append_output(const std::string& task_id,
+                                                   const std::string& attempt_id,
+                                                   const protocol::OutputChunk& chunk);
+  std::shared_ptr<const StoredEvent> append_gap(const std::string& task_id,
+                                                const std::string& attempt_id,
+                                                protocol::StreamName stream, uint64_t seq,
+                                                uint64_t offset, uint64_t length);
+  std::shared_ptr<const StoredEvent> append_final(const std::string& task_id,
+                                                  const std::string& attempt_id,
+                                                  std::string payload);
+
+  // Events of a task with id > after_id, oldest first, at most `limit`.
+  std::vector<StoredEvent> page(const std::string& task_id, uint64_t after_id, int limit);
+  // Output and gap events of one stream with seq > after_seq, in seq order.
+  std::vector<StoredEvent> stream_page(const std::string& attempt_id, protocol::StreamName stream,
+                                       uint64_t after_seq, int limit);
+
+ private:
+  std::shared_ptr<StoredEvent> insert(StoredEvent event);
+  HubStore& store_;
+};
+
+// "id: N\nevent: kind\ndata: {...}\n\n".
+std::string format_sse(const StoredEvent& event);
+
+}  // namespace tether::hub

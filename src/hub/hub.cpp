@@ -1,0 +1,143 @@
+#include "hub/hub.hpp"
+
+#include <charconv>
+
+#include "core/log.hpp"
+#include "protocol/frames.hpp"
+
+namespace tether::hub {
+
+Result<std::pair<std::string, int>> parse_listen_address(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return make_error("invalid_listen", "--listen '" + text + "': " + why);
+  };
+  std::string host;
+  std::string port_text;
+  if (!text.empty() && text[0] == '[') {
+    const auto close = text.find("]:");
+    if (close == std::string::npos) return bad("expected [address]:port");
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) return bad("expected address:port");
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  int port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (host.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() || port < 0 ||
+      port > 65535) {
+    return bad("expected address:port with a port from 0 to 65535");
+  }
+  return std::make_pair(host, port);
+}
+
+Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
+    : loop_(loop),
+      options_(std::move(options)),
+      store_(std::move(store)),
+      tokens_(*store_),
+      tasks_(*store_),
+      events_(*store_),
+      ledger_(events_),
+      service_(*store_, tasks_, events_, event_hub_, ledger_, {options_.lease_s * 1000}),
+      channels_(*store_, tokens_, service_),
+      polls_(loop, *store_, service_, channels_),
+      api_(loop, *store_, tokens_, tasks_, events_, event_hub_, service_, channels_, polls_),
+      lease_timer_(loop) {
+  store_->attach_loop(loop);
+  // If a commit fails, what the ledger remembers may not be stored: forget
+  // it and drop the channels, so agents reconnect and replay from their
+  // outboxes against what really is stored.
+  store_->set_on_commit_failed([this](const Error&) {
+    ledger_.clear();
+    channels_.close_all(1011, "storage failure; reconnect and replay");
+  });
+  AgentNotifier notifier;
+  notifier.is_connected = [this](const std::string& agent) {
+    return channels_.is_connected(agent);
+  };
+  notifier.send_cancel = [this](const std::string& agent, const protocol::TaskCancel& cancel) {
+    channels_.send_cancel(agent, cancel);
+  };
+  notifier.task_queued = [this](const std::string& agent) { polls_.task_queued(agent); };
+  service_.set_notifier(std::move(notifier));
+}
+
+Hub::~Hub() {
+  lease_timer_.stop();
+  server_.reset();
+  (void)store_->commit();
+}
+
+Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
+  auto address = parse_listen_address(options.listen);
+  if (!address) return address.error();
+  const bool tls = !options.tls_certificate_file.empty() || !options.tls_private_key_file.empty();
+  if (tls && (options.tls_certificate_file.empty() || options.tls_private_key_file.empty())) {
+    return make_error("invalid_tls", "--tls-cert and --tls-key go together");
+  }
+  const std::string& host = address->first;
+  const bool loopback = host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  if (!tls && !loopback && !options.insecure_listen) {
+    return make_error("insecure_listen",
+                      "refusing plain HTTP on " + options.listen +
+                          ": tokens would cross the network in the clear. Give --tls-cert and "
+                          "--tls-key, listen on 127.0.0.1 behind a TLS proxy, or pass "
+                          "--insecure-listen if you really mean it");
+  }
+  if (options.data_dir.empty()) return make_error("invalid_data_dir", "--data-dir is required");
+  auto store = HubStore::open(options.data_dir, options.sync);
+  if (!store) return store.error();
+  std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store)));
+
+  core::WebServerOptions server_options;
+  server_options.bind_address = host;
+  server_options.port = address->second;
+  server_options.tls_certificate_file = hub->options_.tls_certificate_file;
+  server_options.tls_private_key_file = hub->options_.tls_private_key_file;
+  server_options.max_body_bytes = protocol::kMaxFrameBytes;
+  server_options.max_message_bytes = protocol::kMaxFrameBytes;
+  core::WebServer::Handlers handlers;
+  Hub* raw = hub.get();
+  handlers.on_request = [raw](std::shared_ptr<core::HttpExchange> exchange) {
+    raw->api_.handle(exchange);
+  };
+  handlers.on_upgrade = [raw](const core::HttpRequest& request) {
+    return raw->channels_.authorize(request);
+  };
+  handlers.on_websocket = [raw](std::shared_ptr<core::WebSocketConnection> socket) {
+    raw->channels_.adopt(std::move(socket));
+  };
+  auto server = core::WebServer::start(loop, server_options, std::move(handlers));
+  if (!server) return server.error();
+  hub->server_ = std::move(*server);
+  hub->schedule_lease_check();
+  core::log_info("hub", std::string("listening on ") + (tls ? "https://" : "http://") + host + ":" +
+                            std::to_string(hub->server_->port()) + ", data in " +
+                            hub->options_.data_dir);
+  return hub;
+}
+
+void Hub::schedule_lease_check() {
+  lease_timer_.start(1000, [this] {
+    try {
+      service_.check_leases();
+    } catch (const SQLite::Exception& e) {
+      core::log_error("hub", std::string("lease check failed: ") + e.what());
+    }
+    schedule_lease_check();
+  });
+}
+
+void Hub::shut_down() {
+  core::log_info("hub", "shutting down");
+  lease_timer_.stop();
+  polls_.shutdown();
+  api_.close_streams();
+  channels_.close_all(core::kCloseGoingAway, "hub shutting down");
+  (void)store_->commit();
+}
+
+}  // namespace tether::hub

@@ -1,0 +1,65 @@
+// Hub: the reference control plane, assembled. One process, one loop, one
+// port for agent HTTP, agent WebSockets, the operator API and SSE.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/loop.hpp"
+#include "core/result.hpp"
+#include "core/timer.hpp"
+#include "core/web_server.hpp"
+#include "hub/agent_channels.hpp"
+#include "hub/hub_api.hpp"
+#include "hub/poll_waiters.hpp"
+
+namespace tether::hub {
+
+struct HubOptions {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:7070";
+  std::string tls_certificate_file;
+  std::string tls_private_key_file;
+  // Plain HTTP on a non-loopback address sends tokens in the clear; allowed
+  // only when asked for (a TLS-terminating proxy in front, on a private net).
+  bool insecure_listen = false;
+  int64_t lease_s = 60;
+  SyncMode sync = SyncMode::kNormal;
+};
+
+// "host:port" or "[v6]:port"; errors name the input.
+Result<std::pair<std::string, int>> parse_listen_address(const std::string& text);
+
+class Hub {
+ public:
+  static Result<std::unique_ptr<Hub>> start(core::Loop& loop, HubOptions options);
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+  ~Hub();
+
+  int port() const { return server_->port(); }
+  // Answers parked polls with 503, ends SSE streams and closes channels with
+  // 1001; commits what is pending. The hub can then be destroyed.
+  void shut_down();
+
+ private:
+  Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store);
+  void schedule_lease_check();
+
+  core::Loop& loop_;
+  HubOptions options_;
+  std::unique_ptr<HubStore> store_;
+  TokenStore tokens_;
+  TaskRepository tasks_;
+  EventLog events_;
+  EventHub event_hub_;
+  OutputLedger ledger_;
+  TaskService service_;
+  AgentChannels channels_;
+  PollWaiters polls_;
+  HubApi api_;
+  core::Timer lease_timer_;
+  std::unique_ptr<core::WebServer> server_;
+};
+
+}  // namespace tether::hub

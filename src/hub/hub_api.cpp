@@ -1,0 +1,551 @@
+#include "hub/hub_api.hpp"
+
+#include <charconv>
+#include <set>
+#include <vector>
+
+#include "core/log.hpp"
+#include "core/wall_clock.hpp"
+#include "protocol/json_writer.hpp"
+#include "protocol/report_json.hpp"
+
+namespace tether::hub {
+
+namespace {
+
+using core::HttpExchange;
+using core::json_response;
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t start = 1;
+  while (start <= path.size()) {
+    const size_t slash = path.find('/', start);
+    const size_t end = slash == std::string::npos ? path.size() : slash;
+    if (end > start) parts.push_back(path.substr(start, end - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return parts;
+}
+
+void respond_error(const std::shared_ptr<HttpExchange>& exchange, int status,
+                   const std::string& code, const std::string& message, bool retryable = false) {
+  exchange->respond(json_response(status, error_body(code, message, retryable)));
+}
+
+bool parse_uint(const std::string& text, uint64_t& out) {
+  if (text.empty()) return false;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+void write_task(protocol::JsonWriter& json, const TaskRecord& task,
+                const std::vector<AttemptRecord>& attempts) {
+  json.begin_object();
+  json.field("id", task.id);
+  json.field("agent", task.agent);
+  json.field("state", to_string(task.state));
+  json.key("command");
+  json.raw(task.command_json);
+  json.key("env");
+  json.raw(task.env_json);
+  json.field("cwd", task.cwd);
+  json.field("timeout_s", task.timeout_s);
+  json.field("target", task.target);
+  json.field("max_attempts", task.max_attempts);
+  json.field("attempts_made", task.attempts_made);
+  if (task.current_attempt.empty()) {
+    json.key("current_attempt");
+    json.null();
+  } else {
+    json.field("current_attempt", task.current_attempt);
+  }
+  json.field("cancel_requested", task.cancel_requested);
+  json.field("output_verified", task.output_verified);
+  if (task.verification_error.empty()) {
+    json.key("verification_error");
+    json.null();
+  } else {
+    json.field("verification_error", task.verification_error);
+  }
+  json.key("final");
+  if (task.final_json.empty()) {
+    json.null();
+  } else {
+    json.raw(task.final_json);
+  }
+  json.field("created_at", task.created_at);
+  json.field("updated_at", task.updated_at);
+  json.key("attempts");
+  json.begin_array();
+  for (const auto& attempt : attempts) {
+    json.begin_object();
+    json.field("id", attempt.id);
+    json.field("number", attempt.number);
+    json.field("state", to_string(attempt.state));
+    json.field("dispatched_at", attempt.dispatched_at);
+    json.field("started_at", attempt.started_at);
+    json.field("finished_at", attempt.finished_at);
+    if (!attempt.lost_reason.empty()) json.field("lost_reason", attempt.lost_reason);
+    json.end_object();
+  }
+  json.end_array();
+  json.end_object();
+}
+
+// Decodes POST /api/v1/tasks. Unknown fields are an error here (unlike in
+// frames): an operator's typo must not silently drop a setting.
+Result<SubmitRequest> decode_submit(std::string_view body) {
+  auto document = protocol::parse_json_object(body, "task");
+  if (!document) return document.error();
+  static const std::set<std::string> kFields = {
+      "agent", "command", "env", "cwd", "timeout_s", "target", "on_conflict", "max_attempts"};
+  const rapidjson::Value& fields = *document;  // const: clang 14 rejects the mutable iterator
+  for (const auto& member : fields.GetObject()) {
+    const std::string name(member.name.GetString(), member.name.GetStringLength());
+    if (!kFields.count(name))
+      return make_error("invalid_field", "task." + name + ": unknown field");
+  }
+  protocol::JsonObjectReader task(*document, "task");
+  SubmitRequest request;
+  auto agent = task.required_string("agent");
+  if (!agent) return agent.error();
+  if (!protocol::is_valid_id(*agent)) {
+    return task.field_error("agent", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+  }
+  request.agent = std::move(*agent);
+  if (auto fields = protocol::read_task_body(task, request.spec); !fields) return fields.error();
+  auto on_conflict = task.optional_string("on_conflict");
+  if (!on_conflict) return on_conflict.error();
+  const std::string policy = on_conflict->value_or("queue");
+  if (policy != "queue" && policy != "reject") {
+    return task.field_error("on_conflict", "expected \"queue\" or \"reject\"");
+  }
+  request.reject_on_conflict = policy == "reject";
+  auto max_attempts = task.optional_uint("max_attempts");
+  if (!max_attempts) return max_attempts.error();
+  request.max_attempts = static_cast<int>(std::min<uint64_t>(max_attempts->value_or(1), 1000));
+  return request;
+}
+
+}  // namespace
+
+HubApi::HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskRepository& tasks,
+               EventLog& events, EventHub& hub, TaskService& service, AgentChannels& channels,
+               PollWaiters& polls)
+    : loop_(loop),
+      store_(store),
+      tokens_(tokens),
+      tasks_(tasks),
+      events_(events),
+      hub_(hub),
+      service_(service),
+      channels_(channels),
+      polls_(polls) {}
+
+void HubApi::handle(const std::shared_ptr<HttpExchange>& exchange) {
+  const auto& request = exchange->request();
+  const auto parts = split_path(request.path);
+  const std::string& method = request.method;
+  try {
+    if (parts.size() == 1 && parts[0] == "healthz" && method == "GET") {
+      exchange->respond(json_response(200, R"({"ok":true})"));
+      return;
+    }
+    if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") {
+      respond_error(exchange, 404, "not_found", "no route for " + method + " " + request.path);
+      return;
+    }
+    const std::string& section = parts[2];
+    if (section == "agents" && parts.size() == 6 && parts[4] == "tasks" && parts[5] == "next" &&
+        method == "GET") {
+      poll(exchange, parts[3]);
+    } else if (section == "attempts" && parts.size() == 5 && parts[4] == "final" &&
+               method == "PUT") {
+      put_final(exchange, parts[3]);
+    } else if (section == "agents" && parts.size() == 3 && method == "GET") {
+      if (require_admin(exchange)) list_agents(exchange);
+    } else if (section == "tasks" && parts.size() == 3 && method == "POST") {
+      if (require_admin(exchange)) submit(exchange);
+    } else if (section == "tasks" && parts.size() == 3 && method == "GET") {
+      if (require_admin(exchange)) list_tasks(exchange);
+    } else if (section == "tasks" && parts.size() == 4 && method == "GET") {
+      if (require_admin(exchange)) show_task(exchange, parts[3]);
+    } else if (section == "tasks" && parts.size() == 5 && parts[4] == "output" && method == "GET") {
+      if (require_admin(exchange)) task_output(exchange, parts[3]);
+    } else if (section == "tasks" && parts.size() == 5 && parts[4] == "events" && method == "GET") {
+      if (require_admin(exchange)) task_events(exchange, parts[3]);
+    } else if (section == "tasks" && parts.size() == 5 && parts[4] == "cancel" &&
+               method == "POST") {
+      if (require_admin(exchange)) cancel(exchange, parts[3]);
+    } else {
+      respond_error(exchange, 404, "not_found", "no route for " + method + " " + request.path);
+    }
+  } catch (const SQLite::Exception& e) {
+    core::log_error("api", method + " " + request.path + ": storage error: " + e.what());
+    respond_error(exchange, 503, "storage_unavailable",
+                  "the hub could not read or write its storage", true);
+  }
+}
+
+bool HubApi::require_admin(const std::shared_ptr<HttpExchange>& exchange) {
+  switch (tokens_.check_admin(exchange->request().authorization)) {
+    case AuthOutcome::kAllowed:
+      return true;
+    case AuthOutcome::kForbidden:
+      respond_error(exchange, 403, "forbidden", "this route needs an operator (admin) token");
+      return false;
+    case AuthOutcome::kUnauthorized:
+      break;
+  }
+  respond_error(exchange, 401, "unauthorized", "missing or unknown token");
+  return false;
+}
+
+void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::string& agent) {
+  switch (tokens_.check_agent(agent, exchange->request().authorization)) {
+    case AuthOutcome::kAllowed:
+      break;
+    case AuthOutcome::kForbidden:
+      respond_error(exchange, 403, "forbidden", "this token is not agent " + agent + "'s");
+      return;
+    case AuthOutcome::kUnauthorized:
+      respond_error(exchange, 401, "unauthorized", "missing or unknown agent token");
+      return;
+  }
+  service_.agent_seen(agent);
+  uint64_t wait = 0;
+  const std::string wait_text = exchange->request().query_value("wait");
+  if (!wait_text.empty() && !parse_uint(wait_text, wait)) {
+    respond_error(exchange, 400, "invalid_field",
+                  "wait: expected seconds as a non-negative integer");
+    return;
+  }
+  polls_.poll(agent, exchange, static_cast<int>(std::min<uint64_t>(wait, kMaxPollWaitSeconds)));
+}
+
+void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
+                       const std::string& attempt_id) {
+  const auto& request = exchange->request();
+  auto agent = tokens_.agent_of(request.authorization);
+  if (!agent) {
+    if (tokens_.check_admin(request.authorization) == AuthOutcome::kAllowed) {
+      respond_error(exchange, 403, "forbidden", "finals come from agents, not operators");
+    } else {
+      respond_error(exchange, 401, "unauthorized", "missing or unknown agent token");
+    }
+    return;
+  }
+  service_.agent_seen(*agent);
+  auto frame = protocol::decode_frame(request.body);
+  if (!frame) {
+    respond_error(exchange, 400, frame.error().code, frame.error().message);
+    return;
+  }
+  auto* final_frame = std::get_if<protocol::TaskFinal>(&frame->payload);
+  if (!final_frame) {
+    respond_error(exchange, 400, "invalid_frame", "frame.type: expected task.final");
+    return;
+  }
+  if (final_frame->attempt.attempt_id != attempt_id) {
+    respond_error(
+        exchange, 400, "invalid_frame",
+        "frame.attempt_id: " + final_frame->attempt.attempt_id + " does not match the URL");
+    return;
+  }
+  auto attempt = tasks_.find_attempt(attempt_id);
+  if ((attempt && attempt->agent != *agent) ||
+      (!frame->agent_id.empty() && frame->agent_id != *agent)) {
+    respond_error(exchange, 403, "forbidden", "attempt " + attempt_id + " is not this agent's");
+    return;
+  }
+  auto verdict = service_.on_final(*agent, *final_frame, frame->message_id);
+  core::HttpResponse response;
+  if (!verdict.error) {
+    response = json_response(200, std::string(R"({"accepted":true,"verified":)") +
+                                      (verdict.verified ? "true" : "false") + "}");
+  } else if (verdict.error->code == "output_incomplete") {
+    protocol::JsonWriter json;
+    json.begin_object();
+    json.key("error");
+    json.begin_object();
+    json.field("code", verdict.error->code);
+    json.field("message", verdict.error->message);
+    json.field("retryable", true);
+    json.key("missing");
+    json.begin_array();
+    for (const auto& missing : verdict.missing) {
+      json.begin_object();
+      json.field("stream", to_string(missing.stream));
+      json.field("from_seq", missing.from_seq);
+      json.field("from_offset", missing.from_offset);
+      json.field("expected_bytes", missing.expected_bytes);
+      json.end_object();
+    }
+    json.end_array();
+    json.end_object();
+    json.end_object();
+    response = json_response(409, json.str());
+  } else {
+    const std::string& code = verdict.error->code;
+    const int status = code == "unknown_attempt"     ? 404
+                       : code == "attempt_discarded" ? 410
+                       : code == "final_conflict"    ? 422
+                                                     : 400;
+    response =
+        json_response(status, error_body(code, verdict.error->message, verdict.error->retryable));
+  }
+  store_.after_commit([exchange, response = std::move(response)]() mutable {
+    exchange->respond(std::move(response));
+  });
+}
+
+void HubApi::submit(const std::shared_ptr<HttpExchange>& exchange) {
+  auto request = decode_submit(exchange->request().body);
+  if (!request) {
+    respond_error(exchange, 400, "invalid_field", request.error().message);
+    return;
+  }
+  if (!tokens_.agent_exists(request->agent)) {
+    respond_error(exchange, 400, "invalid_field",
+                  "task.agent: no agent named '" + request->agent + "'");
+    return;
+  }
+  auto task = service_.submit(*request);
+  if (!task) {
+    if (task.error().code == "target_busy") {
+      protocol::JsonWriter json;
+      json.begin_object();
+      json.key("error");
+      json.begin_object();
+      json.field("code", "target_busy");
+      json.field("message", "target '" + request->spec.target + "' of agent " + request->agent +
+                                " is held by task " + task.error().message);
+      json.field("retryable", true);
+      json.field("active_task_id", task.error().message);
+      json.end_object();
+      json.end_object();
+      exchange->respond(json_response(409, json.str()));
+      return;
+    }
+    respond_error(exchange, 400, task.error().code, task.error().message);
+    return;
+  }
+  protocol::JsonWriter json;
+  write_task(json, *task, {});
+  std::string body = json.str();
+  store_.after_commit([exchange, body = std::move(body)]() mutable {
+    exchange->respond(json_response(201, std::move(body)));
+  });
+}
+
+void HubApi::list_tasks(const std::shared_ptr<HttpExchange>& exchange) {
+  const std::string state = exchange->request().query_value("state");
+  if (!state.empty() && !parse_task_state(state)) {
+    respond_error(exchange, 400, "invalid_field", "state: unknown state '" + state + "'");
+    return;
+  }
+  uint64_t limit = 100;
+  const std::string limit_text = exchange->request().query_value("limit");
+  if (!limit_text.empty() && (!parse_uint(limit_text, limit) || limit == 0 || limit > 1000)) {
+    respond_error(exchange, 400, "invalid_field", "limit: expected 1 to 1000");
+    return;
+  }
+  protocol::JsonWriter json;
+  json.begin_object();
+  json.key("tasks");
+  json.begin_array();
+  for (const auto& task : tasks_.list_tasks(state, static_cast<int>(limit))) {
+    write_task(json, task, {});
+  }
+  json.end_array();
+  json.end_object();
+  exchange->respond(json_response(200, json.str()));
+}
+
+void HubApi::show_task(const std::shared_ptr<HttpExchange>& exchange, const std::string& task_id) {
+  auto task = tasks_.find_task(task_id);
+  if (!task) {
+    respond_error(exchange, 404, "not_found", "no task '" + task_id + "'");
+    return;
+  }
+  protocol::JsonWriter json;
+  write_task(json, *task, tasks_.attempts_of(task_id));
+  exchange->respond(json_response(200, json.str()));
+}
+
+void HubApi::task_output(const std::shared_ptr<HttpExchange>& exchange,
+                         const std::string& task_id) {
+  const auto& request = exchange->request();
+  auto task = tasks_.find_task(task_id);
+  if (!task) {
+    respond_error(exchange, 404, "not_found", "no task '" + task_id + "'");
+    return;
+  }
+  auto stream = protocol::parse_stream_name(request.query_value("stream"));
+  if (!stream) {
+    respond_error(exchange, 400, "invalid_field", "stream: expected stdout or stderr");
+    return;
+  }
+  uint64_t offset = 0;
+  if (request.has_query("offset") && !parse_uint(request.query_value("offset"), offset)) {
+    respond_error(exchange, 400, "invalid_field", "offset: expected a non-negative integer");
+    return;
+  }
+  const std::string attempt =
+      request.has_query("attempt") ? request.query_value("attempt") : task->current_attempt;
+  // Size first, from the chunk lengths alone; then the bytes, page by page.
+  auto& sizes = store_.statement(
+      "SELECT byte_offset, length FROM events WHERE attempt_id = ? AND stream = ? AND "
+      "kind = 'output' AND byte_offset + length > ? ORDER BY seq");
+  sizes.bind(1, attempt);
+  sizes.bind(2, std::string(to_string(*stream)));
+  sizes.bind(3, static_cast<int64_t>(offset));
+  uint64_t total = 0;
+  while (sizes.executeStep()) {
+    const uint64_t start = static_cast<uint64_t>(sizes.getColumn(0).getInt64());
+    const uint64_t length = static_cast<uint64_t>(sizes.getColumn(1).getInt64());
+    total += start < offset ? start + length - offset : length;
+  }
+  core::HttpResponse response;
+  response.content_type = "application/octet-stream";
+  response.headers.emplace_back("x-tether-attempt", attempt);
+  response.content_length = total;
+  struct Cursor {
+    uint64_t after_seq = 0;
+    std::vector<StoredEvent> page;
+    size_t index = 0;
+  };
+  auto cursor = std::make_shared<Cursor>();
+  EventLog* events = &events_;
+  const auto which = *stream;
+  response.body_source = [cursor, events, attempt, which, offset]() -> std::string {
+    for (;;) {
+      if (cursor->index == cursor->page.size()) {
+        cursor->page = events->stream_page(attempt, which, cursor->after_seq, 16);
+        cursor->index = 0;
+        if (cursor->page.empty()) return {};
+      }
+      const StoredEvent& event = cursor->page[cursor->index++];
+      cursor->after_seq = event.seq;
+      if (event.kind != EventKind::kOutput || event.offset + event.length <= offset) continue;
+      if (event.offset >= offset) return event.data;
+      return event.data.substr(offset - event.offset);
+    }
+  };
+  exchange->respond(std::move(response));
+}
+
+void HubApi::task_events(const std::shared_ptr<HttpExchange>& exchange,
+                         const std::string& task_id) {
+  const auto& request = exchange->request();
+  if (!tasks_.find_task(task_id)) {
+    respond_error(exchange, 404, "not_found", "no task '" + task_id + "'");
+    return;
+  }
+  uint64_t after = 0;
+  const std::string last =
+      !request.last_event_id.empty() ? request.last_event_id : request.query_value("last_event_id");
+  if (!last.empty() && !parse_uint(last, after)) {
+    respond_error(exchange, 400, "invalid_field", "Last-Event-ID: expected an event id");
+    return;
+  }
+  const bool follow = request.query_value("follow") != "0";
+  auto stream =
+      std::make_shared<SseStream>(loop_, events_, hub_, tasks_, exchange, task_id, after, follow);
+  streams_.insert(stream);
+  std::weak_ptr<SseStream> weak = stream;
+  stream->set_on_finished([this, weak] {
+    if (auto finished = weak.lock()) streams_.erase(finished);
+  });
+  stream->start();
+}
+
+void HubApi::cancel(const std::shared_ptr<HttpExchange>& exchange, const std::string& task_id) {
+  std::string reason = "requested by an operator";
+  if (!exchange->request().body.empty()) {
+    auto document = protocol::parse_json_object(exchange->request().body, "cancel");
+    if (!document) {
+      respond_error(exchange, 400, "invalid_field", document.error().message);
+      return;
+    }
+    auto given = protocol::JsonObjectReader(*document, "cancel").optional_string("reason");
+    if (!given) {
+      respond_error(exchange, 400, "invalid_field", given.error().message);
+      return;
+    }
+    if (*given && !(*given)->empty()) reason = **given;
+  }
+  auto task = service_.cancel(task_id, reason);
+  if (!task) {
+    respond_error(exchange, task.error().code == "not_found" ? 404 : 409, task.error().code,
+                  task.error().message);
+    return;
+  }
+  protocol::JsonWriter json;
+  write_task(json, *task, {});
+  std::string body = json.str();
+  store_.after_commit([exchange, body = std::move(body)]() mutable {
+    exchange->respond(json_response(202, std::move(body)));
+  });
+}
+
+void HubApi::list_agents(const std::shared_ptr<HttpExchange>& exchange) {
+  auto& query = store_.statement(
+      "SELECT name, created_at, last_seen_at, version, outbox_rows, outbox_bytes, "
+      "outbox_reported_at FROM agents ORDER BY name");
+  struct Row {
+    std::string name, created_at, last_seen_at, version, reported_at;
+    std::optional<int64_t> rows, bytes;
+  };
+  std::vector<Row> rows;
+  while (query.executeStep()) {
+    Row row;
+    row.name = query.getColumn(0).getString();
+    row.created_at = query.getColumn(1).getString();
+    row.last_seen_at = query.getColumn(2).isNull() ? "" : query.getColumn(2).getString();
+    row.version = query.getColumn(3).isNull() ? "" : query.getColumn(3).getString();
+    if (!query.getColumn(4).isNull()) row.rows = query.getColumn(4).getInt64();
+    if (!query.getColumn(5).isNull()) row.bytes = query.getColumn(5).getInt64();
+    row.reported_at = query.getColumn(6).isNull() ? "" : query.getColumn(6).getString();
+    rows.push_back(std::move(row));
+  }
+  protocol::JsonWriter json;
+  json.begin_object();
+  json.key("agents");
+  json.begin_array();
+  for (const auto& row : rows) {
+    json.begin_object();
+    json.field("name", row.name);
+    json.field("connected", channels_.is_connected(row.name));
+    std::string last_seen = row.last_seen_at;
+    if (auto ms = service_.last_seen_ms(row.name)) {
+      last_seen =
+          core::format_utc(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
+    }
+    json.field("last_seen_at", last_seen);
+    json.field("version", row.version);
+    json.field("created_at", row.created_at);
+    json.field("running_attempts",
+               static_cast<uint64_t>(tasks_.active_attempts_of(row.name).size()));
+    json.key("outbox");
+    json.begin_object();
+    json.field("rows", row.rows);
+    json.field("bytes", row.bytes);
+    json.field("reported_at", row.reported_at);
+    json.end_object();
+    json.end_object();
+  }
+  json.end_array();
+  json.end_object();
+  exchange->respond(json_response(200, json.str()));
+}
+
+void HubApi::close_streams() {
+  auto streams = streams_;
+  for (const auto& stream : streams)
+    stream->close();
+}
+
+}  // namespace tether::hub

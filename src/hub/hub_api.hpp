@@ -1,0 +1,62 @@
+// HubApi: the hub's HTTP routes (docs/protocol.md 3, 7 and 11).
+//
+//   agents:    GET  /api/v1/agents/{agent}/tasks/next?wait=S
+//              PUT  /api/v1/attempts/{attempt}/final
+//   operators: POST /api/v1/tasks           GET /api/v1/tasks[?state=&limit=]
+//              GET  /api/v1/tasks/{id}      GET /api/v1/tasks/{id}/output
+//              GET  /api/v1/tasks/{id}/events (SSE)
+//              POST /api/v1/tasks/{id}/cancel
+//              GET  /api/v1/agents
+//   anyone:    GET  /healthz
+//
+// Agent routes take only the agent's own token; operator routes take only
+// an admin token. A valid token in the wrong place is 403, none or an
+// unknown one 401.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_set>
+
+#include "hub/agent_channels.hpp"
+#include "hub/poll_waiters.hpp"
+#include "hub/sse_stream.hpp"
+
+namespace tether::hub {
+
+class HubApi {
+ public:
+  HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskRepository& tasks,
+         EventLog& events, EventHub& hub, TaskService& service, AgentChannels& channels,
+         PollWaiters& polls);
+
+  void handle(const std::shared_ptr<core::HttpExchange>& exchange);
+  void close_streams();
+  size_t open_streams() const { return streams_.size(); }
+
+ private:
+  bool require_admin(const std::shared_ptr<core::HttpExchange>& exchange);
+  void poll(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& agent);
+  void put_final(const std::shared_ptr<core::HttpExchange>& exchange,
+                 const std::string& attempt_id);
+  void submit(const std::shared_ptr<core::HttpExchange>& exchange);
+  void list_tasks(const std::shared_ptr<core::HttpExchange>& exchange);
+  void show_task(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
+  void task_output(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
+  void task_events(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
+  void cancel(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
+  void list_agents(const std::shared_ptr<core::HttpExchange>& exchange);
+
+  core::Loop& loop_;
+  HubStore& store_;
+  TokenStore& tokens_;
+  TaskRepository& tasks_;
+  EventLog& events_;
+  EventHub& hub_;
+  TaskService& service_;
+  AgentChannels& channels_;
+  PollWaiters& polls_;
+  std::unordered_set<std::shared_ptr<SseStream>> streams_;
+};
+
+}  // namespace tether::hub

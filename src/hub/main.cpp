@@ -1,0 +1,172 @@
+// tether-hub: the reference control plane.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/log.hpp"
+#include "core/run.hpp"
+#include "core/signal_set.hpp"
+#include "hub/hub.hpp"
+#include "hub/tokens.hpp"
+
+namespace {
+
+using namespace tether;
+
+constexpr const char* kUsage =
+    "usage: tether-hub COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve --data-dir DIR [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
+    "        [--insecure-listen] [--lease-s N] [--sync normal|full] [--log-level LEVEL]\n"
+    "      run the hub (default --listen 127.0.0.1:7070)\n"
+    "  agent add NAME --data-dir DIR      register an agent; prints its token once\n"
+    "  agent rotate NAME --data-dir DIR   replace an agent's token; prints the new one\n"
+    "  token admin --data-dir DIR         make an operator token; prints it once\n"
+    "  --version                          print the version\n"
+    "\n"
+    "The agent and token commands work while the hub is running.\n";
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "tether-hub: %s\n\n%s", message.c_str(), kUsage);
+  return 2;
+}
+
+struct Flags {
+  std::vector<std::string> positional;
+  hub::HubOptions options;
+  std::string log_level;
+};
+
+Result<Flags> parse_flags(const std::vector<std::string>& args) {
+  Flags flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    auto value = [&](const char* name) -> Result<std::string> {
+      if (i + 1 >= args.size()) return make_error("usage", std::string(name) + " needs a value");
+      return args[++i];
+    };
+    if (arg == "--insecure-listen") {
+      flags.options.insecure_listen = true;
+    } else if (arg == "--data-dir" || arg == "--listen" || arg == "--tls-cert" ||
+               arg == "--tls-key" || arg == "--lease-s" || arg == "--sync" ||
+               arg == "--log-level") {
+      auto v = value(arg.c_str());
+      if (!v) return v.error();
+      if (arg == "--data-dir") flags.options.data_dir = *v;
+      if (arg == "--listen") flags.options.listen = *v;
+      if (arg == "--tls-cert") flags.options.tls_certificate_file = *v;
+      if (arg == "--tls-key") flags.options.tls_private_key_file = *v;
+      if (arg == "--log-level") flags.log_level = *v;
+      if (arg == "--sync") {
+        if (*v != "normal" && *v != "full")
+          return make_error("usage", "--sync: expected normal or full");
+        flags.options.sync = *v == "full" ? hub::SyncMode::kFull : hub::SyncMode::kNormal;
+      }
+      if (arg == "--lease-s") {
+        try {
+          flags.options.lease_s = std::stoll(*v);
+        } catch (const std::exception&) {
+          return make_error("usage", "--lease-s: expected seconds");
+        }
+        if (flags.options.lease_s < 1 || flags.options.lease_s > 86400) {
+          return make_error("usage", "--lease-s: expected 1 to 86400 seconds");
+        }
+      }
+    } else if (arg.rfind("--", 0) == 0) {
+      return make_error("usage", "unknown option " + arg);
+    } else {
+      flags.positional.push_back(arg);
+    }
+  }
+  return flags;
+}
+
+core::Task<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
+  core::SignalSet signals(loop, {SIGTERM, SIGINT});
+  auto hub = hub::Hub::start(loop, std::move(options));
+  if (!hub) {
+    core::log_error("hub", hub.error().message);
+    status = 1;
+    co_return;
+  }
+  auto signal = co_await signals.next();
+  if (signal.ok()) core::log_info("hub", std::string("received ") + strsignal(*signal));
+  (*hub)->shut_down();
+  hub->reset();
+}
+
+int run_token_command(const Flags& flags) {
+  const auto& words = flags.positional;
+  if (flags.options.data_dir.empty()) return usage_error("--data-dir is required");
+  auto store = hub::HubStore::open(flags.options.data_dir, hub::SyncMode::kFull);
+  if (!store) {
+    std::fprintf(stderr, "tether-hub: %s\n", store.error().message.c_str());
+    return 1;
+  }
+  hub::TokenStore tokens(**store);
+  Result<std::string> token = make_error("usage", "");
+  if (words[0] == "agent" && words.size() == 3 && words[1] == "add") {
+    token = tokens.add_agent(words[2]);
+  } else if (words[0] == "agent" && words.size() == 3 && words[1] == "rotate") {
+    token = tokens.rotate_agent(words[2]);
+  } else if (words[0] == "token" && words.size() == 2 && words[1] == "admin") {
+    token = tokens.add_admin_token();
+  } else {
+    return usage_error("unknown command");
+  }
+  if (!token) {
+    std::fprintf(stderr, "tether-hub: %s\n", token.error().message.c_str());
+    return 1;
+  }
+  // The only time the token is ever shown. Stdout alone, so it can go
+  // straight into a file: tether-hub agent add edge-1 ... > token && chmod 600 token
+  std::printf("%s\n", token->c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (args[0] == "--version") {
+    std::printf("tether-hub %s\n", TETHER_VERSION);
+    return 0;
+  }
+  auto flags = parse_flags(args);
+  if (!flags) return usage_error(flags.error().message);
+  if (!flags->log_level.empty()) {
+    core::LogLevel level;
+    if (!core::parse_log_level(flags->log_level, level)) {
+      return usage_error("--log-level: expected debug, info, warning or error");
+    }
+    core::set_log_level(level);
+  }
+  const auto& words = flags->positional;
+  if (words.empty()) return usage_error("no command");
+  try {
+    if (words[0] == "serve" && words.size() == 1) {
+      core::Loop loop;
+      int status = 0;
+      core::run_to_completion(loop, serve(loop, flags->options, status));
+      return status;
+    }
+    if (words[0] == "agent" || words[0] == "token") return run_token_command(*flags);
+  } catch (const SQLite::Exception& e) {
+    std::fprintf(stderr, "tether-hub: database error: %s\n", e.what());
+    return 1;
+  }
+  return usage_error("unknown command '" + words[0] + "'");
+}

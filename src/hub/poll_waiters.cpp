@@ -1,0 +1,96 @@
+#include "hub/poll_waiters.hpp"
+
+#include "protocol/task_spec.hpp"
+
+namespace tether::hub {
+
+core::HttpResponse unavailable_response(int status, const std::string& code,
+                                        const std::string& message, int retry_after_s) {
+  auto response = core::json_response(status, error_body(code, message, true));
+  response.headers.emplace_back("retry-after", std::to_string(retry_after_s));
+  return response;
+}
+
+bool PollWaiters::answer(const std::string& agent,
+                         const std::shared_ptr<core::HttpExchange>& exchange) {
+  auto spec = tasks_.dispatch_next(agent);
+  if (!spec) return false;
+  const uint64_t lease_s = static_cast<uint64_t>(tasks_.lease_ms() / 1000);
+  std::string body = protocol::encode_task(*spec, lease_s);
+  store_.after_commit([exchange, body = std::move(body)]() mutable {
+    exchange->respond(core::json_response(200, std::move(body)));
+  });
+  return true;
+}
+
+void PollWaiters::poll(const std::string& agent, std::shared_ptr<core::HttpExchange> exchange,
+                       int wait_s) {
+  if (shutting_down_) {
+    exchange->respond(unavailable_response(503, "unavailable", "the hub is shutting down", 5));
+    return;
+  }
+  if (answer(agent, exchange)) return;
+  wait_s = std::clamp(wait_s, 0, kMaxPollWaitSeconds);
+  if (wait_s == 0) {
+    exchange->respond(core::json_response(204, ""));
+    return;
+  }
+  if (parked_.count(agent) >= kMaxParkedPollsPerAgent) {
+    exchange->respond(unavailable_response(429, "rate_limited",
+                                           "agent " + agent + " already has " +
+                                               std::to_string(kMaxParkedPollsPerAgent) +
+                                               " polls waiting",
+                                           1));
+    return;
+  }
+  auto waiter = std::make_shared<Waiter>();
+  waiter->agent = agent;
+  waiter->exchange = exchange;
+  waiter->timer = std::make_unique<core::Timer>(loop_);
+  std::weak_ptr<Waiter> weak = waiter;
+  waiter->timer->start(static_cast<uint64_t>(wait_s) * 1000, [this, weak] {
+    if (auto live = weak.lock()) {
+      live->exchange->respond(core::json_response(204, ""));
+      remove(live);
+    }
+  });
+  exchange->set_on_closed([this, weak] {
+    if (auto live = weak.lock()) remove(live);
+  });
+  parked_.emplace(agent, std::move(waiter));
+}
+
+void PollWaiters::task_queued(const std::string& agent) {
+  auto it = parked_.find(agent);  // the oldest parked poll of this agent
+  if (it == parked_.end()) {
+    channels_.send_wake(agent);
+    return;
+  }
+  auto waiter = it->second;
+  remove(waiter);
+  if (!answer(agent, waiter->exchange)) waiter->exchange->respond(core::json_response(204, ""));
+}
+
+void PollWaiters::remove(const std::shared_ptr<Waiter>& waiter) {
+  auto [first, last] = parked_.equal_range(waiter->agent);
+  for (auto it = first; it != last; ++it) {
+    if (it->second == waiter) {
+      parked_.erase(it);
+      break;
+    }
+  }
+  waiter->timer->stop();
+}
+
+void PollWaiters::shutdown() {
+  shutting_down_ = true;
+  auto parked = std::move(parked_);
+  parked_.clear();
+  for (auto& [agent, waiter] : parked) {
+    waiter->timer->stop();
+    waiter->exchange->respond(
+        unavailable_response(503, "unavailable", "the hub is shutting down", 5));
+  }
+}
+
+}  // namespace tether::hub

@@ -1,0 +1,54 @@
+// PollWaiters: agents' long polls for their next task (docs/protocol.md 3).
+//
+// A poll is answered at once when a task is queued for the agent; otherwise
+// it waits, up to `wait` seconds, for one to be queued. A task goes out only
+// after its dispatch has committed, so a hub crash can never hand out an
+// attempt it does not remember.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/timer.hpp"
+#include "core/web_server.hpp"
+#include "hub/agent_channels.hpp"
+#include "hub/task_service.hpp"
+
+namespace tether::hub {
+
+inline constexpr int kMaxPollWaitSeconds = 60;
+inline constexpr size_t kMaxParkedPollsPerAgent = 4;
+
+class PollWaiters {
+ public:
+  PollWaiters(core::Loop& loop, HubStore& store, TaskService& tasks, AgentChannels& channels)
+      : loop_(loop), store_(store), tasks_(tasks), channels_(channels) {}
+
+  void poll(const std::string& agent, std::shared_ptr<core::HttpExchange> exchange, int wait_s);
+  // A task was queued for `agent`: answer a parked poll, or wake the agent.
+  void task_queued(const std::string& agent);
+  // Every parked poll gets 503; later polls too.
+  void shutdown();
+
+ private:
+  struct Waiter {
+    std::string agent;
+    std::shared_ptr<core::HttpExchange> exchange;
+    std::unique_ptr<core::Timer> timer;
+  };
+  bool answer(const std::string& agent, const std::shared_ptr<core::HttpExchange>& exchange);
+  void remove(const std::shared_ptr<Waiter>& waiter);
+
+  core::Loop& loop_;
+  HubStore& store_;
+  TaskService& tasks_;
+  AgentChannels& channels_;
+  std::multimap<std::string, std::shared_ptr<Waiter>> parked_;
+  bool shutting_down_ = false;
+};
+
+core::HttpResponse unavailable_response(int status, const std::string& code,
+                                        const std::string& message, int retry_after_s);
+
+}  // namespace tether::hub

@@ -1,0 +1,124 @@
+#include "hub/sse_stream.hpp"
+
+#include "core/log.hpp"
+
+namespace tether::hub {
+
+namespace {
+
+constexpr int kReplayPage = 256;
+
+bool ends_task(const StoredEvent& event) {
+  if (event.kind != EventKind::kStatus) return false;
+  auto state = parse_task_state(event.state);
+  return state && is_terminal(*state);
+}
+
+}  // namespace
+
+SseStream::SseStream(core::Loop& loop, EventLog& events, EventHub& hub, TaskRepository& tasks,
+                     std::shared_ptr<core::HttpExchange> exchange, std::string task_id,
+                     uint64_t after_id, bool follow)
+    : loop_(loop),
+      events_(events),
+      hub_(hub),
+      tasks_(tasks),
+      exchange_(std::move(exchange)),
+      task_id_(std::move(task_id)),
+      last_sent_id_(after_id),
+      follow_(follow),
+      heartbeat_(loop) {}
+
+SseStream::~SseStream() {
+  if (subscription_) hub_.unsubscribe(subscription_);
+}
+
+void SseStream::start() {
+  exchange_->begin_stream(
+      200, "text/event-stream",
+      {{"cache-control", "no-cache"}, {"x-accel-buffering", "no"}, {"connection", "keep-alive"}});
+  // The first bytes go out at once, so clients and proxies see the stream start.
+  exchange_->write(": tether events for " + task_id_ + "\nretry: 2000\n\n");
+  std::weak_ptr<SseStream> weak = weak_from_this();
+  exchange_->set_on_drained([weak] {
+    if (auto self = weak.lock()) self->pump();
+  });
+  exchange_->set_on_closed([weak] {
+    if (auto self = weak.lock()) self->close();
+  });
+  subscription_ = hub_.subscribe(task_id_, [weak](const std::shared_ptr<const StoredEvent>& event) {
+    if (auto self = weak.lock()) self->on_live(event);
+  });
+  heartbeat();
+  pump();
+}
+
+void SseStream::heartbeat() {
+  std::weak_ptr<SseStream> weak = weak_from_this();
+  heartbeat_.start(kHeartbeatMs, [weak] {
+    auto self = weak.lock();
+    if (!self || self->finished_) return;
+    self->exchange_->write(": keepalive\n\n");
+    self->heartbeat();
+  });
+}
+
+void SseStream::pump() {
+  if (finished_ || live_) return;
+  if (exchange_->queued_bytes() > kMaxQueuedBytes / 4) return;  // wait for on_drained
+  auto page = events_.page(task_id_, last_sent_id_, kReplayPage);
+  for (const auto& event : page) {
+    send(event);
+    if (finished_) return;
+  }
+  if (page.size() == static_cast<size_t>(kReplayPage)) return;  // more after this page drains
+  // Caught up with storage.
+  if (!follow_) {
+    end();
+    return;
+  }
+  auto task = tasks_.find_task(task_id_);
+  if (!task || is_terminal(task->state)) {
+    end();
+    return;
+  }
+  live_ = true;
+}
+
+void SseStream::on_live(const std::shared_ptr<const StoredEvent>& event) {
+  if (finished_ || !live_ || event->id <= last_sent_id_) return;  // replay will read it
+  if (exchange_->queued_bytes() > kMaxQueuedBytes) {
+    core::log_warning("sse", "viewer of " + task_id_ + " more than " +
+                                 std::to_string(kMaxQueuedBytes >> 20) +
+                                 " MiB behind; disconnected (it resumes with Last-Event-ID)");
+    close();
+    return;
+  }
+  send(*event);
+}
+
+void SseStream::send(const StoredEvent& event) {
+  exchange_->write(format_sse(event));
+  last_sent_id_ = event.id;
+  if (ends_task(event)) end();
+}
+
+void SseStream::end() {
+  if (finished_) return;
+  exchange_->write("event: end\ndata: {}\n\n");
+  close();
+}
+
+void SseStream::close() {
+  if (finished_) return;
+  finished_ = true;
+  heartbeat_.stop();
+  if (subscription_) {
+    hub_.unsubscribe(subscription_);
+    subscription_ = 0;
+  }
+  exchange_->finish();
+  if (on_finished_) loop_.defer(std::exchange(on_finished_, nullptr));
+}
+
+}  // namespace tether::hub

@@ -1,0 +1,59 @@
+// SseStream: one viewer of a task's events (docs/protocol.md 11.1).
+//
+// It replays the stored events after Last-Event-ID a page at a time, each
+// page only once the previous one has been written out, then switches to
+// live events. Events committed while it replays are picked up by the next
+// page, so nothing falls between replay and live. A live viewer more than
+// kMaxQueuedBytes behind is disconnected; it resumes from storage.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/timer.hpp"
+#include "core/web_server.hpp"
+#include "hub/event_hub.hpp"
+#include "hub/task_repository.hpp"
+
+namespace tether::hub {
+
+class SseStream : public std::enable_shared_from_this<SseStream> {
+ public:
+  static constexpr size_t kMaxQueuedBytes = 4 << 20;
+  static constexpr uint64_t kHeartbeatMs = 15'000;
+
+  SseStream(core::Loop& loop, EventLog& events, EventHub& hub, TaskRepository& tasks,
+            std::shared_ptr<core::HttpExchange> exchange, std::string task_id, uint64_t after_id,
+            bool follow);
+  ~SseStream();
+
+  void start();
+  // Ends the stream (hub shutdown).
+  void close();
+  // Runs once when the stream has ended, for whoever owns it.
+  void set_on_finished(std::function<void()> handler) { on_finished_ = std::move(handler); }
+  bool finished() const { return finished_; }
+
+ private:
+  void pump();
+  void on_live(const std::shared_ptr<const StoredEvent>& event);
+  void send(const StoredEvent& event);
+  void end();
+  void heartbeat();
+
+  core::Loop& loop_;
+  EventLog& events_;
+  EventHub& hub_;
+  TaskRepository& tasks_;
+  std::shared_ptr<core::HttpExchange> exchange_;
+  std::string task_id_;
+  uint64_t last_sent_id_;
+  bool follow_;
+  bool live_ = false;
+  bool finished_ = false;
+  uint64_t subscription_ = 0;
+  core::Timer heartbeat_;
+  std::function<void()> on_finished_;
+};
+
+}  // namespace tether::hub

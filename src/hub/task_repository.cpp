@@ -1,0 +1,329 @@
+#include "hub/task_repository.hpp"
+
+#include "core/wall_clock.hpp"
+#include "protocol/json_reader.hpp"
+
+namespace tether::hub {
+
+namespace {
+
+constexpr const char* kTaskColumns =
+    "id, agent, state, command_json, env_json, cwd, timeout_s, target, max_attempts, "
+    "attempts_made, current_attempt, cancel_requested, cancel_reason, final_json, "
+    "output_verified, verification_error, created_at, updated_at";
+
+std::string text_or_empty(const SQLite::Column& column) {
+  return column.isNull() ? std::string() : column.getString();
+}
+
+TaskRecord read_task(SQLite::Statement& row) {
+  TaskRecord task;
+  task.id = row.getColumn(0).getString();
+  task.agent = row.getColumn(1).getString();
+  task.state = parse_task_state(row.getColumn(2).getString()).value_or(TaskState::kFailed);
+  task.command_json = row.getColumn(3).getString();
+  task.env_json = row.getColumn(4).getString();
+  task.cwd = row.getColumn(5).getString();
+  task.timeout_s = static_cast<uint64_t>(row.getColumn(6).getInt64());
+  task.target = row.getColumn(7).getString();
+  task.max_attempts = row.getColumn(8).getInt();
+  task.attempts_made = row.getColumn(9).getInt();
+  task.current_attempt = text_or_empty(row.getColumn(10));
+  task.cancel_requested = row.getColumn(11).getInt() != 0;
+  task.cancel_reason = text_or_empty(row.getColumn(12));
+  task.final_json = text_or_empty(row.getColumn(13));
+  if (!row.getColumn(14).isNull()) task.output_verified = row.getColumn(14).getInt() != 0;
+  task.verification_error = text_or_empty(row.getColumn(15));
+  task.created_at = row.getColumn(16).getString();
+  task.updated_at = row.getColumn(17).getString();
+  return task;
+}
+
+constexpr const char* kAttemptColumns =
+    "id, task_id, agent, number, state, dispatched_at, dispatched_at_ms, started_at, "
+    "finished_at, pid, final_json, final_fingerprint, lost_reason";
+
+AttemptState parse_attempt_state(const std::string& text) {
+  if (text == "running") return AttemptState::kRunning;
+  if (text == "finished") return AttemptState::kFinished;
+  if (text == "lost") return AttemptState::kLost;
+  return AttemptState::kDispatched;
+}
+
+AttemptRecord read_attempt(SQLite::Statement& row) {
+  AttemptRecord attempt;
+  attempt.id = row.getColumn(0).getString();
+  attempt.task_id = row.getColumn(1).getString();
+  attempt.agent = row.getColumn(2).getString();
+  attempt.number = row.getColumn(3).getInt();
+  attempt.state = parse_attempt_state(row.getColumn(4).getString());
+  attempt.dispatched_at = row.getColumn(5).getString();
+  attempt.dispatched_at_ms = row.getColumn(6).getInt64();
+  attempt.started_at = text_or_empty(row.getColumn(7));
+  attempt.finished_at = text_or_empty(row.getColumn(8));
+  attempt.pid = row.getColumn(9).isNull() ? 0 : row.getColumn(9).getInt();
+  attempt.final_json = text_or_empty(row.getColumn(10));
+  attempt.final_fingerprint = text_or_empty(row.getColumn(11));
+  attempt.lost_reason = text_or_empty(row.getColumn(12));
+  return attempt;
+}
+
+std::vector<AttemptRecord> read_attempts(SQLite::Statement& query) {
+  std::vector<AttemptRecord> attempts;
+  while (query.executeStep())
+    attempts.push_back(read_attempt(query));
+  return attempts;
+}
+
+}  // namespace
+
+std::string_view to_string(AttemptState state) {
+  switch (state) {
+    case AttemptState::kDispatched:
+      return "dispatched";
+    case AttemptState::kRunning:
+      return "running";
+    case AttemptState::kFinished:
+      return "finished";
+    case AttemptState::kLost:
+      return "lost";
+  }
+  return "dispatched";
+}
+
+void TaskRepository::insert_task(const TaskRecord& task) {
+  store_.begin_write();
+  auto& insert = store_.statement(
+      "INSERT INTO tasks (id, agent, state, command_json, env_json, cwd, timeout_s, target, "
+      "max_attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  insert.bind(1, task.id);
+  insert.bind(2, task.agent);
+  insert.bind(3, std::string(to_string(task.state)));
+  insert.bind(4, task.command_json);
+  insert.bind(5, task.env_json);
+  insert.bind(6, task.cwd);
+  insert.bind(7, static_cast<int64_t>(task.timeout_s));
+  insert.bind(8, task.target);
+  insert.bind(9, task.max_attempts);
+  insert.bind(10, task.created_at);
+  insert.bind(11, task.updated_at);
+  insert.exec();
+}
+
+std::optional<TaskRecord> TaskRepository::find_task(const std::string& id) {
+  static const std::string sql = std::string("SELECT ") + kTaskColumns + " FROM tasks WHERE id = ?";
+  auto& query = store_.statement(sql.c_str());
+  query.bind(1, id);
+  if (!query.executeStep()) return std::nullopt;
+  return read_task(query);
+}
+
+std::vector<TaskRecord> TaskRepository::list_tasks(const std::string& state, int limit) {
+  static const std::string all_sql = std::string("SELECT ") + kTaskColumns +
+                                     " FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?";
+  static const std::string state_sql = std::string("SELECT ") + kTaskColumns +
+                                       " FROM tasks WHERE state = ? ORDER BY created_at DESC, "
+                                       "rowid DESC LIMIT ?";
+  auto& query = store_.statement(state.empty() ? all_sql.c_str() : state_sql.c_str());
+  int index = 1;
+  if (!state.empty()) query.bind(index++, state);
+  query.bind(index, limit);
+  std::vector<TaskRecord> tasks;
+  while (query.executeStep())
+    tasks.push_back(read_task(query));
+  return tasks;
+}
+
+std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent) {
+  static const std::string sql = std::string("SELECT ") + kTaskColumns +
+                                 " FROM tasks WHERE agent = ? AND state = 'queued' "
+                                 "ORDER BY created_at, rowid";
+  auto& query = store_.statement(sql.c_str());
+  query.bind(1, agent);
+  std::vector<TaskRecord> tasks;
+  while (query.executeStep())
+    tasks.push_back(read_task(query));
+  return tasks;
+}
+
+std::optional<std::string> TaskRepository::active_task_with_target(const std::string& agent,
+                                                                   const std::string& target,
+                                                                   bool running_only) {
+  auto& query = store_.statement(
+      running_only ? "SELECT id FROM tasks WHERE agent = ? AND target = ? AND state IN "
+                     "('dispatched', 'running') ORDER BY created_at, rowid LIMIT 1"
+                   : "SELECT id FROM tasks WHERE agent = ? AND target = ? AND state IN "
+                     "('queued', 'dispatched', 'running') ORDER BY created_at, rowid LIMIT 1");
+  query.bind(1, agent);
+  query.bind(2, target);
+  if (!query.executeStep()) return std::nullopt;
+  return query.getColumn(0).getString();
+}
+
+void TaskRepository::write_task_state(const std::string& id, TaskState state) {
+  store_.begin_write();
+  auto& update = store_.statement("UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?");
+  update.bind(1, std::string(to_string(state)));
+  update.bind(2, core::utc_now());
+  update.bind(3, id);
+  update.exec();
+}
+
+void TaskRepository::set_current_attempt(const std::string& id, const std::string& attempt_id,
+                                         int attempts_made) {
+  store_.begin_write();
+  auto& update =
+      store_.statement("UPDATE tasks SET current_attempt = ?, attempts_made = ? WHERE id = ?");
+  update.bind(1, attempt_id);
+  update.bind(2, attempts_made);
+  update.bind(3, id);
+  update.exec();
+}
+
+void TaskRepository::set_cancel_requested(const std::string& id, const std::string& reason) {
+  store_.begin_write();
+  auto& update =
+      store_.statement("UPDATE tasks SET cancel_requested = 1, cancel_reason = ? WHERE id = ?");
+  update.bind(1, reason);
+  update.bind(2, id);
+  update.exec();
+}
+
+void TaskRepository::set_final(const std::string& id, const std::string& final_json,
+                               std::optional<bool> verified,
+                               const std::string& verification_error) {
+  store_.begin_write();
+  auto& update = store_.statement(
+      "UPDATE tasks SET final_json = ?, output_verified = ?, verification_error = ? WHERE id = ?");
+  update.bind(1, final_json);
+  if (verified) {
+    update.bind(2, *verified ? 1 : 0);
+  } else {
+    update.bind(2);
+  }
+  if (verification_error.empty()) {
+    update.bind(3);
+  } else {
+    update.bind(3, verification_error);
+  }
+  update.bind(4, id);
+  update.exec();
+}
+
+void TaskRepository::insert_attempt(const AttemptRecord& attempt) {
+  store_.begin_write();
+  auto& insert = store_.statement(
+      "INSERT INTO attempts (id, task_id, agent, number, state, dispatched_at, dispatched_at_ms) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?)");
+  insert.bind(1, attempt.id);
+  insert.bind(2, attempt.task_id);
+  insert.bind(3, attempt.agent);
+  insert.bind(4, attempt.number);
+  insert.bind(5, std::string(to_string(attempt.state)));
+  insert.bind(6, attempt.dispatched_at);
+  insert.bind(7, attempt.dispatched_at_ms);
+  insert.exec();
+}
+
+std::optional<AttemptRecord> TaskRepository::find_attempt(const std::string& id) {
+  static const std::string sql =
+      std::string("SELECT ") + kAttemptColumns + " FROM attempts WHERE id = ?";
+  auto& query = store_.statement(sql.c_str());
+  query.bind(1, id);
+  if (!query.executeStep()) return std::nullopt;
+  return read_attempt(query);
+}
+
+std::vector<AttemptRecord> TaskRepository::attempts_of(const std::string& task_id) {
+  static const std::string sql =
+      std::string("SELECT ") + kAttemptColumns + " FROM attempts WHERE task_id = ? ORDER BY number";
+  auto& query = store_.statement(sql.c_str());
+  query.bind(1, task_id);
+  return read_attempts(query);
+}
+
+std::vector<AttemptRecord> TaskRepository::active_attempts() {
+  static const std::string sql = std::string("SELECT ") + kAttemptColumns +
+                                 " FROM attempts WHERE state IN ('dispatched', 'running')";
+  auto& query = store_.statement(sql.c_str());
+  return read_attempts(query);
+}
+
+std::vector<AttemptRecord> TaskRepository::active_attempts_of(const std::string& agent) {
+  static const std::string sql =
+      std::string("SELECT ") + kAttemptColumns +
+      " FROM attempts WHERE agent = ? AND state IN ('dispatched', 'running')";
+  auto& query = store_.statement(sql.c_str());
+  query.bind(1, agent);
+  return read_attempts(query);
+}
+
+void TaskRepository::mark_attempt_running(const std::string& id, int pid,
+                                          const std::string& started_at) {
+  store_.begin_write();
+  auto& update = store_.statement(
+      "UPDATE attempts SET state = 'running', pid = ?, started_at = ? WHERE id = ?");
+  update.bind(1, pid);
+  update.bind(2, started_at);
+  update.bind(3, id);
+  update.exec();
+}
+
+void TaskRepository::mark_attempt_finished(const std::string& id, const std::string& final_json,
+                                           const std::string& fingerprint,
+                                           const std::string& finished_at) {
+  store_.begin_write();
+  auto& update = store_.statement(
+      "UPDATE attempts SET state = 'finished', final_json = ?, final_fingerprint = ?, "
+      "finished_at = ? WHERE id = ?");
+  update.bind(1, final_json);
+  update.bind(2, fingerprint);
+  update.bind(3, finished_at);
+  update.bind(4, id);
+  update.exec();
+}
+
+void TaskRepository::mark_attempt_lost(const std::string& id, const std::string& reason) {
+  store_.begin_write();
+  auto& update = store_.statement(
+      "UPDATE attempts SET state = 'lost', lost_reason = ?, finished_at = ? WHERE id = ?");
+  update.bind(1, reason);
+  update.bind(2, core::utc_now());
+  update.bind(3, id);
+  update.exec();
+}
+
+Result<protocol::TaskSpec> spec_for(const TaskRecord& task, const std::string& attempt_id) {
+  protocol::TaskSpec spec;
+  spec.task_id = task.id;
+  spec.attempt_id = attempt_id;
+  auto command_doc = protocol::parse_json_object(task.command_json, "task.command");
+  if (!command_doc) return command_doc.error();
+  protocol::JsonObjectReader command(*command_doc, "task.command");
+  if (command.has("shell")) {
+    auto shell = command.required_string("shell");
+    if (!shell) return shell.error();
+    spec.shell = *shell;
+  } else {
+    auto argv = command.required_array("argv");
+    if (!argv) return argv.error();
+    for (const auto& arg : (*argv)->GetArray()) {
+      if (arg.IsString()) spec.argv.emplace_back(arg.GetString(), arg.GetStringLength());
+    }
+  }
+  auto env_doc = protocol::parse_json_object(task.env_json, "task.env");
+  if (!env_doc) return env_doc.error();
+  const rapidjson::Value& env = *env_doc;  // const: clang 14 rejects the mutable iterator
+  for (const auto& member : env.GetObject()) {
+    if (member.value.IsString()) {
+      spec.env[std::string(member.name.GetString(), member.name.GetStringLength())] =
+          std::string(member.value.GetString(), member.value.GetStringLength());
+    }
+  }
+  spec.cwd = task.cwd;
+  spec.timeout_s = task.timeout_s;
+  spec.target = task.target;
+  return spec;
+}
+
+}  // namespace tether::hub

@@ -1,0 +1,95 @@
+// TaskRepository: tasks and attempts in hub.db, as records.
+//
+// Plain reads and writes only. Deciding what may change is TaskService's
+// job; the state column in particular is written by TaskService::transition
+// and nothing else.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hub/hub_store.hpp"
+#include "hub/task_state.hpp"
+#include "protocol/task_spec.hpp"
+
+namespace tether::hub {
+
+struct TaskRecord {
+  std::string id;
+  std::string agent;
+  TaskState state = TaskState::kQueued;
+  std::string command_json;  // {"argv":[...]} or {"shell":"..."}
+  std::string env_json;      // {"NAME":"value",...}
+  std::string cwd;
+  uint64_t timeout_s = 0;
+  std::string target;
+  int max_attempts = 1;
+  int attempts_made = 0;
+  std::string current_attempt;
+  bool cancel_requested = false;
+  std::string cancel_reason;
+  std::string final_json;
+  std::optional<bool> output_verified;
+  std::string verification_error;
+  std::string created_at;
+  std::string updated_at;
+};
+
+enum class AttemptState { kDispatched, kRunning, kFinished, kLost };
+std::string_view to_string(AttemptState state);
+
+struct AttemptRecord {
+  std::string id;
+  std::string task_id;
+  std::string agent;
+  int number = 1;
+  AttemptState state = AttemptState::kDispatched;
+  std::string dispatched_at;
+  int64_t dispatched_at_ms = 0;
+  std::string started_at;
+  std::string finished_at;
+  int pid = 0;
+  std::string final_json;
+  std::string final_fingerprint;
+  std::string lost_reason;
+};
+
+class TaskRepository {
+ public:
+  explicit TaskRepository(HubStore& store) : store_(store) {}
+
+  void insert_task(const TaskRecord& task);
+  std::optional<TaskRecord> find_task(const std::string& id);
+  // Newest first; `state` empty for all.
+  std::vector<TaskRecord> list_tasks(const std::string& state, int limit);
+  // Queued tasks of an agent, oldest first.
+  std::vector<TaskRecord> queued_tasks(const std::string& agent);
+  // A queued, dispatched or running task of `agent` holding `target`.
+  std::optional<std::string> active_task_with_target(const std::string& agent,
+                                                     const std::string& target, bool running_only);
+  void write_task_state(const std::string& id, TaskState state);
+  void set_current_attempt(const std::string& id, const std::string& attempt_id, int attempts_made);
+  void set_cancel_requested(const std::string& id, const std::string& reason);
+  void set_final(const std::string& id, const std::string& final_json, std::optional<bool> verified,
+                 const std::string& verification_error);
+
+  void insert_attempt(const AttemptRecord& attempt);
+  std::optional<AttemptRecord> find_attempt(const std::string& id);
+  std::vector<AttemptRecord> attempts_of(const std::string& task_id);
+  std::vector<AttemptRecord> active_attempts();
+  std::vector<AttemptRecord> active_attempts_of(const std::string& agent);
+  void mark_attempt_running(const std::string& id, int pid, const std::string& started_at);
+  void mark_attempt_finished(const std::string& id, const std::string& final_json,
+                             const std::string& fingerprint, const std::string& finished_at);
+  void mark_attempt_lost(const std::string& id, const std::string& reason);
+
+ private:
+  HubStore& store_;
+};
+
+// The TaskSpec an agent receives for an attempt of `task`.
+Result<protocol::TaskSpec> spec_for(const TaskRecord& task, const std::string& attempt_id);
+
+}  // namespace tether::hub

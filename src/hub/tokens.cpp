@@ -1,0 +1,171 @@
+#include "hub/tokens.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <stdexcept>
+
+#include "core/wall_clock.hpp"
+#include "protocol/sha256.hpp"
+#include "protocol/task_spec.hpp"
+
+namespace tether::hub {
+
+std::string generate_token(std::string_view prefix) {
+  unsigned char random[32];
+  if (RAND_bytes(random, sizeof random) != 1) {
+    throw std::runtime_error("OpenSSL RAND_bytes failed: no randomness for a token");
+  }
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string token(prefix);
+  // 32 bytes -> 43 base64url characters (no padding).
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (unsigned char byte : random) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      token.push_back(kAlphabet[(buffer >> bits) & 63]);
+    }
+  }
+  if (bits > 0) token.push_back(kAlphabet[(buffer << (6 - bits)) & 63]);
+  return token;
+}
+
+std::string token_digest(std::string_view token) {
+  return protocol::sha256_hex(token);
+}
+
+std::string random_hex(size_t bytes) {
+  std::string random(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(random.data()), static_cast<int>(bytes)) != 1) {
+    throw std::runtime_error("OpenSSL RAND_bytes failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : random) {
+    hex.push_back(kHex[c >> 4]);
+    hex.push_back(kHex[c & 15]);
+  }
+  return hex;
+}
+
+bool digests_equal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string bearer_token(std::string_view authorization) {
+  constexpr std::string_view kScheme = "Bearer ";
+  if (authorization.size() <= kScheme.size()) return {};
+  for (size_t i = 0; i < kScheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
+        std::tolower(static_cast<unsigned char>(kScheme[i]))) {
+      return {};
+    }
+  }
+  std::string_view token = authorization.substr(kScheme.size());
+  while (!token.empty() && token.back() == ' ')
+    token.remove_suffix(1);
+  if (token.size() > 256) return {};
+  return std::string(token);
+}
+
+Result<std::string> TokenStore::add_agent(const std::string& name) {
+  if (!protocol::is_valid_id(name)) {
+    return make_error("invalid_name", "agent name '" + name +
+                                          "' must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+  }
+  if (agent_exists(name)) {
+    return make_error("exists", "agent '" + name +
+                                    "' already exists; use `tether-hub agent rotate " + name +
+                                    "` for a new token");
+  }
+  const std::string token = generate_token("tta_");
+  auto& insert =
+      store_.statement("INSERT INTO agents (name, token_sha256, created_at) VALUES (?, ?, ?)");
+  insert.bind(1, name);
+  insert.bind(2, token_digest(token));
+  insert.bind(3, core::utc_now());
+  insert.exec();
+  return token;
+}
+
+Result<std::string> TokenStore::rotate_agent(const std::string& name) {
+  if (!agent_exists(name)) return make_error("not_found", "no agent named '" + name + "'");
+  const std::string token = generate_token("tta_");
+  auto& update = store_.statement("UPDATE agents SET token_sha256 = ? WHERE name = ?");
+  update.bind(1, token_digest(token));
+  update.bind(2, name);
+  update.exec();
+  return token;
+}
+
+Result<std::string> TokenStore::add_admin_token() {
+  const std::string token = generate_token("tto_");
+  auto& insert =
+      store_.statement("INSERT INTO admin_tokens (token_sha256, created_at) VALUES (?, ?)");
+  insert.bind(1, token_digest(token));
+  insert.bind(2, core::utc_now());
+  insert.exec();
+  return token;
+}
+
+bool TokenStore::agent_exists(const std::string& name) {
+  auto& query = store_.statement("SELECT 1 FROM agents WHERE name = ?");
+  query.bind(1, name);
+  return query.executeStep();
+}
+
+std::vector<std::string> TokenStore::agent_names() {
+  std::vector<std::string> names;
+  auto& query = store_.statement("SELECT name FROM agents ORDER BY name");
+  while (query.executeStep())
+    names.push_back(query.getColumn(0).getString());
+  return names;
+}
+
+AuthOutcome TokenStore::check_agent(const std::string& agent, std::string_view authorization) {
+  const std::string token = bearer_token(authorization);
+  if (token.empty()) return AuthOutcome::kUnauthorized;
+  const std::string digest = token_digest(token);
+  auto& query = store_.statement("SELECT token_sha256 FROM agents WHERE name = ?");
+  query.bind(1, agent);
+  if (query.executeStep() && digests_equal(query.getColumn(0).getString(), digest)) {
+    return AuthOutcome::kAllowed;
+  }
+  // A real token of someone else is forbidden, anything else unauthorized.
+  return agent_of(authorization) || check_admin(authorization) == AuthOutcome::kAllowed
+             ? AuthOutcome::kForbidden
+             : AuthOutcome::kUnauthorized;
+}
+
+std::optional<std::string> TokenStore::agent_of(std::string_view authorization) {
+  const std::string token = bearer_token(authorization);
+  if (token.empty()) return std::nullopt;
+  // Looked up by digest: the index compares digests, never the token itself.
+  auto& query = store_.statement("SELECT name, token_sha256 FROM agents WHERE token_sha256 = ?");
+  const std::string digest = token_digest(token);
+  query.bind(1, digest);
+  if (query.executeStep() && digests_equal(query.getColumn(1).getString(), digest)) {
+    return query.getColumn(0).getString();
+  }
+  return std::nullopt;
+}
+
+AuthOutcome TokenStore::check_admin(std::string_view authorization) {
+  const std::string token = bearer_token(authorization);
+  if (token.empty()) return AuthOutcome::kUnauthorized;
+  const std::string digest = token_digest(token);
+  auto& query = store_.statement("SELECT token_sha256 FROM admin_tokens");
+  bool allowed = false;
+  while (query.executeStep()) {
+    // Every row is compared, so the time does not depend on where a match is.
+    allowed |= digests_equal(query.getColumn(0).getString(), digest);
+  }
+  if (allowed) return AuthOutcome::kAllowed;
+  return agent_of(authorization) ? AuthOutcome::kForbidden : AuthOutcome::kUnauthorized;
+}
+
+}  // namespace tether::hub

@@ -1,0 +1,332 @@
+#include "harness.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "core/offload.hpp"
+#include "core/timer.hpp"
+#include "core/wall_clock.hpp"
+#include "protocol/json_reader.hpp"
+#include "protocol/sha256.hpp"
+
+namespace tether::test {
+
+std::string env_path(const char* variable) {
+  const char* value = std::getenv(variable);
+  if (!value || !*value) throw std::runtime_error(std::string(variable) + " is not set");
+  return value;
+}
+std::string hub_binary() {
+  return env_path("TETHER_HUB");
+}
+std::string cli_binary() {
+  return env_path("TETHER_CLI");
+}
+
+TempDir::TempDir() {
+  char pattern[] = "/tmp/tether-test-XXXXXX";
+  const char* made = ::mkdtemp(pattern);
+  if (!made) throw std::runtime_error("mkdtemp failed");
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::write_secret(const std::string& name, const std::string& content) const {
+  const std::string file = path_ + "/" + name;
+  {
+    std::ofstream out(file);
+    out << content << "\n";
+  }
+  std::filesystem::permissions(
+      file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return file;
+}
+
+std::string hub_command(const std::vector<std::string>& args) {
+  std::string command = "'" + hub_binary() + "'";
+  for (const auto& arg : args)
+    command += " '" + arg + "'";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
+    out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  INFO(command);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
+    out.pop_back();
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// HubProcess
+
+HubProcess::HubProcess(core::Loop& loop, std::string data_dir, std::vector<std::string> extra_args)
+    : loop_(loop),
+      data_dir_(std::move(data_dir)),
+      extra_args_(std::move(extra_args)),
+      log_grew_(loop) {}
+
+HubProcess::~HubProcess() {
+  if (process_) process_->signal_group(SIGKILL);
+}
+
+core::Task<void> HubProcess::drain(core::PipeReader& reader) {
+  for (;;) {
+    auto chunk = co_await reader.read();
+    if (!chunk || chunk->end_of_stream) break;
+    log_.append(chunk->bytes);
+    log_grew_.notify_all();
+  }
+  log_grew_.notify_all();
+}
+
+core::Task<void> HubProcess::start() {
+  REQUIRE_FALSE(process_);
+  core::SpawnOptions options;
+  options.argv = {hub_binary(), "serve",    "--data-dir",
+                  data_dir_,    "--listen", "127.0.0.1:" + std::to_string(port_)};
+  for (const auto& arg : extra_args_)
+    options.argv.push_back(arg);
+  options.environment = {"PATH=/usr/bin:/bin"};
+  auto spawned = core::Process::spawn(loop_, options);
+  REQUIRE(spawned.ok());
+  process_ = std::move(*spawned);
+  drains_ = std::make_unique<core::TaskGroup>();
+  drains_->spawn(drain(process_->stderr_reader()));
+  drains_->spawn(drain(process_->stdout_reader()));
+  const size_t from = log_.size();
+  auto logged = co_await wait_for_log("listening on http", 10000, from);
+  REQUIRE(logged);
+  static const std::regex listening("listening on https?://[^ ]+:([0-9]+)");
+  std::smatch match;
+  const std::string tail = log_.substr(from);
+  REQUIRE(std::regex_search(tail, match, listening));
+  port_ = std::stoi(match[1]);
+}
+
+core::Task<void> HubProcess::stop(int signum) {
+  if (!process_) co_return;
+  process_->signal_group(signum);
+  auto exited = co_await process_->wait_exit();
+  REQUIRE(exited.ok());
+  co_await drains_->join();
+  process_.reset();
+  drains_.reset();
+}
+
+core::Task<bool> HubProcess::wait_for_log(std::string text, uint64_t timeout_ms, size_t from) {
+  const uint64_t deadline = loop_.now_ms() + timeout_ms;
+  for (;;) {
+    if (log_.find(text, std::min(from, log_.size())) != std::string::npos) co_return true;
+    loop_.update_time();
+    if (loop_.now_ms() >= deadline) co_return false;
+    co_await log_grew_.wait(deadline - loop_.now_ms());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Operator
+
+core::Task<Result<core::HttpReply>> Operator::request(std::string method, std::string target,
+                                                      std::string body) {
+  core::HttpCall call;
+  call.method = std::move(method);
+  call.server = *core::parse_url(url_);
+  call.target = std::move(target);
+  call.body = std::move(body);
+  call.headers.emplace_back("Authorization", "Bearer " + token_);
+  call.read_timeout_s = 15;
+  co_return co_await core::http_request(loop_, pool_, std::move(call));
+}
+
+core::Task<std::string> Operator::submit(std::string body) {
+  auto reply = co_await request("POST", "/api/v1/tasks", std::move(body));
+  REQUIRE(reply.ok());
+  INFO(reply->body);
+  REQUIRE(reply->status == 201);
+  auto document = protocol::parse_json_object(reply->body, "task");
+  REQUIRE(document.ok());
+  co_return std::string((*document)["id"].GetString());
+}
+
+core::Task<std::string> Operator::state_of(std::string task_id) {
+  auto reply = co_await request("GET", "/api/v1/tasks/" + task_id);
+  REQUIRE(reply.ok());
+  REQUIRE(reply->status == 200);
+  auto document = protocol::parse_json_object(reply->body, "task");
+  REQUIRE(document.ok());
+  co_return std::string((*document)["state"].GetString());
+}
+
+core::Task<bool> Operator::wait_for_state(std::string task_id, std::string state,
+                                          uint64_t timeout_ms) {
+  // The SSE stream delivers the status change as it happens; it ends on a
+  // terminal state, so a non-terminal target is re-checked per reconnect.
+  const uint64_t deadline = loop_.now_ms() + timeout_ms;
+  const std::string needle = "\"state\":\"" + state + "\"";
+  while (loop_.now_ms() < deadline) {
+    core::HttpCall call;
+    call.server = *core::parse_url(url_);
+    call.target = "/api/v1/tasks/" + task_id + "/events";
+    call.headers.emplace_back("Authorization", "Bearer " + token_);
+    call.read_timeout_s = static_cast<int>((deadline - loop_.now_ms()) / 1000 + 1);
+    auto control = std::make_shared<core::HttpCallControl>();
+    auto seen = std::make_shared<std::atomic<bool>>(false);
+    std::function<Result<core::HttpReply>()> work = [call, control, seen, needle] {
+      std::string buffer;
+      core::HttpStreamHandlers handlers;
+      handlers.on_data = [&](std::string_view data) {
+        buffer.append(data);
+        if (buffer.find(needle) != std::string::npos) {
+          *seen = true;
+          return false;
+        }
+        return true;
+      };
+      return core::http_call(call, control.get(), &handlers);
+    };
+    (void)co_await core::run_off_loop<core::HttpReply>(loop_, pool_, std::move(work));
+    if (*seen) co_return true;
+    loop_.update_time();
+  }
+  co_return false;
+}
+
+// ---------------------------------------------------------------------------
+// ScriptedAgent
+
+ScriptedAgent::ScriptedAgent(core::Loop& loop, core::ThreadPool& pool,
+                             core::WebSocketClient& client, std::string url, std::string name,
+                             std::string token)
+    : loop_(loop),
+      pool_(pool),
+      client_(client),
+      url_(std::move(url)),
+      name_(std::move(name)),
+      token_(std::move(token)) {}
+
+core::Task<Result<std::shared_ptr<core::WebSocketConnection>>> ScriptedAgent::connect() {
+  core::WebSocketConnectOptions options;
+  auto http = *core::parse_url(url_);
+  options.url = *core::parse_url("ws://" + http.host + ":" + std::to_string(http.port) +
+                                 "/api/v1/agents/" + name_ + "/channel");
+  options.headers = {{"Authorization", "Bearer " + token_}};
+  options.max_message_bytes = 4 << 20;
+  auto connected = co_await client_.connect(options);
+  if (connected) socket_ = *connected;
+  co_return connected;
+}
+
+core::Task<protocol::HubHelloAck> ScriptedAgent::connect_and_hello() {
+  protocol::AgentHello hello;
+  hello.version = "test";
+  co_return co_await connect_and_hello(std::move(hello));
+}
+
+core::Task<protocol::HubHelloAck> ScriptedAgent::connect_and_hello(protocol::AgentHello hello) {
+  auto connected = co_await connect();
+  REQUIRE(connected.ok());
+  if (hello.version.empty()) hello.version = "test";
+  send(hello, "hello:" + name_ + ":" + std::to_string(next_id_));
+  auto ack = co_await receive();
+  REQUIRE(ack.ok());
+  REQUIRE(std::holds_alternative<protocol::HubHelloAck>(ack->payload));
+  co_return std::get<protocol::HubHelloAck>(ack->payload);
+}
+
+void ScriptedAgent::send(protocol::FramePayload payload, std::string message_id) {
+  protocol::Frame frame;
+  frame.message_id =
+      message_id.empty() ? name_ + ":m" + std::to_string(next_id_++) : std::move(message_id);
+  frame.agent_id = name_;
+  frame.sent_at = core::utc_now();
+  frame.payload = std::move(payload);
+  send_raw(protocol::encode_frame(frame));
+}
+
+void ScriptedAgent::send_raw(std::string text) {
+  REQUIRE(socket_);
+  socket_->send_text(std::move(text));
+}
+
+core::Task<Result<protocol::Frame>> ScriptedAgent::receive(uint64_t timeout_ms) {
+  REQUIRE(socket_);
+  core::CancellationSource timeout;
+  core::Timer timer(loop_);
+  timer.start(timeout_ms, [&timeout] { timeout.cancel(); });
+  for (;;) {
+    auto text = co_await socket_->receive(timeout.token());
+    if (!text) {
+      timer.stop();
+      co_return text.error();
+    }
+    auto frame = protocol::decode_frame(*text);
+    if (!frame) {
+      timer.stop();
+      co_return frame.error();
+    }
+    if (std::holds_alternative<protocol::HubWake>(frame->payload)) continue;
+    timer.stop();
+    co_return std::move(*frame);
+  }
+}
+
+core::Task<Result<core::HttpReply>> ScriptedAgent::poll(int wait_s, std::string token_override) {
+  core::HttpCall call;
+  call.server = *core::parse_url(url_);
+  call.target = "/api/v1/agents/" + name_ + "/tasks/next?wait=" + std::to_string(wait_s);
+  call.headers.emplace_back("Authorization",
+                            "Bearer " + (token_override.empty() ? token_ : token_override));
+  call.read_timeout_s = wait_s + 10;
+  co_return co_await core::http_request(loop_, pool_, std::move(call));
+}
+
+core::Task<Result<core::HttpReply>> ScriptedAgent::put_final(
+    const std::string& attempt_id, const protocol::TaskFinal& final_frame) {
+  protocol::Frame frame;
+  frame.message_id = protocol::final_message_id(attempt_id);
+  frame.agent_id = name_;
+  frame.sent_at = core::utc_now();
+  frame.payload = final_frame;
+  core::HttpCall call;
+  call.method = "PUT";
+  call.server = *core::parse_url(url_);
+  call.target = "/api/v1/attempts/" + attempt_id + "/final";
+  call.body = protocol::encode_frame(frame);
+  call.headers.emplace_back("Authorization", "Bearer " + token_);
+  co_return co_await core::http_request(loop_, pool_, std::move(call));
+}
+
+void ScriptedAgent::close() {
+  if (socket_) socket_->close(core::kCloseNormal, "test done");
+}
+
+protocol::FinalReport final_for(protocol::AttemptStatus status, std::optional<int64_t> exit_code,
+                                const std::string& out, const std::string& err) {
+  protocol::FinalReport report;
+  report.status = status;
+  report.exit_code = exit_code;
+  report.started_at = core::utc_now();
+  report.finished_at = core::utc_now();
+  report.stdout_summary = {out.size(), protocol::sha256_hex(out), 0};
+  report.stderr_summary = {err.size(), protocol::sha256_hex(err), 0};
+  return report;
+}
+
+}  // namespace tether::test

@@ -1,0 +1,137 @@
+// Test harness for integration tests: real processes on 127.0.0.1.
+//
+//   HubProcess     a tether-hub child; its stderr is drained continuously and
+//                  tests await log lines (the bound port, a warning) as events
+//   ScriptedAgent  plays an agent by hand: a real WebSocket channel and real
+//                  HTTP, frames built and checked one by one
+//   Operator       the operator API over HTTP
+//
+// Every wait has a deadline, so a broken hub fails a test instead of
+// hanging it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/http_client.hpp"
+#include "core/notification.hpp"
+#include "core/process.hpp"
+#include "core/task.hpp"
+#include "core/task_group.hpp"
+#include "core/websocket_client.hpp"
+#include "protocol/frames.hpp"
+
+namespace tether::test {
+
+std::string env_path(const char* variable);
+std::string hub_binary();
+std::string cli_binary();
+
+// A fresh directory under /tmp, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  // Writes `content` to path()/name with mode 0600 and returns the path.
+  std::string write_secret(const std::string& name, const std::string& content) const;
+
+ private:
+  std::string path_;
+};
+
+// Runs `tether-hub <args>` to completion and returns its stdout (a token).
+std::string hub_command(const std::vector<std::string>& args);
+
+class HubProcess {
+ public:
+  HubProcess(core::Loop& loop, std::string data_dir, std::vector<std::string> extra_args = {});
+  ~HubProcess();
+
+  // Starts the hub and waits until it listens (port 0 picks a free port on
+  // the first start; restarts reuse it).
+  core::Task<void> start();
+  // Sends `signum` and waits for the process to exit.
+  core::Task<void> stop(int signum);
+  // Waits until the log contains `text` (after `from` bytes); false on timeout.
+  core::Task<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0);
+
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string ws_url() const { return "ws://127.0.0.1:" + std::to_string(port_); }
+  const std::string& log() const { return log_; }
+  bool running() const { return process_ != nullptr; }
+
+ private:
+  core::Task<void> drain(core::PipeReader& reader);
+
+  core::Loop& loop_;
+  std::string data_dir_;
+  std::vector<std::string> extra_args_;
+  std::unique_ptr<core::Process> process_;
+  std::unique_ptr<core::TaskGroup> drains_;
+  core::Notification log_grew_;
+  std::string log_;
+  int port_ = 0;
+};
+
+class Operator {
+ public:
+  Operator(core::Loop& loop, core::ThreadPool& pool, std::string url, std::string token)
+      : loop_(loop), pool_(pool), url_(std::move(url)), token_(std::move(token)) {}
+  core::Task<Result<core::HttpReply>> request(std::string method, std::string target,
+                                              std::string body = std::string());
+  // POST /api/v1/tasks; returns the new task's id (REQUIREs success).
+  core::Task<std::string> submit(std::string body);
+  // The task's state, from GET /api/v1/tasks/{id}.
+  core::Task<std::string> state_of(std::string task_id);
+  // Waits (on the SSE stream) until the task reaches `state`; false on timeout.
+  core::Task<bool> wait_for_state(std::string task_id, std::string state, uint64_t timeout_ms);
+
+ private:
+  core::Loop& loop_;
+  core::ThreadPool& pool_;
+  std::string url_;
+  std::string token_;
+};
+
+class ScriptedAgent {
+ public:
+  ScriptedAgent(core::Loop& loop, core::ThreadPool& pool, core::WebSocketClient& client,
+                std::string url, std::string name, std::string token);
+
+  const std::string& name() const { return name_; }
+  core::Task<Result<std::shared_ptr<core::WebSocketConnection>>> connect();
+  // Connects and exchanges hello; returns the hello_ack. (No defaulted
+  // braced argument here: GCC 12 destroys such temporaries twice inside a
+  // co_await operand.)
+  core::Task<protocol::HubHelloAck> connect_and_hello();
+  core::Task<protocol::HubHelloAck> connect_and_hello(protocol::AgentHello hello);
+  void send(protocol::FramePayload payload, std::string message_id = {});
+  void send_raw(std::string text);
+  // The next frame from the hub, skipping hub.wake; an error result on
+  // timeout or close.
+  core::Task<Result<protocol::Frame>> receive(uint64_t timeout_ms = 5000);
+  core::Task<Result<core::HttpReply>> poll(int wait_s, std::string token_override = std::string());
+  core::Task<Result<core::HttpReply>> put_final(const std::string& attempt_id,
+                                                const protocol::TaskFinal& final_frame);
+  core::WebSocketConnection* socket() { return socket_.get(); }
+  void close();
+
+ private:
+  core::Loop& loop_;
+  core::ThreadPool& pool_;
+  core::WebSocketClient& client_;
+  std::string url_;
+  std::string name_;
+  std::string token_;
+  std::shared_ptr<core::WebSocketConnection> socket_;
+  uint64_t next_id_ = 1;
+};
+
+// A final report whose byte counts and digests describe `out` and `err`.
+protocol::FinalReport final_for(protocol::AttemptStatus status, std::optional<int64_t> exit_code,
+                                const std::string& out, const std::string& err);
+
+}  // namespace tether::test

@@ -1,0 +1,91 @@
+// A fresh hub with two agents (edge-1, edge-2) and an operator, for one test.
+#pragma once
+
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <functional>
+
+#include "core/run.hpp"
+#include "core/wall_clock.hpp"
+#include "harness.hpp"
+#include "protocol/sha256.hpp"
+#include "protocol/task_spec.hpp"
+
+namespace tether::test {
+
+struct World {
+  core::Loop loop;
+  core::ThreadPool pool{8};
+  TempDir dir;
+  std::string data_dir = dir.path() + "/hub";
+  std::string agent_token = hub_command({"agent", "add", "edge-1", "--data-dir", data_dir});
+  std::string other_token = hub_command({"agent", "add", "edge-2", "--data-dir", data_dir});
+  std::string admin_token = hub_command({"token", "admin", "--data-dir", data_dir});
+  HubProcess hub;
+  std::unique_ptr<core::WebSocketClient> ws;
+
+  explicit World(std::vector<std::string> hub_args = {})
+      : hub(loop, data_dir, std::move(hub_args)) {
+    auto client = core::WebSocketClient::create(loop, {});
+    REQUIRE(client.ok());
+    ws = std::move(*client);
+  }
+
+  Operator op() { return Operator(loop, pool, hub.url(), admin_token); }
+  ScriptedAgent agent(const std::string& name = "edge-1") {
+    return ScriptedAgent(loop, pool, *ws, hub.url(), name,
+                         name == "edge-1" ? agent_token : other_token);
+  }
+
+  // Starts the hub, runs `body`, then stops everything so the loop drains.
+  // On failure the hub's log is printed: it usually says why.
+  void run(const std::function<core::Task<void>()>& body) {
+    auto scenario = [&]() -> core::Task<void> {
+      co_await hub.start();
+      std::exception_ptr failure;
+      try {
+        co_await body();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      // Tear down even after a failure, or the hub child keeps the loop alive.
+      ws.reset();
+      co_await hub.stop(failure ? SIGKILL : SIGTERM);
+      if (failure) std::rethrow_exception(failure);
+    };
+    try {
+      core::run_to_completion(loop, scenario());
+    } catch (...) {
+      std::fprintf(stderr, "---- tether-hub log ----\n%s------------------------\n",
+                   hub.log().c_str());
+      throw;
+    }
+  }
+};
+
+// Polls once and returns the dispatched task (REQUIREs one).
+inline core::Task<protocol::TaskSpec> dispatch(ScriptedAgent& agent, int wait_s = 5) {
+  auto reply = co_await agent.poll(wait_s);
+  REQUIRE(reply.ok());
+  INFO(reply->body);
+  REQUIRE(reply->status == 200);
+  auto spec = protocol::decode_task(reply->body);
+  REQUIRE(spec.ok());
+  co_return std::move(*spec);
+}
+
+inline std::string submit_body(const std::string& agent, const std::string& extra = "") {
+  return R"({"agent":")" + agent + R"(","command":{"argv":["true"]})" + extra + "}";
+}
+
+template <class T>
+T expect(const Result<protocol::Frame>& frame) {
+  if (!frame.ok())
+    FAIL("expected a frame, got: " << frame.error().code << ": " << frame.error().message);
+  INFO(protocol::encode_frame(*frame));
+  REQUIRE(std::holds_alternative<T>(frame->payload));
+  return std::get<T>(frame->payload);
+}
+
+}  // namespace tether::test
