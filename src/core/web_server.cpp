@@ -322,6 +322,8 @@ Result<void> WebServer::listen() {
   vhost_info.retry_and_idle_policy = &kIdlePolicy;
   vhost_info.alpn = "http/1.1";  // no HTTP/2: WebSockets and SSE stay on HTTP/1.1
   if (tls) {
+    // lws decides per vhost whether it speaks TLS, from the vhost's options.
+    vhost_info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     vhost_info.ssl_cert_filepath = options_.tls_certificate_file.c_str();
     vhost_info.ssl_private_key_filepath = options_.tls_private_key_file.c_str();
   }

@@ -15,39 +15,12 @@ using protocol::StreamName;
 
 namespace {
 
-struct CliRun {
-  std::string out;
-  std::string err;
-  int exit_code = -1;
-};
-
-core::Task<void> read_all(core::PipeReader& reader, std::string& into) {
-  for (;;) {
-    auto chunk = co_await reader.read();
-    if (!chunk || chunk->end_of_stream) co_return;
-    into.append(chunk->bytes);
-  }
-}
-
-// Starts `tether <args>` with the hub's URL and an operator token file.
+// Starts `tether <args>` against the world's hub with an operator token file.
 std::unique_ptr<core::Process> start_cli(World& world, const std::vector<std::string>& args) {
-  core::SpawnOptions options;
-  options.argv = {cli_binary()};
-  options.argv.insert(options.argv.end(), args.begin(), args.end());
-  options.environment = {
-      "PATH=/usr/bin:/bin", "TETHER_HUB_URL=" + world.hub.url(),
-      "TETHER_TOKEN_FILE=" + world.dir.write_secret("admin.token", world.admin_token)};
-  auto process = core::Process::spawn(world.loop, options);
-  REQUIRE(process.ok());
-  return std::move(*process);
-}
-
-core::Task<CliRun> finish(core::Process& process, core::TaskGroup& readers, CliRun& run) {
-  auto status = co_await process.wait_exit();
-  co_await readers.join();
-  REQUIRE(status.ok());
-  run.exit_code = static_cast<int>(status->exit_code);
-  co_return run;
+  return test::start_cli(
+      world.loop, args,
+      {"TETHER_HUB_URL=" + world.hub.url(),
+       "TETHER_TOKEN_FILE=" + world.dir.write_secret("admin.token", world.admin_token)});
 }
 
 }  // namespace
@@ -88,7 +61,7 @@ TEST_CASE("tether run reproduces stdout, stderr and the exit code byte-exact", "
     agent.send(
         protocol::TaskFinal{{spec->task_id, spec->attempt_id},
                             final_for(AttemptStatus::kFailed, 3, out_bytes + text, err_bytes)});
-    co_await finish(*cli, readers, run);
+    co_await finish_cli(*cli, readers, run);
     CHECK(run.exit_code == 3);
     CHECK(run.out == out_bytes + text);
     CHECK(run.err == err_bytes);  // no terminal: nothing but the task's own bytes
@@ -127,7 +100,7 @@ TEST_CASE("tether run maps signals and timeouts to documented exit codes", "[cli
       auto report = final_for(c.status, c.exit_code, "", "");
       report.signal = c.signal;
       agent.send(protocol::TaskFinal{{spec->task_id, spec->attempt_id}, report});
-      co_await finish(*cli, readers, run);
+      co_await finish_cli(*cli, readers, run);
       INFO(protocol::to_string(c.status) << " " << run.err);
       CHECK(run.exit_code == c.expected);
       CHECK(run.out.empty());
@@ -142,27 +115,20 @@ TEST_CASE("tether refuses a token file readable by others and bad usage, clearly
     const std::string loose = world.dir.write_secret("loose.token", world.admin_token);
     std::filesystem::permissions(loose, std::filesystem::perms::group_read,
                                  std::filesystem::perm_options::add);
-    core::SpawnOptions options;
-    options.argv = {cli_binary(), "tasks"};
-    options.environment = {"PATH=/usr/bin:/bin", "TETHER_HUB_URL=" + world.hub.url(),
-                           "TETHER_TOKEN_FILE=" + loose};
-    auto cli = core::Process::spawn(world.loop, options);
-    REQUIRE(cli.ok());
-    CliRun run;
-    core::TaskGroup readers;
-    readers.spawn(read_all((*cli)->stdout_reader(), run.out));
-    readers.spawn(read_all((*cli)->stderr_reader(), run.err));
-    co_await finish(**cli, readers, run);
+    // Arguments named first: no braced lists inside a co_await operand.
+    const std::vector<std::string> args = {"tasks"};
+    const std::vector<std::string> environment = {"TETHER_HUB_URL=" + world.hub.url(),
+                                                  "TETHER_TOKEN_FILE=" + loose};
+    auto run = co_await run_cli(world.loop, args, environment);
     CHECK(run.exit_code == 2);
     CHECK_THAT(run.err, Catch::Contains("mode 0640") && Catch::Contains("chmod 600"));
     CHECK(run.err.find(world.admin_token) == std::string::npos);
 
-    auto usage = start_cli(world, {"run", "--", "true"});
-    CliRun missing_agent;
-    core::TaskGroup more;
-    more.spawn(read_all(usage->stdout_reader(), missing_agent.out));
-    more.spawn(read_all(usage->stderr_reader(), missing_agent.err));
-    co_await finish(*usage, more, missing_agent);
+    const std::vector<std::string> no_agent = {"run", "--", "true"};
+    const std::vector<std::string> good = {
+        "TETHER_HUB_URL=" + world.hub.url(),
+        "TETHER_TOKEN_FILE=" + world.dir.write_secret("admin.token", world.admin_token)};
+    auto missing_agent = co_await run_cli(world.loop, no_agent, good);
     CHECK(missing_agent.exit_code == 2);
     CHECK_THAT(missing_agent.err, Catch::Contains("--agent is required"));
   });
@@ -213,7 +179,7 @@ TEST_CASE("Ctrl-C stops following without cancelling, unless --cancel-on-interru
         agent.send(protocol::TaskFinal{{spec->task_id, spec->attempt_id}, report});
       }
       co_await read_all(cli->stdout_reader(), out);
-      co_await finish(*cli, readers, run);
+      co_await finish_cli(*cli, readers, run);
       if (cancel) {
         CHECK(run.exit_code == 125);
       } else {

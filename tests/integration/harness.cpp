@@ -113,11 +113,12 @@ core::Task<void> HubProcess::start() {
   const size_t from = log_.size();
   auto logged = co_await wait_for_log("listening on http", 10000, from);
   REQUIRE(logged);
-  static const std::regex listening("listening on https?://[^ ]+:([0-9]+)");
+  static const std::regex listening("listening on (https?)://[^ ]+:([0-9]+)");
   std::smatch match;
   const std::string tail = log_.substr(from);
   REQUIRE(std::regex_search(tail, match, listening));
-  port_ = std::stoi(match[1]);
+  scheme_ = match[1];
+  port_ = std::stoi(match[2]);
 }
 
 core::Task<void> HubProcess::stop(int signum) {
@@ -152,6 +153,7 @@ core::Task<Result<core::HttpReply>> Operator::request(std::string method, std::s
   call.body = std::move(body);
   call.headers.emplace_back("Authorization", "Bearer " + token_);
   call.read_timeout_s = 15;
+  call.ca_file = ca_file_;
   co_return co_await core::http_request(loop_, pool_, std::move(call));
 }
 
@@ -224,8 +226,9 @@ ScriptedAgent::ScriptedAgent(core::Loop& loop, core::ThreadPool& pool,
 core::Task<Result<std::shared_ptr<core::WebSocketConnection>>> ScriptedAgent::connect() {
   core::WebSocketConnectOptions options;
   auto http = *core::parse_url(url_);
-  options.url = *core::parse_url("ws://" + http.host + ":" + std::to_string(http.port) +
-                                 "/api/v1/agents/" + name_ + "/channel");
+  options.url =
+      *core::parse_url(std::string(http.uses_tls() ? "wss" : "ws") + "://" + http.host + ":" +
+                       std::to_string(http.port) + "/api/v1/agents/" + name_ + "/channel");
   options.headers = {{"Authorization", "Bearer " + token_}};
   options.max_message_bytes = 4 << 20;
   auto connected = co_await client_.connect(options);
@@ -315,6 +318,44 @@ core::Task<Result<core::HttpReply>> ScriptedAgent::put_final(
 
 void ScriptedAgent::close() {
   if (socket_) socket_->close(core::kCloseNormal, "test done");
+}
+
+core::Task<void> read_all(core::PipeReader& reader, std::string& into) {
+  for (;;) {
+    auto chunk = co_await reader.read();
+    if (!chunk || chunk->end_of_stream) co_return;
+    into.append(chunk->bytes);
+  }
+}
+
+std::unique_ptr<core::Process> start_cli(core::Loop& loop, const std::vector<std::string>& args,
+                                         std::vector<std::string> environment) {
+  core::SpawnOptions options;
+  options.argv = {cli_binary()};
+  options.argv.insert(options.argv.end(), args.begin(), args.end());
+  options.environment = std::move(environment);
+  options.environment.push_back("PATH=/usr/bin:/bin");
+  auto process = core::Process::spawn(loop, options);
+  REQUIRE(process.ok());
+  return std::move(*process);
+}
+
+core::Task<void> finish_cli(core::Process& process, core::TaskGroup& readers, CliRun& run) {
+  auto status = co_await process.wait_exit();
+  co_await readers.join();
+  REQUIRE(status.ok());
+  run.exit_code = static_cast<int>(status->exit_code);
+}
+
+core::Task<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,
+                           std::vector<std::string> environment) {
+  auto process = start_cli(loop, args, std::move(environment));
+  CliRun run;
+  core::TaskGroup readers;
+  readers.spawn(read_all(process->stdout_reader(), run.out));
+  readers.spawn(read_all(process->stderr_reader(), run.err));
+  co_await finish_cli(*process, readers, run);
+  co_return run;
 }
 
 protocol::FinalReport final_for(protocol::AttemptStatus status, std::optional<int64_t> exit_code,

@@ -58,7 +58,8 @@ class HubProcess {
   core::Task<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0);
 
   int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // http or https, as the hub announced it.
+  std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
   std::string ws_url() const { return "ws://127.0.0.1:" + std::to_string(port_); }
   const std::string& log() const { return log_; }
   bool running() const { return process_ != nullptr; }
@@ -73,13 +74,19 @@ class HubProcess {
   std::unique_ptr<core::TaskGroup> drains_;
   core::Notification log_grew_;
   std::string log_;
+  std::string scheme_ = "http";
   int port_ = 0;
 };
 
 class Operator {
  public:
-  Operator(core::Loop& loop, core::ThreadPool& pool, std::string url, std::string token)
-      : loop_(loop), pool_(pool), url_(std::move(url)), token_(std::move(token)) {}
+  Operator(core::Loop& loop, core::ThreadPool& pool, std::string url, std::string token,
+           std::string ca_file = std::string())
+      : loop_(loop),
+        pool_(pool),
+        url_(std::move(url)),
+        token_(std::move(token)),
+        ca_file_(std::move(ca_file)) {}
   core::Task<Result<core::HttpReply>> request(std::string method, std::string target,
                                               std::string body = std::string());
   // POST /api/v1/tasks; returns the new task's id (REQUIREs success).
@@ -94,6 +101,7 @@ class Operator {
   core::ThreadPool& pool_;
   std::string url_;
   std::string token_;
+  std::string ca_file_;
 };
 
 class ScriptedAgent {
@@ -129,6 +137,22 @@ class ScriptedAgent {
   std::shared_ptr<core::WebSocketConnection> socket_;
   uint64_t next_id_ = 1;
 };
+
+// The tether CLI as a child process.
+struct CliRun {
+  std::string out;
+  std::string err;
+  int exit_code = -1;
+};
+core::Task<void> read_all(core::PipeReader& reader, std::string& into);
+// Starts `tether <args>` with `environment` (PATH is added).
+std::unique_ptr<core::Process> start_cli(core::Loop& loop, const std::vector<std::string>& args,
+                                         std::vector<std::string> environment);
+// Waits for a started CLI whose output `readers` are collecting into `run`.
+core::Task<void> finish_cli(core::Process& process, core::TaskGroup& readers, CliRun& run);
+// Runs `tether <args>` to completion.
+core::Task<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,
+                           std::vector<std::string> environment);
 
 // A final report whose byte counts and digests describe `out` and `err`.
 protocol::FinalReport final_for(protocol::AttemptStatus status, std::optional<int64_t> exit_code,

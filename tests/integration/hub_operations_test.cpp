@@ -1,0 +1,182 @@
+// Running a hub: TLS end to end, the plain-HTTP rule, registering agents on
+// a running hub, and the CLI's read commands.
+#include <sys/wait.h>
+
+#include <cstdio>
+
+#include "world.hpp"
+
+using namespace tether;
+using namespace tether::test;
+using protocol::AttemptStatus;
+using protocol::StreamName;
+
+namespace {
+
+// Runs a shell command, returning its exit status and combined output.
+std::pair<int, std::string> shell(const std::string& command) {
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
+    out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// A throwaway CA and a server certificate for 127.0.0.1 and localhost.
+struct TestCertificates {
+  std::string ca;
+  std::string cert;
+  std::string key;
+  explicit TestCertificates(const std::string& dir) {
+    ca = dir + "/ca.pem";
+    cert = dir + "/server.pem";
+    key = dir + "/server.key";
+    const std::string script = "cd '" + dir +
+                               "' && "
+                               "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out "
+                               "ca.pem -days 2 -subj /CN=tether-test-ca && "
+                               "openssl req -newkey rsa:2048 -nodes -keyout server.key -out "
+                               "server.csr -subj /CN=127.0.0.1 && "
+                               "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext && "
+                               "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+                               "-CAcreateserial -out server.pem -days 2 -extfile san.ext";
+    auto [status, output] = shell(script);
+    INFO(output);
+    REQUIRE(status == 0);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("TLS: verified HTTPS and WSS with the right CA, refused without it", "[tls]") {
+  TempDir certs_dir;
+  TestCertificates certs(certs_dir.path());
+  World world({"--tls-cert", certs.cert, "--tls-key", certs.key});
+  world.run([&]() -> core::Task<void> {
+    CHECK_THAT(world.hub.url(), Catch::StartsWith("https://"));
+    Operator trusting(world.loop, world.pool, world.hub.url(), world.admin_token, certs.ca);
+    auto agents = co_await trusting.request("GET", "/api/v1/agents");
+    REQUIRE(agents.ok());
+    CHECK(agents->status == 200);
+    // Verification is on: the system store alone does not know our test CA.
+    Operator doubting(world.loop, world.pool, world.hub.url(), world.admin_token);
+    auto refused = co_await doubting.request("GET", "/api/v1/agents");
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().code == "http_connect");
+
+    core::WebSocketClientOptions with_ca;
+    with_ca.ca_file = certs.ca;
+    auto secure_client = core::WebSocketClient::create(world.loop, with_ca);
+    REQUIRE(secure_client.ok());
+    ScriptedAgent agent(world.loop, world.pool, **secure_client, world.hub.url(), "edge-1",
+                        world.agent_token);
+    auto ack = co_await agent.connect_and_hello();
+    CHECK(ack.version == TETHER_VERSION);
+    ScriptedAgent untrusting(world.loop, world.pool, *world.ws, world.hub.url(), "edge-1",
+                             world.agent_token);
+    auto not_connected = co_await untrusting.connect();
+    CHECK_FALSE(not_connected.ok());
+
+    const std::string token_file = world.dir.write_secret("admin.token", world.admin_token);
+    const std::vector<std::string> args = {"--ca-file", certs.ca, "agents"};
+    const std::vector<std::string> environment = {"TETHER_HUB_URL=" + world.hub.url(),
+                                                  "TETHER_TOKEN_FILE=" + token_file};
+    auto run = co_await run_cli(world.loop, args, environment);
+    CHECK(run.exit_code == 0);
+    CHECK_THAT(run.out, Catch::Contains("edge-1"));
+    agent.close();
+    secure_client->reset();
+  });
+}
+
+TEST_CASE("plain HTTP is refused off loopback unless asked for", "[hub]") {
+  TempDir dir;
+  auto [status, output] =
+      shell("'" + hub_binary() + "' serve --data-dir '" + dir.path() + "/hub' --listen 0.0.0.0:0");
+  CHECK(status == 1);
+  CHECK_THAT(output, Catch::Contains("refusing plain HTTP on 0.0.0.0:0"));
+  CHECK_THAT(output, Catch::Contains("--insecure-listen"));
+  auto [bad_status, bad_output] =
+      shell("'" + hub_binary() + "' serve --data-dir '" + dir.path() + "/hub' --listen nowhere");
+  CHECK(bad_status == 1);
+  CHECK_THAT(bad_output, Catch::Contains("--listen 'nowhere'"));
+}
+
+TEST_CASE("agents added while the hub runs can work at once; rotation revokes", "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    const std::string token = hub_command({"agent", "add", "edge-3", "--data-dir", world.data_dir});
+    ScriptedAgent newcomer(world.loop, world.pool, *world.ws, world.hub.url(), "edge-3", token);
+    auto first = co_await newcomer.poll(0);
+    REQUIRE(first.ok());
+    CHECK(first->status == 204);
+    const std::string rotated =
+        hub_command({"agent", "rotate", "edge-3", "--data-dir", world.data_dir});
+    CHECK(rotated != token);
+    auto revoked = co_await newcomer.poll(0);
+    REQUIRE(revoked.ok());
+    CHECK(revoked->status == 401);
+    auto renewed = co_await newcomer.poll(0, rotated);
+    REQUIRE(renewed.ok());
+    CHECK(renewed->status == 204);
+  });
+}
+
+TEST_CASE("tether logs, status, tasks and agents show what the hub holds", "[cli]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    auto op = world.op();
+    auto agent = world.agent();
+    const auto task_id = co_await op.submit(submit_body("edge-1"));
+    co_await agent.connect_and_hello();
+    auto spec = co_await dispatch(agent);
+    agent.send(protocol::TaskStarted{{spec.task_id, spec.attempt_id}, {5, core::utc_now()}});
+    agent.send(protocol::TaskOutput{{spec.task_id, spec.attempt_id},
+                                    {StreamName::kStdout, 1, 0, "out\n"}});
+    agent.send(protocol::TaskOutput{{spec.task_id, spec.attempt_id},
+                                    {StreamName::kStderr, 1, 0, "err\n"}});
+    agent.send(protocol::TaskFinal{{spec.task_id, spec.attempt_id},
+                                   final_for(AttemptStatus::kSucceeded, 0, "out\n", "err\n")});
+    const bool finished = co_await op.wait_for_state(task_id, "succeeded", 10000);
+    REQUIRE(finished);
+
+    const std::vector<std::string> environment = {
+        "TETHER_HUB_URL=" + world.hub.url(),
+        "TETHER_TOKEN_FILE=" + world.dir.write_secret("admin.token", world.admin_token)};
+    const std::vector<std::string> logs_args = {"logs", task_id};
+    auto logs = co_await run_cli(world.loop, logs_args, environment);
+    CHECK(logs.exit_code == 0);
+    CHECK(logs.out == "out\n");
+    CHECK(logs.err == "err\n");
+
+    const std::vector<std::string> status_args = {"status", task_id};
+    auto status = co_await run_cli(world.loop, status_args, environment);
+    CHECK(status.exit_code == 0);
+    CHECK_THAT(status.out, Catch::Contains("succeeded") && Catch::Contains("verified  yes") &&
+                               Catch::Contains(protocol::sha256_hex("out\n")));
+    const std::vector<std::string> json_args = {"status", task_id, "--json"};
+    auto json = co_await run_cli(world.loop, json_args, environment);
+    CHECK_THAT(json.out, Catch::Contains(R"("state":"succeeded")"));
+
+    const std::vector<std::string> tasks_args = {"tasks", "--state", "succeeded"};
+    auto tasks = co_await run_cli(world.loop, tasks_args, environment);
+    CHECK(tasks.exit_code == 0);
+    CHECK_THAT(tasks.out, Catch::Contains(task_id) && Catch::Contains("true"));
+
+    const std::vector<std::string> agents_args = {"agents"};
+    auto agents = co_await run_cli(world.loop, agents_args, environment);
+    CHECK(agents.exit_code == 0);
+    CHECK_THAT(agents.out, Catch::Matches("(.|\n)*edge-1 +yes(.|\n)*"));
+    CHECK_THAT(agents.out, Catch::Matches("(.|\n)*edge-2 +no(.|\n)*"));
+
+    const std::vector<std::string> missing_args = {"status", "t-nonexistent"};
+    auto missing = co_await run_cli(world.loop, missing_args, environment);
+    CHECK(missing.exit_code == 3);
+    CHECK_THAT(missing.err, Catch::Contains("404") && Catch::Contains("no task"));
+    agent.close();
+  });
+}
