@@ -88,7 +88,7 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
                           "--insecure-listen if you really mean it");
   }
   if (options.data_dir.empty()) return make_error("invalid_data_dir", "--data-dir is required");
-  auto store = HubStore::open(options.data_dir, options.sync);
+  auto store = open_hub_store(options.data_dir, options.sync);
   if (!store) return store.error();
   std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store)));
 

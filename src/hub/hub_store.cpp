@@ -6,8 +6,6 @@
 #include <chrono>
 #include <cstring>
 
-#include "core/log.hpp"
-
 namespace tether::hub {
 
 namespace {
@@ -15,8 +13,6 @@ namespace {
 // Version 1 of the schema. Column names are meant to be read by operators
 // with sqlite3; times are UTC text ("2026-11-22T05:12:00.123Z").
 constexpr const char* kSchema = R"SQL(
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-
 CREATE TABLE IF NOT EXISTS agents (
   name               TEXT PRIMARY KEY,
   token_sha256       TEXT NOT NULL,
@@ -105,15 +101,7 @@ int64_t wall_clock_ms() {
       .count();
 }
 
-HubStore::HubStore(std::unique_ptr<SQLite::Database> database, std::string path)
-    : database_(std::move(database)), path_(std::move(path)) {}
-
-HubStore::~HubStore() {
-  if (in_transaction_) (void)commit();
-  statements_.clear();
-}
-
-Result<std::unique_ptr<HubStore>> HubStore::open(const std::string& data_dir, SyncMode sync) {
+Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, SyncMode sync) {
   if (::mkdir(data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return make_error("data_dir",
                       "cannot create data directory '" + data_dir + "': " + std::strerror(errno));
@@ -122,90 +110,10 @@ Result<std::unique_ptr<HubStore>> HubStore::open(const std::string& data_dir, Sy
   if (::stat(data_dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
     return make_error("data_dir", "data directory '" + data_dir + "' is not a directory");
   }
-  const std::string path = data_dir + "/hub.db";
-  try {
-    auto database = std::make_unique<SQLite::Database>(
-        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
-    database->setBusyTimeout(5000);
-    database->exec("PRAGMA journal_mode=WAL");
-    database->exec(sync == SyncMode::kFull ? "PRAGMA synchronous=FULL"
-                                           : "PRAGMA synchronous=NORMAL");
-    database->exec("PRAGMA foreign_keys=ON");
-    std::unique_ptr<HubStore> store(new HubStore(std::move(database), path));
-    if (auto schema = store->apply_schema(); !schema) return schema.error();
-    ::chmod(path.c_str(), 0600);
-    return store;
-  } catch (const SQLite::Exception& e) {
-    return make_error("database", "cannot open '" + path + "': " + e.what());
-  }
-}
-
-Result<void> HubStore::apply_schema() {
-  try {
-    SQLite::Transaction transaction(*database_);
-    database_->exec(kSchema);
-    SQLite::Statement version(*database_, "SELECT version FROM schema_version");
-    if (!version.executeStep()) {
-      database_->exec("INSERT INTO schema_version (version) VALUES (1)");
-    } else if (version.getColumn(0).getInt() != 1) {
-      return make_error("database", path_ + " has schema version " +
-                                        std::to_string(version.getColumn(0).getInt()) +
-                                        "; this tether-hub understands version 1");
-    }
-    transaction.commit();
-    return {};
-  } catch (const SQLite::Exception& e) {
-    return make_error("database", "cannot create the schema in '" + path_ + "': " + e.what());
-  }
-}
-
-SQLite::Statement& HubStore::statement(const char* sql) {
-  auto& slot = statements_[sql];
-  if (!slot) slot = std::make_unique<SQLite::Statement>(*database_, sql);
-  slot->reset();
-  slot->clearBindings();
-  return *slot;
-}
-
-void HubStore::begin_write() {
-  if (in_transaction_) return;
-  database_->exec("BEGIN IMMEDIATE");
-  in_transaction_ = true;
-  if (loop_) {
-    loop_->defer([this] { (void)commit(); });
-  }
-}
-
-void HubStore::after_commit(std::function<void()> action) {
-  if (!in_transaction_) {
-    action();
-    return;
-  }
-  after_commit_.push_back(std::move(action));
-}
-
-Result<void> HubStore::commit() {
-  if (!in_transaction_) return {};
-  in_transaction_ = false;
-  try {
-    database_->exec("COMMIT");
-  } catch (const SQLite::Exception& e) {
-    Error error = make_error("storage_unavailable", std::string("commit failed: ") + e.what());
-    try {
-      database_->exec("ROLLBACK");
-    } catch (const SQLite::Exception&) {
-      // Already rolled back by SQLite (a failed COMMIT may do so itself).
-    }
-    after_commit_.clear();
-    core::log_error("store", error.message);
-    if (on_commit_failed_) on_commit_failed_(error);
-    return error;
-  }
-  auto actions = std::move(after_commit_);
-  after_commit_.clear();
-  for (auto& action : actions)
-    action();
-  return {};
+  auto store = core::SqliteStore::open(data_dir + "/hub.db", sync == SyncMode::kFull);
+  if (!store) return store.error();
+  if (auto schema = (*store)->apply_schema(kSchema, 1); !schema) return schema.error();
+  return store;
 }
 
 }  // namespace tether::hub

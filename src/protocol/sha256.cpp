@@ -1,58 +1,53 @@
+// The low-level SHA256_* functions are deprecated in OpenSSL 3 in favour of
+// EVP, but EVP cannot export a digest's running state, which the agent's
+// crash recovery needs. They are the same optimised code.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "protocol/sha256.hpp"
 
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 
-#include <stdexcept>
+#include <cstring>
 
 namespace tether::protocol {
 
+static_assert(sizeof(SHA256_CTX) == 112, "unexpected SHA256_CTX layout");
+
 namespace {
-EVP_MD_CTX* ctx(const std::unique_ptr<void, Sha256::ContextDeleter>& p) {
-  return static_cast<EVP_MD_CTX*>(p.get());
-}
+SHA256_CTX* ctx(unsigned char* bytes) { return reinterpret_cast<SHA256_CTX*>(bytes); }
 }  // namespace
 
-void Sha256::ContextDeleter::operator()(void* context) const {
-  EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(context));
-}
+Sha256::Sha256() { SHA256_Init(ctx(context_)); }
 
-Sha256::Sha256() : context_(EVP_MD_CTX_new()) {
-  if (!context_ || EVP_DigestInit_ex(ctx(context_), EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("OpenSSL: cannot initialise SHA-256");
-  }
-}
-
-Sha256::Sha256(const Sha256& other) : context_(EVP_MD_CTX_new()) {
-  if (!context_ || EVP_MD_CTX_copy_ex(ctx(context_), ctx(other.context_)) != 1) {
-    throw std::runtime_error("OpenSSL: cannot copy SHA-256 state");
-  }
-}
-
-Sha256& Sha256::operator=(const Sha256& other) {
-  if (this != &other) *this = Sha256(other);
-  return *this;
-}
-
-Sha256::~Sha256() = default;
-
-void Sha256::update(std::string_view bytes) {
-  EVP_DigestUpdate(ctx(context_), bytes.data(), bytes.size());
-}
+void Sha256::update(std::string_view bytes) { SHA256_Update(ctx(context_), bytes.data(), bytes.size()); }
 
 std::string Sha256::hex_digest() const {
   // Finalising destroys the state, so finalise a copy.
-  Sha256 copy(*this);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(ctx(copy.context_), digest, &length);
+  SHA256_CTX copy;
+  std::memcpy(&copy, context_, sizeof copy);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256_Final(digest, &copy);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 15]);
+  hex.reserve(2 * SHA256_DIGEST_LENGTH);
+  for (unsigned char byte : digest) {
+    hex.push_back(kHex[byte >> 4]);
+    hex.push_back(kHex[byte & 15]);
   }
   return hex;
+}
+
+std::string Sha256::state() const {
+  return std::string(reinterpret_cast<const char*>(context_), sizeof context_);
+}
+
+Result<Sha256> Sha256::restore(std::string_view state) {
+  if (state.size() != sizeof(SHA256_CTX)) {
+    return make_error("invalid_state", "a SHA-256 state is " + std::to_string(sizeof(SHA256_CTX)) +
+                                           " bytes, got " + std::to_string(state.size()));
+  }
+  Sha256 hash;
+  std::memcpy(hash.context_, state.data(), state.size());
+  return hash;
 }
 
 std::string sha256_hex(std::string_view bytes) {

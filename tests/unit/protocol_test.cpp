@@ -64,6 +64,12 @@ TEST_CASE("Sha256 matches known digests, incrementally", "[protocol]") {
   CHECK(running.hex_digest() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   running.update("d");  // hex_digest left the state usable
   CHECK(running.hex_digest() == sha256_hex("abcd"));
+  // A saved state continues where it left off.
+  auto restored = Sha256::restore(running.state());
+  REQUIRE(restored.ok());
+  restored->update(std::string(100000, 'e'));
+  CHECK(restored->hex_digest() == sha256_hex("abcd" + std::string(100000, 'e')));
+  CHECK_FALSE(Sha256::restore("short").ok());
 }
 
 TEST_CASE("decode_task reads a full task", "[protocol]") {

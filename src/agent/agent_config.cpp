@@ -1,0 +1,234 @@
+#include "agent/agent_config.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "core/secret_file.hpp"
+#include "protocol/task_spec.hpp"
+
+namespace tether::agent {
+
+namespace {
+
+using Setter = std::function<Result<void>(AgentConfig&, const std::string&)>;
+
+struct Key {
+  const char* name;
+  const char* help;
+  Setter set;
+};
+
+Result<uint64_t> number(const std::string& value, uint64_t min, uint64_t max) {
+  uint64_t parsed = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), parsed);
+  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) {
+    return make_error("invalid", "'" + value + "' is not a non-negative integer");
+  }
+  if (parsed < min || parsed > max) {
+    return make_error("invalid", "must be from " + std::to_string(min) + " to " + std::to_string(max));
+  }
+  return parsed;
+}
+
+Setter number_key(uint64_t AgentConfig::*field, uint64_t min, uint64_t max) {
+  return [field, min, max](AgentConfig& config, const std::string& value) -> Result<void> {
+    auto parsed = number(value, min, max);
+    if (!parsed) return parsed.error();
+    config.*field = *parsed;
+    return {};
+  };
+}
+
+Setter text_key(std::string AgentConfig::*field) {
+  return [field](AgentConfig& config, const std::string& value) -> Result<void> {
+    if (value.empty()) return make_error("invalid", "must not be empty");
+    config.*field = value;
+    return {};
+  };
+}
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> table = {
+      {"hub_url", "the hub, e.g. https://hub.example:7070 (required)",
+       [](AgentConfig& config, const std::string& value) -> Result<void> {
+         auto url = core::parse_url(value);
+         if (!url) return make_error("invalid", url.error().message);
+         if (url->scheme != "http" && url->scheme != "https") {
+           return make_error("invalid", "must be http:// or https://");
+         }
+         config.hub_url = *url;
+         return {};
+       }},
+      {"agent", "this agent's name, as registered with `tether-hub agent add` (required)",
+       [](AgentConfig& config, const std::string& value) -> Result<void> {
+         if (!protocol::is_valid_id(value)) {
+           return make_error("invalid", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+         }
+         config.agent = value;
+         return {};
+       }},
+      {"token_file", "file holding the agent token, mode 0600 (or TETHER_TOKEN_FILE)",
+       text_key(&AgentConfig::token_file)},
+      {"state_dir", "where the outbox lives (default /var/lib/tether)", text_key(&AgentConfig::state_dir)},
+      {"ca_file", "extra CA certificates (PEM) to trust for the hub", text_key(&AgentConfig::ca_file)},
+      {"insecure", "true to allow plain http to a hub that is not on loopback (default false)",
+       [](AgentConfig& config, const std::string& value) -> Result<void> {
+         if (value != "true" && value != "false") return make_error("invalid", "expected true or false");
+         config.insecure = value == "true";
+         return {};
+       }},
+      {"max_concurrent_tasks", "tasks run at once (default 4)",
+       number_key(&AgentConfig::max_concurrent_tasks, 1, 1024)},
+      {"flush_interval_ms", "longest a byte of output waits before it is framed (default 20)",
+       number_key(&AgentConfig::flush_interval_ms, 1, 10'000)},
+      {"chunk_bytes", "largest output frame in bytes (default 65536)",
+       number_key(&AgentConfig::chunk_bytes, 1024, 1 << 20)},
+      {"outbox_max_bytes", "outbox size cap in bytes (default 268435456)",
+       number_key(&AgentConfig::outbox_max_bytes, 1 << 20, 1ull << 40)},
+      {"outbox_full_policy", "drop-oldest (default) or block",
+       [](AgentConfig& config, const std::string& value) -> Result<void> {
+         if (value == "drop-oldest") {
+           config.outbox_full_policy = OutboxFullPolicy::kDropOldest;
+         } else if (value == "block") {
+           config.outbox_full_policy = OutboxFullPolicy::kBlock;
+         } else {
+           return make_error("invalid", "expected drop-oldest or block");
+         }
+         return {};
+       }},
+      {"outbox_sync", "normal (default: survives a crash of the agent) or full (also a power loss)",
+       [](AgentConfig& config, const std::string& value) -> Result<void> {
+         if (value != "normal" && value != "full") return make_error("invalid", "expected normal or full");
+         config.outbox_sync_full = value == "full";
+         return {};
+       }},
+      {"poll_wait_s", "long-poll wait in seconds (default 30)", number_key(&AgentConfig::poll_wait_s, 1, 60)},
+      {"shutdown_grace_s", "on SIGTERM, how long running tasks may finish (default 30)",
+       number_key(&AgentConfig::shutdown_grace_s, 0, 86'400)},
+      {"send_window_bytes", "unacked output in flight on the channel (default 8388608)",
+       number_key(&AgentConfig::send_window_bytes, 64 * 1024, 1ull << 30)},
+      {"keepalive_s", "ping an idle channel after this many seconds; dead after 3x (default 15)",
+       number_key(&AgentConfig::keepalive_s, 1, 3600)},
+      {"kill_grace_s", "SIGTERM to SIGKILL grace when stopping a task (default 10)",
+       number_key(&AgentConfig::kill_grace_s, 0, 3600)},
+      {"log_level", "debug, info (default), warning or error",
+       [](AgentConfig& config, const std::string& value) -> Result<void> {
+         if (!core::parse_log_level(value, config.log_level)) {
+           return make_error("invalid", "expected debug, info, warning or error");
+         }
+         return {};
+       }},
+  };
+  return table;
+}
+
+const Key* find_key(const std::string& name) {
+  for (const auto& key : keys()) {
+    if (name == key.name) return &key;
+  }
+  return nullptr;
+}
+
+std::string trim(const std::string& text) {
+  const auto first = text.find_first_not_of(" \t\r");
+  if (first == std::string::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r");
+  return text.substr(first, last - first + 1);
+}
+
+}  // namespace
+
+Result<void> apply_config_text(AgentConfig& config, const std::string& text, const std::string& path) {
+  std::istringstream lines(text);
+  std::string line;
+  int number_of_line = 0;
+  while (std::getline(lines, line)) {
+    ++number_of_line;
+    const std::string where = path + ":" + std::to_string(number_of_line) + ": ";
+    line = trim(line.substr(0, line.find('#')));
+    if (line.empty()) continue;
+    const auto equals = line.find('=');
+    if (equals == std::string::npos) {
+      return make_error("config", where + "expected key = value, got '" + line + "'");
+    }
+    const std::string name = trim(line.substr(0, equals));
+    const std::string value = trim(line.substr(equals + 1));
+    const Key* key = find_key(name);
+    if (!key) return make_error("config", where + "unknown key '" + name + "'");
+    if (auto set = key->set(config, value); !set) {
+      return make_error("config", where + name + ": " + set.error().message);
+    }
+  }
+  return {};
+}
+
+Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
+  AgentConfig config;
+  bool have_hub = false;
+  bool have_agent = false;
+  std::string config_path;
+  std::vector<std::pair<std::string, std::string>> flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg.rfind("--", 0) != 0) return make_error("usage", "unexpected argument '" + arg + "'");
+    if (i + 1 >= args.size()) return make_error("usage", arg + " needs a value");
+    if (arg == "--config") {
+      config_path = args[++i];
+      continue;
+    }
+    std::string name = arg.substr(2);
+    for (auto& c : name) c = c == '-' ? '_' : c;
+    if (!find_key(name)) return make_error("usage", "unknown option " + arg);
+    flags.emplace_back(name, args[++i]);
+  }
+  if (!config_path.empty()) {
+    std::ifstream file(config_path);
+    if (!file) return make_error("config", "cannot read config file '" + config_path + "'");
+    std::stringstream text;
+    text << file.rdbuf();
+    if (auto applied = apply_config_text(config, text.str(), config_path); !applied) return applied.error();
+    have_hub = !config.hub_url.host.empty();
+    have_agent = !config.agent.empty();
+  }
+  if (const char* from_env = std::getenv("TETHER_TOKEN_FILE"); from_env && *from_env) {
+    config.token_file = from_env;
+  }
+  for (const auto& [name, value] : flags) {
+    if (auto set = find_key(name)->set(config, value); !set) {
+      std::string flag = name;
+      for (auto& c : flag) c = c == '_' ? '-' : c;
+      return make_error("config", "--" + flag + ": " + set.error().message);
+    }
+    have_hub |= name == "hub_url";
+    have_agent |= name == "agent";
+  }
+  if (!have_hub) return make_error("config", "hub_url is not set (config file or --hub-url)");
+  if (!have_agent) return make_error("config", "agent is not set (config file or --agent)");
+  if (config.token_file.empty()) {
+    return make_error("config", "no token: set token_file, --token-file or TETHER_TOKEN_FILE");
+  }
+  if (!config.hub_url.uses_tls() && !config.hub_url.host_is_loopback() && !config.insecure) {
+    return make_error("config", "hub_url " + config.hub_url.origin() +
+                                    " is plain http to another host: the token would cross the "
+                                    "network in the clear. Use https, or set insecure = true");
+  }
+  auto token = core::read_secret_file(config.token_file);
+  if (!token) return token.error();
+  config.token = std::move(*token);
+  return config;
+}
+
+std::string config_help() {
+  std::string help;
+  for (const auto& key : keys()) {
+    std::string name = key.name;
+    help += "  " + name + std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') + key.help + "\n";
+  }
+  return help;
+}
+
+}  // namespace tether::agent

@@ -1,0 +1,54 @@
+// AgentConfig: the settings of `tether-agent run`.
+//
+// A small file of `key = value` lines (# starts a comment); every key can
+// also be given as a flag (`--hub-url URL` for `hub_url`), and the token
+// file also as TETHER_TOKEN_FILE. Flags win over the environment, which wins
+// over the file. An unknown key or a bad value stops the agent at start with
+// the file, the line, the key and the reason. docs/agent.md lists the keys.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/log.hpp"
+#include "core/result.hpp"
+#include "core/url.hpp"
+
+namespace tether::agent {
+
+enum class OutboxFullPolicy { kDropOldest, kBlock };
+
+struct AgentConfig {
+  core::Url hub_url;
+  std::string agent;
+  std::string token_file;
+  std::string token;  // read from token_file; never logged
+  std::string state_dir = "/var/lib/tether";
+  std::string ca_file;
+  bool insecure = false;  // allow plain http/ws to a non-loopback hub
+  uint64_t max_concurrent_tasks = 4;
+  uint64_t flush_interval_ms = 20;
+  uint64_t chunk_bytes = 64 * 1024;
+  uint64_t outbox_max_bytes = 256ull << 20;
+  OutboxFullPolicy outbox_full_policy = OutboxFullPolicy::kDropOldest;
+  bool outbox_sync_full = false;
+  uint64_t poll_wait_s = 30;
+  uint64_t shutdown_grace_s = 30;
+  uint64_t send_window_bytes = 8ull << 20;
+  uint64_t keepalive_s = 15;  // ping an idle channel; dead after 3 silent intervals
+  uint64_t kill_grace_s = 10;
+  core::LogLevel log_level = core::LogLevel::kInfo;
+};
+
+// `args` are the words after "run". Reads --config FILE if given, the
+// environment, and the token file.
+Result<AgentConfig> load_agent_config(const std::vector<std::string>& args);
+
+// For tests: parse a config text as if read from `path`.
+Result<void> apply_config_text(AgentConfig& config, const std::string& text, const std::string& path);
+
+// The keys, with their meaning, for --help.
+std::string config_help();
+
+}  // namespace tether::agent

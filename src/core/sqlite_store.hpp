@@ -1,0 +1,75 @@
+// SqliteStore: one SQLite database used from the loop thread, with group
+// commit.
+//
+// WAL mode, so other processes (sqlite3, a CLI tool) can read, and write,
+// while we run. Writes made during one loop turn share one transaction
+// (begin_write opens it); it commits on the next turn, and only then run the
+// actions queued with after_commit() — an ack, a reply, a send — so nothing
+// leaves the process before it is stored.
+#pragma once
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/loop.hpp"
+#include "core/result.hpp"
+
+namespace tether::core {
+
+class SqliteStore {
+ public:
+  // Opens (creating) `path` with mode 0600. sync_full: every commit is
+  // fsynced (survives power loss); otherwise WAL's NORMAL mode (survives a
+  // crash of this process; an OS crash may lose the last commits).
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, bool sync_full);
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+  ~SqliteStore();
+
+  // Runs `schema` (idempotent CREATE ... IF NOT EXISTS statements) and checks
+  // the schema_version table against `version`.
+  Result<void> apply_schema(const char* schema, int version);
+
+  SQLite::Database& database() { return *database_; }
+  const std::string& path() const { return path_; }
+
+  // A prepared statement for `sql`, compiled once and reset for each use.
+  // Keyed by the pointer: pass string literals or strings that live forever.
+  SQLite::Statement& statement(const char* sql);
+
+  // Group commit. Without a loop, call commit() yourself.
+  void attach_loop(Loop& loop) { loop_ = &loop; }
+  void begin_write();
+  bool in_transaction() const { return in_transaction_; }
+  // Runs `action` once the current transaction has committed (at once if
+  // none is open).
+  void after_commit(std::function<void()> action);
+  // Runs just before the turn's transaction commits (to flush state that is
+  // cheaper to write once per turn than once per change).
+  void before_commit(std::function<void()> action) { before_commit_.push_back(std::move(action)); }
+  // Commits now. On failure the transaction is rolled back, the queued
+  // actions are dropped and on_commit_failed runs.
+  Result<void> commit();
+  void set_on_commit_failed(std::function<void(const Error&)> handler) {
+    on_commit_failed_ = std::move(handler);
+  }
+
+ private:
+  SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path);
+
+  std::unique_ptr<SQLite::Database> database_;
+  std::string path_;
+  Loop* loop_ = nullptr;
+  bool in_transaction_ = false;
+  std::vector<std::function<void()>> before_commit_;
+  std::vector<std::function<void()>> after_commit_;
+  std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> statements_;
+  std::function<void(const Error&)> on_commit_failed_;
+};
+
+}  // namespace tether::core
