@@ -29,7 +29,8 @@ Result<uint64_t> number(const std::string& value, uint64_t min, uint64_t max) {
     return make_error("invalid", "'" + value + "' is not a non-negative integer");
   }
   if (parsed < min || parsed > max) {
-    return make_error("invalid", "must be from " + std::to_string(min) + " to " + std::to_string(max));
+    return make_error("invalid",
+                      "must be from " + std::to_string(min) + " to " + std::to_string(max));
   }
   return parsed;
 }
@@ -73,11 +74,14 @@ const std::vector<Key>& keys() {
        }},
       {"token_file", "file holding the agent token, mode 0600 (or TETHER_TOKEN_FILE)",
        text_key(&AgentConfig::token_file)},
-      {"state_dir", "where the outbox lives (default /var/lib/tether)", text_key(&AgentConfig::state_dir)},
-      {"ca_file", "extra CA certificates (PEM) to trust for the hub", text_key(&AgentConfig::ca_file)},
+      {"state_dir", "where the outbox lives (default /var/lib/tether)",
+       text_key(&AgentConfig::state_dir)},
+      {"ca_file", "extra CA certificates (PEM) to trust for the hub",
+       text_key(&AgentConfig::ca_file)},
       {"insecure", "true to allow plain http to a hub that is not on loopback (default false)",
        [](AgentConfig& config, const std::string& value) -> Result<void> {
-         if (value != "true" && value != "false") return make_error("invalid", "expected true or false");
+         if (value != "true" && value != "false")
+           return make_error("invalid", "expected true or false");
          config.insecure = value == "true";
          return {};
        }},
@@ -102,11 +106,13 @@ const std::vector<Key>& keys() {
        }},
       {"outbox_sync", "normal (default: survives a crash of the agent) or full (also a power loss)",
        [](AgentConfig& config, const std::string& value) -> Result<void> {
-         if (value != "normal" && value != "full") return make_error("invalid", "expected normal or full");
+         if (value != "normal" && value != "full")
+           return make_error("invalid", "expected normal or full");
          config.outbox_sync_full = value == "full";
          return {};
        }},
-      {"poll_wait_s", "long-poll wait in seconds (default 30)", number_key(&AgentConfig::poll_wait_s, 1, 60)},
+      {"poll_wait_s", "long-poll wait in seconds (default 30)",
+       number_key(&AgentConfig::poll_wait_s, 1, 60)},
       {"shutdown_grace_s", "on SIGTERM, how long running tasks may finish (default 30)",
        number_key(&AgentConfig::shutdown_grace_s, 0, 86'400)},
       {"send_window_bytes", "unacked output in flight on the channel (default 8388608)",
@@ -142,7 +148,8 @@ std::string trim(const std::string& text) {
 
 }  // namespace
 
-Result<void> apply_config_text(AgentConfig& config, const std::string& text, const std::string& path) {
+Result<void> apply_config_text(AgentConfig& config, const std::string& text,
+                               const std::string& path) {
   std::istringstream lines(text);
   std::string line;
   int number_of_line = 0;
@@ -181,7 +188,8 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
       continue;
     }
     std::string name = arg.substr(2);
-    for (auto& c : name) c = c == '-' ? '_' : c;
+    for (auto& c : name)
+      c = c == '-' ? '_' : c;
     if (!find_key(name)) return make_error("usage", "unknown option " + arg);
     flags.emplace_back(name, args[++i]);
   }
@@ -190,7 +198,8 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
     if (!file) return make_error("config", "cannot read config file '" + config_path + "'");
     std::stringstream text;
     text << file.rdbuf();
-    if (auto applied = apply_config_text(config, text.str(), config_path); !applied) return applied.error();
+    if (auto applied = apply_config_text(config, text.str(), config_path); !applied)
+      return applied.error();
     have_hub = !config.hub_url.host.empty();
     have_agent = !config.agent.empty();
   }
@@ -200,7 +209,8 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
   for (const auto& [name, value] : flags) {
     if (auto set = find_key(name)->set(config, value); !set) {
       std::string flag = name;
-      for (auto& c : flag) c = c == '_' ? '-' : c;
+      for (auto& c : flag)
+        c = c == '_' ? '-' : c;
       return make_error("config", "--" + flag + ": " + set.error().message);
     }
     have_hub |= name == "hub_url";
@@ -226,7 +236,8 @@ std::string config_help() {
   std::string help;
   for (const auto& key : keys()) {
     std::string name = key.name;
-    help += "  " + name + std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') + key.help + "\n";
+    help +=
+        "  " + name + std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') + key.help + "\n";
   }
   return help;
 }

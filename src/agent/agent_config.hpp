@@ -46,7 +46,8 @@ struct AgentConfig {
 Result<AgentConfig> load_agent_config(const std::vector<std::string>& args);
 
 // For tests: parse a config text as if read from `path`.
-Result<void> apply_config_text(AgentConfig& config, const std::string& text, const std::string& path);
+Result<void> apply_config_text(AgentConfig& config, const std::string& text,
+                               const std::string& path);
 
 // The keys, with their meaning, for --help.
 std::string config_help();

@@ -2,7 +2,9 @@
 // agent's outbox stores them before sending.
 #pragma once
 
+#include "core/notification.hpp"
 #include "protocol/attempt_report.hpp"
+#include "protocol/sha256.hpp"
 
 namespace tether::agent {
 
@@ -11,7 +13,13 @@ class AttemptSink {
   virtual ~AttemptSink() = default;
   virtual void on_started(const protocol::StartedReport& started) = 0;
   // Chunks of one stream arrive in seq order; the two streams interleave.
-  virtual void on_output(protocol::OutputChunk&& chunk) = 0;
+  // `stream_digest` is the stream's running SHA-256 including this chunk.
+  virtual void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& stream_digest) = 0;
+
+  // Backpressure: while this is false the attempt stops reading its pipes
+  // (the process blocks on a full pipe) until room() is notified.
+  virtual bool accepting_output() const { return true; }
+  virtual core::Notification* room() { return nullptr; }
 };
 
 }  // namespace tether::agent

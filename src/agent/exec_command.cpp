@@ -59,7 +59,7 @@ class JsonLinesSink final : public AttemptSink {
     write(protocol::started_message_id(attempt_.attempt_id),
           protocol::TaskStarted{attempt_, started});
   }
-  void on_output(protocol::OutputChunk&& chunk) override {
+  void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256&) override {
     auto id = protocol::output_message_id(attempt_.attempt_id, chunk.stream, chunk.seq);
     write(std::move(id), protocol::TaskOutput{attempt_, std::move(chunk)});
   }

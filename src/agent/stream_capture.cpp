@@ -12,12 +12,17 @@ StreamCapture::StreamCapture(core::Loop& loop, core::PipeReader& reader,
       chunker_(stream, options,
                [this](protocol::OutputChunk&& chunk) {
                  digest_.update(chunk.data);
-                 sink_.on_output(std::move(chunk));
+                 sink_.on_output(std::move(chunk), digest_);
                }),
       timer_(loop) {}
 
 core::Task<void> StreamCapture::run(core::CancellationToken stop) {
   for (;;) {
+    // The sink is full (outbox block policy): stop reading until it has room.
+    while (!sink_.accepting_output() && !stop.cancelled()) {
+      auto& room = *sink_.room();
+      co_await room.wait(1000);
+    }
     auto read = co_await reader_.read(stop);
     if (!read) {
       if (!read.is_cancelled()) read_error_ = read.error();

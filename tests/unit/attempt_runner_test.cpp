@@ -246,8 +246,8 @@ TEST_CASE("cancel stops a running task and its process group", "[runner]") {
   // Cancels as soon as the task's first output arrives: an event, not a sleep.
   struct CancellingSink : CollectingSink {
     TaskExecutor* executor = nullptr;
-    void on_output(protocol::OutputChunk&& chunk) override {
-      CollectingSink::on_output(std::move(chunk));
+    void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
+      CollectingSink::on_output(std::move(chunk), digest);
       executor->cancel("cancel-a1", "operator asked");
     }
   } sink;
@@ -266,8 +266,8 @@ TEST_CASE("a task that honours SIGTERM is not SIGKILLed", "[runner]") {
   TaskExecutor executor(loop, {});
   struct CancellingSink : CollectingSink {
     TaskExecutor* executor = nullptr;
-    void on_output(protocol::OutputChunk&& chunk) override {
-      CollectingSink::on_output(std::move(chunk));
+    void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
+      CollectingSink::on_output(std::move(chunk), digest);
       executor->cancel("polite-a1", "test");
     }
   } sink;
@@ -439,8 +439,8 @@ TEST_CASE("tasks with the same target never overlap", "[runner]") {
   TaskExecutor executor(loop, {});
   struct GateSink : CollectingSink {
     std::function<void()> on_first_output;
-    void on_output(protocol::OutputChunk&& chunk) override {
-      CollectingSink::on_output(std::move(chunk));
+    void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
+      CollectingSink::on_output(std::move(chunk), digest);
       if (on_first_output) std::exchange(on_first_output, nullptr)();
     }
   };

@@ -73,7 +73,7 @@ class CollectingSink : public agent::AttemptSink {
     ++started_count;
   }
 
-  void on_output(protocol::OutputChunk&& chunk) override {
+  void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256&) override {
     StreamRecord& record = chunk.stream == protocol::StreamName::kStdout ? out : err;
     if (chunk.seq != record.chunks + 1) {
       violations.push_back("seq " + std::to_string(chunk.seq) + " after " +

@@ -1,0 +1,540 @@
+#include "agent/outbox.hpp"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.hpp"
+#include "core/wall_clock.hpp"
+
+namespace tether::agent {
+
+namespace {
+
+using protocol::StreamName;
+
+// Version 1. Column names and text payloads are for operators with sqlite3.
+constexpr const char* kSchema = R"SQL(
+CREATE TABLE IF NOT EXISTS frames (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- replay order
+  message_id   TEXT NOT NULL UNIQUE,
+  task_id      TEXT NOT NULL,
+  attempt_id   TEXT NOT NULL,
+  kind         TEXT NOT NULL,      -- started, output, gap or final
+  stream       TEXT,               -- stdout or stderr (output and gap)
+  seq          INTEGER,
+  byte_offset  INTEGER,
+  length       INTEGER,            -- output bytes carried (or dropped, for a gap)
+  payload      TEXT NOT NULL,      -- the frame's JSON as it is sent
+  created_at   TEXT NOT NULL,
+  last_sent_at TEXT,
+  send_count   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS frames_by_stream ON frames (attempt_id, stream, seq);
+CREATE INDEX IF NOT EXISTS frames_by_kind ON frames (kind, attempt_id);
+
+CREATE TABLE IF NOT EXISTS attempts (
+  attempt_id           TEXT PRIMARY KEY,
+  task_id              TEXT NOT NULL,
+  state                TEXT NOT NULL,  -- running or finished (final not yet acked)
+  pid                  INTEGER,
+  process_group        INTEGER,
+  process_start        INTEGER,        -- /proc/PID/stat start time: tells our process from a reused pid
+  boot_id              TEXT,
+  started_at           TEXT NOT NULL,
+  stdout_bytes         INTEGER NOT NULL DEFAULT 0,
+  stderr_bytes         INTEGER NOT NULL DEFAULT 0,
+  stdout_dropped_bytes INTEGER NOT NULL DEFAULT 0,
+  stderr_dropped_bytes INTEGER NOT NULL DEFAULT 0,
+  stdout_sha256_state  BLOB,
+  stderr_sha256_state  BLOB,
+  updated_at           TEXT NOT NULL
+);
+)SQL";
+
+// A slice kept for finals, which must always fit.
+constexpr uint64_t kFinalsReserve = 1 << 20;
+
+std::optional<StreamName> stream_of(const SQLite::Column& column) {
+  if (column.isNull()) return std::nullopt;
+  return protocol::parse_stream_name(column.getString());
+}
+
+FrameKind parse_kind(const std::string& text) {
+  if (text == "started") return FrameKind::kStarted;
+  if (text == "gap") return FrameKind::kGap;
+  if (text == "final") return FrameKind::kFinal;
+  return FrameKind::kOutput;
+}
+
+StoredFrame read_frame(SQLite::Statement& row) {
+  StoredFrame frame;
+  frame.id = row.getColumn(0).getInt64();
+  frame.message_id = row.getColumn(1).getString();
+  frame.task_id = row.getColumn(2).getString();
+  frame.attempt_id = row.getColumn(3).getString();
+  frame.kind = parse_kind(row.getColumn(4).getString());
+  frame.stream = stream_of(row.getColumn(5)).value_or(StreamName::kStdout);
+  frame.seq = row.getColumn(6).isNull() ? 0 : static_cast<uint64_t>(row.getColumn(6).getInt64());
+  frame.payload = row.getColumn(7).getString();
+  return frame;
+}
+
+StreamProgress& progress(AttemptRecord& attempt, StreamName stream) {
+  return stream == StreamName::kStdout ? attempt.out : attempt.err;
+}
+
+}  // namespace
+
+std::string_view to_string(FrameKind kind) {
+  switch (kind) {
+    case FrameKind::kStarted:
+      return "started";
+    case FrameKind::kOutput:
+      return "output";
+    case FrameKind::kGap:
+      return "gap";
+    case FrameKind::kFinal:
+      return "final";
+  }
+  return "output";
+}
+
+Outbox::Outbox(core::Loop& loop, std::unique_ptr<core::SqliteStore> store, OutboxOptions options)
+    : loop_(loop),
+      store_(std::move(store)),
+      options_(std::move(options)),
+      room_(loop),
+      changed_(loop) {}
+
+Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string& state_dir,
+                                             OutboxOptions options) {
+  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return make_error("state_dir",
+                      "cannot create state directory '" + state_dir + "': " + std::strerror(errno));
+  }
+  auto store = core::SqliteStore::open(state_dir + "/outbox.db", options.sync_full);
+  if (!store) return store.error();
+  if (auto schema = (*store)->apply_schema(kSchema, 1); !schema) return schema.error();
+  (*store)->attach_loop(loop);
+  std::unique_ptr<Outbox> outbox(new Outbox(loop, std::move(*store), std::move(options)));
+  SQLite::Statement totals(
+      outbox->store_->database(),
+      "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0), COALESCE(MAX(id), 0) FROM frames");
+  totals.executeStep();
+  outbox->rows_ = static_cast<uint64_t>(totals.getColumn(0).getInt64());
+  outbox->bytes_ = static_cast<uint64_t>(totals.getColumn(1).getInt64());
+  outbox->committed_max_id_ = totals.getColumn(2).getInt64();
+  return outbox;
+}
+
+uint64_t Outbox::output_limit() const {
+  const uint64_t reserve = std::min<uint64_t>(kFinalsReserve, options_.max_bytes / 8);
+  return options_.max_bytes - reserve;
+}
+
+bool Outbox::has_room(uint64_t bytes) const {
+  return bytes_ + bytes <= output_limit();
+}
+
+protocol::Frame Outbox::frame_for(const protocol::AttemptRef&, std::string message_id,
+                                  protocol::FramePayload payload) const {
+  protocol::Frame frame;
+  frame.message_id = std::move(message_id);
+  frame.agent_id = options_.agent_id;
+  frame.payload = std::move(payload);
+  return frame;
+}
+
+void Outbox::after_write(bool freed) {
+  freed_this_turn_ |= freed;
+  if (commit_hook_armed_) return;
+  commit_hook_armed_ = true;
+  store_->before_commit([this] { flush_progress(); });
+  store_->after_commit([this] {
+    commit_hook_armed_ = false;
+    committed_max_id_ = store_->database().getLastInsertRowid() > committed_max_id_
+                            ? store_->database().getLastInsertRowid()
+                            : committed_max_id_;
+    changed_.notify_all();
+    if (std::exchange(freed_this_turn_, false)) room_.notify_all();
+  });
+}
+
+void Outbox::insert(const protocol::Frame& frame, FrameKind kind, std::optional<StreamName> stream,
+                    uint64_t seq, uint64_t offset, uint64_t length) {
+  store_->begin_write();
+  const std::string payload = protocol::encode_frame(frame);
+  std::string task_id;
+  std::string attempt_id;
+  std::visit(
+      [&](const auto& body) {
+        if constexpr (requires { body.attempt; }) {
+          task_id = body.attempt.task_id;
+          attempt_id = body.attempt.attempt_id;
+        }
+      },
+      frame.payload);
+  auto& statement = store_->statement(
+      "INSERT INTO frames (message_id, task_id, attempt_id, kind, stream, seq, byte_offset, "
+      "length, "
+      "payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  statement.bind(1, frame.message_id);
+  statement.bind(2, task_id);
+  statement.bind(3, attempt_id);
+  statement.bind(4, std::string(to_string(kind)));
+  if (stream) {
+    statement.bind(5, std::string(protocol::to_string(*stream)));
+    statement.bind(6, static_cast<int64_t>(seq));
+    statement.bind(7, static_cast<int64_t>(offset));
+    statement.bind(8, static_cast<int64_t>(length));
+  } else {
+    statement.bind(5);
+    statement.bind(6);
+    statement.bind(7);
+    statement.bind(8);
+  }
+  statement.bindNoCopy(9, payload);
+  statement.bind(10, core::utc_now());
+  try {
+    statement.exec();
+  } catch (const SQLite::Exception& e) {
+    // The same message again (a replayed final after a restart): nothing to add.
+    if (store_->database().getErrorCode() == SQLITE_CONSTRAINT) return;
+    throw;
+  }
+  bytes_ += payload.size();
+  rows_ += 1;
+  after_write(false);
+}
+
+void Outbox::record_started(const AttemptRecord& attempt, const protocol::StartedReport& started) {
+  store_->begin_write();
+  auto& statement = store_->statement(
+      "INSERT OR REPLACE INTO attempts (attempt_id, task_id, state, pid, process_group, "
+      "process_start, boot_id, started_at, updated_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)");
+  statement.bind(1, attempt.attempt_id);
+  statement.bind(2, attempt.task_id);
+  statement.bind(3, attempt.pid);
+  statement.bind(4, attempt.process_group);
+  statement.bind(5, static_cast<int64_t>(attempt.process_start));
+  statement.bind(6, attempt.boot_id);
+  statement.bind(7, attempt.started_at);
+  statement.bind(8, core::utc_now());
+  statement.exec();
+  live_[attempt.attempt_id] = attempt;
+  const protocol::AttemptRef ref{attempt.task_id, attempt.attempt_id};
+  insert(frame_for(ref, protocol::started_message_id(attempt.attempt_id),
+                   protocol::TaskStarted{ref, started}),
+         FrameKind::kStarted, std::nullopt, 0, 0, 0);
+}
+
+bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
+  // Only frames clearly larger than the gap that replaces them (a gap's JSON
+  // is a few hundred bytes): every conversion frees space, so this ends.
+  auto& oldest = store_->statement(
+      "SELECT id, message_id, stream, seq, byte_offset, length, length(payload) FROM frames "
+      "WHERE attempt_id = ? AND kind = 'output' AND length(payload) > 2048 ORDER BY id LIMIT 32");
+  while (bytes_ + needed > output_limit()) {
+    oldest.reset();
+    oldest.bind(1, attempt.attempt_id);
+    struct Victim {
+      int64_t id;
+      std::string message_id;
+      StreamName stream;
+      uint64_t seq, offset, length, size;
+    };
+    std::vector<Victim> victims;
+    while (oldest.executeStep()) {
+      victims.push_back({oldest.getColumn(0).getInt64(), oldest.getColumn(1).getString(),
+                         stream_of(oldest.getColumn(2)).value_or(StreamName::kStdout),
+                         static_cast<uint64_t>(oldest.getColumn(3).getInt64()),
+                         static_cast<uint64_t>(oldest.getColumn(4).getInt64()),
+                         static_cast<uint64_t>(oldest.getColumn(5).getInt64()),
+                         static_cast<uint64_t>(oldest.getColumn(6).getInt64())});
+    }
+    if (victims.empty()) return false;
+    auto& convert = store_->statement("UPDATE frames SET kind = 'gap', payload = ? WHERE id = ?");
+    for (const auto& victim : victims) {
+      if (bytes_ + needed <= output_limit()) break;
+      // Same seq, same byte range, no data: the hub records where and how much.
+      const std::string gap = protocol::encode_frame(
+          frame_for(attempt, victim.message_id,
+                    protocol::TaskOutputGap{attempt, victim.stream, victim.seq, victim.offset,
+                                            victim.length}));
+      convert.reset();
+      convert.bind(1, gap);
+      convert.bind(2, victim.id);
+      convert.exec();
+      bytes_ -= victim.size - gap.size();
+      auto& record = live_[attempt.attempt_id];
+      progress(record, victim.stream).dropped += victim.length;
+      dirty_.insert(attempt.attempt_id);
+    }
+  }
+  return true;
+}
+
+void Outbox::append_output(const protocol::AttemptRef& attempt, const protocol::OutputChunk& chunk,
+                           const protocol::Sha256& digest_after) {
+  store_->begin_write();
+  auto& record = live_[attempt.attempt_id];
+  record.task_id = attempt.task_id;
+  record.attempt_id = attempt.attempt_id;
+  auto& stream = progress(record, chunk.stream);
+  stream.bytes = chunk.offset + chunk.data.size();
+  stream.digest_state = digest_after.state();
+  dirty_.insert(attempt.attempt_id);
+
+  const std::string message_id =
+      protocol::output_message_id(attempt.attempt_id, chunk.stream, chunk.seq);
+  auto frame = frame_for(attempt, message_id, protocol::TaskOutput{attempt, chunk});
+  // Worst-case size of the JSON (escaping can grow text); exact size is
+  // known only after encoding, and the check only needs to be conservative.
+  const uint64_t estimate = chunk.data.size() * 2 + 512;
+  if (options_.policy == OutboxFullPolicy::kDropOldest && bytes_ + estimate > output_limit() &&
+      !make_room(attempt, estimate)) {
+    // Nothing older of this attempt to drop: this chunk itself becomes a gap.
+    stream.dropped += chunk.data.size();
+    insert(frame_for(attempt, message_id,
+                     protocol::TaskOutputGap{attempt, chunk.stream, chunk.seq, chunk.offset,
+                                             chunk.data.size()}),
+           FrameKind::kGap, chunk.stream, chunk.seq, chunk.offset, chunk.data.size());
+    return;
+  }
+  insert(frame, FrameKind::kOutput, chunk.stream, chunk.seq, chunk.offset, chunk.data.size());
+}
+
+uint64_t Outbox::dropped_bytes(const std::string& attempt_id, StreamName stream) const {
+  auto it = live_.find(attempt_id);
+  if (it == live_.end()) return 0;
+  return stream == StreamName::kStdout ? it->second.out.dropped : it->second.err.dropped;
+}
+
+void Outbox::append_final(const protocol::AttemptRef& attempt, protocol::FinalReport report) {
+  if (discarded(attempt.attempt_id)) return;
+  store_->begin_write();
+  report.stdout_summary.dropped_bytes = dropped_bytes(attempt.attempt_id, StreamName::kStdout);
+  report.stderr_summary.dropped_bytes = dropped_bytes(attempt.attempt_id, StreamName::kStderr);
+  flush_progress();
+  auto& finished = store_->statement(
+      "UPDATE attempts SET state = 'finished', updated_at = ? WHERE attempt_id = ?");
+  finished.bind(1, core::utc_now());
+  finished.bind(2, attempt.attempt_id);
+  finished.exec();
+  live_.erase(attempt.attempt_id);
+  insert(frame_for(attempt, protocol::final_message_id(attempt.attempt_id),
+                   protocol::TaskFinal{attempt, std::move(report)}),
+         FrameKind::kFinal, std::nullopt, 0, 0, 0);
+}
+
+void Outbox::flush_progress() {
+  if (dirty_.empty()) return;
+  auto& update = store_->statement(
+      "UPDATE attempts SET stdout_bytes = ?, stderr_bytes = ?, stdout_dropped_bytes = ?, "
+      "stderr_dropped_bytes = ?, stdout_sha256_state = ?, stderr_sha256_state = ?, updated_at = ? "
+      "WHERE attempt_id = ?");
+  const std::string now = core::utc_now();
+  for (const auto& attempt_id : dirty_) {
+    auto it = live_.find(attempt_id);
+    if (it == live_.end()) continue;
+    const auto& record = it->second;
+    update.reset();
+    update.bind(1, static_cast<int64_t>(record.out.bytes));
+    update.bind(2, static_cast<int64_t>(record.err.bytes));
+    update.bind(3, static_cast<int64_t>(record.out.dropped));
+    update.bind(4, static_cast<int64_t>(record.err.dropped));
+    update.bind(5, record.out.digest_state.data(),
+                static_cast<int>(record.out.digest_state.size()));
+    update.bind(6, record.err.digest_state.data(),
+                static_cast<int>(record.err.digest_state.size()));
+    update.bind(7, now);
+    update.bind(8, attempt_id);
+    update.exec();
+  }
+  dirty_.clear();
+}
+
+std::vector<StoredFrame> Outbox::committed_after(int64_t after_id, size_t max_bytes) {
+  auto& query = store_->statement(
+      "SELECT id, message_id, task_id, attempt_id, kind, stream, seq, payload FROM frames "
+      "WHERE id > ? AND id <= ? ORDER BY id LIMIT 256");
+  query.bind(1, after_id);
+  query.bind(2, committed_max_id_);
+  std::vector<StoredFrame> frames;
+  size_t total = 0;
+  while (total < max_bytes && query.executeStep()) {
+    frames.push_back(read_frame(query));
+    total += frames.back().payload.size();
+  }
+  return frames;
+}
+
+std::optional<int64_t> Outbox::frame_id(const std::string& attempt_id, StreamName stream,
+                                        uint64_t seq) {
+  auto& query = store_->statement(
+      "SELECT MIN(id) FROM frames WHERE attempt_id = ? AND stream = ? AND seq >= ?");
+  query.bind(1, attempt_id);
+  query.bind(2, std::string(protocol::to_string(stream)));
+  query.bind(3, static_cast<int64_t>(seq));
+  if (!query.executeStep() || query.getColumn(0).isNull()) return std::nullopt;
+  return query.getColumn(0).getInt64();
+}
+
+void Outbox::mark_sent(int64_t first_id, int64_t last_id) {
+  store_->begin_write();
+  auto& update = store_->statement(
+      "UPDATE frames SET last_sent_at = ?, send_count = send_count + 1 WHERE id BETWEEN ? AND ?");
+  update.bind(1, core::utc_now());
+  update.bind(2, first_id);
+  update.bind(3, last_id);
+  update.exec();
+  after_write(false);
+}
+
+void Outbox::ack_output(const std::string& attempt_id, StreamName stream, uint64_t through_seq) {
+  store_->begin_write();
+  auto& remove = store_->statement(
+      "DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq <= ? RETURNING "
+      "length(payload)");
+  remove.bind(1, attempt_id);
+  remove.bind(2, std::string(protocol::to_string(stream)));
+  remove.bind(3, static_cast<int64_t>(through_seq));
+  bool freed = false;
+  while (remove.executeStep()) {
+    bytes_ -= static_cast<uint64_t>(remove.getColumn(0).getInt64());
+    rows_ -= 1;
+    freed = true;
+  }
+  after_write(freed);
+}
+
+void Outbox::ack_message(const std::string& message_id) {
+  store_->begin_write();
+  auto& remove = store_->statement(
+      "DELETE FROM frames WHERE message_id = ? RETURNING length(payload), kind, attempt_id");
+  remove.bind(1, message_id);
+  bool freed = false;
+  std::string finished_attempt;
+  while (remove.executeStep()) {
+    bytes_ -= static_cast<uint64_t>(remove.getColumn(0).getInt64());
+    rows_ -= 1;
+    freed = true;
+    if (remove.getColumn(1).getString() == "final")
+      finished_attempt = remove.getColumn(2).getString();
+  }
+  if (!finished_attempt.empty()) {
+    auto& forget = store_->statement("DELETE FROM attempts WHERE attempt_id = ?");
+    forget.bind(1, finished_attempt);
+    forget.exec();
+  }
+  after_write(freed);
+}
+
+void Outbox::discard_attempt(const std::string& attempt_id) {
+  discarded_.insert(attempt_id);
+  store_->begin_write();
+  auto& remove =
+      store_->statement("DELETE FROM frames WHERE attempt_id = ? RETURNING length(payload)");
+  remove.bind(1, attempt_id);
+  bool freed = false;
+  while (remove.executeStep()) {
+    bytes_ -= static_cast<uint64_t>(remove.getColumn(0).getInt64());
+    rows_ -= 1;
+    freed = true;
+  }
+  auto& forget = store_->statement("DELETE FROM attempts WHERE attempt_id = ?");
+  forget.bind(1, attempt_id);
+  forget.exec();
+  live_.erase(attempt_id);
+  dirty_.erase(attempt_id);
+  after_write(freed);
+}
+
+void Outbox::resume_from(const std::string& attempt_id, StreamName stream, uint64_t next_seq) {
+  if (next_seq > 1) ack_output(attempt_id, stream, next_seq - 1);
+}
+
+protocol::AgentHello Outbox::hello(const std::string& version) {
+  protocol::AgentHello hello;
+  hello.version = version;
+  hello.capabilities = {"output.base64", "output.gap", "final.http"};
+  {
+    auto& running =
+        store_->statement("SELECT task_id, attempt_id FROM attempts WHERE state = 'running'");
+    while (running.executeStep()) {
+      hello.running.push_back({running.getColumn(0).getString(), running.getColumn(1).getString()});
+    }
+  }
+  {
+    auto& ranges = store_->statement(
+        "SELECT task_id, attempt_id, stream, MIN(seq), MAX(seq) FROM frames "
+        "WHERE kind IN ('output', 'gap') GROUP BY attempt_id, stream");
+    while (ranges.executeStep()) {
+      protocol::OutboxRange range;
+      range.attempt = {ranges.getColumn(0).getString(), ranges.getColumn(1).getString()};
+      range.stream = stream_of(ranges.getColumn(2)).value_or(StreamName::kStdout);
+      range.first_seq = static_cast<uint64_t>(ranges.getColumn(3).getInt64());
+      range.last_seq = static_cast<uint64_t>(ranges.getColumn(4).getInt64());
+      hello.outbox.push_back(std::move(range));
+    }
+  }
+  {
+    auto& finals = store_->statement("SELECT task_id, attempt_id FROM frames WHERE kind = 'final'");
+    while (finals.executeStep()) {
+      hello.unacked_finals.push_back(
+          {finals.getColumn(0).getString(), finals.getColumn(1).getString()});
+    }
+  }
+  hello.outbox_rows = rows_;
+  hello.outbox_bytes = bytes_;
+  return hello;
+}
+
+std::vector<StoredFrame> Outbox::finals() {
+  auto& query = store_->statement(
+      "SELECT id, message_id, task_id, attempt_id, kind, stream, seq, payload FROM frames "
+      "WHERE kind = 'final' AND id <= ? ORDER BY id");
+  query.bind(1, committed_max_id_);
+  std::vector<StoredFrame> frames;
+  while (query.executeStep())
+    frames.push_back(read_frame(query));
+  return frames;
+}
+
+std::vector<AttemptRecord> Outbox::running_attempts() {
+  auto& query = store_->statement(
+      "SELECT task_id, attempt_id, pid, process_group, process_start, boot_id, started_at, "
+      "stdout_bytes, stderr_bytes, stdout_dropped_bytes, stderr_dropped_bytes, "
+      "stdout_sha256_state, stderr_sha256_state FROM attempts WHERE state = 'running'");
+  std::vector<AttemptRecord> attempts;
+  while (query.executeStep()) {
+    AttemptRecord record;
+    record.task_id = query.getColumn(0).getString();
+    record.attempt_id = query.getColumn(1).getString();
+    record.pid = query.getColumn(2).getInt();
+    record.process_group = query.getColumn(3).getInt();
+    record.process_start = static_cast<uint64_t>(query.getColumn(4).getInt64());
+    record.boot_id = query.getColumn(5).isNull() ? "" : query.getColumn(5).getString();
+    record.started_at = query.getColumn(6).getString();
+    record.out.bytes = static_cast<uint64_t>(query.getColumn(7).getInt64());
+    record.err.bytes = static_cast<uint64_t>(query.getColumn(8).getInt64());
+    record.out.dropped = static_cast<uint64_t>(query.getColumn(9).getInt64());
+    record.err.dropped = static_cast<uint64_t>(query.getColumn(10).getInt64());
+    for (int column : {11, 12}) {
+      const auto& blob = query.getColumn(column);
+      std::string state = blob.isNull() ? std::string()
+                                        : std::string(static_cast<const char*>(blob.getBlob()),
+                                                      static_cast<size_t>(blob.getBytes()));
+      (column == 11 ? record.out : record.err).digest_state = std::move(state);
+    }
+    attempts.push_back(std::move(record));
+  }
+  for (const auto& attempt : attempts)
+    live_[attempt.attempt_id] = attempt;
+  return attempts;
+}
+
+}  // namespace tether::agent

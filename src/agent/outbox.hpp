@@ -1,0 +1,158 @@
+// Outbox: every frame the agent sends, stored before it is sent and kept
+// until the hub acknowledges it (state_dir/outbox.db, SQLite in WAL mode).
+//
+//   frames    one row per frame, in replay order (id); the frame's JSON is
+//             kept as text, as it will be sent, so an operator can read it
+//             with sqlite3 (docs/operations.md has the queries)
+//   attempts  one row per attempt still running or whose final is unacked:
+//             pid, process group and start time (to find a leftover process
+//             after a crash), and per stream the bytes that reached the
+//             outbox, the bytes dropped and the running SHA-256 state, so a
+//             restarted agent can report exactly what it kept
+//
+// Writes of one loop turn share one transaction (core::SqliteStore); the
+// sender only sees frames once they are committed.
+//
+// The outbox is capped (outbox_max_bytes, counting frame JSON). A slice is
+// always kept free for finals. When output does not fit:
+//   drop-oldest  the attempt's oldest output frames become gap frames with
+//                the same seq and byte range and no data; the bytes are
+//                counted as dropped and the final reports them
+//   block        the attempt's readers wait (has_room()/room()) until acks
+//                free space; its process blocks on a full pipe meanwhile
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/agent_config.hpp"
+#include "core/notification.hpp"
+#include "core/sqlite_store.hpp"
+#include "protocol/frames.hpp"
+#include "protocol/sha256.hpp"
+
+namespace tether::agent {
+
+enum class FrameKind { kStarted, kOutput, kGap, kFinal };
+std::string_view to_string(FrameKind kind);
+
+struct StoredFrame {
+  int64_t id = 0;
+  std::string message_id;
+  std::string task_id;
+  std::string attempt_id;
+  FrameKind kind = FrameKind::kOutput;
+  protocol::StreamName stream = protocol::StreamName::kStdout;
+  uint64_t seq = 0;
+  std::string payload;  // the frame's JSON, without sent_at
+};
+
+struct OutboxOptions {
+  std::string agent_id;
+  uint64_t max_bytes = 256ull << 20;
+  OutboxFullPolicy policy = OutboxFullPolicy::kDropOldest;
+  bool sync_full = false;
+};
+
+struct StreamProgress {
+  uint64_t bytes = 0;  // every byte the stream produced so far, dropped ones included
+  uint64_t dropped = 0;
+  std::string digest_state;  // protocol::Sha256::state()
+};
+
+struct AttemptRecord {
+  std::string task_id;
+  std::string attempt_id;
+  int pid = 0;
+  int process_group = 0;
+  uint64_t process_start = 0;
+  std::string boot_id;
+  std::string started_at;
+  StreamProgress out;
+  StreamProgress err;
+};
+
+class Outbox {
+ public:
+  static Result<std::unique_ptr<Outbox>> open(core::Loop& loop, const std::string& state_dir,
+                                              OutboxOptions options);
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+
+  // --- the attempts' side ---
+  void record_started(const AttemptRecord& attempt, const protocol::StartedReport& started);
+  void append_output(const protocol::AttemptRef& attempt, const protocol::OutputChunk& chunk,
+                     const protocol::Sha256& digest_after);
+  // Fills in each stream's dropped_bytes, stores the final and marks the
+  // attempt finished. Finals always fit (they use the reserved slice).
+  void append_final(const protocol::AttemptRef& attempt, protocol::FinalReport report);
+  uint64_t dropped_bytes(const std::string& attempt_id, protocol::StreamName stream) const;
+  // Block policy: whether `bytes` more output fit now; room() fires when acks free space.
+  bool has_room(uint64_t bytes) const;
+  core::Notification& room() { return room_; }
+  OutboxFullPolicy policy() const { return options_.policy; }
+
+  // --- the sender's side ---
+  // Committed frames with id > after_id, in order, up to about max_bytes.
+  std::vector<StoredFrame> committed_after(int64_t after_id, size_t max_bytes);
+  // The id of the first committed frame of `attempt`'s `stream` with seq >=
+  // `seq`, or nothing (used to rewind after a gap error).
+  std::optional<int64_t> frame_id(const std::string& attempt_id, protocol::StreamName stream,
+                                  uint64_t seq);
+  void mark_sent(int64_t first_id, int64_t last_id);
+  // Cumulative: drops every output and gap frame of the stream up to `seq`.
+  void ack_output(const std::string& attempt_id, protocol::StreamName stream, uint64_t through_seq);
+  // Drops one started or final frame; a final's ack also forgets its attempt.
+  void ack_message(const std::string& message_id);
+  // The hub no longer wants the attempt: drop everything held for it, and
+  // any final it produces later.
+  void discard_attempt(const std::string& attempt_id);
+  bool discarded(const std::string& attempt_id) const { return discarded_.count(attempt_id) != 0; }
+  // Drops frames of a stream below `next_seq` (the hub has them).
+  void resume_from(const std::string& attempt_id, protocol::StreamName stream, uint64_t next_seq);
+  protocol::AgentHello hello(const std::string& version);
+  std::vector<StoredFrame> finals();
+  // Fires after every commit that stored or dropped something.
+  core::Notification& changed() { return changed_; }
+
+  // --- crash recovery and status ---
+  std::vector<AttemptRecord> running_attempts();
+  uint64_t bytes() const { return bytes_; }
+  uint64_t rows() const { return rows_; }
+  core::SqliteStore& store() { return *store_; }
+
+ private:
+  Outbox(core::Loop& loop, std::unique_ptr<core::SqliteStore> store, OutboxOptions options);
+  void insert(const protocol::Frame& frame, FrameKind kind,
+              std::optional<protocol::StreamName> stream, uint64_t seq, uint64_t offset,
+              uint64_t length);
+  // Drop-oldest: turns this attempt's oldest output into gaps until `needed`
+  // bytes fit; false if there is nothing left to drop.
+  bool make_room(const protocol::AttemptRef& attempt, uint64_t needed);
+  uint64_t output_limit() const;
+  void flush_progress();
+  void after_write(bool freed);
+  protocol::Frame frame_for(const protocol::AttemptRef& attempt, std::string message_id,
+                            protocol::FramePayload payload) const;
+
+  core::Loop& loop_;
+  std::unique_ptr<core::SqliteStore> store_;
+  OutboxOptions options_;
+  uint64_t bytes_ = 0;
+  uint64_t rows_ = 0;
+  int64_t committed_max_id_ = 0;
+  bool commit_hook_armed_ = false;
+  bool freed_this_turn_ = false;
+  std::map<std::string, AttemptRecord> live_;  // progress not yet written
+  std::set<std::string> dirty_;
+  std::set<std::string> discarded_;
+  core::Notification room_;
+  core::Notification changed_;
+};
+
+}  // namespace tether::agent

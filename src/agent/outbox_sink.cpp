@@ -1,0 +1,29 @@
+#include "agent/outbox_sink.hpp"
+
+#include "core/proc_info.hpp"
+
+namespace tether::agent {
+
+void OutboxSink::on_started(const protocol::StartedReport& started) {
+  AttemptRecord record;
+  record.task_id = attempt_.task_id;
+  record.attempt_id = attempt_.attempt_id;
+  record.pid = started.pid;
+  record.process_group = started.pid;  // the child leads its own group
+  record.process_start = core::process_start_ticks(started.pid).value_or(0);
+  record.boot_id = core::boot_id();
+  record.started_at = started.started_at;
+  outbox_.record_started(record, started);
+}
+
+void OutboxSink::on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& stream_digest) {
+  outbox_.append_output(attempt_, chunk, stream_digest);
+}
+
+bool OutboxSink::accepting_output() const {
+  if (outbox_.policy() != OutboxFullPolicy::kBlock) return true;
+  // Room for one more full read, escaped: a reader never overshoots by much.
+  return outbox_.has_room(2 * chunk_bytes_ + 512);
+}
+
+}  // namespace tether::agent

@@ -1,0 +1,253 @@
+// The agent's outbox on a real SQLite file: commit visibility, cumulative
+// acks, the hello summary, both outbox-full policies, crash-recovery state.
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "agent/outbox.hpp"
+#include "core/run.hpp"
+#include "protocol/sha256.hpp"
+
+using namespace tether;
+using namespace tether::agent;
+using protocol::StreamName;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char pattern[] = "/tmp/tether-outbox-XXXXXX";
+    path = ::mkdtemp(pattern);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+const protocol::AttemptRef kAttempt{"t-1", "t-1-a1"};
+
+AttemptRecord record() {
+  AttemptRecord record;
+  record.task_id = kAttempt.task_id;
+  record.attempt_id = kAttempt.attempt_id;
+  record.pid = 4242;
+  record.process_group = 4242;
+  record.process_start = 99;
+  record.boot_id = "boot";
+  record.started_at = "2026-11-22T00:00:00.000Z";
+  return record;
+}
+
+// Runs `body` on a loop with an outbox, letting each turn's writes commit.
+template <class Body>
+void with_outbox(OutboxOptions options, Body body) {
+  TempDir dir;
+  core::Loop loop;
+  options.agent_id = "edge-1";
+  auto opened = Outbox::open(loop, dir.path, options);
+  REQUIRE(opened.ok());
+  auto& outbox = **opened;
+  auto scenario = [&]() -> core::Task<void> { co_await body(loop, outbox, dir.path); };
+  core::run_to_completion(loop, scenario());
+}
+
+// Waits until the turn's transaction has committed.
+core::Task<void> committed(Outbox& outbox) {
+  const bool notified = co_await outbox.changed().wait(5000);
+  REQUIRE(notified);
+}
+
+}  // namespace
+
+TEST_CASE("frames are visible to the sender only once committed, in order", "[outbox]") {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+    outbox.record_started(record(), {4242, "2026-11-22T00:00:00.000Z"});
+    protocol::Sha256 digest;
+    digest.update("hello\n");
+    outbox.append_output(kAttempt, {StreamName::kStdout, 1, 0, "hello\n"}, digest);
+    CHECK(outbox.committed_after(0, 1 << 20).empty());  // not committed yet
+    co_await committed(outbox);
+    auto frames = outbox.committed_after(0, 1 << 20);
+    REQUIRE(frames.size() == 2);
+    CHECK(frames[0].kind == FrameKind::kStarted);
+    CHECK(frames[1].kind == FrameKind::kOutput);
+    CHECK(frames[1].message_id == "t-1-a1:stdout:1");
+    auto decoded = protocol::decode_frame(frames[1].payload);
+    REQUIRE(decoded.ok());
+    CHECK(std::get<protocol::TaskOutput>(decoded->payload).chunk.data == "hello\n");
+    CHECK(decoded->agent_id == "edge-1");
+    CHECK(outbox.rows() == 2);
+    CHECK(outbox.bytes() == frames[0].payload.size() + frames[1].payload.size());
+    CHECK(outbox.committed_after(frames[1].id, 1 << 20).empty());
+  });
+}
+
+TEST_CASE("acks are cumulative per stream and the byte count follows", "[outbox]") {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+    outbox.record_started(record(), {4242, ""});
+    protocol::Sha256 out;
+    protocol::Sha256 err;
+    for (uint64_t seq = 1; seq <= 5; ++seq) {
+      out.update("o");
+      outbox.append_output(kAttempt, {StreamName::kStdout, seq, seq - 1, "o"}, out);
+      err.update("e");
+      outbox.append_output(kAttempt, {StreamName::kStderr, seq, seq - 1, "e"}, err);
+    }
+    co_await committed(outbox);
+    const uint64_t before = outbox.bytes();
+    outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, 3);
+    co_await committed(outbox);
+    CHECK(outbox.rows() == 1 + 2 + 5);
+    CHECK(outbox.bytes() < before);
+    auto hello = outbox.hello("test");
+    REQUIRE(hello.running.size() == 1);
+    REQUIRE(hello.outbox.size() == 2);
+    for (const auto& range : hello.outbox) {
+      CHECK(range.first_seq == (range.stream == StreamName::kStdout ? 4u : 1u));
+      CHECK(range.last_seq == 5u);
+    }
+    CHECK(hello.outbox_rows == 8u);
+    outbox.ack_message(protocol::started_message_id(kAttempt.attempt_id));
+    outbox.resume_from(kAttempt.attempt_id, StreamName::kStderr, 6);
+    outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, 5);
+    co_await committed(outbox);
+    CHECK(outbox.rows() == 0);
+    CHECK(outbox.bytes() == 0);
+  });
+}
+
+TEST_CASE("a final fills in dropped bytes; its ack forgets the attempt", "[outbox]") {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+    outbox.record_started(record(), {4242, ""});
+    protocol::FinalReport report;
+    report.status = protocol::AttemptStatus::kSucceeded;
+    report.exit_code = 0;
+    report.stdout_summary = {0, protocol::sha256_hex(""), 0};
+    report.stderr_summary = {0, protocol::sha256_hex(""), 0};
+    outbox.append_final(kAttempt, report);
+    co_await committed(outbox);
+    CHECK(outbox.running_attempts().empty());  // finished, final pending
+    auto finals = outbox.finals();
+    REQUIRE(finals.size() == 1);
+    CHECK(outbox.hello("test").unacked_finals.size() == 1);
+    outbox.ack_message(finals[0].message_id);
+    co_await committed(outbox);
+    CHECK(outbox.finals().empty());
+    SQLite::Statement rows(outbox.store().database(), "SELECT COUNT(*) FROM attempts");
+    rows.executeStep();
+    CHECK(rows.getColumn(0).getInt() == 0);
+  });
+}
+
+TEST_CASE("drop-oldest turns the attempt's oldest output into gaps, counted exactly", "[outbox]") {
+  OutboxOptions options;
+  options.max_bytes = 1 << 20;  // 1 MiB, of which 128 KiB are kept for finals
+  with_outbox(options, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+    outbox.record_started(record(), {4242, ""});
+    protocol::Sha256 digest;
+    const std::string chunk(64 * 1024, 'x');
+    uint64_t offset = 0;
+    for (uint64_t seq = 1; seq <= 40; ++seq) {  // 2.5 MiB into a 1 MiB outbox
+      digest.update(chunk);
+      outbox.append_output(kAttempt, {StreamName::kStdout, seq, offset, chunk}, digest);
+      offset += chunk.size();
+      CHECK(outbox.bytes() <= (1u << 20));
+    }
+    co_await committed(outbox);
+    const uint64_t dropped = outbox.dropped_bytes(kAttempt.attempt_id, StreamName::kStdout);
+    CHECK(dropped > 0);
+    // Every seq is still there, as data or as a gap, and the byte ranges add up.
+    auto frames = outbox.committed_after(0, 1ull << 40);
+    uint64_t gap_bytes = 0;
+    uint64_t data_bytes = 0;
+    uint64_t expect_seq = 1;
+    uint64_t expect_offset = 0;
+    for (const auto& frame : frames) {
+      if (frame.kind == FrameKind::kStarted) continue;
+      auto decoded = protocol::decode_frame(frame.payload);
+      REQUIRE(decoded.ok());
+      CHECK(frame.seq == expect_seq++);
+      if (auto* gap = std::get_if<protocol::TaskOutputGap>(&decoded->payload)) {
+        CHECK(gap->offset == expect_offset);
+        expect_offset += gap->length;
+        gap_bytes += gap->length;
+      } else {
+        const auto& output = std::get<protocol::TaskOutput>(decoded->payload);
+        CHECK(output.chunk.offset == expect_offset);
+        expect_offset += output.chunk.data.size();
+        data_bytes += output.chunk.data.size();
+      }
+    }
+    CHECK(expect_seq == 41);
+    CHECK(gap_bytes == dropped);
+    CHECK(gap_bytes + data_bytes == 40 * chunk.size());
+    // The oldest went first: the newest frame is still data.
+    CHECK(frames.back().kind == FrameKind::kOutput);
+    protocol::FinalReport report;
+    report.status = protocol::AttemptStatus::kSucceeded;
+    report.exit_code = 0;
+    report.stdout_summary = {offset, digest.hex_digest(), 0};
+    report.stderr_summary = {0, protocol::sha256_hex(""), 0};
+    outbox.append_final(kAttempt, report);
+    co_await committed(outbox);
+    auto final_frame = protocol::decode_frame(outbox.finals().at(0).payload);
+    REQUIRE(final_frame.ok());
+    CHECK(std::get<protocol::TaskFinal>(final_frame->payload).report.stdout_summary.dropped_bytes ==
+          dropped);
+  });
+}
+
+TEST_CASE("block: no room when full, room again after acks", "[outbox]") {
+  OutboxOptions options;
+  options.max_bytes = 1 << 20;
+  options.policy = OutboxFullPolicy::kBlock;
+  with_outbox(options, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+    outbox.record_started(record(), {4242, ""});
+    protocol::Sha256 digest;
+    const std::string chunk(64 * 1024, 'y');
+    uint64_t seq = 0;
+    while (outbox.has_room(chunk.size() * 2 + 512)) {
+      ++seq;
+      outbox.append_output(kAttempt, {StreamName::kStdout, seq, (seq - 1) * chunk.size(), chunk},
+                           digest);
+    }
+    co_await committed(outbox);
+    CHECK(seq >= 10);
+    CHECK(outbox.dropped_bytes(kAttempt.attempt_id, StreamName::kStdout) == 0);
+    CHECK_FALSE(outbox.has_room(chunk.size() * 2 + 512));
+    outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, seq);
+    const bool room = co_await outbox.room().wait(5000);
+    CHECK(room);
+    CHECK(outbox.has_room(chunk.size() * 2 + 512));
+  });
+}
+
+TEST_CASE("a reopened outbox knows its running attempts, bytes and digests", "[outbox]") {
+  TempDir dir;
+  protocol::Sha256 digest;
+  {
+    core::Loop loop;
+    auto outbox = Outbox::open(loop, dir.path, {});
+    REQUIRE(outbox.ok());
+    auto scenario = [&]() -> core::Task<void> {
+      (*outbox)->record_started(record(), {4242, ""});
+      digest.update("first ");
+      (*outbox)->append_output(kAttempt, {StreamName::kStdout, 1, 0, "first "}, digest);
+      digest.update("second");
+      (*outbox)->append_output(kAttempt, {StreamName::kStdout, 2, 6, "second"}, digest);
+      co_await committed(**outbox);
+    };
+    core::run_to_completion(loop, scenario());
+  }  // "crash": the process state is gone, the file stays
+  core::Loop loop;
+  auto reopened = Outbox::open(loop, dir.path, {});
+  REQUIRE(reopened.ok());
+  CHECK((*reopened)->rows() == 3);
+  auto running = (*reopened)->running_attempts();
+  REQUIRE(running.size() == 1);
+  CHECK(running[0].pid == 4242);
+  CHECK(running[0].process_start == 99u);
+  CHECK(running[0].out.bytes == 12);
+  auto restored = protocol::Sha256::restore(running[0].out.digest_state);
+  REQUIRE(restored.ok());
+  CHECK(restored->hex_digest() == protocol::sha256_hex("first second"));
+  CHECK((*reopened)->committed_after(0, 1 << 20).size() == 3);
+}
