@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent_daemon.hpp"
 #include "agent/exec_command.hpp"
+#include "core/run.hpp"
 
 namespace {
 
@@ -14,6 +16,7 @@ constexpr const char* kUsage =
     "usage: tether-agent COMMAND [ARGS...]\n"
     "\n"
     "commands:\n"
+    "  run [--config FILE] [--KEY VALUE]... run the agent (see 'tether-agent run --help')\n"
     "  exec [options] -- CMD [ARGS...]   run one command locally and print its frames as JSON\n"
     "  --version                         print the version\n"
     "  --help                            print this help\n"
@@ -35,6 +38,31 @@ int main(int argc, char** argv) {
   if (args[0] == "--version") {
     std::printf("tether-agent %s\n", TETHER_VERSION);
     return 0;
+  }
+  if (args[0] == "run") {
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
+      std::printf(
+          "usage: tether-agent run [--config FILE] [--KEY VALUE]...\n\n"
+          "Keys (in the file as `key = value`, or as --key-with-dashes VALUE):\n%s\n"
+          "The token file may also be given as TETHER_TOKEN_FILE. See docs/agent.md.\n",
+          tether::agent::config_help().c_str());
+      return 0;
+    }
+    auto config = tether::agent::load_agent_config(rest);
+    if (!config) {
+      std::fprintf(stderr, "tether-agent: %s\n", config.error().message.c_str());
+      return 2;
+    }
+    tether::core::set_log_level(config->log_level);
+    try {
+      tether::core::Loop loop;
+      tether::agent::AgentDaemon daemon(loop, std::move(*config));
+      return tether::core::run_to_completion(loop, daemon.run());
+    } catch (const SQLite::Exception& e) {
+      std::fprintf(stderr, "tether-agent: outbox database error: %s\n", e.what());
+      return 1;
+    }
   }
   if (args[0] == "exec") {
     return tether::agent::exec_command(std::vector<std::string>(args.begin() + 1, args.end()));

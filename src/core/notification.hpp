@@ -8,6 +8,7 @@
 #include <list>
 #include <optional>
 
+#include "core/cancellation.hpp"
 #include "core/loop.hpp"
 #include "core/timer.hpp"
 
@@ -23,13 +24,13 @@ class Notification {
 
   class WaitAwaiter {
    public:
-    WaitAwaiter(Notification& notification, uint64_t timeout_ms)
-        : notification_(notification), timeout_ms_(timeout_ms) {}
+    WaitAwaiter(Notification& notification, uint64_t timeout_ms, CancellationToken token)
+        : notification_(notification), timeout_ms_(timeout_ms), token_(std::move(token)) {}
     WaitAwaiter(const WaitAwaiter&) = delete;
     WaitAwaiter& operator=(const WaitAwaiter&) = delete;
-    bool await_ready() const noexcept { return false; }
+    bool await_ready() const noexcept { return token_.cancelled(); }
     void await_suspend(std::coroutine_handle<> awaiting);
-    // True if notified, false if the timeout passed first.
+    // True if notified, false if the timeout passed or the token fired first.
     bool await_resume() const noexcept { return notified_; }
 
    private:
@@ -38,6 +39,8 @@ class Notification {
 
     Notification& notification_;
     uint64_t timeout_ms_;
+    CancellationToken token_;
+    std::optional<CancellationRegistration> registration_;
     std::coroutine_handle<> awaiting_;
     std::optional<std::list<WaitAwaiter*>::iterator> position_;
     std::optional<Timer> timer_;
@@ -45,7 +48,9 @@ class Notification {
   };
 
   // timeout_ms 0: wait without a timeout.
-  WaitAwaiter wait(uint64_t timeout_ms = 0) { return WaitAwaiter(*this, timeout_ms); }
+  WaitAwaiter wait(uint64_t timeout_ms = 0, CancellationToken token = CancellationToken()) {
+    return WaitAwaiter(*this, timeout_ms, std::move(token));
+  }
 
  private:
   Loop& loop_;

@@ -79,6 +79,7 @@ Result<void> WebSocketClient::create_context() {
   info.ka_time = 30;
   info.ka_probes = 3;
   info.ka_interval = 10;
+  info.timeout_secs = options_.handshake_timeout_s;
   context_ = std::make_unique<LwsContextOwner>(loop_);
   if (!context_->create(info)) {
     return make_error("ws_client", options_.ca_file.empty()

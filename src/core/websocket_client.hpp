@@ -39,6 +39,8 @@ struct WebSocketClientOptions {
   std::string ca_file;  // extra CA bundle for wss; the system store is always used too
   uint16_t ping_after_idle_s = 15;
   uint16_t dead_after_s = 45;
+  // A connect whose handshake has not finished by then fails.
+  uint16_t handshake_timeout_s = 20;
 };
 
 class WebSocketClient {

@@ -1,0 +1,53 @@
+// AgentDaemon: `tether-agent run`, assembled.
+//
+//   start     open the outbox; settle attempts a previous run left marked
+//             running (kill their process group if it is provably ours,
+//             report them lost with what reached the outbox); then connect
+//             the channel (which replays the outbox), the final courier and
+//             the poller
+//   SIGTERM   stop polling; let running tasks finish for shutdown_grace_s,
+//   SIGINT    then cancel them (reason agent_shutdown); wait briefly for the
+//             hub to ack what is pending; close the channel with 1001; exit 0
+//   again     a second signal exits at once (the outbox is a SQLite
+//             database: it stays consistent)
+#pragma once
+
+#include <memory>
+
+#include "agent/agent_config.hpp"
+#include "agent/final_courier.hpp"
+#include "agent/outbox.hpp"
+#include "agent/poller.hpp"
+#include "agent/result_channel.hpp"
+#include "agent/task_executor.hpp"
+#include "core/task_group.hpp"
+
+namespace tether::agent {
+
+class AgentDaemon {
+ public:
+  AgentDaemon(core::Loop& loop, AgentConfig config);
+  ~AgentDaemon();
+
+  // Runs until a signal; the exit status.
+  core::Task<int> run();
+
+ private:
+  void recover();
+  void start_task(protocol::TaskSpec spec);
+  core::Task<void> run_task(protocol::TaskSpec spec);
+  core::Task<void> shut_down();
+
+  core::Loop& loop_;
+  AgentConfig config_;
+  core::ThreadPool pool_;
+  std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<TaskExecutor> executor_;
+  std::unique_ptr<ResultChannel> channel_;
+  std::unique_ptr<FinalCourier> courier_;
+  std::unique_ptr<Poller> poller_;
+  core::TaskGroup tasks_;
+  core::Notification task_ended_;
+};
+
+}  // namespace tether::agent

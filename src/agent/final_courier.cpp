@@ -1,0 +1,117 @@
+#include "agent/final_courier.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "core/http_client.hpp"
+#include "core/log.hpp"
+#include "core/wall_clock.hpp"
+
+namespace tether::agent {
+
+namespace {
+
+uint64_t full_jitter(uint64_t ceiling_ms) {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  return std::uniform_int_distribution<uint64_t>(ceiling_ms / 2, ceiling_ms)(random);
+}
+
+}  // namespace
+
+core::Task<void> FinalCourier::run(core::CancellationToken stop) {
+  while (!stop.cancelled()) {
+    loop_.update_time();
+    const uint64_t now = loop_.now_ms();
+    uint64_t next_due = 0;  // 0: nothing scheduled
+    auto finals = outbox_.finals();
+    // Forget finals that have left the outbox.
+    for (auto it = states_.begin(); it != states_.end();) {
+      const bool present = std::any_of(finals.begin(), finals.end(), [&](const StoredFrame& frame) {
+        return frame.message_id == it->first;
+      });
+      it = present ? std::next(it) : states_.erase(it);
+    }
+    for (const auto& final_frame : finals) {
+      auto& state = states_[final_frame.message_id];
+      // Over HTTP when the channel is down, or has sat on it for too long.
+      uint64_t eligible_at = now;
+      if (channel_.live()) {
+        auto sent = channel_.final_sent_at(final_frame.message_id);
+        eligible_at =
+            sent ? *sent + options_.channel_patience_ms : now + options_.channel_patience_ms;
+      }
+      const uint64_t due = std::max(eligible_at, state.next_try_ms);
+      if (due <= now) {
+        co_await deliver(final_frame, state, stop);
+        if (stop.cancelled()) co_return;
+      } else if (next_due == 0 || due < next_due) {
+        next_due = due;
+      }
+    }
+    // Wait for the next due final, or for the outbox to change (a new final,
+    // an ack); with nothing due, only for a change: an idle agent stays idle.
+    loop_.update_time();
+    const uint64_t wait_ms =
+        next_due == 0 ? 0 : std::max<uint64_t>(next_due - std::min(next_due, loop_.now_ms()), 1);
+    co_await outbox_.changed().wait(wait_ms, stop);
+  }
+}
+
+core::Task<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts& state,
+                                       core::CancellationToken stop) {
+  core::HttpCall call;
+  call.method = "PUT";
+  call.server = options_.hub_url;
+  call.target = "/api/v1/attempts/" + core::url_encode(final_frame.attempt_id) + "/final";
+  call.body = final_frame.payload;
+  call.headers.emplace_back("Authorization", "Bearer " + options_.token);
+  call.ca_file = options_.ca_file;
+  call.read_timeout_s = 10;
+  call.connect_timeout_s = 10;
+  auto reply = co_await core::http_request(loop_, pool_, std::move(call), stop);
+  if (stop.cancelled()) co_return;
+  loop_.update_time();
+  auto retry_later = [&](uint64_t delay_ms) {
+    state.next_try_ms = loop_.now_ms() + delay_ms;
+    state.backoff_ms = std::min<uint64_t>(state.backoff_ms * 2, 60'000);
+  };
+  if (!reply) {
+    core::log_warning("courier", "final of " + final_frame.attempt_id +
+                                     " not delivered: " + reply.error().message + "; retrying");
+    retry_later(full_jitter(state.backoff_ms));
+    co_return;
+  }
+  const int status = reply->status;
+  if (status == 200) {
+    ++deliveries_;
+    core::log_info("courier", "final of " + final_frame.attempt_id + " delivered over HTTP");
+    outbox_.ack_message(final_frame.message_id);
+    co_return;
+  }
+  if (status == 404 || status == 410 || status == 422) {
+    core::log_error("courier", "the hub will not take the final of " + final_frame.attempt_id +
+                                   " (" + std::to_string(status) +
+                                   "): " + reply->body.substr(0, 300) + "; dropping it");
+    outbox_.ack_message(final_frame.message_id);
+    co_return;
+  }
+  if (status == 409) {
+    core::log_info("courier", "the hub wants more output before the final of " +
+                                  final_frame.attempt_id + "; the channel replays it");
+    retry_later(full_jitter(state.backoff_ms));
+    co_return;
+  }
+  uint64_t delay = full_jitter(state.backoff_ms);
+  if (const std::string retry_after = reply->header("retry-after"); !retry_after.empty()) {
+    try {
+      delay = std::max<uint64_t>(delay, std::stoull(retry_after) * 1000);
+    } catch (const std::exception&) {
+      // Not a number of seconds: keep our own backoff.
+    }
+  }
+  core::log_warning("courier", "final of " + final_frame.attempt_id + ": hub answered " +
+                                   std::to_string(status) + "; retrying");
+  retry_later(delay);
+}
+
+}  // namespace tether::agent

@@ -1,0 +1,97 @@
+#include "agent/poller.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "core/http_client.hpp"
+#include "core/log.hpp"
+#include "core/wall_clock.hpp"
+
+namespace tether::agent {
+
+namespace {
+
+constexpr uint64_t kFirstBackoffMs = 1000;
+constexpr uint64_t kLongestBackoffMs = 60'000;
+
+uint64_t full_jitter(uint64_t ceiling_ms) {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  return std::uniform_int_distribution<uint64_t>(0, ceiling_ms)(random);
+}
+
+}  // namespace
+
+Poller::Poller(core::Loop& loop, core::ThreadPool& pool, PollerOptions options,
+               std::function<bool()> has_slot, std::function<void(protocol::TaskSpec)> start)
+    : loop_(loop),
+      pool_(pool),
+      options_(std::move(options)),
+      has_slot_(std::move(has_slot)),
+      start_(std::move(start)),
+      wake_(loop) {}
+
+core::Task<void> Poller::run(core::CancellationToken stop) {
+  uint64_t backoff_ms = kFirstBackoffMs;
+  while (!stop.cancelled()) {
+    if (!has_slot_()) {
+      co_await wake_.wait(0, stop);
+      continue;
+    }
+    core::HttpCall call;
+    call.server = options_.hub_url;
+    call.target = "/api/v1/agents/" + core::url_encode(options_.agent) +
+                  "/tasks/next?wait=" + std::to_string(options_.wait_s);
+    call.headers.emplace_back("Authorization", "Bearer " + options_.token);
+    call.ca_file = options_.ca_file;
+    call.read_timeout_s = static_cast<int>(options_.wait_s) + 15;
+    auto reply = co_await core::http_request(loop_, pool_, std::move(call), stop);
+    if (stop.cancelled()) break;
+
+    uint64_t pause_ms = 0;
+    if (reply && reply->status == 200) {
+      last_success_ = core::utc_now();
+      backoff_ms = kFirstBackoffMs;
+      auto task = protocol::decode_task(reply->body);
+      if (task) {
+        core::log_info("poller", "received " + task->attempt_id);
+        start_(std::move(*task));
+      } else {
+        // The hub now believes the attempt is ours; its lease will expire.
+        core::log_error("poller", "the hub sent a task we cannot run: " + task.error().message);
+      }
+      continue;
+    }
+    if (reply && reply->status == 204) {
+      last_success_ = core::utc_now();
+      backoff_ms = kFirstBackoffMs;
+      continue;
+    }
+    pause_ms = full_jitter(backoff_ms);
+    backoff_ms = std::min(backoff_ms * 2, kLongestBackoffMs);
+    loop_.update_time();
+    const int64_t now = static_cast<int64_t>(loop_.now_ms());
+    if (!reply) {
+      core::log_warning("poller", "cannot reach the hub: " + reply.error().message);
+    } else if (reply->status == 401 || reply->status == 403) {
+      if (now - last_auth_log_ms_ >= 60'000) {
+        last_auth_log_ms_ = now;
+        core::log_error("poller",
+                        "the hub refused this agent's token (" + std::to_string(reply->status) +
+                            "): check token_file and the agent name '" + options_.agent + "'");
+      }
+    } else {
+      if (const std::string retry_after = reply->header("retry-after"); !retry_after.empty()) {
+        try {
+          pause_ms = std::max<uint64_t>(pause_ms, std::stoull(retry_after) * 1000);
+        } catch (const std::exception&) {
+          // Not seconds: keep our backoff.
+        }
+      }
+      core::log_warning("poller", "the hub answered " + std::to_string(reply->status) +
+                                      "; waiting " + std::to_string(pause_ms) + " ms");
+    }
+    co_await wake_.wait(std::max<uint64_t>(pause_ms, 1), stop);
+  }
+}
+
+}  // namespace tether::agent

@@ -1,0 +1,53 @@
+// Poller: asks the hub for work (docs/protocol.md 3), only while a task slot
+// is free.
+//
+// Errors back off exponentially with full jitter from 1 s to 60 s, and
+// Retry-After is honoured. A refused token (401/403) is logged at most once
+// a minute and backed off like any error: never hammered. hub.wake on the
+// channel ends a wait at once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/cancellation.hpp"
+#include "core/notification.hpp"
+#include "core/task.hpp"
+#include "core/thread_pool.hpp"
+#include "core/url.hpp"
+#include "protocol/task_spec.hpp"
+
+namespace tether::agent {
+
+struct PollerOptions {
+  core::Url hub_url;
+  std::string agent;
+  std::string token;
+  std::string ca_file;
+  uint64_t wait_s = 30;
+};
+
+class Poller {
+ public:
+  // `has_slot` says whether a task could start now; `start` starts one.
+  Poller(core::Loop& loop, core::ThreadPool& pool, PollerOptions options,
+         std::function<bool()> has_slot, std::function<void(protocol::TaskSpec)> start);
+
+  core::Task<void> run(core::CancellationToken stop);
+  // A slot was freed, or the hub has work (hub.wake): poll now.
+  void wake() { wake_.notify_all(); }
+  const std::string& last_success() const { return last_success_; }
+
+ private:
+  core::Loop& loop_;
+  core::ThreadPool& pool_;
+  PollerOptions options_;
+  std::function<bool()> has_slot_;
+  std::function<void(protocol::TaskSpec)> start_;
+  core::Notification wake_;
+  std::string last_success_;
+  int64_t last_auth_log_ms_ = -1'000'000;
+};
+
+}  // namespace tether::agent

@@ -1,0 +1,330 @@
+#include "agent/result_channel.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "core/log.hpp"
+#include "core/task_group.hpp"
+#include "core/timer.hpp"
+#include "core/wall_clock.hpp"
+
+namespace tether::agent {
+
+namespace {
+
+using protocol::StreamName;
+
+// More than this queued on the socket and the sender waits for it to drain:
+// frames are handed to the socket only as it can take them.
+constexpr size_t kSocketHighWater = 1 << 20;
+constexpr uint64_t kHelloAckTimeoutMs = 30'000;
+
+uint64_t jittered(uint64_t ceiling_ms) {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  return std::uniform_int_distribution<uint64_t>(ceiling_ms / 10, ceiling_ms)(random);
+}
+
+}  // namespace
+
+ResultChannel::ResultChannel(core::Loop& loop, Outbox& outbox, ChannelOptions options,
+                             ChannelHandlers handlers)
+    : loop_(loop),
+      outbox_(outbox),
+      options_(std::move(options)),
+      handlers_(std::move(handlers)),
+      wake_sender_(loop) {}
+
+ResultChannel::~ResultChannel() = default;
+
+std::optional<uint64_t> ResultChannel::final_sent_at(const std::string& message_id) const {
+  auto it = final_sent_at_.find(message_id);
+  if (it == final_sent_at_.end()) return std::nullopt;
+  return it->second;
+}
+
+void ResultChannel::close() {
+  if (socket_) socket_->close(core::kCloseGoingAway, "agent shutting down");
+}
+
+std::string ResultChannel::stamped(const std::string& payload) const {
+  // The stored JSON ends with '}'; sent_at is the time of this transmission.
+  std::string text = payload.substr(0, payload.size() - 1);
+  text += ",\"sent_at\":\"" + core::utc_now() + "\"}";
+  return text;
+}
+
+core::Task<void> ResultChannel::run(core::CancellationToken stop) {
+  core::WebSocketClientOptions client_options;
+  client_options.ca_file = options_.ca_file;
+  client_options.ping_after_idle_s = static_cast<uint16_t>(options_.keepalive_s);
+  client_options.dead_after_s = static_cast<uint16_t>(3 * options_.keepalive_s);
+  client_options.handshake_timeout_s =
+      static_cast<uint16_t>(std::clamp<uint64_t>(3 * options_.keepalive_s, 5, 60));
+  auto client = core::WebSocketClient::create(loop_, client_options);
+  if (!client) {
+    core::log_error("channel", client.error().message);
+    co_return;
+  }
+  client_ = std::move(*client);
+  core::WebSocketConnectOptions connect;
+  connect.url = options_.hub_url;
+  connect.url.scheme = options_.hub_url.uses_tls() ? "wss" : "ws";
+  connect.url.path = "/api/v1/agents/" + options_.agent + "/channel";
+  connect.headers = {{"Authorization", "Bearer " + options_.token}};
+  connect.max_message_bytes = protocol::kMaxFrameBytes;
+
+  uint64_t backoff_ms = 500;
+  while (!stop.cancelled()) {
+    auto connected = co_await client_->connect(connect, stop);
+    if (connected) {
+      const uint64_t before = sessions_;
+      co_await session(*connected, stop);
+      if (sessions_ > before) backoff_ms = 500;  // it worked for a while: retry soon
+    } else if (!connected.is_cancelled()) {
+      const auto& error = connected.error();
+      const bool auth = error.code == "ws_refused" &&
+                        (error.message.rfind("401", 0) == 0 || error.message.rfind("403", 0) == 0);
+      loop_.update_time();
+      const int64_t now = static_cast<int64_t>(loop_.now_ms());
+      if (!auth) {
+        core::log_warning("channel", "cannot open the result channel to " +
+                                         options_.hub_url.origin() + ": " + error.message);
+      } else if (now - last_auth_log_ms_ >= 60'000) {
+        // Logged at most once a minute: a wrong token must not flood the journal.
+        last_auth_log_ms_ = now;
+        core::log_error("channel",
+                        "the hub refused this agent's token (" + error.message.substr(0, 3) +
+                            "): check token_file and the agent name '" + options_.agent + "'");
+      }
+    }
+    if (stop.cancelled()) break;
+    auto waited = co_await core::sleep_for(loop_, jittered(backoff_ms), stop);
+    (void)waited;
+    backoff_ms = std::min<uint64_t>(backoff_ms * 2, 30'000);
+  }
+  client_.reset();
+}
+
+core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnection> socket,
+                                        core::CancellationToken stop) {
+  socket_ = socket;
+  socket->set_on_drained([this] { wake_sender_.notify_all(); });
+  protocol::Frame hello;
+  hello.message_id = "hello:" + options_.agent + ":" + std::to_string(next_message_++);
+  hello.agent_id = options_.agent;
+  hello.sent_at = core::utc_now();
+  hello.payload = outbox_.hello(TETHER_VERSION);
+  socket->send_text(protocol::encode_frame(hello));
+
+  // Nothing is sent before the hub says what it already has.
+  core::CancellationSource ack_timeout;
+  core::CancellationRegistration outer(stop, [&ack_timeout] { ack_timeout.cancel(); });
+  core::Timer deadline(loop_);
+  deadline.start(kHelloAckTimeoutMs, [&ack_timeout] { ack_timeout.cancel(); });
+  bool acknowledged = false;
+  while (!acknowledged) {
+    auto text = co_await socket->receive(ack_timeout.token());
+    if (!text) break;
+    auto frame = protocol::decode_frame(*text);
+    if (!frame) {
+      core::log_warning("channel", "unreadable frame from the hub: " + frame.error().message);
+      continue;
+    }
+    if (auto* ack = std::get_if<protocol::HubHelloAck>(&frame->payload)) {
+      apply_hello_ack(*ack);
+      acknowledged = true;
+    } else {
+      handle(std::move(*frame));
+    }
+  }
+  deadline.stop();
+  if (!acknowledged) {
+    if (socket->is_open()) socket->close(core::kCloseProtocolError, "no hello_ack");
+    socket_.reset();
+    co_return;
+  }
+
+  ++sessions_;
+  live_ = true;
+  cursor_ = 0;
+  in_flight_.clear();
+  in_flight_bytes_ = 0;
+  final_sent_at_.clear();
+  core::log_info("channel", "connected to " + options_.hub_url.origin() + "; replaying " +
+                                std::to_string(outbox_.rows()) + " outbox frames");
+  core::CancellationSource session_over;
+  core::TaskGroup group;
+  group.spawn(send_loop(session_over.token()));
+  group.spawn(forward_outbox_changes(session_over.token()));
+  for (;;) {
+    auto text = co_await socket->receive(stop);
+    if (text.is_cancelled()) {
+      // Shutting down: let the close handshake finish, briefly.
+      socket->close(core::kCloseGoingAway, "agent shutting down");
+      core::CancellationSource grace;
+      core::Timer grace_timer(loop_);
+      grace_timer.start(2000, [&grace] { grace.cancel(); });
+      for (;;) {
+        auto rest = co_await socket->receive(grace.token());
+        if (!rest) break;
+      }
+      grace_timer.stop();
+      break;
+    }
+    if (!text) break;
+    auto frame = protocol::decode_frame(*text);
+    if (!frame) {
+      core::log_warning("channel", "unreadable frame from the hub: " + frame.error().message);
+      continue;
+    }
+    handle(std::move(*frame));
+  }
+  live_ = false;
+  session_over.cancel();
+  co_await group.join();
+  core::log_info("channel",
+                 "result channel closed (" + std::to_string(socket->close_code()) +
+                     (socket->close_reason().empty() ? "" : ": " + socket->close_reason()) + ")");
+  socket_.reset();
+}
+
+core::Task<void> ResultChannel::forward_outbox_changes(core::CancellationToken stop) {
+  while (!stop.cancelled()) {
+    co_await outbox_.changed().wait(0, stop);
+    wake_sender_.notify_all();
+  }
+}
+
+core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
+  while (!stop.cancelled() && socket_ && socket_->is_open()) {
+    const uint64_t window = options_.send_window_bytes;
+    if (in_flight_bytes_ >= window || socket_->queued_bytes() >= kSocketHighWater) {
+      co_await wake_sender_.wait(0, stop);
+      continue;
+    }
+    auto frames =
+        outbox_.committed_after(cursor_, std::min<uint64_t>(window - in_flight_bytes_, 1 << 20));
+    if (frames.empty()) {
+      co_await wake_sender_.wait(0, stop);
+      continue;
+    }
+    loop_.update_time();
+    for (const auto& frame : frames) {
+      socket_->send_text(stamped(frame.payload));
+      in_flight_.push_back({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
+                            frame.seq, frame.payload.size()});
+      in_flight_bytes_ += frame.payload.size();
+      cursor_ = frame.id;
+      if (frame.kind == FrameKind::kFinal)
+        final_sent_at_.try_emplace(frame.message_id, loop_.now_ms());
+    }
+    outbox_.mark_sent(frames.front().id, frames.back().id);
+  }
+}
+
+void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
+  for (const auto& point : ack.resume)
+    outbox_.resume_from(point.attempt_id, point.stream, point.next_seq);
+  for (const auto& attempt_id : ack.finals_held)
+    outbox_.ack_message(protocol::final_message_id(attempt_id));
+  for (const auto& notice : ack.discard) {
+    core::log_warning("channel",
+                      "the hub discarded attempt " + notice.attempt_id + ": " + notice.reason);
+    outbox_.discard_attempt(notice.attempt_id);
+    if (handlers_.discarded) handlers_.discarded(notice.attempt_id);
+  }
+}
+
+void ResultChannel::forget_in_flight(const std::function<bool(const InFlight&)>& matches) {
+  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+    if (matches(*it)) {
+      in_flight_bytes_ -= it->bytes;
+      it = in_flight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  wake_sender_.notify_all();
+}
+
+void ResultChannel::handle(protocol::Frame&& frame) {
+  if (auto* ack = std::get_if<protocol::Ack>(&frame.payload)) {
+    on_ack(*ack);
+  } else if (auto* error = std::get_if<protocol::ErrorFrame>(&frame.payload)) {
+    on_error(*error);
+  } else if (auto* cancel = std::get_if<protocol::TaskCancel>(&frame.payload)) {
+    core::log_info("channel",
+                   "the hub cancels " + cancel->attempt.attempt_id + ": " + cancel->reason);
+    if (handlers_.cancel) handlers_.cancel(cancel->attempt.attempt_id, cancel->reason);
+  } else if (std::holds_alternative<protocol::HubWake>(frame.payload)) {
+    if (handlers_.wake) handlers_.wake();
+  } else if (auto* hello_ack = std::get_if<protocol::HubHelloAck>(&frame.payload)) {
+    apply_hello_ack(*hello_ack);
+  } else {
+    core::log_warning("channel", "unexpected " + std::string(frame.type()) + " from the hub");
+  }
+}
+
+void ResultChannel::on_ack(const protocol::Ack& ack) {
+  if (ack.acked == protocol::AckedKind::kOutput) {
+    outbox_.ack_output(ack.attempt_id, ack.stream, ack.through_seq);
+    forget_in_flight([&](const InFlight& entry) {
+      return entry.attempt_id == ack.attempt_id && entry.stream == ack.stream &&
+             (entry.kind == FrameKind::kOutput || entry.kind == FrameKind::kGap) &&
+             entry.seq <= ack.through_seq;
+    });
+    return;
+  }
+  outbox_.ack_message(ack.related_message_id);
+  final_sent_at_.erase(ack.related_message_id);
+  forget_in_flight(
+      [&](const InFlight& entry) { return entry.message_id == ack.related_message_id; });
+  if (ack.acked == protocol::AckedKind::kFinal && ack.verified == false) {
+    core::log_warning("channel", "the hub accepted the final of " + ack.attempt_id +
+                                     " but could not verify its output (see the task on the hub)");
+  }
+}
+
+void ResultChannel::rewind(const std::string& attempt_id, StreamName stream,
+                           uint64_t highest_accepted) {
+  outbox_.ack_output(attempt_id, stream, highest_accepted);
+  if (auto id = outbox_.frame_id(attempt_id, stream, highest_accepted + 1)) {
+    cursor_ = std::min(cursor_, *id - 1);
+  }
+  forget_in_flight([&](const InFlight& entry) {
+    return entry.attempt_id == attempt_id && entry.stream == stream &&
+           (entry.kind == FrameKind::kOutput || entry.kind == FrameKind::kGap);
+  });
+}
+
+void ResultChannel::on_error(const protocol::ErrorFrame& error) {
+  core::log_warning("channel", "hub error " + error.code + (error.retryable ? " (retryable)" : "") +
+                                   ": " + error.message);
+  if (error.retryable) {
+    if ((error.code == "output_sequence_gap" || error.code == "output_incomplete") &&
+        error.stream && error.highest_accepted_seq) {
+      rewind(error.attempt_id, *error.stream, *error.highest_accepted_seq);
+      return;
+    }
+    // Anything else retryable (storage trouble at the hub, hello_required):
+    // start a fresh session, which replays from the outbox.
+    if (socket_) socket_->close(core::kCloseNormal, "retrying after " + error.code);
+    return;
+  }
+  if (error.code == "unknown_attempt" || error.code == "attempt_discarded") {
+    outbox_.discard_attempt(error.attempt_id);
+    forget_in_flight([&](const InFlight& entry) { return entry.attempt_id == error.attempt_id; });
+    if (handlers_.discarded) handlers_.discarded(error.attempt_id);
+    return;
+  }
+  // Not retryable and about one frame: resending it cannot help. Drop it.
+  if (!error.related_message_id.empty()) {
+    core::log_error("channel",
+                    "dropping frame " + error.related_message_id + " (" + error.code + ")");
+    outbox_.ack_message(error.related_message_id);
+    forget_in_flight(
+        [&](const InFlight& entry) { return entry.message_id == error.related_message_id; });
+  }
+}
+
+}  // namespace tether::agent

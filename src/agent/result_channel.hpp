@@ -1,0 +1,101 @@
+// ResultChannel: the agent's WebSocket to the hub (docs/protocol.md 4).
+//
+// A session: connect with the token, send agent.hello, reconcile with
+// hub.hello_ack (drop what the hub already has, forget discarded attempts),
+// then replay the outbox from its start and keep sending as frames are
+// committed. Frames go out in outbox order, only while less than the send
+// window is unacknowledged and the socket has drained; acks, errors, cancels
+// and wakes come back on the same socket. When the session ends, the next
+// one starts after a backoff with jitter (0.5 s to 30 s).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/outbox.hpp"
+#include "core/cancellation.hpp"
+#include "core/notification.hpp"
+#include "core/task.hpp"
+#include "core/url.hpp"
+#include "core/websocket_client.hpp"
+
+namespace tether::agent {
+
+struct ChannelOptions {
+  core::Url hub_url;
+  std::string agent;
+  std::string token;
+  std::string ca_file;
+  uint64_t send_window_bytes = 8ull << 20;
+  uint64_t keepalive_s = 15;
+};
+
+struct ChannelHandlers {
+  std::function<void(const std::string& attempt_id, const std::string& reason)> cancel;
+  std::function<void()> wake;
+  std::function<void(const std::string& attempt_id)> discarded;
+};
+
+class ResultChannel {
+ public:
+  ResultChannel(core::Loop& loop, Outbox& outbox, ChannelOptions options, ChannelHandlers handlers);
+  ~ResultChannel();
+
+  // Connects, and reconnects, until `stop`; then closes with 1001.
+  core::Task<void> run(core::CancellationToken stop);
+
+  bool live() const { return live_; }
+  uint64_t sessions() const { return sessions_; }
+  // When a final was first sent on this session, if it was (milliseconds,
+  // loop time); the HTTP fallback waits 10 s for its ack.
+  std::optional<uint64_t> final_sent_at(const std::string& message_id) const;
+  // Sends what is pending and closes the session with 1001.
+  void close();
+
+ private:
+  struct InFlight {
+    int64_t id;
+    std::string message_id;
+    std::string attempt_id;
+    FrameKind kind;
+    protocol::StreamName stream;
+    uint64_t seq;
+    size_t bytes;
+  };
+
+  core::Task<void> session(std::shared_ptr<core::WebSocketConnection> socket,
+                           core::CancellationToken stop);
+  core::Task<void> send_loop(core::CancellationToken stop);
+  core::Task<void> forward_outbox_changes(core::CancellationToken stop);
+  void handle(protocol::Frame&& frame);
+  void apply_hello_ack(const protocol::HubHelloAck& ack);
+  void on_ack(const protocol::Ack& ack);
+  void on_error(const protocol::ErrorFrame& error);
+  void rewind(const std::string& attempt_id, protocol::StreamName stream,
+              uint64_t highest_accepted);
+  void forget_in_flight(const std::function<bool(const InFlight&)>& matches);
+  std::string stamped(const std::string& payload) const;
+
+  core::Loop& loop_;
+  Outbox& outbox_;
+  ChannelOptions options_;
+  ChannelHandlers handlers_;
+  std::unique_ptr<core::WebSocketClient> client_;
+  std::shared_ptr<core::WebSocketConnection> socket_;
+  bool live_ = false;
+  uint64_t sessions_ = 0;
+  int64_t cursor_ = 0;  // last outbox id sent this session
+  std::deque<InFlight> in_flight_;
+  uint64_t in_flight_bytes_ = 0;
+  std::map<std::string, uint64_t> final_sent_at_;
+  core::Notification wake_sender_;
+  uint64_t next_message_ = 1;
+  int64_t last_auth_log_ms_ = -1'000'000;
+};
+
+}  // namespace tether::agent
