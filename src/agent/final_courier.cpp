@@ -11,7 +11,8 @@ namespace tether::agent {
 
 namespace {
 
-uint64_t full_jitter(uint64_t ceiling_ms) {
+// Half the ceiling plus a random half: spread out, never hurried.
+uint64_t jittered(uint64_t ceiling_ms) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
   return std::uniform_int_distribution<uint64_t>(ceiling_ms / 2, ceiling_ms)(random);
 }
@@ -78,7 +79,7 @@ core::Task<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts&
   if (!reply) {
     core::log_warning("courier", "final of " + final_frame.attempt_id +
                                      " not delivered: " + reply.error().message + "; retrying");
-    retry_later(full_jitter(state.backoff_ms));
+    retry_later(jittered(state.backoff_ms));
     co_return;
   }
   const int status = reply->status;
@@ -98,10 +99,10 @@ core::Task<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts&
   if (status == 409) {
     core::log_info("courier", "the hub wants more output before the final of " +
                                   final_frame.attempt_id + "; the channel replays it");
-    retry_later(full_jitter(state.backoff_ms));
+    retry_later(jittered(state.backoff_ms));
     co_return;
   }
-  uint64_t delay = full_jitter(state.backoff_ms);
+  uint64_t delay = jittered(state.backoff_ms);
   if (const std::string retry_after = reply->header("retry-after"); !retry_after.empty()) {
     try {
       delay = std::max<uint64_t>(delay, std::stoull(retry_after) * 1000);

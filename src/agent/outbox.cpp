@@ -234,9 +234,13 @@ void Outbox::record_started(const AttemptRecord& attempt, const protocol::Starte
 bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
   // Only frames clearly larger than the gap that replaces them (a gap's JSON
   // is a few hundred bytes): every conversion frees space, so this ends.
+  // Only frames never sent: one that was sent may already be at the hub, and
+  // then the bytes counted as dropped would not match the gaps it records.
+  // (Sent, unacked frames are bounded by the send window.)
   auto& oldest = store_->statement(
       "SELECT id, message_id, stream, seq, byte_offset, length, length(payload) FROM frames "
-      "WHERE attempt_id = ? AND kind = 'output' AND length(payload) > 2048 ORDER BY id LIMIT 32");
+      "WHERE attempt_id = ? AND kind = 'output' AND send_count = 0 AND length(payload) > 2048 "
+      "ORDER BY id LIMIT 32");
   while (bytes_ + needed > output_limit()) {
     oldest.reset();
     oldest.bind(1, attempt.attempt_id);
@@ -294,6 +298,13 @@ void Outbox::append_output(const protocol::AttemptRef& attempt, const protocol::
   // Worst-case size of the JSON (escaping can grow text); exact size is
   // known only after encoding, and the check only needs to be conservative.
   const uint64_t estimate = chunk.data.size() * 2 + 512;
+  if (options_.policy == OutboxFullPolicy::kDropOldest && bytes_ + estimate > output_limit() &&
+      record.out.dropped + record.err.dropped == 0) {
+    // Said once per attempt; the final reports the exact count per stream.
+    core::log_warning("outbox", "outbox full (" + std::to_string(bytes_) +
+                                    " bytes): dropping the oldest unsent output of " +
+                                    attempt.attempt_id + " (outbox_full_policy = drop-oldest)");
+  }
   if (options_.policy == OutboxFullPolicy::kDropOldest && bytes_ + estimate > output_limit() &&
       !make_room(attempt, estimate)) {
     // Nothing older of this attempt to drop: this chunk itself becomes a gap.

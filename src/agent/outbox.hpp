@@ -15,9 +15,9 @@
 //
 // The outbox is capped (outbox_max_bytes, counting frame JSON). A slice is
 // always kept free for finals. When output does not fit:
-//   drop-oldest  the attempt's oldest output frames become gap frames with
-//                the same seq and byte range and no data; the bytes are
-//                counted as dropped and the final reports them
+//   drop-oldest  the attempt's oldest output frames not yet sent become gap
+//                frames with the same seq and byte range and no data; the
+//                bytes are counted as dropped and the final reports them
 //   block        the attempt's readers wait (has_room()/room()) until acks
 //                free space; its process blocks on a full pipe meanwhile
 #pragma once

@@ -1,5 +1,6 @@
 #include "agent/outbox_sink.hpp"
 
+#include "core/log.hpp"
 #include "core/proc_info.hpp"
 
 namespace tether::agent {
@@ -23,7 +24,19 @@ void OutboxSink::on_output(protocol::OutputChunk&& chunk, const protocol::Sha256
 bool OutboxSink::accepting_output() const {
   if (outbox_.policy() != OutboxFullPolicy::kBlock) return true;
   // Room for one more full read, escaped: a reader never overshoots by much.
-  return outbox_.has_room(2 * chunk_bytes_ + 512);
+  const bool room = outbox_.has_room(2 * chunk_bytes_ + 512);
+  if (room == blocked_) {
+    // Said once per episode, so an operator sees why a task stalls.
+    blocked_ = !room;
+    if (blocked_) {
+      core::log_warning("outbox", "outbox full (" + std::to_string(outbox_.bytes()) +
+                                      " bytes): the output of " + attempt_.attempt_id +
+                                      " waits for the hub's acks (outbox_full_policy = block)");
+    } else {
+      core::log_info("outbox", "the output of " + attempt_.attempt_id + " flows again");
+    }
+  }
+  return room;
 }
 
 }  // namespace tether::agent

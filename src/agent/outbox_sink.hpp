@@ -20,6 +20,7 @@ class OutboxSink final : public AttemptSink {
   Outbox& outbox_;
   protocol::AttemptRef attempt_;
   size_t chunk_bytes_;
+  mutable bool blocked_ = false;  // for logging the start and end of a stall
 };
 
 }  // namespace tether::agent

@@ -14,9 +14,11 @@ namespace {
 constexpr uint64_t kFirstBackoffMs = 1000;
 constexpr uint64_t kLongestBackoffMs = 60'000;
 
+// Full jitter over [1 s, ceiling]: agents that failed together spread out,
+// and none retries sooner than a second.
 uint64_t full_jitter(uint64_t ceiling_ms) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
-  return std::uniform_int_distribution<uint64_t>(0, ceiling_ms)(random);
+  return std::uniform_int_distribution<uint64_t>(kFirstBackoffMs, ceiling_ms)(random);
 }
 
 }  // namespace

@@ -150,6 +150,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   in_flight_.clear();
   in_flight_bytes_ = 0;
   final_sent_at_.clear();
+  backlog_pending_ = outbox_.rows() > 0;
   core::log_info("channel", "connected to " + options_.hub_url.origin() + "; replaying " +
                                 std::to_string(outbox_.rows()) + " outbox frames");
   core::CancellationSource session_over;
@@ -265,6 +266,15 @@ void ResultChannel::handle(protocol::Frame&& frame) {
   }
 }
 
+void ResultChannel::note_backlog_delivered() {
+  // Said once per session that began with a backlog: the operator watching
+  // an outage end sees when the agent has caught up.
+  if (backlog_pending_ && outbox_.rows() == 0) {
+    backlog_pending_ = false;
+    core::log_info("channel", "backlog delivered: the outbox is empty");
+  }
+}
+
 void ResultChannel::on_ack(const protocol::Ack& ack) {
   if (ack.acked == protocol::AckedKind::kOutput) {
     outbox_.ack_output(ack.attempt_id, ack.stream, ack.through_seq);
@@ -273,12 +283,14 @@ void ResultChannel::on_ack(const protocol::Ack& ack) {
              (entry.kind == FrameKind::kOutput || entry.kind == FrameKind::kGap) &&
              entry.seq <= ack.through_seq;
     });
+    note_backlog_delivered();
     return;
   }
   outbox_.ack_message(ack.related_message_id);
   final_sent_at_.erase(ack.related_message_id);
   forget_in_flight(
       [&](const InFlight& entry) { return entry.message_id == ack.related_message_id; });
+  note_backlog_delivered();
   if (ack.acked == protocol::AckedKind::kFinal && ack.verified == false) {
     core::log_warning("channel", "the hub accepted the final of " + ack.attempt_id +
                                      " but could not verify its output (see the task on the hub)");

@@ -76,6 +76,7 @@ class ResultChannel {
   void apply_hello_ack(const protocol::HubHelloAck& ack);
   void on_ack(const protocol::Ack& ack);
   void on_error(const protocol::ErrorFrame& error);
+  void note_backlog_delivered();
   void rewind(const std::string& attempt_id, protocol::StreamName stream,
               uint64_t highest_accepted);
   void forget_in_flight(const std::function<bool(const InFlight&)>& matches);
@@ -88,6 +89,7 @@ class ResultChannel {
   std::unique_ptr<core::WebSocketClient> client_;
   std::shared_ptr<core::WebSocketConnection> socket_;
   bool live_ = false;
+  bool backlog_pending_ = false;  // this session began with frames to replay
   uint64_t sessions_ = 0;
   int64_t cursor_ = 0;  // last outbox id sent this session
   std::deque<InFlight> in_flight_;

@@ -325,6 +325,10 @@ int command_tasks(HubClient& client, Args& args) {
       for (const auto& arg : spec["argv"].GetArray())
         command += (command.empty() ? "" : " ") + std::string(arg.GetString());
     }
+    // One row per task: newlines and other controls of a script become spaces.
+    for (char& c : command) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+    }
     if (command.size() > 60) command = command.substr(0, 57) + "...";
     std::printf("%-20s %-10s %-16s %-24s %s\n", task["id"].GetString(), task["state"].GetString(),
                 task["agent"].GetString(), task["created_at"].GetString(), command.c_str());

@@ -1,5 +1,7 @@
 #include "core/web_server.hpp"
 
+#include "core/log.hpp"
+
 #include <libwebsockets.h>
 
 #include <algorithm>
@@ -467,8 +469,18 @@ void configure_lws_logging() {
   static bool configured = false;
   if (configured) return;
   configured = true;
+  // Through our log, so lines carry a time and a journald priority. lws
+  // warnings mostly repeat what our callers report better (a refused
+  // upgrade, a closed peer): debug. Its errors stay visible.
   lws_set_log_level(LLL_ERR | LLL_WARN, [](int level, const char* line) {
-    std::fprintf(stderr, "lws %s: %s", level == LLL_ERR ? "error" : "warning", line);
+    std::string_view text(line);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+      text.remove_suffix(1);
+    if (level == LLL_ERR) {
+      log_warning("lws", text);
+    } else {
+      log_debug("lws", text);
+    }
   });
 }
 

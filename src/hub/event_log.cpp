@@ -185,6 +185,21 @@ std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t aft
   return events;
 }
 
+std::vector<StoredEvent> EventLog::page_without_output(const std::string& task_id,
+                                                       uint64_t after_id, int limit) {
+  static const std::string sql =
+      std::string("SELECT ") + kColumns +
+      " FROM events WHERE task_id = ? AND id > ? AND kind <> 'output' ORDER BY id LIMIT ?";
+  auto& query = store_.statement(sql.c_str());
+  query.bind(1, task_id);
+  query.bind(2, static_cast<int64_t>(after_id));
+  query.bind(3, limit);
+  std::vector<StoredEvent> events;
+  while (query.executeStep())
+    events.push_back(read_event(query));
+  return events;
+}
+
 std::vector<StoredEvent> EventLog::stream_page(const std::string& attempt_id,
                                                protocol::StreamName stream, uint64_t after_seq,
                                                int limit) {

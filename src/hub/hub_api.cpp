@@ -452,8 +452,13 @@ void HubApi::task_events(const std::shared_ptr<HttpExchange>& exchange,
     return;
   }
   const bool follow = request.query_value("follow") != "0";
-  auto stream =
-      std::make_shared<SseStream>(loop_, events_, hub_, tasks_, exchange, task_id, after, follow);
+  const std::string output = request.query_value("output");
+  if (!output.empty() && output != "0" && output != "1") {
+    respond_error(exchange, 400, "invalid_field", "output: expected 0 or 1");
+    return;
+  }
+  auto stream = std::make_shared<SseStream>(loop_, events_, hub_, tasks_, exchange, task_id, after,
+                                            follow, output != "0");
   streams_.insert(stream);
   std::weak_ptr<SseStream> weak = stream;
   stream->set_on_finished([this, weak] {

@@ -18,7 +18,7 @@ bool ends_task(const StoredEvent& event) {
 
 SseStream::SseStream(core::Loop& loop, EventLog& events, EventHub& hub, TaskRepository& tasks,
                      std::shared_ptr<core::HttpExchange> exchange, std::string task_id,
-                     uint64_t after_id, bool follow)
+                     uint64_t after_id, bool follow, bool with_output)
     : loop_(loop),
       events_(events),
       hub_(hub),
@@ -27,6 +27,7 @@ SseStream::SseStream(core::Loop& loop, EventLog& events, EventHub& hub, TaskRepo
       task_id_(std::move(task_id)),
       last_sent_id_(after_id),
       follow_(follow),
+      with_output_(with_output),
       heartbeat_(loop) {}
 
 SseStream::~SseStream() {
@@ -66,7 +67,8 @@ void SseStream::heartbeat() {
 void SseStream::pump() {
   if (finished_ || live_) return;
   if (exchange_->queued_bytes() > kMaxQueuedBytes / 4) return;  // wait for on_drained
-  auto page = events_.page(task_id_, last_sent_id_, kReplayPage);
+  auto page = with_output_ ? events_.page(task_id_, last_sent_id_, kReplayPage)
+                           : events_.page_without_output(task_id_, last_sent_id_, kReplayPage);
   for (const auto& event : page) {
     send(event);
     if (finished_) return;
@@ -87,6 +89,7 @@ void SseStream::pump() {
 
 void SseStream::on_live(const std::shared_ptr<const StoredEvent>& event) {
   if (finished_ || !live_ || event->id <= last_sent_id_) return;  // replay will read it
+  if (!with_output_ && event->kind == EventKind::kOutput) return;
   if (exchange_->queued_bytes() > kMaxQueuedBytes) {
     core::log_warning("sse", "viewer of " + task_id_ + " more than " +
                                  std::to_string(kMaxQueuedBytes >> 20) +

@@ -24,7 +24,7 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
 
   SseStream(core::Loop& loop, EventLog& events, EventHub& hub, TaskRepository& tasks,
             std::shared_ptr<core::HttpExchange> exchange, std::string task_id, uint64_t after_id,
-            bool follow);
+            bool follow, bool with_output);
   ~SseStream();
 
   void start();
@@ -49,6 +49,7 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   std::string task_id_;
   uint64_t last_sent_id_;
   bool follow_;
+  bool with_output_;  // false: status, gap and final events only
   bool live_ = false;
   bool finished_ = false;
   uint64_t subscription_ = 0;

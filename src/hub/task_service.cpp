@@ -345,10 +345,18 @@ FrameVerdict TaskService::on_gap(const std::string& agent, const protocol::TaskO
   }
   publish_after_commit(events_.append_gap(attempt->task_id, attempt->id, gap.stream, gap.seq,
                                           gap.offset, gap.length));
+  const bool first_gap = ledger.gap_bytes == 0;
   ledger_.record_gap(ledger, gap.seq, gap.length);
-  core::log_warning("tasks", attempt->id + " " + std::string(to_string(gap.stream)) +
-                                 ": agent dropped " + std::to_string(gap.length) +
-                                 " bytes at offset " + std::to_string(gap.offset));
+  // An overflowing outbox sends gaps by the hundred: the first is news, the
+  // rest are in the events and the final's total.
+  const std::string what = attempt->id + " " + std::string(to_string(gap.stream)) +
+                           ": agent dropped " + std::to_string(gap.length) + " bytes at offset " +
+                           std::to_string(gap.offset);
+  if (first_gap) {
+    core::log_warning("tasks", what + " (its outbox was full; the final reports the total)");
+  } else {
+    core::log_debug("tasks", what);
+  }
   return {std::nullopt, output_ack(attempt->id, gap.stream, ledger.highest_seq)};
 }
 

@@ -5,6 +5,11 @@
 //   lines COUNT INTERVAL_MS  COUNT lines "<CLOCK_MONOTONIC ns>\n", one per interval
 //   longline BYTES           one line: BYTES-1 'x' then '\n', written in pieces
 //   interleave COUNT         "out N\n" on stdout and "err N\n" on stderr, alternating
+//   paced SEED CHUNK COUNT INTERVAL_MS
+//                            COUNT chunks of CHUNK (a multiple of 8) pseudo-random
+//                            bytes, one per interval; the bytes depend only on
+//                            SEED and CHUNK * COUNT, so a prefix of
+//                            `paced SEED CHUNK N 0` is the same output at full speed
 //   exit CODE                exit with CODE
 //
 // The same arguments always produce the same bytes, so a test can compare
@@ -68,6 +73,27 @@ int random_bytes(uint64_t seed, uint64_t total) {
   return 0;
 }
 
+void pause_ms(uint64_t interval_ms) {
+  timespec pause{static_cast<time_t>(interval_ms / 1000),
+                 static_cast<long>(interval_ms % 1000) * 1000000L};
+  while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+  }
+}
+
+int paced_bytes(uint64_t seed, uint64_t chunk, uint64_t count, uint64_t interval_ms) {
+  Random random(seed);
+  std::vector<char> block(chunk + 8);
+  for (uint64_t i = 0; i < count; ++i) {
+    if (i > 0 && interval_ms > 0) pause_ms(interval_ms);
+    for (size_t at = 0; at < chunk; at += 8) {
+      const uint64_t word = random.next();
+      std::memcpy(block.data() + at, &word, 8);
+    }
+    write_all(1, block.data(), chunk);
+  }
+  return 0;
+}
+
 // Appends one character of 1 to 4 bytes, chosen at random, to `out`.
 void append_character(Random& random, std::string& out) {
   const uint64_t r = random.next();
@@ -115,12 +141,7 @@ int utf8_text(uint64_t seed, uint64_t total) {
 
 int timestamped_lines(uint64_t count, uint64_t interval_ms) {
   for (uint64_t i = 0; i < count; ++i) {
-    if (i > 0) {
-      timespec pause{static_cast<time_t>(interval_ms / 1000),
-                     static_cast<long>(interval_ms % 1000) * 1000000L};
-      while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
-      }
-    }
+    if (i > 0) pause_ms(interval_ms);
     timespec now{};
     clock_gettime(CLOCK_MONOTONIC, &now);
     const std::string line =
@@ -161,8 +182,11 @@ int main(int argc, char** argv) {
   if (mode == "lines" && argc == 4) return timestamped_lines(number(argv[2]), number(argv[3]));
   if (mode == "longline" && argc == 3) return long_line(number(argv[2]));
   if (mode == "interleave" && argc == 3) return interleave(number(argv[2]));
+  if (mode == "paced" && argc == 6) {
+    return paced_bytes(number(argv[2]), number(argv[3]), number(argv[4]), number(argv[5]));
+  }
   if (mode == "exit" && argc == 3) return static_cast<int>(number(argv[2]));
   std::fprintf(stderr,
-               "usage: tether-test-writer random|utf8|lines|longline|interleave|exit ...\n");
+               "usage: tether-test-writer random|utf8|lines|longline|interleave|paced|exit ...\n");
   return 2;
 }

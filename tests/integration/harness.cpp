@@ -13,6 +13,7 @@
 #include "core/offload.hpp"
 #include "core/timer.hpp"
 #include "core/wall_clock.hpp"
+#include "protocol/base64.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/sha256.hpp"
 
@@ -77,68 +78,27 @@ std::string hub_command(const std::vector<std::string>& args) {
 // HubProcess
 
 HubProcess::HubProcess(core::Loop& loop, std::string data_dir, std::vector<std::string> extra_args)
-    : loop_(loop),
-      data_dir_(std::move(data_dir)),
-      extra_args_(std::move(extra_args)),
-      log_grew_(loop) {}
-
-HubProcess::~HubProcess() {
-  if (process_) process_->signal_group(SIGKILL);
-}
-
-core::Task<void> HubProcess::drain(core::PipeReader& reader) {
-  for (;;) {
-    auto chunk = co_await reader.read();
-    if (!chunk || chunk->end_of_stream) break;
-    log_.append(chunk->bytes);
-    log_grew_.notify_all();
-  }
-  log_grew_.notify_all();
-}
+    : data_dir_(std::move(data_dir)), extra_args_(std::move(extra_args)), process_(loop) {}
 
 core::Task<void> HubProcess::start() {
-  REQUIRE_FALSE(process_);
-  core::SpawnOptions options;
-  options.argv = {hub_binary(), "serve",    "--data-dir",
-                  data_dir_,    "--listen", "127.0.0.1:" + std::to_string(port_)};
-  for (const auto& arg : extra_args_)
-    options.argv.push_back(arg);
-  options.environment = {"PATH=/usr/bin:/bin"};
-  auto spawned = core::Process::spawn(loop_, options);
-  REQUIRE(spawned.ok());
-  process_ = std::move(*spawned);
-  drains_ = std::make_unique<core::TaskGroup>();
-  drains_->spawn(drain(process_->stderr_reader()));
-  drains_->spawn(drain(process_->stdout_reader()));
-  const size_t from = log_.size();
-  auto logged = co_await wait_for_log("listening on http", 10000, from);
+  std::vector<std::string> argv = {hub_binary(), "serve",    "--data-dir",
+                                   data_dir_,    "--listen", "127.0.0.1:" + std::to_string(port_)};
+  argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+  const size_t from = process_.log().size();
+  process_.start(std::move(argv), {"PATH=/usr/bin:/bin"});
+  auto logged = co_await process_.wait_for_log("listening on http", 10000, from);
   REQUIRE(logged);
   static const std::regex listening("listening on (https?)://[^ ]+:([0-9]+)");
   std::smatch match;
-  const std::string tail = log_.substr(from);
+  const std::string tail = process_.log().substr(from);
   REQUIRE(std::regex_search(tail, match, listening));
   scheme_ = match[1];
   port_ = std::stoi(match[2]);
 }
 
 core::Task<void> HubProcess::stop(int signum) {
-  if (!process_) co_return;
-  process_->signal_group(signum);
-  auto exited = co_await process_->wait_exit();
-  REQUIRE(exited.ok());
-  co_await drains_->join();
-  process_.reset();
-  drains_.reset();
-}
-
-core::Task<bool> HubProcess::wait_for_log(std::string text, uint64_t timeout_ms, size_t from) {
-  const uint64_t deadline = loop_.now_ms() + timeout_ms;
-  for (;;) {
-    if (log_.find(text, std::min(from, log_.size())) != std::string::npos) co_return true;
-    loop_.update_time();
-    if (loop_.now_ms() >= deadline) co_return false;
-    co_await log_grew_.wait(deadline - loop_.now_ms());
-  }
+  if (!process_.running()) co_return;
+  (void)co_await process_.stop(signum);
 }
 
 // ---------------------------------------------------------------------------
@@ -178,36 +138,105 @@ core::Task<std::string> Operator::state_of(std::string task_id) {
 
 core::Task<bool> Operator::wait_for_state(std::string task_id, std::string state,
                                           uint64_t timeout_ms) {
-  // The SSE stream delivers the status change as it happens; it ends on a
-  // terminal state, so a non-terminal target is re-checked per reconnect.
-  const uint64_t deadline = loop_.now_ms() + timeout_ms;
   const std::string needle = "\"state\":\"" + state + "\"";
+  std::function<bool(const cli::SseEvent&)> wanted = [needle](const cli::SseEvent& event) {
+    return event.type == "status" && event.data.find(needle) != std::string::npos;
+  };
+  co_return co_await wait_for_event(std::move(task_id), std::move(wanted), timeout_ms, false);
+}
+
+core::Task<bool> Operator::wait_for_event(std::string task_id,
+                                          std::function<bool(const cli::SseEvent&)> wanted,
+                                          uint64_t timeout_ms, bool with_output) {
+  loop_.update_time();
+  const uint64_t deadline = loop_.now_ms() + timeout_ms;
+  // Shared with the pool thread, which may outlive this frame on timeout.
+  struct Progress {
+    std::string last_event_id;  // read only after the call has returned
+    std::atomic<bool> seen{false};
+    std::atomic<bool> ended{false};
+  };
+  auto progress = std::make_shared<Progress>();
   while (loop_.now_ms() < deadline) {
     core::HttpCall call;
     call.server = *core::parse_url(url_);
-    call.target = "/api/v1/tasks/" + task_id + "/events";
+    call.target = "/api/v1/tasks/" + task_id + "/events" + (with_output ? "" : "?output=0");
     call.headers.emplace_back("Authorization", "Bearer " + token_);
+    if (!progress->last_event_id.empty())
+      call.headers.emplace_back("Last-Event-ID", progress->last_event_id);
     call.read_timeout_s = static_cast<int>((deadline - loop_.now_ms()) / 1000 + 1);
+    call.ca_file = ca_file_;
     auto control = std::make_shared<core::HttpCallControl>();
-    auto seen = std::make_shared<std::atomic<bool>>(false);
-    std::function<Result<core::HttpReply>()> work = [call, control, seen, needle] {
-      std::string buffer;
+    std::function<Result<core::HttpReply>()> work = [call, control, progress, wanted] {
+      cli::SseParser parser([&](const cli::SseEvent& event) {
+        if (!event.id.empty()) progress->last_event_id = event.id;
+        if (event.type == "end") progress->ended = true;
+        if (!progress->seen && wanted(event)) progress->seen = true;
+      });
       core::HttpStreamHandlers handlers;
       handlers.on_data = [&](std::string_view data) {
-        buffer.append(data);
-        if (buffer.find(needle) != std::string::npos) {
-          *seen = true;
-          return false;
-        }
-        return true;
+        (void)parser.feed(data);
+        return !progress->seen && !progress->ended;
       };
       return core::http_call(call, control.get(), &handlers);
     };
-    (void)co_await core::run_off_loop<core::HttpReply>(loop_, pool_, std::move(work));
-    if (*seen) co_return true;
+    core::CancellationSource timeout;
+    core::Timer timer(loop_);
+    timer.start(deadline - loop_.now_ms(), [&timeout] { timeout.cancel(); });
+    auto reply = co_await core::run_off_loop<core::HttpReply>(loop_, pool_, std::move(work),
+                                                              timeout.token());
+    timer.stop();
+    if (reply.is_cancelled()) {
+      control->stop();  // the deadline passed
+      co_return progress->seen.load();
+    }
     loop_.update_time();
+    if (progress->seen) co_return true;
+    if (progress->ended) co_return false;
+    if (!reply.ok() || reply->status != 200) {
+      // The hub is restarting: try again shortly.
+      auto paused = co_await core::sleep_for(loop_, 100);
+      (void)paused;
+      loop_.update_time();
+    }
   }
   co_return false;
+}
+
+core::Task<bool> Operator::wait_for_output(std::string task_id, std::string stream, uint64_t bytes,
+                                           uint64_t timeout_ms) {
+  std::function<bool(const cli::SseEvent&)> wanted = [stream, bytes](const cli::SseEvent& event) {
+    if (event.type != "output" && event.type != "gap") return false;
+    auto document = protocol::parse_json_object(event.data, "event");
+    if (!document.ok()) return false;
+    const auto& json = *document;
+    if (json["stream"].GetString() != stream) return false;
+    uint64_t length = 0;
+    if (event.type == "gap") {
+      length = json["length"].GetUint64();
+    } else if (std::string_view(json["encoding"].GetString()) == "base64") {
+      length = protocol::base64_decode(json["data"].GetString())->size();
+    } else {
+      length = json["data"].GetStringLength();
+    }
+    return json["offset"].GetUint64() + length >= bytes;
+  };
+  co_return co_await wait_for_event(std::move(task_id), std::move(wanted), timeout_ms, true);
+}
+
+core::Task<std::string> Operator::task_json(std::string task_id) {
+  auto reply = co_await request("GET", "/api/v1/tasks/" + task_id);
+  REQUIRE(reply.ok());
+  INFO(reply->body);
+  REQUIRE(reply->status == 200);
+  co_return std::move(reply->body);
+}
+
+core::Task<std::string> Operator::output(std::string task_id, std::string stream) {
+  auto reply = co_await request("GET", "/api/v1/tasks/" + task_id + "/output?stream=" + stream);
+  REQUIRE(reply.ok());
+  REQUIRE(reply->status == 200);
+  co_return std::move(reply->body);
 }
 
 // ---------------------------------------------------------------------------

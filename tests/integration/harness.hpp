@@ -10,16 +10,19 @@
 // hanging it.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "cli/sse_parser.hpp"
 #include "core/http_client.hpp"
 #include "core/notification.hpp"
 #include "core/process.hpp"
 #include "core/task.hpp"
 #include "core/task_group.hpp"
 #include "core/websocket_client.hpp"
+#include "logged_process.hpp"
 #include "protocol/frames.hpp"
 
 namespace tether::test {
@@ -47,7 +50,6 @@ std::string hub_command(const std::vector<std::string>& args);
 class HubProcess {
  public:
   HubProcess(core::Loop& loop, std::string data_dir, std::vector<std::string> extra_args = {});
-  ~HubProcess();
 
   // Starts the hub and waits until it listens (port 0 picks a free port on
   // the first start; restarts reuse it).
@@ -55,25 +57,22 @@ class HubProcess {
   // Sends `signum` and waits for the process to exit.
   core::Task<void> stop(int signum);
   // Waits until the log contains `text` (after `from` bytes); false on timeout.
-  core::Task<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0);
+  core::Task<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0) {
+    return process_.wait_for_log(std::move(text), timeout_ms, from);
+  }
 
   int port() const { return port_; }
   // http or https, as the hub announced it.
   std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
   std::string ws_url() const { return "ws://127.0.0.1:" + std::to_string(port_); }
-  const std::string& log() const { return log_; }
-  bool running() const { return process_ != nullptr; }
+  const std::string& log() const { return process_.log(); }
+  bool running() const { return process_.running(); }
+  const std::string& data_dir() const { return data_dir_; }
 
  private:
-  core::Task<void> drain(core::PipeReader& reader);
-
-  core::Loop& loop_;
   std::string data_dir_;
   std::vector<std::string> extra_args_;
-  std::unique_ptr<core::Process> process_;
-  std::unique_ptr<core::TaskGroup> drains_;
-  core::Notification log_grew_;
-  std::string log_;
+  LoggedProcess process_;
   std::string scheme_ = "http";
   int port_ = 0;
 };
@@ -95,6 +94,20 @@ class Operator {
   core::Task<std::string> state_of(std::string task_id);
   // Waits (on the SSE stream) until the task reaches `state`; false on timeout.
   core::Task<bool> wait_for_state(std::string task_id, std::string state, uint64_t timeout_ms);
+  // Follows the task's events (reconnecting with Last-Event-ID if the hub
+  // goes away) until `wanted` accepts one; false on timeout or when the task
+  // ends first. `wanted` runs on a pool thread. Output events are asked for
+  // only when `with_output`.
+  core::Task<bool> wait_for_event(std::string task_id,
+                                  std::function<bool(const cli::SseEvent&)> wanted,
+                                  uint64_t timeout_ms, bool with_output);
+  // Waits until the hub has stored at least `bytes` of the task's `stream`.
+  core::Task<bool> wait_for_output(std::string task_id, std::string stream, uint64_t bytes,
+                                   uint64_t timeout_ms);
+  // GET /api/v1/tasks/{id}: the task as JSON (REQUIREs 200).
+  core::Task<std::string> task_json(std::string task_id);
+  // The stored bytes of the task's `stream` (REQUIREs 200).
+  core::Task<std::string> output(std::string task_id, std::string stream);
 
  private:
   core::Loop& loop_;

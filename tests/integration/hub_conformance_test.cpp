@@ -509,6 +509,19 @@ TEST_CASE("SSE replays history, then goes live, and resumes after Last-Event-ID"
     CHECK(tail[0].id == events[5].id);
     CHECK_THAT(tail[0].data, Catch::Contains(R"("seq":3)"));
 
+    // output=0 leaves the bytes out: status, gaps and finals only.
+    auto quiet =
+        co_await op.request("GET", "/api/v1/tasks/" + task_id + "/events?follow=0&output=0");
+    REQUIRE(quiet.ok());
+    std::vector<std::string> quiet_kinds;
+    for (const auto& event : parse_sse(quiet->body))
+      quiet_kinds.push_back(event.type);
+    CHECK(quiet_kinds == std::vector<std::string>{"status", "status", "status", "end"});
+    auto bad = co_await op.request("GET", "/api/v1/tasks/" + task_id + "/events?output=yes");
+    REQUIRE(bad.ok());
+    CHECK(bad->status == 400);
+    CHECK_THAT(bad->body, Catch::Contains("output: expected 0 or 1"));
+
     // Live: a follower started now sees the history, then new output, the
     // final and the end, in order.
     core::HttpCall call;
@@ -517,12 +530,19 @@ TEST_CASE("SSE replays history, then goes live, and resumes after Last-Event-ID"
     call.headers = {{"Authorization", "Bearer " + world.admin_token},
                     {"Last-Event-ID", events[6].id}};
     call.read_timeout_s = 20;
+    core::HttpCall quiet_call = call;
+    quiet_call.target += "?output=0";
     core::TaskGroup group;
     Result<core::HttpReply> live = make_error("unset", "");
+    Result<core::HttpReply> live_quiet = make_error("unset", "");
     auto follower = [&]() -> core::Task<void> {
       live = co_await core::http_request(world.loop, world.pool, call);
     };
+    auto quiet_follower = [&]() -> core::Task<void> {
+      live_quiet = co_await core::http_request(world.loop, world.pool, quiet_call);
+    };
     group.spawn(follower());
+    group.spawn(quiet_follower());
     agent.send(output(spec, StreamName::kStdout, 6, 10, "6\n"));
     co_await acks_through(agent, StreamName::kStdout, 6);
     agent.send(TaskFinal{{spec.task_id, spec.attempt_id},
@@ -537,6 +557,11 @@ TEST_CASE("SSE replays history, then goes live, and resumes after Last-Event-ID"
     CHECK(live_kinds == std::vector<std::string>{"output", "output", "final", "status", "end"});
     CHECK_THAT(live_events[1].data, Catch::Contains(R"("data":"6\n")"));
     CHECK_THAT(live_events[2].data, Catch::Contains(R"("output_verified":true)"));
+    REQUIRE(live_quiet.ok());
+    std::vector<std::string> live_quiet_kinds;
+    for (const auto& event : parse_sse(live_quiet->body))
+      live_quiet_kinds.push_back(event.type);
+    CHECK(live_quiet_kinds == std::vector<std::string>{"final", "status", "end"});
     agent.close();
   });
 }
