@@ -24,6 +24,7 @@ core::Task<void> FinalCourier::run(core::CancellationToken stop) {
     loop_.update_time();
     const uint64_t now = loop_.now_ms();
     uint64_t next_due = 0;  // 0: nothing scheduled
+    bool delivered = false;
     auto finals = outbox_.finals();
     // Forget finals that have left the outbox.
     for (auto it = states_.begin(); it != states_.end();) {
@@ -45,10 +46,13 @@ core::Task<void> FinalCourier::run(core::CancellationToken stop) {
       if (due <= now) {
         co_await deliver(final_frame, state, stop);
         if (stop.cancelled()) co_return;
+        delivered = true;
       } else if (next_due == 0 || due < next_due) {
         next_due = due;
       }
     }
+    // A try just made may have scheduled the next one: look again first.
+    if (delivered) continue;
     // Wait for the next due final, or for the outbox to change (a new final,
     // an ack); with nothing due, only for a change: an idle agent stays idle.
     loop_.update_time();

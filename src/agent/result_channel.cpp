@@ -18,6 +18,7 @@ using protocol::StreamName;
 // frames are handed to the socket only as it can take them.
 constexpr size_t kSocketHighWater = 1 << 20;
 constexpr uint64_t kHelloAckTimeoutMs = 30'000;
+constexpr uint64_t kStableSessionMs = 10'000;
 
 uint64_t jittered(uint64_t ceiling_ms) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
@@ -78,8 +79,14 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
     auto connected = co_await client_->connect(connect, stop);
     if (connected) {
       const uint64_t before = sessions_;
+      loop_.update_time();
+      const uint64_t began_ms = loop_.now_ms();
       co_await session(*connected, stop);
-      if (sessions_ > before) backoff_ms = 500;  // it worked for a while: retry soon
+      loop_.update_time();
+      // A session that lasted is a success: retry soon. One the hub ended at
+      // once (a flapping proxy, an overloaded hub) keeps the backoff growing,
+      // or the agent would reconnect in a tight loop.
+      if (sessions_ > before && loop_.now_ms() - began_ms >= kStableSessionMs) backoff_ms = 500;
     } else if (!connected.is_cancelled()) {
       const auto& error = connected.error();
       const bool auth = error.code == "ws_refused" &&

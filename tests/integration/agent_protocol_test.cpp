@@ -1,0 +1,314 @@
+// The real tether-agent against a ScriptedHub: the parts of the protocol a
+// well-behaved hub rarely exercises. Retry-After and hub.wake on the poll,
+// the HTTP fallback for a final left unacknowledged, gap errors and refused
+// frames, the send window, and reconnect backoff.
+#include <signal.h>
+
+#include <set>
+
+#include "agent_world.hpp"
+#include "core/run.hpp"
+#include "protocol/task_spec.hpp"
+#include "scripted_hub.hpp"
+
+using namespace tether;
+using namespace tether::test;
+using protocol::StreamName;
+
+namespace {
+
+struct ScriptedWorld {
+  core::Loop loop;
+  TempDir dir;
+  std::unique_ptr<ScriptedHub> hub;
+  AgentProcess agent{loop, dir.path(), "edge-1", "tether_scripted"};
+
+  // Starts the scripted hub and the agent, runs `body`, then kills the
+  // agent (shutdown has its own tests) and stops the hub.
+  void run(const std::function<core::Task<void>()>& body) {
+    auto scenario = [&]() -> core::Task<void> {
+      hub = std::make_unique<ScriptedHub>(loop);
+      agent.set("hub_url", hub->url());
+      std::exception_ptr failure;
+      try {
+        co_await agent.start();
+        co_await body();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (agent.process().running()) (void)co_await agent.stop(SIGKILL);
+      hub.reset();
+      if (failure) std::rethrow_exception(failure);
+    };
+    try {
+      core::run_to_completion(loop, scenario());
+    } catch (...) {
+      std::fprintf(stderr, "---- tether-agent log ----\n%s------\n", agent.log().c_str());
+      throw;
+    }
+  }
+};
+
+std::string task_body(const std::string& task_id, const std::string& shell) {
+  protocol::TaskSpec spec;
+  spec.task_id = task_id;
+  spec.attempt_id = task_id + "-a1";
+  spec.shell = shell;
+  return protocol::encode_task(spec, 300);
+}
+
+core::HttpResponse error_response(int status, const std::string& retry_after) {
+  auto response = core::json_response(
+      status, R"({"error":{"code":"busy","message":"scripted","retryable":true}})");
+  if (!retry_after.empty()) response.headers.emplace_back("retry-after", retry_after);
+  return response;
+}
+
+// Reads frames until one satisfies `wanted`; REQUIREs it within the time.
+core::Task<protocol::Frame> frame_where(ScriptedHub& hub,
+                                        std::function<bool(const protocol::Frame&)> wanted,
+                                        uint64_t timeout_ms = 20'000) {
+  for (;;) {
+    auto frame = co_await hub.next_frame(timeout_ms);
+    REQUIRE(frame.has_value());
+    if (wanted(*frame)) co_return std::move(*frame);
+  }
+}
+
+protocol::Ack output_ack(const std::string& attempt_id, uint64_t through_seq) {
+  protocol::Ack ack;
+  ack.attempt_id = attempt_id;
+  ack.acked = protocol::AckedKind::kOutput;
+  ack.stream = StreamName::kStdout;
+  ack.through_seq = through_seq;
+  return ack;
+}
+
+protocol::Ack message_ack(const protocol::Frame& frame, protocol::AckedKind kind,
+                          const std::string& attempt_id) {
+  protocol::Ack ack;
+  ack.attempt_id = attempt_id;
+  ack.acked = kind;
+  ack.related_message_id = frame.message_id;
+  if (kind == protocol::AckedKind::kFinal) ack.verified = true;
+  return ack;
+}
+
+bool is_output(const protocol::Frame& frame) {
+  return std::holds_alternative<protocol::TaskOutput>(frame.payload);
+}
+
+}  // namespace
+
+TEST_CASE("the poller honours Retry-After, and hub.wake polls at once", "[agent][scripted]") {
+  ScriptedWorld world;
+  world.run([&]() -> core::Task<void> {
+    auto first = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+    REQUIRE(first.has_value());
+    CHECK(first->request.authorization == "Bearer tether_scripted");
+    first->exchange->respond(error_response(503, "3"));
+    auto second = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+    REQUIRE(second.has_value());
+    CHECK(second->at_ms - first->at_ms >= 2900);  // not the 1 s its own backoff would allow
+
+    // A long Retry-After, then work appears: hub.wake ends the wait.
+    second->exchange->respond(error_response(503, "120"));
+    const bool connected = co_await world.hub->wait_for_connects(1, 10'000);
+    REQUIRE(connected);
+    auto no_poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 500);
+    CHECK_FALSE(no_poll.has_value());
+    world.hub->send(protocol::HubWake{});
+    auto woken = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+    CHECK(woken.has_value());
+  });
+}
+
+TEST_CASE("a final not acked on the channel within 10 s goes over HTTP; 409 and 503 are retried",
+          "[agent][scripted]") {
+  ScriptedWorld world;
+  world.run([&]() -> core::Task<void> {
+    // The channel first: a final produced while it is down goes over HTTP at
+    // once, and this case is about the 10 s patience with a live channel.
+    const bool live = co_await world.agent.wait_for_log("connected to", 10'000);
+    REQUIRE(live);
+    auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+    REQUIRE(poll.has_value());
+    poll->exchange->respond(core::json_response(200, task_body("t-1", "printf hello")));
+
+    // started and output are acked; the final is not.
+    const std::string attempt = "t-1-a1";
+    std::function<bool(const protocol::Frame&)> is_final = [&](const protocol::Frame& frame) {
+      if (std::holds_alternative<protocol::TaskStarted>(frame.payload)) {
+        world.hub->send(message_ack(frame, protocol::AckedKind::kStarted, attempt));
+      } else if (is_output(frame)) {
+        world.hub->send(
+            output_ack(attempt, std::get<protocol::TaskOutput>(frame.payload).chunk.seq));
+      }
+      return std::holds_alternative<protocol::TaskFinal>(frame.payload);
+    };
+    const protocol::Frame final_frame = co_await frame_where(*world.hub, is_final);
+    world.loop.update_time();
+    const uint64_t sent_at = world.loop.now_ms();
+    CHECK(final_frame.message_id == "t-1-a1:final");
+
+    auto put = co_await world.hub->next_request("/api/v1/attempts/t-1-a1/final", 30'000);
+    REQUIRE(put.has_value());
+    CHECK(put->request.method == "PUT");
+    CHECK(put->at_ms - sent_at >= 9900);
+    auto body = protocol::decode_frame(put->request.body);
+    REQUIRE(body.ok());
+    CHECK(body->message_id == "t-1-a1:final");
+    CHECK(std::get<protocol::TaskFinal>(body->payload).report.stdout_summary.bytes == 5);
+    put->exchange->respond(core::json_response(
+        409, R"({"error":{"code":"output_incomplete","message":"scripted","retryable":true}})"));
+
+    auto again = co_await world.hub->next_request("/api/v1/attempts/t-1-a1/final", 30'000);
+    REQUIRE(again.has_value());
+    again->exchange->respond(error_response(503, "1"));
+    auto third = co_await world.hub->next_request("/api/v1/attempts/t-1-a1/final", 30'000);
+    REQUIRE(third.has_value());
+    CHECK(third->at_ms - again->at_ms >= 950);
+    third->exchange->respond(core::json_response(200, R"({"verified":true})"));
+    const bool delivered =
+        co_await world.agent.wait_for_log("final of t-1-a1 delivered over HTTP", 10'000);
+    CHECK(delivered);
+    CHECK(sqlite_query(world.agent.outbox_path(), "SELECT count(*) FROM frames") == "0");
+  });
+}
+
+TEST_CASE(
+    "a retryable gap error resends from highest_accepted_seq + 1; a refused frame is "
+    "dropped",
+    "[agent][scripted]") {
+  ScriptedWorld world;
+  world.agent.set("chunk_bytes", "4096");
+  world.run([&]() -> core::Task<void> {
+    auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+    REQUIRE(poll.has_value());
+    // Eight pieces 100 ms apart: each becomes its own frame.
+    poll->exchange->respond(core::json_response(
+        200, task_body("t-2", writer_command({"paced", "41", "4096", "8", "100"}))));
+    const std::string attempt = "t-2-a1";
+
+    std::map<uint64_t, std::string> first_copy;  // seq -> data, as first sent
+    std::function<bool(const protocol::Frame&)> third = [&](const protocol::Frame& frame) {
+      if (!is_output(frame)) return false;
+      const auto& chunk = std::get<protocol::TaskOutput>(frame.payload).chunk;
+      first_copy[chunk.seq] = chunk.data;
+      return chunk.seq == 3;
+    };
+    const protocol::Frame third_frame = co_await frame_where(*world.hub, third);
+    (void)third_frame;
+
+    // "I have seq 1 only": the agent must go back to 2, same ids, same bytes.
+    protocol::ErrorFrame gap;
+    gap.code = "output_sequence_gap";
+    gap.message = "scripted";
+    gap.retryable = true;
+    gap.attempt_id = attempt;
+    gap.stream = StreamName::kStdout;
+    gap.highest_accepted_seq = 1;
+    gap.next_offset = 4096;
+    world.hub->send(gap);
+    world.hub->send(output_ack(attempt, 1));
+    std::function<bool(const protocol::Frame&)> resent = [&](const protocol::Frame& frame) {
+      return is_output(frame) && std::get<protocol::TaskOutput>(frame.payload).chunk.seq == 2;
+    };
+    const protocol::Frame again = co_await frame_where(*world.hub, resent);
+    CHECK(again.message_id == "t-2-a1:stdout:2");
+    CHECK(std::get<protocol::TaskOutput>(again.payload).chunk.data == first_copy[2]);
+    CHECK(std::get<protocol::TaskOutput>(again.payload).chunk.offset == 4096);
+
+    // A non-retryable error about one frame: the agent drops that frame.
+    std::function<bool(const protocol::Frame&)> fourth = [&](const protocol::Frame& frame) {
+      return is_output(frame) && std::get<protocol::TaskOutput>(frame.payload).chunk.seq == 4;
+    };
+    const protocol::Frame refused = co_await frame_where(*world.hub, fourth);
+    protocol::ErrorFrame invalid;
+    invalid.code = "invalid_frame";
+    invalid.message = "scripted refusal";
+    invalid.retryable = false;
+    invalid.related_message_id = refused.message_id;
+    invalid.attempt_id = attempt;
+    world.hub->send(invalid);
+    const bool logged =
+        co_await world.agent.wait_for_log("dropping frame t-2-a1:stdout:4 (invalid_frame)", 10'000);
+    CHECK(logged);
+    CHECK(sqlite_query(world.agent.outbox_path(),
+                       "SELECT count(*) FROM frames WHERE message_id = 't-2-a1:stdout:4'") == "0");
+    CHECK(sqlite_query(world.agent.outbox_path(),
+                       "SELECT count(*) FROM frames WHERE message_id = 't-2-a1:stdout:3'") == "1");
+  });
+}
+
+TEST_CASE("the send window bounds what is in flight without acks", "[agent][scripted]") {
+  ScriptedWorld world;
+  world.agent.set("chunk_bytes", "4096");
+  world.agent.set("send_window_bytes", "65536");
+  world.run([&]() -> core::Task<void> {
+    auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+    REQUIRE(poll.has_value());
+    poll->exchange->respond(
+        core::json_response(200, task_body("t-3", writer_command({"random", "43", "300000"}))));
+    const std::string attempt = "t-3-a1";
+
+    uint64_t delivered = 0;
+    uint64_t highest_seq = 0;
+    uint64_t windows = 0;
+    bool finished = false;
+    while (!finished) {
+      // Take everything the agent sends until it stops for want of acks...
+      const uint64_t before = world.hub->received_bytes();
+      uint64_t frames = 0;
+      for (;;) {
+        auto frame = co_await world.hub->next_frame(500);
+        if (!frame) break;
+        ++frames;
+        if (is_output(*frame)) {
+          const auto& chunk = std::get<protocol::TaskOutput>(frame->payload).chunk;
+          delivered += chunk.data.size();
+          highest_seq = chunk.seq;
+        } else if (std::holds_alternative<protocol::TaskStarted>(frame->payload)) {
+          world.hub->send(message_ack(*frame, protocol::AckedKind::kStarted, attempt));
+        } else if (std::holds_alternative<protocol::TaskFinal>(frame->payload)) {
+          world.hub->send(message_ack(*frame, protocol::AckedKind::kFinal, attempt));
+          finished = true;
+        }
+      }
+      // ...which is at most the window and the frame that crossed it (the
+      // JSON on the wire carries a few bytes the window does not count).
+      const uint64_t in_flight = world.hub->received_bytes() - before;
+      CHECK(in_flight <= 65536 + 8192 + frames * 64);
+      ++windows;
+      world.hub->send(output_ack(attempt, highest_seq));
+      REQUIRE(windows < 100);
+    }
+    CHECK(delivered == 300000);
+    CHECK(windows >= 5);  // 400 KB of frames through a 64 KiB window: many rounds
+  });
+}
+
+TEST_CASE("reconnects back off from 0.5 s with jitter while the hub drops the channel at once",
+          "[agent][scripted]") {
+  ScriptedWorld world;
+  world.run([&]() -> core::Task<void> {
+    world.hub->set_close_after_hello(true);
+    const bool six = co_await world.hub->wait_for_connects(6, 40'000);
+    REQUIRE(six);
+    const auto& times = world.hub->connect_times();
+    uint64_t ceiling = 500;
+    uint64_t total = 0;
+    std::vector<uint64_t> gaps;
+    for (size_t i = 1; i < 6; ++i) {
+      const uint64_t gap = times[i] - times[i - 1];
+      gaps.push_back(gap);
+      total += gap;
+      INFO("reconnect " << i << " after " << gap << " ms (ceiling " << ceiling << ")");
+      CHECK(gap + 50 >= ceiling / 10);
+      CHECK(gap <= ceiling + 1000);  // the ceiling, plus the handshake itself
+      ceiling *= 2;
+    }
+    CHECK(total >= 1500);
+    CHECK(std::set<uint64_t>(gaps.begin(), gaps.end()).size() > 1);  // jittered
+  });
+}

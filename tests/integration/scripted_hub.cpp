@@ -1,0 +1,115 @@
+#include "scripted_hub.hpp"
+
+#include <catch2/catch.hpp>
+
+namespace tether::test {
+
+ScriptedHub::ScriptedHub(core::Loop& loop) : loop_(loop), changed_(loop) {
+  core::WebServer::Handlers handlers;
+  handlers.on_request = [this](std::shared_ptr<core::HttpExchange> exchange) {
+    loop_.update_time();
+    requests_.push_back({exchange->request(), loop_.now_ms(), exchange});
+    changed_.notify_all();
+  };
+  handlers.on_upgrade = [this](const core::HttpRequest&) {
+    loop_.update_time();
+    connect_times_.push_back(loop_.now_ms());
+    changed_.notify_all();
+    core::UpgradeDecision decision;
+    if (refuse_websocket_) {
+      decision.status = 503;
+      decision.body = R"({"error":{"code":"unavailable","message":"scripted","retryable":true}})";
+    }
+    return decision;
+  };
+  handlers.on_websocket = [this](std::shared_ptr<core::WebSocketConnection> socket) {
+    channel_ = socket;
+    channel_closed_ = false;
+    std::weak_ptr<core::WebSocketConnection> weak = socket;
+    socket->set_on_message([this, weak](std::string&& text) {
+      auto frame = protocol::decode_frame(text);
+      // CHECK, not REQUIRE: this runs from the loop, outside the test body.
+      CHECK(frame.ok());
+      if (!frame.ok()) return;
+      if (std::holds_alternative<protocol::AgentHello>(frame->payload)) {
+        protocol::HubHelloAck ack;
+        ack.related_message_id = frame->message_id;
+        ack.version = "scripted";
+        send(ack);
+        if (close_after_hello_) close_channel();
+        return;
+      }
+      received_bytes_ += text.size();
+      frames_.push_back(std::move(*frame));
+      changed_.notify_all();
+    });
+    socket->set_on_closed([this, weak](int) {
+      if (channel_ == weak.lock()) channel_closed_ = true;
+      changed_.notify_all();
+    });
+  };
+  core::WebServerOptions options;
+  options.max_body_bytes = 4 << 20;
+  options.max_message_bytes = 4 << 20;
+  auto started = core::WebServer::start(loop_, options, std::move(handlers));
+  REQUIRE(started.ok());
+  server_ = std::move(*started);
+}
+
+ScriptedHub::~ScriptedHub() = default;
+
+core::Task<bool> ScriptedHub::wait_until(const std::function<bool()>& ready, uint64_t timeout_ms) {
+  loop_.update_time();
+  const uint64_t deadline = loop_.now_ms() + timeout_ms;
+  for (;;) {
+    if (ready()) co_return true;
+    loop_.update_time();
+    if (loop_.now_ms() >= deadline) co_return false;
+    co_await changed_.wait(deadline - loop_.now_ms());
+  }
+}
+
+core::Task<std::optional<RecordedRequest>> ScriptedHub::next_request(std::string prefix,
+                                                                     uint64_t timeout_ms) {
+  auto matches = [&](const RecordedRequest& entry) {
+    return entry.request.path.rfind(prefix, 0) == 0;
+  };
+  std::function<bool()> ready = [&] {
+    return std::any_of(requests_.begin(), requests_.end(), matches);
+  };
+  const bool found = co_await wait_until(ready, timeout_ms);
+  if (!found) co_return std::nullopt;
+  auto it = std::find_if(requests_.begin(), requests_.end(), matches);
+  RecordedRequest taken = std::move(*it);
+  requests_.erase(it);
+  co_return taken;
+}
+
+core::Task<std::optional<protocol::Frame>> ScriptedHub::next_frame(uint64_t timeout_ms) {
+  std::function<bool()> ready = [&] { return !frames_.empty() || channel_closed_; };
+  const bool found = co_await wait_until(ready, timeout_ms);
+  if (!found || frames_.empty()) co_return std::nullopt;
+  protocol::Frame frame = std::move(frames_.front());
+  frames_.pop_front();
+  co_return frame;
+}
+
+core::Task<bool> ScriptedHub::wait_for_connects(uint64_t count, uint64_t timeout_ms) {
+  std::function<bool()> ready = [&] { return connect_times_.size() >= count; };
+  co_return co_await wait_until(ready, timeout_ms);
+}
+
+void ScriptedHub::send(protocol::FramePayload payload) {
+  REQUIRE(channel_);
+  protocol::Frame frame;
+  frame.message_id = "hub:" + std::to_string(next_id_++);
+  frame.sent_at = "2026-11-22T00:00:00.000Z";
+  frame.payload = std::move(payload);
+  channel_->send_text(protocol::encode_frame(frame));
+}
+
+void ScriptedHub::close_channel(int code) {
+  if (channel_) channel_->close(code, "scripted");
+}
+
+}  // namespace tether::test
