@@ -1,5 +1,7 @@
 // The agent's outbox on a real SQLite file: commit visibility, cumulative
 // acks, the hello summary, both outbox-full policies, crash-recovery state.
+#include <sqlite3.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 
@@ -77,6 +79,39 @@ TEST_CASE("frames are visible to the sender only once committed, in order", "[ou
     CHECK(outbox.rows() == 2);
     CHECK(outbox.bytes() == frames[0].payload.size() + frames[1].payload.size());
     CHECK(outbox.committed_after(frames[1].id, 1 << 20).empty());
+  });
+}
+
+TEST_CASE("everything written in one loop turn is one transaction (group commit)", "[outbox]") {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+    // SQLite's own count: the WAL hook runs once per committed transaction.
+    int commits = 0;
+    sqlite3_wal_hook(
+        outbox.store().database().getHandle(),
+        [](void* counter, sqlite3*, const char*, int) {
+          ++*static_cast<int*>(counter);
+          return SQLITE_OK;
+        },
+        &commits);
+    outbox.record_started(record(), {4242, "2026-11-22T00:00:00.000Z"});
+    protocol::Sha256 digest;
+    uint64_t offset = 0;
+    for (uint64_t seq = 1; seq <= 100; ++seq) {
+      const std::string line = "line " + std::to_string(seq) + "\n";
+      digest.update(line);
+      outbox.append_output(kAttempt, {StreamName::kStdout, seq, offset, line}, digest);
+      offset += line.size();
+    }
+    CHECK(commits == 0);
+    co_await committed(outbox);
+    CHECK(commits == 1);
+    CHECK(outbox.rows() == 101);
+    // An ack deletes everything up to it in one statement, one transaction.
+    outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, 60);
+    co_await committed(outbox);
+    CHECK(commits == 2);
+    CHECK(outbox.rows() == 41);
+    sqlite3_wal_hook(outbox.store().database().getHandle(), nullptr, nullptr);
   });
 }
 
