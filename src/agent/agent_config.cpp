@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/listen_address.hpp"
 #include "core/secret_file.hpp"
 #include "protocol/task_spec.hpp"
 
@@ -121,6 +122,14 @@ const std::vector<Key>& keys() {
        number_key(&AgentConfig::keepalive_s, 1, 3600)},
       {"kill_grace_s", "SIGTERM to SIGKILL grace when stopping a task (default 10)",
        number_key(&AgentConfig::kill_grace_s, 0, 3600)},
+      {"metrics_listen",
+       "serve Prometheus metrics on this address:port, e.g. 127.0.0.1:9465 (default off)",
+       [](AgentConfig& config, const std::string& value) -> Result<void> {
+         auto address = core::parse_listen_address(value, "metrics_listen");
+         if (!address) return make_error("invalid", "expected address:port, e.g. 127.0.0.1:9465");
+         config.metrics_listen = value;
+         return {};
+       }},
       {"log_level", "debug, info (default), warning or error",
        [](AgentConfig& config, const std::string& value) -> Result<void> {
          if (!core::parse_log_level(value, config.log_level)) {
@@ -173,18 +182,15 @@ Result<void> apply_config_text(AgentConfig& config, const std::string& text,
   return {};
 }
 
-Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
+Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args) {
   AgentConfig config;
-  bool have_hub = false;
-  bool have_agent = false;
-  std::string config_path;
   std::vector<std::pair<std::string, std::string>> flags;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg.rfind("--", 0) != 0) return make_error("usage", "unexpected argument '" + arg + "'");
     if (i + 1 >= args.size()) return make_error("usage", arg + " needs a value");
     if (arg == "--config") {
-      config_path = args[++i];
+      config.config_file = args[++i];
       continue;
     }
     std::string name = arg.substr(2);
@@ -193,15 +199,13 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
     if (!find_key(name)) return make_error("usage", "unknown option " + arg);
     flags.emplace_back(name, args[++i]);
   }
-  if (!config_path.empty()) {
-    std::ifstream file(config_path);
-    if (!file) return make_error("config", "cannot read config file '" + config_path + "'");
+  if (!config.config_file.empty()) {
+    std::ifstream file(config.config_file);
+    if (!file) return make_error("config", "cannot read config file '" + config.config_file + "'");
     std::stringstream text;
     text << file.rdbuf();
-    if (auto applied = apply_config_text(config, text.str(), config_path); !applied)
+    if (auto applied = apply_config_text(config, text.str(), config.config_file); !applied)
       return applied.error();
-    have_hub = !config.hub_url.host.empty();
-    have_agent = !config.agent.empty();
   }
   if (const char* from_env = std::getenv("TETHER_TOKEN_FILE"); from_env && *from_env) {
     config.token_file = from_env;
@@ -213,13 +217,27 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
         c = c == '_' ? '-' : c;
       return make_error("config", "--" + flag + ": " + set.error().message);
     }
-    have_hub |= name == "hub_url";
-    have_agent |= name == "agent";
   }
-  if (!have_hub) return make_error("config", "hub_url is not set (config file or --hub-url)");
-  if (!have_agent) return make_error("config", "agent is not set (config file or --agent)");
+  return config;
+}
+
+Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
+  auto settings = read_agent_settings(args);
+  if (!settings) return settings.error();
+  AgentConfig config = std::move(*settings);
+  // Said plainly: a freshly installed agent stops here until it is configured.
+  const std::string where = config.config_file.empty() ? "" : " in " + config.config_file;
+  if (config.hub_url.host.empty()) {
+    return make_error("not_configured", "hub_url is not set" + where +
+                                            " (or --hub-url): the agent does not know its hub");
+  }
+  if (config.agent.empty()) {
+    return make_error("not_configured",
+                      "agent is not set" + where + " (or --agent): the agent's registered name");
+  }
   if (config.token_file.empty()) {
-    return make_error("config", "no token: set token_file, --token-file or TETHER_TOKEN_FILE");
+    return make_error("not_configured",
+                      "no token: set token_file" + where + ", --token-file or TETHER_TOKEN_FILE");
   }
   if (!config.hub_url.uses_tls() && !config.hub_url.host_is_loopback() && !config.insecure) {
     return make_error("config", "hub_url " + config.hub_url.origin() +

@@ -38,12 +38,19 @@ struct AgentConfig {
   uint64_t send_window_bytes = 8ull << 20;
   uint64_t keepalive_s = 15;  // ping an idle channel; dead after 3 silent intervals
   uint64_t kill_grace_s = 10;
+  std::string metrics_listen;  // empty: no metrics endpoint
   core::LogLevel log_level = core::LogLevel::kInfo;
+  std::string config_file;  // where the settings came from, if a file
 };
 
 // `args` are the words after "run". Reads --config FILE if given, the
-// environment, and the token file.
+// environment, and the token file; fails unless hub_url, agent and a token
+// are set (error code "not_configured" when one is missing).
 Result<AgentConfig> load_agent_config(const std::vector<std::string>& args);
+
+// The settings alone, as the file, the environment and the flags give
+// them: nothing required, the token not read (for `tether-agent status`).
+Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args);
 
 // For tests: parse a config text as if read from `path`.
 Result<void> apply_config_text(AgentConfig& config, const std::string& text,

@@ -1,9 +1,13 @@
 #include "agent/agent_daemon.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "agent/outbox_sink.hpp"
 #include "core/log.hpp"
@@ -82,9 +86,81 @@ core::Task<void> AgentDaemon::run_task(protocol::TaskSpec spec) {
   if (poller_) poller_->wake();  // a slot is free
 }
 
+AgentStatus AgentDaemon::snapshot() {
+  AgentStatus status;
+  status.version = TETHER_VERSION;
+  status.agent = config_.agent;
+  status.hub = config_.hub_url.origin();
+  status.pid = static_cast<int>(::getpid());
+  status.started_at = started_at_;
+  loop_.update_time();
+  status.uptime_s = (loop_.now_ms() - started_ms_) / 1000;
+  status.stopping = stopping_;
+  if (channel_) {
+    const auto& counters = channel_->counters();
+    status.channel_connected = channel_->live();
+    status.channel_since = counters.since;
+    status.channel_last_error = counters.last_error;
+    status.channel_sessions = channel_->sessions();
+    status.channel_connect_failures = counters.connect_failures;
+    status.frames_sent = counters.frames_sent;
+    status.frame_bytes_sent = counters.bytes_sent;
+    status.acks_received = counters.acks_received;
+  }
+  if (poller_) {
+    status.last_poll_ok = poller_->last_success();
+    status.last_poll_error = poller_->last_error();
+    status.poll_failures = poller_->failures();
+    status.tasks_received = poller_->tasks_received();
+  }
+  status.max_concurrent_tasks = config_.max_concurrent_tasks;
+  if (outbox_) {
+    for (const auto& attempt : outbox_->live_attempts()) {
+      status.running.push_back({attempt.task_id, attempt.attempt_id, attempt.pid,
+                                attempt.started_at, attempt.out.bytes, attempt.err.bytes});
+    }
+    status.outbox_rows = outbox_->rows();
+    status.outbox_bytes = outbox_->bytes();
+    status.outbox_max_bytes = config_.outbox_max_bytes;
+    status.outbox_oldest_created_at = outbox_->oldest_created_at();
+    if (const int64_t oldest = core::parse_utc_ms(status.outbox_oldest_created_at); oldest >= 0) {
+      status.outbox_oldest_age_ms = std::max<int64_t>(0, core::utc_now_ms() - oldest);
+    }
+    status.dropped_bytes = outbox_->dropped_total();
+  }
+  return status;
+}
+
+std::string AgentDaemon::one_line_status() {
+  // What `systemctl status` shows under the unit's name.
+  const auto status = snapshot();
+  return std::string(status.channel_connected ? "connected to " : "not connected to ") +
+         status.hub + "; " + std::to_string(status.running.size()) + " task(s) running; " +
+         std::to_string(status.outbox_rows) + " frame(s) in the outbox";
+}
+
 core::Task<int> AgentDaemon::run() {
   // Installed first: from here on a signal is ours to handle, not fatal.
   core::SignalSet signals(loop_, {SIGTERM, SIGINT});
+  core::ServiceNotifier systemd(loop_);
+  started_at_ = core::utc_now();
+  loop_.update_time();
+  started_ms_ = loop_.now_ms();
+  // The status socket comes first: it is also the guard against a second
+  // agent on this state directory, which must not touch the outbox at all.
+  // Group-accessible (0660): operators in the agent's group may read status.
+  if (::mkdir(config_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    core::log_error("agent", "cannot create state directory '" + config_.state_dir +
+                                 "': " + std::strerror(errno));
+    co_return 1;
+  }
+  auto status_socket = core::ReportSocket::open(loop_, config_.state_dir + "/status.sock", 0660,
+                                                [this] { return status_json(snapshot()); });
+  if (!status_socket) {
+    core::log_error("agent", status_socket.error().message);
+    co_return 1;
+  }
+  status_socket_ = std::move(*status_socket);
   OutboxOptions outbox_options;
   outbox_options.agent_id = config_.agent;
   outbox_options.max_bytes = config_.outbox_max_bytes;
@@ -93,9 +169,23 @@ core::Task<int> AgentDaemon::run() {
   auto outbox = Outbox::open(loop_, config_.state_dir, outbox_options);
   if (!outbox) {
     core::log_error("agent", outbox.error().message);
+    status_socket_.reset();
     co_return 1;
   }
   outbox_ = std::move(*outbox);
+
+  if (!config_.metrics_listen.empty()) {
+    auto metrics = core::MetricsServer::start(loop_, config_.metrics_listen, "metrics_listen",
+                                              [this] { return status_metrics(snapshot()); });
+    if (!metrics) {
+      core::log_error("agent", metrics.error().message);
+      status_socket_.reset();
+      co_return 1;
+    }
+    metrics_ = std::move(*metrics);
+    core::log_info("agent", "metrics on http://" + metrics_->host() + ":" +
+                                std::to_string(metrics_->port()) + "/metrics");
+  }
 
   ExecutorOptions executor_options;
   executor_options.max_concurrent_tasks = config_.max_concurrent_tasks;
@@ -140,7 +230,13 @@ core::Task<int> AgentDaemon::run() {
   services.spawn(courier_->run(stop_sending.token()));
   services.spawn(poller_->run(stop_polling.token()));
 
+  systemd.ready(one_line_status(), [this] { return one_line_status(); });
+
   auto first = co_await signals.next();
+  stopping_ = true;
+  systemd.stopping("shutting down: " + std::to_string(executor_->admitted()) +
+                   " task(s) running, " + std::to_string(outbox_->rows()) +
+                   " frame(s) in the outbox");
   core::log_info("agent", std::string("received ") +
                               (first.ok() ? strsignal(*first) : "a stop request") +
                               "; shutting down (a second signal exits at once)");
@@ -161,6 +257,8 @@ core::Task<int> AgentDaemon::run() {
   shutdown_done.cancel();
   co_await services.join();
   co_await tasks_.join();
+  metrics_.reset();
+  status_socket_.reset();
   core::log_info("agent", "stopped");
   co_return 0;
 }

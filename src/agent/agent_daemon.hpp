@@ -10,16 +10,25 @@
 //             hub to ack what is pending; close the channel with 1001; exit 0
 //   again     a second signal exits at once (the outbox is a SQLite
 //             database: it stays consistent)
+//
+// Under systemd it reports READY, STATUS, STOPPING and watchdog pings. It
+// answers `tether-agent status` on state_dir/status.sock and, if
+// metrics_listen is set, serves Prometheus metrics; both render one
+// AgentStatus snapshot.
 #pragma once
 
 #include <memory>
 
 #include "agent/agent_config.hpp"
+#include "agent/agent_status.hpp"
 #include "agent/final_courier.hpp"
 #include "agent/outbox.hpp"
 #include "agent/poller.hpp"
 #include "agent/result_channel.hpp"
 #include "agent/task_executor.hpp"
+#include "core/metrics_server.hpp"
+#include "core/report_socket.hpp"
+#include "core/service_notifier.hpp"
 #include "core/task_group.hpp"
 
 namespace tether::agent {
@@ -32,11 +41,14 @@ class AgentDaemon {
   // Runs until a signal; the exit status.
   core::Task<int> run();
 
+  AgentStatus snapshot();
+
  private:
   void recover();
   void start_task(protocol::TaskSpec spec);
   core::Task<void> run_task(protocol::TaskSpec spec);
   core::Task<void> shut_down();
+  std::string one_line_status();
 
   core::Loop& loop_;
   AgentConfig config_;
@@ -46,8 +58,13 @@ class AgentDaemon {
   std::unique_ptr<ResultChannel> channel_;
   std::unique_ptr<FinalCourier> courier_;
   std::unique_ptr<Poller> poller_;
+  std::unique_ptr<core::ReportSocket> status_socket_;
+  std::unique_ptr<core::MetricsServer> metrics_;
   core::TaskGroup tasks_;
   core::Notification task_ended_;
+  std::string started_at_;
+  uint64_t started_ms_ = 0;
+  bool stopping_ = false;
 };
 
 }  // namespace tether::agent

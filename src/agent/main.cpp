@@ -8,6 +8,7 @@
 
 #include "agent/agent_daemon.hpp"
 #include "agent/exec_command.hpp"
+#include "agent/status_command.hpp"
 #include "core/run.hpp"
 
 namespace {
@@ -17,6 +18,7 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  run [--config FILE] [--KEY VALUE]... run the agent (see 'tether-agent run --help')\n"
+    "  status [--config FILE] [--json]   show the running agent and its outbox\n"
     "  exec [options] -- CMD [ARGS...]   run one command locally and print its frames as JSON\n"
     "  --version                         print the version\n"
     "  --help                            print this help\n"
@@ -63,6 +65,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "tether-agent: outbox database error: %s\n", e.what());
       return 1;
     }
+  }
+  if (args[0] == "status") {
+    return tether::agent::status_command(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (args[0] == "exec") {
     return tether::agent::exec_command(std::vector<std::string>(args.begin() + 1, args.end()));

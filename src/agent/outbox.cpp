@@ -275,6 +275,7 @@ bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
       bytes_ -= victim.size - gap.size();
       auto& record = live_[attempt.attempt_id];
       progress(record, victim.stream).dropped += victim.length;
+      dropped_total_ += victim.length;
       dirty_.insert(attempt.attempt_id);
     }
   }
@@ -309,6 +310,7 @@ void Outbox::append_output(const protocol::AttemptRef& attempt, const protocol::
       !make_room(attempt, estimate)) {
     // Nothing older of this attempt to drop: this chunk itself becomes a gap.
     stream.dropped += chunk.data.size();
+    dropped_total_ += chunk.data.size();
     insert(frame_for(attempt, message_id,
                      protocol::TaskOutputGap{attempt, chunk.stream, chunk.seq, chunk.offset,
                                              chunk.data.size()}),
@@ -545,6 +547,24 @@ std::vector<AttemptRecord> Outbox::running_attempts() {
   }
   for (const auto& attempt : attempts)
     live_[attempt.attempt_id] = attempt;
+  return attempts;
+}
+
+std::string Outbox::oldest_created_at() {
+  // The lowest id is the oldest frame: the primary key makes this one probe.
+  auto& query = store_->statement("SELECT created_at FROM frames ORDER BY id LIMIT 1");
+  query.reset();
+  std::string oldest;
+  if (query.executeStep()) oldest = query.getColumn(0).getString();
+  query.reset();
+  return oldest;
+}
+
+std::vector<AttemptRecord> Outbox::live_attempts() const {
+  std::vector<AttemptRecord> attempts;
+  attempts.reserve(live_.size());
+  for (const auto& [id, record] : live_)
+    attempts.push_back(record);
   return attempts;
 }
 

@@ -124,6 +124,12 @@ class Outbox {
   std::vector<AttemptRecord> running_attempts();
   uint64_t bytes() const { return bytes_; }
   uint64_t rows() const { return rows_; }
+  // Output bytes dropped (drop-oldest) since this process opened the outbox.
+  uint64_t dropped_total() const { return dropped_total_; }
+  // When the oldest frame still held was stored (UTC text), empty if none.
+  std::string oldest_created_at();
+  // The attempts running now, with their progress so far.
+  std::vector<AttemptRecord> live_attempts() const;
   core::SqliteStore& store() { return *store_; }
 
  private:
@@ -145,6 +151,7 @@ class Outbox {
   OutboxOptions options_;
   uint64_t bytes_ = 0;
   uint64_t rows_ = 0;
+  uint64_t dropped_total_ = 0;
   int64_t committed_max_id_ = 0;
   bool commit_hook_armed_ = false;
   bool freed_this_turn_ = false;

@@ -52,6 +52,7 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
     uint64_t pause_ms = 0;
     if (reply && reply->status == 200) {
       last_success_ = core::utc_now();
+      ++tasks_received_;
       backoff_ms = kFirstBackoffMs;
       auto task = protocol::decode_task(reply->body);
       if (task) {
@@ -68,6 +69,8 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
       backoff_ms = kFirstBackoffMs;
       continue;
     }
+    ++failures_;
+    last_error_ = reply ? "HTTP " + std::to_string(reply->status) : reply.error().message;
     pause_ms = full_jitter(backoff_ms);
     backoff_ms = std::min(backoff_ms * 2, kLongestBackoffMs);
     loop_.update_time();

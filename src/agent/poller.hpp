@@ -37,7 +37,12 @@ class Poller {
   core::Task<void> run(core::CancellationToken stop);
   // A slot was freed, or the hub has work (hub.wake): poll now.
   void wake() { wake_.notify_all(); }
+  // For status and metrics: when a poll last succeeded (UTC), why the last
+  // one failed, and counts since start.
   const std::string& last_success() const { return last_success_; }
+  const std::string& last_error() const { return last_error_; }
+  uint64_t failures() const { return failures_; }
+  uint64_t tasks_received() const { return tasks_received_; }
 
  private:
   core::Loop& loop_;
@@ -47,6 +52,9 @@ class Poller {
   std::function<void(protocol::TaskSpec)> start_;
   core::Notification wake_;
   std::string last_success_;
+  std::string last_error_;
+  uint64_t failures_ = 0;
+  uint64_t tasks_received_ = 0;
   int64_t last_auth_log_ms_ = -1'000'000;
 };
 

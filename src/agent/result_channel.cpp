@@ -75,6 +75,7 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
   connect.max_message_bytes = protocol::kMaxFrameBytes;
 
   uint64_t backoff_ms = 500;
+  counters_.since = core::utc_now();
   while (!stop.cancelled()) {
     auto connected = co_await client_->connect(connect, stop);
     if (connected) {
@@ -89,6 +90,8 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
       if (sessions_ > before && loop_.now_ms() - began_ms >= kStableSessionMs) backoff_ms = 500;
     } else if (!connected.is_cancelled()) {
       const auto& error = connected.error();
+      counters_.connect_failures += 1;
+      counters_.last_error = error.message;
       const bool auth = error.code == "ws_refused" &&
                         (error.message.rfind("401", 0) == 0 || error.message.rfind("403", 0) == 0);
       loop_.update_time();
@@ -153,6 +156,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
 
   ++sessions_;
   live_ = true;
+  counters_.since = core::utc_now();
   cursor_ = 0;
   in_flight_.clear();
   in_flight_bytes_ = 0;
@@ -188,6 +192,10 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
     handle(std::move(*frame));
   }
   live_ = false;
+  counters_.since = core::utc_now();
+  counters_.last_error = "session closed (" + std::to_string(socket->close_code()) +
+                         (socket->close_reason().empty() ? "" : ": " + socket->close_reason()) +
+                         ")";
   session_over.cancel();
   co_await group.join();
   core::log_info("channel",
@@ -219,6 +227,8 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
     loop_.update_time();
     for (const auto& frame : frames) {
       socket_->send_text(stamped(frame.payload));
+      counters_.frames_sent += 1;
+      counters_.bytes_sent += frame.payload.size();
       in_flight_.push_back({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
                             frame.seq, frame.payload.size()});
       in_flight_bytes_ += frame.payload.size();
@@ -257,6 +267,7 @@ void ResultChannel::forget_in_flight(const std::function<bool(const InFlight&)>&
 
 void ResultChannel::handle(protocol::Frame&& frame) {
   if (auto* ack = std::get_if<protocol::Ack>(&frame.payload)) {
+    counters_.acks_received += 1;
     on_ack(*ack);
   } else if (auto* error = std::get_if<protocol::ErrorFrame>(&frame.payload)) {
     on_error(*error);

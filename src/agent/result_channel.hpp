@@ -50,7 +50,18 @@ class ResultChannel {
   core::Task<void> run(core::CancellationToken stop);
 
   bool live() const { return live_; }
+  // Sessions that reached hub.hello_ack; every one after the first is a reconnect.
   uint64_t sessions() const { return sessions_; }
+  // For status and metrics.
+  struct Counters {
+    std::string since;       // UTC: when the channel last came up or went down
+    std::string last_error;  // why the last connection attempt or session failed
+    uint64_t connect_failures = 0;
+    uint64_t frames_sent = 0;  // resends included
+    uint64_t bytes_sent = 0;
+    uint64_t acks_received = 0;
+  };
+  const Counters& counters() const { return counters_; }
   // When a final was first sent on this session, if it was (milliseconds,
   // loop time); the HTTP fallback waits 10 s for its ack.
   std::optional<uint64_t> final_sent_at(const std::string& message_id) const;
@@ -89,6 +100,7 @@ class ResultChannel {
   std::unique_ptr<core::WebSocketClient> client_;
   std::shared_ptr<core::WebSocketConnection> socket_;
   bool live_ = false;
+  Counters counters_;
   bool backlog_pending_ = false;  // this session began with frames to replay
   uint64_t sessions_ = 0;
   int64_t cursor_ = 0;  // last outbox id sent this session

@@ -62,6 +62,7 @@ void AgentChannels::adopt(std::shared_ptr<core::WebSocketConnection> socket) {
     old->second->socket->close(kCloseReplaced, "replaced by a newer connection");
   }
   channels_[channel->agent] = channel;
+  counters_.connections += 1;
   tasks_.agent_seen(channel->agent);
   core::log_info("channels",
                  channel->agent + " connected from " + socket->upgrade_request().peer_address);
@@ -120,6 +121,7 @@ void AgentChannels::reply(const std::shared_ptr<Channel>& channel, protocol::Fra
 
 void AgentChannels::reject(const std::shared_ptr<Channel>& channel, protocol::ErrorFrame error,
                            bool close) {
+  counters_.rejected += 1;
   core::log_warning("channels", channel->agent + ": " + error.code + ": " + error.message);
   reply(channel, error);
   if (close) {
@@ -154,6 +156,7 @@ void AgentChannels::queue_output_ack(const std::shared_ptr<Channel>& channel,
 
 void AgentChannels::on_message(const std::shared_ptr<Channel>& channel, std::string&& text) {
   if (!channel->socket->is_open()) return;
+  counters_.frames += 1;
   tasks_.agent_seen(channel->agent);
   auto frame = protocol::decode_frame(text);
   if (!frame) {
@@ -209,6 +212,7 @@ void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protoc
     }
   };
   if (auto* output = std::get_if<protocol::TaskOutput>(&frame.payload)) {
+    counters_.output_bytes += output->chunk.data.size();
     answer(tasks_.on_output(channel->agent, *output, frame.message_id));
   } else if (auto* gap = std::get_if<protocol::TaskOutputGap>(&frame.payload)) {
     answer(tasks_.on_gap(channel->agent, *gap, frame.message_id));

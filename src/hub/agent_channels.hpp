@@ -35,6 +35,15 @@ class AgentChannels {
   void close_all(int code, const std::string& reason);
   size_t count() const { return channels_.size(); }
 
+  // For metrics, since the hub started.
+  struct Counters {
+    uint64_t connections = 0;   // channels adopted
+    uint64_t frames = 0;        // frames received (decoded or not)
+    uint64_t rejected = 0;      // answered with an error frame
+    uint64_t output_bytes = 0;  // output bytes carried by task.output frames
+  };
+  const Counters& counters() const { return counters_; }
+
   // The agent named in a channel path, or empty.
   static std::string agent_in_path(const std::string& path);
 
@@ -59,6 +68,7 @@ class AgentChannels {
   TokenStore& tokens_;
   TaskService& tasks_;
   std::map<std::string, std::shared_ptr<Channel>> channels_;
+  Counters counters_;
   std::string id_prefix_;
   uint64_t next_message_ = 1;
 };

@@ -1,37 +1,10 @@
 #include "hub/hub.hpp"
 
-#include <charconv>
-
+#include "core/listen_address.hpp"
 #include "core/log.hpp"
 #include "protocol/frames.hpp"
 
 namespace tether::hub {
-
-Result<std::pair<std::string, int>> parse_listen_address(const std::string& text) {
-  auto bad = [&](const std::string& why) {
-    return make_error("invalid_listen", "--listen '" + text + "': " + why);
-  };
-  std::string host;
-  std::string port_text;
-  if (!text.empty() && text[0] == '[') {
-    const auto close = text.find("]:");
-    if (close == std::string::npos) return bad("expected [address]:port");
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos) return bad("expected address:port");
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-  }
-  int port = 0;
-  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (host.empty() || ec != std::errc() || ptr != port_text.data() + port_text.size() || port < 0 ||
-      port > 65535) {
-    return bad("expected address:port with a port from 0 to 65535");
-  }
-  return std::make_pair(host, port);
-}
 
 Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
     : loop_(loop),
@@ -72,7 +45,7 @@ Hub::~Hub() {
 }
 
 Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
-  auto address = parse_listen_address(options.listen);
+  auto address = core::parse_listen_address(options.listen, "--listen");
   if (!address) return address.error();
   const bool tls = !options.tls_certificate_file.empty() || !options.tls_private_key_file.empty();
   if (tls && (options.tls_certificate_file.empty() || options.tls_private_key_file.empty())) {
@@ -113,6 +86,15 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   auto server = core::WebServer::start(loop, server_options, std::move(handlers));
   if (!server) return server.error();
   hub->server_ = std::move(*server);
+  if (!hub->options_.metrics_listen.empty()) {
+    auto metrics =
+        core::MetricsServer::start(loop, hub->options_.metrics_listen, "--metrics-listen",
+                                   [raw] { return raw->metrics_text(); });
+    if (!metrics) return metrics.error();
+    hub->metrics_ = std::move(*metrics);
+    core::log_info("hub", "metrics on http://" + hub->metrics_->host() + ":" +
+                              std::to_string(hub->metrics_->port()) + "/metrics");
+  }
   hub->schedule_lease_check();
   core::log_info("hub", std::string("listening on ") + (tls ? "https://" : "http://") + host + ":" +
                             std::to_string(hub->server_->port()) + ", data in " +
@@ -131,8 +113,51 @@ void Hub::schedule_lease_check() {
   });
 }
 
+std::string Hub::metrics_text() {
+  core::MetricsText text;
+  text.family("tether_hub_info", "gauge", "The hub's version; always 1.");
+  text.sample("tether_hub_info", 1, core::MetricsText::label("version", TETHER_VERSION));
+  text.family("tether_hub_agents_connected", "gauge", "Agents with a result channel open.");
+  text.sample("tether_hub_agents_connected", static_cast<double>(channels_.count()));
+  const auto& counters = channels_.counters();
+  text.family("tether_hub_channel_connections_total", "counter",
+              "Result channels accepted since start.");
+  text.sample("tether_hub_channel_connections_total", static_cast<double>(counters.connections));
+  text.family("tether_hub_channel_frames_received_total", "counter",
+              "Frames received on result channels.");
+  text.sample("tether_hub_channel_frames_received_total", static_cast<double>(counters.frames));
+  text.family("tether_hub_channel_frames_rejected_total", "counter",
+              "Frames answered with an error frame.");
+  text.sample("tether_hub_channel_frames_rejected_total", static_cast<double>(counters.rejected));
+  text.family("tether_hub_output_bytes_received_total", "counter",
+              "Task output bytes received on result channels (resends included).");
+  text.sample("tether_hub_output_bytes_received_total", static_cast<double>(counters.output_bytes));
+  text.family("tether_hub_event_streams", "gauge", "Server-Sent Event streams open.");
+  text.sample("tether_hub_event_streams", static_cast<double>(api_.open_streams()));
+  text.family("tether_hub_tasks", "gauge", "Tasks stored, by state.");
+  try {
+    // tasks_by_state covers this: an index scan, no table reads.
+    SQLite::Statement states(store_->database(),
+                             "SELECT state, count(*) FROM tasks GROUP BY state ORDER BY state");
+    while (states.executeStep()) {
+      text.sample("tether_hub_tasks", static_cast<double>(states.getColumn(1).getInt64()),
+                  core::MetricsText::label("state", states.getColumn(0).getString()));
+    }
+  } catch (const SQLite::Exception& e) {
+    core::log_warning("hub", std::string("metrics: cannot count tasks: ") + e.what());
+  }
+  return text.str();
+}
+
+std::string Hub::one_line_status() const {
+  return "listening on port " + std::to_string(server_->port()) + "; " +
+         std::to_string(channels_.count()) + " agent(s) connected; " +
+         std::to_string(api_.open_streams()) + " event stream(s)";
+}
+
 void Hub::shut_down() {
   core::log_info("hub", "shutting down");
+  metrics_.reset();
   lease_timer_.stop();
   polls_.shutdown();
   api_.close_streams();

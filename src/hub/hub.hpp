@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/loop.hpp"
+#include "core/metrics_server.hpp"
 #include "core/result.hpp"
 #include "core/timer.hpp"
 #include "core/web_server.hpp"
@@ -25,10 +26,8 @@ struct HubOptions {
   bool insecure_listen = false;
   int64_t lease_s = 60;
   SyncMode sync = SyncMode::kNormal;
+  std::string metrics_listen;  // empty: no Prometheus endpoint
 };
-
-// "host:port" or "[v6]:port"; errors name the input.
-Result<std::pair<std::string, int>> parse_listen_address(const std::string& text);
 
 class Hub {
  public:
@@ -38,6 +37,10 @@ class Hub {
   ~Hub();
 
   int port() const { return server_->port(); }
+  // Prometheus text for GET /metrics on metrics_listen.
+  std::string metrics_text();
+  // One line for `systemctl status`.
+  std::string one_line_status() const;
   // Answers parked polls with 503, ends SSE streams and closes channels with
   // 1001; commits what is pending. The hub can then be destroyed.
   void shut_down();
@@ -60,6 +63,7 @@ class Hub {
   HubApi api_;
   core::Timer lease_timer_;
   std::unique_ptr<core::WebServer> server_;
+  std::unique_ptr<core::MetricsServer> metrics_;
 };
 
 }  // namespace tether::hub

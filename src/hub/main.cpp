@@ -8,6 +8,7 @@
 
 #include "core/log.hpp"
 #include "core/run.hpp"
+#include "core/service_notifier.hpp"
 #include "core/signal_set.hpp"
 #include "hub/hub.hpp"
 #include "hub/tokens.hpp"
@@ -22,6 +23,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  serve --data-dir DIR [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
     "        [--insecure-listen] [--lease-s N] [--sync normal|full] [--log-level LEVEL]\n"
+    "        [--metrics-listen ADDR:PORT]\n"
     "      run the hub (default --listen 127.0.0.1:7070)\n"
     "  agent add NAME --data-dir DIR      register an agent; prints its token once\n"
     "  agent rotate NAME --data-dir DIR   replace an agent's token; prints the new one\n"
@@ -53,7 +55,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       flags.options.insecure_listen = true;
     } else if (arg == "--data-dir" || arg == "--listen" || arg == "--tls-cert" ||
                arg == "--tls-key" || arg == "--lease-s" || arg == "--sync" ||
-               arg == "--log-level") {
+               arg == "--log-level" || arg == "--metrics-listen") {
       auto v = value(arg.c_str());
       if (!v) return v.error();
       if (arg == "--data-dir") flags.options.data_dir = *v;
@@ -61,6 +63,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       if (arg == "--tls-cert") flags.options.tls_certificate_file = *v;
       if (arg == "--tls-key") flags.options.tls_private_key_file = *v;
       if (arg == "--log-level") flags.log_level = *v;
+      if (arg == "--metrics-listen") flags.options.metrics_listen = *v;
       if (arg == "--sync") {
         if (*v != "normal" && *v != "full")
           return make_error("usage", "--sync: expected normal or full");
@@ -87,14 +90,18 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
 
 core::Task<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
   core::SignalSet signals(loop, {SIGTERM, SIGINT});
+  core::ServiceNotifier systemd(loop);
   auto hub = hub::Hub::start(loop, std::move(options));
   if (!hub) {
     core::log_error("hub", hub.error().message);
     status = 1;
     co_return;
   }
+  hub::Hub* raw = hub->get();
+  systemd.ready(raw->one_line_status(), [raw] { return raw->one_line_status(); });
   auto signal = co_await signals.next();
   if (signal.ok()) core::log_info("hub", std::string("received ") + strsignal(*signal));
+  systemd.stopping("shutting down");
   (*hub)->shut_down();
   hub->reset();
 }

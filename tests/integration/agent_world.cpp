@@ -177,8 +177,7 @@ core::Task<void> AgentProcess::start() {
       config << key << " = " << value << "\n";
   }
   const size_t from = process_.log().size();
-  process_.start({env_path("TETHER_AGENT"), "run", "--config", config_path()},
-                 {"PATH=/usr/bin:/bin"});
+  process_.start({env_path("TETHER_AGENT"), "run", "--config", config_path()}, environment_);
   const bool started = co_await process_.wait_for_log("agent " + name_ + " for", 10000, from);
   INFO(process_.log());
   REQUIRE(started);
@@ -204,7 +203,7 @@ void AgentWorld::run(const std::function<core::Task<void>()>& body) {
     agent.set("hub_url", proxy ? proxy->url() : hub.url());
     std::exception_ptr failure;
     try {
-      co_await agent.start();
+      if (options.start_agent) co_await agent.start();
       co_await body();
     } catch (...) {
       failure = std::current_exception();

@@ -70,6 +70,8 @@ class AgentProcess {
   void set_token(const std::string& token);
   // Sets a config key (written to the file at the next start()).
   void set(const std::string& key, const std::string& value) { settings_[key] = value; }
+  // Adds NAME=VALUE to the environment of later starts.
+  void add_environment(std::string entry) { environment_.push_back(std::move(entry)); }
   // Starts the agent and waits for its start line.
   core::Task<void> start();
   // Signals the agent (not its tasks, which run in their own process groups)
@@ -88,11 +90,14 @@ class AgentProcess {
   std::string dir_;
   std::string name_;
   std::map<std::string, std::string> settings_;
+  std::vector<std::string> environment_ = {"PATH=/usr/bin:/bin"};
   LoggedProcess process_;
 };
 
 struct AgentWorldOptions {
   bool through_proxy = false;
+  // False: run() starts only the hub; the body configures and starts the agent.
+  bool start_agent = true;
   std::vector<std::string> hub_args;
 };
 

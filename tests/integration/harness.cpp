@@ -85,7 +85,7 @@ core::Task<void> HubProcess::start() {
                                    data_dir_,    "--listen", "127.0.0.1:" + std::to_string(port_)};
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   const size_t from = process_.log().size();
-  process_.start(std::move(argv), {"PATH=/usr/bin:/bin"});
+  process_.start(std::move(argv), environment_);
   auto logged = co_await process_.wait_for_log("listening on http", 10000, from);
   REQUIRE(logged);
   static const std::regex listening("listening on (https?)://[^ ]+:([0-9]+)");

@@ -61,6 +61,9 @@ class HubProcess {
     return process_.wait_for_log(std::move(text), timeout_ms, from);
   }
 
+  // Adds NAME=VALUE to the environment of later starts.
+  void add_environment(std::string entry) { environment_.push_back(std::move(entry)); }
+
   int port() const { return port_; }
   // http or https, as the hub announced it.
   std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
@@ -72,6 +75,7 @@ class HubProcess {
  private:
   std::string data_dir_;
   std::vector<std::string> extra_args_;
+  std::vector<std::string> environment_ = {"PATH=/usr/bin:/bin"};
   LoggedProcess process_;
   std::string scheme_ = "http";
   int port_ = 0;

@@ -145,7 +145,23 @@ TEST_CASE("config errors name the file, the line, the key and the reason") {
   }
   SECTION("no hub") {
     CHECK(error_of({"--agent", "a", "--token-file", token}) ==
-          "hub_url is not set (config file or --hub-url)");
+          "hub_url is not set (or --hub-url): the agent does not know its hub");
+  }
+  SECTION("the packaged config, before anyone edits it, names the file and what to set") {
+    const std::string packaged = std::string(TETHER_SOURCE_DIR) + "/packaging/agent.conf";
+    auto config = load_agent_config({"--config", packaged});
+    REQUIRE_FALSE(config.ok());
+    CHECK(config.error().code == "not_configured");
+    CHECK(config.error().message ==
+          "hub_url is not set in " + packaged + " (or --hub-url): the agent does not know its hub");
+    // ...and every key it mentions is one the agent knows.
+    auto settings = read_agent_settings({"--config", packaged});
+    REQUIRE(settings.ok());
+    CHECK(settings->state_dir == "/var/lib/tether");
+  }
+  SECTION("metrics_listen must be an address and port") {
+    CHECK(error_of({"--config", dir.write("c", head), "--metrics-listen", "9465"}) ==
+          "--metrics-listen: expected address:port, e.g. 127.0.0.1:9465");
   }
 }
 
@@ -175,6 +191,7 @@ TEST_CASE("the token file must be private, and may come from TETHER_TOKEN_FILE")
   }
   SECTION("no token at all") {
     CHECK(error_of(base) == "no token: set token_file, --token-file or TETHER_TOKEN_FILE");
+    CHECK(load_agent_config(base).error().code == "not_configured");
   }
 }
 

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "cli/sse_parser.hpp"
+#include "core/listen_address.hpp"
 #include "core/url.hpp"
 #include "hub/hub.hpp"
 #include "hub/task_state.hpp"
@@ -97,12 +98,12 @@ TEST_CASE("URLs, listen addresses and bearer tokens parse strictly", "[hub]") {
   CHECK_FALSE(core::parse_url("http://x:99999").ok());
   CHECK(core::url_encode("a b/c") == "a%20b%2Fc");
 
-  auto listen = hub::parse_listen_address("127.0.0.1:7070");
+  auto listen = core::parse_listen_address("127.0.0.1:7070", "--listen");
   REQUIRE(listen.ok());
   CHECK(listen->second == 7070);
-  CHECK(hub::parse_listen_address("[::]:0")->first == "::");
-  CHECK_FALSE(hub::parse_listen_address("7070").ok());
-  CHECK_FALSE(hub::parse_listen_address("host:port").ok());
+  CHECK(core::parse_listen_address("[::]:0", "--listen")->first == "::");
+  CHECK_FALSE(core::parse_listen_address("7070", "--listen").ok());
+  CHECK_FALSE(core::parse_listen_address("host:port", "--listen").ok());
 
   CHECK(hub::bearer_token("Bearer abc") == "abc");
   CHECK(hub::bearer_token("bearer abc ") == "abc");
