@@ -102,6 +102,34 @@ core::Task<void> HubProcess::stop(int signum) {
 }
 
 // ---------------------------------------------------------------------------
+// TestCertificates
+
+TestCertificates::TestCertificates(const std::string& dir) {
+  ca = dir + "/ca.pem";
+  cert = dir + "/server.pem";
+  key = dir + "/server.key";
+  const std::string script = "cd '" + dir +
+                             "' && "
+                             "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out "
+                             "ca.pem -days 2 -subj /CN=tether-test-ca && "
+                             "openssl req -newkey rsa:2048 -nodes -keyout server.key -out "
+                             "server.csr -subj /CN=127.0.0.1 && "
+                             "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext && "
+                             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+                             "-CAcreateserial -out server.pem -days 2 -extfile san.ext 2>&1";
+  FILE* pipe = ::popen(script.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
+    output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  INFO(output);
+  REQUIRE(status == 0);
+}
+
+// ---------------------------------------------------------------------------
 // Operator
 
 core::Task<Result<core::HttpReply>> Operator::request(std::string method, std::string target,

@@ -44,6 +44,15 @@ class TempDir {
   std::string path_;
 };
 
+// A throwaway CA and a server certificate for 127.0.0.1 and localhost,
+// made with the openssl command in `dir`.
+struct TestCertificates {
+  std::string ca;
+  std::string cert;
+  std::string key;
+  explicit TestCertificates(const std::string& dir);
+};
+
 // Runs `tether-hub <args>` to completion and returns its stdout (a token).
 std::string hub_command(const std::vector<std::string>& args);
 

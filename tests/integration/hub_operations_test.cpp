@@ -26,30 +26,6 @@ std::pair<int, std::string> shell(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
-// A throwaway CA and a server certificate for 127.0.0.1 and localhost.
-struct TestCertificates {
-  std::string ca;
-  std::string cert;
-  std::string key;
-  explicit TestCertificates(const std::string& dir) {
-    ca = dir + "/ca.pem";
-    cert = dir + "/server.pem";
-    key = dir + "/server.key";
-    const std::string script = "cd '" + dir +
-                               "' && "
-                               "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out "
-                               "ca.pem -days 2 -subj /CN=tether-test-ca && "
-                               "openssl req -newkey rsa:2048 -nodes -keyout server.key -out "
-                               "server.csr -subj /CN=127.0.0.1 && "
-                               "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext && "
-                               "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-                               "-CAcreateserial -out server.pem -days 2 -extfile san.ext";
-    auto [status, output] = shell(script);
-    INFO(output);
-    REQUIRE(status == 0);
-  }
-};
-
 }  // namespace
 
 TEST_CASE("TLS: verified HTTPS and WSS with the right CA, refused without it", "[tls]") {
