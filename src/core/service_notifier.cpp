@@ -6,7 +6,7 @@
 
 namespace tether::core {
 
-ServiceNotifier::ServiceNotifier(Loop& loop) : loop_(loop), watchdog_timer_(loop) {
+ServiceNotifier::ServiceNotifier(Loop& loop) : watchdog_timer_(loop) {
   const char* socket = std::getenv("NOTIFY_SOCKET");
   enabled_ = socket != nullptr && *socket != '\0';
   uint64_t usec = 0;

@@ -39,7 +39,6 @@ class ServiceNotifier {
  private:
   void ping_watchdog();
 
-  Loop& loop_;
   bool enabled_ = false;
   uint64_t watchdog_ms_ = 0;
   std::string last_status_;

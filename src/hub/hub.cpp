@@ -7,8 +7,7 @@
 namespace tether::hub {
 
 Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
-    : loop_(loop),
-      options_(std::move(options)),
+    : options_(std::move(options)),
       store_(std::move(store)),
       tokens_(*store_),
       tasks_(*store_),

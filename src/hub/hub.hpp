@@ -49,7 +49,6 @@ class Hub {
   Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store);
   void schedule_lease_check();
 
-  core::Loop& loop_;
   HubOptions options_;
   std::unique_ptr<HubStore> store_;
   TokenStore tokens_;
