@@ -88,7 +88,7 @@ const std::vector<Key>& keys() {
        }},
       {"max_concurrent_tasks", "tasks run at once (default 4)",
        number_key(&AgentConfig::max_concurrent_tasks, 1, 1024)},
-      {"flush_interval_ms", "longest a byte of output waits before it is framed (default 20)",
+      {"flush_interval_ms", "longest a byte of output waits before it is framed (default 2)",
        number_key(&AgentConfig::flush_interval_ms, 1, 10'000)},
       {"chunk_bytes", "largest output frame in bytes (default 65536)",
        number_key(&AgentConfig::chunk_bytes, 1024, 1 << 20)},

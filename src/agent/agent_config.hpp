@@ -28,7 +28,7 @@ struct AgentConfig {
   std::string ca_file;
   bool insecure = false;  // allow plain http/ws to a non-loopback hub
   uint64_t max_concurrent_tasks = 4;
-  uint64_t flush_interval_ms = 20;
+  uint64_t flush_interval_ms = 2;
   uint64_t chunk_bytes = 64 * 1024;
   uint64_t outbox_max_bytes = 256ull << 20;
   OutboxFullPolicy outbox_full_policy = OutboxFullPolicy::kDropOldest;

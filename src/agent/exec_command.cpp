@@ -23,7 +23,7 @@ constexpr const char* kUsage =
     "line on stdout. Exits 0 once the final frame is printed, 2 on bad usage.\n"
     "\n"
     "options:\n"
-    "  --interval-ms N   flush interval in milliseconds (default 20)\n"
+    "  --interval-ms N   flush interval in milliseconds (default 2)\n"
     "  --chunk-bytes N   largest chunk in bytes, at least 4 (default 65536)\n"
     "  --timeout S       stop the command after S seconds (default: none)\n"
     "  --grace-ms N      SIGTERM-to-SIGKILL grace in milliseconds (default 10000)\n"

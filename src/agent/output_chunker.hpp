@@ -25,7 +25,7 @@
 namespace tether::agent {
 
 struct ChunkerOptions {
-  uint64_t flush_interval_ms = 20;
+  uint64_t flush_interval_ms = 2;
   size_t chunk_bytes = 64 * 1024;
 };
 
