@@ -35,6 +35,12 @@ CREATE TABLE IF NOT EXISTS frames (
 CREATE INDEX IF NOT EXISTS frames_by_stream ON frames (attempt_id, stream, seq);
 CREATE INDEX IF NOT EXISTS frames_by_kind ON frames (kind, attempt_id);
 
+-- One row: every frame with id <= sent_through_id has been sent at least
+-- once (the hub may have it, so drop-oldest must not turn it into a gap).
+CREATE TABLE IF NOT EXISTS send_progress (
+  sent_through_id INTEGER NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS attempts (
   attempt_id           TEXT PRIMARY KEY,
   task_id              TEXT NOT NULL,
@@ -53,6 +59,15 @@ CREATE TABLE IF NOT EXISTS attempts (
   updated_at           TEXT NOT NULL
 );
 )SQL";
+
+// How long send times wait before they are written (see mark_sent).
+constexpr uint64_t kSendMarkDelayMs = 1000;
+
+// Stored frames kept in memory for the sender (about one send window).
+constexpr size_t kFreshCacheBytes = 8 << 20;
+
+// An outbox that held this much shrinks its file once it is empty again.
+constexpr uint64_t kReclaimAfterBytes = 8 << 20;
 
 // A slice kept for finals, which must always fit.
 constexpr uint64_t kFinalsReserve = 1 << 20;
@@ -107,7 +122,19 @@ Outbox::Outbox(core::Loop& loop, std::unique_ptr<core::SqliteStore> store, Outbo
       store_(std::move(store)),
       options_(std::move(options)),
       room_(loop),
-      changed_(loop) {}
+      changed_(loop),
+      marks_timer_(loop) {}
+
+Outbox::~Outbox() {
+  marks_timer_.stop();
+  try {
+    flush_send_marks();
+    // Now, while the members the commit hooks touch still exist.
+    (void)store_->commit();
+  } catch (const SQLite::Exception& e) {
+    core::log_warning("outbox", std::string("could not record send times: ") + e.what());
+  }
+}
 
 Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string& state_dir,
                                              OutboxOptions options) {
@@ -115,11 +142,16 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
     return make_error("state_dir",
                       "cannot create state directory '" + state_dir + "': " + std::strerror(errno));
   }
-  auto store = core::SqliteStore::open(state_dir + "/outbox.db", options.sync_full);
+  core::SqliteStore::Options store_options;
+  store_options.sync_full = options.sync_full;
+  auto store = core::SqliteStore::open(state_dir + "/outbox.db", store_options);
   if (!store) return store.error();
   if (auto schema = (*store)->apply_schema(kSchema, 1); !schema) return schema.error();
   (*store)->attach_loop(loop);
   std::unique_ptr<Outbox> outbox(new Outbox(loop, std::move(*store), std::move(options)));
+  Outbox* raw = outbox.get();
+  // A rolled-back insert's id is used again: what the cache holds is void.
+  outbox->store_->set_on_commit_failed([raw](const Error&) { raw->forget_fresh(); });
   SQLite::Statement totals(
       outbox->store_->database(),
       "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0), COALESCE(MAX(id), 0) FROM frames");
@@ -127,6 +159,20 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   outbox->rows_ = static_cast<uint64_t>(totals.getColumn(0).getInt64());
   outbox->bytes_ = static_cast<uint64_t>(totals.getColumn(1).getInt64());
   outbox->committed_max_id_ = totals.getColumn(2).getInt64();
+  // Where sending got to: the recorded mark, or (an outbox from before the
+  // mark existed) the last frame with a send recorded.
+  SQLite::Statement progress(
+      outbox->store_->database(),
+      "SELECT max(coalesce((SELECT max(sent_through_id) FROM send_progress), "
+      "0), coalesce((SELECT max(id) FROM frames WHERE send_count > 0), 0))");
+  progress.executeStep();
+  outbox->sent_through_id_ = progress.getColumn(0).getInt64();
+  // A file left large by an earlier run shrinks after its next drain too.
+  struct stat file {};
+  const uint64_t on_disk = ::stat((state_dir + "/outbox.db").c_str(), &file) == 0
+                               ? static_cast<uint64_t>(file.st_size)
+                               : 0;
+  outbox->high_water_bytes_ = std::max(outbox->bytes_, on_disk);
   return outbox;
 }
 
@@ -155,11 +201,18 @@ void Outbox::after_write(bool freed) {
   store_->before_commit([this] { flush_progress(); });
   store_->after_commit([this] {
     commit_hook_armed_ = false;
-    committed_max_id_ = store_->database().getLastInsertRowid() > committed_max_id_
-                            ? store_->database().getLastInsertRowid()
-                            : committed_max_id_;
+    // The newest frame of this turn, not the last rowid: other tables
+    // (send_progress) are written in the same transaction.
+    committed_max_id_ = std::max(committed_max_id_, newest_frame_id_);
     changed_.notify_all();
     if (std::exchange(freed_this_turn_, false)) room_.notify_all();
+    if (rows_ == 0 && high_water_bytes_ >= kReclaimAfterBytes) {
+      // Drained after holding a lot: give the space back (an fsync, so only
+      // after a backlog, never in steady state where the outbox empties at
+      // every ack).
+      high_water_bytes_ = 0;
+      store_->reclaim_space();
+    }
   });
 }
 
@@ -206,7 +259,11 @@ void Outbox::insert(const protocol::Frame& frame, FrameKind kind, std::optional<
     throw;
   }
   bytes_ += payload.size();
+  high_water_bytes_ = std::max(high_water_bytes_, bytes_);
   rows_ += 1;
+  newest_frame_id_ = store_->database().getLastInsertRowid();
+  remember_fresh(newest_frame_id_, frame.message_id, task_id, attempt_id, kind,
+                 stream.value_or(StreamName::kStdout), seq, payload);
   after_write(false);
 }
 
@@ -232,6 +289,7 @@ void Outbox::record_started(const AttemptRecord& attempt, const protocol::Starte
 }
 
 bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
+  forget_fresh();  // rows change under the cache
   // Only frames clearly larger than the gap that replaces them (a gap's JSON
   // is a few hundred bytes): every conversion frees space, so this ends.
   // Only frames never sent: one that was sent may already be at the hub, and
@@ -239,11 +297,12 @@ bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
   // (Sent, unacked frames are bounded by the send window.)
   auto& oldest = store_->statement(
       "SELECT id, message_id, stream, seq, byte_offset, length, length(payload) FROM frames "
-      "WHERE attempt_id = ? AND kind = 'output' AND send_count = 0 AND length(payload) > 2048 "
+      "WHERE attempt_id = ? AND kind = 'output' AND id > ? AND length(payload) > 2048 "
       "ORDER BY id LIMIT 32");
   while (bytes_ + needed > output_limit()) {
     oldest.reset();
     oldest.bind(1, attempt.attempt_id);
+    oldest.bind(2, sent_through_id_);
     struct Victim {
       int64_t id;
       std::string message_id;
@@ -370,7 +429,50 @@ void Outbox::flush_progress() {
   dirty_.clear();
 }
 
+void Outbox::remember_fresh(int64_t id, const std::string& message_id, const std::string& task_id,
+                            const std::string& attempt_id, FrameKind kind, StreamName stream,
+                            uint64_t seq, const std::string& payload) {
+  // Only a contiguous run of ids, within the byte budget: anything else is
+  // read from the database, which is always right.
+  const bool follows = fresh_.empty() || fresh_.back().id + 1 == id;
+  if (!follows || fresh_bytes_ + payload.size() > kFreshCacheBytes) {
+    forget_fresh();
+    fresh_overflowed_ = true;
+    return;
+  }
+  if (fresh_overflowed_) return;  // until the sender has caught up
+  fresh_.push_back({id, message_id, task_id, attempt_id, kind, stream, seq, payload});
+  fresh_bytes_ += payload.size();
+}
+
+void Outbox::forget_fresh() {
+  fresh_.clear();
+  fresh_bytes_ = 0;
+}
+
 std::vector<StoredFrame> Outbox::committed_after(int64_t after_id, size_t max_bytes) {
+  // Frames up to after_id are the sender's past.
+  while (!fresh_.empty() && fresh_.front().id <= after_id) {
+    fresh_bytes_ -= fresh_.front().payload.size();
+    fresh_.pop_front();
+  }
+  if (fresh_.empty() && fresh_overflowed_ && after_id >= committed_max_id_) {
+    fresh_overflowed_ = false;  // caught up: cache again from the next insert
+  }
+  if (!fresh_.empty() && fresh_.front().id == after_id + 1) {
+    // The common case: the sender wants what was just stored. It is handed
+    // over from memory instead of being read back from SQLite.
+    std::vector<StoredFrame> frames;
+    size_t total = 0;
+    while (!fresh_.empty() && fresh_.front().id <= committed_max_id_ && total < max_bytes &&
+           frames.size() < 256) {
+      total += fresh_.front().payload.size();
+      fresh_bytes_ -= fresh_.front().payload.size();
+      frames.push_back(std::move(fresh_.front()));
+      fresh_.pop_front();
+    }
+    return frames;
+  }
   auto& query = store_->statement(
       "SELECT id, message_id, task_id, attempt_id, kind, stream, seq, payload FROM frames "
       "WHERE id > ? AND id <= ? ORDER BY id LIMIT 256");
@@ -397,13 +499,41 @@ std::optional<int64_t> Outbox::frame_id(const std::string& attempt_id, StreamNam
 }
 
 void Outbox::mark_sent(int64_t first_id, int64_t last_id) {
+  // Durable at once: how far sending got (one small row), which drop-oldest
+  // relies on. The per-frame send time and count are for operators: they
+  // are written a second later, for the frames still waiting for an ack.
+  // Updating them at once would rewrite every frame's payload (SQLite
+  // rewrites a whole row), doubling the outbox's writes for nothing: almost
+  // every frame is acked and deleted within milliseconds.
+  if (last_id > sent_through_id_) {
+    sent_through_id_ = last_id;
+    store_->begin_write();
+    auto& clear = store_->statement("DELETE FROM send_progress");
+    clear.exec();
+    auto& record = store_->statement("INSERT INTO send_progress (sent_through_id) VALUES (?)");
+    record.bind(1, sent_through_id_);
+    record.exec();
+    after_write(false);
+  }
+  pending_marks_.push_back({first_id, last_id, core::utc_now()});
+  if (!marks_timer_.active()) {
+    marks_timer_.start(kSendMarkDelayMs, [this] { flush_send_marks(); });
+  }
+}
+
+void Outbox::flush_send_marks() {
+  if (pending_marks_.empty()) return;
   store_->begin_write();
   auto& update = store_->statement(
       "UPDATE frames SET last_sent_at = ?, send_count = send_count + 1 WHERE id BETWEEN ? AND ?");
-  update.bind(1, core::utc_now());
-  update.bind(2, first_id);
-  update.bind(3, last_id);
-  update.exec();
+  for (const auto& mark : pending_marks_) {
+    update.reset();
+    update.bind(1, mark.at);
+    update.bind(2, mark.first_id);
+    update.bind(3, mark.last_id);
+    update.exec();
+  }
+  pending_marks_.clear();
   after_write(false);
 }
 
@@ -425,6 +555,7 @@ void Outbox::ack_output(const std::string& attempt_id, StreamName stream, uint64
 }
 
 void Outbox::ack_message(const std::string& message_id) {
+  forget_fresh();  // rows change under the cache
   store_->begin_write();
   auto& remove = store_->statement(
       "DELETE FROM frames WHERE message_id = ? RETURNING length(payload), kind, attempt_id");
@@ -447,6 +578,7 @@ void Outbox::ack_message(const std::string& message_id) {
 }
 
 void Outbox::discard_attempt(const std::string& attempt_id) {
+  forget_fresh();  // rows change under the cache
   discarded_.insert(attempt_id);
   store_->begin_write();
   auto& remove =
@@ -467,6 +599,7 @@ void Outbox::discard_attempt(const std::string& attempt_id) {
 }
 
 void Outbox::resume_from(const std::string& attempt_id, StreamName stream, uint64_t next_seq) {
+  forget_fresh();  // rows change under the cache
   if (next_seq > 1) ack_output(attempt_id, stream, next_seq - 1);
 }
 

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,6 +34,7 @@
 #include "agent/agent_config.hpp"
 #include "core/notification.hpp"
 #include "core/sqlite_store.hpp"
+#include "core/timer.hpp"
 #include "protocol/frames.hpp"
 #include "protocol/sha256.hpp"
 
@@ -83,6 +85,8 @@ class Outbox {
                                               OutboxOptions options);
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
+  // Records the send times still pending.
+  ~Outbox();
 
   // --- the attempts' side ---
   void record_started(const AttemptRecord& attempt, const protocol::StartedReport& started);
@@ -94,6 +98,16 @@ class Outbox {
   uint64_t dropped_bytes(const std::string& attempt_id, protocol::StreamName stream) const;
   // Block policy: whether `bytes` more output fit now; room() fires when acks free space.
   bool has_room(uint64_t bytes) const;
+  // Drop-oldest policy: while the channel is up (the hub is taking frames),
+  // readers pause at half the cap rather than drop; while it is down they
+  // never pause, and the oldest unsent output is dropped at the cap.
+  bool has_flow_room(uint64_t bytes) const {
+    return !channel_live_ || bytes_ + bytes <= output_limit() / 2;
+  }
+  void set_channel_live(bool live) {
+    channel_live_ = live;
+    if (!live) room_.notify_all();  // paused readers go on (and may drop)
+  }
   core::Notification& room() { return room_; }
   OutboxFullPolicy policy() const { return options_.policy; }
 
@@ -142,6 +156,11 @@ class Outbox {
   bool make_room(const protocol::AttemptRef& attempt, uint64_t needed);
   uint64_t output_limit() const;
   void flush_progress();
+  void flush_send_marks();
+  void remember_fresh(int64_t id, const std::string& message_id, const std::string& task_id,
+                      const std::string& attempt_id, FrameKind kind, protocol::StreamName stream,
+                      uint64_t seq, const std::string& payload);
+  void forget_fresh();
   void after_write(bool freed);
   protocol::Frame frame_for(const protocol::AttemptRef& attempt, std::string message_id,
                             protocol::FramePayload payload) const;
@@ -152,6 +171,23 @@ class Outbox {
   uint64_t bytes_ = 0;
   uint64_t rows_ = 0;
   uint64_t dropped_total_ = 0;
+  bool channel_live_ = false;
+  uint64_t high_water_bytes_ = 0;  // most held since the file last shrank
+  int64_t sent_through_id_ = 0;
+  int64_t newest_frame_id_ =
+      0;  // the last frame inserted    // every frame up to here was sent once
+  struct SendMark {
+    int64_t first_id;
+    int64_t last_id;
+    std::string at;
+  };
+  std::vector<SendMark> pending_marks_;
+  // Frames stored by this process and not yet handed to the sender, so it
+  // need not read them back (see committed_after). Cleared whenever stored
+  // frames change under it (drop-oldest, discard, resume, a failed commit).
+  std::deque<StoredFrame> fresh_;
+  size_t fresh_bytes_ = 0;
+  bool fresh_overflowed_ = false;
   int64_t committed_max_id_ = 0;
   bool commit_hook_armed_ = false;
   bool freed_this_turn_ = false;
@@ -160,6 +196,7 @@ class Outbox {
   std::set<std::string> discarded_;
   core::Notification room_;
   core::Notification changed_;
+  core::Timer marks_timer_;
 };
 
 }  // namespace tether::agent

@@ -22,7 +22,12 @@ void OutboxSink::on_output(protocol::OutputChunk&& chunk, const protocol::Sha256
 }
 
 bool OutboxSink::accepting_output() const {
-  if (outbox_.policy() != OutboxFullPolicy::kBlock) return true;
+  if (outbox_.policy() != OutboxFullPolicy::kBlock) {
+    // drop-oldest drops only what cannot be delivered: while the hub takes
+    // frames, a task that outruns it is slowed (its pipe fills) once half
+    // the outbox is waiting, instead of losing output to a full outbox.
+    return outbox_.has_flow_room(2 * chunk_bytes_ + 512);
+  }
   // Room for one more full read, escaped: a reader never overshoots by much.
   const bool room = outbox_.has_room(2 * chunk_bytes_ + 512);
   if (room == blocked_) {

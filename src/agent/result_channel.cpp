@@ -156,6 +156,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
 
   ++sessions_;
   live_ = true;
+  outbox_.set_channel_live(true);
   counters_.since = core::utc_now();
   cursor_ = 0;
   in_flight_.clear();
@@ -192,6 +193,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
     handle(std::move(*frame));
   }
   live_ = false;
+  outbox_.set_channel_live(false);
   counters_.since = core::utc_now();
   counters_.last_error = "session closed (" + std::to_string(socket->close_code()) +
                          (socket->close_reason().empty() ? "" : ": " + socket->close_reason()) +

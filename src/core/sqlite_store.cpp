@@ -14,18 +14,29 @@ SqliteStore::~SqliteStore() {
   statements_.clear();
 }
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, bool sync_full) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, Options options) {
   try {
     auto database = std::make_unique<SQLite::Database>(
         path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
     ::chmod(path.c_str(), 0600);
     database->setBusyTimeout(5000);
     database->exec("PRAGMA journal_mode=WAL");
-    database->exec(sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    database->exec(options.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    database->exec("PRAGMA journal_size_limit=" + std::to_string(options.wal_size_limit));
     database->exec("PRAGMA foreign_keys=ON");
     return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(database), path));
   } catch (const SQLite::Exception& e) {
     return make_error("database", "cannot open '" + path + "': " + e.what());
+  }
+}
+
+void SqliteStore::reclaim_space() {
+  if (in_transaction_) return;
+  try {
+    database_->exec("VACUUM");
+    database_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  } catch (const SQLite::Exception& e) {
+    log_warning("sqlite", path_ + ": reclaiming free space failed: " + e.what());
   }
 }
 

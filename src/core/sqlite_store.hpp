@@ -23,10 +23,27 @@ namespace tether::core {
 
 class SqliteStore {
  public:
-  // Opens (creating) `path` with mode 0600. sync_full: every commit is
-  // fsynced (survives power loss); otherwise WAL's NORMAL mode (survives a
-  // crash of this process; an OS crash may lose the last commits).
-  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, bool sync_full);
+  struct Options {
+    // Every commit fsynced (survives power loss); otherwise WAL's NORMAL mode
+    // (survives a crash of this process; an OS crash may lose the last commits).
+    bool sync_full = false;
+    // The WAL is cut back to this size after a checkpoint (journal_size_limit).
+    int64_t wal_size_limit = 16 << 20;
+  };
+  // Opens (creating) `path` with mode 0600.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, Options options);
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, bool sync_full) {
+    Options options;
+    options.sync_full = sync_full;
+    return open(path, options);
+  }
+
+  // Outside a transaction: rebuilds the database without its free pages
+  // (VACUUM) and truncates the WAL after a full checkpoint. Cheap when little
+  // is stored, and costs fsyncs: for after a large backlog has drained, not
+  // for every commit. Errors (a reader holding the file) are logged, not
+  // fatal: the data is intact either way.
+  void reclaim_space();
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
   ~SqliteStore();

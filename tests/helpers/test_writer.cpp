@@ -3,6 +3,13 @@
 //   random SEED BYTES        pseudo-random bytes (every byte value) on stdout
 //   utf8 SEED BYTES          pseudo-random UTF-8 text with 1- to 4-byte characters
 //   lines COUNT INTERVAL_MS  COUNT lines "<CLOCK_MONOTONIC ns>\n", one per interval
+//   text SEED BYTES          BYTES of printable ASCII in 100-byte lines (99 + '\n'),
+//                            a block of random lines repeated; like a build log,
+//                            the common case, sent without base64
+//   wallclock COUNT INTERVAL_MS
+//                            COUNT lines "<CLOCK_REALTIME us>\n" on a fixed schedule
+//                            (line i at start + i * INTERVAL_MS), each stamped just
+//                            before its write: for latency measured at the hub
 //   longline BYTES           one line: BYTES-1 'x' then '\n', written in pieces
 //   interleave COUNT         "out N\n" on stdout and "err N\n" on stderr, alternating
 //   paced SEED CHUNK COUNT INTERVAL_MS
@@ -151,6 +158,42 @@ int timestamped_lines(uint64_t count, uint64_t interval_ms) {
   return 0;
 }
 
+int text_lines(uint64_t seed, uint64_t total) {
+  // 2621 random lines, repeated: cheap to write, so the writer is not what a
+  // throughput benchmark measures.
+  Random random(seed);
+  std::vector<char> block(100 * 2621);
+  for (size_t i = 0; i < block.size(); ++i)
+    block[i] = i % 100 == 99 ? '\n' : static_cast<char>(' ' + random.next() % 95);
+  uint64_t written = 0;
+  while (written < total) {
+    const size_t size =
+        total - written < block.size() ? static_cast<size_t>(total - written) : block.size();
+    write_all(1, block.data(), size);
+    written += size;
+  }
+  return 0;
+}
+
+int wallclock_lines(uint64_t count, uint64_t interval_ms) {
+  timespec start{};
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t due_ns = i * interval_ms * 1000000ULL;
+    timespec due{};
+    due.tv_sec = start.tv_sec + static_cast<time_t>((start.tv_nsec + due_ns) / 1000000000ULL);
+    due.tv_nsec = static_cast<long>((start.tv_nsec + due_ns) % 1000000000ULL);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, nullptr) == EINTR) {
+    }
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    const std::string line =
+        std::to_string(static_cast<uint64_t>(now.tv_sec) * 1000000ULL + now.tv_nsec / 1000) + "\n";
+    write_all(1, line.data(), line.size());
+  }
+  return 0;
+}
+
 int long_line(uint64_t total) {
   std::string piece(1 << 20, 'x');
   uint64_t left = total - 1;
@@ -180,6 +223,8 @@ int main(int argc, char** argv) {
   if (mode == "random" && argc == 4) return random_bytes(number(argv[2]), number(argv[3]));
   if (mode == "utf8" && argc == 4) return utf8_text(number(argv[2]), number(argv[3]));
   if (mode == "lines" && argc == 4) return timestamped_lines(number(argv[2]), number(argv[3]));
+  if (mode == "text" && argc == 4) return text_lines(number(argv[2]), number(argv[3]));
+  if (mode == "wallclock" && argc == 4) return wallclock_lines(number(argv[2]), number(argv[3]));
   if (mode == "longline" && argc == 3) return long_line(number(argv[2]));
   if (mode == "interleave" && argc == 3) return interleave(number(argv[2]));
   if (mode == "paced" && argc == 6) {
@@ -187,6 +232,7 @@ int main(int argc, char** argv) {
   }
   if (mode == "exit" && argc == 3) return static_cast<int>(number(argv[2]));
   std::fprintf(stderr,
-               "usage: tether-test-writer random|utf8|lines|longline|interleave|paced|exit ...\n");
+               "usage: tether-test-writer "
+               "random|utf8|text|lines|wallclock|longline|interleave|paced|exit ...\n");
   return 2;
 }
