@@ -9,6 +9,8 @@
 #include <regex>
 #include <sstream>
 
+#include <filesystem>
+
 #include "agent_world.hpp"
 #include "core/timer.hpp"
 #include "protocol/sha256.hpp"
@@ -300,6 +302,59 @@ TEST_CASE("outbox full, drop-oldest: the oldest output becomes gaps, counted exa
     CHECK(stored.size() + final_view.out_dropped == written.size());
     CHECK(stored == expected_stored);
     CHECK(world.final_events(id) == 1);
+  });
+}
+
+TEST_CASE("drop-oldest with the hub taking frames: a fast task is paced, nothing is dropped",
+          "[agent][e2e][outage]") {
+  // A 1 MiB outbox and 8 MB written as fast as a pipe allows: more than the
+  // outbox holds at any moment. While the channel is up the agent stops
+  // reading at half the cap until acks make room, so the task runs at the
+  // hub's pace and every byte arrives.
+  AgentWorld world;
+  world.agent.set("outbox_max_bytes", "1048576");
+  world.run([&]() -> core::Task<void> {
+    const std::vector<std::string> args = {"random", "29", "8000000"};
+    const std::string id = co_await world.submit_shell(writer_command(args));
+    const FinalView final_view = co_await world.final_of(id, "succeeded", 120'000);
+    const Digest written = generated_digest(args);
+    CHECK(final_view.out.bytes == written.bytes);
+    CHECK(final_view.out.sha256 == written.sha256);
+    CHECK(final_view.out_dropped == 0);
+    CHECK(final_view.verified);
+    CHECK(world.agent.log().find("dropping the oldest") == std::string::npos);
+  });
+}
+
+TEST_CASE("after a large backlog drains, the outbox file shrinks back", "[agent][e2e][outage]") {
+  AgentWorld world(through_proxy());
+  world.run([&]() -> core::Task<void> {
+    co_await take_channel_down(world);
+    const std::vector<std::string> args = {"random", "31", "24000000"};
+    const std::string id = co_await world.submit_shell(writer_command(args));
+    const bool waiting =
+        co_await world.agent.wait_for_log("wants more output before the final of " + id, 60'000);
+    REQUIRE(waiting);
+    const auto held = std::filesystem::file_size(world.agent.outbox_path());
+    CHECK(held > 24'000'000);  // base64 makes it larger than the output
+    world.proxy->set_refuse_websocket(false);
+    const FinalView final_view = co_await world.final_of(id, "succeeded", 60'000);
+    CHECK(final_view.verified);
+    const bool drained = co_await world.agent.wait_for_log("backlog delivered", 30'000);
+    REQUIRE(drained);
+    // The shrink follows the commit that emptied the outbox; wait for it.
+    const std::string wal = world.agent.outbox_path() + "-wal";
+    uint64_t on_disk = held;
+    for (int i = 0; i < 200 && on_disk > 1'000'000; ++i) {
+      on_disk = std::filesystem::file_size(world.agent.outbox_path()) +
+                (std::filesystem::exists(wal) ? std::filesystem::file_size(wal) : 0);
+      if (on_disk > 1'000'000) {
+        auto waited = co_await core::sleep_for(world.loop, 50);
+        (void)waited;
+      }
+    }
+    INFO("outbox held " << held << " bytes; after the drain " << on_disk);
+    CHECK(on_disk < 1'000'000);
   });
 }
 
