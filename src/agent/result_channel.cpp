@@ -159,8 +159,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   outbox_.set_channel_live(true);
   counters_.since = core::utc_now();
   cursor_ = 0;
-  in_flight_.clear();
-  in_flight_bytes_ = 0;
+  forget_all_in_flight();
   final_sent_at_.clear();
   backlog_pending_ = outbox_.rows() > 0;
   core::log_info("channel", "connected to " + options_.hub_url.origin() + "; replaying " +
@@ -231,9 +230,8 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
       socket_->send_text(stamped(frame.payload));
       counters_.frames_sent += 1;
       counters_.bytes_sent += frame.payload.size();
-      in_flight_.push_back({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
-                            frame.seq, frame.payload.size()});
-      in_flight_bytes_ += frame.payload.size();
+      track_in_flight({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
+                       frame.seq, frame.payload.size()});
       cursor_ = frame.id;
       if (frame.kind == FrameKind::kFinal)
         final_sent_at_.try_emplace(frame.message_id, loop_.now_ms());
@@ -255,16 +253,72 @@ void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
   }
 }
 
-void ResultChannel::forget_in_flight(const std::function<bool(const InFlight&)>& matches) {
-  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-    if (matches(*it)) {
-      in_flight_bytes_ -= it->bytes;
-      it = in_flight_.erase(it);
+void ResultChannel::track_in_flight(InFlight entry) {
+  in_flight_bytes_ += entry.bytes;
+  if (entry.kind == FrameKind::kOutput || entry.kind == FrameKind::kGap) {
+    in_flight_output_[{entry.attempt_id, entry.stream}].push_back(std::move(entry));
+  } else {
+    auto key = entry.message_id;
+    in_flight_messages_.insert_or_assign(std::move(key), std::move(entry));
+  }
+}
+
+void ResultChannel::forget_output(const std::string& attempt_id, StreamName stream,
+                                  uint64_t through_seq) {
+  auto it = in_flight_output_.find({attempt_id, stream});
+  if (it == in_flight_output_.end()) return;
+  auto& frames = it->second;
+  while (!frames.empty() && frames.front().seq <= through_seq) {
+    in_flight_bytes_ -= frames.front().bytes;
+    frames.pop_front();
+  }
+  if (frames.empty()) in_flight_output_.erase(it);
+  wake_sender_.notify_all();
+}
+
+void ResultChannel::forget_stream(const std::string& attempt_id, StreamName stream) {
+  forget_output(attempt_id, stream, UINT64_MAX);
+}
+
+void ResultChannel::forget_message(const std::string& message_id) {
+  if (auto it = in_flight_messages_.find(message_id); it != in_flight_messages_.end()) {
+    in_flight_bytes_ -= it->second.bytes;
+    in_flight_messages_.erase(it);
+  } else {
+    // A refused output frame, named by its message id: rare, so a scan.
+    for (auto stream = in_flight_output_.begin(); stream != in_flight_output_.end(); ++stream) {
+      auto& frames = stream->second;
+      for (auto frame = frames.begin(); frame != frames.end(); ++frame) {
+        if (frame->message_id != message_id) continue;
+        in_flight_bytes_ -= frame->bytes;
+        frames.erase(frame);
+        if (frames.empty()) in_flight_output_.erase(stream);
+        wake_sender_.notify_all();
+        return;
+      }
+    }
+  }
+  wake_sender_.notify_all();
+}
+
+void ResultChannel::forget_attempt(const std::string& attempt_id) {
+  forget_stream(attempt_id, StreamName::kStdout);
+  forget_stream(attempt_id, StreamName::kStderr);
+  for (auto it = in_flight_messages_.begin(); it != in_flight_messages_.end();) {
+    if (it->second.attempt_id == attempt_id) {
+      in_flight_bytes_ -= it->second.bytes;
+      it = in_flight_messages_.erase(it);
     } else {
       ++it;
     }
   }
   wake_sender_.notify_all();
+}
+
+void ResultChannel::forget_all_in_flight() {
+  in_flight_output_.clear();
+  in_flight_messages_.clear();
+  in_flight_bytes_ = 0;
 }
 
 void ResultChannel::handle(protocol::Frame&& frame) {
@@ -298,18 +352,13 @@ void ResultChannel::note_backlog_delivered() {
 void ResultChannel::on_ack(const protocol::Ack& ack) {
   if (ack.acked == protocol::AckedKind::kOutput) {
     outbox_.ack_output(ack.attempt_id, ack.stream, ack.through_seq);
-    forget_in_flight([&](const InFlight& entry) {
-      return entry.attempt_id == ack.attempt_id && entry.stream == ack.stream &&
-             (entry.kind == FrameKind::kOutput || entry.kind == FrameKind::kGap) &&
-             entry.seq <= ack.through_seq;
-    });
+    forget_output(ack.attempt_id, ack.stream, ack.through_seq);
     note_backlog_delivered();
     return;
   }
   outbox_.ack_message(ack.related_message_id);
   final_sent_at_.erase(ack.related_message_id);
-  forget_in_flight(
-      [&](const InFlight& entry) { return entry.message_id == ack.related_message_id; });
+  forget_message(ack.related_message_id);
   note_backlog_delivered();
   if (ack.acked == protocol::AckedKind::kFinal && ack.verified == false) {
     core::log_warning("channel", "the hub accepted the final of " + ack.attempt_id +
@@ -323,10 +372,7 @@ void ResultChannel::rewind(const std::string& attempt_id, StreamName stream,
   if (auto id = outbox_.frame_id(attempt_id, stream, highest_accepted + 1)) {
     cursor_ = std::min(cursor_, *id - 1);
   }
-  forget_in_flight([&](const InFlight& entry) {
-    return entry.attempt_id == attempt_id && entry.stream == stream &&
-           (entry.kind == FrameKind::kOutput || entry.kind == FrameKind::kGap);
-  });
+  forget_stream(attempt_id, stream);
 }
 
 void ResultChannel::on_error(const protocol::ErrorFrame& error) {
@@ -345,7 +391,7 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
   }
   if (error.code == "unknown_attempt" || error.code == "attempt_discarded") {
     outbox_.discard_attempt(error.attempt_id);
-    forget_in_flight([&](const InFlight& entry) { return entry.attempt_id == error.attempt_id; });
+    forget_attempt(error.attempt_id);
     if (handlers_.discarded) handlers_.discarded(error.attempt_id);
     return;
   }
@@ -354,8 +400,7 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
     core::log_error("channel",
                     "dropping frame " + error.related_message_id + " (" + error.code + ")");
     outbox_.ack_message(error.related_message_id);
-    forget_in_flight(
-        [&](const InFlight& entry) { return entry.message_id == error.related_message_id; });
+    forget_message(error.related_message_id);
   }
 }
 

@@ -90,7 +90,17 @@ class ResultChannel {
   void note_backlog_delivered();
   void rewind(const std::string& attempt_id, protocol::StreamName stream,
               uint64_t highest_accepted);
-  void forget_in_flight(const std::function<bool(const InFlight&)>& matches);
+  // What is in flight, kept so that an ack costs what it acknowledges, not
+  // a scan of everything unacknowledged (with hundreds of chatty tasks the
+  // window holds tens of thousands of small frames).
+  void track_in_flight(InFlight entry);
+  // Output and gap frames of one stream with seq <= through_seq.
+  void forget_output(const std::string& attempt_id, protocol::StreamName stream,
+                     uint64_t through_seq);
+  void forget_stream(const std::string& attempt_id, protocol::StreamName stream);
+  void forget_message(const std::string& message_id);
+  void forget_attempt(const std::string& attempt_id);
+  void forget_all_in_flight();
   std::string stamped(const std::string& payload) const;
 
   core::Loop& loop_;
@@ -104,7 +114,10 @@ class ResultChannel {
   bool backlog_pending_ = false;  // this session began with frames to replay
   uint64_t sessions_ = 0;
   int64_t cursor_ = 0;  // last outbox id sent this session
-  std::deque<InFlight> in_flight_;
+  // Output and gap frames by stream, in seq order; started and final frames
+  // by message id.
+  std::map<std::pair<std::string, protocol::StreamName>, std::deque<InFlight>> in_flight_output_;
+  std::map<std::string, InFlight> in_flight_messages_;
   uint64_t in_flight_bytes_ = 0;
   std::map<std::string, uint64_t> final_sent_at_;
   core::Notification wake_sender_;
