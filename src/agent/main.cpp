@@ -35,8 +35,8 @@ int main(int argc, char** argv) {
   // glibc gives memory back to the kernel whenever 128 KiB sit free at the
   // top of the heap; SQLite's per-statement buffers cross that line on every
   // commit, so each commit cost a brk() and a TLB flush (a third of the
-  // agent's time with 50 chatty tasks, by perf). Keep up to 8 MiB instead.
-  ::mallopt(M_TRIM_THRESHOLD, 8 << 20);
+  // agent's time with 50 chatty tasks, by perf). Keep up to 4 MiB instead.
+  ::mallopt(M_TRIM_THRESHOLD, 4 << 20);
   ::mallopt(M_TOP_PAD, 1 << 20);
 
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -63,8 +63,9 @@ CREATE TABLE IF NOT EXISTS attempts (
 // How long send times wait before they are written (see mark_sent).
 constexpr uint64_t kSendMarkDelayMs = 1000;
 
-// Stored frames kept in memory for the sender (about one send window).
-constexpr size_t kFreshCacheBytes = 8 << 20;
+// Stored frames kept in memory for the sender: what is committed and not yet
+// sent, which is little while the channel keeps up.
+constexpr size_t kFreshCacheBytes = 4 << 20;
 
 // An outbox that held this much shrinks its file once it is empty again.
 constexpr uint64_t kReclaimAfterBytes = 8 << 20;
