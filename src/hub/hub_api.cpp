@@ -94,8 +94,10 @@ void write_task(protocol::JsonWriter& json, const TaskRecord& task,
   json.end_object();
 }
 
-// Decodes POST /api/v1/tasks. Unknown fields are an error here (unlike in
-// frames): an operator's typo must not silently drop a setting.
+}  // namespace
+
+// Unknown fields are an error here (unlike in frames): an operator's typo
+// must not silently drop a setting.
 Result<SubmitRequest> decode_submit(std::string_view body) {
   auto document = protocol::parse_json_object(body, "task");
   if (!document) return document.error();
@@ -129,7 +131,6 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
   return request;
 }
 
-}  // namespace
 
 HubApi::HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskRepository& tasks,
                EventLog& events, EventHub& hub, TaskService& service, AgentChannels& channels,

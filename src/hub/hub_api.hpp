@@ -24,6 +24,9 @@
 
 namespace tether::hub {
 
+// The body of POST /api/v1/tasks; errors name the field.
+Result<SubmitRequest> decode_submit(std::string_view body);
+
 class HubApi {
  public:
   HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskRepository& tasks,

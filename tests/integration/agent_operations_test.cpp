@@ -312,3 +312,35 @@ TEST_CASE("systemd: READY after start, watchdog pings, STOPPING on SIGTERM, for 
     CHECK(hub_notify.count_containing("STOPPING=1") == 1);
   });
 }
+
+TEST_CASE("the token is in no task's environment, and in neither argv nor environment of the agent",
+          "[operations]") {
+  AgentWorldOptions options;
+  options.start_agent = false;
+  AgentWorld world(options);
+  // The agent learns its token file from the environment, as under systemd.
+  world.agent.add_environment("TETHER_TOKEN_FILE=" + world.dir.path() + "/agent.token");
+  world.run([&]() -> core::Task<void> {
+    co_await world.agent.start();
+    const std::string id =
+        co_await world.submit_shell("env; echo; tr '\\0' ' ' < /proc/$PPID/cmdline");
+    const FinalView final_view = co_await world.final_of(id, "succeeded", 20'000);
+    CHECK(final_view.verified);
+    const std::string seen = co_await world.op().output(id, "stdout");
+    INFO(seen);
+    CHECK_THAT(seen, Catch::Contains("PATH="));
+    CHECK(seen.find(world.agent_token) == std::string::npos);
+    CHECK(seen.find("TETHER_TOKEN_FILE") == std::string::npos);
+    // What ps and /proc show of the agent itself.
+    const std::string proc = "/proc/" + std::to_string(world.agent.process().pid());
+    for (const std::string file : {"/cmdline", "/environ"}) {
+      std::ifstream in(proc + file);
+      const std::string text((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+      CHECK_FALSE(text.empty());
+      CHECK(text.find(world.agent_token) == std::string::npos);
+    }
+    // Nor its log.
+    CHECK(world.agent.log().find(world.agent_token) == std::string::npos);
+  });
+}
