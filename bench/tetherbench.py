@@ -45,7 +45,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout_s, what):
+def wait_until(predicate, timeout_s, what, poll_s=0.005):
     end = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -53,7 +53,7 @@ def wait_until(predicate, timeout_s, what):
             return value
         if time.monotonic() > end:
             raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.005)
+        time.sleep(poll_s)
 
 
 class Process:
@@ -196,7 +196,7 @@ class Cluster:
             task = self.task(task_id)
             return task if task.get("final") is not None and task["state"] not in (
                 "queued", "dispatched", "running") else None
-        return wait_until_every(ended, timeout_s, poll_s, f"the final of {task_id}")
+        return wait_until(ended, timeout_s, f"the final of {task_id}", poll_s)
 
     def hub_db(self):
         return sqlite3.connect(f"file:{os.path.join(self.hub_dir, 'hub.db')}?mode=ro", uri=True,
@@ -227,17 +227,6 @@ class Cluster:
                 if process is not None:
                     sys.stderr.write(f"---- {process.log_path} (tail)\n{process.text()[-3000:]}\n")
         self.stop()
-
-
-def wait_until_every(predicate, timeout_s, poll_s, what):
-    end = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(poll_s)
 
 
 def percentile(values, fraction):

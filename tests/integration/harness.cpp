@@ -54,10 +54,7 @@ std::string TempDir::write_secret(const std::string& name, const std::string& co
   return file;
 }
 
-std::string hub_command(const std::vector<std::string>& args) {
-  std::string command = "'" + hub_binary() + "'";
-  for (const auto& arg : args)
-    command += " '" + arg + "'";
+std::pair<int, std::string> shell_output(const std::string& command) {
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string out;
@@ -66,9 +63,16 @@ std::string hub_command(const std::vector<std::string>& args) {
   while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
     out.append(buffer, n);
   const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+std::string hub_command(const std::vector<std::string>& args) {
+  std::string command = "'" + hub_binary() + "'";
+  for (const auto& arg : args)
+    command += " '" + arg + "'";
+  auto [status, out] = shell_output(command);
   INFO(command);
-  REQUIRE(WIFEXITED(status));
-  REQUIRE(WEXITSTATUS(status) == 0);
+  REQUIRE(status == 0);
   while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
     out.pop_back();
   return out;
@@ -117,14 +121,7 @@ TestCertificates::TestCertificates(const std::string& dir) {
                              "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext && "
                              "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
                              "-CAcreateserial -out server.pem -days 2 -extfile san.ext 2>&1";
-  FILE* pipe = ::popen(script.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
-    output.append(buffer, n);
-  const int status = ::pclose(pipe);
+  auto [status, output] = shell_output(script);
   INFO(output);
   REQUIRE(status == 0);
 }

@@ -53,6 +53,9 @@ struct TestCertificates {
   explicit TestCertificates(const std::string& dir);
 };
 
+// Runs `command` with /bin/sh; its exit status (128 + signal if killed) and stdout.
+std::pair<int, std::string> shell_output(const std::string& command);
+
 // Runs `tether-hub <args>` to completion and returns its stdout (a token).
 std::string hub_command(const std::vector<std::string>& args);
 
