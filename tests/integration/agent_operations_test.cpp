@@ -11,6 +11,7 @@
 #include <fstream>
 #include <mutex>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "agent_world.hpp"
@@ -342,5 +343,34 @@ TEST_CASE("the token is in no task's environment, and in neither argv nor enviro
     }
     // Nor its log.
     CHECK(world.agent.log().find(world.agent_token) == std::string::npos);
+  });
+}
+
+TEST_CASE("under journald (JOURNAL_STREAM set) lines carry a syslog priority and no timestamp",
+          "[operations]") {
+  AgentWorldOptions options;
+  options.start_agent = false;
+  AgentWorld world(options);
+  world.agent.add_environment("JOURNAL_STREAM=8:12345");
+  world.run([&]() -> core::Task<void> {
+    co_await world.agent.start();
+    const bool connected = co_await world.agent.wait_for_log("<6>channel: connected to", 10'000);
+    CHECK(connected);
+    // A warning too: with the hub gone, a refused channel is one.
+    co_await world.hub.stop(SIGTERM);
+    const bool warned = co_await world.agent.wait_for_log("<4>channel: cannot open", 20'000);
+    CHECK(warned);
+    std::istringstream lines(world.agent.log());
+    std::string line;
+    int checked = 0;
+    while (std::getline(lines, line)) {
+      if (line.empty()) continue;
+      INFO(line);
+      CHECK(std::regex_match(line, std::regex("<[3467]>[a-z]+: .*")));
+      ++checked;
+    }
+    CHECK(checked >= 3);
+    CHECK_THAT(world.agent.log(), Catch::Contains("<6>agent: agent edge-1 for"));
+    co_await world.hub.start();
   });
 }
