@@ -67,52 +67,48 @@ std::string status_json(const AgentStatus& status) {
 std::string status_metrics(const AgentStatus& status) {
   core::MetricsText text;
   const std::string agent = core::MetricsText::label("agent", status.agent);
-  text.family("tether_agent_info", "gauge", "The agent's version and name; always 1.");
-  text.sample("tether_agent_info", 1,
+  text.metric("tether_agent_info", "gauge", "The agent's version and name; always 1.", 1,
               core::MetricsText::label("version", status.version) + "," + agent);
-  text.family("tether_agent_uptime_seconds", "gauge", "Seconds since the agent started.");
-  text.sample("tether_agent_uptime_seconds", static_cast<double>(status.uptime_s));
-  text.family("tether_agent_channel_connected", "gauge",
-              "1 while the WebSocket result channel to the hub is up.");
-  text.sample("tether_agent_channel_connected", status.channel_connected ? 1 : 0);
-  text.family("tether_agent_channel_reconnects_total", "counter",
-              "Result channel sessions after the first.");
-  text.sample("tether_agent_channel_reconnects_total", static_cast<double>(status.reconnects()));
-  text.family("tether_agent_channel_connect_failures_total", "counter",
-              "Failed attempts to open the result channel.");
-  text.sample("tether_agent_channel_connect_failures_total",
+  text.metric("tether_agent_uptime_seconds", "gauge", "Seconds since the agent started.",
+              static_cast<double>(status.uptime_s));
+  text.metric("tether_agent_channel_connected", "gauge",
+              "1 while the WebSocket result channel to the hub is up.",
+              status.channel_connected ? 1 : 0);
+  text.metric("tether_agent_channel_reconnects_total", "counter",
+              "Result channel sessions after the first.", static_cast<double>(status.reconnects()));
+  text.metric("tether_agent_channel_connect_failures_total", "counter",
+              "Failed attempts to open the result channel.",
               static_cast<double>(status.channel_connect_failures));
-  text.family("tether_agent_frames_sent_total", "counter",
-              "Frames written to the result channel, resends included.");
-  text.sample("tether_agent_frames_sent_total", static_cast<double>(status.frames_sent));
-  text.family("tether_agent_frame_bytes_sent_total", "counter",
-              "Bytes of frame JSON written to the result channel.");
-  text.sample("tether_agent_frame_bytes_sent_total", static_cast<double>(status.frame_bytes_sent));
-  text.family("tether_agent_acks_received_total", "counter", "Acks received from the hub.");
-  text.sample("tether_agent_acks_received_total", static_cast<double>(status.acks_received));
-  text.family("tether_agent_poll_failures_total", "counter",
-              "Task polls that failed (network, HTTP error, refused token).");
-  text.sample("tether_agent_poll_failures_total", static_cast<double>(status.poll_failures));
-  text.family("tether_agent_tasks_received_total", "counter", "Tasks received from the hub.");
-  text.sample("tether_agent_tasks_received_total", static_cast<double>(status.tasks_received));
-  text.family("tether_agent_tasks_running", "gauge", "Attempts running now.");
-  text.sample("tether_agent_tasks_running", static_cast<double>(status.running.size()));
-  text.family("tether_agent_tasks_max", "gauge", "max_concurrent_tasks.");
-  text.sample("tether_agent_tasks_max", static_cast<double>(status.max_concurrent_tasks));
-  text.family("tether_agent_outbox_frames", "gauge", "Frames in the outbox, not yet acked.");
-  text.sample("tether_agent_outbox_frames", static_cast<double>(status.outbox_rows));
-  text.family("tether_agent_outbox_bytes", "gauge",
-              "Bytes of frame JSON in the outbox (what outbox_max_bytes caps).");
-  text.sample("tether_agent_outbox_bytes", static_cast<double>(status.outbox_bytes));
-  text.family("tether_agent_outbox_max_bytes", "gauge", "outbox_max_bytes.");
-  text.sample("tether_agent_outbox_max_bytes", static_cast<double>(status.outbox_max_bytes));
-  text.family("tether_agent_outbox_oldest_age_seconds", "gauge",
-              "Age of the oldest frame in the outbox; 0 when empty.");
-  text.sample("tether_agent_outbox_oldest_age_seconds",
+  text.metric("tether_agent_frames_sent_total", "counter",
+              "Frames written to the result channel, resends included.",
+              static_cast<double>(status.frames_sent));
+  text.metric("tether_agent_frame_bytes_sent_total", "counter",
+              "Bytes of frame JSON written to the result channel.",
+              static_cast<double>(status.frame_bytes_sent));
+  text.metric("tether_agent_acks_received_total", "counter", "Acks received from the hub.",
+              static_cast<double>(status.acks_received));
+  text.metric("tether_agent_poll_failures_total", "counter",
+              "Task polls that failed (network, HTTP error, refused token).",
+              static_cast<double>(status.poll_failures));
+  text.metric("tether_agent_tasks_received_total", "counter", "Tasks received from the hub.",
+              static_cast<double>(status.tasks_received));
+  text.metric("tether_agent_tasks_running", "gauge", "Attempts running now.",
+              static_cast<double>(status.running.size()));
+  text.metric("tether_agent_tasks_max", "gauge", "max_concurrent_tasks.",
+              static_cast<double>(status.max_concurrent_tasks));
+  text.metric("tether_agent_outbox_frames", "gauge", "Frames in the outbox, not yet acked.",
+              static_cast<double>(status.outbox_rows));
+  text.metric("tether_agent_outbox_bytes", "gauge",
+              "Bytes of frame JSON in the outbox (what outbox_max_bytes caps).",
+              static_cast<double>(status.outbox_bytes));
+  text.metric("tether_agent_outbox_max_bytes", "gauge", "outbox_max_bytes.",
+              static_cast<double>(status.outbox_max_bytes));
+  text.metric("tether_agent_outbox_oldest_age_seconds", "gauge",
+              "Age of the oldest frame in the outbox; 0 when empty.",
               static_cast<double>(status.outbox_oldest_age_ms) / 1000.0);
-  text.family("tether_agent_dropped_bytes_total", "counter",
-              "Output bytes dropped because the outbox was full (drop-oldest), since start.");
-  text.sample("tether_agent_dropped_bytes_total", static_cast<double>(status.dropped_bytes));
+  text.metric("tether_agent_dropped_bytes_total", "counter",
+              "Output bytes dropped because the outbox was full (drop-oldest), since start.",
+              static_cast<double>(status.dropped_bytes));
   return text.str();
 }
 

@@ -168,6 +168,10 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
       "0), coalesce((SELECT max(id) FROM frames WHERE send_count > 0), 0))");
   progress.executeStep();
   outbox->sent_through_id_ = progress.getColumn(0).getInt64();
+  // Its one row, so that each send is a single UPDATE.
+  outbox->store_->database().exec(
+      "INSERT INTO send_progress (sent_through_id) SELECT 0 "
+      "WHERE NOT EXISTS (SELECT 1 FROM send_progress)");
   // A file left large by an earlier run shrinks after its next drain too.
   struct stat file {};
   const uint64_t on_disk = ::stat((state_dir + "/outbox.db").c_str(), &file) == 0
@@ -220,7 +224,7 @@ void Outbox::after_write(bool freed) {
 void Outbox::insert(const protocol::Frame& frame, FrameKind kind, std::optional<StreamName> stream,
                     uint64_t seq, uint64_t offset, uint64_t length) {
   store_->begin_write();
-  const std::string payload = protocol::encode_frame(frame);
+  std::string payload = protocol::encode_frame(frame);
   std::string task_id;
   std::string attempt_id;
   std::visit(
@@ -263,8 +267,9 @@ void Outbox::insert(const protocol::Frame& frame, FrameKind kind, std::optional<
   high_water_bytes_ = std::max(high_water_bytes_, bytes_);
   rows_ += 1;
   newest_frame_id_ = store_->database().getLastInsertRowid();
-  remember_fresh(newest_frame_id_, frame.message_id, task_id, attempt_id, kind,
-                 stream.value_or(StreamName::kStdout), seq, payload);
+  // The payload moves on to the sender; SQLite has its own copy by now.
+  remember_fresh({newest_frame_id_, frame.message_id, std::move(task_id), std::move(attempt_id),
+                  kind, stream.value_or(StreamName::kStdout), seq, std::move(payload)});
   after_write(false);
 }
 
@@ -359,15 +364,15 @@ void Outbox::append_output(const protocol::AttemptRef& attempt, const protocol::
   // Worst-case size of the JSON (escaping can grow text); exact size is
   // known only after encoding, and the check only needs to be conservative.
   const uint64_t estimate = chunk.data.size() * 2 + 512;
-  if (options_.policy == OutboxFullPolicy::kDropOldest && bytes_ + estimate > output_limit() &&
-      record.out.dropped + record.err.dropped == 0) {
+  const bool must_drop =
+      options_.policy == OutboxFullPolicy::kDropOldest && bytes_ + estimate > output_limit();
+  if (must_drop && record.out.dropped + record.err.dropped == 0) {
     // Said once per attempt; the final reports the exact count per stream.
     core::log_warning("outbox", "outbox full (" + std::to_string(bytes_) +
                                     " bytes): dropping the oldest unsent output of " +
                                     attempt.attempt_id + " (outbox_full_policy = drop-oldest)");
   }
-  if (options_.policy == OutboxFullPolicy::kDropOldest && bytes_ + estimate > output_limit() &&
-      !make_room(attempt, estimate)) {
+  if (must_drop && !make_room(attempt, estimate)) {
     // Nothing older of this attempt to drop: this chunk itself becomes a gap.
     stream.dropped += chunk.data.size();
     dropped_total_ += chunk.data.size();
@@ -430,20 +435,18 @@ void Outbox::flush_progress() {
   dirty_.clear();
 }
 
-void Outbox::remember_fresh(int64_t id, const std::string& message_id, const std::string& task_id,
-                            const std::string& attempt_id, FrameKind kind, StreamName stream,
-                            uint64_t seq, const std::string& payload) {
+void Outbox::remember_fresh(StoredFrame frame) {
   // Only a contiguous run of ids, within the byte budget: anything else is
   // read from the database, which is always right.
-  const bool follows = fresh_.empty() || fresh_.back().id + 1 == id;
-  if (!follows || fresh_bytes_ + payload.size() > kFreshCacheBytes) {
+  const bool follows = fresh_.empty() || fresh_.back().id + 1 == frame.id;
+  if (!follows || fresh_bytes_ + frame.payload.size() > kFreshCacheBytes) {
     forget_fresh();
     fresh_overflowed_ = true;
     return;
   }
   if (fresh_overflowed_) return;  // until the sender has caught up
-  fresh_.push_back({id, message_id, task_id, attempt_id, kind, stream, seq, payload});
-  fresh_bytes_ += payload.size();
+  fresh_bytes_ += frame.payload.size();
+  fresh_.push_back(std::move(frame));
 }
 
 void Outbox::forget_fresh() {
@@ -509,9 +512,7 @@ void Outbox::mark_sent(int64_t first_id, int64_t last_id) {
   if (last_id > sent_through_id_) {
     sent_through_id_ = last_id;
     store_->begin_write();
-    auto& clear = store_->statement("DELETE FROM send_progress");
-    clear.exec();
-    auto& record = store_->statement("INSERT INTO send_progress (sent_through_id) VALUES (?)");
+    auto& record = store_->statement("UPDATE send_progress SET sent_through_id = ?");
     record.bind(1, sent_through_id_);
     record.exec();
     after_write(false);
@@ -538,6 +539,18 @@ void Outbox::flush_send_marks() {
   after_write(false);
 }
 
+bool Outbox::account_removed(SQLite::Statement& remove,
+                             const std::function<void(SQLite::Statement&)>& each_row) {
+  bool freed = false;
+  while (remove.executeStep()) {
+    bytes_ -= static_cast<uint64_t>(remove.getColumn(0).getInt64());
+    rows_ -= 1;
+    freed = true;
+    if (each_row) each_row(remove);
+  }
+  return freed;
+}
+
 void Outbox::ack_output(const std::string& attempt_id, StreamName stream, uint64_t through_seq) {
   store_->begin_write();
   auto& remove = store_->statement(
@@ -546,13 +559,7 @@ void Outbox::ack_output(const std::string& attempt_id, StreamName stream, uint64
   remove.bind(1, attempt_id);
   remove.bind(2, std::string(protocol::to_string(stream)));
   remove.bind(3, static_cast<int64_t>(through_seq));
-  bool freed = false;
-  while (remove.executeStep()) {
-    bytes_ -= static_cast<uint64_t>(remove.getColumn(0).getInt64());
-    rows_ -= 1;
-    freed = true;
-  }
-  after_write(freed);
+  after_write(account_removed(remove));
 }
 
 void Outbox::ack_message(const std::string& message_id) {
@@ -561,15 +568,10 @@ void Outbox::ack_message(const std::string& message_id) {
   auto& remove = store_->statement(
       "DELETE FROM frames WHERE message_id = ? RETURNING length(payload), kind, attempt_id");
   remove.bind(1, message_id);
-  bool freed = false;
   std::string finished_attempt;
-  while (remove.executeStep()) {
-    bytes_ -= static_cast<uint64_t>(remove.getColumn(0).getInt64());
-    rows_ -= 1;
-    freed = true;
-    if (remove.getColumn(1).getString() == "final")
-      finished_attempt = remove.getColumn(2).getString();
-  }
+  const bool freed = account_removed(remove, [&](SQLite::Statement& row) {
+    if (row.getColumn(1).getString() == "final") finished_attempt = row.getColumn(2).getString();
+  });
   if (!finished_attempt.empty()) {
     auto& forget = store_->statement("DELETE FROM attempts WHERE attempt_id = ?");
     forget.bind(1, finished_attempt);
@@ -585,12 +587,7 @@ void Outbox::discard_attempt(const std::string& attempt_id) {
   auto& remove =
       store_->statement("DELETE FROM frames WHERE attempt_id = ? RETURNING length(payload)");
   remove.bind(1, attempt_id);
-  bool freed = false;
-  while (remove.executeStep()) {
-    bytes_ -= static_cast<uint64_t>(remove.getColumn(0).getInt64());
-    rows_ -= 1;
-    freed = true;
-  }
+  const bool freed = account_removed(remove);
   auto& forget = store_->statement("DELETE FROM attempts WHERE attempt_id = ?");
   forget.bind(1, attempt_id);
   forget.exec();
@@ -687,10 +684,9 @@ std::vector<AttemptRecord> Outbox::running_attempts() {
 std::string Outbox::oldest_created_at() {
   // The lowest id is the oldest frame: the primary key makes this one probe.
   auto& query = store_->statement("SELECT created_at FROM frames ORDER BY id LIMIT 1");
-  query.reset();
   std::string oldest;
   if (query.executeStep()) oldest = query.getColumn(0).getString();
-  query.reset();
+  query.reset();  // ends the read at once, not at the next use
   return oldest;
 }
 

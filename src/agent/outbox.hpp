@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -157,9 +158,11 @@ class Outbox {
   uint64_t output_limit() const;
   void flush_progress();
   void flush_send_marks();
-  void remember_fresh(int64_t id, const std::string& message_id, const std::string& task_id,
-                      const std::string& attempt_id, FrameKind kind, protocol::StreamName stream,
-                      uint64_t seq, const std::string& payload);
+  void remember_fresh(StoredFrame frame);
+  // Steps a DELETE ... RETURNING length(payload), ... and takes the rows off
+  // the totals; `each_row` sees every row. True if anything was removed.
+  bool account_removed(SQLite::Statement& remove,
+                       const std::function<void(SQLite::Statement&)>& each_row = {});
   void forget_fresh();
   void after_write(bool freed);
   protocol::Frame frame_for(const protocol::AttemptRef& attempt, std::string message_id,

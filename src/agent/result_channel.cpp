@@ -47,11 +47,12 @@ void ResultChannel::close() {
   if (socket_) socket_->close(core::kCloseGoingAway, "agent shutting down");
 }
 
-std::string ResultChannel::stamped(const std::string& payload) const {
+std::string ResultChannel::stamped(std::string payload, const std::string& sent_at) {
   // The stored JSON ends with '}'; sent_at is the time of this transmission.
-  std::string text = payload.substr(0, payload.size() - 1);
-  text += ",\"sent_at\":\"" + core::utc_now() + "\"}";
-  return text;
+  // Appended in place: the payload is the sender's own copy.
+  payload.pop_back();
+  payload += ",\"sent_at\":\"" + sent_at + "\"}";
+  return payload;
 }
 
 core::Task<void> ResultChannel::run(core::CancellationToken stop) {
@@ -226,12 +227,14 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
       continue;
     }
     loop_.update_time();
-    for (const auto& frame : frames) {
-      socket_->send_text(stamped(frame.payload));
+    const std::string sent_at = core::utc_now();  // one send batch, one turn
+    for (auto& frame : frames) {
+      const size_t bytes = frame.payload.size();
+      socket_->send_text(stamped(std::move(frame.payload), sent_at));
       counters_.frames_sent += 1;
-      counters_.bytes_sent += frame.payload.size();
+      counters_.bytes_sent += bytes;
       track_in_flight({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
-                       frame.seq, frame.payload.size()});
+                       frame.seq, bytes});
       cursor_ = frame.id;
       if (frame.kind == FrameKind::kFinal)
         final_sent_at_.try_emplace(frame.message_id, loop_.now_ms());

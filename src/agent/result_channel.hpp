@@ -101,7 +101,7 @@ class ResultChannel {
   void forget_message(const std::string& message_id);
   void forget_attempt(const std::string& attempt_id);
   void forget_all_in_flight();
-  std::string stamped(const std::string& payload) const;
+  static std::string stamped(std::string payload, const std::string& sent_at);
 
   core::Loop& loop_;
   Outbox& outbox_;

@@ -53,9 +53,10 @@ uint64_t file_size(const std::string& path) {
 OutboxView read_outbox(const std::string& state_dir) {
   OutboxView view;
   view.path = state_dir + "/outbox.db";
-  view.exists = file_size(view.path) > 0;
+  const uint64_t database_bytes = file_size(view.path);
+  view.exists = database_bytes > 0;
   if (!view.exists) return view;
-  view.file_bytes = file_size(view.path) + file_size(view.path + "-wal");
+  view.file_bytes = database_bytes + file_size(view.path + "-wal");
   try {
     SQLite::Database database(view.path, SQLite::OPEN_READONLY);
     database.exec("PRAGMA busy_timeout = 2000");

@@ -42,6 +42,12 @@ class MetricsText {
   void family(const std::string& name, const std::string& type, const std::string& help);
   // `labels` is already formatted (`state="queued"`), or empty.
   void sample(const std::string& name, double value, const std::string& labels = "");
+  // A family with its one sample.
+  void metric(const std::string& name, const std::string& type, const std::string& help,
+              double value, const std::string& labels = "") {
+    family(name, type, help);
+    sample(name, value, labels);
+  }
   const std::string& str() const { return text_; }
 
   // A label value with \, " and newlines escaped.

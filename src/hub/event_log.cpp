@@ -172,25 +172,15 @@ std::shared_ptr<const StoredEvent> EventLog::append_final(const std::string& tas
   return insert(std::move(event));
 }
 
-std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t after_id, int limit) {
-  static const std::string sql = std::string("SELECT ") + kColumns +
-                                 " FROM events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?";
-  auto& query = store_.statement(sql.c_str());
-  query.bind(1, task_id);
-  query.bind(2, static_cast<int64_t>(after_id));
-  query.bind(3, limit);
-  std::vector<StoredEvent> events;
-  while (query.executeStep())
-    events.push_back(read_event(query));
-  return events;
-}
-
-std::vector<StoredEvent> EventLog::page_without_output(const std::string& task_id,
-                                                       uint64_t after_id, int limit) {
-  static const std::string sql =
+std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t after_id, int limit,
+                                        bool with_output) {
+  static const std::string all_sql =
+      std::string("SELECT ") + kColumns +
+      " FROM events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?";
+  static const std::string no_output_sql =
       std::string("SELECT ") + kColumns +
       " FROM events WHERE task_id = ? AND id > ? AND kind <> 'output' ORDER BY id LIMIT ?";
-  auto& query = store_.statement(sql.c_str());
+  auto& query = store_.statement(with_output ? all_sql.c_str() : no_output_sql.c_str());
   query.bind(1, task_id);
   query.bind(2, static_cast<int64_t>(after_id));
   query.bind(3, limit);

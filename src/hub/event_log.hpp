@@ -52,11 +52,10 @@ class EventLog {
                                                   const std::string& attempt_id,
                                                   std::string payload);
 
-  // Events of a task with id > after_id, oldest first, at most `limit`.
-  std::vector<StoredEvent> page(const std::string& task_id, uint64_t after_id, int limit);
-  // The same without output events: status, gaps and finals only.
-  std::vector<StoredEvent> page_without_output(const std::string& task_id, uint64_t after_id,
-                                               int limit);
+  // Events of a task with id > after_id, oldest first, at most `limit`;
+  // without output events (status, gaps and finals only) if !with_output.
+  std::vector<StoredEvent> page(const std::string& task_id, uint64_t after_id, int limit,
+                                bool with_output = true);
   // Output and gap events of one stream with seq > after_seq, in seq order.
   std::vector<StoredEvent> stream_page(const std::string& attempt_id, protocol::StreamName stream,
                                        uint64_t after_seq, int limit);

@@ -114,25 +114,22 @@ void Hub::schedule_lease_check() {
 
 std::string Hub::metrics_text() {
   core::MetricsText text;
-  text.family("tether_hub_info", "gauge", "The hub's version; always 1.");
-  text.sample("tether_hub_info", 1, core::MetricsText::label("version", TETHER_VERSION));
-  text.family("tether_hub_agents_connected", "gauge", "Agents with a result channel open.");
-  text.sample("tether_hub_agents_connected", static_cast<double>(channels_.count()));
+  text.metric("tether_hub_info", "gauge", "The hub's version; always 1.", 1,
+              core::MetricsText::label("version", TETHER_VERSION));
+  text.metric("tether_hub_agents_connected", "gauge", "Agents with a result channel open.",
+              static_cast<double>(channels_.count()));
   const auto& counters = channels_.counters();
-  text.family("tether_hub_channel_connections_total", "counter",
-              "Result channels accepted since start.");
-  text.sample("tether_hub_channel_connections_total", static_cast<double>(counters.connections));
-  text.family("tether_hub_channel_frames_received_total", "counter",
-              "Frames received on result channels.");
-  text.sample("tether_hub_channel_frames_received_total", static_cast<double>(counters.frames));
-  text.family("tether_hub_channel_frames_rejected_total", "counter",
-              "Frames answered with an error frame.");
-  text.sample("tether_hub_channel_frames_rejected_total", static_cast<double>(counters.rejected));
-  text.family("tether_hub_output_bytes_received_total", "counter",
-              "Task output bytes received on result channels (resends included).");
-  text.sample("tether_hub_output_bytes_received_total", static_cast<double>(counters.output_bytes));
-  text.family("tether_hub_event_streams", "gauge", "Server-Sent Event streams open.");
-  text.sample("tether_hub_event_streams", static_cast<double>(api_.open_streams()));
+  text.metric("tether_hub_channel_connections_total", "counter",
+              "Result channels accepted since start.", static_cast<double>(counters.connections));
+  text.metric("tether_hub_channel_frames_received_total", "counter",
+              "Frames received on result channels.", static_cast<double>(counters.frames));
+  text.metric("tether_hub_channel_frames_rejected_total", "counter",
+              "Frames answered with an error frame.", static_cast<double>(counters.rejected));
+  text.metric("tether_hub_output_bytes_received_total", "counter",
+              "Task output bytes received on result channels (resends included).",
+              static_cast<double>(counters.output_bytes));
+  text.metric("tether_hub_event_streams", "gauge", "Server-Sent Event streams open.",
+              static_cast<double>(api_.open_streams()));
   text.family("tether_hub_tasks", "gauge", "Tasks stored, by state.");
   try {
     // tasks_by_state covers this: an index scan, no table reads.

@@ -131,7 +131,6 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
   return request;
 }
 
-
 HubApi::HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskRepository& tasks,
                EventLog& events, EventHub& hub, TaskService& service, AgentChannels& channels,
                PollWaiters& polls)

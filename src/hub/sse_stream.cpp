@@ -67,8 +67,7 @@ void SseStream::heartbeat() {
 void SseStream::pump() {
   if (finished_ || live_) return;
   if (exchange_->queued_bytes() > kMaxQueuedBytes / 4) return;  // wait for on_drained
-  auto page = with_output_ ? events_.page(task_id_, last_sent_id_, kReplayPage)
-                           : events_.page_without_output(task_id_, last_sent_id_, kReplayPage);
+  auto page = events_.page(task_id_, last_sent_id_, kReplayPage, with_output_);
   for (const auto& event : page) {
     send(event);
     if (finished_) return;

@@ -13,12 +13,18 @@ namespace tether::protocol {
 static_assert(sizeof(SHA256_CTX) == 112, "unexpected SHA256_CTX layout");
 
 namespace {
-SHA256_CTX* ctx(unsigned char* bytes) { return reinterpret_cast<SHA256_CTX*>(bytes); }
+SHA256_CTX* ctx(unsigned char* bytes) {
+  return reinterpret_cast<SHA256_CTX*>(bytes);
+}
 }  // namespace
 
-Sha256::Sha256() { SHA256_Init(ctx(context_)); }
+Sha256::Sha256() {
+  SHA256_Init(ctx(context_));
+}
 
-void Sha256::update(std::string_view bytes) { SHA256_Update(ctx(context_), bytes.data(), bytes.size()); }
+void Sha256::update(std::string_view bytes) {
+  SHA256_Update(ctx(context_), bytes.data(), bytes.size());
+}
 
 std::string Sha256::hex_digest() const {
   // Finalising destroys the state, so finalise a copy.

@@ -11,8 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t piece = 1 + data[0] % 64;
   std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   size_t events = 0;
-  tether::cli::SseParser parser([&events](const tether::cli::SseEvent&) { ++events; },
-                                4096);
+  tether::cli::SseParser parser([&events](const tether::cli::SseEvent&) { ++events; }, 4096);
   while (!rest.empty()) {
     const auto chunk = rest.substr(0, piece);
     rest.remove_prefix(chunk.size());

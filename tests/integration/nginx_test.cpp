@@ -152,9 +152,12 @@ TEST_CASE("behind nginx with TLS: the channel streams, a final falls back to HTT
     // header file, not in curl's argv.
     const std::string header = world.dir.write_secret(
         "viewer.header", "Authorization: Bearer " + world.admin_token + "\n");
-    viewer.start({"/usr/bin/curl", "--silent", "--show-error", "--no-buffer", "--cacert", certs.ca,
+    auto follow = [&](LoggedProcess& curl) {
+      curl.start({"/usr/bin/curl", "--silent", "--show-error", "--no-buffer", "--cacert", certs.ca,
                   "--header", "@" + header, nginx->url() + "/api/v1/tasks/" + task_id + "/events"},
                  {"PATH=/usr/bin:/bin"});
+    };
+    follow(viewer);
     const bool history = co_await viewer.wait_for_log("marker-one", 10000);
     INFO(viewer.log());
     REQUIRE(history);
@@ -197,10 +200,7 @@ TEST_CASE("behind nginx with TLS: the channel streams, a final falls back to HTT
     // A viewer after the end gets the whole history, the end event, and a
     // clean close from the new worker.
     LoggedProcess late_viewer(world.loop);
-    late_viewer.start(
-        {"/usr/bin/curl", "--silent", "--show-error", "--no-buffer", "--cacert", certs.ca,
-         "--header", "@" + header, nginx->url() + "/api/v1/tasks/" + task_id + "/events"},
-        {"PATH=/usr/bin:/bin"});
+    follow(late_viewer);
     const int late_exit = co_await late_viewer.wait_exit(10000);
     INFO(late_viewer.log());
     CHECK(late_exit == 0);
