@@ -3,8 +3,10 @@
 #include "core/log.hpp"
 
 #include <libwebsockets.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <unordered_set>
@@ -114,7 +116,7 @@ HttpRequest read_lws_request(lws* wsi, const char* path) {
   request.authorization = header_value(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
   request.content_type = header_value(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
   request.last_event_id = custom_header(wsi, "last-event-id:");
-  request.forwarded_for = custom_header(wsi, "x-forwarded-for:");
+  request.forwarded_for = header_value(wsi, WSI_TOKEN_X_FORWARDED_FOR);
   char peer[64] = {0};
   lws_get_peer_simple(wsi, peer, sizeof peer);
   request.peer_address = peer;
@@ -156,6 +158,15 @@ void HttpExchange::finish() {
   if (phase_ != Phase::kStreaming) return;
   finish_requested_ = true;
   request_writable();
+}
+
+bool HttpExchange::peer_closed() const {
+  if (!wsi_) return true;
+  const int fd = lws_get_socket_fd(wsi_);
+  if (fd < 0) return true;
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 void HttpExchange::request_writable() {

@@ -2,7 +2,10 @@
 
 #include <libwebsockets.h>
 
+#include "core/log.hpp"
+
 #include <cstring>
+#include <string>
 #include <utility>
 
 namespace tether::core {
@@ -82,11 +85,16 @@ int WebSocketConnection::on_receive_fragment(lws* wsi, const void* data, size_t 
     return -1;
   }
   if (incoming_.size() + length > max_message_bytes_) {
+    // Refused as it arrives, before it is buffered: the peer learns the
+    // limit from the close reason.
     close_code_ = kCloseMessageTooBig;
-    static const char reason[] = "message too big";
+    std::string reason = "message over " + std::to_string(max_message_bytes_) + " bytes";
+    const std::string from = upgrade_request_.path.empty()
+                                 ? std::string("the peer")
+                                 : upgrade_request_.path + " from " + upgrade_request_.peer_address;
+    log_warning("websocket", from + ": " + reason + "; closing (1009)");
     lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason)),
-                     sizeof reason - 1);
+                     reinterpret_cast<unsigned char*>(reason.data()), reason.size());
     return -1;
   }
   incoming_.append(static_cast<const char*>(data), length);

@@ -20,8 +20,13 @@ std::string error_body(const std::string& code, const std::string& message, bool
   return json.str();
 }
 
-AgentChannels::AgentChannels(HubStore& store, TokenStore& tokens, TaskService& tasks)
-    : store_(store), tokens_(tokens), tasks_(tasks), id_prefix_("hub:" + random_hex(4) + ":") {}
+AgentChannels::AgentChannels(HubStore& store, TokenStore& tokens, AuthThrottle& throttle,
+                             TaskService& tasks)
+    : store_(store),
+      tokens_(tokens),
+      throttle_(throttle),
+      tasks_(tasks),
+      id_prefix_("hub:" + random_hex(4) + ":") {}
 
 std::string AgentChannels::agent_in_path(const std::string& path) {
   constexpr std::string_view kPrefix = "/api/v1/agents/";
@@ -35,6 +40,7 @@ std::string AgentChannels::agent_in_path(const std::string& path) {
 }
 
 core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request) {
+  if (auto refused = throttle_.refusal(request)) return {refused->status, refused->body};
   const std::string agent = agent_in_path(request.path);
   if (agent.empty()) {
     return {404, error_body("not_found", "no WebSocket endpoint at " + request.path, false)};
@@ -44,13 +50,16 @@ core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request)
       return {};
     case AuthOutcome::kForbidden:
       core::log_warning("channels", "refused channel for " + agent + " from " +
-                                        request.peer_address + ": token of another principal");
+                                        AuthThrottle::source_of(request) +
+                                        ": token of another principal");
       return {403, error_body("forbidden", "this token is not agent " + agent + "'s", false)};
     case AuthOutcome::kUnauthorized:
       break;
   }
-  core::log_warning("channels", "refused channel for " + agent + " from " + request.peer_address +
+  core::log_warning("channels", "refused channel for " + agent + " from " +
+                                    AuthThrottle::source_of(request) +
                                     ": missing or unknown token");
+  throttle_.failed(request);
   return {401, error_body("unauthorized", "missing or unknown agent token", false)};
 }
 

@@ -14,6 +14,7 @@
 #include "core/http_types.hpp"
 #include "core/web_server.hpp"
 #include "core/web_socket.hpp"
+#include "hub/auth_throttle.hpp"
 #include "hub/task_service.hpp"
 #include "hub/tokens.hpp"
 
@@ -23,7 +24,7 @@ inline constexpr int kCloseReplaced = 4001;
 
 class AgentChannels {
  public:
-  AgentChannels(HubStore& store, TokenStore& tokens, TaskService& tasks);
+  AgentChannels(HubStore& store, TokenStore& tokens, AuthThrottle& throttle, TaskService& tasks);
 
   // For GET /api/v1/agents/{agent}/channel; runs inside lws (synchronous).
   core::UpgradeDecision authorize(const core::HttpRequest& request);
@@ -66,6 +67,7 @@ class AgentChannels {
 
   HubStore& store_;
   TokenStore& tokens_;
+  AuthThrottle& throttle_;
   TaskService& tasks_;
   std::map<std::string, std::shared_ptr<Channel>> channels_;
   Counters counters_;

@@ -14,9 +14,10 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
       events_(*store_),
       ledger_(events_),
       service_(*store_, tasks_, events_, event_hub_, ledger_, {options_.lease_s * 1000}),
-      channels_(*store_, tokens_, service_),
+      channels_(*store_, tokens_, throttle_, service_),
       polls_(loop, *store_, service_, channels_),
-      api_(loop, *store_, tokens_, tasks_, events_, event_hub_, service_, channels_, polls_),
+      api_(loop, *store_, tokens_, tasks_, events_, event_hub_, service_, channels_, polls_,
+           throttle_, options_.max_event_streams),
       lease_timer_(loop) {
   store_->attach_loop(loop);
   // If a commit fails, what the ledger remembers may not be stored: forget
@@ -130,6 +131,12 @@ std::string Hub::metrics_text() {
               static_cast<double>(counters.output_bytes));
   text.metric("tether_hub_event_streams", "gauge", "Server-Sent Event streams open.",
               static_cast<double>(api_.open_streams()));
+  text.metric("tether_hub_auth_refused_total", "counter",
+              "Requests refused (429) because their source failed to authenticate too often.",
+              static_cast<double>(throttle_.refused()));
+  text.metric("tether_hub_auth_blocked_sources_total", "counter",
+              "Times a source spent its budget of authentication failures.",
+              static_cast<double>(throttle_.blocked_sources_total()));
   text.family("tether_hub_tasks", "gauge", "Tasks stored, by state.");
   try {
     // tasks_by_state covers this: an index scan, no table reads.

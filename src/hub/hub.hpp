@@ -11,6 +11,7 @@
 #include "core/timer.hpp"
 #include "core/web_server.hpp"
 #include "hub/agent_channels.hpp"
+#include "hub/auth_throttle.hpp"
 #include "hub/hub_api.hpp"
 #include "hub/poll_waiters.hpp"
 
@@ -27,6 +28,8 @@ struct HubOptions {
   int64_t lease_s = 60;
   SyncMode sync = SyncMode::kNormal;
   std::string metrics_listen;  // empty: no Prometheus endpoint
+  // Live SSE streams at once; more get 503 too_many_streams.
+  size_t max_event_streams = 256;
 };
 
 class Hub {
@@ -52,6 +55,7 @@ class Hub {
   HubOptions options_;
   std::unique_ptr<HubStore> store_;
   TokenStore tokens_;
+  AuthThrottle throttle_;
   TaskRepository tasks_;
   EventLog events_;
   EventHub event_hub_;

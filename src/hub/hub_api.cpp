@@ -133,7 +133,7 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
 
 HubApi::HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskRepository& tasks,
                EventLog& events, EventHub& hub, TaskService& service, AgentChannels& channels,
-               PollWaiters& polls)
+               PollWaiters& polls, AuthThrottle& throttle, size_t max_event_streams)
     : loop_(loop),
       store_(store),
       tokens_(tokens),
@@ -142,7 +142,9 @@ HubApi::HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskReposi
       hub_(hub),
       service_(service),
       channels_(channels),
-      polls_(polls) {}
+      polls_(polls),
+      throttle_(throttle),
+      max_event_streams_(max_event_streams) {}
 
 void HubApi::handle(const std::shared_ptr<HttpExchange>& exchange) {
   const auto& request = exchange->request();
@@ -151,6 +153,12 @@ void HubApi::handle(const std::shared_ptr<HttpExchange>& exchange) {
   try {
     if (parts.size() == 1 && parts[0] == "healthz" && method == "GET") {
       exchange->respond(json_response(200, R"({"ok":true})"));
+      return;
+    }
+    // Every other route authenticates: a source that keeps failing is
+    // refused before its token is looked at.
+    if (auto refused = throttle_.refusal(request)) {
+      exchange->respond(std::move(*refused));
       return;
     }
     if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") {
@@ -199,8 +207,14 @@ bool HubApi::require_admin(const std::shared_ptr<HttpExchange>& exchange) {
     case AuthOutcome::kUnauthorized:
       break;
   }
-  respond_error(exchange, 401, "unauthorized", "missing or unknown token");
+  unauthorized(exchange, "missing or unknown token");
   return false;
+}
+
+void HubApi::unauthorized(const std::shared_ptr<HttpExchange>& exchange,
+                          const std::string& message) {
+  throttle_.failed(exchange->request());
+  respond_error(exchange, 401, "unauthorized", message);
 }
 
 void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::string& agent) {
@@ -211,7 +225,7 @@ void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::stri
       respond_error(exchange, 403, "forbidden", "this token is not agent " + agent + "'s");
       return;
     case AuthOutcome::kUnauthorized:
-      respond_error(exchange, 401, "unauthorized", "missing or unknown agent token");
+      unauthorized(exchange, "missing or unknown agent token");
       return;
   }
   service_.agent_seen(agent);
@@ -233,7 +247,7 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
     if (tokens_.check_admin(request.authorization) == AuthOutcome::kAllowed) {
       respond_error(exchange, 403, "forbidden", "finals come from agents, not operators");
     } else {
-      respond_error(exchange, 401, "unauthorized", "missing or unknown agent token");
+      unauthorized(exchange, "missing or unknown agent token");
     }
     return;
   }
@@ -455,6 +469,28 @@ void HubApi::task_events(const std::shared_ptr<HttpExchange>& exchange,
   const std::string output = request.query_value("output");
   if (!output.empty() && output != "0" && output != "1") {
     respond_error(exchange, 400, "invalid_field", "output: expected 0 or 1");
+    return;
+  }
+  // Each stream holds a connection and, while it replays, reads storage: a
+  // bound keeps viewers from starving agents.
+  if (streams_.size() >= max_event_streams_) {
+    // Viewers that left while their stream was idle still hold a place
+    // until the next heartbeat would find them: look before refusing.
+    for (auto it = streams_.begin(); it != streams_.end();) {
+      if ((*it)->viewer_gone()) {
+        (*it)->close();
+        it = streams_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (streams_.size() >= max_event_streams_) {
+    exchange->respond(unavailable_response(
+        503, "too_many_streams",
+        "the hub already serves " + std::to_string(streams_.size()) +
+            " event streams (--max-event-streams " + std::to_string(max_event_streams_) + ")",
+        5));
     return;
   }
   auto stream = std::make_shared<SseStream>(loop_, events_, hub_, tasks_, exchange, task_id, after,

@@ -19,6 +19,7 @@
 #include <unordered_set>
 
 #include "hub/agent_channels.hpp"
+#include "hub/auth_throttle.hpp"
 #include "hub/poll_waiters.hpp"
 #include "hub/sse_stream.hpp"
 
@@ -31,7 +32,7 @@ class HubApi {
  public:
   HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskRepository& tasks,
          EventLog& events, EventHub& hub, TaskService& service, AgentChannels& channels,
-         PollWaiters& polls);
+         PollWaiters& polls, AuthThrottle& throttle, size_t max_event_streams);
 
   void handle(const std::shared_ptr<core::HttpExchange>& exchange);
   void close_streams();
@@ -39,6 +40,9 @@ class HubApi {
 
  private:
   bool require_admin(const std::shared_ptr<core::HttpExchange>& exchange);
+  // 401, spending the source's failure budget.
+  void unauthorized(const std::shared_ptr<core::HttpExchange>& exchange,
+                    const std::string& message);
   void poll(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& agent);
   void put_final(const std::shared_ptr<core::HttpExchange>& exchange,
                  const std::string& attempt_id);
@@ -59,6 +63,8 @@ class HubApi {
   TaskService& service_;
   AgentChannels& channels_;
   PollWaiters& polls_;
+  AuthThrottle& throttle_;
+  size_t max_event_streams_;
   std::unordered_set<std::shared_ptr<SseStream>> streams_;
 };
 

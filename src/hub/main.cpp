@@ -1,6 +1,7 @@
 // tether-hub: the reference control plane.
 #include <signal.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -23,7 +24,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  serve --data-dir DIR [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
     "        [--insecure-listen] [--lease-s N] [--sync normal|full] [--log-level LEVEL]\n"
-    "        [--metrics-listen ADDR:PORT]\n"
+    "        [--metrics-listen ADDR:PORT] [--max-event-streams N]\n"
     "      run the hub (default --listen 127.0.0.1:7070)\n"
     "  agent add NAME --data-dir DIR      register an agent; prints its token once\n"
     "  agent rotate NAME --data-dir DIR   replace an agent's token; prints the new one\n"
@@ -55,7 +56,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       flags.options.insecure_listen = true;
     } else if (arg == "--data-dir" || arg == "--listen" || arg == "--tls-cert" ||
                arg == "--tls-key" || arg == "--lease-s" || arg == "--sync" ||
-               arg == "--log-level" || arg == "--metrics-listen") {
+               arg == "--log-level" || arg == "--metrics-listen" || arg == "--max-event-streams") {
       auto v = value(arg.c_str());
       if (!v) return v.error();
       if (arg == "--data-dir") flags.options.data_dir = *v;
@@ -68,6 +69,15 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
         if (*v != "normal" && *v != "full")
           return make_error("usage", "--sync: expected normal or full");
         flags.options.sync = *v == "full" ? hub::SyncMode::kFull : hub::SyncMode::kNormal;
+      }
+      if (arg == "--max-event-streams") {
+        size_t streams = 0;
+        const auto [end, error] = std::from_chars(v->data(), v->data() + v->size(), streams);
+        if (error != std::errc() || end != v->data() + v->size() || streams < 1 ||
+            streams > 100000) {
+          return make_error("usage", "--max-event-streams: expected 1 to 100000");
+        }
+        flags.options.max_event_streams = streams;
       }
       if (arg == "--lease-s") {
         try {

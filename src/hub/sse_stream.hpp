@@ -33,6 +33,8 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   // Runs once when the stream has ended, for whoever owns it.
   void set_on_finished(std::function<void()> handler) { on_finished_ = std::move(handler); }
   bool finished() const { return finished_; }
+  // The viewer closed its connection (see HttpExchange::peer_closed).
+  bool viewer_gone() const { return exchange_->peer_closed(); }
 
  private:
   void pump();

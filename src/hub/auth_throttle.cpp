@@ -1,0 +1,135 @@
+#include "hub/auth_throttle.hpp"
+
+#include "core/log.hpp"
+#include "hub/agent_channels.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string_view>
+#include <vector>
+
+namespace tether::hub {
+
+namespace {
+
+bool is_loopback(std::string_view address) {
+  return address.rfind("127.", 0) == 0 || address == "::1" || address.rfind("::ffff:127.", 0) == 0;
+}
+
+// An IPv4 or IPv6 address as text, loosely: only what one can hold.
+bool looks_like_address(std::string_view text) {
+  if (text.empty() || text.size() > 45) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '.' ||
+           c == ':';
+  });
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+    text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
+    text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
+
+std::string AuthThrottle::source_of(const core::HttpRequest& request) {
+  if (!is_loopback(request.peer_address) || request.forwarded_for.empty()) {
+    return request.peer_address;
+  }
+  std::string_view forwarded = request.forwarded_for;
+  const size_t comma = forwarded.rfind(',');
+  const std::string_view last =
+      trim(comma == std::string_view::npos ? forwarded : forwarded.substr(comma + 1));
+  return looks_like_address(last) ? std::string(last) : request.peer_address;
+}
+
+std::optional<core::HttpResponse> AuthThrottle::refusal(const core::HttpRequest& request) {
+  const std::string source = source_of(request);
+  const int64_t wait_s = blocked_for_s(source, steady_now_ms());
+  if (wait_s == 0) return std::nullopt;
+  ++refused_;
+  auto response =
+      core::json_response(429, error_body("too_many_auth_failures",
+                                          "too many failed authentications from " + source +
+                                              "; retry in " + std::to_string(wait_s) + " s",
+                                          true));
+  response.headers.emplace_back("retry-after", std::to_string(wait_s));
+  return response;
+}
+
+void AuthThrottle::failed(const core::HttpRequest& request) {
+  const std::string source = source_of(request);
+  if (record_failure(source, steady_now_ms())) {
+    ++blocked_total_;
+    char per_second_text[32];
+    std::snprintf(per_second_text, sizeof per_second_text, "%g", limits_.per_second);
+    core::log_warning("auth", std::to_string(static_cast<int>(limits_.burst)) +
+                                  " failed authentications from " + source +
+                                  "; refusing it (429) until it slows to " +
+                                  std::string(per_second_text) + " per second");
+  }
+}
+
+double AuthThrottle::refill(Bucket& bucket, int64_t now_ms) const {
+  if (now_ms > bucket.updated_ms) {
+    const double earned =
+        static_cast<double>(now_ms - bucket.updated_ms) / 1000.0 * limits_.per_second;
+    bucket.tokens = std::min(limits_.burst, bucket.tokens + earned);
+    bucket.updated_ms = now_ms;
+  }
+  return bucket.tokens;
+}
+
+int64_t AuthThrottle::blocked_for_s(const std::string& source, int64_t now_ms) {
+  auto it = buckets_.find(source);
+  if (it == buckets_.end()) return 0;
+  const double tokens = refill(it->second, now_ms);
+  if (tokens >= 1) return 0;
+  return static_cast<int64_t>(std::ceil((1 - tokens) / limits_.per_second));
+}
+
+bool AuthThrottle::record_failure(const std::string& source, int64_t now_ms) {
+  if (buckets_.size() >= limits_.max_sources && !buckets_.count(source)) {
+    forget_full_buckets(now_ms);
+  }
+  auto [it, added] = buckets_.try_emplace(source, Bucket{limits_.burst, now_ms});
+  const double tokens = refill(it->second, now_ms);
+  if (tokens < 1) return false;
+  it->second.tokens = tokens - 1;
+  return it->second.tokens < 1;
+}
+
+void AuthThrottle::forget_full_buckets(int64_t now_ms) {
+  for (auto it = buckets_.begin(); it != buckets_.end();) {
+    if (refill(it->second, now_ms) >= limits_.burst) {
+      it = buckets_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (buckets_.size() < limits_.max_sources) return;
+  // Still full of sources mid-attack: forget the tenth closest to full, so
+  // this pass runs once per many new sources, not once per failure.
+  std::vector<std::pair<double, std::string>> by_tokens;
+  by_tokens.reserve(buckets_.size());
+  for (const auto& [source, bucket] : buckets_)
+    by_tokens.emplace_back(bucket.tokens, source);
+  const size_t forget = std::max<size_t>(1, by_tokens.size() / 10);
+  std::nth_element(by_tokens.begin(), by_tokens.begin() + static_cast<ptrdiff_t>(forget - 1),
+                   by_tokens.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; i < forget; ++i)
+    buckets_.erase(by_tokens[i].second);
+}
+
+int64_t AuthThrottle::steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace tether::hub

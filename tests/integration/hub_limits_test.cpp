@@ -1,0 +1,233 @@
+// The hub's limits against a real tether-hub: authentication failures per
+// source, frame and body sizes, connections per agent, SSE streams. Each
+// case fails when its limit is taken out.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/task_group.hpp"
+#include "hub/poll_waiters.hpp"
+#include "protocol/frames.hpp"
+#include "world.hpp"
+
+using namespace tether;
+using namespace tether::test;
+
+namespace {
+
+// A poll of edge-1 as if relayed by a proxy on loopback for `forwarded_for`.
+core::Task<core::HttpReply> poll_from(World& world, std::string forwarded_for, std::string token) {
+  core::HttpCall call;
+  call.server = *core::parse_url(world.hub.url());
+  call.target = "/api/v1/agents/edge-1/tasks/next?wait=0";
+  call.headers.emplace_back("Authorization", "Bearer " + token);
+  if (!forwarded_for.empty()) call.headers.emplace_back("X-Forwarded-For", forwarded_for);
+  call.read_timeout_s = 10;
+  auto reply = co_await core::http_request(world.loop, world.pool, std::move(call));
+  REQUIRE(reply.ok());
+  co_return std::move(*reply);
+}
+
+// An HTTP request on a plain blocking socket, kept open after the response
+// headers: an SSE viewer that stays connected. The hub is another process,
+// so blocking here (with a receive timeout) stalls only the test.
+class RawStream {
+ public:
+  RawStream(int port, const std::string& request) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    timeval timeout{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(request.size()));
+    char buffer[4096];
+    while (head_.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      head_.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  ~RawStream() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawStream(const RawStream&) = delete;
+  RawStream& operator=(const RawStream&) = delete;
+
+  // "HTTP/1.1 200 OK ..." and whatever came with the headers.
+  const std::string& head() const { return head_; }
+  int status() const { return head_.size() > 12 ? std::atoi(head_.c_str() + 9) : 0; }
+
+ private:
+  int fd_ = -1;
+  std::string head_;
+};
+
+std::string events_request(const World& world, const std::string& task_id) {
+  return "GET /api/v1/tasks/" + task_id +
+         "/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + world.admin_token +
+         "\r\nAccept: text/event-stream\r\n\r\n";
+}
+
+}  // namespace
+
+TEST_CASE("authentication failures are rate-limited per source, named by a proxy on loopback",
+          "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    // A budget of 30 failures, then 429 with Retry-After for that source.
+    for (int i = 0; i < 30; ++i) {
+      auto reply = co_await poll_from(world, "203.0.113.7", "tta_guess" + std::to_string(i));
+      REQUIRE(reply.status == 401);
+    }
+    auto blocked = co_await poll_from(world, "203.0.113.7", "tta_guess");
+    CHECK(blocked.status == 429);
+    CHECK_THAT(blocked.body, Catch::Contains("too_many_auth_failures"));
+    CHECK_THAT(blocked.body, Catch::Contains("203.0.113.7"));
+    CHECK_FALSE(blocked.header("retry-after").empty());
+    // Blocked means not even looked at: a right guess is not told apart.
+    auto right = co_await poll_from(world, "203.0.113.7", world.agent_token);
+    CHECK(right.status == 429);
+
+    // Other sources carry on, including the proxy's own address.
+    auto other = co_await poll_from(world, "203.0.113.8", "tta_guess");
+    CHECK(other.status == 401);
+    auto direct = co_await poll_from(world, "", world.agent_token);
+    CHECK(direct.status == 204);
+    // Only the entry the proxy appended counts; a client writes the rest.
+    auto forged = co_await poll_from(world, "203.0.113.8, 203.0.113.7", "tta_guess");
+    CHECK(forged.status == 429);
+    auto dodging = co_await poll_from(world, "203.0.113.7, 198.51.100.1", "tta_guess");
+    CHECK(dodging.status == 401);
+
+    // Without a proxy the TCP peer is the source; the channel and the
+    // operator API are refused too once it is blocked.
+    for (int i = 0; i < 30; ++i) {
+      auto reply = co_await poll_from(world, "", "tta_guess");
+      REQUIRE(reply.status == 401);
+    }
+    auto agent = world.agent("edge-2");
+    auto refused = co_await agent.connect();
+    REQUIRE_FALSE(refused.ok());
+    CHECK_THAT(refused.error().message, Catch::StartsWith("429"));
+    auto op = world.op();
+    auto listing = co_await op.request("GET", "/api/v1/tasks");
+    REQUIRE(listing.ok());
+    CHECK(listing->status == 429);
+    // Said once per blocked source, not once per refused request.
+    const std::string& log = world.hub.log();
+    size_t said = 0;
+    for (size_t at = log.find("failed authentications from"); at != std::string::npos;
+         at = log.find("failed authentications from", at + 1)) {
+      ++said;
+    }
+    CHECK(said == 2);
+  });
+}
+
+TEST_CASE("hub limits: frame and body size, one channel and four parked polls per agent", "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    auto op = world.op();
+    auto big = world.agent("edge-1");
+    auto healthy = world.agent("edge-2");
+    co_await big.connect_and_hello();
+    co_await healthy.connect_and_hello();
+
+    // A frame over the limit closes that channel with 1009 and the limit.
+    big.send_raw(std::string(protocol::kMaxFrameBytes + 1, ' '));
+    auto closed = co_await big.receive();
+    CHECK_FALSE(closed.ok());
+    CHECK(big.socket()->close_code() == core::kCloseMessageTooBig);
+    CHECK_THAT(big.socket()->close_reason(),
+               Catch::Contains("over " + std::to_string(protocol::kMaxFrameBytes) + " bytes"));
+    // A frame at the limit is read (and refused for what it says, not its size).
+    auto at_limit = world.agent("edge-1");
+    co_await at_limit.connect_and_hello();
+    at_limit.send_raw(std::string(protocol::kMaxFrameBytes, ' '));
+    auto error = expect<protocol::ErrorFrame>(co_await at_limit.receive());
+    CHECK(error.code != "frame_too_large");
+
+    // A body over the limit is 413, named, as soon as its length is known
+    // (before it is sent: a client still writing would see a reset instead).
+    RawStream too_large(world.hub.port(),
+                        "POST /api/v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                            world.admin_token +
+                            "\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " +
+                            std::to_string(protocol::kMaxFrameBytes + 1) + "\r\n\r\n");
+    CHECK(too_large.status() == 413);
+    CHECK_THAT(too_large.head(), Catch::Contains("body_too_large"));
+    CHECK_THAT(too_large.head(),
+               Catch::Contains("over " + std::to_string(protocol::kMaxFrameBytes) + " bytes"));
+
+    // One channel per agent: a second one replaces the first.
+    auto second = world.agent("edge-2");
+    co_await second.connect_and_hello();
+    auto replaced = co_await healthy.receive();
+    CHECK_FALSE(replaced.ok());
+    CHECK(healthy.socket()->close_code() == hub::kCloseReplaced);
+
+    // Four parked polls per agent: of five at once, one is 429 and says why;
+    // the four others wait and are answered.
+    std::vector<ScriptedAgent> pollers;
+    for (size_t i = 0; i <= hub::kMaxParkedPollsPerAgent; ++i)
+      pollers.push_back(world.agent("edge-2"));
+    core::TaskGroup parked;
+    int answered = 0;
+    std::vector<std::string> refusals;
+    auto park = [&](ScriptedAgent& poller) -> core::Task<void> {
+      auto reply = co_await poller.poll(2);
+      if (reply.ok() && reply->status == 204) {
+        ++answered;
+      } else {
+        refusals.push_back(reply.ok() ? std::to_string(reply->status) + " " + reply->body
+                                      : reply.error().message);
+      }
+    };
+    for (auto& poller : pollers)
+      parked.spawn(park(poller));
+    co_await parked.join();
+    CHECK(answered == static_cast<int>(hub::kMaxParkedPollsPerAgent));
+    REQUIRE(refusals.size() == 1);
+    CHECK_THAT(refusals[0], Catch::StartsWith("429"));
+    CHECK_THAT(refusals[0], Catch::Contains("already has 4 polls waiting"));
+    second.close();
+    at_limit.close();
+  });
+}
+
+TEST_CASE("SSE streams are bounded by --max-event-streams, with a clear 503", "[hub]") {
+  World world({"--max-event-streams", "2"});
+  world.run([&]() -> core::Task<void> {
+    auto op = world.op();
+    const std::string task_id = co_await op.submit(submit_body("edge-1"));
+    const std::string request = events_request(world, task_id);
+    auto first = std::make_unique<RawStream>(world.hub.port(), request);
+    RawStream second(world.hub.port(), request);
+    CHECK(first->status() == 200);
+    CHECK(second.status() == 200);
+    RawStream third(world.hub.port(), request);
+    CHECK(third.status() == 503);
+    CHECK_THAT(third.head(), Catch::Contains("too_many_streams"));
+    CHECK_THAT(third.head(), Catch::Contains("--max-event-streams 2"));
+    CHECK_THAT(third.head(), Catch::Contains("retry-after"));
+    // A viewer that leaves frees its place.
+    first.reset();
+    int status = 0;
+    for (int attempt = 0; attempt < 100 && status != 200; ++attempt) {
+      RawStream again(world.hub.port(), request);
+      status = again.status();
+      if (status != 200) {
+        auto pause = core::sleep_for(world.loop, 20);
+        co_await pause;
+      }
+    }
+    CHECK(status == 200);
+  });
+}
