@@ -94,6 +94,9 @@ const std::vector<Key>& keys() {
        number_key(&AgentConfig::chunk_bytes, 1024, 1 << 20)},
       {"outbox_max_bytes", "outbox size cap in bytes (default 268435456)",
        number_key(&AgentConfig::outbox_max_bytes, 1 << 20, 1ull << 40)},
+      {"outbox_min_free_bytes",
+       "output waits while the outbox's filesystem has less free (default 16777216)",
+       number_key(&AgentConfig::outbox_min_free_bytes, 0, 1ull << 40)},
       {"outbox_full_policy", "drop-oldest (default) or block",
        [](AgentConfig& config, const std::string& value) -> Result<void> {
          if (value == "drop-oldest") {

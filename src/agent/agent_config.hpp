@@ -31,6 +31,7 @@ struct AgentConfig {
   uint64_t flush_interval_ms = 2;
   uint64_t chunk_bytes = 64 * 1024;
   uint64_t outbox_max_bytes = 256ull << 20;
+  uint64_t outbox_min_free_bytes = 16ull << 20;
   OutboxFullPolicy outbox_full_policy = OutboxFullPolicy::kDropOldest;
   bool outbox_sync_full = false;
   uint64_t poll_wait_s = 30;

@@ -164,6 +164,7 @@ core::Task<int> AgentDaemon::run() {
   OutboxOptions outbox_options;
   outbox_options.agent_id = config_.agent;
   outbox_options.max_bytes = config_.outbox_max_bytes;
+  outbox_options.min_free_bytes = config_.outbox_min_free_bytes;
   outbox_options.policy = config_.outbox_full_policy;
   outbox_options.sync_full = config_.outbox_sync_full;
   auto outbox = Outbox::open(loop_, config_.state_dir, outbox_options);

@@ -104,6 +104,22 @@ protocol::StreamSummary empty_summary() {
   return summary;
 }
 
+// Waits up to `budget_ms` for both streams to end; true when they did. Time
+// in which a capture is paused for room in the outbox does not count: the
+// pipe is full because we stopped reading, not because a descendant holds it.
+core::Task<bool> wait_for_streams_end(core::Loop& loop, const StreamCapture& out,
+                                      const StreamCapture& err, uint64_t budget_ms,
+                                      core::CancellationToken streams_done) {
+  uint64_t left = budget_ms;
+  while (left > 0) {
+    const uint64_t step = std::min<uint64_t>(left, 100);
+    auto slept = co_await core::sleep_for(loop, step, streams_done);
+    if (!slept.ok()) co_return true;
+    if (!out.waiting_for_room() && !err.waiting_for_room()) left -= step;
+  }
+  co_return streams_done.cancelled();
+}
+
 }  // namespace
 
 std::map<std::string, std::string> base_task_environment() {
@@ -178,12 +194,14 @@ core::Task<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attem
   // the drain timeout to finish writing, then kill the group.
   bool pipe_held = false;
   bool gave_up_reading = false;
-  auto drained = co_await core::sleep_for(loop_, options_.drain_timeout_ms, streams_done.token());
-  if (drained.ok()) {
+  const bool ended = co_await wait_for_streams_end(loop_, out, err, options_.drain_timeout_ms,
+                                                   streams_done.token());
+  if (!ended) {
     pipe_held = true;
     process.signal_group(SIGKILL);
-    auto after_kill = co_await core::sleep_for(loop_, kAfterKillDrainMs, streams_done.token());
-    if (after_kill.ok()) {
+    const bool ended_after_kill =
+        co_await wait_for_streams_end(loop_, out, err, kAfterKillDrainMs, streams_done.token());
+    if (!ended_after_kill) {
       gave_up_reading = true;
       stop_reading.cancel();
     }

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
 #include <cstring>
@@ -15,7 +16,7 @@ namespace {
 
 using protocol::StreamName;
 
-// Version 1. Column names and text payloads are for operators with sqlite3.
+// Version 2. Column names and text payloads are for operators with sqlite3.
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS frames (
   id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- replay order
@@ -28,12 +29,19 @@ CREATE TABLE IF NOT EXISTS frames (
   byte_offset  INTEGER,
   length       INTEGER,            -- output bytes carried (or dropped, for a gap)
   payload      TEXT NOT NULL,      -- the frame's JSON as it is sent
-  created_at   TEXT NOT NULL,
-  last_sent_at TEXT,
-  send_count   INTEGER NOT NULL DEFAULT 0
+  created_at   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS frames_by_stream ON frames (attempt_id, stream, seq);
 CREATE INDEX IF NOT EXISTS frames_by_kind ON frames (kind, attempt_id);
+
+-- When each frame still waiting for an ack was last sent, and how often.
+-- Not columns of frames: SQLite rewrites a whole row, payload included, to
+-- change one column, so every resend of a backlog would write it again.
+CREATE TABLE IF NOT EXISTS frame_sends (
+  frame_id     INTEGER PRIMARY KEY REFERENCES frames (id) ON DELETE CASCADE,
+  last_sent_at TEXT NOT NULL,
+  send_count   INTEGER NOT NULL
+);
 
 -- One row: every frame with id <= sent_through_id has been sent at least
 -- once (the hub may have it, so drop-oldest must not turn it into a gap).
@@ -59,6 +67,20 @@ CREATE TABLE IF NOT EXISTS attempts (
   updated_at           TEXT NOT NULL
 );
 )SQL";
+
+// Version 1 kept last_sent_at and send_count in frames.
+constexpr const char* kUpgradeTo2 = R"SQL(
+CREATE TABLE frame_sends (
+  frame_id     INTEGER PRIMARY KEY REFERENCES frames (id) ON DELETE CASCADE,
+  last_sent_at TEXT NOT NULL,
+  send_count   INTEGER NOT NULL
+);
+INSERT INTO frame_sends (frame_id, last_sent_at, send_count)
+  SELECT id, last_sent_at, send_count FROM frames WHERE last_sent_at IS NOT NULL;
+ALTER TABLE frames DROP COLUMN last_sent_at;
+ALTER TABLE frames DROP COLUMN send_count;
+)SQL";
+constexpr const char* kUpgrades[] = {kUpgradeTo2};
 
 // How long send times wait before they are written (see mark_sent).
 constexpr uint64_t kSendMarkDelayMs = 1000;
@@ -118,10 +140,12 @@ std::string_view to_string(FrameKind kind) {
   return "output";
 }
 
-Outbox::Outbox(core::Loop& loop, std::unique_ptr<core::SqliteStore> store, OutboxOptions options)
+Outbox::Outbox(core::Loop& loop, std::unique_ptr<core::SqliteStore> store, OutboxOptions options,
+               std::string state_dir)
     : loop_(loop),
       store_(std::move(store)),
       options_(std::move(options)),
+      state_dir_(std::move(state_dir)),
       room_(loop),
       changed_(loop),
       marks_timer_(loop) {}
@@ -145,11 +169,15 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   }
   core::SqliteStore::Options store_options;
   store_options.sync_full = options.sync_full;
+  // Half the free space output leaves alone, at most 8 MiB: room for the
+  // acks, finals and progress written while output waits for space.
+  store_options.disk_reserve_bytes = std::min<uint64_t>(options.min_free_bytes / 2, 8ull << 20);
   auto store = core::SqliteStore::open(state_dir + "/outbox.db", store_options);
   if (!store) return store.error();
-  if (auto schema = (*store)->apply_schema(kSchema, 1); !schema) return schema.error();
+  if (auto schema = (*store)->apply_schema(kSchema, 2, kUpgrades); !schema) return schema.error();
   (*store)->attach_loop(loop);
-  std::unique_ptr<Outbox> outbox(new Outbox(loop, std::move(*store), std::move(options)));
+  std::unique_ptr<Outbox> outbox(
+      new Outbox(loop, std::move(*store), std::move(options), state_dir));
   Outbox* raw = outbox.get();
   // A rolled-back insert's id is used again: what the cache holds is void.
   outbox->store_->set_on_commit_failed([raw](const Error&) { raw->forget_fresh(); });
@@ -165,7 +193,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   SQLite::Statement progress(
       outbox->store_->database(),
       "SELECT max(coalesce((SELECT max(sent_through_id) FROM send_progress), "
-      "0), coalesce((SELECT max(id) FROM frames WHERE send_count > 0), 0))");
+      "0), coalesce((SELECT max(frame_id) FROM frame_sends), 0))");
   progress.executeStep();
   outbox->sent_through_id_ = progress.getColumn(0).getInt64();
   // Its one row, so that each send is a single UPDATE.
@@ -188,6 +216,22 @@ uint64_t Outbox::output_limit() const {
 
 bool Outbox::has_room(uint64_t bytes) const {
   return bytes_ + bytes <= output_limit();
+}
+
+bool Outbox::disk_has_room(uint64_t bytes) {
+  loop_.update_time();
+  const uint64_t now = loop_.now_ms();
+  if (!disk_checked_ || now - disk_checked_ms_ >= 100 || written_since_check_ >= (1u << 20)) {
+    struct statvfs fs {};
+    if (::statvfs(state_dir_.c_str(), &fs) != 0) return true;  // cannot tell: let SQLite say
+    disk_free_bytes_ = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    disk_checked_ms_ = now;
+    disk_checked_ = true;
+    written_since_check_ = 0;
+  }
+  // Each byte is written twice (the WAL, then the database at a checkpoint).
+  const uint64_t needed = options_.min_free_bytes + 2 * (bytes + written_since_check_);
+  return disk_free_bytes_ >= needed;
 }
 
 protocol::Frame Outbox::frame_for(const protocol::AttemptRef&, std::string message_id,
@@ -264,6 +308,7 @@ void Outbox::insert(const protocol::Frame& frame, FrameKind kind, std::optional<
     throw;
   }
   bytes_ += payload.size();
+  written_since_check_ += payload.size();
   high_water_bytes_ = std::max(high_water_bytes_, bytes_);
   rows_ += 1;
   newest_frame_id_ = store_->database().getLastInsertRowid();
@@ -504,11 +549,10 @@ std::optional<int64_t> Outbox::frame_id(const std::string& attempt_id, StreamNam
 
 void Outbox::mark_sent(int64_t first_id, int64_t last_id) {
   // Durable at once: how far sending got (one small row), which drop-oldest
-  // relies on. The per-frame send time and count are for operators: they
-  // are written a second later, for the frames still waiting for an ack.
-  // Updating them at once would rewrite every frame's payload (SQLite
-  // rewrites a whole row), doubling the outbox's writes for nothing: almost
-  // every frame is acked and deleted within milliseconds.
+  // relies on. The per-frame send time and count (frame_sends) are for
+  // operators: they are written a second later, for the frames still waiting
+  // for an ack. Almost every frame is acked and deleted within milliseconds,
+  // so almost none needs that row.
   if (last_id > sent_through_id_) {
     sent_through_id_ = last_id;
     store_->begin_write();
@@ -526,8 +570,11 @@ void Outbox::mark_sent(int64_t first_id, int64_t last_id) {
 void Outbox::flush_send_marks() {
   if (pending_marks_.empty()) return;
   store_->begin_write();
+  // Only frames still stored: the others were acked (and their rows gone).
   auto& update = store_->statement(
-      "UPDATE frames SET last_sent_at = ?, send_count = send_count + 1 WHERE id BETWEEN ? AND ?");
+      "INSERT INTO frame_sends (frame_id, last_sent_at, send_count) "
+      "SELECT id, ?1, 1 FROM frames WHERE id BETWEEN ?2 AND ?3 "
+      "ON CONFLICT (frame_id) DO UPDATE SET last_sent_at = ?1, send_count = send_count + 1");
   for (const auto& mark : pending_marks_) {
     update.reset();
     update.bind(1, mark.at);

@@ -60,6 +60,9 @@ struct OutboxOptions {
   uint64_t max_bytes = 256ull << 20;
   OutboxFullPolicy policy = OutboxFullPolicy::kDropOldest;
   bool sync_full = false;
+  // Output waits while the filesystem holding the outbox has less free than
+  // this: a write that fails for want of space loses that turn's frames.
+  uint64_t min_free_bytes = 16ull << 20;
 };
 
 struct StreamProgress {
@@ -110,6 +113,11 @@ class Outbox {
     if (!live) room_.notify_all();  // paused readers go on (and may drop)
   }
   core::Notification& room() { return room_; }
+  // Whether the outbox's filesystem can take `bytes` more and keep
+  // min_free_bytes free. Either policy waits when it cannot: dropping output
+  // frees no disk space that another process took. Looks (statvfs) at most
+  // every 100 ms or 1 MiB of output.
+  bool disk_has_room(uint64_t bytes);
   OutboxFullPolicy policy() const { return options_.policy; }
 
   // --- the sender's side ---
@@ -120,6 +128,8 @@ class Outbox {
   std::optional<int64_t> frame_id(const std::string& attempt_id, protocol::StreamName stream,
                                   uint64_t seq);
   void mark_sent(int64_t first_id, int64_t last_id);
+  // Every frame up to this id was sent at least once (drop-oldest spares it).
+  int64_t sent_through_id() const { return sent_through_id_; }
   // Cumulative: drops every output and gap frame of the stream up to `seq`.
   void ack_output(const std::string& attempt_id, protocol::StreamName stream, uint64_t through_seq);
   // Drops one started or final frame; a final's ack also forgets its attempt.
@@ -148,7 +158,8 @@ class Outbox {
   core::SqliteStore& store() { return *store_; }
 
  private:
-  Outbox(core::Loop& loop, std::unique_ptr<core::SqliteStore> store, OutboxOptions options);
+  Outbox(core::Loop& loop, std::unique_ptr<core::SqliteStore> store, OutboxOptions options,
+         std::string state_dir);
   void insert(const protocol::Frame& frame, FrameKind kind,
               std::optional<protocol::StreamName> stream, uint64_t seq, uint64_t offset,
               uint64_t length);
@@ -171,6 +182,11 @@ class Outbox {
   core::Loop& loop_;
   std::unique_ptr<core::SqliteStore> store_;
   OutboxOptions options_;
+  std::string state_dir_;
+  uint64_t disk_free_bytes_ = 0;  // at the last look, less what was written since
+  uint64_t disk_checked_ms_ = 0;
+  uint64_t written_since_check_ = 0;
+  bool disk_checked_ = false;
   uint64_t bytes_ = 0;
   uint64_t rows_ = 0;
   uint64_t dropped_total_ = 0;

@@ -22,6 +22,19 @@ void OutboxSink::on_output(protocol::OutputChunk&& chunk, const protocol::Sha256
 }
 
 bool OutboxSink::accepting_output() const {
+  const bool disk_room = outbox_.disk_has_room(2 * chunk_bytes_ + 512);
+  if (disk_room == disk_blocked_) {
+    disk_blocked_ = !disk_room;
+    if (disk_blocked_) {
+      core::log_warning("outbox", "the filesystem of the outbox is nearly full: the output of " +
+                                      attempt_.attempt_id +
+                                      " waits for space (outbox_min_free_bytes)");
+    } else {
+      core::log_info("outbox", "space again for the outbox: the output of " + attempt_.attempt_id +
+                                   " flows again");
+    }
+  }
+  if (!disk_room) return false;
   if (outbox_.policy() != OutboxFullPolicy::kBlock) {
     // drop-oldest drops only what cannot be delivered: while the hub takes
     // frames, a task that outruns it is slowed (its pipe fills) once half

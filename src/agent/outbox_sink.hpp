@@ -21,6 +21,7 @@ class OutboxSink final : public AttemptSink {
   protocol::AttemptRef attempt_;
   size_t chunk_bytes_;
   mutable bool blocked_ = false;  // for logging the start and end of a stall
+  mutable bool disk_blocked_ = false;
 };
 
 }  // namespace tether::agent

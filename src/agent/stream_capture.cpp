@@ -20,9 +20,11 @@ core::Task<void> StreamCapture::run(core::CancellationToken stop) {
   for (;;) {
     // The sink is full (outbox block policy): stop reading until it has room.
     while (!sink_.accepting_output() && !stop.cancelled()) {
+      waiting_for_room_ = true;
       auto& room = *sink_.room();
       co_await room.wait(1000);
     }
+    waiting_for_room_ = false;
     auto read = co_await reader_.read(stop);
     if (!read) {
       if (!read.is_cancelled()) read_error_ = read.error();

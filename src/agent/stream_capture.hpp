@@ -30,6 +30,9 @@ class StreamCapture {
   protocol::StreamSummary summary() const;
   // Set when reading ended on an error rather than end of stream or stop.
   const std::optional<Error>& read_error() const { return read_error_; }
+  // True while reading is paused because the sink has no room (the task's
+  // writes then block on a full pipe: our doing, not the task's).
+  bool waiting_for_room() const { return waiting_for_room_; }
 
  private:
   void arm_timer();
@@ -42,6 +45,7 @@ class StreamCapture {
   core::Timer timer_;
   std::optional<uint64_t> armed_for_;
   std::optional<Error> read_error_;
+  bool waiting_for_room_ = false;
 };
 
 }  // namespace tether::agent

@@ -1,13 +1,77 @@
 #include "core/sqlite_store.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
 
 #include "core/log.hpp"
 
 namespace tether::core {
 
-SqliteStore::SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path)
-    : database_(std::move(database)), path_(std::move(path)) {}
+namespace {
+
+// Bytes free to us on the filesystem holding `directory`; nothing if unknown.
+std::optional<uint64_t> free_bytes(const std::string& directory) {
+  struct statvfs fs {};
+  if (::statvfs(directory.c_str(), &fs) != 0) return std::nullopt;
+  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path,
+                         Options options)
+    : database_(std::move(database)),
+      path_(std::move(path)),
+      reserve_bytes_(options.disk_reserve_bytes),
+      reserve_path_(path_ + ".reserve") {
+  const size_t slash = path_.rfind('/');
+  directory_ = slash == std::string::npos ? "." : path_.substr(0, slash);
+  if (reserve_bytes_ == 0) return;
+  struct stat existing {};
+  if (::stat(reserve_path_.c_str(), &existing) == 0 &&
+      static_cast<uint64_t>(existing.st_size) >= reserve_bytes_) {
+    reserve_held_ = true;
+  } else if (auto free = free_bytes(directory_); free && *free > 3 * reserve_bytes_) {
+    reserve_held_ = make_reserve();
+  } else {
+    log_warning("sqlite", path_ + ": too little free space for the " +
+                              std::to_string(reserve_bytes_) + " byte reserve; made later");
+  }
+}
+
+bool SqliteStore::make_reserve() {
+  const int fd = ::open(reserve_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  const int failed = ::posix_fallocate(fd, 0, static_cast<off_t>(reserve_bytes_));
+  ::close(fd);
+  if (failed != 0) {
+    ::unlink(reserve_path_.c_str());
+    return false;
+  }
+  return true;
+}
+
+void SqliteStore::guard_disk_space() {
+  auto free = free_bytes(directory_);
+  if (!free) return;
+  if (reserve_held_ && *free < reserve_bytes_) {
+    ::unlink(reserve_path_.c_str());
+    reserve_held_ = false;
+    log_warning("sqlite", path_ + ": the disk is nearly full (" + std::to_string(*free) +
+                              " bytes free): gave back the " + std::to_string(reserve_bytes_) +
+                              " byte reserve so that commits still fit");
+  } else if (!reserve_held_ && *free > 3 * reserve_bytes_) {
+    reserve_held_ = make_reserve();
+    if (reserve_held_) log_info("sqlite", path_ + ": disk space is back; reserve made again");
+  }
+}
 
 SqliteStore::~SqliteStore() {
   if (in_transaction_) (void)commit();
@@ -24,7 +88,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     database->exec(options.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     database->exec("PRAGMA journal_size_limit=" + std::to_string(options.wal_size_limit));
     database->exec("PRAGMA foreign_keys=ON");
-    return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(database), path));
+    return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(database), path, options));
   } catch (const SQLite::Exception& e) {
     return make_error("database", "cannot open '" + path + "': " + e.what());
   }
@@ -40,20 +104,37 @@ void SqliteStore::reclaim_space() {
   }
 }
 
-Result<void> SqliteStore::apply_schema(const char* schema, int version) {
+Result<void> SqliteStore::apply_schema(const char* schema, int version,
+                                       std::span<const char* const> upgrades) {
+  if (static_cast<size_t>(version) != upgrades.size() + 1 && !upgrades.empty()) {
+    throw std::logic_error("apply_schema: version " + std::to_string(version) + " needs " +
+                           std::to_string(version - 1) + " upgrades");
+  }
   try {
     SQLite::Transaction transaction(*database_);
     database_->exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-    database_->exec(schema);
     SQLite::Statement current(*database_, "SELECT version FROM schema_version");
-    if (!current.executeStep()) {
-      database_->exec("INSERT INTO schema_version (version) VALUES (" + std::to_string(version) +
-                      ")");
-    } else if (current.getColumn(0).getInt() != version) {
-      return make_error("database", path_ + " has schema version " +
-                                        std::to_string(current.getColumn(0).getInt()) +
+    std::optional<int> found;
+    if (current.executeStep()) found = current.getColumn(0).getInt();
+    current.reset();
+    if (found && (*found > version || *found < 1 ||
+                  (*found < version && upgrades.size() + 1 < static_cast<size_t>(version)))) {
+      return make_error("database", path_ + " has schema version " + std::to_string(*found) +
                                         "; this program understands version " +
                                         std::to_string(version));
+    }
+    if (found && *found < version) {
+      for (int from = *found; from < version; ++from)
+        database_->exec(upgrades[static_cast<size_t>(from - 1)]);
+      log_info("sqlite", path_ + ": schema upgraded from version " + std::to_string(*found) +
+                             " to " + std::to_string(version));
+    }
+    database_->exec(schema);
+    if (!found) {
+      database_->exec("INSERT INTO schema_version (version) VALUES (" + std::to_string(version) +
+                      ")");
+    } else if (*found != version) {
+      database_->exec("UPDATE schema_version SET version = " + std::to_string(version));
     }
     transaction.commit();
     return {};
@@ -87,6 +168,7 @@ void SqliteStore::after_commit(std::function<void()> action) {
 
 Result<void> SqliteStore::commit() {
   if (!in_transaction_) return {};
+  if (reserve_bytes_ > 0) guard_disk_space();
   try {
     // Flushers may write (within this transaction) but must not queue more.
     auto flushers = std::move(before_commit_);

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,6 +30,12 @@ class SqliteStore {
     bool sync_full = false;
     // The WAL is cut back to this size after a checkpoint (journal_size_limit).
     int64_t wal_size_limit = 16 << 20;
+    // SQLite rolls a transaction back when its COMMIT finds the disk full, so
+    // a full disk would lose that turn's writes. With this set, a file of
+    // this size (path + ".reserve") holds space back; just before a commit on
+    // a disk with less than this free, the file is deleted so the commit
+    // fits, and it is made again once three times as much is free.
+    uint64_t disk_reserve_bytes = 0;
   };
   // Opens (creating) `path` with mode 0600.
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, Options options);
@@ -48,9 +55,13 @@ class SqliteStore {
   SqliteStore& operator=(const SqliteStore&) = delete;
   ~SqliteStore();
 
-  // Runs `schema` (idempotent CREATE ... IF NOT EXISTS statements) and checks
-  // the schema_version table against `version`.
-  Result<void> apply_schema(const char* schema, int version);
+  // Brings the database to schema `version`, in one transaction: a new
+  // database gets `schema` (idempotent CREATE ... IF NOT EXISTS statements);
+  // one at an older version first runs `upgrades[v - 1]` for each version v
+  // it is behind (upgrades[0] turns version 1 into 2). A database from a
+  // newer program is refused, untouched.
+  Result<void> apply_schema(const char* schema, int version,
+                            std::span<const char* const> upgrades = {});
 
   SQLite::Database& database() { return *database_; }
   const std::string& path() const { return path_; }
@@ -77,7 +88,10 @@ class SqliteStore {
   }
 
  private:
-  SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path);
+  SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path, Options options);
+  // Before each commit, when a reserve is configured (see Options).
+  void guard_disk_space();
+  bool make_reserve();
 
   std::unique_ptr<SQLite::Database> database_;
   std::string path_;
@@ -87,6 +101,10 @@ class SqliteStore {
   std::vector<std::function<void()>> after_commit_;
   std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> statements_;
   std::function<void(const Error&)> on_commit_failed_;
+  uint64_t reserve_bytes_ = 0;
+  std::string reserve_path_;
+  std::string directory_;
+  bool reserve_held_ = false;
 };
 
 }  // namespace tether::core

@@ -523,3 +523,43 @@ TEST_CASE("cancelling an attempt that waits for a slot never starts it", "[runne
   CHECK(queued_sink.started_count == 0);
   CHECK(first_final.status == AttemptStatus::kCancelled);
 }
+
+TEST_CASE("the drain timeout does not run while the agent itself stopped reading", "[runner]") {
+  // A sink with no room for a second after the first chunk, as an outbox
+  // waiting for space: the child exits meanwhile with its last bytes still in
+  // the pipe. Those bytes are ours to read, not a descendant's to hold.
+  struct GatedSink : CollectingSink {
+    explicit GatedSink(core::Loop& loop) : loop(loop), gate(loop) {}
+    core::Loop& loop;
+    core::Notification gate;
+    uint64_t closed_at_ms = 0;
+    bool accepting_output() const override {
+      if (out.chunks == 0) return true;
+      loop.update_time();
+      return loop.now_ms() >= closed_at_ms + 1000;
+    }
+    core::Notification* room() override { return &gate; }
+    void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
+      if (out.chunks == 0) {
+        loop.update_time();
+        closed_at_ms = loop.now_ms();
+      }
+      CollectingSink::on_output(std::move(chunk), digest);
+    }
+  };
+  core::Loop loop;
+  GatedSink sink(loop);
+  ExecutorOptions options;
+  options.runner.drain_timeout_ms = 300;
+  TaskExecutor executor(loop, options);
+  auto final_report = core::run_to_completion(
+      loop, execute(executor,
+                    shell_task("gated",
+                               "echo first; sleep 0.2; head -c 60000 /dev/zero | tr '\\0' x; "
+                               "sleep 0.2; head -c 60000 /dev/zero | tr '\\0' y"),
+                    sink));
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+  CHECK(final_report.error.empty());
+  CHECK(sink.out.total == 6 + 120000);
+  CHECK(final_report.stdout_summary.bytes == 6 + 120000);
+}

@@ -286,3 +286,117 @@ TEST_CASE("a reopened outbox knows its running attempts, bytes and digests", "[o
   CHECK(restored->hex_digest() == protocol::sha256_hex("first second"));
   CHECK((*reopened)->committed_after(0, 1 << 20).size() == 3);
 }
+
+namespace {
+
+uint64_t file_size(const std::string& path) {
+  std::error_code error;
+  const auto size = std::filesystem::file_size(path, error);
+  return error ? 0 : size;
+}
+
+int64_t count_rows(Outbox& outbox, const char* sql) {
+  SQLite::Statement query(outbox.store().database(), sql);
+  REQUIRE(query.executeStep());
+  return query.getColumn(0).getInt64();
+}
+
+}  // namespace
+
+TEST_CASE("resending an unacked backlog records the sends without writing the frames again",
+          "[outbox]") {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string& dir) -> core::Task<void> {
+    outbox.record_started(record(), {4242, ""});
+    protocol::Sha256 digest;
+    const std::string piece(256 * 1024, 'x');
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+      digest.update(piece);
+      outbox.append_output(kAttempt, {StreamName::kStdout, seq, (seq - 1) * piece.size(), piece},
+                           digest);
+    }
+    co_await committed(outbox);
+    const auto frames = outbox.committed_after(0, 1 << 30);
+    REQUIRE(frames.size() == 4);
+    outbox.store().database().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    REQUIRE(file_size(dir + "/outbox.db-wal") == 0);
+    // Three sends of the whole backlog (a reconnect replays it each time).
+    for (int send = 0; send < 3; ++send) {
+      outbox.mark_sent(frames.front().id, frames.back().id);
+      if (send == 0) co_await committed(outbox);  // how far sending got, at once
+      co_await committed(outbox);                 // the per-frame marks, a second later
+    }
+    CHECK(outbox.sent_through_id() == frames.back().id);
+    // 768 KiB of payload: rewriting the rows would put it in the WAL 3 times.
+    CHECK(file_size(dir + "/outbox.db-wal") < 128 * 1024);
+    CHECK(count_rows(outbox,
+                     "SELECT count(*) FROM frame_sends WHERE send_count = 3 AND "
+                     "last_sent_at LIKE '____-__-__T__:__:__.___Z'") == 4);
+    // The marks go with the frames.
+    outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, 3);
+    co_await committed(outbox);
+    CHECK(count_rows(outbox, "SELECT count(*) FROM frame_sends") == 1);  // the started frame
+  });
+}
+
+TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newer one is refused",
+          "[outbox]") {
+  TempDir dir;
+  const std::string path = dir.path + "/outbox.db";
+  {
+    core::Loop loop;
+    auto outbox = Outbox::open(loop, dir.path, {});
+    REQUIRE(outbox.ok());
+    auto scenario = [&]() -> core::Task<void> {
+      (*outbox)->record_started(record(), {4242, ""});
+      protocol::Sha256 digest;
+      digest.update("kept");
+      (*outbox)->append_output(kAttempt, {StreamName::kStdout, 1, 0, "kept"}, digest);
+      co_await committed(**outbox);
+    };
+    core::run_to_completion(loop, scenario());
+  }
+  {
+    // Back to version 1 as an older agent left it: the send marks were
+    // columns of frames, and no send_progress mark was recorded yet.
+    SQLite::Database v1(path, SQLite::OPEN_READWRITE);
+    v1.exec("DROP TABLE frame_sends");
+    v1.exec("ALTER TABLE frames ADD COLUMN last_sent_at TEXT");
+    v1.exec("ALTER TABLE frames ADD COLUMN send_count INTEGER NOT NULL DEFAULT 0");
+    v1.exec(
+        "UPDATE frames SET last_sent_at = '2026-11-22T00:00:01.000Z', send_count = 2 "
+        "WHERE kind = 'started'");
+    v1.exec("DELETE FROM send_progress");
+    v1.exec("UPDATE schema_version SET version = 1");
+  }
+  {
+    core::Loop loop;
+    auto outbox = Outbox::open(loop, dir.path, {});
+    REQUIRE(outbox.ok());
+    CHECK((*outbox)->rows() == 2);
+    CHECK(count_rows(**outbox, "SELECT version FROM schema_version") == 2);
+    CHECK(count_rows(**outbox,
+                     "SELECT count(*) FROM pragma_table_info('frames') WHERE name IN "
+                     "('last_sent_at', 'send_count')") == 0);
+    CHECK(count_rows(**outbox,
+                     "SELECT send_count FROM frame_sends JOIN frames ON frame_id = id "
+                     "WHERE kind = 'started' AND "
+                     "last_sent_at = '2026-11-22T00:00:01.000Z'") == 2);
+    // The started frame was sent, so drop-oldest must leave it alone.
+    CHECK(count_rows(**outbox, "SELECT count(*) FROM frames") == 2);
+    const auto frames = (*outbox)->committed_after(0, 1 << 20);
+    REQUIRE(frames.size() == 2);
+    CHECK((*outbox)->sent_through_id() == frames[0].id);
+  }
+  {
+    SQLite::Database newer(path, SQLite::OPEN_READWRITE);
+    newer.exec("UPDATE schema_version SET version = 3");
+  }
+  core::Loop loop;
+  auto refused = Outbox::open(loop, dir.path, {});
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error().message,
+             Catch::Contains("schema version 3") && Catch::Contains("understands version 2"));
+  SQLite::Database after(path, SQLite::OPEN_READONLY);
+  CHECK(after.execAndGet("SELECT version FROM schema_version").getInt() == 3);
+  CHECK(after.execAndGet("SELECT count(*) FROM frames").getInt() == 2);
+}
