@@ -5,6 +5,8 @@
 #include <sys/statvfs.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/log.hpp"
@@ -81,6 +83,15 @@ ALTER TABLE frames DROP COLUMN last_sent_at;
 ALTER TABLE frames DROP COLUMN send_count;
 )SQL";
 constexpr const char* kUpgrades[] = {kUpgradeTo2};
+
+// The outbox cannot be written. The process exits at once (no unwinding
+// through coroutines that still hold the turn's state) with status 1, which
+// the systemd unit restarts; committed frames are safe in the file.
+[[noreturn]] void fail_stop(const std::string& why) {
+  core::log_error("outbox", why + ": exiting; a restart recovers from what the outbox holds");
+  std::fflush(nullptr);
+  std::_Exit(1);
+}
 
 // How long send times wait before they are written (see mark_sent).
 constexpr uint64_t kSendMarkDelayMs = 1000;
@@ -178,9 +189,11 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   (*store)->attach_loop(loop);
   std::unique_ptr<Outbox> outbox(
       new Outbox(loop, std::move(*store), std::move(options), state_dir));
-  Outbox* raw = outbox.get();
-  // A rolled-back insert's id is used again: what the cache holds is void.
-  outbox->store_->set_on_commit_failed([raw](const Error&) { raw->forget_fresh(); });
+  // SQLite rolled the turn back (a full disk, an I/O error): its frames are
+  // gone while the streams' sequence numbers and digests moved on, so going
+  // on would leave holes no replay can fill. Stop instead; the restart
+  // replays what was committed and reports the running attempts lost.
+  outbox->store_->set_on_commit_failed([](const Error& error) { fail_stop(error.message); });
   SQLite::Statement totals(
       outbox->store_->database(),
       "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0), COALESCE(MAX(id), 0) FROM frames");
@@ -305,7 +318,7 @@ void Outbox::insert(const protocol::Frame& frame, FrameKind kind, std::optional<
   } catch (const SQLite::Exception& e) {
     // The same message again (a replayed final after a restart): nothing to add.
     if (store_->database().getErrorCode() == SQLITE_CONSTRAINT) return;
-    throw;
+    fail_stop(store_->path() + ": storing a frame failed: " + e.what());
   }
   bytes_ += payload.size();
   written_since_check_ += payload.size();

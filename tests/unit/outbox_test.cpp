@@ -1,9 +1,16 @@
 // The agent's outbox on a real SQLite file: commit visibility, cumulative
 // acks, the hello summary, both outbox-full policies, crash-recovery state.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "agent/outbox.hpp"
 #include "core/run.hpp"
@@ -399,4 +406,68 @@ TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newe
   SQLite::Database after(path, SQLite::OPEN_READONLY);
   CHECK(after.execAndGet("SELECT version FROM schema_version").getInt() == 3);
   CHECK(after.execAndGet("SELECT count(*) FROM frames").getInt() == 2);
+}
+
+TEST_CASE("a write the disk cannot take stops the agent; what was committed stays", "[outbox]") {
+  TempDir dir;
+  {
+    core::Loop loop;
+    auto outbox = Outbox::open(loop, dir.path, {});
+    REQUIRE(outbox.ok());
+    auto scenario = [&]() -> core::Task<void> {
+      (*outbox)->record_started(record(), {4242, ""});
+      protocol::Sha256 digest;
+      digest.update("kept");
+      (*outbox)->append_output(kAttempt, {StreamName::kStdout, 1, 0, "kept"}, digest);
+      co_await committed(**outbox);
+    };
+    core::run_to_completion(loop, scenario());
+  }
+  const std::string log_path = dir.path + "/child.log";
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // A failing disk without root: past RLIMIT_FSIZE a write fails (EFBIG;
+    // SQLite says "disk I/O error" where ENOSPC gives "database or disk is
+    // full"). Both take the same path.
+    const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(log, 2);
+    ::signal(SIGXFSZ, SIG_IGN);
+    core::Loop loop;
+    auto outbox = Outbox::open(loop, dir.path, {});
+    if (!outbox.ok()) std::_Exit(3);
+    const rlimit limit{1 << 20, 1 << 20};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    auto scenario = [&]() -> core::Task<void> {
+      protocol::Sha256 digest;
+      digest.update("kept");
+      const std::string piece(64 * 1024, 'y');
+      for (uint64_t seq = 2; seq <= 64; ++seq) {
+        digest.update(piece);
+        (*outbox)->append_output(
+            kAttempt, {StreamName::kStdout, seq, 4 + (seq - 2) * piece.size(), piece}, digest);
+      }
+      co_await committed(**outbox);
+    };
+    core::run_to_completion(loop, scenario());
+    std::_Exit(4);  // it was stored after all: the limit did not bite
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  std::ifstream log(log_path);
+  std::stringstream text;
+  text << log.rdbuf();
+  INFO(text.str());
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  CHECK_THAT(text.str(), Catch::Contains("storing a frame failed: disk I/O error") &&
+                             Catch::Contains("exiting; a restart recovers"));
+  // The restart finds what was committed before, and none of the lost turn.
+  core::Loop loop;
+  auto reopened = Outbox::open(loop, dir.path, {});
+  REQUIRE(reopened.ok());
+  CHECK((*reopened)->rows() == 2);
+  auto running = (*reopened)->running_attempts();
+  REQUIRE(running.size() == 1);
+  CHECK(running[0].out.bytes == 4);
 }
