@@ -52,6 +52,17 @@ class RawStream {
       if (n <= 0) break;
       head_.append(buffer, static_cast<size_t>(n));
     }
+    // A refusal's body may come in a later packet than its headers.
+    const size_t length_at = head_.find("content-length: ");
+    const size_t body_at = head_.find("\r\n\r\n");
+    if (length_at != std::string::npos && body_at != std::string::npos) {
+      const size_t total = body_at + 4 + std::stoul(head_.substr(length_at + 16));
+      while (head_.size() < total) {
+        const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        head_.append(buffer, static_cast<size_t>(n));
+      }
+    }
   }
   ~RawStream() {
     if (fd_ >= 0) ::close(fd_);
@@ -59,7 +70,8 @@ class RawStream {
   RawStream(const RawStream&) = delete;
   RawStream& operator=(const RawStream&) = delete;
 
-  // "HTTP/1.1 200 OK ..." and whatever came with the headers.
+  // "HTTP/1.1 200 OK ...": the headers, the whole body when they give its
+  // length, else whatever came with them.
   const std::string& head() const { return head_; }
   int status() const { return head_.size() > 12 ? std::atoi(head_.c_str() + 9) : 0; }
 
