@@ -237,7 +237,7 @@ TEST_CASE("SSE streams are bounded by --max-event-streams, with a clear 503", "[
       status = again.status();
       if (status != 200) {
         auto pause = core::sleep_for(world.loop, 20);
-        co_await pause;
+        (void)co_await pause;
       }
     }
     CHECK(status == 200);
