@@ -156,6 +156,8 @@ class Outbox {
   // The attempts running now, with their progress so far.
   std::vector<AttemptRecord> live_attempts() const;
   core::SqliteStore& store() { return *store_; }
+  // Runs `action` once this turn's writes are committed (at once if none).
+  void when_committed(std::function<void()> action) { store_->after_commit(std::move(action)); }
 
  private:
   Outbox(core::Loop& loop, std::unique_ptr<core::SqliteStore> store, OutboxOptions options,

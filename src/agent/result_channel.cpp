@@ -348,7 +348,10 @@ void ResultChannel::note_backlog_delivered() {
   // an outage end sees when the agent has caught up.
   if (backlog_pending_ && outbox_.rows() == 0) {
     backlog_pending_ = false;
-    core::log_info("channel", "backlog delivered: the outbox is empty");
+    // Once the deletes are committed: whoever reads the file after this
+    // line (an operator, a test) must find it empty.
+    outbox_.when_committed(
+        [] { core::log_info("channel", "backlog delivered: the outbox is empty"); });
   }
 }
 
