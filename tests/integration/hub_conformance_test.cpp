@@ -467,6 +467,16 @@ TEST_CASE("one agent can never read, ack or finish another agent's task", "[hub]
     CHECK(http->status == 403);
     auto state = co_await op.state_of(task_id);
     CHECK(state == "running");
+    // ...nor pass itself off as edge-1 on its own channel.
+    protocol::Frame impostor;
+    impostor.message_id = "edge-2:impostor";
+    impostor.agent_id = "edge-1";
+    impostor.sent_at = core::utc_now();
+    impostor.payload = output(spec, StreamName::kStdout, 1, 0, "forged");
+    other.send_raw(protocol::encode_frame(impostor));
+    auto refused = expect<ErrorFrame>(co_await other.receive());
+    CHECK(refused.code == "forbidden");
+    CHECK_THAT(refused.message, Catch::Contains("frame for agent edge-1 on edge-2's channel"));
     auto stored = co_await stored_output(op, task_id, "stdout");
     CHECK(stored == "");
     owner.close();
