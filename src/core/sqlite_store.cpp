@@ -88,6 +88,14 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     database->exec(options.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     database->exec("PRAGMA journal_size_limit=" + std::to_string(options.wal_size_limit));
     database->exec("PRAGMA foreign_keys=ON");
+    // A WAL left by a crash can hold much more than it needs to (a large
+    // transaction that failed, on a full disk, leaves its frames' space
+    // behind): fold it in and give the space back before anything else.
+    try {
+      database->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch (const SQLite::Exception& e) {
+      log_warning("sqlite", path + ": checkpoint at open failed: " + e.what());
+    }
     return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(database), path, options));
   } catch (const SQLite::Exception& e) {
     return make_error("database", "cannot open '" + path + "': " + e.what());
@@ -96,11 +104,26 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
 
 void SqliteStore::reclaim_space() {
   if (in_transaction_) return;
+  // VACUUM writes the whole database again (a temporary copy, then into the
+  // WAL): on a disk without room for that it fails and leaves the WAL file
+  // as large as it got. Only with twice the file free, and the WAL is cut
+  // back either way.
+  struct stat file {};
+  const uint64_t size = ::stat(path_.c_str(), &file) == 0 ? static_cast<uint64_t>(file.st_size) : 0;
+  const auto free = free_bytes(directory_);
+  if (free && *free >= 2 * size + reserve_bytes_) {
+    try {
+      database_->exec("VACUUM");
+    } catch (const SQLite::Exception& e) {
+      log_warning("sqlite", path_ + ": reclaiming free space failed: " + e.what());
+    }
+  } else {
+    log_info("sqlite", path_ + ": too little free space to compact the file now");
+  }
   try {
-    database_->exec("VACUUM");
     database_->exec("PRAGMA wal_checkpoint(TRUNCATE)");
   } catch (const SQLite::Exception& e) {
-    log_warning("sqlite", path_ + ": reclaiming free space failed: " + e.what());
+    log_warning("sqlite", path_ + ": truncating the WAL failed: " + e.what());
   }
 }
 
