@@ -194,9 +194,9 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   // on would leave holes no replay can fill. Stop instead; the restart
   // replays what was committed and reports the running attempts lost.
   outbox->store_->set_on_commit_failed([](const Error& error) { fail_stop(error.message); });
-  SQLite::Statement totals(
-      outbox->store_->database(),
-      "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0), COALESCE(MAX(id), 0) FROM frames");
+  SQLite::Statement totals(outbox->store_->database(),
+                           "SELECT COUNT(*), COALESCE(SUM(length(CAST(payload AS BLOB))), 0), "
+                           "COALESCE(MAX(id), 0) FROM frames");
   totals.executeStep();
   outbox->rows_ = static_cast<uint64_t>(totals.getColumn(0).getInt64());
   outbox->bytes_ = static_cast<uint64_t>(totals.getColumn(1).getInt64());
@@ -360,8 +360,10 @@ bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
   // then the bytes counted as dropped would not match the gaps it records.
   // (Sent, unacked frames are bounded by the send window.)
   auto& oldest = store_->statement(
-      "SELECT id, message_id, stream, seq, byte_offset, length, length(payload) FROM frames "
-      "WHERE attempt_id = ? AND kind = 'output' AND id > ? AND length(payload) > 2048 "
+      "SELECT id, message_id, stream, seq, byte_offset, length, length(CAST(payload AS BLOB)) FROM "
+      "frames "
+      "WHERE attempt_id = ? AND kind = 'output' AND id > ? AND length(CAST(payload AS BLOB)) > "
+      "2048 "
       "ORDER BY id LIMIT 32");
   while (bytes_ + needed > output_limit()) {
     oldest.reset();
@@ -615,7 +617,7 @@ void Outbox::ack_output(const std::string& attempt_id, StreamName stream, uint64
   store_->begin_write();
   auto& remove = store_->statement(
       "DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq <= ? RETURNING "
-      "length(payload)");
+      "length(CAST(payload AS BLOB))");
   remove.bind(1, attempt_id);
   remove.bind(2, std::string(protocol::to_string(stream)));
   remove.bind(3, static_cast<int64_t>(through_seq));
@@ -626,7 +628,8 @@ void Outbox::ack_message(const std::string& message_id) {
   forget_fresh();  // rows change under the cache
   store_->begin_write();
   auto& remove = store_->statement(
-      "DELETE FROM frames WHERE message_id = ? RETURNING length(payload), kind, attempt_id");
+      "DELETE FROM frames WHERE message_id = ? RETURNING length(CAST(payload AS BLOB)), kind, "
+      "attempt_id");
   remove.bind(1, message_id);
   std::string finished_attempt;
   const bool freed = account_removed(remove, [&](SQLite::Statement& row) {
@@ -644,8 +647,8 @@ void Outbox::discard_attempt(const std::string& attempt_id) {
   forget_fresh();  // rows change under the cache
   discarded_.insert(attempt_id);
   store_->begin_write();
-  auto& remove =
-      store_->statement("DELETE FROM frames WHERE attempt_id = ? RETURNING length(payload)");
+  auto& remove = store_->statement(
+      "DELETE FROM frames WHERE attempt_id = ? RETURNING length(CAST(payload AS BLOB))");
   remove.bind(1, attempt_id);
   const bool freed = account_removed(remove);
   auto& forget = store_->statement("DELETE FROM attempts WHERE attempt_id = ?");

@@ -2,7 +2,41 @@
 
 #include <rapidjson/error/en.h>
 
+#include "protocol/utf8.hpp"
+
 namespace tether::protocol {
+
+namespace {
+
+// RapidJSON 1.1 validates the raw bytes of strings but lets a lone \uDC00 to
+// \uDFFF escape through, decoding it to bytes that are not UTF-8: such a
+// string would be stored and later sent on as JSON nobody can parse. The
+// path of the first one, if any.
+std::optional<std::string> invalid_string(const rapidjson::Value& value, const std::string& path) {
+  if (value.IsString()) {
+    if (is_valid_utf8(std::string_view(value.GetString(), value.GetStringLength()))) {
+      return std::nullopt;
+    }
+    return path;
+  }
+  if (value.IsObject()) {
+    for (const auto& member : value.GetObject()) {
+      const std::string_view name(member.name.GetString(), member.name.GetStringLength());
+      if (!is_valid_utf8(name)) return path + " (a field name)";
+      if (auto found = invalid_string(member.value, path + "." + std::string(name))) return found;
+    }
+  } else if (value.IsArray()) {
+    size_t index = 0;
+    for (const auto& item : value.GetArray()) {
+      if (auto found = invalid_string(item, path + "[" + std::to_string(index++) + "]")) {
+        return found;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 Result<rapidjson::Document> parse_json_object(std::string_view text, std::string_view what) {
   rapidjson::Document document;
@@ -17,6 +51,10 @@ Result<rapidjson::Document> parse_json_object(std::string_view text, std::string
   if (!document.IsObject()) {
     return make_error("malformed_json", std::string(what) + ": expected a JSON object, got " +
                                             json_type_name(document));
+  }
+  if (auto path = invalid_string(document, std::string(what))) {
+    return make_error("malformed_json",
+                      *path + ": not valid UTF-8 once decoded (an unpaired surrogate escape)");
   }
   return document;
 }

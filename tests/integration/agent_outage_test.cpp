@@ -373,8 +373,9 @@ TEST_CASE("outbox full, block: the task waits for room and nothing is lost",
     const std::string group =
         sqlite_query(world.agent.outbox_path(), "SELECT process_group FROM attempts");
     CHECK_FALSE(living_members(std::stoi(group)).empty());
-    const std::string pending = sqlite_query(
-        world.agent.outbox_path(), "SELECT coalesce(sum(length(payload)), 0) FROM frames");
+    const std::string pending =
+        sqlite_query(world.agent.outbox_path(),
+                     "SELECT coalesce(sum(length(CAST(payload AS BLOB))), 0) FROM frames");
     CHECK(std::stoull(pending) <= 1048576);
 
     world.proxy->set_refuse_websocket(false);

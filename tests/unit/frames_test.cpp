@@ -173,6 +173,12 @@ TEST_CASE("malformed frames are rejected with the field named", "[frames]") {
   const std::vector<Case> cases = {
       {"not json", "invalid_frame", "invalid JSON"},
       {"[]", "invalid_frame", "expected a JSON object"},
+      // Found by fuzz_frame: RapidJSON decodes a lone low surrogate escape
+      // to bytes that are not UTF-8, which no JSON encoder can send on.
+      {R"({"v":1,"type":"hub.wake","message_id":"m","sent_at":"x\uDE28"})", "invalid_frame",
+       "frame.sent_at: not valid UTF-8 once decoded"},
+      {R"({"v":1,"type":"hub.wake","message_id":"m","x":{"\uDC00":1}})", "invalid_frame",
+       "frame.x (a field name): not valid UTF-8"},
       {R"({"type":"hub.wake","message_id":"m"})", "invalid_frame", "frame.v: is required"},
       {R"({"v":"1","type":"hub.wake","message_id":"m"})", "invalid_frame",
        "frame.v: expected an integer"},
@@ -256,4 +262,11 @@ TEST_CASE("a frame over the size limit is refused before parsing", "[frames]") {
   CHECK(frame.error().code == "frame_too_large");
   CHECK(peek_message_id(R"({"v":9,"message_id":"abc"})") == "abc");
   CHECK(peek_message_id("garbage").empty());
+}
+
+TEST_CASE("a surrogate pair escape decodes to its one UTF-8 character", "[frames]") {
+  auto frame =
+      decode_frame(R"({"v":1,"type":"hub.wake","message_id":"m","sent_at":"\uD83D\uDE00"})");
+  REQUIRE(frame.ok());
+  CHECK(frame->sent_at == "\xF0\x9F\x98\x80");
 }

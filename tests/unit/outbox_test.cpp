@@ -471,3 +471,32 @@ TEST_CASE("a write the disk cannot take stops the agent; what was committed stay
   REQUIRE(running.size() == 1);
   CHECK(running[0].out.bytes == 4);
 }
+
+TEST_CASE("multi-byte UTF-8 output is counted in bytes, stored and acked alike", "[outbox]") {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+    // SQLite's length() counts characters of TEXT: 1000 of these are 2000
+    // bytes. Counting one way and discounting the other once let the total
+    // creep up with every acked frame until a block-policy outbox stalled.
+    std::string text;
+    for (int i = 0; i < 1000; ++i)
+      text += "\xC3\xA9";
+    outbox.record_started(record(), {4242, ""});
+    co_await committed(outbox);
+    outbox.ack_message(outbox.committed_after(0, 1 << 20).front().message_id);
+    co_await committed(outbox);
+    REQUIRE(outbox.bytes() == 0);
+    protocol::Sha256 digest;
+    digest.update(text);
+    outbox.append_output(kAttempt, {StreamName::kStdout, 1, 0, text}, digest);
+    co_await committed(outbox);
+    const auto frames = outbox.committed_after(0, 1 << 20);
+    REQUIRE(frames.size() == 1);
+    CHECK(outbox.bytes() == frames[0].payload.size());
+    CHECK(count_rows(outbox, "SELECT sum(length(CAST(payload AS BLOB))) FROM frames") ==
+          static_cast<int64_t>(frames[0].payload.size()));
+    outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, 1);
+    co_await committed(outbox);
+    CHECK(outbox.rows() == 0);
+    CHECK(outbox.bytes() == 0);
+  });
+}
