@@ -166,6 +166,11 @@ Result<void> SqliteStore::apply_schema(const char* schema, int version,
   }
 }
 
+void SqliteStore::release_reads() {
+  for (auto& [sql, cached] : statements_)
+    cached->reset();
+}
+
 SQLite::Statement& SqliteStore::statement(const char* sql) {
   auto& slot = statements_[sql];
   if (!slot) slot = std::make_unique<SQLite::Statement>(*database_, sql);
@@ -213,6 +218,7 @@ Result<void> SqliteStore::commit() {
     if (on_commit_failed_) on_commit_failed_(error);
     return error;
   }
+  release_reads();
   auto actions = std::move(after_commit_);
   after_commit_.clear();
   for (auto& action : actions)

@@ -68,7 +68,13 @@ class SqliteStore {
 
   // A prepared statement for `sql`, compiled once and reset for each use.
   // Keyed by the pointer: pass string literals or strings that live forever.
+  // Every commit resets them all (release_reads), so use one within a turn.
   SQLite::Statement& statement(const char* sql);
+  // Resets every cached statement. A SELECT stepped but not reset keeps a
+  // read transaction open, and while one is open SQLite cannot start the
+  // WAL from its beginning again: under steady writes the WAL file grows
+  // without bound (seen filling the outbox's disk in a chaos run).
+  void release_reads();
 
   // Group commit. Without a loop, call commit() yourself.
   void attach_loop(Loop& loop) { loop_ = &loop; }
