@@ -159,10 +159,12 @@ Outbox::Outbox(core::Loop& loop, std::unique_ptr<core::SqliteStore> store, Outbo
       state_dir_(std::move(state_dir)),
       room_(loop),
       changed_(loop),
-      marks_timer_(loop) {}
+      marks_timer_(loop),
+      read_retry_(loop) {}
 
 Outbox::~Outbox() {
   marks_timer_.stop();
+  read_retry_.stop();
   try {
     flush_send_marks();
     // Now, while the members the commit hooks touch still exist.
@@ -194,6 +196,14 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   // on would leave holes no replay can fill. Stop instead; the restart
   // replays what was committed and reports the running attempts lost.
   outbox->store_->set_on_commit_failed([](const Error& error) { fail_stop(error.message); });
+  // Only a real storage failure stops the agent; a lock held by another
+  // process (sqlite3, a task that opened the file) only makes writes wait.
+  outbox->store_->set_on_fatal([](const std::string& why) { fail_stop(why); });
+  Outbox* raw = outbox.get();
+  outbox->store_->set_on_writes_applied([raw] {
+    raw->room_.notify_all();
+    raw->changed_.notify_all();
+  });
   SQLite::Statement totals(outbox->store_->database(),
                            "SELECT COUNT(*), COALESCE(SUM(length(CAST(payload AS BLOB))), 0), "
                            "COALESCE(MAX(id), 0) FROM frames");
@@ -292,7 +302,7 @@ void Outbox::insert(const protocol::Frame& frame, FrameKind kind, std::optional<
         }
       },
       frame.payload);
-  auto& statement = store_->statement(
+  auto statement = store_->statement(
       "INSERT INTO frames (message_id, task_id, attempt_id, kind, stream, seq, byte_offset, "
       "length, "
       "payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -332,24 +342,26 @@ void Outbox::insert(const protocol::Frame& frame, FrameKind kind, std::optional<
 }
 
 void Outbox::record_started(const AttemptRecord& attempt, const protocol::StartedReport& started) {
-  store_->begin_write();
-  auto& statement = store_->statement(
-      "INSERT OR REPLACE INTO attempts (attempt_id, task_id, state, pid, process_group, "
-      "process_start, boot_id, started_at, updated_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)");
-  statement.bind(1, attempt.attempt_id);
-  statement.bind(2, attempt.task_id);
-  statement.bind(3, attempt.pid);
-  statement.bind(4, attempt.process_group);
-  statement.bind(5, static_cast<int64_t>(attempt.process_start));
-  statement.bind(6, attempt.boot_id);
-  statement.bind(7, attempt.started_at);
-  statement.bind(8, core::utc_now());
-  statement.exec();
-  live_[attempt.attempt_id] = attempt;
-  const protocol::AttemptRef ref{attempt.task_id, attempt.attempt_id};
-  insert(frame_for(ref, protocol::started_message_id(attempt.attempt_id),
-                   protocol::TaskStarted{ref, started}),
-         FrameKind::kStarted, std::nullopt, 0, 0, 0);
+  store_->write([this, attempt, started]() mutable {
+    auto statement = store_->statement(
+        "INSERT OR REPLACE INTO attempts (attempt_id, task_id, state, pid, process_group, "
+        "process_start, boot_id, started_at, updated_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, "
+        "?)");
+    statement.bind(1, attempt.attempt_id);
+    statement.bind(2, attempt.task_id);
+    statement.bind(3, attempt.pid);
+    statement.bind(4, attempt.process_group);
+    statement.bind(5, static_cast<int64_t>(attempt.process_start));
+    statement.bind(6, attempt.boot_id);
+    statement.bind(7, attempt.started_at);
+    statement.bind(8, core::utc_now());
+    statement.exec();
+    live_[attempt.attempt_id] = attempt;
+    const protocol::AttemptRef ref{attempt.task_id, attempt.attempt_id};
+    insert(frame_for(ref, protocol::started_message_id(attempt.attempt_id),
+                     protocol::TaskStarted{ref, started}),
+           FrameKind::kStarted, std::nullopt, 0, 0, 0);
+  });
 }
 
 bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
@@ -359,7 +371,7 @@ bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
   // Only frames never sent: one that was sent may already be at the hub, and
   // then the bytes counted as dropped would not match the gaps it records.
   // (Sent, unacked frames are bounded by the send window.)
-  auto& oldest = store_->statement(
+  auto oldest = store_->statement(
       "SELECT id, message_id, stream, seq, byte_offset, length, length(CAST(payload AS BLOB)) FROM "
       "frames "
       "WHERE attempt_id = ? AND kind = 'output' AND id > ? AND length(CAST(payload AS BLOB)) > "
@@ -385,7 +397,7 @@ bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
                          static_cast<uint64_t>(oldest.getColumn(6).getInt64())});
     }
     if (victims.empty()) return false;
-    auto& convert = store_->statement("UPDATE frames SET kind = 'gap', payload = ? WHERE id = ?");
+    auto convert = store_->statement("UPDATE frames SET kind = 'gap', payload = ? WHERE id = ?");
     for (const auto& victim : victims) {
       if (bytes_ + needed <= output_limit()) break;
       // Same seq, same byte range, no data: the hub records where and how much.
@@ -407,42 +419,44 @@ bool Outbox::make_room(const protocol::AttemptRef& attempt, uint64_t needed) {
   return true;
 }
 
-void Outbox::append_output(const protocol::AttemptRef& attempt, const protocol::OutputChunk& chunk,
+void Outbox::append_output(const protocol::AttemptRef& attempt, protocol::OutputChunk chunk,
                            const protocol::Sha256& digest_after) {
-  store_->begin_write();
-  auto& record = live_[attempt.attempt_id];
-  record.task_id = attempt.task_id;
-  record.attempt_id = attempt.attempt_id;
-  auto& stream = progress(record, chunk.stream);
-  stream.bytes = chunk.offset + chunk.data.size();
-  stream.digest_state = digest_after.state();
-  dirty_.insert(attempt.attempt_id);
+  store_->write([this, attempt, chunk = std::move(chunk),
+                 digest_state = digest_after.state()]() mutable {
+    auto& record = live_[attempt.attempt_id];
+    record.task_id = attempt.task_id;
+    record.attempt_id = attempt.attempt_id;
+    auto& stream = progress(record, chunk.stream);
+    stream.bytes = chunk.offset + chunk.data.size();
+    stream.digest_state = std::move(digest_state);
+    dirty_.insert(attempt.attempt_id);
 
-  const std::string message_id =
-      protocol::output_message_id(attempt.attempt_id, chunk.stream, chunk.seq);
-  auto frame = frame_for(attempt, message_id, protocol::TaskOutput{attempt, chunk});
-  // Worst-case size of the JSON (escaping can grow text); exact size is
-  // known only after encoding, and the check only needs to be conservative.
-  const uint64_t estimate = chunk.data.size() * 2 + 512;
-  const bool must_drop =
-      options_.policy == OutboxFullPolicy::kDropOldest && bytes_ + estimate > output_limit();
-  if (must_drop && record.out.dropped + record.err.dropped == 0) {
-    // Said once per attempt; the final reports the exact count per stream.
-    core::log_warning("outbox", "outbox full (" + std::to_string(bytes_) +
-                                    " bytes): dropping the oldest unsent output of " +
-                                    attempt.attempt_id + " (outbox_full_policy = drop-oldest)");
-  }
-  if (must_drop && !make_room(attempt, estimate)) {
-    // Nothing older of this attempt to drop: this chunk itself becomes a gap.
-    stream.dropped += chunk.data.size();
-    dropped_total_ += chunk.data.size();
-    insert(frame_for(attempt, message_id,
-                     protocol::TaskOutputGap{attempt, chunk.stream, chunk.seq, chunk.offset,
-                                             chunk.data.size()}),
-           FrameKind::kGap, chunk.stream, chunk.seq, chunk.offset, chunk.data.size());
-    return;
-  }
-  insert(frame, FrameKind::kOutput, chunk.stream, chunk.seq, chunk.offset, chunk.data.size());
+    const std::string message_id =
+        protocol::output_message_id(attempt.attempt_id, chunk.stream, chunk.seq);
+    auto frame = frame_for(attempt, message_id, protocol::TaskOutput{attempt, chunk});
+    // Worst-case size of the JSON (escaping can grow text); exact size is
+    // known only after encoding, and the check only needs to be conservative.
+    const uint64_t estimate = chunk.data.size() * 2 + 512;
+    const bool must_drop =
+        options_.policy == OutboxFullPolicy::kDropOldest && bytes_ + estimate > output_limit();
+    if (must_drop && record.out.dropped + record.err.dropped == 0) {
+      // Said once per attempt; the final reports the exact count per stream.
+      core::log_warning("outbox", "outbox full (" + std::to_string(bytes_) +
+                                      " bytes): dropping the oldest unsent output of " +
+                                      attempt.attempt_id + " (outbox_full_policy = drop-oldest)");
+    }
+    if (must_drop && !make_room(attempt, estimate)) {
+      // Nothing older of this attempt to drop: this chunk itself becomes a gap.
+      stream.dropped += chunk.data.size();
+      dropped_total_ += chunk.data.size();
+      insert(frame_for(attempt, message_id,
+                       protocol::TaskOutputGap{attempt, chunk.stream, chunk.seq, chunk.offset,
+                                               chunk.data.size()}),
+             FrameKind::kGap, chunk.stream, chunk.seq, chunk.offset, chunk.data.size());
+      return;
+    }
+    insert(frame, FrameKind::kOutput, chunk.stream, chunk.seq, chunk.offset, chunk.data.size());
+  });
 }
 
 uint64_t Outbox::dropped_bytes(const std::string& attempt_id, StreamName stream) const {
@@ -452,25 +466,26 @@ uint64_t Outbox::dropped_bytes(const std::string& attempt_id, StreamName stream)
 }
 
 void Outbox::append_final(const protocol::AttemptRef& attempt, protocol::FinalReport report) {
-  if (discarded(attempt.attempt_id)) return;
-  store_->begin_write();
-  report.stdout_summary.dropped_bytes = dropped_bytes(attempt.attempt_id, StreamName::kStdout);
-  report.stderr_summary.dropped_bytes = dropped_bytes(attempt.attempt_id, StreamName::kStderr);
-  flush_progress();
-  auto& finished = store_->statement(
-      "UPDATE attempts SET state = 'finished', updated_at = ? WHERE attempt_id = ?");
-  finished.bind(1, core::utc_now());
-  finished.bind(2, attempt.attempt_id);
-  finished.exec();
-  live_.erase(attempt.attempt_id);
-  insert(frame_for(attempt, protocol::final_message_id(attempt.attempt_id),
-                   protocol::TaskFinal{attempt, std::move(report)}),
-         FrameKind::kFinal, std::nullopt, 0, 0, 0);
+  store_->write([this, attempt, report = std::move(report)]() mutable {
+    if (discarded(attempt.attempt_id)) return;
+    report.stdout_summary.dropped_bytes = dropped_bytes(attempt.attempt_id, StreamName::kStdout);
+    report.stderr_summary.dropped_bytes = dropped_bytes(attempt.attempt_id, StreamName::kStderr);
+    flush_progress();
+    auto finished = store_->statement(
+        "UPDATE attempts SET state = 'finished', updated_at = ? WHERE attempt_id = ?");
+    finished.bind(1, core::utc_now());
+    finished.bind(2, attempt.attempt_id);
+    finished.exec();
+    live_.erase(attempt.attempt_id);
+    insert(frame_for(attempt, protocol::final_message_id(attempt.attempt_id),
+                     protocol::TaskFinal{attempt, std::move(report)}),
+           FrameKind::kFinal, std::nullopt, 0, 0, 0);
+  });
 }
 
 void Outbox::flush_progress() {
   if (dirty_.empty()) return;
-  auto& update = store_->statement(
+  auto update = store_->statement(
       "UPDATE attempts SET stdout_bytes = ?, stderr_bytes = ?, stdout_dropped_bytes = ?, "
       "stderr_dropped_bytes = ?, stdout_sha256_state = ?, stderr_sha256_state = ?, updated_at = ? "
       "WHERE attempt_id = ?");
@@ -537,29 +552,48 @@ std::vector<StoredFrame> Outbox::committed_after(int64_t after_id, size_t max_by
     }
     return frames;
   }
-  auto& query = store_->statement(
-      "SELECT id, message_id, task_id, attempt_id, kind, stream, seq, payload FROM frames "
-      "WHERE id > ? AND id <= ? ORDER BY id LIMIT 256");
-  query.bind(1, after_id);
-  query.bind(2, committed_max_id_);
   std::vector<StoredFrame> frames;
-  size_t total = 0;
-  while (total < max_bytes && query.executeStep()) {
-    frames.push_back(read_frame(query));
-    total += frames.back().payload.size();
-  }
+  const bool read = read_guarded("reading frames to send", [&] {
+    auto query = store_->statement(
+        "SELECT id, message_id, task_id, attempt_id, kind, stream, seq, payload FROM frames "
+        "WHERE id > ? AND id <= ? ORDER BY id LIMIT 256");
+    query.bind(1, after_id);
+    query.bind(2, committed_max_id_);
+    size_t total = 0;
+    while (total < max_bytes && query.executeStep()) {
+      frames.push_back(read_frame(query));
+      total += frames.back().payload.size();
+    }
+  });
+  if (!read) frames.clear();
   return frames;
+}
+
+bool Outbox::read_guarded(const char* what, const std::function<void()>& read) {
+  try {
+    read();
+    return true;
+  } catch (const SQLite::Exception& e) {
+    if (!core::is_busy(e)) fail_stop(store_->path() + ": " + what + ": " + e.what());
+    core::log_debug("outbox", std::string(what) + ": the file is locked by another process");
+    // Whoever waits for a change reads again a little later.
+    if (!read_retry_.active()) read_retry_.start(100, [this] { changed_.notify_all(); });
+    return false;
+  }
 }
 
 std::optional<int64_t> Outbox::frame_id(const std::string& attempt_id, StreamName stream,
                                         uint64_t seq) {
-  auto& query = store_->statement(
-      "SELECT MIN(id) FROM frames WHERE attempt_id = ? AND stream = ? AND seq >= ?");
-  query.bind(1, attempt_id);
-  query.bind(2, std::string(protocol::to_string(stream)));
-  query.bind(3, static_cast<int64_t>(seq));
-  if (!query.executeStep() || query.getColumn(0).isNull()) return std::nullopt;
-  return query.getColumn(0).getInt64();
+  std::optional<int64_t> id;
+  (void)read_guarded("finding a frame", [&] {
+    auto query = store_->statement(
+        "SELECT MIN(id) FROM frames WHERE attempt_id = ? AND stream = ? AND seq >= ?");
+    query.bind(1, attempt_id);
+    query.bind(2, std::string(protocol::to_string(stream)));
+    query.bind(3, static_cast<int64_t>(seq));
+    if (query.executeStep() && !query.getColumn(0).isNull()) id = query.getColumn(0).getInt64();
+  });
+  return id;
 }
 
 void Outbox::mark_sent(int64_t first_id, int64_t last_id) {
@@ -570,11 +604,12 @@ void Outbox::mark_sent(int64_t first_id, int64_t last_id) {
   // so almost none needs that row.
   if (last_id > sent_through_id_) {
     sent_through_id_ = last_id;
-    store_->begin_write();
-    auto& record = store_->statement("UPDATE send_progress SET sent_through_id = ?");
-    record.bind(1, sent_through_id_);
-    record.exec();
-    after_write(false);
+    store_->write([this, last_id] {
+      auto record = store_->statement("UPDATE send_progress SET sent_through_id = ?");
+      record.bind(1, last_id);
+      record.exec();
+      after_write(false);
+    });
   }
   pending_marks_.push_back({first_id, last_id, core::utc_now()});
   if (!marks_timer_.active()) {
@@ -583,22 +618,23 @@ void Outbox::mark_sent(int64_t first_id, int64_t last_id) {
 }
 
 void Outbox::flush_send_marks() {
-  if (pending_marks_.empty()) return;
-  store_->begin_write();
-  // Only frames still stored: the others were acked (and their rows gone).
-  auto& update = store_->statement(
-      "INSERT INTO frame_sends (frame_id, last_sent_at, send_count) "
-      "SELECT id, ?1, 1 FROM frames WHERE id BETWEEN ?2 AND ?3 "
-      "ON CONFLICT (frame_id) DO UPDATE SET last_sent_at = ?1, send_count = send_count + 1");
-  for (const auto& mark : pending_marks_) {
-    update.reset();
-    update.bind(1, mark.at);
-    update.bind(2, mark.first_id);
-    update.bind(3, mark.last_id);
-    update.exec();
-  }
-  pending_marks_.clear();
-  after_write(false);
+  store_->write([this]() mutable {
+    if (pending_marks_.empty()) return;
+    // Only frames still stored: the others were acked (and their rows gone).
+    auto update = store_->statement(
+        "INSERT INTO frame_sends (frame_id, last_sent_at, send_count) "
+        "SELECT id, ?1, 1 FROM frames WHERE id BETWEEN ?2 AND ?3 "
+        "ON CONFLICT (frame_id) DO UPDATE SET last_sent_at = ?1, send_count = send_count + 1");
+    for (const auto& mark : pending_marks_) {
+      update.reset();
+      update.bind(1, mark.at);
+      update.bind(2, mark.first_id);
+      update.bind(3, mark.last_id);
+      update.exec();
+    }
+    pending_marks_.clear();
+    after_write(false);
+  });
 }
 
 bool Outbox::account_removed(SQLite::Statement& remove,
@@ -614,49 +650,52 @@ bool Outbox::account_removed(SQLite::Statement& remove,
 }
 
 void Outbox::ack_output(const std::string& attempt_id, StreamName stream, uint64_t through_seq) {
-  store_->begin_write();
-  auto& remove = store_->statement(
-      "DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq <= ? RETURNING "
-      "length(CAST(payload AS BLOB))");
-  remove.bind(1, attempt_id);
-  remove.bind(2, std::string(protocol::to_string(stream)));
-  remove.bind(3, static_cast<int64_t>(through_seq));
-  after_write(account_removed(remove));
+  store_->write([this, attempt_id, stream, through_seq]() mutable {
+    auto remove = store_->statement(
+        "DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq <= ? RETURNING "
+        "length(CAST(payload AS BLOB))");
+    remove.bind(1, attempt_id);
+    remove.bind(2, std::string(protocol::to_string(stream)));
+    remove.bind(3, static_cast<int64_t>(through_seq));
+    after_write(account_removed(remove));
+  });
 }
 
 void Outbox::ack_message(const std::string& message_id) {
-  forget_fresh();  // rows change under the cache
-  store_->begin_write();
-  auto& remove = store_->statement(
-      "DELETE FROM frames WHERE message_id = ? RETURNING length(CAST(payload AS BLOB)), kind, "
-      "attempt_id");
-  remove.bind(1, message_id);
-  std::string finished_attempt;
-  const bool freed = account_removed(remove, [&](SQLite::Statement& row) {
-    if (row.getColumn(1).getString() == "final") finished_attempt = row.getColumn(2).getString();
+  store_->write([this, message_id]() mutable {
+    forget_fresh();  // rows change under the cache
+    auto remove = store_->statement(
+        "DELETE FROM frames WHERE message_id = ? RETURNING length(CAST(payload AS BLOB)), kind, "
+        "attempt_id");
+    remove.bind(1, message_id);
+    std::string finished_attempt;
+    const bool freed = account_removed(remove, [&](SQLite::Statement& row) {
+      if (row.getColumn(1).getString() == "final") finished_attempt = row.getColumn(2).getString();
+    });
+    if (!finished_attempt.empty()) {
+      auto forget = store_->statement("DELETE FROM attempts WHERE attempt_id = ?");
+      forget.bind(1, finished_attempt);
+      forget.exec();
+    }
+    after_write(freed);
   });
-  if (!finished_attempt.empty()) {
-    auto& forget = store_->statement("DELETE FROM attempts WHERE attempt_id = ?");
-    forget.bind(1, finished_attempt);
-    forget.exec();
-  }
-  after_write(freed);
 }
 
 void Outbox::discard_attempt(const std::string& attempt_id) {
-  forget_fresh();  // rows change under the cache
-  discarded_.insert(attempt_id);
-  store_->begin_write();
-  auto& remove = store_->statement(
-      "DELETE FROM frames WHERE attempt_id = ? RETURNING length(CAST(payload AS BLOB))");
-  remove.bind(1, attempt_id);
-  const bool freed = account_removed(remove);
-  auto& forget = store_->statement("DELETE FROM attempts WHERE attempt_id = ?");
-  forget.bind(1, attempt_id);
-  forget.exec();
-  live_.erase(attempt_id);
-  dirty_.erase(attempt_id);
-  after_write(freed);
+  store_->write([this, attempt_id]() mutable {
+    forget_fresh();  // rows change under the cache
+    discarded_.insert(attempt_id);
+    auto remove = store_->statement(
+        "DELETE FROM frames WHERE attempt_id = ? RETURNING length(CAST(payload AS BLOB))");
+    remove.bind(1, attempt_id);
+    const bool freed = account_removed(remove);
+    auto forget = store_->statement("DELETE FROM attempts WHERE attempt_id = ?");
+    forget.bind(1, attempt_id);
+    forget.exec();
+    live_.erase(attempt_id);
+    dirty_.erase(attempt_id);
+    after_write(freed);
+  });
 }
 
 void Outbox::resume_from(const std::string& attempt_id, StreamName stream, uint64_t next_seq) {
@@ -664,55 +703,64 @@ void Outbox::resume_from(const std::string& attempt_id, StreamName stream, uint6
   if (next_seq > 1) ack_output(attempt_id, stream, next_seq - 1);
 }
 
-protocol::AgentHello Outbox::hello(const std::string& version) {
+std::optional<protocol::AgentHello> Outbox::hello(const std::string& version) {
   protocol::AgentHello hello;
   hello.version = version;
-  hello.capabilities = {"output.base64", "output.gap", "final.http"};
-  {
-    auto& running =
-        store_->statement("SELECT task_id, attempt_id FROM attempts WHERE state = 'running'");
-    while (running.executeStep()) {
-      hello.running.push_back({running.getColumn(0).getString(), running.getColumn(1).getString()});
+  hello.capabilities = protocol::agent_capabilities();
+  const bool read = read_guarded("reading what the outbox holds", [&] {
+    {
+      auto running =
+          store_->statement("SELECT task_id, attempt_id FROM attempts WHERE state = 'running'");
+      while (running.executeStep()) {
+        hello.running.push_back(
+            {running.getColumn(0).getString(), running.getColumn(1).getString()});
+      }
     }
-  }
-  {
-    auto& ranges = store_->statement(
-        "SELECT task_id, attempt_id, stream, MIN(seq), MAX(seq) FROM frames "
-        "WHERE kind IN ('output', 'gap') GROUP BY attempt_id, stream");
-    while (ranges.executeStep()) {
-      protocol::OutboxRange range;
-      range.attempt = {ranges.getColumn(0).getString(), ranges.getColumn(1).getString()};
-      range.stream = stream_of(ranges.getColumn(2)).value_or(StreamName::kStdout);
-      range.first_seq = static_cast<uint64_t>(ranges.getColumn(3).getInt64());
-      range.last_seq = static_cast<uint64_t>(ranges.getColumn(4).getInt64());
-      hello.outbox.push_back(std::move(range));
+    {
+      auto ranges = store_->statement(
+          "SELECT task_id, attempt_id, stream, MIN(seq), MAX(seq) FROM frames "
+          "WHERE kind IN ('output', 'gap') GROUP BY attempt_id, stream");
+      while (ranges.executeStep()) {
+        protocol::OutboxRange range;
+        range.attempt = {ranges.getColumn(0).getString(), ranges.getColumn(1).getString()};
+        range.stream = stream_of(ranges.getColumn(2)).value_or(StreamName::kStdout);
+        range.first_seq = static_cast<uint64_t>(ranges.getColumn(3).getInt64());
+        range.last_seq = static_cast<uint64_t>(ranges.getColumn(4).getInt64());
+        hello.outbox.push_back(std::move(range));
+      }
     }
-  }
-  {
-    auto& finals = store_->statement("SELECT task_id, attempt_id FROM frames WHERE kind = 'final'");
-    while (finals.executeStep()) {
-      hello.unacked_finals.push_back(
-          {finals.getColumn(0).getString(), finals.getColumn(1).getString()});
+    {
+      auto finals =
+          store_->statement("SELECT task_id, attempt_id FROM frames WHERE kind = 'final'");
+      while (finals.executeStep()) {
+        hello.unacked_finals.push_back(
+            {finals.getColumn(0).getString(), finals.getColumn(1).getString()});
+      }
     }
-  }
+  });
+  // A hello that left something out would tell the hub it is gone.
+  if (!read) return std::nullopt;
   hello.outbox_rows = rows_;
   hello.outbox_bytes = bytes_;
   return hello;
 }
 
 std::vector<StoredFrame> Outbox::finals() {
-  auto& query = store_->statement(
-      "SELECT id, message_id, task_id, attempt_id, kind, stream, seq, payload FROM frames "
-      "WHERE kind = 'final' AND id <= ? ORDER BY id");
-  query.bind(1, committed_max_id_);
   std::vector<StoredFrame> frames;
-  while (query.executeStep())
-    frames.push_back(read_frame(query));
+  const bool read = read_guarded("reading finals", [&] {
+    auto query = store_->statement(
+        "SELECT id, message_id, task_id, attempt_id, kind, stream, seq, payload FROM frames "
+        "WHERE kind = 'final' AND id <= ? ORDER BY id");
+    query.bind(1, committed_max_id_);
+    while (query.executeStep())
+      frames.push_back(read_frame(query));
+  });
+  if (!read) frames.clear();
   return frames;
 }
 
 std::vector<AttemptRecord> Outbox::running_attempts() {
-  auto& query = store_->statement(
+  auto query = store_->statement(
       "SELECT task_id, attempt_id, pid, process_group, process_start, boot_id, started_at, "
       "stdout_bytes, stderr_bytes, stdout_dropped_bytes, stderr_dropped_bytes, "
       "stdout_sha256_state, stderr_sha256_state FROM attempts WHERE state = 'running'");
@@ -746,10 +794,11 @@ std::vector<AttemptRecord> Outbox::running_attempts() {
 
 std::string Outbox::oldest_created_at() {
   // The lowest id is the oldest frame: the primary key makes this one probe.
-  auto& query = store_->statement("SELECT created_at FROM frames ORDER BY id LIMIT 1");
   std::string oldest;
-  if (query.executeStep()) oldest = query.getColumn(0).getString();
-  query.reset();  // ends the read at once, not at the next use
+  (void)read_guarded("reading the oldest frame", [&] {
+    auto query = store_->statement("SELECT created_at FROM frames ORDER BY id LIMIT 1");
+    if (query.executeStep()) oldest = query.getColumn(0).getString();
+  });
   return oldest;
 }
 

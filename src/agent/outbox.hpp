@@ -36,6 +36,7 @@
 #include "core/notification.hpp"
 #include "core/sqlite_store.hpp"
 #include "core/timer.hpp"
+#include "protocol/capabilities.hpp"
 #include "protocol/frames.hpp"
 #include "protocol/sha256.hpp"
 
@@ -94,7 +95,7 @@ class Outbox {
 
   // --- the attempts' side ---
   void record_started(const AttemptRecord& attempt, const protocol::StartedReport& started);
-  void append_output(const protocol::AttemptRef& attempt, const protocol::OutputChunk& chunk,
+  void append_output(const protocol::AttemptRef& attempt, protocol::OutputChunk chunk,
                      const protocol::Sha256& digest_after);
   // Fills in each stream's dropped_bytes, stores the final and marks the
   // attempt finished. Finals always fit (they use the reserved slice).
@@ -102,6 +103,9 @@ class Outbox {
   uint64_t dropped_bytes(const std::string& attempt_id, protocol::StreamName stream) const;
   // Block policy: whether `bytes` more output fit now; room() fires when acks free space.
   bool has_room(uint64_t bytes) const;
+  // False while writes wait for a lock another process holds on the file:
+  // readers pause (room() fires once the writes went through).
+  bool writable() const { return store_->writes_waiting() == 0; }
   // Drop-oldest policy: while the channel is up (the hub is taking frames),
   // readers pause at half the cap rather than drop; while it is down they
   // never pause, and the oldest unsent output is dropped at the cap.
@@ -140,7 +144,9 @@ class Outbox {
   bool discarded(const std::string& attempt_id) const { return discarded_.count(attempt_id) != 0; }
   // Drops frames of a stream below `next_seq` (the hub has them).
   void resume_from(const std::string& attempt_id, protocol::StreamName stream, uint64_t next_seq);
-  protocol::AgentHello hello(const std::string& version);
+  // What the outbox holds, for agent.hello; nothing while another process
+  // locks the file (a partial hello would tell the hub attempts are gone).
+  std::optional<protocol::AgentHello> hello(const std::string& version);
   std::vector<StoredFrame> finals();
   // Fires after every commit that stored or dropped something.
   core::Notification& changed() { return changed_; }
@@ -177,6 +183,9 @@ class Outbox {
   bool account_removed(SQLite::Statement& remove,
                        const std::function<void(SQLite::Statement&)>& each_row = {});
   void forget_fresh();
+  // Runs a read; false if another process locks the file (changed() fires
+  // a little later so waiters read again). Other errors stop the agent.
+  bool read_guarded(const char* what, const std::function<void()>& read);
   void after_write(bool freed);
   protocol::Frame frame_for(const protocol::AttemptRef& attempt, std::string message_id,
                             protocol::FramePayload payload) const;
@@ -218,6 +227,7 @@ class Outbox {
   core::Notification room_;
   core::Notification changed_;
   core::Timer marks_timer_;
+  core::Timer read_retry_;
 };
 
 }  // namespace tether::agent

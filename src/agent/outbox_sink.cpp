@@ -18,10 +18,13 @@ void OutboxSink::on_started(const protocol::StartedReport& started) {
 }
 
 void OutboxSink::on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& stream_digest) {
-  outbox_.append_output(attempt_, chunk, stream_digest);
+  outbox_.append_output(attempt_, std::move(chunk), stream_digest);
 }
 
 bool OutboxSink::accepting_output() const {
+  // Another process holds the file's write lock: what was read waits in
+  // memory until it is stored, and nothing more is read meanwhile.
+  if (!outbox_.writable()) return false;
   const bool disk_room = outbox_.disk_has_room(2 * chunk_bytes_ + 512);
   if (disk_room == disk_blocked_) {
     disk_blocked_ = !disk_room;

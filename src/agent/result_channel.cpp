@@ -124,7 +124,15 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   hello.message_id = "hello:" + options_.agent + ":" + std::to_string(next_message_++);
   hello.agent_id = options_.agent;
   hello.sent_at = core::utc_now();
-  hello.payload = outbox_.hello(TETHER_VERSION);
+  auto held = outbox_.hello(TETHER_VERSION);
+  if (!held) {
+    // The outbox is locked by another process: a hello now could not say
+    // what the agent holds. Try again after the backoff.
+    socket->close(core::kCloseNormal, "outbox busy; reconnecting");
+    socket_.reset();
+    co_return;
+  }
+  hello.payload = std::move(*held);
   socket->send_text(protocol::encode_frame(hello));
 
   // Nothing is sent before the hub says what it already has.

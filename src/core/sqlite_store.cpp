@@ -1,6 +1,7 @@
 #include "core/sqlite_store.hpp"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -13,6 +14,18 @@
 #include "core/log.hpp"
 
 namespace tether::core {
+
+bool is_busy(const SQLite::Exception& error) {
+  const int code = error.getErrorCode() & 0xff;
+  return code == SQLITE_BUSY || code == SQLITE_LOCKED;
+}
+
+ScopedStatement::~ScopedStatement() {
+  if (!statement_) return;
+  // tryReset: the error of a failed step was already thrown to the user.
+  (void)statement_->tryReset();
+  statement_->clearBindings();
+}
 
 namespace {
 
@@ -29,6 +42,7 @@ SqliteStore::SqliteStore(std::unique_ptr<SQLite::Database> database, std::string
                          Options options)
     : database_(std::move(database)),
       path_(std::move(path)),
+      options_(options),
       reserve_bytes_(options.disk_reserve_bytes),
       reserve_path_(path_ + ".reserve") {
   const size_t slash = path_.rfind('/');
@@ -74,8 +88,29 @@ void SqliteStore::guard_disk_space() {
 }
 
 SqliteStore::~SqliteStore() {
+  if (!queued_writes_.empty()) {
+    // Closing while another process holds the lock: wait for it a while
+    // rather than lose what was produced.
+    database_->setBusyTimeout(5000);
+    busy_until_ms_ = 0;
+    if (try_begin_write()) {
+      while (!queued_writes_.empty()) {
+        run_write(queued_writes_.front());
+        queued_writes_.pop_front();
+      }
+    } else {
+      log_error("store", path_ + ": still locked by another process; " +
+                             std::to_string(queued_writes_.size()) + " write(s) not stored");
+    }
+  }
   if (in_transaction_) (void)commit();
+  retry_timer_.reset();
   statements_.clear();
+}
+
+void SqliteStore::attach_loop(Loop& loop) {
+  loop_ = &loop;
+  retry_timer_ = std::make_unique<Timer>(loop);
 }
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, Options options) {
@@ -83,7 +118,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     auto database = std::make_unique<SQLite::Database>(
         path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
     ::chmod(path.c_str(), 0600);
-    database->setBusyTimeout(5000);
+    database->setBusyTimeout(options.busy_timeout_ms);
     database->exec("PRAGMA journal_mode=WAL");
     database->exec(options.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     database->exec("PRAGMA journal_size_limit=" + std::to_string(options.wal_size_limit));
@@ -133,6 +168,13 @@ Result<void> SqliteStore::apply_schema(const char* schema, int version,
     throw std::logic_error("apply_schema: version " + std::to_string(version) + " needs " +
                            std::to_string(version - 1) + " upgrades");
   }
+  // At start a lock held by another process is worth waiting for.
+  database_->setBusyTimeout(10'000);
+  struct RestoreBusyTimeout {
+    SQLite::Database& database;
+    int ms;
+    ~RestoreBusyTimeout() { database.setBusyTimeout(ms); }
+  } restore{*database_, options_.busy_timeout_ms};
   try {
     SQLite::Transaction transaction(*database_);
     database_->exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
@@ -166,24 +208,42 @@ Result<void> SqliteStore::apply_schema(const char* schema, int version,
   }
 }
 
-void SqliteStore::release_reads() {
-  for (auto& [sql, cached] : statements_)
-    cached->reset();
-}
-
-SQLite::Statement& SqliteStore::statement(const char* sql) {
+ScopedStatement SqliteStore::statement(const char* sql) {
   auto& slot = statements_[sql];
   if (!slot) slot = std::make_unique<SQLite::Statement>(*database_, sql);
-  slot->reset();
+  (void)slot->tryReset();
   slot->clearBindings();
-  return *slot;
+  return ScopedStatement(*slot);
 }
 
 void SqliteStore::begin_write() {
-  if (in_transaction_) return;
-  database_->exec("BEGIN IMMEDIATE");
-  in_transaction_ = true;
-  if (loop_) loop_->defer([this] { (void)commit(); });
+  if (!in_transaction_) {
+    // Right after a busy answer, another try would only wait the busy
+    // timeout again on the loop thread: say busy at once until the retry
+    // interval has passed.
+    if (loop_ && busy_until_ms_ != 0) {
+      loop_->update_time();
+      if (loop_->now_ms() < busy_until_ms_) {
+        throw SQLite::Exception("database is locked (by another process; retrying)", SQLITE_BUSY);
+      }
+      busy_until_ms_ = 0;
+    }
+    try {
+      database_->exec("BEGIN IMMEDIATE");
+    } catch (const SQLite::Exception& e) {
+      if (is_busy(e) && loop_) {
+        loop_->update_time();
+        busy_until_ms_ = loop_->now_ms() + options_.write_retry_ms;
+      }
+      throw;
+    }
+    in_transaction_ = true;
+    if (loop_) loop_->defer([this] { (void)commit(); });
+  }
+  if (guard_ && !guard_->savepoint) {
+    database_->exec("SAVEPOINT tether_guard");
+    guard_->savepoint = true;
+  }
 }
 
 void SqliteStore::after_commit(std::function<void()> action) {
@@ -192,6 +252,127 @@ void SqliteStore::after_commit(std::function<void()> action) {
     return;
   }
   after_commit_.push_back(std::move(action));
+}
+
+void SqliteStore::after_failed_statement(const std::string& why) {
+  // SQLite rolls the whole transaction back by itself after some errors
+  // (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM, ...): then nothing of this
+  // turn is stored, and nothing queued for after the commit may run.
+  if (in_transaction_ && sqlite3_get_autocommit(database_->getHandle()) != 0) {
+    in_transaction_ = false;
+    before_commit_.clear();
+    after_commit_.clear();
+    const Error error = make_error("storage_unavailable", path_ + ": transaction lost: " + why);
+    log_error("store", error.message);
+    if (on_commit_failed_) on_commit_failed_(error);
+  }
+}
+
+SqliteStore::Outcome SqliteStore::guarded(std::string_view what,
+                                          const std::function<void()>& work) {
+  if (guard_) {  // inside another entry point's boundary: its rules apply
+    work();
+    return Outcome::kDone;
+  }
+  GuardFrame frame;
+  frame.after_mark = after_commit_.size();
+  frame.before_mark = before_commit_.size();
+  guard_ = &frame;
+  std::string failure;
+  bool busy = false;
+  try {
+    work();
+    guard_ = nullptr;
+    if (frame.savepoint) database_->exec("RELEASE tether_guard");
+    return Outcome::kDone;
+  } catch (const SQLite::Exception& e) {
+    busy = is_busy(e);
+    failure = e.what();
+  } catch (const std::exception& e) {
+    failure = std::string("internal error: ") + e.what();
+  }
+  guard_ = nullptr;
+  if (frame.savepoint && in_transaction_) {
+    try {
+      database_->exec("ROLLBACK TO tether_guard");
+      database_->exec("RELEASE tether_guard");
+    } catch (const SQLite::Exception&) {
+      // The savepoint went with a rollback SQLite made itself; see below.
+    }
+  }
+  after_failed_statement(failure);
+  if (in_transaction_) {
+    // What this entry point queued goes with its writes.
+    if (after_commit_.size() > frame.after_mark) after_commit_.resize(frame.after_mark);
+    if (before_commit_.size() > frame.before_mark) before_commit_.resize(frame.before_mark);
+  }
+  if (busy) {
+    log_debug("store",
+              std::string(what) + ": " + path_ + " is locked by another process; retrying");
+    return Outcome::kBusy;
+  }
+  log_error("store", std::string(what) + ": " + path_ + ": " + failure);
+  return Outcome::kFailed;
+}
+
+bool SqliteStore::try_begin_write() {
+  try {
+    begin_write();
+    return true;
+  } catch (const SQLite::Exception& e) {
+    if (is_busy(e)) return false;
+    fatal(std::string("cannot begin a write: ") + e.what());
+    return false;
+  }
+}
+
+void SqliteStore::fatal(const std::string& why) {
+  const std::string message = path_ + ": " + why;
+  log_error("store", message);
+  if (on_fatal_) {
+    on_fatal_(message);
+  } else {
+    throw std::runtime_error(message);
+  }
+}
+
+void SqliteStore::run_write(const std::function<void()>& work) {
+  try {
+    work();
+  } catch (const SQLite::Exception& e) {
+    fatal(std::string("a write failed: ") + e.what());
+  }
+}
+
+void SqliteStore::write(std::function<void()> work) {
+  if (queued_writes_.empty() && try_begin_write()) {
+    run_write(work);
+    return;
+  }
+  // Another process holds the write lock: keep the order, try again soon.
+  if (queued_writes_.empty()) {
+    log_warning("store", path_ + " is locked by another process; writes wait for it");
+  }
+  queued_writes_.push_back(std::move(work));
+  if (retry_timer_ && !retry_timer_->active()) {
+    retry_timer_->start(options_.write_retry_ms, [this] { retry_queued_writes(); });
+  }
+}
+
+void SqliteStore::retry_queued_writes() {
+  if (queued_writes_.empty()) return;
+  if (!try_begin_write()) {
+    retry_timer_->start(options_.write_retry_ms, [this] { retry_queued_writes(); });
+    return;
+  }
+  log_info("store", path_ + " is writable again; " + std::to_string(queued_writes_.size()) +
+                        " waiting write(s) applied");
+  while (!queued_writes_.empty()) {
+    auto work = std::move(queued_writes_.front());
+    queued_writes_.pop_front();
+    run_write(work);
+  }
+  if (on_writes_applied_) on_writes_applied_();
 }
 
 Result<void> SqliteStore::commit() {
@@ -218,11 +399,18 @@ Result<void> SqliteStore::commit() {
     if (on_commit_failed_) on_commit_failed_(error);
     return error;
   }
-  release_reads();
   auto actions = std::move(after_commit_);
   after_commit_.clear();
-  for (auto& action : actions)
-    action();
+  // Each action is an entry point of its own: one that stores something
+  // (a wake that dispatches the next task) runs its own guarded(). This
+  // catch is the last resort that keeps the loop alive.
+  for (auto& action : actions) {
+    try {
+      action();
+    } catch (const std::exception& e) {
+      log_error("store", path_ + ": an action after a commit failed: " + e.what());
+    }
+  }
   return {};
 }
 

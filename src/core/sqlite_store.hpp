@@ -6,21 +6,79 @@
 // (begin_write opens it); it commits on the next turn, and only then run the
 // actions queued with after_commit() — an ack, a reply, a send — so nothing
 // leaves the process before it is stored.
+//
+// Invariants:
+// - A cached statement is used through a ScopedStatement, which resets it
+//   when the scope ends. A statement stepped and not reset keeps its read
+//   transaction (and an old snapshot) open: writes by other processes stay
+//   invisible, and BEGIN IMMEDIATE then fails with "database is locked"
+//   (SQLITE_BUSY_SNAPSHOT) until something resets it.
+// - Another process may hold the write lock (sqlite3, `tether-hub token
+//   admin`). BEGIN IMMEDIATE then waits busy_timeout_ms at most and reports
+//   SQLITE_BUSY; that is never fatal. guarded() turns it into Outcome::kBusy
+//   for an entry point to retry; write() queues the work and retries it in
+//   order.
+// - Every entry point (an HTTP request, a WebSocket message, a timer, an
+//   after-commit action) runs its storage work through guarded() or write():
+//   no SQLite exception reaches the loop.
 #pragma once
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/loop.hpp"
 #include "core/result.hpp"
+#include "core/timer.hpp"
 
 namespace tether::core {
+
+// True for SQLITE_BUSY and SQLITE_LOCKED (and their extended codes): another
+// connection holds a lock. Retrying later can succeed.
+bool is_busy(const SQLite::Exception& error);
+
+// A cached prepared statement in use (see SqliteStore::statement). The
+// statement is reset and its bindings cleared when the scope ends, which
+// ends any read transaction it holds. Not copyable, not to be kept.
+class ScopedStatement {
+ public:
+  explicit ScopedStatement(SQLite::Statement& statement) : statement_(&statement) {}
+  ScopedStatement(ScopedStatement&& other) noexcept
+      : statement_(std::exchange(other.statement_, nullptr)) {}
+  ScopedStatement(const ScopedStatement&) = delete;
+  ScopedStatement& operator=(const ScopedStatement&) = delete;
+  ScopedStatement& operator=(ScopedStatement&&) = delete;
+  ~ScopedStatement();
+
+  SQLite::Statement& operator*() { return *statement_; }
+  SQLite::Statement* operator->() { return statement_; }
+  operator SQLite::Statement&() { return *statement_; }  // NOLINT: for row readers
+
+  template <class... Args>
+  void bind(Args&&... args) {
+    statement_->bind(std::forward<Args>(args)...);
+  }
+  template <class... Args>
+  void bindNoCopy(Args&&... args) {
+    statement_->bindNoCopy(std::forward<Args>(args)...);
+  }
+  bool executeStep() { return statement_->executeStep(); }
+  int exec() { return statement_->exec(); }
+  SQLite::Column getColumn(int index) { return statement_->getColumn(index); }
+  // Between uses of one statement in a loop: ends the row, keeps the scope.
+  void reset() { statement_->reset(); }
+
+ private:
+  SQLite::Statement* statement_;
+};
 
 class SqliteStore {
  public:
@@ -36,6 +94,12 @@ class SqliteStore {
     // a disk with less than this free, the file is deleted so the commit
     // fits, and it is made again once three times as much is free.
     uint64_t disk_reserve_bytes = 0;
+    // How long BEGIN IMMEDIATE waits for another process's write lock before
+    // it reports busy (SQLite's busy timeout, milliseconds). The loop thread
+    // waits this long at most, so keep it short: busy work is retried.
+    int busy_timeout_ms = 50;
+    // While write() has queued work, how often it tries the lock again (ms).
+    uint64_t write_retry_ms = 50;
   };
   // Opens (creating) `path` with mode 0600.
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, Options options);
@@ -66,18 +130,15 @@ class SqliteStore {
   SQLite::Database& database() { return *database_; }
   const std::string& path() const { return path_; }
 
-  // A prepared statement for `sql`, compiled once and reset for each use.
-  // Keyed by the pointer: pass string literals or strings that live forever.
-  // Every commit resets them all (release_reads), so use one within a turn.
-  SQLite::Statement& statement(const char* sql);
-  // Resets every cached statement. A SELECT stepped but not reset keeps a
-  // read transaction open, and while one is open SQLite cannot start the
-  // WAL from its beginning again: under steady writes the WAL file grows
-  // without bound (seen filling the outbox's disk in a chaos run).
-  void release_reads();
+  // A prepared statement for `sql`, compiled once, in use until the returned
+  // scope ends (then reset). Keyed by the pointer: pass string literals or
+  // strings that live forever. One use at a time per statement.
+  ScopedStatement statement(const char* sql);
 
   // Group commit. Without a loop, call commit() yourself.
-  void attach_loop(Loop& loop) { loop_ = &loop; }
+  void attach_loop(Loop& loop);
+  // Opens the turn's write transaction if none is open (BEGIN IMMEDIATE).
+  // Throws SQLite::Exception; is_busy() tells a lock held elsewhere.
   void begin_write();
   bool in_transaction() const { return in_transaction_; }
   // Runs `action` once the current transaction has committed (at once if
@@ -93,20 +154,67 @@ class SqliteStore {
     on_commit_failed_ = std::move(handler);
   }
 
+  // --- error boundaries ---
+
+  enum class Outcome { kDone, kBusy, kFailed };
+  // Runs one entry point's storage work. Its writes are kept or dropped
+  // together (a savepoint inside the turn's transaction), and so are the
+  // after-commit actions it queued. A lock held by another process gives
+  // kBusy (nothing kept: retry later); any other storage error (or a broken
+  // invariant, std::exception) gives kFailed and is logged with `what`.
+  // Nested calls run inside the outermost one.
+  Outcome guarded(std::string_view what, const std::function<void()>& work);
+
+  // Runs `work` inside the turn's write transaction. If another process
+  // holds the write lock, the work is queued and retried every
+  // write_retry_ms, in order with later writes; readers of in-memory state
+  // built by `work` see it only once it ran. A storage error other than
+  // busy inside `work` is fatal: on_fatal runs (the agent stops; a restart
+  // recovers from what was committed).
+  void write(std::function<void()> work);
+  // Writes queued for the lock.
+  size_t writes_waiting() const { return queued_writes_.size(); }
+  // Runs each time queued writes have been applied.
+  void set_on_writes_applied(std::function<void()> handler) {
+    on_writes_applied_ = std::move(handler);
+  }
+  void set_on_fatal(std::function<void(const std::string& why)> handler) {
+    on_fatal_ = std::move(handler);
+  }
+
  private:
+  struct GuardFrame {
+    size_t after_mark = 0;
+    size_t before_mark = 0;
+    bool savepoint = false;
+  };
   SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path, Options options);
   // Before each commit, when a reserve is configured (see Options).
   void guard_disk_space();
   bool make_reserve();
+  // Leaves the transaction state as SQLite has it after an error that may
+  // have rolled everything back.
+  void after_failed_statement(const std::string& why);
+  bool try_begin_write();
+  void run_write(const std::function<void()>& work);
+  void retry_queued_writes();
+  void fatal(const std::string& why);
 
   std::unique_ptr<SQLite::Database> database_;
   std::string path_;
+  Options options_;
   Loop* loop_ = nullptr;
   bool in_transaction_ = false;
   std::vector<std::function<void()>> before_commit_;
   std::vector<std::function<void()>> after_commit_;
   std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> statements_;
   std::function<void(const Error&)> on_commit_failed_;
+  GuardFrame* guard_ = nullptr;
+  uint64_t busy_until_ms_ = 0;  // loop time; begin_write says busy until then
+  std::deque<std::function<void()>> queued_writes_;
+  std::unique_ptr<Timer> retry_timer_;
+  std::function<void()> on_writes_applied_;
+  std::function<void(const std::string&)> on_fatal_;
   uint64_t reserve_bytes_ = 0;
   std::string reserve_path_;
   std::string directory_;

@@ -211,7 +211,13 @@ int HttpExchange::on_writable(lws* wsi) {
         response_.body_source ? response_.content_length.value_or(0) : response_.body.size();
     std::string piece;
     if (response_.body_source) {
-      piece = response_.body_source();
+      // Runs inside lws: nothing may be thrown through its C frames.
+      try {
+        piece = response_.body_source();
+      } catch (const std::exception& e) {
+        log_error("http", request_.path + ": the response body failed: " + e.what());
+        return -1;
+      }
       if (piece.empty() || body_sent_ + piece.size() > total) return -1;  // the source lied
     } else {
       const size_t size = std::min<uint64_t>(64 * 1024, total - body_sent_);
@@ -353,14 +359,32 @@ Result<void> WebServer::listen() {
 
 void WebServer::dispatch(std::shared_ptr<HttpExchange> exchange) {
   loop_.defer([this, alive = alive_, exchange = std::move(exchange)] {
-    if (*alive && handlers_.on_request) handlers_.on_request(exchange);
+    if (!*alive || !handlers_.on_request) return;
+    // The owner's handler is the request's error boundary; this catch only
+    // keeps a bug in it from ending the process.
+    try {
+      handlers_.on_request(exchange);
+    } catch (const std::exception& e) {
+      log_error("http", exchange->request().method + " " + exchange->request().path +
+                            ": unhandled error: " + e.what());
+      exchange->respond(json_response(
+          500, R"({"error":{"code":"internal","message":"internal error","retryable":true}})"));
+    }
   });
 }
 
 int WebServer::confirm_upgrade(lws* wsi, const char* path) {
   HttpRequest request = read_lws_request(wsi, path);
   UpgradeDecision decision;
-  if (handlers_.on_upgrade) decision = handlers_.on_upgrade(request);
+  // Synchronous, inside lws: nothing may be thrown through its C frames.
+  try {
+    if (handlers_.on_upgrade) decision = handlers_.on_upgrade(request);
+  } catch (const std::exception& e) {
+    log_error("http", "upgrade of " + request.path + ": " + e.what());
+    decision.status = 503;
+    decision.body =
+        R"({"error":{"code":"unavailable","message":"the upgrade could not be decided; retry","retryable":true}})";
+  }
   if (decision.status != 0) return write_immediate_response(wsi, decision.status, decision.body);
   upgrading_[wsi] = std::move(request);
   return 0;
@@ -440,7 +464,13 @@ int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void
       connection->attach(wsi);
       websockets_[wsi] = connection;
       loop_.defer([this, alive = alive_, connection] {
-        if (*alive && handlers_.on_websocket) handlers_.on_websocket(connection);
+        if (!*alive || !handlers_.on_websocket) return;
+        try {
+          handlers_.on_websocket(connection);
+        } catch (const std::exception& e) {
+          log_error("websocket", "adopting a connection failed: " + std::string(e.what()));
+          connection->close(1011, "internal error");
+        }
       });
       return 0;
     }

@@ -75,27 +75,42 @@ int WebSocketConnection::on_timer() {
   return closing_ ? -1 : 0;
 }
 
+void WebSocketConnection::refuse(lws* wsi, int code, std::string reason) {
+  // Never by returning nonzero from a receive callback: lws 4.1's client
+  // parser then skips resetting its receive buffer and goes on storing the
+  // rest of the frame past its end (a 1.13 MB message corrupted the agent's
+  // heap). The rest of the message is read and dropped; the close goes out
+  // from the timer callback, as close() does.
+  refusing_ = true;
+  closing_ = true;
+  close_code_ = code;
+  pending_close_code_ = code;
+  pending_close_reason_ = reason.substr(0, 120);
+  if (reason.size() > 120) reason.resize(120);
+  close_reason_ = reason;
+  incoming_.clear();
+  incoming_.shrink_to_fit();
+  lws_close_reason(wsi, static_cast<lws_close_status>(code),
+                   reinterpret_cast<unsigned char*>(reason.data()), reason.size());
+  lws_set_timer_usecs(wsi, 1);
+}
+
 int WebSocketConnection::on_receive_fragment(lws* wsi, const void* data, size_t length) {
+  if (refusing_ || closed_) return 0;  // the rest of a refused message
   if (lws_frame_is_binary(wsi)) {
-    close_code_ = kCloseUnsupportedData;
-    static const char reason[] = "text frames only";
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
-                     reinterpret_cast<unsigned char*>(const_cast<char*>(reason)),
-                     sizeof reason - 1);
-    return -1;
+    refuse(wsi, kCloseUnsupportedData, "text frames only");
+    return 0;
   }
   if (incoming_.size() + length > max_message_bytes_) {
     // Refused as it arrives, before it is buffered: the peer learns the
     // limit from the close reason.
-    close_code_ = kCloseMessageTooBig;
     std::string reason = "message over " + std::to_string(max_message_bytes_) + " bytes";
     const std::string from = upgrade_request_.path.empty()
                                  ? std::string("the peer")
                                  : upgrade_request_.path + " from " + upgrade_request_.peer_address;
     log_warning("websocket", from + ": " + reason + "; closing (1009)");
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                     reinterpret_cast<unsigned char*>(reason.data()), reason.size());
-    return -1;
+    refuse(wsi, kCloseMessageTooBig, std::move(reason));
+    return 0;
   }
   incoming_.append(static_cast<const char*>(data), length);
   if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
@@ -112,7 +127,15 @@ void WebSocketConnection::deliver(std::string&& message) {
       while (!self->received_.empty() && self->on_message_) {
         std::string next = std::move(self->received_.front());
         self->received_.pop_front();
-        self->on_message_(std::move(next));
+        // The owner's handler is the message's error boundary; this catch
+        // only keeps a bug in it from ending the process.
+        try {
+          self->on_message_(std::move(next));
+        } catch (const std::exception& e) {
+          log_error("websocket", "a message handler failed: " + std::string(e.what()));
+          self->close(1011, "internal error");
+          return;
+        }
       }
     } else {
       self->wake_receiver();

@@ -98,6 +98,9 @@ class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnect
   void on_lws_closed();
 
  private:
+  // Closes with `code` after a message we will not take (too large,
+  // binary); see web_socket.cpp for why not from the receive callback.
+  void refuse(lws* wsi, int code, std::string reason);
   void deliver(std::string&& message);
   void wake_receiver();
 
@@ -110,6 +113,7 @@ class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnect
   size_t queued_bytes_ = 0;
   std::string incoming_;
   bool closing_ = false;
+  bool refusing_ = false;  // a refused message's remaining fragments are dropped
   bool closed_ = false;
   int pending_close_code_ = kCloseNormal;
   std::string pending_close_reason_;

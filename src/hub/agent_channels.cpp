@@ -20,12 +20,13 @@ std::string error_body(const std::string& code, const std::string& message, bool
   return json.str();
 }
 
-AgentChannels::AgentChannels(HubStore& store, TokenStore& tokens, AuthThrottle& throttle,
-                             TaskService& tasks)
+AgentChannels::AgentChannels(core::Loop& loop, HubStore& store, TokenStore& tokens,
+                             AuthThrottle& throttle, TaskService& tasks)
     : store_(store),
       tokens_(tokens),
       throttle_(throttle),
       tasks_(tasks),
+      busy_(loop, 50),
       id_prefix_("hub:" + random_hex(4) + ":") {}
 
 std::string AgentChannels::agent_in_path(const std::string& path) {
@@ -167,6 +168,49 @@ void AgentChannels::on_message(const std::shared_ptr<Channel>& channel, std::str
   if (!channel->socket->is_open()) return;
   counters_.frames += 1;
   tasks_.agent_seen(channel->agent);
+  // Frames of one channel are handled in order: behind one that waits for
+  // hub.db, the rest wait too (the agent's send window bounds them).
+  if (!channel->deferred.empty()) {
+    channel->deferred.push_back(std::move(text));
+    return;
+  }
+  if (!process(channel, text)) {
+    channel->deferred.push_back(std::move(text));
+    schedule_deferred(channel);
+  }
+}
+
+void AgentChannels::schedule_deferred(const std::shared_ptr<Channel>& channel) {
+  std::weak_ptr<Channel> weak = channel;
+  busy_.later([this, weak] {
+    auto live = weak.lock();
+    if (!live || !live->socket->is_open()) return;
+    while (!live->deferred.empty()) {
+      if (!process(live, live->deferred.front())) {
+        schedule_deferred(live);
+        return;
+      }
+      live->deferred.pop_front();
+    }
+  });
+}
+
+bool AgentChannels::process(const std::shared_ptr<Channel>& channel, const std::string& text) {
+  // The one error boundary of a WebSocket message: the frame's writes and
+  // replies are kept or dropped together, and nothing escapes to the loop.
+  const auto outcome =
+      store_.guarded("frame from " + channel->agent, [&] { handle_text(channel, text); });
+  if (outcome == HubStore::Outcome::kBusy) return false;  // hub.db locked elsewhere: again soon
+  if (outcome == HubStore::Outcome::kFailed) {
+    reject(channel,
+           error_frame("storage_unavailable", "the hub could not store this frame; retry", true,
+                       protocol::peek_message_id(text)),
+           false);
+  }
+  return true;
+}
+
+void AgentChannels::handle_text(const std::shared_ptr<Channel>& channel, const std::string& text) {
   auto frame = protocol::decode_frame(text);
   if (!frame) {
     // A malformed frame ends this channel only; the agent reconnects and

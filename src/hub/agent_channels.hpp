@@ -7,6 +7,7 @@
 // per turn, through the highest stored seq.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,6 +16,7 @@
 #include "core/web_server.hpp"
 #include "core/web_socket.hpp"
 #include "hub/auth_throttle.hpp"
+#include "hub/busy_retries.hpp"
 #include "hub/task_service.hpp"
 #include "hub/tokens.hpp"
 
@@ -24,7 +26,8 @@ inline constexpr int kCloseReplaced = 4001;
 
 class AgentChannels {
  public:
-  AgentChannels(HubStore& store, TokenStore& tokens, AuthThrottle& throttle, TaskService& tasks);
+  AgentChannels(core::Loop& loop, HubStore& store, TokenStore& tokens, AuthThrottle& throttle,
+                TaskService& tasks);
 
   // For GET /api/v1/agents/{agent}/channel; runs inside lws (synchronous).
   core::UpgradeDecision authorize(const core::HttpRequest& request);
@@ -55,9 +58,16 @@ class AgentChannels {
     bool hello_done = false;
     bool flush_scheduled = false;
     std::map<std::pair<std::string, protocol::StreamName>, uint64_t> pending_output_acks;
+    // Frames waiting, in order, while hub.db is locked by another process.
+    std::deque<std::string> deferred;
   };
 
   void on_message(const std::shared_ptr<Channel>& channel, std::string&& text);
+  // Handles one frame inside the storage boundary; false if hub.db was
+  // locked elsewhere and nothing was kept (the frame must be tried again).
+  bool process(const std::shared_ptr<Channel>& channel, const std::string& text);
+  void handle_text(const std::shared_ptr<Channel>& channel, const std::string& text);
+  void schedule_deferred(const std::shared_ptr<Channel>& channel);
   void handle_frame(const std::shared_ptr<Channel>& channel, protocol::Frame&& frame);
   void send(const std::shared_ptr<Channel>& channel, protocol::FramePayload payload);
   // Sends after the current transaction commits, in call order.
@@ -69,6 +79,7 @@ class AgentChannels {
   TokenStore& tokens_;
   AuthThrottle& throttle_;
   TaskService& tasks_;
+  BusyRetries busy_;
   std::map<std::string, std::shared_ptr<Channel>> channels_;
   Counters counters_;
   std::string id_prefix_;

@@ -73,7 +73,7 @@ std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
   store_.begin_write();
   event.stored_at = core::utc_now();
   event.stored_at_us = now_us();
-  auto& insert = store_.statement(
+  auto insert = store_.statement(
       "INSERT INTO events (task_id, attempt_id, kind, stream, seq, byte_offset, length, data, "
       "payload, stored_at, stored_at_us, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, event.task_id);
@@ -180,7 +180,7 @@ std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t aft
   static const std::string no_output_sql =
       std::string("SELECT ") + kColumns +
       " FROM events WHERE task_id = ? AND id > ? AND kind <> 'output' ORDER BY id LIMIT ?";
-  auto& query = store_.statement(with_output ? all_sql.c_str() : no_output_sql.c_str());
+  auto query = store_.statement(with_output ? all_sql.c_str() : no_output_sql.c_str());
   query.bind(1, task_id);
   query.bind(2, static_cast<int64_t>(after_id));
   query.bind(3, limit);
@@ -196,7 +196,7 @@ std::vector<StoredEvent> EventLog::stream_page(const std::string& attempt_id,
   static const std::string sql = std::string("SELECT ") + kColumns +
                                  " FROM events WHERE attempt_id = ? AND stream = ? AND seq > ? "
                                  "ORDER BY seq LIMIT ?";
-  auto& query = store_.statement(sql.c_str());
+  auto query = store_.statement(sql.c_str());
   query.bind(1, attempt_id);
   query.bind(2, std::string(to_string(stream)));
   query.bind(3, static_cast<int64_t>(after_seq));

@@ -6,6 +6,12 @@
 
 namespace tether::hub {
 
+namespace {
+// The loop thread waits this long at most for a lock another process holds
+// on hub.db; work that still finds it busy is retried (BusyRetries).
+constexpr int kServeBusyTimeoutMs = 50;
+}  // namespace
+
 Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
     : options_(std::move(options)),
       store_(std::move(store)),
@@ -14,7 +20,7 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
       events_(*store_),
       ledger_(events_),
       service_(*store_, tasks_, events_, event_hub_, ledger_, {options_.lease_s * 1000}),
-      channels_(*store_, tokens_, throttle_, service_),
+      channels_(loop, *store_, tokens_, throttle_, service_),
       polls_(loop, *store_, service_, channels_),
       api_(loop, *store_, tokens_, tasks_, events_, event_hub_, service_, channels_, polls_,
            throttle_, options_.max_event_streams),
@@ -61,7 +67,7 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
                           "--insecure-listen if you really mean it");
   }
   if (options.data_dir.empty()) return make_error("invalid_data_dir", "--data-dir is required");
-  auto store = open_hub_store(options.data_dir, options.sync);
+  auto store = open_hub_store(options.data_dir, options.sync, kServeBusyTimeoutMs);
   if (!store) return store.error();
   std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store)));
 
@@ -104,11 +110,8 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
 
 void Hub::schedule_lease_check() {
   lease_timer_.start(1000, [this] {
-    try {
-      service_.check_leases();
-    } catch (const SQLite::Exception& e) {
-      core::log_error("hub", std::string("lease check failed: ") + e.what());
-    }
+    // Busy (hub.db locked elsewhere) or failed: the next check runs in a second.
+    (void)store_->guarded("lease check", [this] { service_.check_leases(); });
     schedule_lease_check();
   });
 }

@@ -144,56 +144,76 @@ HubApi::HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskReposi
       channels_(channels),
       polls_(polls),
       throttle_(throttle),
-      max_event_streams_(max_event_streams) {}
+      max_event_streams_(max_event_streams),
+      busy_(loop, kBusyRetryMs) {}
 
 void HubApi::handle(const std::shared_ptr<HttpExchange>& exchange) {
+  handle_once(exchange, 0);
+}
+
+void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy_retries) {
+  const auto& request = exchange->request();
+  // The one error boundary of an HTTP request: its writes are kept or
+  // dropped together, and no storage error escapes to the loop.
+  const auto outcome =
+      store_.guarded(request.method + " " + request.path, [&] { route(exchange); });
+  if (outcome == HubStore::Outcome::kDone || exchange->responded() || !exchange->is_open()) return;
+  if (outcome == HubStore::Outcome::kBusy && busy_retries < kMaxBusyRetries) {
+    // hub.db is locked by another process for a moment (`tether-hub agent
+    // add`, sqlite3): nothing was kept, so the request runs again.
+    busy_.later([this, exchange, busy_retries] { handle_once(exchange, busy_retries + 1); });
+    return;
+  }
+  auto response =
+      json_response(503, error_body("storage_unavailable",
+                                    outcome == HubStore::Outcome::kBusy
+                                        ? "the hub's database is locked by another process; retry"
+                                        : "the hub could not read or write its storage; retry",
+                                    true));
+  response.headers.emplace_back("retry-after", "1");
+  exchange->respond(std::move(response));
+}
+
+void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
   const auto& request = exchange->request();
   const auto parts = split_path(request.path);
   const std::string& method = request.method;
-  try {
-    if (parts.size() == 1 && parts[0] == "healthz" && method == "GET") {
-      exchange->respond(json_response(200, R"({"ok":true})"));
-      return;
-    }
-    // Every other route authenticates: a source that keeps failing is
-    // refused before its token is looked at.
-    if (auto refused = throttle_.refusal(request)) {
-      exchange->respond(std::move(*refused));
-      return;
-    }
-    if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") {
-      respond_error(exchange, 404, "not_found", "no route for " + method + " " + request.path);
-      return;
-    }
-    const std::string& section = parts[2];
-    if (section == "agents" && parts.size() == 6 && parts[4] == "tasks" && parts[5] == "next" &&
-        method == "GET") {
-      poll(exchange, parts[3]);
-    } else if (section == "attempts" && parts.size() == 5 && parts[4] == "final" &&
-               method == "PUT") {
-      put_final(exchange, parts[3]);
-    } else if (section == "agents" && parts.size() == 3 && method == "GET") {
-      if (require_admin(exchange)) list_agents(exchange);
-    } else if (section == "tasks" && parts.size() == 3 && method == "POST") {
-      if (require_admin(exchange)) submit(exchange);
-    } else if (section == "tasks" && parts.size() == 3 && method == "GET") {
-      if (require_admin(exchange)) list_tasks(exchange);
-    } else if (section == "tasks" && parts.size() == 4 && method == "GET") {
-      if (require_admin(exchange)) show_task(exchange, parts[3]);
-    } else if (section == "tasks" && parts.size() == 5 && parts[4] == "output" && method == "GET") {
-      if (require_admin(exchange)) task_output(exchange, parts[3]);
-    } else if (section == "tasks" && parts.size() == 5 && parts[4] == "events" && method == "GET") {
-      if (require_admin(exchange)) task_events(exchange, parts[3]);
-    } else if (section == "tasks" && parts.size() == 5 && parts[4] == "cancel" &&
-               method == "POST") {
-      if (require_admin(exchange)) cancel(exchange, parts[3]);
-    } else {
-      respond_error(exchange, 404, "not_found", "no route for " + method + " " + request.path);
-    }
-  } catch (const SQLite::Exception& e) {
-    core::log_error("api", method + " " + request.path + ": storage error: " + e.what());
-    respond_error(exchange, 503, "storage_unavailable",
-                  "the hub could not read or write its storage", true);
+  if (parts.size() == 1 && parts[0] == "healthz" && method == "GET") {
+    exchange->respond(json_response(200, R"({"ok":true})"));
+    return;
+  }
+  // Every other route authenticates: a source that keeps failing is
+  // refused before its token is looked at.
+  if (auto refused = throttle_.refusal(request)) {
+    exchange->respond(std::move(*refused));
+    return;
+  }
+  if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") {
+    respond_error(exchange, 404, "not_found", "no route for " + method + " " + request.path);
+    return;
+  }
+  const std::string& section = parts[2];
+  if (section == "agents" && parts.size() == 6 && parts[4] == "tasks" && parts[5] == "next" &&
+      method == "GET") {
+    poll(exchange, parts[3]);
+  } else if (section == "attempts" && parts.size() == 5 && parts[4] == "final" && method == "PUT") {
+    put_final(exchange, parts[3]);
+  } else if (section == "agents" && parts.size() == 3 && method == "GET") {
+    if (require_admin(exchange)) list_agents(exchange);
+  } else if (section == "tasks" && parts.size() == 3 && method == "POST") {
+    if (require_admin(exchange)) submit(exchange);
+  } else if (section == "tasks" && parts.size() == 3 && method == "GET") {
+    if (require_admin(exchange)) list_tasks(exchange);
+  } else if (section == "tasks" && parts.size() == 4 && method == "GET") {
+    if (require_admin(exchange)) show_task(exchange, parts[3]);
+  } else if (section == "tasks" && parts.size() == 5 && parts[4] == "output" && method == "GET") {
+    if (require_admin(exchange)) task_output(exchange, parts[3]);
+  } else if (section == "tasks" && parts.size() == 5 && parts[4] == "events" && method == "GET") {
+    if (require_admin(exchange)) task_events(exchange, parts[3]);
+  } else if (section == "tasks" && parts.size() == 5 && parts[4] == "cancel" && method == "POST") {
+    if (require_admin(exchange)) cancel(exchange, parts[3]);
+  } else {
+    respond_error(exchange, 404, "not_found", "no route for " + method + " " + request.path);
   }
 }
 
@@ -410,7 +430,7 @@ void HubApi::task_output(const std::shared_ptr<HttpExchange>& exchange,
   const std::string attempt =
       request.has_query("attempt") ? request.query_value("attempt") : task->current_attempt;
   // Size first, from the chunk lengths alone; then the bytes, page by page.
-  auto& sizes = store_.statement(
+  auto sizes = store_.statement(
       "SELECT byte_offset, length FROM events WHERE attempt_id = ? AND stream = ? AND "
       "kind = 'output' AND byte_offset + length > ? ORDER BY seq");
   sizes.bind(1, attempt);
@@ -493,8 +513,8 @@ void HubApi::task_events(const std::shared_ptr<HttpExchange>& exchange,
         5));
     return;
   }
-  auto stream = std::make_shared<SseStream>(loop_, events_, hub_, tasks_, exchange, task_id, after,
-                                            follow, output != "0");
+  auto stream = std::make_shared<SseStream>(loop_, store_, events_, hub_, tasks_, exchange, task_id,
+                                            after, follow, output != "0");
   streams_.insert(stream);
   std::weak_ptr<SseStream> weak = stream;
   stream->set_on_finished([this, weak] {
@@ -533,7 +553,7 @@ void HubApi::cancel(const std::shared_ptr<HttpExchange>& exchange, const std::st
 }
 
 void HubApi::list_agents(const std::shared_ptr<HttpExchange>& exchange) {
-  auto& query = store_.statement(
+  auto query = store_.statement(
       "SELECT name, created_at, last_seen_at, version, outbox_rows, outbox_bytes, "
       "outbox_reported_at FROM agents ORDER BY name");
   struct Row {

@@ -20,6 +20,7 @@
 
 #include "hub/agent_channels.hpp"
 #include "hub/auth_throttle.hpp"
+#include "hub/busy_retries.hpp"
 #include "hub/poll_waiters.hpp"
 #include "hub/sse_stream.hpp"
 
@@ -34,11 +35,18 @@ class HubApi {
          EventLog& events, EventHub& hub, TaskService& service, AgentChannels& channels,
          PollWaiters& polls, AuthThrottle& throttle, size_t max_event_streams);
 
+  // Answers one request. If hub.db is locked by another process, the
+  // request runs again every kBusyRetryMs, up to kMaxBusyRetries times,
+  // then gets 503 storage_unavailable with Retry-After.
   void handle(const std::shared_ptr<core::HttpExchange>& exchange);
   void close_streams();
+  static constexpr uint64_t kBusyRetryMs = 50;
+  static constexpr int kMaxBusyRetries = 100;
   size_t open_streams() const { return streams_.size(); }
 
  private:
+  void handle_once(const std::shared_ptr<core::HttpExchange>& exchange, int busy_retries);
+  void route(const std::shared_ptr<core::HttpExchange>& exchange);
   bool require_admin(const std::shared_ptr<core::HttpExchange>& exchange);
   // 401, spending the source's failure budget.
   void unauthorized(const std::shared_ptr<core::HttpExchange>& exchange,
@@ -66,6 +74,7 @@ class HubApi {
   AuthThrottle& throttle_;
   size_t max_event_streams_;
   std::unordered_set<std::shared_ptr<SseStream>> streams_;
+  BusyRetries busy_;
 };
 
 }  // namespace tether::hub

@@ -101,7 +101,8 @@ int64_t wall_clock_ms() {
       .count();
 }
 
-Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, SyncMode sync) {
+Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, SyncMode sync,
+                                                 int busy_timeout_ms) {
   if (::mkdir(data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return make_error("data_dir",
                       "cannot create data directory '" + data_dir + "': " + std::strerror(errno));
@@ -110,7 +111,10 @@ Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, Sy
   if (::stat(data_dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
     return make_error("data_dir", "data directory '" + data_dir + "' is not a directory");
   }
-  auto store = core::SqliteStore::open(data_dir + "/hub.db", sync == SyncMode::kFull);
+  core::SqliteStore::Options options;
+  options.sync_full = sync == SyncMode::kFull;
+  options.busy_timeout_ms = busy_timeout_ms;
+  auto store = core::SqliteStore::open(data_dir + "/hub.db", options);
   if (!store) return store.error();
   if (auto schema = (*store)->apply_schema(kSchema, 1); !schema) return schema.error();
   return store;

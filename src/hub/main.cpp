@@ -119,7 +119,8 @@ core::Task<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
 int run_token_command(const Flags& flags) {
   const auto& words = flags.positional;
   if (flags.options.data_dir.empty()) return usage_error("--data-dir is required");
-  auto store = hub::open_hub_store(flags.options.data_dir, hub::SyncMode::kFull);
+  // A running hub holds the write lock for one loop turn at a time: wait.
+  auto store = hub::open_hub_store(flags.options.data_dir, hub::SyncMode::kFull, 10'000);
   if (!store) {
     std::fprintf(stderr, "tether-hub: %s\n", store.error().message.c_str());
     return 1;

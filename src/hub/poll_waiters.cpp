@@ -67,8 +67,23 @@ void PollWaiters::task_queued(const std::string& agent) {
     return;
   }
   auto waiter = it->second;
+  bool answered = false;
+  // An entry point of its own (it runs after another request's commit).
+  const auto outcome =
+      store_.guarded("dispatch to " + agent, [&] { answered = answer(agent, waiter->exchange); });
+  if (outcome == HubStore::Outcome::kBusy) {
+    // hub.db is locked elsewhere for a moment: the poll stays parked and
+    // the dispatch is tried again.
+    busy_.later([this, agent] { task_queued(agent); });
+    return;
+  }
   remove(waiter);
-  if (!answer(agent, waiter->exchange)) waiter->exchange->respond(core::json_response(204, ""));
+  if (outcome == HubStore::Outcome::kFailed) {
+    waiter->exchange->respond(
+        unavailable_response(503, "storage_unavailable", "the hub could not dispatch; retry", 1));
+  } else if (!answered) {
+    waiter->exchange->respond(core::json_response(204, ""));
+  }
 }
 
 void PollWaiters::remove(const std::shared_ptr<Waiter>& waiter) {
@@ -84,6 +99,7 @@ void PollWaiters::remove(const std::shared_ptr<Waiter>& waiter) {
 
 void PollWaiters::shutdown() {
   shutting_down_ = true;
+  busy_.stop();
   auto parked = std::move(parked_);
   parked_.clear();
   for (auto& [agent, waiter] : parked) {

@@ -13,6 +13,7 @@
 #include "core/timer.hpp"
 #include "core/web_server.hpp"
 #include "hub/agent_channels.hpp"
+#include "hub/busy_retries.hpp"
 #include "hub/task_service.hpp"
 
 namespace tether::hub {
@@ -23,7 +24,7 @@ inline constexpr size_t kMaxParkedPollsPerAgent = 4;
 class PollWaiters {
  public:
   PollWaiters(core::Loop& loop, HubStore& store, TaskService& tasks, AgentChannels& channels)
-      : loop_(loop), store_(store), tasks_(tasks), channels_(channels) {}
+      : loop_(loop), store_(store), tasks_(tasks), channels_(channels), busy_(loop, 50) {}
 
   void poll(const std::string& agent, std::shared_ptr<core::HttpExchange> exchange, int wait_s);
   // A task was queued for `agent`: answer a parked poll, or wake the agent.
@@ -44,6 +45,7 @@ class PollWaiters {
   HubStore& store_;
   TaskService& tasks_;
   AgentChannels& channels_;
+  BusyRetries busy_;
   std::multimap<std::string, std::shared_ptr<Waiter>> parked_;
   bool shutting_down_ = false;
 };

@@ -16,10 +16,11 @@ bool ends_task(const StoredEvent& event) {
 
 }  // namespace
 
-SseStream::SseStream(core::Loop& loop, EventLog& events, EventHub& hub, TaskRepository& tasks,
-                     std::shared_ptr<core::HttpExchange> exchange, std::string task_id,
-                     uint64_t after_id, bool follow, bool with_output)
+SseStream::SseStream(core::Loop& loop, HubStore& store, EventLog& events, EventHub& hub,
+                     TaskRepository& tasks, std::shared_ptr<core::HttpExchange> exchange,
+                     std::string task_id, uint64_t after_id, bool follow, bool with_output)
     : loop_(loop),
+      store_(store),
       events_(events),
       hub_(hub),
       tasks_(tasks),
@@ -42,7 +43,7 @@ void SseStream::start() {
   exchange_->write(": tether events for " + task_id_ + "\nretry: 2000\n\n");
   std::weak_ptr<SseStream> weak = weak_from_this();
   exchange_->set_on_drained([weak] {
-    if (auto self = weak.lock()) self->pump();
+    if (auto self = weak.lock()) self->pump_guarded();
   });
   exchange_->set_on_closed([weak] {
     if (auto self = weak.lock()) self->close();
@@ -62,6 +63,15 @@ void SseStream::heartbeat() {
     self->exchange_->write(": keepalive\n\n");
     self->heartbeat();
   });
+}
+
+void SseStream::pump_guarded() {
+  // Its own entry point (the connection drained): a viewer whose replay
+  // cannot be read now is closed, and resumes with Last-Event-ID.
+  if (store_.guarded("event stream of " + task_id_, [this] { pump(); }) !=
+      HubStore::Outcome::kDone) {
+    close();
+  }
 }
 
 void SseStream::pump() {

@@ -22,9 +22,9 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   static constexpr size_t kMaxQueuedBytes = 4 << 20;
   static constexpr uint64_t kHeartbeatMs = 15'000;
 
-  SseStream(core::Loop& loop, EventLog& events, EventHub& hub, TaskRepository& tasks,
-            std::shared_ptr<core::HttpExchange> exchange, std::string task_id, uint64_t after_id,
-            bool follow, bool with_output);
+  SseStream(core::Loop& loop, HubStore& store, EventLog& events, EventHub& hub,
+            TaskRepository& tasks, std::shared_ptr<core::HttpExchange> exchange,
+            std::string task_id, uint64_t after_id, bool follow, bool with_output);
   ~SseStream();
 
   void start();
@@ -38,12 +38,14 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
 
  private:
   void pump();
+  void pump_guarded();
   void on_live(const std::shared_ptr<const StoredEvent>& event);
   void send(const StoredEvent& event);
   void end();
   void heartbeat();
 
   core::Loop& loop_;
+  HubStore& store_;
   EventLog& events_;
   EventHub& hub_;
   TaskRepository& tasks_;

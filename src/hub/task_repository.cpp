@@ -93,7 +93,7 @@ std::string_view to_string(AttemptState state) {
 
 void TaskRepository::insert_task(const TaskRecord& task) {
   store_.begin_write();
-  auto& insert = store_.statement(
+  auto insert = store_.statement(
       "INSERT INTO tasks (id, agent, state, command_json, env_json, cwd, timeout_s, target, "
       "max_attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, task.id);
@@ -112,7 +112,7 @@ void TaskRepository::insert_task(const TaskRecord& task) {
 
 std::optional<TaskRecord> TaskRepository::find_task(const std::string& id) {
   static const std::string sql = std::string("SELECT ") + kTaskColumns + " FROM tasks WHERE id = ?";
-  auto& query = store_.statement(sql.c_str());
+  auto query = store_.statement(sql.c_str());
   query.bind(1, id);
   if (!query.executeStep()) return std::nullopt;
   return read_task(query);
@@ -124,7 +124,7 @@ std::vector<TaskRecord> TaskRepository::list_tasks(const std::string& state, int
   static const std::string state_sql = std::string("SELECT ") + kTaskColumns +
                                        " FROM tasks WHERE state = ? ORDER BY created_at DESC, "
                                        "rowid DESC LIMIT ?";
-  auto& query = store_.statement(state.empty() ? all_sql.c_str() : state_sql.c_str());
+  auto query = store_.statement(state.empty() ? all_sql.c_str() : state_sql.c_str());
   int index = 1;
   if (!state.empty()) query.bind(index++, state);
   query.bind(index, limit);
@@ -138,7 +138,7 @@ std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent) {
   static const std::string sql = std::string("SELECT ") + kTaskColumns +
                                  " FROM tasks WHERE agent = ? AND state = 'queued' "
                                  "ORDER BY created_at, rowid";
-  auto& query = store_.statement(sql.c_str());
+  auto query = store_.statement(sql.c_str());
   query.bind(1, agent);
   std::vector<TaskRecord> tasks;
   while (query.executeStep())
@@ -149,7 +149,7 @@ std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent) {
 std::optional<std::string> TaskRepository::active_task_with_target(const std::string& agent,
                                                                    const std::string& target,
                                                                    bool running_only) {
-  auto& query = store_.statement(
+  auto query = store_.statement(
       running_only ? "SELECT id FROM tasks WHERE agent = ? AND target = ? AND state IN "
                      "('dispatched', 'running') ORDER BY created_at, rowid LIMIT 1"
                    : "SELECT id FROM tasks WHERE agent = ? AND target = ? AND state IN "
@@ -162,7 +162,7 @@ std::optional<std::string> TaskRepository::active_task_with_target(const std::st
 
 void TaskRepository::write_task_state(const std::string& id, TaskState state) {
   store_.begin_write();
-  auto& update = store_.statement("UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?");
+  auto update = store_.statement("UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?");
   update.bind(1, std::string(to_string(state)));
   update.bind(2, core::utc_now());
   update.bind(3, id);
@@ -172,7 +172,7 @@ void TaskRepository::write_task_state(const std::string& id, TaskState state) {
 void TaskRepository::set_current_attempt(const std::string& id, const std::string& attempt_id,
                                          int attempts_made) {
   store_.begin_write();
-  auto& update =
+  auto update =
       store_.statement("UPDATE tasks SET current_attempt = ?, attempts_made = ? WHERE id = ?");
   update.bind(1, attempt_id);
   update.bind(2, attempts_made);
@@ -182,7 +182,7 @@ void TaskRepository::set_current_attempt(const std::string& id, const std::strin
 
 void TaskRepository::set_cancel_requested(const std::string& id, const std::string& reason) {
   store_.begin_write();
-  auto& update =
+  auto update =
       store_.statement("UPDATE tasks SET cancel_requested = 1, cancel_reason = ? WHERE id = ?");
   update.bind(1, reason);
   update.bind(2, id);
@@ -193,7 +193,7 @@ void TaskRepository::set_final(const std::string& id, const std::string& final_j
                                std::optional<bool> verified,
                                const std::string& verification_error) {
   store_.begin_write();
-  auto& update = store_.statement(
+  auto update = store_.statement(
       "UPDATE tasks SET final_json = ?, output_verified = ?, verification_error = ? WHERE id = ?");
   update.bind(1, final_json);
   if (verified) {
@@ -212,7 +212,7 @@ void TaskRepository::set_final(const std::string& id, const std::string& final_j
 
 void TaskRepository::insert_attempt(const AttemptRecord& attempt) {
   store_.begin_write();
-  auto& insert = store_.statement(
+  auto insert = store_.statement(
       "INSERT INTO attempts (id, task_id, agent, number, state, dispatched_at, dispatched_at_ms) "
       "VALUES (?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, attempt.id);
@@ -228,7 +228,7 @@ void TaskRepository::insert_attempt(const AttemptRecord& attempt) {
 std::optional<AttemptRecord> TaskRepository::find_attempt(const std::string& id) {
   static const std::string sql =
       std::string("SELECT ") + kAttemptColumns + " FROM attempts WHERE id = ?";
-  auto& query = store_.statement(sql.c_str());
+  auto query = store_.statement(sql.c_str());
   query.bind(1, id);
   if (!query.executeStep()) return std::nullopt;
   return read_attempt(query);
@@ -237,7 +237,7 @@ std::optional<AttemptRecord> TaskRepository::find_attempt(const std::string& id)
 std::vector<AttemptRecord> TaskRepository::attempts_of(const std::string& task_id) {
   static const std::string sql =
       std::string("SELECT ") + kAttemptColumns + " FROM attempts WHERE task_id = ? ORDER BY number";
-  auto& query = store_.statement(sql.c_str());
+  auto query = store_.statement(sql.c_str());
   query.bind(1, task_id);
   return read_attempts(query);
 }
@@ -245,7 +245,7 @@ std::vector<AttemptRecord> TaskRepository::attempts_of(const std::string& task_i
 std::vector<AttemptRecord> TaskRepository::active_attempts() {
   static const std::string sql = std::string("SELECT ") + kAttemptColumns +
                                  " FROM attempts WHERE state IN ('dispatched', 'running')";
-  auto& query = store_.statement(sql.c_str());
+  auto query = store_.statement(sql.c_str());
   return read_attempts(query);
 }
 
@@ -253,7 +253,7 @@ std::vector<AttemptRecord> TaskRepository::active_attempts_of(const std::string&
   static const std::string sql =
       std::string("SELECT ") + kAttemptColumns +
       " FROM attempts WHERE agent = ? AND state IN ('dispatched', 'running')";
-  auto& query = store_.statement(sql.c_str());
+  auto query = store_.statement(sql.c_str());
   query.bind(1, agent);
   return read_attempts(query);
 }
@@ -261,7 +261,7 @@ std::vector<AttemptRecord> TaskRepository::active_attempts_of(const std::string&
 void TaskRepository::mark_attempt_running(const std::string& id, int pid,
                                           const std::string& started_at) {
   store_.begin_write();
-  auto& update = store_.statement(
+  auto update = store_.statement(
       "UPDATE attempts SET state = 'running', pid = ?, started_at = ? WHERE id = ?");
   update.bind(1, pid);
   update.bind(2, started_at);
@@ -273,7 +273,7 @@ void TaskRepository::mark_attempt_finished(const std::string& id, const std::str
                                            const std::string& fingerprint,
                                            const std::string& finished_at) {
   store_.begin_write();
-  auto& update = store_.statement(
+  auto update = store_.statement(
       "UPDATE attempts SET state = 'finished', final_json = ?, final_fingerprint = ?, "
       "finished_at = ? WHERE id = ?");
   update.bind(1, final_json);
@@ -285,7 +285,7 @@ void TaskRepository::mark_attempt_finished(const std::string& id, const std::str
 
 void TaskRepository::mark_attempt_lost(const std::string& id, const std::string& reason) {
   store_.begin_write();
-  auto& update = store_.statement(
+  auto update = store_.statement(
       "UPDATE attempts SET state = 'lost', lost_reason = ?, finished_at = ? WHERE id = ?");
   update.bind(1, reason);
   update.bind(2, core::utc_now());

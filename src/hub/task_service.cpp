@@ -5,6 +5,7 @@
 
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
+#include "protocol/capabilities.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/report_json.hpp"
 
@@ -467,7 +468,7 @@ protocol::HubHelloAck TaskService::on_hello(const std::string& agent,
                                             std::vector<protocol::TaskCancel>& cancels) {
   agent_seen(agent);
   store_.begin_write();
-  auto& update = store_.statement(
+  auto update = store_.statement(
       "UPDATE agents SET version = ?, outbox_rows = ?, outbox_bytes = ?, outbox_reported_at = ?, "
       "last_seen_at = ? WHERE name = ?");
   update.bind(1, hello.version);
@@ -490,7 +491,7 @@ protocol::HubHelloAck TaskService::on_hello(const std::string& agent,
   protocol::HubHelloAck ack;
   ack.related_message_id = message_id;
   ack.version = TETHER_VERSION;
-  ack.capabilities = {"output.base64", "output.gap", "final.http"};
+  ack.capabilities = protocol::hub_capabilities();
 
   // Every attempt the agent mentions, with the streams it holds output for.
   std::map<std::string, std::set<StreamName>> mentioned;

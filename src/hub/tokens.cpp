@@ -83,7 +83,7 @@ Result<std::string> TokenStore::add_agent(const std::string& name) {
                                     "` for a new token");
   }
   const std::string token = generate_token("tta_");
-  auto& insert =
+  auto insert =
       store_.statement("INSERT INTO agents (name, token_sha256, created_at) VALUES (?, ?, ?)");
   insert.bind(1, name);
   insert.bind(2, token_digest(token));
@@ -95,7 +95,7 @@ Result<std::string> TokenStore::add_agent(const std::string& name) {
 Result<std::string> TokenStore::rotate_agent(const std::string& name) {
   if (!agent_exists(name)) return make_error("not_found", "no agent named '" + name + "'");
   const std::string token = generate_token("tta_");
-  auto& update = store_.statement("UPDATE agents SET token_sha256 = ? WHERE name = ?");
+  auto update = store_.statement("UPDATE agents SET token_sha256 = ? WHERE name = ?");
   update.bind(1, token_digest(token));
   update.bind(2, name);
   update.exec();
@@ -104,7 +104,7 @@ Result<std::string> TokenStore::rotate_agent(const std::string& name) {
 
 Result<std::string> TokenStore::add_admin_token() {
   const std::string token = generate_token("tto_");
-  auto& insert =
+  auto insert =
       store_.statement("INSERT INTO admin_tokens (token_sha256, created_at) VALUES (?, ?)");
   insert.bind(1, token_digest(token));
   insert.bind(2, core::utc_now());
@@ -113,14 +113,14 @@ Result<std::string> TokenStore::add_admin_token() {
 }
 
 bool TokenStore::agent_exists(const std::string& name) {
-  auto& query = store_.statement("SELECT 1 FROM agents WHERE name = ?");
+  auto query = store_.statement("SELECT 1 FROM agents WHERE name = ?");
   query.bind(1, name);
   return query.executeStep();
 }
 
 std::vector<std::string> TokenStore::agent_names() {
   std::vector<std::string> names;
-  auto& query = store_.statement("SELECT name FROM agents ORDER BY name");
+  auto query = store_.statement("SELECT name FROM agents ORDER BY name");
   while (query.executeStep())
     names.push_back(query.getColumn(0).getString());
   return names;
@@ -130,7 +130,7 @@ AuthOutcome TokenStore::check_agent(const std::string& agent, std::string_view a
   const std::string token = bearer_token(authorization);
   if (token.empty()) return AuthOutcome::kUnauthorized;
   const std::string digest = token_digest(token);
-  auto& query = store_.statement("SELECT token_sha256 FROM agents WHERE name = ?");
+  auto query = store_.statement("SELECT token_sha256 FROM agents WHERE name = ?");
   query.bind(1, agent);
   if (query.executeStep() && digests_equal(query.getColumn(0).getString(), digest)) {
     return AuthOutcome::kAllowed;
@@ -145,7 +145,7 @@ std::optional<std::string> TokenStore::agent_of(std::string_view authorization) 
   const std::string token = bearer_token(authorization);
   if (token.empty()) return std::nullopt;
   // Looked up by digest: the index compares digests, never the token itself.
-  auto& query = store_.statement("SELECT name, token_sha256 FROM agents WHERE token_sha256 = ?");
+  auto query = store_.statement("SELECT name, token_sha256 FROM agents WHERE token_sha256 = ?");
   const std::string digest = token_digest(token);
   query.bind(1, digest);
   if (query.executeStep() && digests_equal(query.getColumn(1).getString(), digest)) {
@@ -158,7 +158,7 @@ AuthOutcome TokenStore::check_admin(std::string_view authorization) {
   const std::string token = bearer_token(authorization);
   if (token.empty()) return AuthOutcome::kUnauthorized;
   const std::string digest = token_digest(token);
-  auto& query = store_.statement("SELECT token_sha256 FROM admin_tokens");
+  auto query = store_.statement("SELECT token_sha256 FROM admin_tokens");
   bool allowed = false;
   while (query.executeStep()) {
     // Every row is compared, so the time does not depend on where a match is.

@@ -79,6 +79,33 @@ std::string hub_command(const std::vector<std::string>& args) {
 }
 
 // ---------------------------------------------------------------------------
+// LockHolder
+
+LockHolder::LockHolder(core::Loop& loop, std::string database)
+    : database_(std::move(database)), release_file_(database_ + ".release"), process_(loop) {}
+
+core::Task<void> LockHolder::lock() {
+  std::filesystem::remove(release_file_);
+  // sqlite3 buffers .print until it exits; the shell it runs says "locked"
+  // at once, then keeps the transaction open until the release file exists.
+  process_.start(
+      {"/usr/bin/sqlite3", database_, ".timeout 10000", "BEGIN IMMEDIATE;",
+       ".system echo locked; while [ ! -e '" + release_file_ + "' ]; do sleep 0.01; done",
+       "COMMIT;"},
+      {"PATH=/usr/bin:/bin"});
+  const bool locked = co_await process_.wait_for_log("locked", 15000);
+  INFO(process_.log());
+  REQUIRE(locked);
+}
+
+core::Task<void> LockHolder::release() {
+  { std::ofstream(release_file_) << "\n"; }
+  const int status = co_await process_.wait_exit(15000);
+  INFO(process_.log());
+  REQUIRE(status == 0);
+}
+
+// ---------------------------------------------------------------------------
 // HubProcess
 
 HubProcess::HubProcess(core::Loop& loop, std::string data_dir, std::vector<std::string> extra_args)

@@ -59,6 +59,22 @@ std::pair<int, std::string> shell_output(const std::string& command);
 // Runs `tether-hub <args>` to completion and returns its stdout (a token).
 std::string hub_command(const std::vector<std::string>& args);
 
+// Another process holding a database's write lock (sqlite3 with BEGIN
+// IMMEDIATE), as an operator's tool or a hostile task can, until release().
+class LockHolder {
+ public:
+  LockHolder(core::Loop& loop, std::string database);
+  // Starts sqlite3 and waits until it holds the lock (REQUIREs it).
+  core::Task<void> lock();
+  // Lets it commit and waits for it to exit (REQUIREs status 0).
+  core::Task<void> release();
+
+ private:
+  std::string database_;
+  std::string release_file_;
+  LoggedProcess process_;
+};
+
 class HubProcess {
  public:
   HubProcess(core::Loop& loop, std::string data_dir, std::vector<std::string> extra_args = {});

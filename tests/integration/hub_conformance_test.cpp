@@ -24,45 +24,6 @@ using protocol::TaskStarted;
 
 namespace {
 
-protocol::TaskOutput output(const protocol::TaskSpec& spec, StreamName stream, uint64_t seq,
-                            uint64_t offset, std::string data) {
-  return protocol::TaskOutput{{spec.task_id, spec.attempt_id},
-                              {stream, seq, offset, std::move(data)}};
-}
-
-// Receives frames until an output ack for `stream` reaches `seq`; returns
-// how many output acks that took.
-core::Task<int> acks_through(ScriptedAgent& agent, StreamName stream, uint64_t seq) {
-  int acks = 0;
-  uint64_t through = 0;
-  while (through < seq) {
-    auto ack = expect<Ack>(co_await agent.receive());
-    REQUIRE(ack.acked == AckedKind::kOutput);
-    REQUIRE(ack.stream == stream);
-    REQUIRE(ack.through_seq >= through);  // cumulative: never goes back
-    through = ack.through_seq;
-    ++acks;
-  }
-  REQUIRE(through == seq);
-  co_return acks;
-}
-
-core::Task<void> start(ScriptedAgent& agent, const protocol::TaskSpec& spec) {
-  agent.send(TaskStarted{{spec.task_id, spec.attempt_id}, {4242, core::utc_now()}},
-             protocol::started_message_id(spec.attempt_id));
-  auto ack = expect<Ack>(co_await agent.receive());
-  REQUIRE(ack.acked == AckedKind::kStarted);
-  REQUIRE(ack.related_message_id == protocol::started_message_id(spec.attempt_id));
-}
-
-core::Task<std::string> stored_output(Operator& op, const std::string& task_id,
-                                      const char* stream) {
-  auto reply = co_await op.request("GET", "/api/v1/tasks/" + task_id + "/output?stream=" + stream);
-  REQUIRE(reply.ok());
-  REQUIRE(reply->status == 200);
-  co_return reply->body;
-}
-
 core::Task<rapidjson::Document> task_json(Operator& op, const std::string& task_id) {
   auto reply = co_await op.request("GET", "/api/v1/tasks/" + task_id);
   REQUIRE(reply.ok());

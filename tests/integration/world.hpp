@@ -88,4 +88,44 @@ T expect(const Result<protocol::Frame>& frame) {
   return std::get<T>(frame->payload);
 }
 
+inline protocol::TaskOutput output(const protocol::TaskSpec& spec, protocol::StreamName stream,
+                                   uint64_t seq, uint64_t offset, std::string data) {
+  return protocol::TaskOutput{{spec.task_id, spec.attempt_id},
+                              {stream, seq, offset, std::move(data)}};
+}
+
+// Receives frames until an output ack for `stream` reaches `seq`; returns
+// how many output acks that took.
+inline core::Task<int> acks_through(ScriptedAgent& agent, protocol::StreamName stream,
+                                    uint64_t seq) {
+  int acks = 0;
+  uint64_t through = 0;
+  while (through < seq) {
+    auto ack = expect<protocol::Ack>(co_await agent.receive());
+    REQUIRE(ack.acked == protocol::AckedKind::kOutput);
+    REQUIRE(ack.stream == stream);
+    REQUIRE(ack.through_seq >= through);  // cumulative: never goes back
+    through = ack.through_seq;
+    ++acks;
+  }
+  REQUIRE(through == seq);
+  co_return acks;
+}
+
+inline core::Task<void> start(ScriptedAgent& agent, const protocol::TaskSpec& spec) {
+  agent.send(protocol::TaskStarted{{spec.task_id, spec.attempt_id}, {4242, core::utc_now()}},
+             protocol::started_message_id(spec.attempt_id));
+  auto ack = expect<protocol::Ack>(co_await agent.receive());
+  REQUIRE(ack.acked == protocol::AckedKind::kStarted);
+  REQUIRE(ack.related_message_id == protocol::started_message_id(spec.attempt_id));
+}
+
+inline core::Task<std::string> stored_output(Operator& op, const std::string& task_id,
+                                             const char* stream) {
+  auto reply = co_await op.request("GET", "/api/v1/tasks/" + task_id + "/output?stream=" + stream);
+  REQUIRE(reply.ok());
+  REQUIRE(reply->status == 200);
+  co_return reply->body;
+}
+
 }  // namespace tether::test

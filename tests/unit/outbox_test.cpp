@@ -139,7 +139,9 @@ TEST_CASE("acks are cumulative per stream and the byte count follows", "[outbox]
     co_await committed(outbox);
     CHECK(outbox.rows() == 1 + 2 + 5);
     CHECK(outbox.bytes() < before);
-    auto hello = outbox.hello("test");
+    auto held = outbox.hello("test");
+    REQUIRE(held);
+    auto& hello = *held;
     REQUIRE(hello.running.size() == 1);
     REQUIRE(hello.outbox.size() == 2);
     for (const auto& range : hello.outbox) {
@@ -169,7 +171,7 @@ TEST_CASE("a final fills in dropped bytes; its ack forgets the attempt", "[outbo
     CHECK(outbox.running_attempts().empty());  // finished, final pending
     auto finals = outbox.finals();
     REQUIRE(finals.size() == 1);
-    CHECK(outbox.hello("test").unacked_finals.size() == 1);
+    CHECK(outbox.hello("test")->unacked_finals.size() == 1);
     outbox.ack_message(finals[0].message_id);
     co_await committed(outbox);
     CHECK(outbox.finals().empty());
