@@ -47,7 +47,7 @@ void AgentDaemon::recover() {
     // Kill only what is provably ours: same boot, and the pid still names
     // the process that started at the recorded time.
     const bool ours = attempt.process_start != 0 && !boot.empty() && attempt.boot_id == boot &&
-                      core::process_start_ticks(attempt.pid) == attempt.process_start;
+                      core::process_start_ticks(attempt.process_group) == attempt.process_start;
     if (ours) {
       ::kill(-attempt.process_group, SIGKILL);
       core::log_warning("agent", "killed the leftover process group " +

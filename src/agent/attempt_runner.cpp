@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "agent/stream_capture.hpp"
+#include "agent/task_init.hpp"
+#include "core/notification.hpp"
 #include "core/process.hpp"
 #include "core/task_group.hpp"
 #include "core/timer.hpp"
@@ -23,16 +25,27 @@ namespace {
 using protocol::AttemptStatus;
 using protocol::FinalReport;
 
-// After SIGKILL to the group, how long to wait for the pipes to close before
-// we stop reading anyway: a descendant that left the group (setsid) is out of
-// our reach and must not hold the attempt open forever.
+// After the kill that follows the drain timeout, how long to wait for the
+// pipes to close before we stop reading anyway (the init kills every process
+// of the task, so this only matters if the kernel is slow to tear them down).
 constexpr uint64_t kAfterKillDrainMs = 500;
+// How long the init may take to sweep up once the attempt is over.
+constexpr uint64_t kFinishMs = 5000;
 
 enum class StopReason { kNone, kTimedOut, kCancelled };
 
 struct Supervision {
   StopReason reason = StopReason::kNone;
   bool killed_after_grace = false;
+};
+
+// What the task's init has said so far (task_init.hpp).
+struct InitState {
+  std::optional<TaskInitEvent> start;  // started or failed
+  std::optional<core::ExitStatus> exit;
+  std::vector<TaskInitEvent> signalled;  // in the order the commands were sent
+  bool done = false;
+  bool gone = false;  // its control socket closed: the init has exited
 };
 
 std::string home_directory() {
@@ -64,11 +77,57 @@ std::string signal_name(int signum) {
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signum);
 }
 
-// Watches for the timeout or a cancel while the child runs, then stops it:
-// SIGTERM to its group, and SIGKILL if it has not exited after the grace.
-core::Task<void> supervise(core::Loop& loop, core::Process& process, uint64_t timeout_ms,
+std::string errno_text(int error) {
+  std::string text = std::strerror(error);
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  const char* name = strerrorname_np(error);
+  return text + " (" + (name ? name : std::to_string(error)) + ")";
+}
+
+// Reads the init's events until it closes its end.
+core::Task<void> read_init_events(core::Process& init, InitState& state,
+                                  core::CancellationSource& exited, core::Notification& changed) {
+  std::string buffered;
+  for (;;) {
+    auto chunk = co_await init.control_reader().read();
+    if (!chunk || chunk->end_of_stream) break;
+    buffered.append(chunk->bytes);
+    for (size_t newline = buffered.find('\n'); newline != std::string::npos;
+         newline = buffered.find('\n')) {
+      auto event = parse_task_init_line(std::string_view(buffered).substr(0, newline));
+      buffered.erase(0, newline + 1);
+      if (!event) continue;
+      switch (event->kind) {
+        case TaskInitEvent::Kind::kStarted:
+        case TaskInitEvent::Kind::kFailed:
+          state.start = std::move(*event);
+          break;
+        case TaskInitEvent::Kind::kExited:
+          state.exit = core::ExitStatus{event->exit_code, event->signal};
+          exited.cancel();
+          break;
+        case TaskInitEvent::Kind::kSignalled:
+          state.signalled.push_back(std::move(*event));
+          break;
+        case TaskInitEvent::Kind::kDone:
+          state.done = true;
+          break;
+      }
+      changed.notify_all();
+    }
+  }
+  state.gone = true;
+  exited.cancel();
+  changed.notify_all();
+}
+
+// Watches for the timeout or a cancel while the command runs, then stops
+// every process of the task through its init: SIGTERM, and SIGKILL if the
+// command has not exited after the grace.
+core::Task<void> supervise(core::Loop& loop, core::Process& init, uint64_t timeout_ms,
                            uint64_t grace_ms, core::CancellationToken cancel,
-                           core::CancellationToken exited, Supervision& out) {
+                           core::CancellationToken exited, Supervision& out,
+                           std::vector<std::string>& sent) {
   core::CancellationSource wake;
   core::CancellationRegistration on_cancel(cancel, [&wake] { wake.cancel(); });
   core::CancellationRegistration on_exit(exited, [&wake] { wake.cancel(); });
@@ -80,10 +139,10 @@ core::Task<void> supervise(core::Loop& loop, core::Process& process, uint64_t ti
   }
   if (exited.cancelled()) co_return;
   if (out.reason == StopReason::kNone) out.reason = StopReason::kCancelled;
-  process.signal_group(SIGTERM);
+  if (init.control_write("term\n")) sent.push_back("term");
   auto grace = co_await core::sleep_for(loop, grace_ms, exited);
   if (grace.ok()) {
-    process.signal_group(SIGKILL);
+    if (init.control_write("kill\n")) sent.push_back("kill");
     out.killed_after_grace = true;
   }
 }
@@ -152,53 +211,106 @@ FinalReport final_without_process(AttemptStatus status, std::string error) {
   return report;
 }
 
+namespace {
+
+// "N process(es): a (pid 1), b (pid 2), ..." for a final's error.
+std::string processes_text(const TaskInitEvent& event) {
+  std::string text = std::to_string(event.count) + (event.count == 1 ? " process" : " processes");
+  for (size_t i = 0; i < event.names.size(); ++i)
+    text += (i == 0 ? ": " : ", ") + event.names[i];
+  if (static_cast<size_t>(event.count) > event.names.size()) text += ", ...";
+  return text;
+}
+
+}  // namespace
+
 core::Task<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, AttemptSink& sink,
                                            core::CancellationToken cancel) {
   if (auto cwd = check_working_directory(task.cwd); !cwd) {
     co_return final_without_process(AttemptStatus::kFailed, cwd.error().message);
   }
+  const std::vector<std::string> argv = task.command_line();
+  const std::vector<std::string> environment = task_environment(task);
+  std::string path_variable;
+  for (const auto& entry : environment) {
+    if (entry.rfind("PATH=", 0) == 0) path_variable = entry.substr(5);
+  }
+  auto program = core::find_program(argv.at(0), path_variable);
+  if (!program) {
+    co_return final_without_process(AttemptStatus::kFailed,
+                                    program.error().message + " (" + program.error().code + ")");
+  }
+  // The task runs under its own init (task_init.hpp), which reaches every
+  // process the task starts, wherever it moves.
+  std::vector<char*> argv_pointers;
+  for (const auto& arg : argv)
+    argv_pointers.push_back(const_cast<char*>(arg.c_str()));
+  argv_pointers.push_back(nullptr);
+  std::vector<char*> env_pointers;
+  for (const auto& entry : environment)
+    env_pointers.push_back(const_cast<char*>(entry.c_str()));
+  env_pointers.push_back(nullptr);
+  TaskInitPlan plan{program->c_str(), argv_pointers.data(), env_pointers.data()};
   core::SpawnOptions spawn;
-  spawn.argv = task.command_line();
-  spawn.environment = task_environment(task);
+  spawn.argv = argv;
   spawn.working_directory = task.cwd;
   spawn.read_buffer_bytes = options_.read_buffer_bytes;
+  spawn.control_socket = true;
+  spawn.child_main = &run_task_init;
+  spawn.child_context = &plan;
   auto spawned = core::Process::spawn(loop_, spawn);
   if (!spawned) {
     co_return final_without_process(AttemptStatus::kFailed,
                                     spawned.error().message + " (" + spawned.error().code + ")");
   }
-  core::Process& process = **spawned;
+  core::Process& init = **spawned;
+
+  InitState state;
+  core::Notification init_changed(loop_);
+  core::CancellationSource exited;
+  core::TaskGroup init_events;
+  init_events.spawn(read_init_events(init, state, exited, init_changed));
+  while (!state.start && !state.gone)
+    (void)co_await init_changed.wait();
 
   FinalReport report;
   report.started_at = core::utc_now();
-  sink.on_started(protocol::StartedReport{process.pid(), report.started_at});
+  if (!state.start || state.start->kind == TaskInitEvent::Kind::kFailed) {
+    const std::string why =
+        state.start ? errno_text(state.start->error) : "the task's init process ended at once";
+    auto closed = co_await init.wait_exit();
+    (void)closed;
+    co_await init_events.join();
+    co_return final_without_process(AttemptStatus::kFailed,
+                                    "cannot start '" + argv.at(0) + "': " + why);
+  }
+  sink.on_started(protocol::StartedReport{state.start->pid, report.started_at}, init.pid());
 
-  StreamCapture out(loop_, process.stdout_reader(), protocol::StreamName::kStdout, options_.chunker,
+  StreamCapture out(loop_, init.stdout_reader(), protocol::StreamName::kStdout, options_.chunker,
                     sink);
-  StreamCapture err(loop_, process.stderr_reader(), protocol::StreamName::kStderr, options_.chunker,
+  StreamCapture err(loop_, init.stderr_reader(), protocol::StreamName::kStderr, options_.chunker,
                     sink);
   core::CancellationSource stop_reading;
   core::CancellationSource streams_done;
-  core::CancellationSource exited;
   Supervision supervision;
+  std::vector<std::string> sent;  // commands to the init, in order
 
   core::TaskGroup group;
   group.spawn(capture_streams(out, err, stop_reading.token(), streams_done));
-  group.spawn(supervise(loop_, process, task.timeout_s * 1000, options_.kill_grace_ms, cancel,
-                        exited.token(), supervision));
+  group.spawn(supervise(loop_, init, task.timeout_s * 1000, options_.kill_grace_ms, cancel,
+                        exited.token(), supervision, sent));
+  while (!state.exit && !state.gone)
+    (void)co_await init_changed.wait();
 
-  auto exit_status = co_await process.wait_exit();
-  exited.cancel();
-
-  // The child is gone, but its descendants may still hold the pipes. Give them
-  // the drain timeout to finish writing, then kill the group.
+  // The command is gone, but other processes of the task may still hold the
+  // pipes. Give them the drain timeout to finish writing, then kill them all.
   bool pipe_held = false;
   bool gave_up_reading = false;
   const bool ended = co_await wait_for_streams_end(loop_, out, err, options_.drain_timeout_ms,
                                                    streams_done.token());
   if (!ended) {
     pipe_held = true;
-    process.signal_group(SIGKILL);
+    if (init.control_write("kill\n")) sent.push_back("drain");
     const bool ended_after_kill =
         co_await wait_for_streams_end(loop_, out, err, kAfterKillDrainMs, streams_done.token());
     if (!ended_after_kill) {
@@ -208,12 +320,26 @@ core::Task<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attem
   }
   co_await group.join();
 
+  // The attempt is over: nothing of the task may outlive it.
+  if (init.control_write("finish\n")) sent.push_back("finish");
+  loop_.update_time();
+  const uint64_t finish_by = loop_.now_ms() + kFinishMs;
+  while (!state.done && !state.gone) {
+    loop_.update_time();
+    if (loop_.now_ms() >= finish_by) break;
+    (void)co_await init_changed.wait(finish_by - loop_.now_ms());
+  }
+  if (!state.gone && !state.done) init.signal_group(SIGKILL);  // an init that hangs
+  auto init_exit = co_await init.wait_exit();
+  (void)init_exit;
+  co_await init_events.join();
+
   report.finished_at = core::utc_now();
   report.stdout_summary = out.summary();
   report.stderr_summary = err.summary();
 
   std::vector<std::string> notes;
-  const core::ExitStatus status = exit_status ? *exit_status : core::ExitStatus{-1, 0};
+  const core::ExitStatus status = state.exit ? *state.exit : core::ExitStatus{-1, 0};
   if (status.term_signal != 0) {
     report.signal = status.term_signal;
   } else {
@@ -234,20 +360,35 @@ core::Task<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attem
       if (status.term_signal != 0) notes.push_back("killed by " + signal_name(status.term_signal));
       break;
   }
-  if (supervision.killed_after_grace) {
+  if (!state.exit) {
+    notes.push_back("the task's init process ended before the command did (killed from outside?)");
+  }
+  // What had to be stopped, in the order it was asked for.
+  for (size_t i = 0; i < state.signalled.size() && i < sent.size(); ++i) {
+    const TaskInitEvent& event = state.signalled[i];
+    if (event.count == 0) continue;
+    const std::string& why = sent[i];
+    if (why == "term") {
+      notes.push_back("SIGTERM sent to " + processes_text(event));
+    } else if (why == "kill") {
+      notes.push_back("still running " + std::to_string(options_.kill_grace_ms) +
+                      " ms after SIGTERM; killed with SIGKILL: " + processes_text(event));
+    } else if (why == "drain") {
+      notes.push_back(
+          "the output pipes were still open " + std::to_string(options_.drain_timeout_ms) +
+          " ms after the command exited (the drain timeout); killed " + processes_text(event));
+    } else {
+      notes.push_back("left running when the task ended, and killed: " + processes_text(event));
+    }
+  }
+  if (supervision.killed_after_grace && state.signalled.size() < 2 && state.exit &&
+      supervision.reason != StopReason::kNone) {
+    // The command exited between the SIGKILL order and its report.
     notes.push_back("still running " + std::to_string(options_.kill_grace_ms) +
-                    " ms after SIGTERM; process group killed with SIGKILL");
+                    " ms after SIGTERM; SIGKILL sent");
   }
-  if (pipe_held) {
-    notes.push_back(
-        "a descendant kept the output pipes open after the process exited; its process "
-        "group was killed after the " +
-        std::to_string(options_.drain_timeout_ms) + " ms drain timeout");
-  }
-  if (gave_up_reading) {
-    notes.push_back(
-        "the pipes stayed open even then (a descendant left the process group); "
-        "stopped reading");
+  if (pipe_held && gave_up_reading) {
+    notes.push_back("the pipes stayed open even then; stopped reading");
   }
   for (const auto* capture : {&out, &err}) {
     if (capture->read_error()) notes.push_back(capture->read_error()->message);

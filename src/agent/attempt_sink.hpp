@@ -11,7 +11,9 @@ namespace tether::agent {
 class AttemptSink {
  public:
   virtual ~AttemptSink() = default;
-  virtual void on_started(const protocol::StartedReport& started) = 0;
+  // `process_group`: the group that holds every process of the attempt
+  // (its init's), for killing what a crash left behind.
+  virtual void on_started(const protocol::StartedReport& started, int process_group) = 0;
   // Chunks of one stream arrive in seq order; the two streams interleave.
   // `stream_digest` is the stream's running SHA-256 including this chunk.
   virtual void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& stream_digest) = 0;

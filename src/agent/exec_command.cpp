@@ -55,7 +55,7 @@ class JsonLinesSink final : public AttemptSink {
  public:
   explicit JsonLinesSink(protocol::AttemptRef attempt) : attempt_(std::move(attempt)) {}
 
-  void on_started(const protocol::StartedReport& started) override {
+  void on_started(const protocol::StartedReport& started, int) override {
     write(protocol::started_message_id(attempt_.attempt_id),
           protocol::TaskStarted{attempt_, started});
   }

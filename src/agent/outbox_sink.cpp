@@ -5,13 +5,15 @@
 
 namespace tether::agent {
 
-void OutboxSink::on_started(const protocol::StartedReport& started) {
+void OutboxSink::on_started(const protocol::StartedReport& started, int process_group) {
   AttemptRecord record;
   record.task_id = attempt_.task_id;
   record.attempt_id = attempt_.attempt_id;
   record.pid = started.pid;
-  record.process_group = started.pid;  // the child leads its own group
-  record.process_start = core::process_start_ticks(started.pid).value_or(0);
+  // The init's group: what a restarted agent kills, if it is provably ours
+  // (its start time, recorded here, still matches).
+  record.process_group = process_group;
+  record.process_start = core::process_start_ticks(process_group).value_or(0);
   record.boot_id = core::boot_id();
   record.started_at = started.started_at;
   outbox_.record_started(record, started);

@@ -11,7 +11,7 @@ class OutboxSink final : public AttemptSink {
   OutboxSink(Outbox& outbox, protocol::AttemptRef attempt, size_t chunk_bytes)
       : outbox_(outbox), attempt_(std::move(attempt)), chunk_bytes_(chunk_bytes) {}
 
-  void on_started(const protocol::StartedReport& started) override;
+  void on_started(const protocol::StartedReport& started, int process_group) override;
   void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& stream_digest) override;
   bool accepting_output() const override;
   core::Notification* room() override { return &outbox_.room(); }

@@ -1,8 +1,21 @@
-// Process: a child started with libuv, leading its own process group, with its
-// stdout and stderr as PipeReaders and stdin on /dev/null.
+// Process: a child leading its own session and process group, with stdin on
+// /dev/null and stdout and stderr on pipes read as PipeReaders.
 //
-// Signals go to the whole group: a shell's children (and theirs) would
-// otherwise survive the shell and keep our pipes open.
+// What the child gets, and nothing else:
+// - fds 0, 1 and 2 (and 3, the control socket, when asked for): every other
+//   descriptor of this process is closed in the child, whether or not it was
+//   marked close-on-exec (one inherited from whoever started us, a library's
+//   socket, a pipe another thread is creating right now);
+// - stdout and stderr are pipes (pipe(2)), not sockets: /dev/stdout and
+//   /dev/stderr can be opened, as programs expect;
+// - every signal at its default disposition and none blocked (this process
+//   ignores SIGPIPE; a child must not inherit that);
+// - exactly `environment`, nothing inherited.
+//
+// The child is started with fork(); between fork and exec (or child_main)
+// it only makes async-signal-safe calls, because other threads of this
+// process may hold locks at the moment of the fork. Its exit is watched
+// through a pidfd (Linux 5.3+) on the loop; nothing else reaps it.
 #pragma once
 
 #include <uv.h>
@@ -23,13 +36,23 @@
 namespace tether::core {
 
 struct SpawnOptions {
-  // argv[0] is looked up in the PATH of `environment`.
+  // argv[0] is looked up in the PATH of `environment` (as execvp would, in
+  // this process, before the fork).
   std::vector<std::string> argv;
   // "NAME=value" entries: the child's whole environment, nothing inherited.
   std::vector<std::string> environment;
   // Empty: the parent's working directory.
   std::string working_directory;
   size_t read_buffer_bytes = 64 * 1024;
+  // A socketpair between parent and child: fd 3 in the child, and
+  // Process::control_reader() / control_write() here.
+  bool control_socket = false;
+  // Run this in the child instead of exec'ing argv (argv[0] then only names
+  // it in errors). It must not return, and may only make
+  // async-signal-safe calls (see above). `child_context` is its argument,
+  // valid in the child because fork copies this process's memory.
+  void (*child_main)(void* context) = nullptr;
+  void* child_context = nullptr;
 };
 
 struct ExitStatus {
@@ -37,10 +60,14 @@ struct ExitStatus {
   int term_signal = 0;  // 0 unless a signal ended the child
 };
 
+// Looks `program` up in `path_variable` (colon-separated) unless it holds a
+// slash. Errors: "ENOENT", "EACCES" (found, not executable).
+Result<std::string> find_program(const std::string& program, const std::string& path_variable);
+
 class Process {
  public:
-  // Errors carry libuv's code in `code` ("ENOENT", "EACCES", ...) and a message
-  // naming the program.
+  // Errors carry the errno name in `code` ("ENOENT", "EACCES", ...) and a
+  // message naming the program.
   static Result<std::unique_ptr<Process>> spawn(Loop& loop, const SpawnOptions& options);
 
   // Only spawn() can make the key, so only spawn() constructs.
@@ -51,9 +78,8 @@ class Process {
   Process(Loop& loop, ConstructionKey) : loop_(loop) {}
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
-  // A child that is still running is killed (SIGKILL to its group): a Process
-  // never outlives its owner silently. Destroy a Process only before it was
-  // seen to exit or after wait_exit() returned, never in between.
+  // A child that is still running is killed (SIGKILL to its group) and
+  // reaped: a Process never outlives its owner silently.
   ~Process();
 
   int pid() const { return pid_; }
@@ -70,7 +96,7 @@ class Process {
         : process_(process), token_(std::move(token)) {}
     ExitAwaiter(const ExitAwaiter&) = delete;
     ExitAwaiter& operator=(const ExitAwaiter&) = delete;
-    bool await_ready() const noexcept { return process_.handle_closed_ || token_.cancelled(); }
+    bool await_ready() const noexcept { return process_.watch_closed_ || token_.cancelled(); }
     void await_suspend(std::coroutine_handle<> awaiting);
     Result<ExitStatus> await_resume();
 
@@ -80,27 +106,35 @@ class Process {
     std::optional<CancellationRegistration> registration_;
   };
 
-  // Resumes once the child has exited and its process handle is closed.
-  // Cancelling stops the wait only; the child keeps running.
+  // Resumes once the child has exited, been reaped, and its watch handle is
+  // closed. Cancelling stops the wait only; the child keeps running.
   ExitAwaiter wait_exit(CancellationToken token = CancellationToken()) {
     return ExitAwaiter(*this, std::move(token));
   }
 
   PipeReader& stdout_reader() { return *stdout_reader_; }
   PipeReader& stderr_reader() { return *stderr_reader_; }
+  // With SpawnOptions::control_socket: what the child writes on its fd 3...
+  PipeReader& control_reader() { return *control_reader_; }
+  // ...and a line to it (small, at once; false if the child is gone).
+  bool control_write(std::string_view bytes);
 
  private:
-  static void on_exit(uv_process_t* handle, int64_t exit_status, int term_signal);
-  static void on_closed(void* self);
+  static void on_readable(uv_poll_t* handle, int status, int events);
+  static void on_watch_closed(void* self);
+  void reap(bool block);
 
   Loop& loop_;
-  UvHandle<uv_process_t> handle_;
+  UvHandle<uv_poll_t> watch_;
+  int pidfd_ = -1;
+  int control_fd_ = -1;  // owned by control_reader_'s handle
   int pid_ = 0;
   std::optional<ExitStatus> exit_status_;
-  bool handle_closed_ = false;
+  bool watch_closed_ = false;
   std::coroutine_handle<> waiter_;
   std::unique_ptr<PipeReader> stdout_reader_;
   std::unique_ptr<PipeReader> stderr_reader_;
+  std::unique_ptr<PipeReader> control_reader_;
 };
 
 }  // namespace tether::core

@@ -18,12 +18,17 @@
 //                            SEED and CHUNK * COUNT, so a prefix of
 //                            `paced SEED CHUNK N 0` is the same output at full speed
 //   exit CODE                exit with CODE
+//   fds                      the file descriptors open in this process, "0 1 2\n",
+//                            and what fd 1 and 2 are ("pipe" or "socket", ...)
 //
 // The same arguments always produce the same bytes, so a test can compare
 // what the agent captured with `tether-test-writer ... | sha256sum`.
+#include <dirent.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -216,6 +221,35 @@ int interleave(uint64_t count) {
   return 0;
 }
 
+// What a process started by the agent has open: "0 1 2\nstdout pipe\nstderr pipe\n".
+int list_descriptors() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return 1;
+  const int own = ::dirfd(dir);
+  std::vector<int> fds;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    const int fd = std::atoi(entry->d_name);
+    if (fd != own) fds.push_back(fd);
+  }
+  ::closedir(dir);
+  std::sort(fds.begin(), fds.end());
+  std::string text;
+  for (size_t i = 0; i < fds.size(); ++i)
+    text += (i == 0 ? "" : " ") + std::to_string(fds[i]);
+  text += "\n";
+  for (int fd : {1, 2}) {
+    struct stat info {};
+    const char* kind = ::fstat(fd, &info) != 0  ? "closed"
+                       : S_ISFIFO(info.st_mode) ? "pipe"
+                       : S_ISSOCK(info.st_mode) ? "socket"
+                                                : "other";
+    text += std::string(fd == 1 ? "stdout " : "stderr ") + kind + "\n";
+  }
+  write_all(1, text.data(), text.size());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -231,8 +265,9 @@ int main(int argc, char** argv) {
     return paced_bytes(number(argv[2]), number(argv[3]), number(argv[4]), number(argv[5]));
   }
   if (mode == "exit" && argc == 3) return static_cast<int>(number(argv[2]));
+  if (mode == "fds" && argc == 2) return list_descriptors();
   std::fprintf(stderr,
                "usage: tether-test-writer "
-               "random|utf8|text|lines|wallclock|longline|interleave|paced|exit ...\n");
+               "random|utf8|text|lines|wallclock|longline|interleave|paced|exit|fds ...\n");
   return 2;
 }

@@ -177,7 +177,15 @@ core::Task<void> AgentProcess::start() {
       config << key << " = " << value << "\n";
   }
   const size_t from = process_.log().size();
-  process_.start({env_path("TETHER_AGENT"), "run", "--config", config_path()}, environment_);
+  std::vector<std::string> argv = {env_path("TETHER_AGENT"), "run", "--config", config_path()};
+  if (inherited_fd_ >= 0) {
+    std::string command = "exec " + std::to_string(inherited_fd_) + ">>" +
+                          shell_quote(inherited_file_) + " " + shell_quote(argv[0]);
+    for (size_t i = 1; i < argv.size(); ++i)
+      command += " " + shell_quote(argv[i]);
+    argv = {"/bin/sh", "-c", command};
+  }
+  process_.start(argv, environment_);
   const bool started = co_await process_.wait_for_log("agent " + name_ + " for", 10000, from);
   INFO(process_.log());
   REQUIRE(started);

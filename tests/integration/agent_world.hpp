@@ -72,6 +72,12 @@ class AgentProcess {
   void set(const std::string& key, const std::string& value) { settings_[key] = value; }
   // Adds NAME=VALUE to the environment of later starts.
   void add_environment(std::string entry) { environment_.push_back(std::move(entry)); }
+  // Later starts go through a shell that opens `file` for appending on `fd`
+  // without close-on-exec, as `tether-agent run 9>>file` would.
+  void inherit_descriptor(int fd, std::string file) {
+    inherited_fd_ = fd;
+    inherited_file_ = std::move(file);
+  }
   // Starts the agent and waits for its start line.
   core::Task<void> start();
   // Signals the agent (not its tasks, which run in their own process groups)
@@ -91,6 +97,8 @@ class AgentProcess {
   std::string name_;
   std::map<std::string, std::string> settings_;
   std::vector<std::string> environment_ = {"PATH=/usr/bin:/bin"};
+  int inherited_fd_ = -1;
+  std::string inherited_file_;
   LoggedProcess process_;
 };
 

@@ -1,5 +1,6 @@
 // Task execution end to end, in process: real children, real pipes, the real
 // runner and executor. Each case checks what the issue promises, byte-exact.
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -295,20 +296,102 @@ TEST_CASE("a grandchild holding the pipe is killed after the drain timeout", "[r
   auto final_report = run_one(shell_task("held", "sleep 60 & echo $!"), sink, options);
   CHECK(final_report.status == AttemptStatus::kSucceeded);
   CHECK(final_report.exit_code == 0);
-  CHECK_THAT(final_report.error, Catch::Contains("kept the output pipes open"));
-  CHECK_THAT(final_report.error, Catch::Contains("300 ms drain timeout"));
-  CHECK(process_dies(std::stoi(sink.out.bytes)));
+  const int pid = std::stoi(sink.out.bytes);
+  CHECK_THAT(final_report.error, Catch::Contains("output pipes were still open") &&
+                                     Catch::Contains("300 ms") &&
+                                     Catch::Contains("sleep (pid " + std::to_string(pid) + ")"));
+  CHECK(process_dies(pid));
 }
 
-TEST_CASE("a descendant that left the process group cannot hold the attempt open", "[runner]") {
+TEST_CASE("a descendant in a session of its own is killed like any other", "[runner]") {
   CollectingSink sink;
   ExecutorOptions options;
   options.runner.drain_timeout_ms = 200;
-  auto final_report =
-      run_one(shell_task("escaped", "setsid sleep 3 & echo started"), sink, options);
+  auto final_report = run_one(shell_task("escaped", "setsid sleep 30 & echo $!"), sink, options);
   CHECK(final_report.status == AttemptStatus::kSucceeded);
-  CHECK(sink.out.bytes == "started\n");
-  CHECK_THAT(final_report.error, Catch::Contains("stopped reading"));
+  const int pid = std::stoi(sink.out.bytes);
+  CHECK_THAT(final_report.error, Catch::Contains("sleep (pid " + std::to_string(pid) + ")"));
+  CHECK(final_report.error.find("stopped reading") == std::string::npos);
+  CHECK(process_dies(pid));
+}
+
+TEST_CASE("a task has exactly fds 0, 1 and 2, and its stdout and stderr are pipes", "[runner]") {
+  // As if the agent had been started with `9>>somefile`: a descriptor
+  // without close-on-exec, inherited by this process.
+  char path[] = "/tmp/tether-test-inherited-XXXXXX";
+  const int inherited = ::mkstemp(path);
+  REQUIRE(inherited >= 0);
+  REQUIRE((::fcntl(inherited, F_GETFD) & FD_CLOEXEC) == 0);
+  CollectingSink sink;
+  auto final_report = run_one(make_task("fds", {test::test_writer(), "fds"}), sink);
+  ::close(inherited);
+  ::unlink(path);
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+  CHECK(sink.out.bytes == "0 1 2\nstdout pipe\nstderr pipe\n");
+}
+
+TEST_CASE("a task can open /dev/stdout and /dev/stderr", "[runner]") {
+  CollectingSink sink;
+  auto final_report =
+      run_one(shell_task("devfd", "echo x > /dev/stdout; echo y | tee /dev/stderr"), sink);
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+  CHECK(sink.out.bytes == "x\ny\n");
+  CHECK(sink.err.bytes == "y\n");
+}
+
+TEST_CASE("on timeout every descendant dies, whatever group it moved to, and the final names them",
+          "[runner]") {
+  CollectingSink sink;
+  ExecutorOptions options;
+  options.runner.kill_grace_ms = 2000;
+  // The reported case: bash with job control puts the background job in a
+  // process group of its own; only the foreground group used to be killed.
+  auto task =
+      make_task("jobs", {"bash", "-c", "set -m; sleep 300 >/dev/null 2>&1 & echo $!; sleep 300"});
+  task.timeout_s = 1;
+  auto final_report = run_one(task, sink, options);
+  CHECK(final_report.status == AttemptStatus::kTimedOut);
+  const int background = std::stoi(sink.out.bytes);
+  CHECK(process_dies(background));
+  CHECK_THAT(final_report.error,
+             Catch::Contains("timed out after 1 s") && Catch::Contains("SIGTERM sent to") &&
+                 Catch::Contains("sleep (pid " + std::to_string(background) + ")"));
+}
+
+TEST_CASE("on cancel a double-forked daemon in its own session dies too", "[runner]") {
+  core::Loop loop;
+  TaskExecutor executor(loop, {});
+  struct CancellingSink : CollectingSink {
+    TaskExecutor* executor = nullptr;
+    void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
+      CollectingSink::on_output(std::move(chunk), digest);
+      if (out.bytes.find('\n') != std::string::npos) executor->cancel("daemon-a1", "stop");
+    }
+  } sink;
+  sink.executor = &executor;
+  // The daemon's parent exits at once: it is an orphan in a new session,
+  // with no link to the task's process group or session.
+  auto task = shell_task(
+      "daemon", "(setsid sh -c 'sleep 300 & echo $!' >&2 &) ; sleep 0.2; echo go; sleep 300");
+  auto final_report = core::run_to_completion(loop, execute(executor, task, sink));
+  CHECK(final_report.status == AttemptStatus::kCancelled);
+  REQUIRE_FALSE(sink.err.bytes.empty());
+  const int daemon = std::stoi(sink.err.bytes);
+  CHECK(process_dies(daemon));
+  CHECK_THAT(final_report.error, Catch::Contains("sleep (pid " + std::to_string(daemon) + ")"));
+}
+
+TEST_CASE("a process left running when the task ends is killed, and the final says so",
+          "[runner]") {
+  CollectingSink sink;
+  auto final_report = run_one(
+      shell_task("leftover", "setsid sleep 300 >/dev/null 2>&1 </dev/null & echo $!"), sink);
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+  const int pid = std::stoi(sink.out.bytes);
+  CHECK(process_dies(pid));
+  // Named by pid: it may still be setsid, about to exec sleep, when it is killed.
+  CHECK_THAT(final_report.error, Catch::Contains("left running when the task ended") &&
+                                     Catch::Contains("(pid " + std::to_string(pid) + ")"));
 }
 
 TEST_CASE("a command that cannot start gets a final with a clear error", "[runner]") {
@@ -406,8 +489,8 @@ TEST_CASE("max_concurrent_tasks bounds how many run at once", "[runner]") {
   struct PeakSink : CollectingSink {
     TaskExecutor* executor = nullptr;
     size_t* peak = nullptr;
-    void on_started(const protocol::StartedReport& started) override {
-      CollectingSink::on_started(started);
+    void on_started(const protocol::StartedReport& started, int group) override {
+      CollectingSink::on_started(started, group);
       *peak = std::max(*peak, executor->running());
     }
   };

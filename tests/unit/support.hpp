@@ -68,7 +68,7 @@ class CollectingSink : public agent::AttemptSink {
   StreamRecord out;
   StreamRecord err;
 
-  void on_started(const protocol::StartedReport& started) override {
+  void on_started(const protocol::StartedReport& started, int) override {
     started_pid = started.pid;
     ++started_count;
   }

@@ -1,0 +1,65 @@
+// The task init: a minimal init process for one attempt, between the agent
+// and the task's command, like tini or dumb-init for a container.
+//
+// It is a child subreaper (prctl PR_SET_CHILD_SUBREAPER): a descendant of
+// the command whose parent exits is re-parented to it, not to pid 1. So
+// every process the task ever started stays in its subtree, whatever process
+// group or session it moved to (`set -m`, setsid, a double fork), and can be
+// found through /proc and killed on timeout, cancel, or when the task ends.
+// (Cgroups do this better where the agent has one delegated; issue [4/8].)
+//
+// It runs in a fork of the agent that never execs (Process::child_main), so
+// it only makes async-signal-safe calls: system calls, no allocation.
+//
+// Line protocol on its fd 3 (a socketpair), ASCII, one event or command per
+// line:
+//   init -> agent   started PID            the command runs (PID: its pid)
+//                   failed ERRNO           the command could not start
+//                   exited CODE SIGNAL     the command ended (one is 0)
+//                   signalled SIGNAL N [NAME:PID]...
+//                                          what a term or kill reached: N
+//                                          processes (at most 16 named)
+//                   done                   no process of the task is left
+//   agent -> init   term                   SIGTERM to every process of the task
+//                   kill                   SIGKILL to every process of the task,
+//                                          until none is left
+//                   finish                 the attempt is over: kill what is
+//                                          left, then done
+// When the agent goes away (end of file on fd 3) it kills everything and
+// exits: a task never outlives its agent.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tether::agent {
+
+// What the init needs, prepared in the agent before the fork: the command's
+// resolved path, argv and environment as execve takes them.
+struct TaskInitPlan {
+  const char* path = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+};
+
+// The init's main (Process::child_main); `plan` is a TaskInitPlan*.
+[[noreturn]] void run_task_init(void* plan);
+
+struct TaskInitEvent {
+  enum class Kind { kStarted, kFailed, kExited, kSignalled, kDone };
+  Kind kind = Kind::kDone;
+  int pid = 0;                     // started
+  int error = 0;                   // failed: errno
+  int64_t exit_code = 0;           // exited
+  int signal = 0;                  // exited (0: not by a signal), signalled
+  int count = 0;                   // signalled: how many processes
+  std::vector<std::string> names;  // signalled: "NAME (pid PID)", at most 16
+};
+
+// One line from the init, without its newline; nothing if malformed.
+std::optional<TaskInitEvent> parse_task_init_line(std::string_view line);
+
+}  // namespace tether::agent
