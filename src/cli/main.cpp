@@ -13,6 +13,7 @@
 
 #include "cli/hub_client.hpp"
 #include "cli/task_follower.hpp"
+#include "core/log.hpp"
 #include "core/url.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
@@ -369,6 +370,9 @@ int command_agents(HubClient& client, Args& args) {
 
 int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
+  // The CLI talks to people through its own messages; the library's info
+  // lines (an address that failed before the next one answered) stay quiet.
+  core::set_log_level(core::LogLevel::kWarning);
   Args args{std::vector<std::string>(argv + 1, argv + argc)};
   std::string hub_url;
   std::string token_file;

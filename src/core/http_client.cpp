@@ -4,7 +4,9 @@
 
 #include <cctype>
 
+#include "core/log.hpp"
 #include "core/offload.hpp"
+#include "core/resolver.hpp"
 
 namespace tether::core {
 
@@ -39,9 +41,18 @@ std::string lowercase(std::string text) {
 
 }  // namespace
 
-Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
-                            const HttpStreamHandlers* stream) {
+namespace {
+
+// One exchange with the server at `address`; `connect_failed` is set when
+// no connection was made (so another address may be tried).
+Result<HttpReply> call_address(const HttpCall& call, const std::string& address,
+                               HttpCallControl* control, const HttpStreamHandlers* stream,
+                               bool& connect_failed) {
+  connect_failed = false;
   httplib::Client client(call.server.origin());
+  // The socket goes to `address`; Host, SNI and the certificate check keep
+  // the name.
+  client.set_hostname_addr_map({{call.server.host, address}});
   client.set_connection_timeout(call.connect_timeout_s, 0);
   client.set_read_timeout(call.read_timeout_s, 0);
   client.set_write_timeout(call.write_timeout_s, 0);
@@ -78,15 +89,15 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
   auto result = client.send(request);
   if (!result) {
     const auto error = result.error();
-    const bool connect_failure =
-        error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout ||
-        error == httplib::Error::SSLConnection || error == httplib::Error::SSLServerVerification ||
-        error == httplib::Error::SSLLoadingCerts;
+    connect_failed =
+        error == httplib::Error::Connection || error == httplib::Error::ConnectionTimeout;
+    const bool tls_failure = error == httplib::Error::SSLConnection ||
+                             error == httplib::Error::SSLServerVerification ||
+                             error == httplib::Error::SSLLoadingCerts;
     // A stream the receiver chose to end is not a failure.
     if (stream && error == httplib::Error::Canceled && reply.status != 0) return reply;
-    return make_error(
-        connect_failure ? "http_connect" : "http_io",
-        call.method + " " + call.server.origin() + call.target + ": " + httplib::to_string(error));
+    return make_error(connect_failed || tls_failure ? "http_connect" : "http_io",
+                      httplib::to_string(error));
   }
   reply.status = result->status;
   if (!stream) {
@@ -95,6 +106,38 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
       reply.headers[lowercase(name)] = value;
   }
   return reply;
+}
+
+}  // namespace
+
+Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
+                            const HttpStreamHandlers* stream) {
+  const std::string what = call.method + " " + call.server.origin() + call.target;
+  auto addresses = resolve_host(call.server.host);
+  if (!addresses) return make_error("http_connect", what + ": " + addresses.error().message);
+  // Each address in turn, as long as none was reached: after a connection
+  // the request may have had effects, and is not sent again elsewhere.
+  std::string failures;
+  for (const std::string& address : *addresses) {
+    bool connect_failed = false;
+    auto reply = call_address(call, address, control, stream, connect_failed);
+    if (reply || !connect_failed || (control && control->stopped())) {
+      if (!reply) {
+        return make_error(reply.error().code, what + ": " +
+                                                  (failures.empty() ? "" : failures + "; ") +
+                                                  (addresses->size() > 1 ? address + ": " : "") +
+                                                  reply.error().message);
+      }
+      if (!failures.empty()) {
+        log_info("http",
+                 call.server.origin() + ": reached through " + address + " after " + failures);
+      }
+      return reply;
+    }
+    failures +=
+        (failures.empty() ? "" : "; ") + address + " failed (" + reply.error().message + ")";
+  }
+  return make_error("http_connect", what + ": " + failures);
 }
 
 Task<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,

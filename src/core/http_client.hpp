@@ -72,7 +72,10 @@ struct HttpStreamHandlers {
   std::function<bool(std::string_view data)> on_data;
 };
 
-// Errors: code "http_connect" (could not connect or TLS failed) or "http_io"
+// The server's name is resolved and each address tried in turn until one
+// accepts the connection (a request is never sent to a second address once
+// one was reached). Errors: code "http_connect" (could not resolve, connect
+// or complete TLS: the message names each address and why) or "http_io"
 // (the exchange broke); the message names the server and the cause.
 Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control = nullptr,
                             const HttpStreamHandlers* stream = nullptr);

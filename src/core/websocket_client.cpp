@@ -6,6 +6,8 @@
 #include <optional>
 #include <unordered_set>
 
+#include "core/log.hpp"
+#include "core/resolver.hpp"
 #include "core/web_server.hpp"
 
 namespace tether::core {
@@ -111,8 +113,40 @@ class ConnectAwaiter {
 Task<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect(
     WebSocketConnectOptions options, CancellationToken token) {
   if (token.cancelled()) co_return cancelled_error();
+  const Url url = options.url;
+  auto addresses = co_await resolve(loop_, url.host, token);
+  if (!addresses) {
+    if (addresses.is_cancelled()) co_return cancelled_error();
+    co_return make_error("ws_connect", addresses.error().message);
+  }
+  // Each address in turn: a name whose first address has nobody listening
+  // (::1 for "localhost" on a stock Debian, against a server on 127.0.0.1)
+  // must still connect.
+  std::string failures;
+  for (const std::string& address : *addresses) {
+    auto connected = co_await connect_address(options, address, token);
+    if (connected || connected.is_cancelled() || connected.error().code == "ws_refused") {
+      if (connected && !failures.empty()) {
+        log_info("websocket",
+                 url.origin() + ": connected through " + address + " after " + failures);
+      }
+      co_return connected;
+    }
+    failures +=
+        (failures.empty() ? "" : "; ") + address + " failed (" + connected.error().message + ")";
+    if (&address != &addresses->back()) {
+      log_info("websocket", url.origin() + ": " + address + " failed (" +
+                                connected.error().message + "); trying the next address");
+    }
+  }
+  co_return make_error("ws_connect", "cannot connect to " + url.origin() + ": " + failures);
+}
+
+Task<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect_address(
+    const WebSocketConnectOptions& options, const std::string& address, CancellationToken token) {
+  if (token.cancelled()) co_return cancelled_error();
   auto pending = std::make_shared<Pending>();
-  pending->options = std::move(options);
+  pending->options = options;
   const Url& url = pending->options.url;
   HttpRequest upgrade;
   upgrade.method = "GET";
@@ -120,10 +154,15 @@ Task<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect(
   pending->connection = std::make_shared<WebSocketConnection>(loop_, alive_, upgrade,
                                                               pending->options.max_message_bytes);
 
-  const std::string host_header = url.host + ":" + std::to_string(url.port);
+  // The name goes in Host and is what TLS verifies (lws takes the server
+  // name for SNI and the certificate check from `host`); `address` is only
+  // where the socket connects.
+  const std::string host_header =
+      (url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host) + ":" +
+      std::to_string(url.port);
   lws_client_connect_info info{};
   info.context = context_->get();
-  info.address = url.host.c_str();
+  info.address = address.c_str();
   info.port = url.port;
   info.path = url.path.c_str();
   info.host = host_header.c_str();

@@ -53,8 +53,12 @@ class WebSocketClient {
   // Drops every connection; the loop finishes the cleanup on later turns.
   ~WebSocketClient();
 
+  // Resolves the URL's host and tries each address in turn (getaddrinfo's
+  // order) until one completes the handshake or refuses the upgrade; each
+  // failed address is logged, and named in the error if all fail.
   // Errors: "ws_refused" (the server answered the upgrade with an HTTP error;
-  // `message` starts with the status), "ws_connect" (network or TLS), kCancelled.
+  // `message` starts with the status), "ws_connect" (name resolution,
+  // network or TLS, every address), kCancelled.
   Task<Result<std::shared_ptr<WebSocketConnection>>> connect(
       WebSocketConnectOptions options, CancellationToken token = CancellationToken());
 
@@ -63,6 +67,8 @@ class WebSocketClient {
  private:
   struct Pending;
   struct LwsTables;
+  Task<Result<std::shared_ptr<WebSocketConnection>>> connect_address(
+      const WebSocketConnectOptions& options, const std::string& address, CancellationToken token);
   Result<void> create_context();
   void finish_pending(Pending* pending, Result<std::shared_ptr<WebSocketConnection>> outcome);
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -185,6 +186,7 @@ core::Task<void> AgentProcess::start() {
       command += " " + shell_quote(argv[i]);
     argv = {"/bin/sh", "-c", command};
   }
+  if (!hosts_file_.empty()) argv = with_hosts_file(hosts_file_, argv);
   process_.start(argv, environment_);
   const bool started = co_await process_.wait_for_log("agent " + name_ + " for", 10000, from);
   INFO(process_.log());
@@ -194,6 +196,18 @@ core::Task<void> AgentProcess::start() {
 core::Task<int> AgentProcess::stop(int signum) {
   const int code = co_await process_.stop(signum);
   co_return code;
+}
+
+bool hosts_override_available() {
+  return ::geteuid() == 0 && ::access("/usr/bin/unshare", X_OK) == 0;
+}
+
+std::vector<std::string> with_hosts_file(const std::string& hosts_file,
+                                         const std::vector<std::string>& argv) {
+  std::string command = "mount --bind " + shell_quote(hosts_file) + " /etc/hosts && exec";
+  for (const auto& arg : argv)
+    command += " " + shell_quote(arg);
+  return {"/usr/bin/unshare", "--mount", "--", "/bin/sh", "-c", command};
 }
 
 // ---------------------------------------------------------------------------

@@ -42,6 +42,14 @@ Digest generated_digest(const std::vector<std::string>& args);
 // output with the trailing newline removed. REQUIREs exit 0.
 std::string sqlite_query(const std::string& database, const std::string& sql);
 
+// Whether this process may give a child its own /etc/hosts (unshare --mount
+// then mount --bind: root, as in CI and on the fresh-Debian check).
+bool hosts_override_available();
+// argv that runs `argv` with `hosts_file` bind-mounted over /etc/hosts in a
+// private mount namespace.
+std::vector<std::string> with_hosts_file(const std::string& hosts_file,
+                                         const std::vector<std::string>& argv);
+
 // Processes in process group `group` that have not exited (zombies count as
 // exited).
 std::vector<int> living_members(int group);
@@ -78,6 +86,9 @@ class AgentProcess {
     inherited_fd_ = fd;
     inherited_file_ = std::move(file);
   }
+  // Later starts run in a mount namespace of their own where `file` is
+  // /etc/hosts (needs root; see hosts_override_available()).
+  void use_hosts_file(std::string file) { hosts_file_ = std::move(file); }
   // Starts the agent and waits for its start line.
   core::Task<void> start();
   // Signals the agent (not its tasks, which run in their own process groups)
@@ -99,6 +110,7 @@ class AgentProcess {
   std::vector<std::string> environment_ = {"PATH=/usr/bin:/bin"};
   int inherited_fd_ = -1;
   std::string inherited_file_;
+  std::string hosts_file_;
   LoggedProcess process_;
 };
 
