@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 #include "agent/outbox_sink.hpp"
 #include "core/log.hpp"
@@ -34,10 +36,23 @@ protocol::StreamSummary recovered_summary(const StreamProgress& progress) {
   return summary;
 }
 
+// Names this run of the process for the hub (docs/protocol.md 8): unique,
+// not secret.
+std::string new_instance() {
+  std::random_device random;
+  char text[17];
+  std::snprintf(text, sizeof text, "%08x%08x", random(), random());
+  return text;
+}
+
 }  // namespace
 
 AgentDaemon::AgentDaemon(core::Loop& loop, AgentConfig config)
-    : loop_(loop), config_(std::move(config)), pool_(kHttpThreads), task_ended_(loop) {}
+    : loop_(loop),
+      config_(std::move(config)),
+      instance_(new_instance()),
+      pool_(kHttpThreads),
+      task_ended_(loop) {}
 
 AgentDaemon::~AgentDaemon() = default;
 
@@ -196,8 +211,8 @@ core::Task<int> AgentDaemon::run() {
   executor_ = std::make_unique<TaskExecutor>(loop_, executor_options);
 
   ChannelOptions channel_options{
-      config_.hub_url,           config_.agent,      config_.token, config_.ca_file,
-      config_.send_window_bytes, config_.keepalive_s};
+      config_.hub_url,           config_.agent,       config_.token, config_.ca_file,
+      config_.send_window_bytes, config_.keepalive_s, instance_};
   ChannelHandlers handlers;
   handlers.cancel = [this](const std::string& attempt_id, const std::string& reason) {
     executor_->cancel(attempt_id, reason);
@@ -215,7 +230,7 @@ core::Task<int> AgentDaemon::run() {
   poller_ = std::make_unique<Poller>(
       loop_, pool_,
       PollerOptions{config_.hub_url, config_.agent, config_.token, config_.ca_file,
-                    config_.poll_wait_s},
+                    config_.poll_wait_s, instance_},
       [this] { return executor_->admitted() < config_.max_concurrent_tasks; },
       [this](protocol::TaskSpec spec) { start_task(std::move(spec)); });
 

@@ -52,6 +52,7 @@ class AgentDaemon {
 
   core::Loop& loop_;
   AgentConfig config_;
+  std::string instance_;  // this run of the process (hello, polls)
   core::ThreadPool pool_;
   std::unique_ptr<Outbox> outbox_;
   std::unique_ptr<TaskExecutor> executor_;

@@ -42,7 +42,8 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
     core::HttpCall call;
     call.server = options_.hub_url;
     call.target = "/api/v1/agents/" + core::url_encode(options_.agent) +
-                  "/tasks/next?wait=" + std::to_string(options_.wait_s);
+                  "/tasks/next?wait=" + std::to_string(options_.wait_s) +
+                  (options_.instance.empty() ? "" : "&instance=" + options_.instance);
     call.headers.emplace_back("Authorization", "Bearer " + options_.token);
     call.ca_file = options_.ca_file;
     call.read_timeout_s = static_cast<int>(options_.wait_s) + 15;

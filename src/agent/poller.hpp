@@ -26,6 +26,8 @@ struct PollerOptions {
   std::string token;
   std::string ca_file;
   uint64_t wait_s = 30;
+  // This run of the agent (the hello carries it too): docs/protocol.md 3.
+  std::string instance;
 };
 
 class Poller {

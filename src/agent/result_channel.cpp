@@ -132,6 +132,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
     socket_.reset();
     co_return;
   }
+  held->instance = options_.instance;
   hello.payload = std::move(*held);
   socket->send_text(protocol::encode_frame(hello));
 

@@ -33,6 +33,8 @@ struct ChannelOptions {
   std::string ca_file;
   uint64_t send_window_bytes = 8ull << 20;
   uint64_t keepalive_s = 15;
+  // This run of the agent process, in the hello (docs/protocol.md 4.1).
+  std::string instance;
 };
 
 struct ChannelHandlers {

@@ -231,8 +231,9 @@ void signal_tree(int signum, bool report) {
 }
 
 [[noreturn]] void exec_command(const TaskInitPlan& plan, int report_fd, int signal_fd) {
-  // The command gets default signals, none blocked, and a process group of
-  // its own (so that `kill 0` in the task does not reach this init).
+  // The command gets default signals and none blocked. It stays in the
+  // init's process group: a restarted agent that finds an attempt left over
+  // kills that group (the init ignores what a task might send to it there).
   for (int signum = 1; signum < NSIG; ++signum) {
     if (signum == SIGKILL || signum == SIGSTOP) continue;
     struct sigaction action {};
@@ -242,7 +243,6 @@ void signal_tree(int signum, bool report) {
   sigset_t none;
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::setpgid(0, 0);
   ::close(kControlFd);
   ::close(signal_fd);
   ::execve(plan.path, plan.argv, plan.envp);

@@ -3,6 +3,7 @@
 #include "core/log.hpp"
 
 #include <libwebsockets.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -164,9 +165,12 @@ bool HttpExchange::peer_closed() const {
   if (!wsi_) return true;
   const int fd = lws_get_socket_fd(wsi_);
   if (fd < 0) return true;
-  char byte;
-  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  // POLLRDHUP: the peer's FIN arrived, even behind unread bytes (a TLS
+  // close_notify, a pipelined request), which a peek at the next byte
+  // cannot see.
+  pollfd watch{fd, POLLRDHUP, 0};
+  if (::poll(&watch, 1, 0) < 0) return false;
+  return (watch.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
 void HttpExchange::request_writable() {

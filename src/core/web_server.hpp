@@ -56,10 +56,10 @@ class HttpExchange : public std::enable_shared_from_this<HttpExchange> {
   // False once the client went away or the response was finished.
   bool is_open() const { return wsi_ != nullptr; }
   size_t queued_bytes() const { return queued_bytes_; }
-  // True when the client has closed its end. lws reads nothing from a
-  // connection in the middle of a response, so an idle stream whose client
-  // left is otherwise noticed only at its next write. Plain TCP only: under
-  // TLS the close arrives as an alert this cannot read, and it says false.
+  // True when the client has closed its end (its FIN arrived, over TLS
+  // too). lws reads nothing from a connection in the middle of a response,
+  // so a parked long poll or an idle stream whose client left is otherwise
+  // noticed only when something is written to it.
   bool peer_closed() const;
   // Runs (on a later loop turn) when the connection closes before or while
   // the response is sent.

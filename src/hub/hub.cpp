@@ -132,6 +132,11 @@ std::string Hub::metrics_text() {
   text.metric("tether_hub_output_bytes_received_total", "counter",
               "Task output bytes received on result channels (resends included).",
               static_cast<double>(counters.output_bytes));
+  text.metric("tether_hub_polls_parked", "gauge", "Agents' long polls waiting for a task.",
+              static_cast<double>(polls_.parked()));
+  text.metric("tether_hub_polls_departed_total", "counter",
+              "Parked long polls found with their agent gone, and dropped.",
+              static_cast<double>(polls_.departed()));
   text.metric("tether_hub_event_streams", "gauge", "Server-Sent Event streams open.",
               static_cast<double>(api_.open_streams()));
   text.metric("tether_hub_auth_refused_total", "counter",

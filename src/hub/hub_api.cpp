@@ -256,7 +256,14 @@ void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::stri
                   "wait: expected seconds as a non-negative integer");
     return;
   }
-  polls_.poll(agent, exchange, static_cast<int>(std::min<uint64_t>(wait, kMaxPollWaitSeconds)));
+  const std::string instance = exchange->request().query_value("instance");
+  if (!instance.empty() && !protocol::is_valid_id(instance)) {
+    respond_error(exchange, 400, "invalid_field",
+                  "instance: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+    return;
+  }
+  polls_.poll(agent, instance, exchange,
+              static_cast<int>(std::min<uint64_t>(wait, kMaxPollWaitSeconds)));
 }
 
 void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,

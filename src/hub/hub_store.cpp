@@ -10,7 +10,7 @@ namespace tether::hub {
 
 namespace {
 
-// Version 1 of the schema. Column names are meant to be read by operators
+// Version 2 of the schema. Column names are meant to be read by operators
 // with sqlite3; times are UTC text ("2026-11-22T05:12:00.123Z").
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS agents (
@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS attempts (
   pid               INTEGER,
   final_json        TEXT,
   final_fingerprint TEXT,
-  lost_reason       TEXT
+  lost_reason       TEXT,
+  agent_instance    TEXT              -- the agent process the poll came from, if it said
 );
 CREATE INDEX IF NOT EXISTS attempts_by_state ON attempts (state);
 CREATE INDEX IF NOT EXISTS attempts_by_task ON attempts (task_id, number);
@@ -93,6 +94,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
   ON events (attempt_id, stream, seq) WHERE stream IS NOT NULL;
 )SQL";
 
+// Version 1 had no attempts.agent_instance.
+constexpr const char* kUpgradeTo2 = "ALTER TABLE attempts ADD COLUMN agent_instance TEXT;";
+constexpr const char* kUpgrades[] = {kUpgradeTo2};
+
 }  // namespace
 
 int64_t wall_clock_ms() {
@@ -116,7 +121,7 @@ Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, Sy
   options.busy_timeout_ms = busy_timeout_ms;
   auto store = core::SqliteStore::open(data_dir + "/hub.db", options);
   if (!store) return store.error();
-  if (auto schema = (*store)->apply_schema(kSchema, 1); !schema) return schema.error();
+  if (auto schema = (*store)->apply_schema(kSchema, 2, kUpgrades); !schema) return schema.error();
   return store;
 }
 

@@ -1,5 +1,6 @@
 #include "hub/poll_waiters.hpp"
 
+#include "core/log.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace tether::hub {
@@ -11,25 +12,55 @@ core::HttpResponse unavailable_response(int status, const std::string& code,
   return response;
 }
 
-bool PollWaiters::answer(const std::string& agent,
+bool PollWaiters::answer(const std::string& agent, const std::string& instance,
                          const std::shared_ptr<core::HttpExchange>& exchange) {
-  auto spec = tasks_.dispatch_next(agent);
+  auto spec = tasks_.dispatch_next(agent, instance);
   if (!spec) return false;
   const uint64_t lease_s = static_cast<uint64_t>(tasks_.lease_ms() / 1000);
   std::string body = protocol::encode_task(*spec, lease_s);
-  store_.after_commit([exchange, body = std::move(body)]() mutable {
-    exchange->respond(core::json_response(200, std::move(body)));
-  });
+  store_.after_commit(
+      [this, exchange, attempt_id = spec->attempt_id, body = std::move(body)]() mutable {
+        // Closed before the whole answer was out: the agent cannot have the
+        // task, so it goes back to the queue now, not when the lease ends.
+        exchange->set_on_closed([this, attempt_id] {
+          retract_later(attempt_id, "the poll's connection closed before the task was sent");
+        });
+        exchange->respond(core::json_response(200, std::move(body)));
+      });
   return true;
 }
 
-void PollWaiters::poll(const std::string& agent, std::shared_ptr<core::HttpExchange> exchange,
-                       int wait_s) {
+void PollWaiters::retract_later(const std::string& attempt_id, const std::string& reason) {
+  const auto outcome = store_.guarded("retracting " + attempt_id,
+                                      [&] { tasks_.retract_dispatch(attempt_id, reason); });
+  if (outcome == HubStore::Outcome::kBusy) {
+    busy_.later([this, attempt_id, reason] { retract_later(attempt_id, reason); });
+  }
+}
+
+void PollWaiters::drop_departed(const std::string& agent) {
+  auto [first, last] = parked_.equal_range(agent);
+  std::vector<std::shared_ptr<Waiter>> departed;
+  for (auto it = first; it != last; ++it) {
+    if (!it->second->exchange->is_open() || it->second->exchange->peer_closed()) {
+      departed.push_back(it->second);
+    }
+  }
+  for (const auto& waiter : departed) {
+    remove(waiter);
+    ++departed_;
+    core::log_info("polls", agent + ": a parked poll's client has gone; dropped");
+  }
+}
+
+void PollWaiters::poll(const std::string& agent, const std::string& instance,
+                       std::shared_ptr<core::HttpExchange> exchange, int wait_s) {
   if (shutting_down_) {
     exchange->respond(unavailable_response(503, "unavailable", "the hub is shutting down", 5));
     return;
   }
-  if (answer(agent, exchange)) return;
+  drop_departed(agent);
+  if (answer(agent, instance, exchange)) return;
   wait_s = std::clamp(wait_s, 0, kMaxPollWaitSeconds);
   if (wait_s == 0) {
     exchange->respond(core::json_response(204, ""));
@@ -45,6 +76,7 @@ void PollWaiters::poll(const std::string& agent, std::shared_ptr<core::HttpExcha
   }
   auto waiter = std::make_shared<Waiter>();
   waiter->agent = agent;
+  waiter->instance = instance;
   waiter->exchange = exchange;
   waiter->timer = std::make_unique<core::Timer>(loop_);
   std::weak_ptr<Waiter> weak = waiter;
@@ -61,7 +93,8 @@ void PollWaiters::poll(const std::string& agent, std::shared_ptr<core::HttpExcha
 }
 
 void PollWaiters::task_queued(const std::string& agent) {
-  auto it = parked_.find(agent);  // the oldest parked poll of this agent
+  drop_departed(agent);
+  auto it = parked_.find(agent);  // the oldest parked poll of this agent still there
   if (it == parked_.end()) {
     channels_.send_wake(agent);
     return;
@@ -69,8 +102,9 @@ void PollWaiters::task_queued(const std::string& agent) {
   auto waiter = it->second;
   bool answered = false;
   // An entry point of its own (it runs after another request's commit).
-  const auto outcome =
-      store_.guarded("dispatch to " + agent, [&] { answered = answer(agent, waiter->exchange); });
+  const auto outcome = store_.guarded("dispatch to " + agent, [&] {
+    answered = answer(agent, waiter->instance, waiter->exchange);
+  });
   if (outcome == HubStore::Outcome::kBusy) {
     // hub.db is locked elsewhere for a moment: the poll stays parked and
     // the dispatch is tried again.

@@ -26,7 +26,9 @@ class PollWaiters {
   PollWaiters(core::Loop& loop, HubStore& store, TaskService& tasks, AgentChannels& channels)
       : loop_(loop), store_(store), tasks_(tasks), channels_(channels), busy_(loop, 50) {}
 
-  void poll(const std::string& agent, std::shared_ptr<core::HttpExchange> exchange, int wait_s);
+  // `instance`: the agent process that polls (empty if it did not say).
+  void poll(const std::string& agent, const std::string& instance,
+            std::shared_ptr<core::HttpExchange> exchange, int wait_s);
   // A task was queued for `agent`: answer a parked poll, or wake the agent.
   void task_queued(const std::string& agent);
   // Every parked poll gets 503; later polls too.
@@ -35,11 +37,17 @@ class PollWaiters {
  private:
   struct Waiter {
     std::string agent;
+    std::string instance;
     std::shared_ptr<core::HttpExchange> exchange;
     std::unique_ptr<core::Timer> timer;
   };
-  bool answer(const std::string& agent, const std::shared_ptr<core::HttpExchange>& exchange);
+  bool answer(const std::string& agent, const std::string& instance,
+              const std::shared_ptr<core::HttpExchange>& exchange);
   void remove(const std::shared_ptr<Waiter>& waiter);
+  // Drops `agent`'s parked polls whose client has gone (an agent that
+  // stopped, a connection a proxy cut): a task must never go to one.
+  void drop_departed(const std::string& agent);
+  void retract_later(const std::string& attempt_id, const std::string& reason);
 
   core::Loop& loop_;
   HubStore& store_;
@@ -48,6 +56,12 @@ class PollWaiters {
   BusyRetries busy_;
   std::multimap<std::string, std::shared_ptr<Waiter>> parked_;
   bool shutting_down_ = false;
+  uint64_t departed_ = 0;
+
+ public:
+  // Parked polls found with their client gone, since start (for metrics).
+  uint64_t departed() const { return departed_; }
+  size_t parked() const { return parked_.size(); }
 };
 
 core::HttpResponse unavailable_response(int status, const std::string& code,

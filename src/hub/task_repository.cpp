@@ -41,7 +41,7 @@ TaskRecord read_task(SQLite::Statement& row) {
 
 constexpr const char* kAttemptColumns =
     "id, task_id, agent, number, state, dispatched_at, dispatched_at_ms, started_at, "
-    "finished_at, pid, final_json, final_fingerprint, lost_reason";
+    "finished_at, pid, final_json, final_fingerprint, lost_reason, agent_instance";
 
 AttemptState parse_attempt_state(const std::string& text) {
   if (text == "running") return AttemptState::kRunning;
@@ -65,6 +65,7 @@ AttemptRecord read_attempt(SQLite::Statement& row) {
   attempt.final_json = text_or_empty(row.getColumn(10));
   attempt.final_fingerprint = text_or_empty(row.getColumn(11));
   attempt.lost_reason = text_or_empty(row.getColumn(12));
+  attempt.agent_instance = text_or_empty(row.getColumn(13));
   return attempt;
 }
 
@@ -213,8 +214,8 @@ void TaskRepository::set_final(const std::string& id, const std::string& final_j
 void TaskRepository::insert_attempt(const AttemptRecord& attempt) {
   store_.begin_write();
   auto insert = store_.statement(
-      "INSERT INTO attempts (id, task_id, agent, number, state, dispatched_at, dispatched_at_ms) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?)");
+      "INSERT INTO attempts (id, task_id, agent, number, state, dispatched_at, dispatched_at_ms, "
+      "agent_instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, attempt.id);
   insert.bind(2, attempt.task_id);
   insert.bind(3, attempt.agent);
@@ -222,6 +223,11 @@ void TaskRepository::insert_attempt(const AttemptRecord& attempt) {
   insert.bind(5, std::string(to_string(attempt.state)));
   insert.bind(6, attempt.dispatched_at);
   insert.bind(7, attempt.dispatched_at_ms);
+  if (attempt.agent_instance.empty()) {
+    insert.bind(8);
+  } else {
+    insert.bind(8, attempt.agent_instance);
+  }
   insert.exec();
 }
 

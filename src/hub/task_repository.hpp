@@ -54,6 +54,7 @@ struct AttemptRecord {
   std::string final_json;
   std::string final_fingerprint;
   std::string lost_reason;
+  std::string agent_instance;  // empty if the poll did not say
 };
 
 class TaskRepository {

@@ -196,7 +196,8 @@ Result<TaskRecord> TaskService::cancel(const std::string& task_id, const std::st
   return *task;
 }
 
-std::optional<protocol::TaskSpec> TaskService::dispatch_next(const std::string& agent) {
+std::optional<protocol::TaskSpec> TaskService::dispatch_next(const std::string& agent,
+                                                             const std::string& instance) {
   for (auto& task : tasks_.queued_tasks(agent)) {
     if (!task.target.empty() && tasks_.active_task_with_target(agent, task.target, true)) {
       continue;  // its target is held by a dispatched or running task
@@ -209,6 +210,7 @@ std::optional<protocol::TaskSpec> TaskService::dispatch_next(const std::string& 
     attempt.state = AttemptState::kDispatched;
     attempt.dispatched_at = core::utc_now();
     attempt.dispatched_at_ms = wall_clock_ms();
+    attempt.agent_instance = instance;
     auto spec = spec_for(task, attempt.id);
     if (!spec) {
       core::log_error("tasks", task.id + " cannot be dispatched: " + spec.error().message);
@@ -529,6 +531,25 @@ protocol::HubHelloAck TaskService::on_hello(const std::string& agent,
       }
     }
   }
+  // A new run of the agent process holds nothing of what was dispatched to
+  // an earlier one, unless it says so: waiting out the lease would only
+  // leave the task idle (section 8).
+  if (!hello.instance.empty()) {
+    for (const auto& attempt : tasks_.active_attempts_of(agent)) {
+      if (mentioned.count(attempt.id) || attempt.agent_instance.empty() ||
+          attempt.agent_instance == hello.instance) {
+        continue;
+      }
+      const std::string reason = "dispatched to an earlier run of agent " + agent + " (" +
+                                 attempt.agent_instance + "); its new run (" + hello.instance +
+                                 ") does not hold it";
+      if (attempt.state == AttemptState::kDispatched) {
+        retract_dispatch(attempt.id, reason);
+      } else {
+        lose_attempt(attempt, reason);
+      }
+    }
+  }
   return ack;
 }
 
@@ -562,12 +583,22 @@ void TaskService::check_leases() {
   }
 }
 
-void TaskService::lose_attempt(const AttemptRecord& attempt, const std::string& reason) {
+void TaskService::retract_dispatch(const std::string& attempt_id, const std::string& reason) {
+  auto attempt = tasks_.find_attempt(attempt_id);
+  // Only an attempt the agent cannot have started: once task.started came,
+  // it ran, and only its final or the lease ends it.
+  if (!attempt || attempt->state != AttemptState::kDispatched) return;
+  lose_attempt(*attempt, reason, false);
+}
+
+void TaskService::lose_attempt(const AttemptRecord& attempt, const std::string& reason,
+                               bool counts) {
   tasks_.mark_attempt_lost(attempt.id, reason);
   ledger_.forget(attempt.id);
   auto task = tasks_.find_task(attempt.task_id);
   if (!task || is_terminal(task->state)) return;
-  if (task->attempts_made < task->max_attempts) {
+  const int allowed = counts ? task->max_attempts : task->max_attempts + kMaxRetractions;
+  if (task->attempts_made < allowed) {
     transition(*task, TaskState::kQueued, attempt.id,
                "attempt lost (" + reason + "); queued again");
     const std::string agent = task->agent;

@@ -76,7 +76,16 @@ class TaskService {
   Result<TaskRecord> cancel(const std::string& task_id, const std::string& reason);
 
   // Agent side.
-  std::optional<protocol::TaskSpec> dispatch_next(const std::string& agent);
+  // The next task for `agent`'s poll; `instance` is the agent process that
+  // polled (empty if it did not say), remembered with the attempt.
+  std::optional<protocol::TaskSpec> dispatch_next(const std::string& agent,
+                                                  const std::string& instance);
+  // A dispatch that never reached the agent (its poll's connection closed
+  // before the answer was out, or a new run of the agent does not hold it):
+  // the attempt is retracted and the task queued again at once. It does not
+  // use up one of max_attempts (up to kMaxRetractions times per task).
+  void retract_dispatch(const std::string& attempt_id, const std::string& reason);
+  static constexpr int kMaxRetractions = 10;
   FrameVerdict on_started(const std::string& agent, const protocol::TaskStarted& started,
                           const std::string& message_id);
   FrameVerdict on_output(const std::string& agent, const protocol::TaskOutput& output,
@@ -101,8 +110,9 @@ class TaskService {
   void transition(TaskRecord& task, TaskState to, const std::string& attempt_id,
                   const std::string& note);
   void publish_after_commit(std::shared_ptr<const StoredEvent> event);
-  // Declares an attempt lost and queues its task again if attempts are left.
-  void lose_attempt(const AttemptRecord& attempt, const std::string& reason);
+  // Declares an attempt lost and queues its task again if attempts are left
+  // (always, within kMaxRetractions, when `counts` is false).
+  void lose_attempt(const AttemptRecord& attempt, const std::string& reason, bool counts = true);
   // The attempt `agent` may send frames for, or the error to send instead.
   std::optional<protocol::ErrorFrame> check_attempt(const std::string& agent,
                                                     const std::string& attempt_id,

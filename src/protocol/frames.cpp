@@ -159,6 +159,14 @@ Result<AgentHello> read_hello(const JsonObjectReader& object) {
   auto bytes = object.optional_uint("outbox_bytes");
   if (!bytes) return bytes.error();
   hello.outbox_bytes = *bytes;
+  auto instance = object.optional_string("instance");
+  if (!instance) return instance.error();
+  if (*instance) {
+    if (!is_valid_id(**instance)) {
+      return object.field_error("instance", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+    }
+    hello.instance = std::move(**instance);
+  }
   return hello;
 }
 
@@ -389,6 +397,7 @@ void write_payload(JsonWriter& json, const FramePayload& payload) {
                    json.end_array();
                    if (hello.outbox_rows) json.field("outbox_rows", *hello.outbox_rows);
                    if (hello.outbox_bytes) json.field("outbox_bytes", *hello.outbox_bytes);
+                   if (!hello.instance.empty()) json.field("instance", hello.instance);
                  },
                  [&](const TaskStarted& started) {
                    write_attempt(json, started.attempt);

@@ -42,6 +42,9 @@ struct AgentHello {
   std::vector<AttemptRef> unacked_finals;
   std::optional<uint64_t> outbox_rows;
   std::optional<uint64_t> outbox_bytes;
+  // This run of the agent process (section 8): the same in its polls.
+  // Empty if the agent does not say.
+  std::string instance;
 };
 
 struct TaskStarted {

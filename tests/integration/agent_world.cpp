@@ -2,9 +2,12 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -122,6 +125,24 @@ std::vector<int> living_members(int group) {
   }
   ::closedir(proc);
   return members;
+}
+
+bool group_dies(int group, uint64_t timeout_ms) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const auto members = living_members(group);
+    if (members.empty()) return true;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          end - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) return false;
+    // A pidfd turns readable when its process exits: wait for that event.
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, members.front(), 0));
+    if (pidfd < 0) continue;  // gone meanwhile
+    pollfd watch{pidfd, POLLIN, 0};
+    (void)::poll(&watch, 1, static_cast<int>(left));
+    ::close(pidfd);
+  }
 }
 
 FinalView read_final(const std::string& task_json) {

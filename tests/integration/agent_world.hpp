@@ -53,6 +53,8 @@ std::vector<std::string> with_hosts_file(const std::string& hosts_file,
 // Processes in process group `group` that have not exited (zombies count as
 // exited).
 std::vector<int> living_members(int group);
+// Waits until no member of `group` is alive; false after `timeout_ms`.
+bool group_dies(int group, uint64_t timeout_ms);
 
 // The final of a task, as GET /api/v1/tasks/{id} shows it.
 struct FinalView {

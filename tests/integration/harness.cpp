@@ -374,7 +374,8 @@ core::Task<Result<protocol::Frame>> ScriptedAgent::receive(uint64_t timeout_ms) 
 core::Task<Result<core::HttpReply>> ScriptedAgent::poll(int wait_s, std::string token_override) {
   core::HttpCall call;
   call.server = *core::parse_url(url_);
-  call.target = "/api/v1/agents/" + name_ + "/tasks/next?wait=" + std::to_string(wait_s);
+  call.target = "/api/v1/agents/" + name_ + "/tasks/next?wait=" + std::to_string(wait_s) +
+                (instance_.empty() ? "" : "&instance=" + instance_);
   call.headers.emplace_back("Authorization",
                             "Bearer " + (token_override.empty() ? token_ : token_override));
   call.read_timeout_s = wait_s + 10;

@@ -171,6 +171,8 @@ class ScriptedAgent {
                                                 const protocol::TaskFinal& final_frame);
   core::WebSocketConnection* socket() { return socket_.get(); }
   void close();
+  // The instance later polls name (docs/protocol.md 3); empty: none.
+  void set_instance(std::string instance) { instance_ = std::move(instance); }
 
  private:
   core::Loop& loop_;
@@ -181,6 +183,7 @@ class ScriptedAgent {
   std::string token_;
   std::shared_ptr<core::WebSocketConnection> socket_;
   uint64_t next_id_ = 1;
+  std::string instance_;
 };
 
 // The tether CLI as a child process.

@@ -679,7 +679,7 @@ TEST_CASE("frames before hello are refused; cancel reaches the agent", "[hub]") 
     auto refused = expect<ErrorFrame>(co_await agent.receive());
     CHECK(refused.code == "hello_required");
     CHECK(refused.retryable);
-    agent.send(protocol::AgentHello{"test", {}, {}, {}, {}, std::nullopt, std::nullopt});
+    agent.send(protocol::AgentHello{"test", {}, {}, {}, {}, std::nullopt, std::nullopt, ""});
     expect<protocol::HubHelloAck>(co_await agent.receive());
     const auto task_id = co_await op.submit(submit_body("edge-1"));
     auto spec = co_await dispatch(agent);
@@ -733,5 +733,60 @@ TEST_CASE("a hub killed with SIGKILL comes back with every acked byte and the se
     auto stored = co_await stored_output(op, task_id, "stdout");
     CHECK(stored == "before after");
     again.close();
+  });
+}
+
+TEST_CASE(
+    "a dispatch to an earlier run of the agent goes back to the queue when a new run says "
+    "hello without it",
+    "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    auto op = world.op();
+    const auto task_id = co_await op.submit(submit_body("edge-1"));
+    auto first_run = world.agent();
+    first_run.set_instance("run-1");
+    auto spec = co_await dispatch(first_run);
+    CHECK(spec.attempt_id == task_id + "-a1");
+    const auto dispatched = co_await op.state_of(task_id);
+    CHECK(dispatched == "dispatched");
+
+    // The process died before it started the task; its next run says hello.
+    auto second_run = world.agent();
+    second_run.set_instance("run-2");
+    protocol::AgentHello hello;
+    hello.instance = "run-2";
+    auto ack = co_await second_run.connect_and_hello(hello);
+    CHECK(ack.discard.empty());
+    auto again = co_await dispatch(second_run);
+    CHECK(again.task_id == task_id);
+    CHECK(again.attempt_id == task_id + "-a2");  // not after the 60 s lease
+    auto task = co_await task_json(op, task_id);
+    CHECK(std::string(task["attempts"][0]["state"].GetString()) == "lost");
+    CHECK_THAT(task["attempts"][0]["lost_reason"].GetString(),
+               Catch::Contains("earlier run of agent edge-1"));
+    // It did not use up the task's one attempt.
+    CHECK(task["max_attempts"].GetInt() == 1);
+    CHECK(std::string(task["state"].GetString()) == "dispatched");
+    second_run.close();
+  });
+}
+
+TEST_CASE("a hello from the same run keeps what was dispatched to it", "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    auto op = world.op();
+    const auto task_id = co_await op.submit(submit_body("edge-1"));
+    auto agent = world.agent();
+    agent.set_instance("run-1");
+    auto spec = co_await dispatch(agent);
+    protocol::AgentHello hello;
+    hello.instance = "run-1";
+    // A reconnect of the same process before it recorded the start.
+    co_await agent.connect_and_hello(hello);
+    const auto state = co_await op.state_of(task_id);
+    CHECK(state == "dispatched");
+    co_await start(agent, spec);
+    agent.close();
   });
 }
