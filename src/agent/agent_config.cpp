@@ -73,7 +73,7 @@ const std::vector<Key>& keys() {
          config.agent = value;
          return {};
        }},
-      {"token_file", "file holding the agent token, mode 0600 (or TETHER_TOKEN_FILE)",
+      {"token_file", "file holding the agent token, mode 0600 (or TETHER_AGENT_TOKEN_FILE)",
        text_key(&AgentConfig::token_file)},
       {"state_dir", "where the outbox lives (default /var/lib/tether)",
        text_key(&AgentConfig::state_dir)},
@@ -181,8 +181,14 @@ Result<void> apply_config_text(AgentConfig& config, const std::string& text,
     if (auto set = key->set(config, value); !set) {
       return make_error("config", where + name + ": " + set.error().message);
     }
+    config.origins[name] = path + ":" + std::to_string(number_of_line);
   }
   return {};
+}
+
+std::string AgentConfig::origin_of(const std::string& key) const {
+  auto it = origins.find(key);
+  return it == origins.end() ? "default" : it->second;
 }
 
 Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args) {
@@ -210,16 +216,24 @@ Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args) {
     if (auto applied = apply_config_text(config, text.str(), config.config_file); !applied)
       return applied.error();
   }
-  if (const char* from_env = std::getenv("TETHER_TOKEN_FILE"); from_env && *from_env) {
+  if (const char* from_env = std::getenv(kTokenFileVariable); from_env && *from_env) {
     config.token_file = from_env;
+    config.origins["token_file"] = std::string("environment ") + kTokenFileVariable;
+  }
+  // The operator CLI's variables: never the agent's settings.
+  for (const char* theirs : {"TETHER_TOKEN_FILE", "TETHER_HUB_URL", "TETHER_CA_FILE"}) {
+    if (const char* value = std::getenv(theirs); value && *value) {
+      config.ignored_variables.emplace_back(theirs);
+    }
   }
   for (const auto& [name, value] : flags) {
+    std::string flag = name;
+    for (auto& c : flag)
+      c = c == '_' ? '-' : c;
     if (auto set = find_key(name)->set(config, value); !set) {
-      std::string flag = name;
-      for (auto& c : flag)
-        c = c == '_' ? '-' : c;
       return make_error("config", "--" + flag + ": " + set.error().message);
     }
+    config.origins[name] = "--" + flag;
   }
   return config;
 }
@@ -239,8 +253,8 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
                       "agent is not set" + where + " (or --agent): the agent's registered name");
   }
   if (config.token_file.empty()) {
-    return make_error("not_configured",
-                      "no token: set token_file" + where + ", --token-file or TETHER_TOKEN_FILE");
+    return make_error("not_configured", "no token: set token_file" + where + ", --token-file or " +
+                                            kTokenFileVariable);
   }
   if (!config.hub_url.uses_tls() && !config.hub_url.host_is_loopback() && !config.insecure) {
     return make_error("config", "hub_url " + config.hub_url.origin() +

@@ -2,12 +2,16 @@
 //
 // A small file of `key = value` lines (# starts a comment); every key can
 // also be given as a flag (`--hub-url URL` for `hub_url`), and the token
-// file also as TETHER_TOKEN_FILE. Flags win over the environment, which wins
-// over the file. An unknown key or a bad value stops the agent at start with
-// the file, the line, the key and the reason. docs/agent.md lists the keys.
+// file also as TETHER_AGENT_TOKEN_FILE. Flags win over the environment,
+// which wins over the file. An unknown key or a bad value stops the agent at
+// start with the file, the line, the key and the reason. docs/agent.md lists
+// the keys. The agent reads only TETHER_AGENT_* variables: TETHER_TOKEN_FILE
+// and TETHER_HUB_URL are the operator CLI's, and an agent started from an
+// operator's shell must not pick up the operator's token.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,7 +46,19 @@ struct AgentConfig {
   std::string metrics_listen;  // empty: no metrics endpoint
   core::LogLevel log_level = core::LogLevel::kInfo;
   std::string config_file;  // where the settings came from, if a file
+  // Where each key that is not at its default came from: "FILE:LINE",
+  // "--flag" or "environment NAME". Logged at start (docs/agent.md).
+  std::map<std::string, std::string> origins;
+  // Variables of other programs that were set and ignored (a warning).
+  std::vector<std::string> ignored_variables;
+
+  // "where KEY came from", e.g. "token_file (from environment
+  // TETHER_AGENT_TOKEN_FILE)"; "(default)" if nowhere.
+  std::string origin_of(const std::string& key) const;
 };
+
+// The agent's own variable for the token file.
+inline constexpr const char* kTokenFileVariable = "TETHER_AGENT_TOKEN_FILE";
 
 // `args` are the words after "run". Reads --config FILE if given, the
 // environment, and the token file; fails unless hub_url, agent and a token

@@ -85,6 +85,26 @@ void AgentDaemon::recover() {
   }
 }
 
+void AgentDaemon::log_settings() const {
+  // Where each setting came from: a value from a place nobody looked (an
+  // exported variable, a forgotten flag) is then one line away.
+  std::string where;
+  for (const char* key : {"hub_url", "agent", "token_file", "state_dir"}) {
+    where += std::string(where.empty() ? "" : ", ") + key + " from " + config_.origin_of(key);
+  }
+  for (const auto& [key, origin] : config_.origins) {
+    if (key == "hub_url" || key == "agent" || key == "token_file" || key == "state_dir") continue;
+    where += ", " + key + " from " + origin;
+  }
+  core::log_info("agent", "settings: " + where + "; token read from " + config_.token_file);
+  for (const auto& variable : config_.ignored_variables) {
+    core::log_warning("agent", variable +
+                                   " is set but ignored: it is the operator CLI's; the agent's "
+                                   "token file is token_file or " +
+                                   std::string(kTokenFileVariable));
+  }
+}
+
 void AgentDaemon::start_task(protocol::TaskSpec spec) {
   tasks_.spawn(run_task(std::move(spec)));
 }
@@ -210,9 +230,11 @@ core::Task<int> AgentDaemon::run() {
   executor_options.runner.kill_grace_ms = config_.kill_grace_s * 1000;
   executor_ = std::make_unique<TaskExecutor>(loop_, executor_options);
 
+  const std::string token_source =
+      "from " + config_.token_file + " (" + config_.origin_of("token_file") + ")";
   ChannelOptions channel_options{
       config_.hub_url,           config_.agent,       config_.token, config_.ca_file,
-      config_.send_window_bytes, config_.keepalive_s, instance_};
+      config_.send_window_bytes, config_.keepalive_s, instance_,     token_source};
   ChannelHandlers handlers;
   handlers.cancel = [this](const std::string& attempt_id, const std::string& reason) {
     executor_->cancel(attempt_id, reason);
@@ -230,7 +252,7 @@ core::Task<int> AgentDaemon::run() {
   poller_ = std::make_unique<Poller>(
       loop_, pool_,
       PollerOptions{config_.hub_url, config_.agent, config_.token, config_.ca_file,
-                    config_.poll_wait_s, instance_},
+                    config_.poll_wait_s, instance_, token_source},
       [this] { return executor_->admitted() < config_.max_concurrent_tasks; },
       [this](protocol::TaskSpec spec) { start_task(std::move(spec)); });
 
@@ -238,6 +260,7 @@ core::Task<int> AgentDaemon::run() {
   core::log_info("agent", "agent " + config_.agent + " for " + config_.hub_url.origin() +
                               ", outbox " + config_.state_dir + "/outbox.db (" +
                               std::to_string(outbox_->rows()) + " frames)");
+  log_settings();
 
   core::CancellationSource stop_polling;
   core::CancellationSource stop_sending;

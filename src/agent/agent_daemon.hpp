@@ -45,6 +45,7 @@ class AgentDaemon {
 
  private:
   void recover();
+  void log_settings() const;
   void start_task(protocol::TaskSpec spec);
   core::Task<void> run_task(protocol::TaskSpec spec);
   core::Task<void> shut_down();

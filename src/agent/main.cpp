@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
       std::printf(
           "usage: tether-agent run [--config FILE] [--KEY VALUE]...\n\n"
           "Keys (in the file as `key = value`, or as --key-with-dashes VALUE):\n%s\n"
-          "The token file may also be given as TETHER_TOKEN_FILE. See docs/agent.md.\n",
+          "The token file may also be given as TETHER_AGENT_TOKEN_FILE. See docs/agent.md.\n",
           tether::agent::config_help().c_str());
       return 0;
     }

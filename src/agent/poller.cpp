@@ -6,6 +6,7 @@
 #include "core/http_client.hpp"
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
+#include "protocol/json_reader.hpp"
 
 namespace tether::agent {
 
@@ -19,6 +20,19 @@ constexpr uint64_t kLongestBackoffMs = 60'000;
 uint64_t full_jitter(uint64_t ceiling_ms) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
   return std::uniform_int_distribution<uint64_t>(kFirstBackoffMs, ceiling_ms)(random);
+}
+
+// The "message" of the hub's JSON error body, or the start of the body.
+std::string hub_message(const std::string& body) {
+  auto document = protocol::parse_json_object(body, "error");
+  if (document) {
+    auto error = protocol::JsonObjectReader(*document, "body").optional_object("error");
+    if (error && *error) {
+      auto message = protocol::JsonObjectReader(**error, "error").optional_string("message");
+      if (message && *message) return **message;
+    }
+  }
+  return body.substr(0, 200);
 }
 
 }  // namespace
@@ -83,7 +97,8 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
         last_auth_log_ms_ = now;
         core::log_error("poller",
                         "the hub refused this agent's token (" + std::to_string(reply->status) +
-                            "): check token_file and the agent name '" + options_.agent + "'");
+                            ": " + hub_message(reply->body) + "); the token is " +
+                            options_.token_source + ", the agent name '" + options_.agent + "'");
       }
     } else {
       if (const std::string retry_after = reply->header("retry-after"); !retry_after.empty()) {

@@ -28,6 +28,8 @@ struct PollerOptions {
   uint64_t wait_s = 30;
   // This run of the agent (the hello carries it too): docs/protocol.md 3.
   std::string instance;
+  // Where the token came from, for a refusal's log line.
+  std::string token_source;
 };
 
 class Poller {

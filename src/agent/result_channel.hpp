@@ -35,6 +35,8 @@ struct ChannelOptions {
   uint64_t keepalive_s = 15;
   // This run of the agent process, in the hello (docs/protocol.md 4.1).
   std::string instance;
+  // Where the token came from, for a refusal's log line.
+  std::string token_source;
 };
 
 struct ChannelHandlers {

@@ -49,11 +49,12 @@ core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request)
   switch (tokens_.check_agent(agent, request.authorization)) {
     case AuthOutcome::kAllowed:
       return {};
-    case AuthOutcome::kForbidden:
+    case AuthOutcome::kForbidden: {
+      const std::string why = tokens_.forbidden_agent_message(agent, request.authorization);
       core::log_warning("channels", "refused channel for " + agent + " from " +
-                                        AuthThrottle::source_of(request) +
-                                        ": token of another principal");
-      return {403, error_body("forbidden", "this token is not agent " + agent + "'s", false)};
+                                        AuthThrottle::source_of(request) + ": " + why);
+      return {403, error_body("forbidden", why, false)};
+    }
     case AuthOutcome::kUnauthorized:
       break;
   }

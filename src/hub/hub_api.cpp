@@ -242,7 +242,8 @@ void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::stri
     case AuthOutcome::kAllowed:
       break;
     case AuthOutcome::kForbidden:
-      respond_error(exchange, 403, "forbidden", "this token is not agent " + agent + "'s");
+      respond_error(exchange, 403, "forbidden",
+                    tokens_.forbidden_agent_message(agent, exchange->request().authorization));
       return;
     case AuthOutcome::kUnauthorized:
       unauthorized(exchange, "missing or unknown agent token");

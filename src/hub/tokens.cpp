@@ -168,4 +168,16 @@ AuthOutcome TokenStore::check_admin(std::string_view authorization) {
   return agent_of(authorization) ? AuthOutcome::kForbidden : AuthOutcome::kUnauthorized;
 }
 
+std::string TokenStore::forbidden_agent_message(const std::string& agent,
+                                                std::string_view authorization) {
+  std::string whose = "another principal's token";
+  if (auto other = agent_of(authorization)) {
+    whose = "agent " + *other + "'s token";
+  } else if (check_admin(authorization) == AuthOutcome::kAllowed) {
+    whose = "an operator (admin) token";
+  }
+  return "this is " + whose + ", not agent " + agent +
+         "'s: check the agent's token_file (or TETHER_AGENT_TOKEN_FILE) and its name";
+}
+
 }  // namespace tether::hub

@@ -45,6 +45,11 @@ class TokenStore {
   std::optional<std::string> agent_of(std::string_view authorization);
   // Operator API: allowed with an admin token; forbidden with an agent's.
   AuthOutcome check_admin(std::string_view authorization);
+  // For a forbidden answer to an agent route: why, naming whose token it
+  // is ("an operator (admin) token", "agent edge-2's token"). The caller
+  // holds that token already, so this tells it nothing it could not know,
+  // and it tells an agent started with the wrong file what to fix.
+  std::string forbidden_agent_message(const std::string& agent, std::string_view authorization);
 
   bool agent_exists(const std::string& name);
   std::vector<std::string> agent_names();

@@ -320,7 +320,7 @@ TEST_CASE("the token is in no task's environment, and in neither argv nor enviro
   options.start_agent = false;
   AgentWorld world(options);
   // The agent learns its token file from the environment, as under systemd.
-  world.agent.add_environment("TETHER_TOKEN_FILE=" + world.dir.path() + "/agent.token");
+  world.agent.add_environment("TETHER_AGENT_TOKEN_FILE=" + world.dir.path() + "/agent.token");
   world.run([&]() -> core::Task<void> {
     co_await world.agent.start();
     const std::string id =
@@ -331,7 +331,7 @@ TEST_CASE("the token is in no task's environment, and in neither argv nor enviro
     INFO(seen);
     CHECK_THAT(seen, Catch::Contains("PATH="));
     CHECK(seen.find(world.agent_token) == std::string::npos);
-    CHECK(seen.find("TETHER_TOKEN_FILE") == std::string::npos);
+    CHECK(seen.find("TETHER_AGENT_TOKEN_FILE") == std::string::npos);
     // What ps and /proc show of the agent itself.
     const std::string proc = "/proc/" + std::to_string(world.agent.process().pid());
     for (const std::string file : {"/cmdline", "/environ"}) {
@@ -372,5 +372,59 @@ TEST_CASE("under journald (JOURNAL_STREAM set) lines carry a syslog priority and
     CHECK(checked >= 3);
     CHECK_THAT(world.agent.log(), Catch::Contains("<6>agent: agent edge-1 for"));
     co_await world.hub.start();
+  });
+}
+
+TEST_CASE("an agent started from an operator's shell ignores the operator's TETHER_TOKEN_FILE",
+          "[operations]") {
+  AgentWorldOptions options;
+  options.start_agent = false;
+  AgentWorld world(options);
+  // As after the README's "by hand" section: the operator's variables are
+  // exported in the shell that starts the agent from its config file.
+  const std::string admin_file = world.dir.write_secret("admin.token", world.admin_token);
+  world.agent.add_environment("TETHER_TOKEN_FILE=" + admin_file);
+  world.agent.add_environment("TETHER_HUB_URL=http://127.0.0.1:1");
+  world.run([&]() -> core::Task<void> {
+    co_await world.agent.start();
+    const bool connected = co_await world.agent.wait_for_log("connected to", 20'000);
+    REQUIRE(connected);
+    const std::string id = co_await world.submit_shell("echo with its own token");
+    const FinalView final_view = co_await world.final_of(id, "succeeded", 20'000);
+    CHECK(final_view.verified);
+    const std::string& log = world.agent.log();
+    CHECK_THAT(log, Catch::Contains("TETHER_TOKEN_FILE is set but ignored"));
+    CHECK_THAT(log, Catch::Contains("TETHER_HUB_URL is set but ignored"));
+    // Where each setting came from, at start.
+    CHECK_THAT(log, Catch::Contains("hub_url from " + world.agent.config_path() + ":"));
+    CHECK_THAT(log, Catch::Contains("token_file from " + world.agent.config_path() + ":"));
+  });
+}
+
+TEST_CASE(
+    "an agent with another principal's token says whose it is and where it came from; "
+    "its running attempt becomes lost",
+    "[operations]") {
+  AgentWorldOptions options;
+  options.hub_args = {"--lease-s", "3"};
+  AgentWorld world(options);
+  world.run([&]() -> core::Task<void> {
+    const std::string id = co_await world.submit_shell("echo started; sleep 600");
+    const bool running = co_await world.op().wait_for_output(id, "stdout", 8, 20'000);
+    REQUIRE(running);
+    (void)co_await world.agent.stop(SIGKILL);
+    // Started again with the operator's token named in its own variable.
+    const std::string admin_file = world.dir.write_secret("admin.token", world.admin_token);
+    world.agent.add_environment("TETHER_AGENT_TOKEN_FILE=" + admin_file);
+    const size_t from = world.agent.log().size();
+    co_await world.agent.start();
+    const bool refused = co_await world.agent.wait_for_log(
+        "this is an operator (admin) token, not agent edge-1's", 20'000, from);
+    REQUIRE(refused);
+    CHECK_THAT(world.agent.log(), Catch::Contains("the token is from " + admin_file +
+                                                  " (environment TETHER_AGENT_TOKEN_FILE)"));
+    // The hub never hears from it: the lease ends the attempt.
+    const bool lost = co_await world.op().wait_for_state(id, "lost", 30'000);
+    CHECK(lost);
   });
 }

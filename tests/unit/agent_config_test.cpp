@@ -31,7 +31,7 @@ struct ConfigDir {
   }
 };
 
-// TETHER_TOKEN_FILE is process-wide; each test that sets it restores it.
+// The environment is process-wide; each test that sets a variable restores it.
 struct ScopedEnv {
   std::string name;
   explicit ScopedEnv(std::string variable, const std::string& value) : name(std::move(variable)) {
@@ -165,7 +165,7 @@ TEST_CASE("config errors name the file, the line, the key and the reason") {
   }
 }
 
-TEST_CASE("the token file must be private, and may come from TETHER_TOKEN_FILE") {
+TEST_CASE("the token file must be private, and may come from TETHER_AGENT_TOKEN_FILE") {
   ConfigDir dir;
   const std::vector<std::string> base = {"--hub-url", "http://127.0.0.1:1", "--agent", "a"};
 
@@ -184,15 +184,42 @@ TEST_CASE("the token file must be private, and may come from TETHER_TOKEN_FILE")
     CHECK(error_of(args).find("has mode 0604") != std::string::npos);
   }
   SECTION("the environment names the file") {
-    ScopedEnv env("TETHER_TOKEN_FILE", dir.write("token", "from-env\n"));
+    ScopedEnv env("TETHER_AGENT_TOKEN_FILE", dir.write("token", "from-env\n"));
     auto config = load_agent_config(base);
     REQUIRE(config.ok());
     CHECK(config->token == "from-env");
+    CHECK(config->origin_of("token_file") == "environment TETHER_AGENT_TOKEN_FILE");
   }
   SECTION("no token at all") {
-    CHECK(error_of(base) == "no token: set token_file, --token-file or TETHER_TOKEN_FILE");
+    CHECK(error_of(base) == "no token: set token_file, --token-file or TETHER_AGENT_TOKEN_FILE");
     CHECK(load_agent_config(base).error().code == "not_configured");
   }
+  SECTION("the operator CLI's TETHER_TOKEN_FILE is never the agent's token") {
+    ScopedEnv env("TETHER_TOKEN_FILE", dir.write("admin.token", "operator\n"));
+    CHECK(load_agent_config(base).error().code == "not_configured");
+    auto args = base;
+    args.insert(args.end(), {"--token-file", dir.write("token", "agent\n")});
+    auto config = load_agent_config(args);
+    REQUIRE(config.ok());
+    CHECK(config->token == "agent");
+    CHECK(config->ignored_variables == std::vector<std::string>{"TETHER_TOKEN_FILE"});
+  }
+}
+
+TEST_CASE("each setting says where it came from: file and line, flag, environment, default") {
+  ConfigDir dir;
+  const std::string token = dir.write("token", "t");
+  const std::string file =
+      dir.write("agent.conf", "# comment\nhub_url = http://127.0.0.1:1\nagent = a\n");
+  ScopedEnv env("TETHER_AGENT_TOKEN_FILE", token);
+  auto config = load_agent_config({"--config", file, "--agent", "b", "--chunk-bytes", "4096"});
+  REQUIRE(config.ok());
+  CHECK(config->origin_of("hub_url") == file + ":2");
+  CHECK(config->origin_of("agent") == "--agent");  // the flag wins over line 3
+  CHECK(config->agent == "b");
+  CHECK(config->origin_of("chunk_bytes") == "--chunk-bytes");
+  CHECK(config->origin_of("token_file") == "environment TETHER_AGENT_TOKEN_FILE");
+  CHECK(config->origin_of("state_dir") == "default");
 }
 
 TEST_CASE("plain http to another host needs insecure = true") {
