@@ -6,12 +6,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstdio>
+#include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cli/command_line.hpp"
 #include "cli/hub_client.hpp"
+#include "cli/printable.hpp"
 #include "cli/task_follower.hpp"
 #include "core/log.hpp"
 #include "core/url.hpp"
@@ -35,7 +40,7 @@ constexpr const char* kUsage =
     "  run --agent NAME [--target T] [--timeout S] [--cwd DIR] [--env NAME=VALUE]...\n"
     "      [--max-attempts N] [--reject-if-busy] [--cancel-on-interrupt] [--shell]\n"
     "      -- COMMAND [ARGS...]      submit a task, stream its output, exit with its status\n"
-    "  logs TASK [-f]                print a task's output (-f: follow until it ends)\n"
+    "  logs TASK [-f|--follow]       print a task's output (-f: follow until it ends)\n"
     "  status TASK [--json]          show a task\n"
     "  cancel TASK [--reason TEXT]   cancel a task\n"
     "  tasks [--state S] [--limit N] [--json]\n"
@@ -46,9 +51,12 @@ constexpr const char* kUsage =
     "  --token-file FILE  TETHER_TOKEN_FILE  a file (mode 0600) holding an operator token\n"
     "  --ca-file FILE     TETHER_CA_FILE     extra CA certificates (PEM) for https\n"
     "\n"
+    "Options may come before or after the task; `--` ends them.\n"
+    "\n"
     "exit status of run and logs -f: the task's exit code; 128+N if signal N ended it;\n"
     "124 timed out, 125 cancelled, 69 rejected, 75 lost, 127 could not start;\n"
-    "130 if you interrupted following; 2 bad usage; 3 hub unreachable or refused.\n";
+    "130 if you interrupted following; 141 (SIGPIPE) if our stdout closed;\n"
+    "2 bad usage; 3 hub unreachable or refused.\n";
 
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "tether: %s\n\n%s", message.c_str(), kUsage);
@@ -56,8 +64,39 @@ int usage_error(const std::string& message) {
 }
 
 int hub_error(const Error& error) {
-  std::fprintf(stderr, "tether: %s\n", error.message.c_str());
+  // The message may quote what the hub or an agent said: never raw.
+  std::fprintf(stderr, "tether: %s\n", cli::printable(error.message).c_str());
   return kExitHubError;
+}
+
+// What each command accepts besides the connection options.
+const std::vector<cli::OptionSpec> kConnectionOptions = {
+    {"--hub-url", "", true}, {"--token-file", "", true}, {"--ca-file", "", true}};
+
+std::vector<cli::OptionSpec> with_connection(std::vector<cli::OptionSpec> options) {
+  options.insert(options.end(), kConnectionOptions.begin(), kConnectionOptions.end());
+  return options;
+}
+
+const std::map<std::string, std::vector<cli::OptionSpec>>& command_options() {
+  static const std::map<std::string, std::vector<cli::OptionSpec>> table = {
+      {"run", with_connection({{"--agent", "", true},
+                               {"--target", "", true},
+                               {"--timeout", "", true},
+                               {"--cwd", "", true},
+                               {"--env", "", true},
+                               {"--max-attempts", "", true},
+                               {"--reject-if-busy", "", false},
+                               {"--cancel-on-interrupt", "", false},
+                               {"--shell", "", false}})},
+      {"logs", with_connection({{"--follow", "-f", false}})},
+      {"status", with_connection({{"--json", "", false}})},
+      {"cancel", with_connection({{"--reason", "", true}})},
+      {"tasks",
+       with_connection({{"--state", "", true}, {"--limit", "", true}, {"--json", "", false}})},
+      {"agents", with_connection({{"--json", "", false}})},
+  };
+  return table;
 }
 
 // Ctrl-C and SIGTERM are taken by a thread of their own, so an interrupt can
@@ -95,14 +134,6 @@ class InterruptWatcher {
   std::thread thread_;
 };
 
-struct Args {
-  std::vector<std::string> words;
-  size_t next = 0;
-  bool done() const { return next >= words.size(); }
-  const std::string& peek() const { return words[next]; }
-  std::string take() { return words[next++]; }
-};
-
 int follow(HubClient& client, const std::string& task_id, bool follow_stream, bool print_hint,
            bool cancel_on_interrupt) {
   const bool tty = ::isatty(2) != 0;
@@ -122,6 +153,18 @@ int follow(HubClient& client, const std::string& task_id, bool follow_stream, bo
     outcome = follower.run(watcher.interrupted(), watcher.fresh_control());
     if (!outcome) return hub_error(outcome.error());
   }
+  if (outcome->stdout_closed) {
+    // Whoever read our stdout has gone (`| head -1`): stop at once, say how
+    // to come back, and end as a program killed by SIGPIPE would.
+    std::fprintf(stderr,
+                 "%stether: stdout closed; stopped following %s, which keeps running. "
+                 "Re-attach with: tether logs -f %s\n",
+                 outcome->line_open ? "\n" : "", task_id.c_str(), task_id.c_str());
+    std::fflush(stderr);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::raise(SIGPIPE);
+    return 128 + SIGPIPE;
+  }
   if (outcome->interrupted) {
     std::fprintf(
         stderr,
@@ -130,67 +173,53 @@ int follow(HubClient& client, const std::string& task_id, bool follow_stream, bo
     return kExitInterrupted;
   }
   if (print_hint && tty && !outcome->state.empty()) {
-    std::fprintf(stderr, "[tether] %s %s\n", task_id.c_str(), outcome->state.c_str());
+    // On a fresh line: the task's last line may have no newline.
+    std::fprintf(stderr, "%s[tether] %s %s\n", outcome->line_open ? "\n" : "", task_id.c_str(),
+                 cli::printable(outcome->state).c_str());
   }
   if (!follow_stream && !outcome->ended) return 0;  // a snapshot of a running task
   return cli::exit_status_for(outcome->state, outcome->final_report);
 }
 
-int command_run(HubClient& client, Args& args) {
-  std::string agent;
+int command_run(HubClient& client, const cli::CommandLine& line) {
+  std::string agent = line.value("--agent");
   protocol::TaskSpec spec;
-  bool shell = false;
-  bool reject = false;
-  bool cancel_on_interrupt = false;
+  const bool shell = line.has("--shell");
+  const bool reject = line.has("--reject-if-busy");
+  const bool cancel_on_interrupt = line.has("--cancel-on-interrupt");
   uint64_t max_attempts = 1;
-  while (!args.done() && args.peek() != "--") {
-    const std::string flag = args.take();
-    if (flag == "--shell") {
-      shell = true;
-      continue;
-    }
-    if (flag == "--reject-if-busy") {
-      reject = true;
-      continue;
-    }
-    if (flag == "--cancel-on-interrupt") {
-      cancel_on_interrupt = true;
-      continue;
-    }
-    if (args.done()) return usage_error(flag + " needs a value");
-    const std::string value = args.take();
-    try {
-      if (flag == "--agent") {
-        agent = value;
-      } else if (flag == "--target") {
-        spec.target = value;
-      } else if (flag == "--timeout") {
-        spec.timeout_s = std::stoull(value);
-      } else if (flag == "--cwd") {
-        spec.cwd = value;
-      } else if (flag == "--max-attempts") {
-        max_attempts = std::stoull(value);
-      } else if (flag == "--env") {
-        const auto equals = value.find('=');
-        if (equals == std::string::npos || equals == 0)
-          return usage_error("--env: expected NAME=VALUE");
-        spec.env[value.substr(0, equals)] = value.substr(equals + 1);
-      } else {
-        return usage_error("run: unknown option " + flag);
-      }
-    } catch (const std::exception&) {
-      return usage_error(flag + ": '" + value + "' is not a number");
+  spec.target = line.value("--target");
+  spec.cwd = line.value("--cwd");
+  auto number = [&](const char* flag, uint64_t& out) {
+    if (!line.has(flag)) return true;
+    const std::string text = line.value(flag);
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+    return error == std::errc() && end == text.data() + text.size() && !text.empty();
+  };
+  if (!number("--timeout", spec.timeout_s)) {
+    return usage_error("--timeout: '" + line.value("--timeout") + "' is not a number");
+  }
+  if (!number("--max-attempts", max_attempts)) {
+    return usage_error("--max-attempts: '" + line.value("--max-attempts") + "' is not a number");
+  }
+  if (line.values.count("--env")) {
+    for (const auto& value : line.values.at("--env")) {
+      const auto equals = value.find('=');
+      if (equals == std::string::npos || equals == 0)
+        return usage_error("--env: expected NAME=VALUE");
+      spec.env[value.substr(0, equals)] = value.substr(equals + 1);
     }
   }
-  if (args.done() || args.take() != "--") return usage_error("run: give the command after --");
+  if (!line.operands.empty()) {
+    return usage_error("run: give the command after -- (got '" + line.operands.front() + "')");
+  }
   if (agent.empty()) return usage_error("run: --agent is required");
-  if (args.done()) return usage_error("run: no command after --");
+  if (line.after_dashes.empty()) return usage_error("run: no command after --");
   if (shell) {
-    if (args.words.size() - args.next != 1) return usage_error("--shell takes one script argument");
-    spec.shell = args.take();
+    if (line.after_dashes.size() != 1) return usage_error("--shell takes one script argument");
+    spec.shell = line.after_dashes.front();
   } else {
-    while (!args.done())
-      spec.argv.push_back(args.take());
+    spec.argv = line.after_dashes;
   }
 
   protocol::JsonWriter json;
@@ -231,22 +260,30 @@ int command_run(HubClient& client, Args& args) {
   return follow(client, *id, true, true, cancel_on_interrupt);
 }
 
-int command_status(HubClient& client, Args& args) {
-  if (args.done()) return usage_error("status: which task?");
-  const std::string id = args.take();
-  const bool as_json = !args.done() && args.take() == "--json";
-  auto reply = client.get("/api/v1/tasks/" + core::url_encode(id));
+// The one operand a command takes (a task id), or a usage error.
+std::optional<std::string> single_operand(const cli::CommandLine& line) {
+  if (line.operands.size() != 1) return std::nullopt;
+  return line.operands.front();
+}
+
+int command_status(HubClient& client, const cli::CommandLine& line) {
+  auto id = single_operand(line);
+  if (!id) return usage_error("status: which task? (one task id)");
+  const bool as_json = line.has("--json");
+  auto reply = client.get("/api/v1/tasks/" + core::url_encode(*id));
   if (!reply) return hub_error(reply.error());
   if (as_json) {
-    std::printf("%s\n", reply->body.c_str());
+    std::printf("%s\n", cli::printable_json(reply->body).c_str());
     return 0;
   }
   auto document = protocol::parse_json_object(reply->body, "task");
   if (!document) return hub_error(document.error());
   const auto& task = *document;
   auto text = [&](const char* field) {
-    return task.HasMember(field) && task[field].IsString() ? std::string(task[field].GetString())
-                                                           : "";
+    return task.HasMember(field) && task[field].IsString()
+               ? cli::printable(
+                     std::string_view(task[field].GetString(), task[field].GetStringLength()))
+               : std::string();
   };
   std::printf("task      %s\nagent     %s\nstate     %s\ncreated   %s\nupdated   %s\n",
               text("id").c_str(), text("agent").c_str(), text("state").c_str(),
@@ -262,10 +299,15 @@ int command_status(HubClient& client, Args& args) {
     for (const char* stream : {"stdout", "stderr"}) {
       std::printf("%-9s %llu bytes, sha256 %s\n", stream,
                   static_cast<unsigned long long>(final_report[stream]["bytes"].GetUint64()),
-                  final_report[stream]["sha256"].GetString());
+                  cli::printable(final_report[stream]["sha256"].GetString()).c_str());
     }
-    if (final_report["error"].IsString())
-      std::printf("error     %s\n", final_report["error"].GetString());
+    if (final_report["error"].IsString()) {
+      // The agent's words: never raw on the operator's terminal.
+      std::printf("error     %s\n",
+                  cli::printable(std::string_view(final_report["error"].GetString(),
+                                                  final_report["error"].GetStringLength()))
+                      .c_str());
+    }
   }
   if (task.HasMember("output_verified") && task["output_verified"].IsBool()) {
     std::printf("verified  %s%s\n", task["output_verified"].GetBool() ? "yes" : "no",
@@ -276,42 +318,35 @@ int command_status(HubClient& client, Args& args) {
   return 0;
 }
 
-int command_cancel(HubClient& client, Args& args) {
-  if (args.done()) return usage_error("cancel: which task?");
-  const std::string id = args.take();
-  std::string reason;
-  if (!args.done() && args.peek() == "--reason") {
-    args.take();
-    if (args.done()) return usage_error("--reason needs a value");
-    reason = args.take();
-  }
+int command_cancel(HubClient& client, const cli::CommandLine& line) {
+  auto task = single_operand(line);
+  if (!task) return usage_error("cancel: which task? (one task id)");
+  const std::string id = *task;
+  const std::string reason = line.value("--reason");
   protocol::JsonWriter json;
   json.begin_object();
   if (!reason.empty()) json.field("reason", reason);
   json.end_object();
   auto reply = client.post("/api/v1/tasks/" + core::url_encode(id) + "/cancel", json.str());
   if (!reply) return hub_error(reply.error());
-  std::printf("cancel requested for %s\n", id.c_str());
+  std::printf("cancel requested for %s\n", cli::printable(id).c_str());
   return 0;
 }
 
-int command_tasks(HubClient& client, Args& args) {
+int command_tasks(HubClient& client, const cli::CommandLine& line) {
+  if (!line.operands.empty()) return usage_error("tasks: unexpected '" + line.operands[0] + "'");
   std::string query;
-  bool as_json = false;
-  while (!args.done()) {
-    const std::string flag = args.take();
-    if (flag == "--json") {
-      as_json = true;
-    } else if ((flag == "--state" || flag == "--limit") && !args.done()) {
-      query += (query.empty() ? "?" : "&") + flag.substr(2) + "=" + core::url_encode(args.take());
-    } else {
-      return usage_error("tasks: unknown option " + flag);
+  const bool as_json = line.has("--json");
+  for (const char* flag : {"--state", "--limit"}) {
+    if (line.has(flag)) {
+      query += (query.empty() ? "?" : "&") + std::string(flag + 2) + "=" +
+               core::url_encode(line.value(flag));
     }
   }
   auto reply = client.get("/api/v1/tasks" + query);
   if (!reply) return hub_error(reply.error());
   if (as_json) {
-    std::printf("%s\n", reply->body.c_str());
+    std::printf("%s\n", cli::printable_json(reply->body).c_str());
     return 0;
   }
   auto document = protocol::parse_json_object(reply->body, "tasks");
@@ -326,23 +361,24 @@ int command_tasks(HubClient& client, Args& args) {
       for (const auto& arg : spec["argv"].GetArray())
         command += (command.empty() ? "" : " ") + std::string(arg.GetString());
     }
-    // One row per task: newlines and other controls of a script become spaces.
-    for (char& c : command) {
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-    }
+    // One row per task, with every control of a script made visible.
+    command = cli::printable(command);
     if (command.size() > 60) command = command.substr(0, 57) + "...";
-    std::printf("%-20s %-10s %-16s %-24s %s\n", task["id"].GetString(), task["state"].GetString(),
-                task["agent"].GetString(), task["created_at"].GetString(), command.c_str());
+    std::printf("%-20s %-10s %-16s %-24s %s\n", cli::printable(task["id"].GetString()).c_str(),
+                cli::printable(task["state"].GetString()).c_str(),
+                cli::printable(task["agent"].GetString()).c_str(),
+                cli::printable(task["created_at"].GetString()).c_str(), command.c_str());
   }
   return 0;
 }
 
-int command_agents(HubClient& client, Args& args) {
-  const bool as_json = !args.done() && args.take() == "--json";
+int command_agents(HubClient& client, const cli::CommandLine& line) {
+  if (!line.operands.empty()) return usage_error("agents: unexpected '" + line.operands[0] + "'");
+  const bool as_json = line.has("--json");
   auto reply = client.get("/api/v1/agents");
   if (!reply) return hub_error(reply.error());
   if (as_json) {
-    std::printf("%s\n", reply->body.c_str());
+    std::printf("%s\n", cli::printable_json(reply->body).c_str());
     return 0;
   }
   auto document = protocol::parse_json_object(reply->body, "agents");
@@ -357,11 +393,13 @@ int command_agents(HubClient& client, Args& args) {
                   std::to_string(outbox["bytes"].IsInt64() ? outbox["bytes"].GetInt64() : 0) +
                   " bytes"
             : "-";
-    std::printf("%-20s %-10s %-24s %-8s %-8llu %s\n", agent["name"].GetString(),
-                agent["connected"].GetBool() ? "yes" : "no", agent["last_seen_at"].GetString(),
-                agent["version"].GetString(),
-                static_cast<unsigned long long>(agent["running_attempts"].GetUint64()),
-                depth.c_str());
+    // The version is whatever the agent's hello said.
+    std::printf(
+        "%-20s %-10s %-24s %-8s %-8llu %s\n", cli::printable(agent["name"].GetString()).c_str(),
+        agent["connected"].GetBool() ? "yes" : "no",
+        cli::printable(agent["last_seen_at"].GetString()).c_str(),
+        cli::printable(agent["version"].GetString()).c_str(),
+        static_cast<unsigned long long>(agent["running_attempts"].GetUint64()), depth.c_str());
   }
   return 0;
 }
@@ -369,16 +407,17 @@ int command_agents(HubClient& client, Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Writes to a closed socket come back as EPIPE; a closed stdout is
+  // handled where it is written (the task follower), ending with SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
   // The CLI talks to people through its own messages; the library's info
   // lines (an address that failed before the next one answered) stay quiet.
   core::set_log_level(core::LogLevel::kWarning);
-  Args args{std::vector<std::string>(argv + 1, argv + argc)};
-  std::string hub_url;
-  std::string token_file;
-  std::string ca_file;
-  while (!args.done() && args.peek().rfind("--", 0) == 0) {
-    const std::string flag = args.take();
+  std::vector<std::string> words(argv + 1, argv + argc);
+  size_t at = 0;
+  std::vector<std::string> leading;  // connection options before the command
+  for (; at < words.size() && words[at].rfind("-", 0) == 0; ++at) {
+    const std::string& flag = words[at];
     if (flag == "--help" || flag == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -387,39 +426,43 @@ int main(int argc, char** argv) {
       std::printf("tether %s\n", TETHER_VERSION);
       return 0;
     }
-    if (args.done()) return usage_error(flag + " needs a value");
-    if (flag == "--hub-url") {
-      hub_url = args.take();
-    } else if (flag == "--token-file") {
-      token_file = args.take();
-    } else if (flag == "--ca-file") {
-      ca_file = args.take();
-    } else {
-      return usage_error("unknown option " + flag);
-    }
+    leading.push_back(flag);
+    if (flag.find('=') == std::string::npos && at + 1 < words.size())
+      leading.push_back(words[++at]);
   }
-  if (args.done()) return usage_error("no command");
-  const std::string command = args.take();
-  static const std::vector<std::string> kCommands = {"run",    "logs",  "status",
-                                                     "cancel", "tasks", "agents"};
-  if (std::find(kCommands.begin(), kCommands.end(), command) == kCommands.end()) {
-    return usage_error("unknown command '" + command + "'");
+  auto global = cli::parse_command_line(leading, kConnectionOptions);
+  if (!global) return usage_error(global.error().message);
+  if (!global->operands.empty()) return usage_error("unexpected '" + global->operands[0] + "'");
+  if (at >= words.size()) return usage_error("no command");
+  const std::string command = words[at];
+  const auto& table = command_options();
+  auto options = table.find(command);
+  if (options == table.end()) return usage_error("unknown command '" + command + "'");
+  auto line = cli::parse_command_line(
+      std::vector<std::string>(words.begin() + static_cast<long>(at) + 1, words.end()),
+      options->second);
+  if (!line) return usage_error(command + ": " + line.error().message);
+  if (command != "run" && !line->after_dashes.empty()) {
+    line->operands.insert(line->operands.end(), line->after_dashes.begin(),
+                          line->after_dashes.end());
   }
-  auto connection = cli::resolve_connection(hub_url, token_file, ca_file);
+  auto connection =
+      cli::resolve_connection(line->value("--hub-url", global->value("--hub-url")),
+                              line->value("--token-file", global->value("--token-file")),
+                              line->value("--ca-file", global->value("--ca-file")));
   if (!connection) {
-    std::fprintf(stderr, "tether: %s\n", connection.error().message.c_str());
+    std::fprintf(stderr, "tether: %s\n", cli::printable(connection.error().message).c_str());
     return kExitUsage;
   }
   cli::HubClient client(std::move(*connection));
-  if (command == "run") return command_run(client, args);
+  if (command == "run") return command_run(client, *line);
   if (command == "logs") {
-    if (args.done()) return usage_error("logs: which task?");
-    const std::string id = args.take();
-    const bool follow_stream = !args.done() && (args.peek() == "-f" || args.peek() == "--follow");
-    return follow(client, id, follow_stream, false, false);
+    auto id = single_operand(*line);
+    if (!id) return usage_error("logs: which task? (one task id)");
+    return follow(client, *id, line->has("--follow"), false, false);
   }
-  if (command == "status") return command_status(client, args);
-  if (command == "cancel") return command_cancel(client, args);
-  if (command == "tasks") return command_tasks(client, args);
-  return command_agents(client, args);
+  if (command == "status") return command_status(client, *line);
+  if (command == "cancel") return command_cancel(client, *line);
+  if (command == "tasks") return command_tasks(client, *line);
+  return command_agents(client, *line);
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "cli/printable.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/report_json.hpp"
@@ -21,16 +22,18 @@ int64_t now_ms() {
       .count();
 }
 
-void write_all(int fd, const char* data, size_t size) {
+// False if the descriptor is closed for writing (EPIPE: its reader left).
+bool write_all(int fd, const char* data, size_t size) {
   while (size > 0) {
     const ssize_t n = ::write(fd, data, size);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return;  // the reader went away (EPIPE): nothing useful left to do
+      return false;
     }
     data += n;
     size -= static_cast<size_t>(n);
   }
+  return true;
 }
 
 std::string human_bytes(uint64_t bytes) {
@@ -62,7 +65,12 @@ int exit_status_for(const std::string& state,
 }
 
 TaskFollower::TaskFollower(HubClient& client, std::string task_id, bool follow, bool status_line)
-    : client_(client), task_id_(std::move(task_id)), follow_(follow), status_line_(status_line) {}
+    : client_(client),
+      task_id_(std::move(task_id)),
+      follow_(follow),
+      status_line_(status_line),
+      stdout_is_terminal_(::isatty(1) != 0),
+      stderr_is_terminal_(::isatty(2) != 0) {}
 
 void TaskFollower::clear_status() {
   if (!status_drawn_) return;
@@ -72,24 +80,39 @@ void TaskFollower::clear_status() {
 }
 
 void TaskFollower::draw_status(bool force) {
-  if (!status_line_) return;
+  // On a line the task left open, "\r" would start over its text.
+  if (!status_line_ || outcome_.line_open) return;
   const int64_t now = now_ms();
   if (!force && now - last_draw_ms_ < 100) return;
   last_draw_ms_ = now;
-  std::string line = "\r\033[K[tether] " + task_id_ + " " +
-                     (outcome_.state.empty() ? "waiting" : outcome_.state) +
-                     (agent_.empty() ? "" : " on " + agent_) + " · out " + human_bytes(bytes_out_) +
-                     " · err " + human_bytes(bytes_err_);
+  std::string line = "\r\033[K[tether] " + printable(task_id_) + " " +
+                     printable(outcome_.state.empty() ? "waiting" : outcome_.state) +
+                     (agent_.empty() ? "" : " on " + printable(agent_)) + " · out " +
+                     human_bytes(bytes_out_) + " · err " + human_bytes(bytes_err_);
   write_all(2, line.data(), line.size());
   status_drawn_ = true;
 }
 
 void TaskFollower::write_output(int fd, const std::string& bytes) {
+  if (bytes.empty()) return;
   clear_status();
-  write_all(fd, bytes.data(), bytes.size());
+  if (!write_all(fd, bytes.data(), bytes.size())) {
+    if (fd == 1) outcome_.stdout_closed = true;  // stop: nobody reads us
+    return;
+  }
   (fd == 1 ? bytes_out_ : bytes_err_) += bytes.size();
+  if ((fd == 1 && stdout_is_terminal_) || (fd == 2 && stderr_is_terminal_)) {
+    outcome_.line_open = bytes.back() != '\n';
+  }
   // Redraw only after a line ended, or the status would split the task's line.
-  if (!bytes.empty() && bytes.back() == '\n') draw_status(false);
+  draw_status(false);
+}
+
+void TaskFollower::write_note(const std::string& text) {
+  clear_status();
+  const std::string line = (outcome_.line_open ? "\n" : "") + text + "\n";
+  write_all(2, line.data(), line.size());
+  outcome_.line_open = false;
 }
 
 void TaskFollower::on_event(const SseEvent& event) {
@@ -121,10 +144,10 @@ void TaskFollower::on_event(const SseEvent& event) {
     if (report) outcome_.final_report = std::move(*report);
   } else if (event.type == "gap") {
     auto length = data.optional_uint("length");
-    clear_status();
-    const std::string note = "[tether] " + std::to_string(length && *length ? **length : 0) +
-                             " bytes of output were dropped by the agent here\n";
-    if (status_line_) write_all(2, note.data(), note.size());
+    if (status_line_) {
+      write_note("[tether] " + std::to_string(length && *length ? **length : 0) +
+                 " bytes of output were dropped by the agent here");
+    }
   }
 }
 
@@ -142,12 +165,13 @@ Result<FollowOutcome> TaskFollower::run(const std::atomic<bool>& interrupted,
   SseParser parser([this](const SseEvent& event) { on_event(event); });
   int delay_ms = 250;
   while (!outcome_.ended && !interrupted.load()) {
-    auto reply = client_.stream_events(task_id_, parser.last_event_id(), follow_, control,
-                                       [&](std::string_view bytes) {
-                                         auto fed = parser.feed(bytes);
-                                         if (!fed) failure_ = fed.error();
-                                         return !failure_ && !outcome_.ended;
-                                       });
+    auto reply = client_.stream_events(
+        task_id_, parser.last_event_id(), follow_, control, [&](std::string_view bytes) {
+          auto fed = parser.feed(bytes);
+          if (!fed) failure_ = fed.error();
+          return !failure_ && !outcome_.ended && !outcome_.stdout_closed;
+        });
+    if (outcome_.stdout_closed) break;
     if (failure_) {
       clear_status();
       return *failure_;

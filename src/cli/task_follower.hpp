@@ -3,8 +3,10 @@
 // Output events go to our stdout and stderr byte-exact (base64 chunks are
 // decoded). The stream resumes after a dropped connection with Last-Event-ID,
 // so nothing is shown twice or skipped. On a terminal, a one-line status is
-// kept on stderr and erased around output; elsewhere only the task's bytes
-// are written.
+// kept on stderr and erased around output, and drawn only on a line of its
+// own: it never overwrites a line of the task's that has no newline yet.
+// Elsewhere only the task's bytes are written. If our stdout is closed (the
+// reader of a pipe went away), following stops at once.
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,8 @@ struct FollowOutcome {
   std::string state;   // the task's last known state
   std::optional<protocol::FinalReport> final_report;
   bool interrupted = false;
+  bool stdout_closed = false;  // writing to our stdout failed with EPIPE
+  bool line_open = false;      // the terminal's last line has no newline yet
 };
 
 class TaskFollower {
@@ -35,6 +39,8 @@ class TaskFollower {
  private:
   void on_event(const SseEvent& event);
   void write_output(int fd, const std::string& bytes);
+  // A note of ours on stderr, on a line of its own.
+  void write_note(const std::string& text);
   void draw_status(bool force);
   void clear_status();
 
@@ -47,6 +53,8 @@ class TaskFollower {
   uint64_t bytes_out_ = 0;
   uint64_t bytes_err_ = 0;
   bool status_drawn_ = false;
+  bool stdout_is_terminal_ = false;
+  bool stderr_is_terminal_ = false;
   int64_t last_draw_ms_ = 0;
   std::optional<Error> failure_;
 };
