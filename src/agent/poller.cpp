@@ -97,7 +97,7 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
         last_auth_log_ms_ = now;
         core::log_error("poller",
                         "the hub refused this agent's token (" + std::to_string(reply->status) +
-                            ": " + hub_message(reply->body) + "); the token is " +
+                            ": " + hub_message(reply->body) + "); check token_file: the token is " +
                             options_.token_source + ", the agent name '" + options_.agent + "'");
       }
     } else {

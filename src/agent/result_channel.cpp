@@ -103,10 +103,10 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
       } else if (now - last_auth_log_ms_ >= 60'000) {
         // Logged at most once a minute: a wrong token must not flood the journal.
         last_auth_log_ms_ = now;
-        core::log_error("channel", "the hub refused this agent's token (" +
-                                       error.message.substr(0, 3) + "); the token is " +
-                                       options_.token_source + ", the agent name '" +
-                                       options_.agent + "'");
+        core::log_error("channel",
+                        "the hub refused this agent's token (" + error.message.substr(0, 3) +
+                            "); check token_file: the token is " + options_.token_source +
+                            ", the agent name '" + options_.agent + "'");
       }
     }
     if (stop.cancelled()) break;
