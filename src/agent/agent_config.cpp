@@ -9,6 +9,7 @@
 
 #include "core/listen_address.hpp"
 #include "core/secret_file.hpp"
+#include "protocol/frames.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace tether::agent {
@@ -90,8 +91,8 @@ const std::vector<Key>& keys() {
        number_key(&AgentConfig::max_concurrent_tasks, 1, 1024)},
       {"flush_interval_ms", "longest a byte of output waits before it is framed (default 2)",
        number_key(&AgentConfig::flush_interval_ms, 1, 10'000)},
-      {"chunk_bytes", "largest output frame in bytes (default 65536)",
-       number_key(&AgentConfig::chunk_bytes, 1024, 1 << 20)},
+      {"chunk_bytes", "largest output chunk in bytes (default 65536, at most 131072)",
+       number_key(&AgentConfig::chunk_bytes, 1024, protocol::kMaxChunkBytes)},
       {"outbox_max_bytes", "outbox size cap in bytes (default 268435456)",
        number_key(&AgentConfig::outbox_max_bytes, 1 << 20, 1ull << 40)},
       {"outbox_min_free_bytes",

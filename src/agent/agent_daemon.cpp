@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 
+#include "agent/attempt_runner.hpp"
 #include "agent/outbox_sink.hpp"
 #include "core/log.hpp"
 #include "core/proc_info.hpp"
@@ -31,6 +32,7 @@ protocol::StreamSummary recovered_summary(const StreamProgress& progress) {
   protocol::StreamSummary summary;
   summary.bytes = progress.bytes;
   summary.dropped_bytes = progress.dropped;
+  summary.undelivered_bytes = progress.undelivered;
   auto digest = protocol::Sha256::restore(progress.digest_state);
   summary.sha256 = digest ? digest->hex_digest() : protocol::sha256_hex("");
   return summary;
@@ -254,7 +256,13 @@ core::Task<int> AgentDaemon::run() {
       PollerOptions{config_.hub_url, config_.agent, config_.token, config_.ca_file,
                     config_.poll_wait_s, instance_, token_source},
       [this] { return executor_->admitted() < config_.max_concurrent_tasks; },
-      [this](protocol::TaskSpec spec) { start_task(std::move(spec)); });
+      [this](protocol::TaskSpec spec) { start_task(std::move(spec)); },
+      [this](const protocol::AttemptRef& attempt, const std::string& why) {
+        // Answered like any attempt that never ran: a final, through the outbox.
+        outbox_->append_final(attempt,
+                              final_without_process(protocol::AttemptStatus::kRejected,
+                                                    "the agent cannot run this task: " + why));
+      });
 
   recover();
   core::log_info("agent", "agent " + config_.agent + " for " + config_.hub_url.origin() +

@@ -6,6 +6,7 @@
 #include "core/http_client.hpp"
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
+#include "protocol/json_reader.hpp"
 
 namespace tether::agent {
 
@@ -15,6 +16,16 @@ namespace {
 uint64_t jittered(uint64_t ceiling_ms) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
   return std::uniform_int_distribution<uint64_t>(ceiling_ms / 2, ceiling_ms)(random);
+}
+
+// The code of the hub's JSON error body ({"error":{"code":...}}), or empty.
+std::string error_code_of(const std::string& body) {
+  auto document = protocol::parse_json_object(body, "body");
+  if (!document) return {};
+  auto error = protocol::JsonObjectReader(*document, "body").optional_object("error");
+  if (!error || !*error) return {};
+  auto code = protocol::JsonObjectReader(**error, "error").optional_string("code");
+  return code && *code ? **code : std::string();
 }
 
 }  // namespace
@@ -34,6 +45,9 @@ core::Task<void> FinalCourier::run(core::CancellationToken stop) {
       it = present ? std::next(it) : states_.erase(it);
     }
     for (const auto& final_frame : finals) {
+      // Over HTTP only to a hub that listed final.http (docs/protocol.md 9);
+      // otherwise finals wait for the channel.
+      if (!channel_.agreed().final_http) break;
       auto& state = states_[final_frame.message_id];
       // Over HTTP when the channel is down, or has sat on it for too long.
       uint64_t eligible_at = now;
@@ -93,7 +107,13 @@ core::Task<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts&
     outbox_.ack_message(final_frame.message_id);
     co_return;
   }
-  if (status == 404 || status == 410 || status == 422) {
+  // Definitive answers only (docs/protocol.md 7): the attempt was lost or
+  // superseded (410), another final stands (422), or the hub does not know
+  // the attempt (404 with unknown_attempt, as a hello_ack's discard would
+  // say). A 404 without that code (a proxy's page, a wrong path) is not the
+  // hub speaking: keep the final and retry.
+  const std::string code = error_code_of(reply->body);
+  if (status == 410 || status == 422 || (status == 404 && code == "unknown_attempt")) {
     core::log_error("courier", "the hub will not take the final of " + final_frame.attempt_id +
                                    " (" + std::to_string(status) +
                                    "): " + reply->body.substr(0, 300) + "; dropping it");

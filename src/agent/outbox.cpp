@@ -18,7 +18,7 @@ namespace {
 
 using protocol::StreamName;
 
-// Version 2. Column names and text payloads are for operators with sqlite3.
+// Version 3. Column names and text payloads are for operators with sqlite3.
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS frames (
   id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- replay order
@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS attempts (
   stderr_bytes         INTEGER NOT NULL DEFAULT 0,
   stdout_dropped_bytes INTEGER NOT NULL DEFAULT 0,
   stderr_dropped_bytes INTEGER NOT NULL DEFAULT 0,
+  -- of the dropped bytes, those that can never be sent (the hub refused the
+  -- stream, docs/protocol.md 5)
+  stdout_undelivered_bytes INTEGER NOT NULL DEFAULT 0,
+  stderr_undelivered_bytes INTEGER NOT NULL DEFAULT 0,
   stdout_sha256_state  BLOB,
   stderr_sha256_state  BLOB,
   updated_at           TEXT NOT NULL
@@ -82,7 +86,12 @@ INSERT INTO frame_sends (frame_id, last_sent_at, send_count)
 ALTER TABLE frames DROP COLUMN last_sent_at;
 ALTER TABLE frames DROP COLUMN send_count;
 )SQL";
-constexpr const char* kUpgrades[] = {kUpgradeTo2};
+// Version 2 had no undelivered counts.
+constexpr const char* kUpgradeTo3 = R"SQL(
+ALTER TABLE attempts ADD COLUMN stdout_undelivered_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN stderr_undelivered_bytes INTEGER NOT NULL DEFAULT 0;
+)SQL";
+constexpr const char* kUpgrades[] = {kUpgradeTo2, kUpgradeTo3};
 
 // The outbox cannot be written. The process exits at once (no unwinding
 // through coroutines that still hold the turn's state) with status 1, which
@@ -187,7 +196,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   store_options.disk_reserve_bytes = std::min<uint64_t>(options.min_free_bytes / 2, 8ull << 20);
   auto store = core::SqliteStore::open(state_dir + "/outbox.db", store_options);
   if (!store) return store.error();
-  if (auto schema = (*store)->apply_schema(kSchema, 2, kUpgrades); !schema) return schema.error();
+  if (auto schema = (*store)->apply_schema(kSchema, 3, kUpgrades); !schema) return schema.error();
   (*store)->attach_loop(loop);
   std::unique_ptr<Outbox> outbox(
       new Outbox(loop, std::move(*store), std::move(options), state_dir));
@@ -431,14 +440,21 @@ void Outbox::append_output(const protocol::AttemptRef& attempt, protocol::Output
     stream.digest_state = std::move(digest_state);
     dirty_.insert(attempt.attempt_id);
 
+    if (stream.abandoned) {
+      // Nothing of this stream can reach the hub any more: counted, not kept.
+      stream.dropped += chunk.data.size();
+      stream.undelivered += chunk.data.size();
+      dropped_total_ += chunk.data.size();
+      return;
+    }
     const std::string message_id =
         protocol::output_message_id(attempt.attempt_id, chunk.stream, chunk.seq);
     auto frame = frame_for(attempt, message_id, protocol::TaskOutput{attempt, chunk});
     // Worst-case size of the JSON (escaping can grow text); exact size is
     // known only after encoding, and the check only needs to be conservative.
     const uint64_t estimate = chunk.data.size() * 2 + 512;
-    const bool must_drop =
-        options_.policy == OutboxFullPolicy::kDropOldest && bytes_ + estimate > output_limit();
+    const bool must_drop = options_.policy == OutboxFullPolicy::kDropOldest && gaps_allowed_ &&
+                           bytes_ + estimate > output_limit();
     if (must_drop && record.out.dropped + record.err.dropped == 0) {
       // Said once per attempt; the final reports the exact count per stream.
       core::log_warning("outbox", "outbox full (" + std::to_string(bytes_) +
@@ -468,8 +484,17 @@ uint64_t Outbox::dropped_bytes(const std::string& attempt_id, StreamName stream)
 void Outbox::append_final(const protocol::AttemptRef& attempt, protocol::FinalReport report) {
   store_->write([this, attempt, report = std::move(report)]() mutable {
     if (discarded(attempt.attempt_id)) return;
-    report.stdout_summary.dropped_bytes = dropped_bytes(attempt.attempt_id, StreamName::kStdout);
-    report.stderr_summary.dropped_bytes = dropped_bytes(attempt.attempt_id, StreamName::kStderr);
+    if (auto it = live_.find(attempt.attempt_id); it != live_.end()) {
+      for (StreamName name : {StreamName::kStdout, StreamName::kStderr}) {
+        const StreamProgress& counted = progress(it->second, name);
+        auto& summary = report.summary(name);
+        summary.dropped_bytes = counted.dropped;
+        summary.undelivered_bytes = counted.undelivered;
+        if (counted.undelivered > 0 && !counted.abandoned_because.empty()) {
+          report.error += (report.error.empty() ? "" : "; ") + counted.abandoned_because;
+        }
+      }
+    }
     flush_progress();
     auto finished = store_->statement(
         "UPDATE attempts SET state = 'finished', updated_at = ? WHERE attempt_id = ?");
@@ -487,8 +512,8 @@ void Outbox::flush_progress() {
   if (dirty_.empty()) return;
   auto update = store_->statement(
       "UPDATE attempts SET stdout_bytes = ?, stderr_bytes = ?, stdout_dropped_bytes = ?, "
-      "stderr_dropped_bytes = ?, stdout_sha256_state = ?, stderr_sha256_state = ?, updated_at = ? "
-      "WHERE attempt_id = ?");
+      "stderr_dropped_bytes = ?, stdout_sha256_state = ?, stderr_sha256_state = ?, updated_at = ?, "
+      "stdout_undelivered_bytes = ?, stderr_undelivered_bytes = ? WHERE attempt_id = ?");
   const std::string now = core::utc_now();
   for (const auto& attempt_id : dirty_) {
     auto it = live_.find(attempt_id);
@@ -504,7 +529,9 @@ void Outbox::flush_progress() {
     update.bind(6, record.err.digest_state.data(),
                 static_cast<int>(record.err.digest_state.size()));
     update.bind(7, now);
-    update.bind(8, attempt_id);
+    update.bind(8, static_cast<int64_t>(record.out.undelivered));
+    update.bind(9, static_cast<int64_t>(record.err.undelivered));
+    update.bind(10, attempt_id);
     update.exec();
   }
   dirty_.clear();
@@ -703,6 +730,81 @@ void Outbox::resume_from(const std::string& attempt_id, StreamName stream, uint6
   if (next_seq > 1) ack_output(attempt_id, stream, next_seq - 1);
 }
 
+std::optional<uint64_t> Outbox::first_held_seq(const std::string& attempt_id, StreamName stream) {
+  std::optional<uint64_t> first;
+  (void)read_guarded("finding the first held frame", [&] {
+    auto query = store_->statement(
+        "SELECT MIN(seq) FROM frames WHERE attempt_id = ? AND stream = ? AND kind IN ('output', "
+        "'gap')");
+    query.bind(1, attempt_id);
+    query.bind(2, std::string(protocol::to_string(stream)));
+    if (query.executeStep() && !query.getColumn(0).isNull()) {
+      first = static_cast<uint64_t>(query.getColumn(0).getInt64());
+    }
+  });
+  return first;
+}
+
+void Outbox::abandon_stream(const std::string& attempt_id, StreamName stream, uint64_t from_seq,
+                            std::optional<uint64_t> from_offset, std::string why) {
+  store_->write([this, attempt_id, stream, from_seq, from_offset, why = std::move(why)]() mutable {
+    forget_fresh();  // rows change under the cache
+    // The frames that can no longer go: their output bytes join the dropped
+    // ones (a gap's bytes were counted when it was made).
+    auto remove = store_->statement(
+        "DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq >= ? RETURNING "
+        "length(CAST(payload AS BLOB)), kind, length, byte_offset");
+    remove.bind(1, attempt_id);
+    remove.bind(2, std::string(protocol::to_string(stream)));
+    remove.bind(3, static_cast<int64_t>(from_seq));
+    uint64_t output_bytes = 0;
+    std::optional<uint64_t> first_offset;
+    const bool freed = account_removed(remove, [&](SQLite::Statement& row) {
+      const uint64_t length = static_cast<uint64_t>(row.getColumn(2).getInt64());
+      const uint64_t offset = static_cast<uint64_t>(row.getColumn(3).getInt64());
+      if (row.getColumn(1).getString() == "output") output_bytes += length;
+      if (!first_offset || offset < *first_offset) first_offset = offset;
+    });
+    const uint64_t start = from_offset ? *from_offset : first_offset.value_or(UINT64_MAX);
+    if (auto live = live_.find(attempt_id); live != live_.end()) {
+      StreamProgress& counted = progress(live->second, stream);
+      counted.abandoned = true;
+      counted.abandoned_because = why;
+      counted.dropped += output_bytes;
+      dropped_total_ += output_bytes;
+      if (start <= counted.bytes) counted.undelivered = counted.bytes - start;
+      dirty_.insert(attempt_id);
+    } else {
+      rewrite_final(attempt_id, stream, start, output_bytes, why);
+    }
+    after_write(freed);
+  });
+}
+
+void Outbox::rewrite_final(const std::string& attempt_id, StreamName stream, uint64_t from_offset,
+                           uint64_t newly_dropped, const std::string& why) {
+  auto query = store_->statement("SELECT id, payload FROM frames WHERE message_id = ?");
+  query.bind(1, protocol::final_message_id(attempt_id));
+  if (!query.executeStep()) return;  // no final yet, or acked: nothing to say
+  const int64_t id = query.getColumn(0).getInt64();
+  auto frame = protocol::decode_frame(query.getColumn(1).getString());
+  query.reset();
+  if (!frame || !std::holds_alternative<protocol::TaskFinal>(frame->payload)) return;
+  auto& final_frame = std::get<protocol::TaskFinal>(frame->payload);
+  auto& summary = final_frame.report.summary(stream);
+  summary.dropped_bytes = std::min(summary.bytes, summary.dropped_bytes + newly_dropped);
+  if (from_offset <= summary.bytes) summary.undelivered_bytes = summary.bytes - from_offset;
+  summary.undelivered_bytes = std::min(summary.undelivered_bytes, summary.dropped_bytes);
+  auto& error = final_frame.report.error;
+  if (error.find(why) == std::string::npos) error += (error.empty() ? "" : "; ") + why;
+  frame->sent_at.clear();
+  const std::string payload = protocol::encode_frame(*frame);
+  auto update = store_->statement("UPDATE frames SET payload = ? WHERE id = ?");
+  update.bind(1, payload);
+  update.bind(2, id);
+  update.exec();
+}
+
 std::optional<protocol::AgentHello> Outbox::hello(const std::string& version) {
   protocol::AgentHello hello;
   hello.version = version;
@@ -763,7 +865,8 @@ std::vector<AttemptRecord> Outbox::running_attempts() {
   auto query = store_->statement(
       "SELECT task_id, attempt_id, pid, process_group, process_start, boot_id, started_at, "
       "stdout_bytes, stderr_bytes, stdout_dropped_bytes, stderr_dropped_bytes, "
-      "stdout_sha256_state, stderr_sha256_state FROM attempts WHERE state = 'running'");
+      "stdout_sha256_state, stderr_sha256_state, stdout_undelivered_bytes, "
+      "stderr_undelivered_bytes FROM attempts WHERE state = 'running'");
   std::vector<AttemptRecord> attempts;
   while (query.executeStep()) {
     AttemptRecord record;
@@ -785,6 +888,8 @@ std::vector<AttemptRecord> Outbox::running_attempts() {
                                                       static_cast<size_t>(blob.getBytes()));
       (column == 11 ? record.out : record.err).digest_state = std::move(state);
     }
+    record.out.undelivered = static_cast<uint64_t>(query.getColumn(13).getInt64());
+    record.err.undelivered = static_cast<uint64_t>(query.getColumn(14).getInt64());
     attempts.push_back(std::move(record));
   }
   for (const auto& attempt : attempts)

@@ -69,7 +69,10 @@ struct OutboxOptions {
 struct StreamProgress {
   uint64_t bytes = 0;  // every byte the stream produced so far, dropped ones included
   uint64_t dropped = 0;
-  std::string digest_state;  // protocol::Sha256::state()
+  uint64_t undelivered = 0;  // of `dropped`: never to be sent (abandon_stream)
+  bool abandoned = false;
+  std::string abandoned_because;  // for the final's error
+  std::string digest_state;       // protocol::Sha256::state()
 };
 
 struct AttemptRecord {
@@ -97,9 +100,10 @@ class Outbox {
   void record_started(const AttemptRecord& attempt, const protocol::StartedReport& started);
   void append_output(const protocol::AttemptRef& attempt, protocol::OutputChunk chunk,
                      const protocol::Sha256& digest_after);
-  // Fills in each stream's dropped_bytes, stores the final and marks the
-  // attempt finished. Finals always fit (they use the reserved slice).
+  // Fills in each stream's dropped_bytes and undelivered_bytes, stores the
+  // final and marks the attempt finished. Finals always fit (they use the reserved slice).
   void append_final(const protocol::AttemptRef& attempt, protocol::FinalReport report);
+  // Output of a running attempt's stream counted as dropped so far.
   uint64_t dropped_bytes(const std::string& attempt_id, protocol::StreamName stream) const;
   // Block policy: whether `bytes` more output fit now; room() fires when acks free space.
   bool has_room(uint64_t bytes) const;
@@ -110,7 +114,14 @@ class Outbox {
   // readers pause at half the cap rather than drop; while it is down they
   // never pause, and the oldest unsent output is dropped at the cap.
   bool has_flow_room(uint64_t bytes) const {
+    if (!gaps_allowed_) return has_room(bytes);  // no gaps: nothing may be dropped
     return !channel_live_ || bytes_ + bytes <= output_limit() / 2;
+  }
+  // False while the hub takes no task.output_gap (its hello_ack): then
+  // drop-oldest drops nothing and readers wait for room, as with block.
+  void set_gaps_allowed(bool allowed) {
+    gaps_allowed_ = allowed;
+    room_.notify_all();
   }
   void set_channel_live(bool live) {
     channel_live_ = live;
@@ -144,6 +155,18 @@ class Outbox {
   bool discarded(const std::string& attempt_id) const { return discarded_.count(attempt_id) != 0; }
   // Drops frames of a stream below `next_seq` (the hub has them).
   void resume_from(const std::string& attempt_id, protocol::StreamName stream, uint64_t next_seq);
+  // Nothing more of this stream can be delivered (docs/protocol.md 5): the
+  // hub refused a frame of it for good, or wants seqs already deleted here.
+  // Its frames from `from_seq` on are deleted; everything from `from_offset`
+  // (the hub's stored bytes; by default the first deleted frame's offset) to
+  // the stream's end, including output still to come, is counted as
+  // undelivered (and dropped) in the final, with `why` in its error. A final
+  // already stored is rewritten to say so.
+  void abandon_stream(const std::string& attempt_id, protocol::StreamName stream, uint64_t from_seq,
+                      std::optional<uint64_t> from_offset, std::string why);
+  // The first seq of `attempt_id`'s `stream` still held, if any.
+  std::optional<uint64_t> first_held_seq(const std::string& attempt_id,
+                                         protocol::StreamName stream);
   // What the outbox holds, for agent.hello; nothing while another process
   // locks the file (a partial hello would tell the hub attempts are gone).
   std::optional<protocol::AgentHello> hello(const std::string& version);
@@ -183,6 +206,10 @@ class Outbox {
   bool account_removed(SQLite::Statement& remove,
                        const std::function<void(SQLite::Statement&)>& each_row = {});
   void forget_fresh();
+  // Inside a write: the stored final of a finished attempt says that
+  // `stream` could not be delivered from `from_offset` on.
+  void rewrite_final(const std::string& attempt_id, protocol::StreamName stream,
+                     uint64_t from_offset, uint64_t newly_dropped, const std::string& why);
   // Runs a read; false if another process locks the file (changed() fires
   // a little later so waiters read again). Other errors stop the agent.
   bool read_guarded(const char* what, const std::function<void()>& read);
@@ -202,6 +229,7 @@ class Outbox {
   uint64_t rows_ = 0;
   uint64_t dropped_total_ = 0;
   bool channel_live_ = false;
+  bool gaps_allowed_ = true;
   uint64_t high_water_bytes_ = 0;  // most held since the file last shrank
   int64_t sent_through_id_ = 0;
   int64_t newest_frame_id_ =

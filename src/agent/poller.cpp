@@ -14,6 +14,10 @@ namespace {
 
 constexpr uint64_t kFirstBackoffMs = 1000;
 constexpr uint64_t kLongestBackoffMs = 60'000;
+// A poll answered "no task" sooner than this after it began (a hub that
+// does not hold polls open) is followed by the next one only this long
+// after the first began; hub.wake still polls at once.
+constexpr uint64_t kMinPollIntervalMs = 1000;
 
 // Full jitter over [1 s, ceiling]: agents that failed together spread out,
 // and none retries sooner than a second.
@@ -38,12 +42,14 @@ std::string hub_message(const std::string& body) {
 }  // namespace
 
 Poller::Poller(core::Loop& loop, core::ThreadPool& pool, PollerOptions options,
-               std::function<bool()> has_slot, std::function<void(protocol::TaskSpec)> start)
+               std::function<bool()> has_slot, std::function<void(protocol::TaskSpec)> start,
+               std::function<void(const protocol::AttemptRef&, const std::string&)> refuse)
     : loop_(loop),
       pool_(pool),
       options_(std::move(options)),
       has_slot_(std::move(has_slot)),
       start_(std::move(start)),
+      refuse_(std::move(refuse)),
       wake_(loop) {}
 
 core::Task<void> Poller::run(core::CancellationToken stop) {
@@ -61,6 +67,8 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
     call.headers.emplace_back("Authorization", "Bearer " + options_.token);
     call.ca_file = options_.ca_file;
     call.read_timeout_s = static_cast<int>(options_.wait_s) + 15;
+    loop_.update_time();
+    const uint64_t began_ms = loop_.now_ms();
     auto reply = co_await core::http_request(loop_, pool_, std::move(call), stop);
     if (stop.cancelled()) break;
 
@@ -73,15 +81,26 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
       if (task) {
         core::log_info("poller", "received " + task->attempt_id);
         start_(std::move(*task));
+      } else if (auto ids = protocol::peek_task_ids(reply->body)) {
+        // The hub now holds the attempt as ours: refuse it with a final
+        // (docs/protocol.md 3) instead of leaving it to the lease.
+        core::log_error("poller", "the hub sent " + ids->attempt_id + ", which cannot be run: " +
+                                      task.error().message + "; rejecting it");
+        if (refuse_) refuse_(*ids, task.error().message);
       } else {
-        // The hub now believes the attempt is ours; its lease will expire.
-        core::log_error("poller", "the hub sent a task we cannot run: " + task.error().message);
+        core::log_error("poller",
+                        "the hub sent a task without usable ids: " + task.error().message);
       }
       continue;
     }
     if (reply && reply->status == 204) {
       last_success_ = core::utc_now();
       backoff_ms = kFirstBackoffMs;
+      loop_.update_time();
+      const uint64_t took = loop_.now_ms() - began_ms;
+      if (took < kMinPollIntervalMs) {
+        (void)co_await wake_.wait(kMinPollIntervalMs - took, stop);
+      }
       continue;
     }
     ++failures_;

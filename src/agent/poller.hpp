@@ -16,6 +16,7 @@
 #include "core/task.hpp"
 #include "core/thread_pool.hpp"
 #include "core/url.hpp"
+#include "protocol/frames.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace tether::agent {
@@ -34,9 +35,12 @@ struct PollerOptions {
 
 class Poller {
  public:
-  // `has_slot` says whether a task could start now; `start` starts one.
+  // `has_slot` says whether a task could start now; `start` starts one;
+  // `refuse` answers a dispatch that cannot be run (malformed: the reason)
+  // with a rejected final.
   Poller(core::Loop& loop, core::ThreadPool& pool, PollerOptions options,
-         std::function<bool()> has_slot, std::function<void(protocol::TaskSpec)> start);
+         std::function<bool()> has_slot, std::function<void(protocol::TaskSpec)> start,
+         std::function<void(const protocol::AttemptRef&, const std::string&)> refuse = {});
 
   core::Task<void> run(core::CancellationToken stop);
   // A slot was freed, or the hub has work (hub.wake): poll now.
@@ -54,6 +58,7 @@ class Poller {
   PollerOptions options_;
   std::function<bool()> has_slot_;
   std::function<void(protocol::TaskSpec)> start_;
+  std::function<void(const protocol::AttemptRef&, const std::string&)> refuse_;
   core::Notification wake_;
   std::string last_success_;
   std::string last_error_;

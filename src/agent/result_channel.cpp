@@ -7,6 +7,7 @@
 #include "core/task_group.hpp"
 #include "core/timer.hpp"
 #include "core/wall_clock.hpp"
+#include "protocol/utf8.hpp"
 
 namespace tether::agent {
 
@@ -19,6 +20,14 @@ using protocol::StreamName;
 constexpr size_t kSocketHighWater = 1 << 20;
 constexpr uint64_t kHelloAckTimeoutMs = 30'000;
 constexpr uint64_t kStableSessionMs = 10'000;
+constexpr uint64_t kLongestResendBackoffMs = 30'000;
+
+std::string join_words(const std::vector<std::string>& words) {
+  std::string text;
+  for (const auto& word : words)
+    text += (text.empty() ? "" : ", ") + word;
+  return text;
+}
 
 uint64_t jittered(uint64_t ceiling_ms) {
   static thread_local std::mt19937_64 random{std::random_device{}()};
@@ -45,6 +54,25 @@ std::optional<uint64_t> ResultChannel::final_sent_at(const std::string& message_
 
 void ResultChannel::close() {
   if (socket_) socket_->close(core::kCloseGoingAway, "agent shutting down");
+}
+
+std::string ResultChannel::fitted_hello(protocol::Frame hello) {
+  // After a long outage the outbox can hold more attempts than one message
+  // can name (docs/protocol.md 2.1): the lists are cut, and the hello says
+  // so. What is left out is still replayed; the hub acks duplicates.
+  for (;;) {
+    std::string text = protocol::encode_frame(hello);
+    if (text.size() <= protocol::kMaxFrameBytes) return text;
+    auto& payload = std::get<protocol::AgentHello>(hello.payload);
+    payload.partial = true;
+    if (!payload.outbox.empty()) {
+      payload.outbox.resize(payload.outbox.size() / 2);
+    } else if (!payload.unacked_finals.empty()) {
+      payload.unacked_finals.resize(payload.unacked_finals.size() / 2);
+    } else {
+      payload.running.resize(payload.running.size() / 2);
+    }
+  }
 }
 
 std::string ResultChannel::stamped(std::string payload, const std::string& sent_at) {
@@ -135,7 +163,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   }
   held->instance = options_.instance;
   hello.payload = std::move(*held);
-  socket->send_text(protocol::encode_frame(hello));
+  socket->send_text(fitted_hello(std::move(hello)));
 
   // Nothing is sent before the hub says what it already has.
   core::CancellationSource ack_timeout;
@@ -148,7 +176,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
     if (!text) break;
     auto frame = protocol::decode_frame(*text);
     if (!frame) {
-      core::log_warning("channel", "unreadable frame from the hub: " + frame.error().message);
+      if (!on_unreadable(*text, frame.error())) break;
       continue;
     }
     if (auto* ack = std::get_if<protocol::HubHelloAck>(&frame->payload)) {
@@ -160,7 +188,12 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   }
   deadline.stop();
   if (!acknowledged) {
-    if (socket->is_open()) socket->close(core::kCloseProtocolError, "no hello_ack");
+    if (socket->is_open()) {
+      core::log_warning("channel", "no hub.hello_ack within " +
+                                       std::to_string(kHelloAckTimeoutMs / 1000) +
+                                       " s; closing (1002) and reconnecting");
+      socket->close(core::kCloseProtocolError, "no hello_ack");
+    }
     socket_.reset();
     co_return;
   }
@@ -175,6 +208,25 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   backlog_pending_ = outbox_.rows() > 0;
   core::log_info("channel", "connected to " + options_.hub_url.origin() + "; replaying " +
                                 std::to_string(outbox_.rows()) + " outbox frames");
+  // A hub that answers pings but never acks must not hold output forever
+  // (docs/agent.md, outbox_full_policy): without an ack for this long while
+  // frames wait for one, the session ends and the agent reconnects.
+  loop_.update_time();
+  last_ack_ms_ = loop_.now_ms();
+  core::Timer ack_watchdog(loop_);
+  std::function<void()> check_acks = [&] {
+    loop_.update_time();
+    const uint64_t silent = loop_.now_ms() - last_ack_ms_;
+    if (in_flight_bytes_ > 0 && silent >= ack_timeout_ms() && socket->is_open()) {
+      core::log_warning("channel", "no ack from the hub for " + std::to_string(silent / 1000) +
+                                       " s while " + std::to_string(in_flight_bytes_) +
+                                       " bytes wait for one; reconnecting");
+      socket->close(1011, "no acks");
+      return;
+    }
+    ack_watchdog.start(1000, check_acks);
+  };
+  ack_watchdog.start(1000, check_acks);
   core::CancellationSource session_over;
   core::TaskGroup group;
   group.spawn(send_loop(session_over.token()));
@@ -197,11 +249,12 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
     if (!text) break;
     auto frame = protocol::decode_frame(*text);
     if (!frame) {
-      core::log_warning("channel", "unreadable frame from the hub: " + frame.error().message);
+      (void)on_unreadable(*text, frame.error());  // a version mismatch closes the socket
       continue;
     }
     handle(std::move(*frame));
   }
+  ack_watchdog.stop();
   live_ = false;
   outbox_.set_channel_live(false);
   counters_.since = core::utc_now();
@@ -225,6 +278,12 @@ core::Task<void> ResultChannel::forward_outbox_changes(core::CancellationToken s
 
 core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
   while (!stop.cancelled() && socket_ && socket_->is_open()) {
+    loop_.update_time();
+    if (resend_not_before_ms_ > loop_.now_ms()) {
+      // A resend that keeps failing waits (backoff), rather than spin.
+      (void)co_await wake_sender_.wait(resend_not_before_ms_ - loop_.now_ms(), stop);
+      continue;
+    }
     const uint64_t window = options_.send_window_bytes;
     if (in_flight_bytes_ >= window || socket_->queued_bytes() >= kSocketHighWater) {
       co_await wake_sender_.wait(0, stop);
@@ -239,6 +298,20 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
     loop_.update_time();
     const std::string sent_at = core::utc_now();  // one send batch, one turn
     for (auto& frame : frames) {
+      if (!agreed_.output_gap && frame.kind == FrameKind::kGap) {
+        // This hub takes no task.output_gap: nothing of the stream from
+        // here on can reach it. Said once, in the final.
+        outbox_.abandon_stream(frame.attempt_id, frame.stream, frame.seq, std::nullopt,
+                               std::string(protocol::to_string(frame.stream)) +
+                                   " could not be delivered from seq " + std::to_string(frame.seq) +
+                                   ": output was dropped and the hub does not take gaps");
+        cursor_ = frame.id;
+        continue;
+      }
+      if (!agreed_.output_base64 && frame.kind == FrameKind::kOutput &&
+          frame.payload.find("\"encoding\":\"base64\"") != std::string::npos) {
+        frame.payload = without_base64(std::move(frame.payload));
+      }
       const size_t bytes = frame.payload.size();
       socket_->send_text(stamped(std::move(frame.payload), sent_at));
       counters_.frames_sent += 1;
@@ -254,8 +327,27 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
 }
 
 void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
-  for (const auto& point : ack.resume)
+  // Only what both sides listed is used (docs/protocol.md 9).
+  agreed_ = protocol::Capabilities::from(ack.capabilities);
+  outbox_.set_gaps_allowed(agreed_.output_gap);
+  if (!agreed_.output_base64 || !agreed_.output_gap || !agreed_.final_http) {
+    core::log_info("channel", "the hub offers only: " + (ack.capabilities.empty()
+                                                             ? std::string("none")
+                                                             : join_words(ack.capabilities)));
+  }
+  for (const auto& point : ack.resume) {
+    // The hub wants seqs already acked and deleted here (it lost them): the
+    // stream cannot be completed (docs/protocol.md 4.2).
+    const auto first = outbox_.first_held_seq(point.attempt_id, point.stream);
+    if (first && point.next_seq < *first) {
+      outbox_.abandon_stream(
+          point.attempt_id, point.stream, point.next_seq, std::nullopt,
+          std::string(protocol::to_string(point.stream)) + " could not be delivered from seq " +
+              std::to_string(point.next_seq) + ": the hub no longer had what it had acknowledged");
+      continue;
+    }
     outbox_.resume_from(point.attempt_id, point.stream, point.next_seq);
+  }
   for (const auto& attempt_id : ack.finals_held)
     outbox_.ack_message(protocol::final_message_id(attempt_id));
   for (const auto& notice : ack.discard) {
@@ -366,7 +458,13 @@ void ResultChannel::note_backlog_delivered() {
 }
 
 void ResultChannel::on_ack(const protocol::Ack& ack) {
+  loop_.update_time();
+  last_ack_ms_ = loop_.now_ms();
   if (ack.acked == protocol::AckedKind::kOutput) {
+    if (auto it = rewinds_.find({ack.attempt_id, ack.stream});
+        it != rewinds_.end() && ack.through_seq > it->second.point) {
+      rewinds_.erase(it);  // past the point it kept going back to: progress
+    }
     outbox_.ack_output(ack.attempt_id, ack.stream, ack.through_seq);
     forget_output(ack.attempt_id, ack.stream, ack.through_seq);
     note_backlog_delivered();
@@ -384,6 +482,17 @@ void ResultChannel::on_ack(const protocol::Ack& ack) {
 
 void ResultChannel::rewind(const std::string& attempt_id, StreamName stream,
                            uint64_t highest_accepted) {
+  // Back to the same point again and again: wait longer each time (100 ms
+  // doubling to 30 s) instead of resending in a tight loop.
+  auto& state = rewinds_[{attempt_id, stream}];
+  state.count = state.point == highest_accepted ? state.count + 1 : 1;
+  state.point = highest_accepted;
+  if (state.count > 1) {
+    const uint64_t delay =
+        std::min<uint64_t>(kLongestResendBackoffMs, 100ull << std::min(state.count - 2, 16));
+    loop_.update_time();
+    resend_not_before_ms_ = std::max(resend_not_before_ms_, loop_.now_ms() + delay);
+  }
   outbox_.ack_output(attempt_id, stream, highest_accepted);
   if (auto id = outbox_.frame_id(attempt_id, stream, highest_accepted + 1)) {
     cursor_ = std::min(cursor_, *id - 1);
@@ -394,6 +503,11 @@ void ResultChannel::rewind(const std::string& attempt_id, StreamName stream,
 void ResultChannel::on_error(const protocol::ErrorFrame& error) {
   core::log_warning("channel", "hub error " + error.code + (error.retryable ? " (retryable)" : "") +
                                    ": " + error.message);
+  if (error.code == "unsupported_version") {
+    core::log_error("channel", "the hub does not speak protocol version 1; closing (1002)");
+    if (socket_) socket_->close(core::kCloseProtocolError, "unsupported version");
+    return;
+  }
   if (error.retryable) {
     if ((error.code == "output_sequence_gap" || error.code == "output_incomplete") &&
         error.stream && error.highest_accepted_seq) {
@@ -411,13 +525,71 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
     if (handlers_.discarded) handlers_.discarded(error.attempt_id);
     return;
   }
-  // Not retryable and about one frame: resending it cannot help. Drop it.
+  // Not retryable and about one output or gap frame: the stream cannot go
+  // on past it (the hub would only answer every later frame with a gap
+  // error). It ends there, and the final says how much did not arrive.
+  if (auto output = protocol::parse_output_message_id(error.related_message_id)) {
+    core::log_error("channel", "the hub refused " + error.related_message_id + " for good (" +
+                                   error.code + "); the rest of that stream is not delivered");
+    outbox_.abandon_stream(output->attempt_id, output->stream, output->seq, error.next_offset,
+                           std::string(protocol::to_string(output->stream)) +
+                               " could not be delivered from seq " + std::to_string(output->seq) +
+                               ": the hub refused it (" + error.code + ")");
+    forget_stream(output->attempt_id, output->stream);
+    return;
+  }
+  // About one started or final frame: resending it cannot help. Drop it.
   if (!error.related_message_id.empty()) {
     core::log_error("channel",
                     "dropping frame " + error.related_message_id + " (" + error.code + ")");
     outbox_.ack_message(error.related_message_id);
     forget_message(error.related_message_id);
   }
+}
+
+bool ResultChannel::on_unreadable(const std::string& text, const Error& error) {
+  if (error.code == "unsupported_version") {
+    // A newer hub: nothing it says can be trusted to mean what we think.
+    core::log_error("channel", "the hub speaks another protocol version (" + error.message +
+                                   "); this agent speaks 1. Closing (1002)");
+    send_error(error.code, error.message, protocol::peek_message_id(text));
+    if (socket_) socket_->close(core::kCloseProtocolError, "unsupported version");
+    return false;
+  }
+  // Said back to the hub (docs/protocol.md 4.1, error), then ignored.
+  core::log_warning("channel", "unreadable frame from the hub: " + error.message);
+  send_error(error.code, error.message, protocol::peek_message_id(text));
+  return true;
+}
+
+void ResultChannel::send_error(const std::string& code, const std::string& message,
+                               const std::string& related_message_id) {
+  if (!socket_ || !socket_->is_open()) return;
+  protocol::Frame frame;
+  frame.message_id = "agent:" + options_.agent + ":" + std::to_string(next_message_++);
+  frame.agent_id = options_.agent;
+  frame.sent_at = core::utc_now();
+  protocol::ErrorFrame error;
+  error.code = code;
+  error.message = message.substr(0, 300);
+  error.retryable = false;
+  error.related_message_id = related_message_id;
+  frame.payload = std::move(error);
+  socket_->send_text(protocol::encode_frame(frame));
+}
+
+std::string ResultChannel::without_base64(std::string payload) {
+  // The stored frame carries bytes that are not UTF-8 as base64, which this
+  // hub does not take: they go as '?', one per byte, so that offsets and
+  // lengths hold; the final's digest then cannot match, and the hub records
+  // the output as not verified.
+  auto frame = protocol::decode_frame(payload);
+  if (!frame) return payload;
+  auto* output = std::get_if<protocol::TaskOutput>(&frame->payload);
+  if (!output) return payload;
+  output->chunk.data = protocol::with_invalid_utf8_replaced(output->chunk.data, '?');
+  frame->sent_at.clear();
+  return protocol::encode_frame(*frame);
 }
 
 }  // namespace tether::agent

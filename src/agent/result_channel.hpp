@@ -71,6 +71,11 @@ class ResultChannel {
   std::optional<uint64_t> final_sent_at(const std::string& message_id) const;
   // Sends what is pending and closes the session with 1001.
   void close();
+  // `hello` encoded to fit one message (docs/protocol.md 2.1): its lists
+  // are cut, and it is marked partial, if they do not fit.
+  static std::string fitted_hello(protocol::Frame hello);
+  // What the hub listed in its last hello_ack (all, before any session).
+  const protocol::Capabilities& agreed() const { return agreed_; }
 
  private:
   struct InFlight {
@@ -91,6 +96,13 @@ class ResultChannel {
   void apply_hello_ack(const protocol::HubHelloAck& ack);
   void on_ack(const protocol::Ack& ack);
   void on_error(const protocol::ErrorFrame& error);
+  // A frame from the hub that did not decode: false when the session must
+  // end (another protocol version).
+  bool on_unreadable(const std::string& text, const Error& error);
+  void send_error(const std::string& code, const std::string& message,
+                  const std::string& related_message_id);
+  static std::string without_base64(std::string payload);
+  uint64_t ack_timeout_ms() const { return 3 * options_.keepalive_s * 1000; }
   void note_backlog_delivered();
   void rewind(const std::string& attempt_id, protocol::StreamName stream,
               uint64_t highest_accepted);
@@ -126,6 +138,14 @@ class ResultChannel {
   std::map<std::string, uint64_t> final_sent_at_;
   core::Notification wake_sender_;
   uint64_t next_message_ = 1;
+  protocol::Capabilities agreed_ = protocol::Capabilities::all();
+  uint64_t last_ack_ms_ = 0;
+  struct Rewinds {
+    uint64_t point = 0;  // the highest accepted seq the hub keeps naming
+    int count = 0;
+  };
+  std::map<std::pair<std::string, protocol::StreamName>, Rewinds> rewinds_;
+  uint64_t resend_not_before_ms_ = 0;
   int64_t last_auth_log_ms_ = -1'000'000;
 };
 

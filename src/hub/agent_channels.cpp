@@ -284,6 +284,14 @@ void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protoc
       ack.verified = verdict.verified;
       reply(channel, std::move(ack));
     }
+  } else if (auto* said = std::get_if<protocol::ErrorFrame>(&frame.payload)) {
+    // The agent could not use something we sent (docs/protocol.md 4.1):
+    // for the operator; nothing to answer.
+    core::log_warning(
+        "channels",
+        channel->agent + " reports " + said->code +
+            (said->related_message_id.empty() ? "" : " about " + said->related_message_id) + ": " +
+            said->message);
   } else {
     reject(channel,
            error_frame("invalid_frame", "agents do not send " + std::string(frame.type()), false,

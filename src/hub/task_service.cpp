@@ -389,7 +389,8 @@ FinalVerdict TaskService::on_final(const std::string& agent, const protocol::Tas
   for (StreamName stream : kStreams) {
     const StreamLedger& ledger = ledger_.stream(attempt->id, stream);
     const auto& summary = report.summary(stream);
-    if (summary.bytes > ledger.stored_bytes) {
+    // Bytes the agent says it could never send (section 5) are not waited for.
+    if (summary.bytes - summary.undelivered_bytes > ledger.stored_bytes) {
       verdict.missing.push_back(
           {stream, ledger.highest_seq + 1, ledger.stored_bytes, summary.bytes});
     }
@@ -416,7 +417,14 @@ FinalVerdict TaskService::on_final(const std::string& agent, const protocol::Tas
     StreamLedger& ledger = ledger_.stream(attempt->id, stream);
     const auto& summary = report.summary(stream);
     const std::string name(to_string(stream));
-    if (summary.dropped_bytes > 0 || ledger.gap_bytes > 0) {
+    if (summary.undelivered_bytes > 0) {
+      verified = false;
+      problems.push_back("the agent could not deliver the last " +
+                         std::to_string(summary.undelivered_bytes) + " bytes of " + name +
+                         " (a frame of it was refused, or its seqs were gone; see the final's "
+                         "error); " +
+                         std::to_string(ledger.stored_bytes) + " are stored");
+    } else if (summary.dropped_bytes > 0 || ledger.gap_bytes > 0) {
       verified = false;
       problems.push_back("the agent dropped " + std::to_string(summary.dropped_bytes) +
                          " bytes of " + name + " (outbox full); gap events mark where");
@@ -533,8 +541,9 @@ protocol::HubHelloAck TaskService::on_hello(const std::string& agent,
   }
   // A new run of the agent process holds nothing of what was dispatched to
   // an earlier one, unless it says so: waiting out the lease would only
-  // leave the task idle (section 8).
-  if (!hello.instance.empty()) {
+  // leave the task idle (section 8). A partial hello says nothing of what
+  // it left out.
+  if (!hello.instance.empty() && !hello.partial) {
     for (const auto& attempt : tasks_.active_attempts_of(agent)) {
       if (mentioned.count(attempt.id) || attempt.agent_instance.empty() ||
           attempt.agent_instance == hello.instance) {

@@ -39,7 +39,12 @@ std::optional<AttemptStatus> parse_attempt_status(std::string_view text);
 struct StreamSummary {
   uint64_t bytes = 0;  // every byte the stream carried, including dropped ones
   std::string sha256;  // lowercase hex over those bytes
+  // Bytes the control plane will not hold: sent as gaps, or undelivered.
   uint64_t dropped_bytes = 0;
+  // Of dropped_bytes, those never sent at all, not even as gaps: the stream
+  // could not be delivered past a frame the control plane refused for good,
+  // or past seqs it wanted that were already deleted (docs/protocol.md 5).
+  uint64_t undelivered_bytes = 0;
 };
 
 struct StartedReport {

@@ -1,5 +1,7 @@
 #include "protocol/frames.hpp"
 
+#include <charconv>
+
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/report_json.hpp"
@@ -167,6 +169,9 @@ Result<AgentHello> read_hello(const JsonObjectReader& object) {
     }
     hello.instance = std::move(**instance);
   }
+  auto partial = object.optional_bool("partial");
+  if (!partial) return partial.error();
+  hello.partial = partial->value_or(false);
   return hello;
 }
 
@@ -196,6 +201,11 @@ Result<FramePayload> read_payload(std::string_view type, const JsonObjectReader&
     output.attempt = std::move(*attempt);
     auto chunk = read_output_fields(object);
     if (!chunk) return chunk.error();
+    if (chunk->data.size() > kMaxChunkBytes) {
+      return make_error("frame_too_large", "frame.data: " + std::to_string(chunk->data.size()) +
+                                               " bytes after decoding, over the limit of " +
+                                               std::to_string(kMaxChunkBytes));
+    }
     output.chunk = std::move(*chunk);
     return FramePayload(std::move(output));
   }
@@ -398,6 +408,7 @@ void write_payload(JsonWriter& json, const FramePayload& payload) {
                    if (hello.outbox_rows) json.field("outbox_rows", *hello.outbox_rows);
                    if (hello.outbox_bytes) json.field("outbox_bytes", *hello.outbox_bytes);
                    if (!hello.instance.empty()) json.field("instance", hello.instance);
+                   if (hello.partial) json.field("partial", true);
                  },
                  [&](const TaskStarted& started) {
                    write_attempt(json, started.attempt);
@@ -548,6 +559,15 @@ Result<Frame> decode_frame(std::string_view json) {
   return frame;
 }
 
+std::optional<AttemptRef> peek_task_ids(std::string_view json) {
+  if (json.size() > kMaxFrameBytes) return std::nullopt;
+  auto document = parse_json_object(json, "task");
+  if (!document) return std::nullopt;
+  auto ref = read_attempt(JsonObjectReader(*document, "task"));
+  if (!ref) return std::nullopt;
+  return std::move(*ref);
+}
+
 std::string peek_message_id(std::string_view json) {
   auto document = parse_json_object(json, "frame");
   if (!document) return {};
@@ -581,6 +601,23 @@ std::string final_message_id(std::string_view attempt_id) {
   return std::string(attempt_id) + ":final";
 }
 
+std::optional<OutputMessageRef> parse_output_message_id(std::string_view message_id) {
+  // From the right: attempt ids may hold ':' themselves.
+  const size_t last = message_id.rfind(':');
+  if (last == std::string_view::npos || last == 0) return std::nullopt;
+  const size_t middle = message_id.rfind(':', last - 1);
+  if (middle == std::string_view::npos || middle == 0) return std::nullopt;
+  OutputMessageRef ref;
+  ref.attempt_id = std::string(message_id.substr(0, middle));
+  auto stream = parse_stream_name(std::string(message_id.substr(middle + 1, last - middle - 1)));
+  if (!stream || !is_valid_id(ref.attempt_id)) return std::nullopt;
+  ref.stream = *stream;
+  const std::string_view seq = message_id.substr(last + 1);
+  auto [end, error] = std::from_chars(seq.data(), seq.data() + seq.size(), ref.seq);
+  if (error != std::errc() || end != seq.data() + seq.size() || ref.seq == 0) return std::nullopt;
+  return ref;
+}
+
 std::string final_fingerprint(const FinalReport& report) {
   JsonWriter json;
   json.begin_object();
@@ -594,6 +631,7 @@ std::string final_fingerprint(const FinalReport& report) {
     json.uint(summary.bytes);
     json.string(summary.sha256);
     json.uint(summary.dropped_bytes);
+    json.uint(summary.undelivered_bytes);
     json.end_array();
   }
   json.end_object();

@@ -17,7 +17,13 @@
 
 namespace tether::protocol {
 
+// Section 2.1. One WebSocket message or HTTP body.
 inline constexpr size_t kMaxFrameBytes = 1 << 20;
+// The largest output chunk (task.output data after decoding). Chosen so that
+// any chunk fits one message: JSON escapes a byte to at most 6 ("\u001f"),
+// base64 takes 4 per 3, and the rest of a frame is under 2 KiB.
+inline constexpr size_t kMaxChunkBytes = 128 << 10;
+static_assert(6 * kMaxChunkBytes + 2048 <= kMaxFrameBytes, "a chunk must fit a message");
 inline constexpr size_t kMaxMessageIdLength = 256;
 inline constexpr size_t kMaxCapabilities = 64;
 inline constexpr size_t kMaxHelloEntries = 100'000;
@@ -45,6 +51,9 @@ struct AgentHello {
   // This run of the agent process (section 8): the same in its polls.
   // Empty if the agent does not say.
   std::string instance;
+  // The lists were cut to fit one message (section 4.1): what is left out
+  // is still held, and nothing may be concluded from its absence.
+  bool partial = false;
 };
 
 struct TaskStarted {
@@ -138,6 +147,9 @@ Result<Frame> decode_frame(std::string_view json);
 
 // Best effort, for error replies to frames that did not decode.
 std::string peek_message_id(std::string_view json);
+// The task_id and attempt_id of a dispatch (section 3) that did not decode
+// as a whole, if both are there and valid: enough to refuse it.
+std::optional<AttemptRef> peek_task_ids(std::string_view json);
 
 std::string encode_frame(const Frame& frame);
 
@@ -145,6 +157,13 @@ std::string encode_frame(const Frame& frame);
 std::string started_message_id(std::string_view attempt_id);
 std::string output_message_id(std::string_view attempt_id, StreamName stream, uint64_t seq);
 std::string final_message_id(std::string_view attempt_id);
+// The parts of an output_message_id(), if `message_id` is one.
+struct OutputMessageRef {
+  std::string attempt_id;
+  StreamName stream = StreamName::kStdout;
+  uint64_t seq = 0;
+};
+std::optional<OutputMessageRef> parse_output_message_id(std::string_view message_id);
 
 // What makes two finals "the same" (docs/protocol.md, section 6).
 std::string final_fingerprint(const FinalReport& report);

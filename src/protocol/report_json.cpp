@@ -13,6 +13,7 @@ void write_summary(JsonWriter& json, std::string_view name, const StreamSummary&
   json.field("bytes", summary.bytes);
   json.field("sha256", summary.sha256);
   json.field("dropped_bytes", summary.dropped_bytes);
+  if (summary.undelivered_bytes > 0) json.field("undelivered_bytes", summary.undelivered_bytes);
   json.end_object();
 }
 
@@ -41,6 +42,12 @@ Result<StreamSummary> read_summary(const JsonObjectReader& parent, const char* f
   auto dropped = summary_reader.optional_uint("dropped_bytes");
   if (!dropped) return dropped.error();
   summary.dropped_bytes = dropped->value_or(0);
+  auto undelivered = summary_reader.optional_uint("undelivered_bytes");
+  if (!undelivered) return undelivered.error();
+  summary.undelivered_bytes = undelivered->value_or(0);
+  if (summary.undelivered_bytes > summary.dropped_bytes) {
+    return summary_reader.field_error("undelivered_bytes", "larger than dropped_bytes");
+  }
   if (summary.dropped_bytes > summary.bytes) {
     return summary_reader.field_error("dropped_bytes", "larger than bytes");
   }

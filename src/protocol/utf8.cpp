@@ -83,4 +83,25 @@ size_t incomplete_utf8_tail(std::string_view bytes) {
   return 0;
 }
 
+std::string with_invalid_utf8_replaced(std::string_view bytes, char replacement) {
+  std::string out;
+  out.reserve(bytes.size());
+  for (size_t at = 0; at < bytes.size();) {
+    const auto lead = static_cast<unsigned char>(bytes[at]);
+    size_t length = lead < 0x80           ? 1
+                    : (lead >> 5) == 0x6  ? 2
+                    : (lead >> 4) == 0xe  ? 3
+                    : (lead >> 3) == 0x1e ? 4
+                                          : 0;
+    if (length != 0 && at + length <= bytes.size() && is_valid_utf8(bytes.substr(at, length))) {
+      out.append(bytes.substr(at, length));
+      at += length;
+    } else {
+      out.push_back(replacement);
+      ++at;
+    }
+  }
+  return out;
+}
+
 }  // namespace tether::protocol

@@ -177,8 +177,8 @@ TEST_CASE("a final not acked on the channel within 10 s goes over HTTP; 409 and 
 }
 
 TEST_CASE(
-    "a retryable gap error resends from highest_accepted_seq + 1; a refused frame is "
-    "dropped",
+    "a retryable gap error resends from highest_accepted_seq + 1; a refused frame ends its "
+    "stream, and the final accounts for the rest",
     "[agent][scripted]") {
   ScriptedWorld world;
   world.agent.set("chunk_bytes", "4096");
@@ -219,25 +219,47 @@ TEST_CASE(
     CHECK(std::get<protocol::TaskOutput>(again.payload).chunk.data == first_copy[2]);
     CHECK(std::get<protocol::TaskOutput>(again.payload).chunk.offset == 4096);
 
-    // A non-retryable error about one frame: the agent drops that frame.
+    // A non-retryable error about one frame (an offset the hub will never
+    // take): every later frame would only meet a gap error, so the stream
+    // ends there, and nothing of it is sent again.
     std::function<bool(const protocol::Frame&)> fourth = [&](const protocol::Frame& frame) {
       return is_output(frame) && std::get<protocol::TaskOutput>(frame.payload).chunk.seq == 4;
     };
     const protocol::Frame refused = co_await frame_where(*world.hub, fourth);
-    protocol::ErrorFrame invalid;
-    invalid.code = "invalid_frame";
-    invalid.message = "scripted refusal";
-    invalid.retryable = false;
-    invalid.related_message_id = refused.message_id;
-    invalid.attempt_id = attempt;
-    world.hub->send(invalid);
-    const bool logged =
-        co_await world.agent.wait_for_log("dropping frame t-2-a1:stdout:4 (invalid_frame)", 10'000);
+    protocol::ErrorFrame mismatch;
+    mismatch.code = "output_offset_mismatch";
+    mismatch.message = "scripted refusal";
+    mismatch.retryable = false;
+    mismatch.related_message_id = refused.message_id;
+    mismatch.attempt_id = attempt;
+    mismatch.stream = StreamName::kStdout;
+    mismatch.highest_accepted_seq = 3;
+    // Where seq 4 starts (the chunker cuts near 4096, never inside a UTF-8
+    // sequence of the random bytes).
+    const uint64_t from = std::get<protocol::TaskOutput>(refused.payload).chunk.offset;
+    mismatch.next_offset = from;
+    world.hub->send(mismatch);
+    world.hub->send(output_ack(attempt, 3));
+    const bool logged = co_await world.agent.wait_for_log(
+        "the hub refused t-2-a1:stdout:4 for good (output_offset_mismatch)", 10'000);
     CHECK(logged);
+    // The final comes, and says how much of stdout did not arrive.
+    std::function<bool(const protocol::Frame&)> final_or_late = [&](const protocol::Frame& frame) {
+      if (is_output(frame)) {
+        // Nothing past the refused frame goes out again.
+        CHECK(std::get<protocol::TaskOutput>(frame.payload).chunk.seq < 4);
+      }
+      return std::holds_alternative<protocol::TaskFinal>(frame.payload);
+    };
+    const protocol::Frame final_frame = co_await frame_where(*world.hub, final_or_late);
+    const auto& report = std::get<protocol::TaskFinal>(final_frame.payload).report;
+    CHECK(report.stdout_summary.bytes == 8 * 4096);
+    CHECK(report.stdout_summary.undelivered_bytes == 8 * 4096 - from);
+    CHECK(report.stdout_summary.dropped_bytes == 8 * 4096 - from);
+    CHECK_THAT(report.error, Catch::Contains("stdout could not be delivered from seq 4"));
     CHECK(sqlite_query(world.agent.outbox_path(),
-                       "SELECT count(*) FROM frames WHERE message_id = 't-2-a1:stdout:4'") == "0");
-    CHECK(sqlite_query(world.agent.outbox_path(),
-                       "SELECT count(*) FROM frames WHERE message_id = 't-2-a1:stdout:3'") == "1");
+                       "SELECT count(*) FROM frames WHERE attempt_id = 't-2-a1' AND seq >= 4") ==
+          "0");
   });
 }
 
@@ -310,5 +332,116 @@ TEST_CASE("reconnects back off from 0.5 s with jitter while the hub drops the ch
     }
     CHECK(total >= 1500);
     CHECK(std::set<uint64_t>(gaps.begin(), gaps.end()).size() > 1);  // jittered
+  });
+}
+
+TEST_CASE("a hub answering 204 at once is polled about once a second, not thousands of times",
+          "[agent][scripted]") {
+  ScriptedWorld world;
+  world.run([&]() -> core::Task<void> {
+    std::vector<uint64_t> times;
+    for (int i = 0; i < 4; ++i) {
+      auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+      REQUIRE(poll.has_value());
+      times.push_back(poll->at_ms);
+      poll->exchange->respond(core::json_response(204, ""));
+    }
+    for (size_t i = 1; i < times.size(); ++i)
+      CHECK(times[i] - times[i - 1] >= 900);
+  });
+}
+
+TEST_CASE("a dispatch that does not decode is refused with a rejected final naming the field",
+          "[agent][scripted]") {
+  ScriptedWorld world;
+  world.run([&]() -> core::Task<void> {
+    auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+    REQUIRE(poll.has_value());
+    poll->exchange->respond(core::json_response(
+        200, R"({"task_id":"t-9","attempt_id":"t-9-a1","command":{"argv":[]},"lease_s":60})"));
+    std::function<bool(const protocol::Frame&)> is_final = [](const protocol::Frame& frame) {
+      return std::holds_alternative<protocol::TaskFinal>(frame.payload);
+    };
+    const protocol::Frame frame = co_await frame_where(*world.hub, is_final);
+    const auto& final_frame = std::get<protocol::TaskFinal>(frame.payload);
+    CHECK(final_frame.attempt.attempt_id == "t-9-a1");
+    CHECK(final_frame.report.status == protocol::AttemptStatus::kRejected);
+    CHECK_THAT(final_frame.report.error, Catch::Contains("argv"));
+  });
+}
+
+TEST_CASE("a hub of another protocol version: the agent says so, closes with 1002, backs off",
+          "[agent][scripted]") {
+  ScriptedWorld world;
+  world.run([&]() -> core::Task<void> {
+    world.hub->set_hello_reply(
+        R"({"v":2,"type":"hub.hello_ack","message_id":"h","related_message_id":"x"})");
+    const bool closed =
+        co_await world.agent.wait_for_log("the hub speaks another protocol version", 10'000);
+    REQUIRE(closed);
+    auto said = co_await world.hub->next_frame(5000);
+    REQUIRE(said.has_value());
+    REQUIRE(std::holds_alternative<protocol::ErrorFrame>(said->payload));
+    CHECK(std::get<protocol::ErrorFrame>(said->payload).code == "unsupported_version");
+    const bool again = co_await world.hub->wait_for_connects(2, 10'000);
+    REQUIRE(again);
+    CHECK(world.hub->last_close_code() == 1002);
+    // Backoff: not a tight loop of reconnects.
+    const auto& times = world.hub->connect_times();
+    CHECK(times[1] - times[0] >= 50);
+  });
+}
+
+TEST_CASE("a hub without output.base64 or final.http: neither is used", "[agent][scripted]") {
+  ScriptedWorld world;
+  world.agent.set("keepalive_s", "2");
+  world.run([&]() -> core::Task<void> {
+    world.hub->set_capabilities({"output.gap"});
+    const bool connected = co_await world.hub->wait_for_connects(1, 10'000);
+    REQUIRE(connected);
+    auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+    REQUIRE(poll.has_value());
+    poll->exchange->respond(
+        core::json_response(200, task_body("t-4", "printf 'caf\\351 \\377ok\\n'")));
+    std::function<bool(const protocol::Frame&)> output = [](const protocol::Frame& frame) {
+      return is_output(frame);
+    };
+    const protocol::Frame frame = co_await frame_where(*world.hub, output);
+    // Bytes that are not UTF-8 go one '?' each: lengths and offsets hold.
+    CHECK(std::get<protocol::TaskOutput>(frame.payload).chunk.data == "caf? ?ok\n");
+    // The final is produced; with the channel gone, it waits for the
+    // channel instead of going over HTTP.
+    world.hub->set_refuse_websocket(true);
+    world.hub->close_channel();
+    std::function<bool(const protocol::Frame&)> final_frame = [](const protocol::Frame& frame) {
+      return std::holds_alternative<protocol::TaskFinal>(frame.payload);
+    };
+    (void)final_frame;
+    const bool produced = co_await world.agent.wait_for_log("t-4-a1 ended", 10'000);
+    REQUIRE(produced);
+    auto put = co_await world.hub->next_request("/api/v1/attempts/", 3000);
+    CHECK_FALSE(put.has_value());
+  });
+}
+
+TEST_CASE(
+    "a hub that answers pings but never acks: the session ends, output flows on, the task "
+    "finishes",
+    "[agent][scripted]") {
+  ScriptedWorld world;
+  world.agent.set("keepalive_s", "1");
+  world.agent.set("outbox_max_bytes", "1048576");
+  world.agent.set("chunk_bytes", "65536");
+  world.run([&]() -> core::Task<void> {
+    auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+    REQUIRE(poll.has_value());
+    // Three times the outbox: under drop-oldest it used to stop on its pipe
+    // at half the cap for as long as the hub stayed silent.
+    poll->exchange->respond(
+        core::json_response(200, task_body("t-5", writer_command({"random", "5", "3000000"}))));
+    const bool gave_up = co_await world.agent.wait_for_log("no ack from the hub for", 20'000);
+    REQUIRE(gave_up);
+    const bool ended = co_await world.agent.wait_for_log("t-5-a1 ended: succeeded", 30'000);
+    CHECK(ended);
   });
 }

@@ -790,3 +790,80 @@ TEST_CASE("a hello from the same run keeps what was dispatched to it", "[hub]") 
     agent.close();
   });
 }
+
+TEST_CASE(
+    "a final that declares undelivered bytes is accepted as not verified; without them it "
+    "waits for the output",
+    "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    auto op = world.op();
+    auto agent = world.agent();
+    const auto task_id = co_await op.submit(submit_body("edge-1"));
+    co_await agent.connect_and_hello();
+    auto spec = co_await dispatch(agent);
+    co_await start(agent, spec);
+    agent.send(output(spec, StreamName::kStdout, 1, 0, "first "));
+    co_await acks_through(agent, StreamName::kStdout, 1);
+    // 6 bytes stored of 12: the rest could not be delivered (section 5).
+    auto report = final_for(AttemptStatus::kSucceeded, 0, "first second", "");
+    auto waiting = report;
+    agent.send(TaskFinal{{spec.task_id, spec.attempt_id}, waiting},
+               protocol::final_message_id(spec.attempt_id));
+    auto incomplete = expect<protocol::ErrorFrame>(co_await agent.receive());
+    CHECK(incomplete.code == "output_incomplete");
+    report.stdout_summary.dropped_bytes = 6;
+    report.stdout_summary.undelivered_bytes = 6;
+    report.error = "stdout could not be delivered from seq 2";
+    agent.send(TaskFinal{{spec.task_id, spec.attempt_id}, report},
+               protocol::final_message_id(spec.attempt_id));
+    auto ack = expect<Ack>(co_await agent.receive());
+    CHECK(ack.acked == AckedKind::kFinal);
+    CHECK(ack.verified == false);
+    auto task = co_await task_json(op, task_id);
+    CHECK(std::string(task["state"].GetString()) == "succeeded");
+    CHECK_THAT(task["verification_error"].GetString(),
+               Catch::Contains("could not deliver the last 6 bytes of stdout"));
+    agent.close();
+  });
+}
+
+TEST_CASE("an agent's error frame is logged; its channel stays open", "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    auto agent = world.agent();
+    co_await agent.connect_and_hello();
+    ErrorFrame said;
+    said.code = "invalid_frame";
+    said.message = "frame.type: unknown";
+    said.related_message_id = "hub:7";
+    agent.send(said);
+    const bool logged =
+        co_await world.hub.wait_for_log("edge-1 reports invalid_frame about hub:7", 5000);
+    CHECK(logged);
+    auto op = world.op();
+    const auto task_id = co_await op.submit(submit_body("edge-1"));
+    auto spec = co_await dispatch(agent);
+    co_await start(agent, spec);  // the channel still works
+    agent.close();
+  });
+}
+
+TEST_CASE("a partial hello from a new run retracts nothing it may have left out", "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    auto op = world.op();
+    const auto task_id = co_await op.submit(submit_body("edge-1"));
+    auto first_run = world.agent();
+    first_run.set_instance("run-1");
+    auto spec = co_await dispatch(first_run);
+    auto second_run = world.agent();
+    protocol::AgentHello hello;
+    hello.instance = "run-2";
+    hello.partial = true;
+    co_await second_run.connect_and_hello(hello);
+    const auto state = co_await op.state_of(task_id);
+    CHECK(state == "dispatched");  // left to the lease
+    second_run.close();
+  });
+}

@@ -1,5 +1,7 @@
 #include "scripted_hub.hpp"
 
+#include "protocol/capabilities.hpp"
+
 #include <catch2/catch.hpp>
 
 namespace tether::test {
@@ -32,9 +34,16 @@ ScriptedHub::ScriptedHub(core::Loop& loop) : loop_(loop), changed_(loop) {
       CHECK(frame.ok());
       if (!frame.ok()) return;
       if (std::holds_alternative<protocol::AgentHello>(frame->payload)) {
+        hellos_.push_back(std::get<protocol::AgentHello>(frame->payload));
+        if (!hello_reply_.empty()) {
+          if (channel_) channel_->send_text(hello_reply_);
+          changed_.notify_all();
+          return;
+        }
         protocol::HubHelloAck ack;
         ack.related_message_id = frame->message_id;
         ack.version = "scripted";
+        ack.capabilities = capabilities_;
         send(ack);
         if (close_after_hello_) close_channel();
         return;
@@ -43,7 +52,8 @@ ScriptedHub::ScriptedHub(core::Loop& loop) : loop_(loop), changed_(loop) {
       frames_.push_back(std::move(*frame));
       changed_.notify_all();
     });
-    socket->set_on_closed([this, weak](int) {
+    socket->set_on_closed([this, weak](int code) {
+      last_close_code_ = code;
       if (channel_ == weak.lock()) channel_closed_ = true;
       changed_.notify_all();
     });

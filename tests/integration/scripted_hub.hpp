@@ -16,6 +16,7 @@
 #include "core/notification.hpp"
 #include "core/task.hpp"
 #include "core/web_server.hpp"
+#include "protocol/capabilities.hpp"
 #include "protocol/frames.hpp"
 
 namespace tether::test {
@@ -49,8 +50,18 @@ class ScriptedHub {
   void set_refuse_websocket(bool refuse) { refuse_websocket_ = refuse; }
   // Close the channel right after the hello_ack (reconnect tests).
   void set_close_after_hello(bool close) { close_after_hello_ = close; }
+  // What the hello_ack lists (docs/protocol.md 9); every v1 capability by default.
+  void set_capabilities(std::vector<std::string> capabilities) {
+    capabilities_ = std::move(capabilities);
+  }
+  // Answer hello with this frame text instead (a hub of another version).
+  void set_hello_reply(std::string text) { hello_reply_ = std::move(text); }
 
   uint64_t connects() const { return connect_times_.size(); }
+  // The close code of the last channel, once it closed (0 before).
+  int last_close_code() const { return last_close_code_; }
+  // Every agent.hello received, in order.
+  const std::vector<protocol::AgentHello>& hellos() const { return hellos_; }
   // Bytes of the frames received so far (as sent, JSON), hello excluded.
   uint64_t received_bytes() const { return received_bytes_; }
   // Loop time of each upgrade attempt, accepted or refused.
@@ -67,6 +78,10 @@ class ScriptedHub {
   std::vector<uint64_t> connect_times_;
   bool refuse_websocket_ = false;
   bool close_after_hello_ = false;
+  std::vector<std::string> capabilities_ = protocol::hub_capabilities();
+  std::string hello_reply_;
+  std::vector<protocol::AgentHello> hellos_;
+  int last_close_code_ = 0;
   bool channel_closed_ = false;
   uint64_t received_bytes_ = 0;
   core::Notification changed_;

@@ -255,6 +255,6 @@ TEST_CASE("tether-agent run reports a bad config on stderr and exits 2, before t
   const int status = ::pclose(pipe);
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 2);
-  CHECK(out == "tether-agent: " + file + ":5: chunk_bytes: must be from 1024 to 1048576\n");
+  CHECK(out == "tether-agent: " + file + ":5: chunk_bytes: must be from 1024 to 131072\n");
   CHECK_FALSE(std::filesystem::exists(dir.path + "/state"));
 }

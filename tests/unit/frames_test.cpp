@@ -264,6 +264,29 @@ TEST_CASE("a frame over the size limit is refused before parsing", "[frames]") {
   CHECK(peek_message_id("garbage").empty());
 }
 
+TEST_CASE("the largest chunk fits one message however it escapes; a larger one is refused",
+          "[frames]") {
+  // Worst cases: every byte a control character (JSON "\u0001", 6 bytes
+  // each), and bytes that are not UTF-8 (base64).
+  for (const std::string& data :
+       {std::string(kMaxChunkBytes, '\x01'), std::string(kMaxChunkBytes, '\xff')}) {
+    protocol::TaskOutput output{{"t-" + std::string(120, 'x'), "a-" + std::string(120, 'y')},
+                                {protocol::StreamName::kStderr, 1, 0, data}};
+    const std::string json = encode_frame(frame_of(output));
+    CHECK(json.size() <= kMaxFrameBytes);
+    auto decoded = decode_frame(json);
+    REQUIRE(decoded.ok());
+    CHECK(std::get<protocol::TaskOutput>(decoded->payload).chunk.data == data);
+  }
+  protocol::TaskOutput over{
+      {"t-1", "t-1-a1"},
+      {protocol::StreamName::kStdout, 1, 0, std::string(kMaxChunkBytes + 1, 'a')}};
+  auto refused = decode_frame(encode_frame(frame_of(over)));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == "frame_too_large");
+  CHECK_THAT(refused.error().message, Catch::Contains("frame.data"));
+}
+
 TEST_CASE("a surrogate pair escape decodes to its one UTF-8 character", "[frames]") {
   auto frame =
       decode_frame(R"({"v":1,"type":"hub.wake","message_id":"m","sent_at":"\uD83D\uDE00"})");

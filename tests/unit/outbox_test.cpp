@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "agent/outbox.hpp"
+#include "agent/result_channel.hpp"
 #include "core/run.hpp"
 #include "protocol/sha256.hpp"
 
@@ -375,6 +376,8 @@ TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newe
         "UPDATE frames SET last_sent_at = '2026-11-22T00:00:01.000Z', send_count = 2 "
         "WHERE kind = 'started'");
     v1.exec("DELETE FROM send_progress");
+    v1.exec("ALTER TABLE attempts DROP COLUMN stdout_undelivered_bytes");
+    v1.exec("ALTER TABLE attempts DROP COLUMN stderr_undelivered_bytes");
     v1.exec("UPDATE schema_version SET version = 1");
   }
   {
@@ -382,7 +385,7 @@ TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newe
     auto outbox = Outbox::open(loop, dir.path, {});
     REQUIRE(outbox.ok());
     CHECK((*outbox)->rows() == 2);
-    CHECK(count_rows(**outbox, "SELECT version FROM schema_version") == 2);
+    CHECK(count_rows(**outbox, "SELECT version FROM schema_version") == 3);
     CHECK(count_rows(**outbox,
                      "SELECT count(*) FROM pragma_table_info('frames') WHERE name IN "
                      "('last_sent_at', 'send_count')") == 0);
@@ -398,15 +401,15 @@ TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newe
   }
   {
     SQLite::Database newer(path, SQLite::OPEN_READWRITE);
-    newer.exec("UPDATE schema_version SET version = 3");
+    newer.exec("UPDATE schema_version SET version = 4");
   }
   core::Loop loop;
   auto refused = Outbox::open(loop, dir.path, {});
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(refused.error().message,
-             Catch::Contains("schema version 3") && Catch::Contains("understands version 2"));
+             Catch::Contains("schema version 4") && Catch::Contains("understands version 3"));
   SQLite::Database after(path, SQLite::OPEN_READONLY);
-  CHECK(after.execAndGet("SELECT version FROM schema_version").getInt() == 3);
+  CHECK(after.execAndGet("SELECT version FROM schema_version").getInt() == 4);
   CHECK(after.execAndGet("SELECT count(*) FROM frames").getInt() == 2);
 }
 
@@ -501,4 +504,32 @@ TEST_CASE("multi-byte UTF-8 output is counted in bytes, stored and acked alike",
     CHECK(outbox.rows() == 0);
     CHECK(outbox.bytes() == 0);
   });
+}
+
+TEST_CASE("a hello that would not fit one message is cut and marked partial", "[outbox]") {
+  protocol::AgentHello hello;
+  hello.version = "test";
+  for (int i = 0; i < 30'000; ++i) {
+    const std::string id = "t-" + std::to_string(i);
+    hello.outbox.push_back({{id, id + "-a1"}, StreamName::kStdout, 1, 2});
+    hello.unacked_finals.push_back({id, id + "-a1"});
+  }
+  protocol::Frame frame;
+  frame.message_id = "hello:edge-1:1";
+  frame.agent_id = "edge-1";
+  frame.payload = hello;
+  const std::string text = ResultChannel::fitted_hello(frame);
+  CHECK(text.size() <= protocol::kMaxFrameBytes);
+  auto decoded = protocol::decode_frame(text);
+  REQUIRE(decoded.ok());
+  const auto& fitted = std::get<protocol::AgentHello>(decoded->payload);
+  CHECK(fitted.partial);
+  CHECK(fitted.outbox.size() < hello.outbox.size());
+
+  protocol::Frame small = frame;
+  std::get<protocol::AgentHello>(small.payload).outbox.resize(3);
+  std::get<protocol::AgentHello>(small.payload).unacked_finals.resize(3);
+  auto whole = protocol::decode_frame(ResultChannel::fitted_hello(small));
+  REQUIRE(whole.ok());
+  CHECK_FALSE(std::get<protocol::AgentHello>(whole->payload).partial);
 }
