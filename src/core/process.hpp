@@ -83,6 +83,7 @@ class Process {
   ~Process();
 
   int pid() const { return pid_; }
+  Loop& loop() const { return loop_; }
   bool exited() const { return exit_status_.has_value(); }
   const std::optional<ExitStatus>& exit_status() const { return exit_status_; }
 

@@ -38,6 +38,7 @@ struct ScriptedWorld {
       }
       if (agent.process().running()) (void)co_await agent.stop(SIGKILL);
       hub.reset();
+      LoggedProcess::kill_all(loop);
       if (failure) std::rethrow_exception(failure);
     };
     try {

@@ -255,6 +255,9 @@ void AgentWorld::run(const std::function<core::Task<void>()>& body) {
     if (agent.process().running()) (void)co_await agent.stop(failure ? SIGKILL : SIGTERM);
     co_await hub.stop(failure ? SIGKILL : SIGTERM);
     proxy.reset();
+    // Every other child the test started (nginx, a viewer): a failed test
+    // must end, not wait for a process it meant to stop later.
+    LoggedProcess::kill_all(loop);
     if (failure) std::rethrow_exception(failure);
   };
   auto print_logs = [this] {

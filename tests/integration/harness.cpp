@@ -423,10 +423,22 @@ std::unique_ptr<core::Process> start_cli(core::Loop& loop, const std::vector<std
 }
 
 core::Task<void> finish_cli(core::Process& process, core::TaskGroup& readers, CliRun& run) {
-  auto status = co_await process.wait_exit();
+  // Bounded: a CLI that does not end is a failure, not a hang.
+  core::CancellationSource patience;
+  core::Timer timer(process.loop());
+  timer.start(60'000, [&patience] { patience.cancel(); });
+  auto status = co_await process.wait_exit(patience.token());
+  timer.stop();
+  if (!status.ok()) {
+    process.signal_group(SIGKILL);
+    status = co_await process.wait_exit();
+    co_await readers.join();
+    FAIL("the CLI did not exit within 60 s; killed. stderr: " << run.err);
+  }
   co_await readers.join();
   REQUIRE(status.ok());
-  run.exit_code = static_cast<int>(status->exit_code);
+  run.exit_code = status->term_signal ? 128 + status->term_signal
+                                      : static_cast<int>(status->exit_code);
 }
 
 core::Task<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,

@@ -1,5 +1,6 @@
 // Running a hub: TLS end to end, the plain-HTTP rule, registering agents on
 // a running hub, and the CLI's read commands.
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -147,4 +148,19 @@ TEST_CASE("tether logs, status, tasks and agents show what the hub holds", "[cli
     CHECK_THAT(missing.err, Catch::Contains("404") && Catch::Contains("no task"));
     agent.close();
   });
+}
+
+TEST_CASE("the harness: a test that fails with children still running ends at once", "[harness]") {
+  World world;
+  LoggedProcess lingering(world.loop);
+  auto failing = [&]() -> core::Task<void> {
+    // A child the test would have stopped later, had it not failed first.
+    lingering.start({"/bin/sleep", "600"}, {"PATH=/usr/bin:/bin"});
+    co_await world.hub.wait_for_log("listening", 1000);
+    throw std::runtime_error("a deliberate failure");
+  };
+  // Without the teardown stopping `lingering`, its pipes keep the loop
+  // running and this never returns (how a failed nginx test hung for 20 min).
+  REQUIRE_THROWS_WITH(world.run(failing), "a deliberate failure");
+  CHECK(::kill(lingering.pid(), 0) != 0);  // gone, and reaped
 }

@@ -1,5 +1,7 @@
 #include "logged_process.hpp"
 
+#include <set>
+
 #include <signal.h>
 
 #include <catch2/catch.hpp>
@@ -10,8 +12,26 @@ namespace tether::test {
 
 LoggedProcess::LoggedProcess(core::Loop& loop) : loop_(loop), log_grew_(loop) {}
 
+namespace {
+
+std::set<LoggedProcess*>& live_processes() {
+  static std::set<LoggedProcess*> processes;
+  return processes;
+}
+
+}  // namespace
+
 LoggedProcess::~LoggedProcess() {
+  live_processes().erase(this);
   if (process_) process_->signal_group(SIGKILL);
+}
+
+void LoggedProcess::kill_all(core::Loop& loop) {
+  for (LoggedProcess* process : live_processes()) {
+    if (&process->loop_ == &loop && process->process_) {
+      process->process_->signal_group(SIGKILL);
+    }
+  }
 }
 
 void LoggedProcess::start(std::vector<std::string> argv, std::vector<std::string> environment) {
@@ -23,6 +43,7 @@ void LoggedProcess::start(std::vector<std::string> argv, std::vector<std::string
   INFO(options.argv[0]);
   REQUIRE(spawned.ok());
   process_ = std::move(*spawned);
+  live_processes().insert(this);
   drains_ = std::make_unique<core::TaskGroup>();
   drains_->spawn(drain(process_->stderr_reader()));
   drains_->spawn(drain(process_->stdout_reader()));
@@ -49,9 +70,19 @@ core::Task<int> LoggedProcess::reap() {
   co_return code;
 }
 
-core::Task<int> LoggedProcess::stop(int signum) {
+core::Task<int> LoggedProcess::stop(int signum, uint64_t grace_ms) {
   if (!process_) co_return -1;
   process_->signal_group(signum);
+  core::CancellationSource grace;
+  core::Timer timer(loop_);
+  timer.start(grace_ms, [&grace] { grace.cancel(); });
+  auto exited = co_await process_->wait_exit(grace.token());
+  timer.stop();
+  if (!exited.ok()) {
+    process_->signal_group(SIGKILL);
+    log_ += "\n[test harness: no exit " + std::to_string(grace_ms) + " ms after signal " +
+            std::to_string(signum) + "; killed]\n";
+  }
   const int code = co_await reap();
   co_return code;
 }

@@ -23,9 +23,15 @@ class LoggedProcess {
 
   // Starts `argv` with exactly `environment`; REQUIREs that it spawned.
   void start(std::vector<std::string> argv, std::vector<std::string> environment);
-  // Sends `signum` to the child's process group and waits for the exit.
-  // Returns the exit code, or 128 + the signal that ended it.
-  core::Task<int> stop(int signum);
+  // Sends `signum` to the child's process group and waits for the exit;
+  // after `grace_ms` without one, SIGKILL (a test must not hang on a child
+  // that ignores the signal). Returns the exit code, or 128 + the signal
+  // that ended it.
+  core::Task<int> stop(int signum, uint64_t grace_ms = 15'000);
+  // SIGKILL to every child a LoggedProcess on `loop` still runs: the
+  // teardown of a failed test, so that pipes close and the loop ends
+  // instead of waiting for a child the test meant to stop later.
+  static void kill_all(core::Loop& loop);
   // Waits for the child to exit on its own; -1 after `timeout_ms`.
   core::Task<int> wait_exit(uint64_t timeout_ms);
   // Waits until the log holds `text` after its first `from` bytes; false

@@ -49,9 +49,11 @@ struct World {
       } catch (...) {
         failure = std::current_exception();
       }
-      // Tear down even after a failure, or the hub child keeps the loop alive.
+      // Tear down even after a failure, or the hub child keeps the loop alive;
+      // and every other child the test started (a CLI, a viewer).
       ws.reset();
       co_await hub.stop(failure ? SIGKILL : SIGTERM);
+      LoggedProcess::kill_all(loop);
       if (failure) std::rethrow_exception(failure);
     };
     try {
