@@ -6,7 +6,7 @@
 #include "core/http_client.hpp"
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
-#include "protocol/json_reader.hpp"
+#include "protocol/api_error.hpp"
 
 namespace tether::agent {
 
@@ -18,14 +18,10 @@ uint64_t jittered(uint64_t ceiling_ms) {
   return std::uniform_int_distribution<uint64_t>(ceiling_ms / 2, ceiling_ms)(random);
 }
 
-// The code of the hub's JSON error body ({"error":{"code":...}}), or empty.
+// The code of the hub's JSON error body, or empty.
 std::string error_code_of(const std::string& body) {
-  auto document = protocol::parse_json_object(body, "body");
-  if (!document) return {};
-  auto error = protocol::JsonObjectReader(*document, "body").optional_object("error");
-  if (!error || !*error) return {};
-  auto code = protocol::JsonObjectReader(**error, "error").optional_string("code");
-  return code && *code ? **code : std::string();
+  auto error = protocol::parse_api_error(body);
+  return error ? error->code : std::string();
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 #include "core/http_client.hpp"
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
-#include "protocol/json_reader.hpp"
+#include "protocol/api_error.hpp"
 
 namespace tether::agent {
 
@@ -28,15 +28,8 @@ uint64_t full_jitter(uint64_t ceiling_ms) {
 
 // The "message" of the hub's JSON error body, or the start of the body.
 std::string hub_message(const std::string& body) {
-  auto document = protocol::parse_json_object(body, "error");
-  if (document) {
-    auto error = protocol::JsonObjectReader(*document, "body").optional_object("error");
-    if (error && *error) {
-      auto message = protocol::JsonObjectReader(**error, "error").optional_string("message");
-      if (message && *message) return **message;
-    }
-  }
-  return body.substr(0, 200);
+  auto error = protocol::parse_api_error(body);
+  return error && !error->message.empty() ? error->message : body.substr(0, 200);
 }
 
 }  // namespace

@@ -16,6 +16,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "core/process.hpp"
+
 namespace tether::agent {
 
 namespace {
@@ -234,15 +236,7 @@ void signal_tree(int signum, bool report) {
   // The command gets default signals and none blocked. It stays in the
   // init's process group: a restarted agent that finds an attempt left over
   // kills that group (the init ignores what a task might send to it there).
-  for (int signum = 1; signum < NSIG; ++signum) {
-    if (signum == SIGKILL || signum == SIGSTOP) continue;
-    struct sigaction action {};
-    action.sa_handler = SIG_DFL;
-    ::sigaction(signum, &action, nullptr);
-  }
-  sigset_t none;
-  ::sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  core::reset_signals_in_child();
   ::close(kControlFd);
   ::close(signal_fd);
   ::execve(plan.path, plan.argv, plan.envp);

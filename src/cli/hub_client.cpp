@@ -3,7 +3,7 @@
 #include <cstdlib>
 
 #include "core/secret_file.hpp"
-#include "protocol/json_reader.hpp"
+#include "protocol/api_error.hpp"
 
 namespace tether::cli {
 
@@ -46,14 +46,8 @@ Result<HubConnection> resolve_connection(std::string hub_url, std::string token_
 }
 
 std::string hub_error_message(const std::string& body) {
-  auto document = protocol::parse_json_object(body, "error");
-  if (document) {
-    auto error = protocol::JsonObjectReader(*document, "body").optional_object("error");
-    if (error && *error) {
-      auto message = protocol::JsonObjectReader(**error, "error").optional_string("message");
-      if (message && *message) return **message;
-    }
-  }
+  auto error = protocol::parse_api_error(body);
+  if (error && !error->message.empty()) return error->message;
   return body.empty() ? "no details" : body.substr(0, 300);
 }
 

@@ -85,18 +85,9 @@ void close_from(unsigned first, unsigned last) {
 }
 
 [[noreturn]] void run_child(const ChildPlan& plan) {
-  // Signals back to their defaults (ignored ones are inherited across exec:
-  // a task with SIGPIPE ignored behaves differently in a pipeline), then
-  // unblocked (the parent blocked them all around the fork).
-  for (int signum = 1; signum < NSIG; ++signum) {
-    if (signum == SIGKILL || signum == SIGSTOP) continue;
-    struct sigaction action {};
-    action.sa_handler = SIG_DFL;
-    ::sigaction(signum, &action, nullptr);
-  }
-  sigset_t none;
-  ::sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // A task with SIGPIPE ignored behaves differently in a pipeline; the
+  // parent blocked every signal around the fork.
+  reset_signals_in_child();
 
   ::setsid();
   // Move what we keep above the standard descriptors first, so that a
@@ -150,6 +141,18 @@ std::string variable(const std::vector<std::string>& environment, const std::str
 }
 
 }  // namespace
+
+void reset_signals_in_child() {
+  for (int signum = 1; signum < NSIG; ++signum) {
+    if (signum == SIGKILL || signum == SIGSTOP) continue;
+    struct sigaction action {};
+    action.sa_handler = SIG_DFL;
+    ::sigaction(signum, &action, nullptr);
+  }
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
 
 Result<std::string> find_program(const std::string& program, const std::string& path_variable) {
   if (program.find('/') != std::string::npos) {

@@ -60,6 +60,11 @@ struct ExitStatus {
   int term_signal = 0;  // 0 unless a signal ended the child
 };
 
+// In a child between fork and exec: every signal back to its default
+// disposition (an ignored one would be inherited across exec) and none
+// blocked. Async-signal-safe.
+void reset_signals_in_child();
+
 // Looks `program` up in `path_variable` (colon-separated) unless it holds a
 // slash. Errors: "ENOENT", "EACCES" (found, not executable).
 Result<std::string> find_program(const std::string& program, const std::string& path_variable);

@@ -2,22 +2,13 @@
 
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
-#include "protocol/json_writer.hpp"
+#include "protocol/api_error.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace tether::hub {
 
 std::string error_body(const std::string& code, const std::string& message, bool retryable) {
-  protocol::JsonWriter json;
-  json.begin_object();
-  json.key("error");
-  json.begin_object();
-  json.field("code", code);
-  json.field("message", message);
-  json.field("retryable", retryable);
-  json.end_object();
-  json.end_object();
-  return json.str();
+  return protocol::encode_api_error({code, message, retryable});
 }
 
 AgentChannels::AgentChannels(core::Loop& loop, HubStore& store, TokenStore& tokens,

@@ -1,0 +1,21 @@
+// The error body of every HTTP answer that is not a success
+// (docs/protocol.md 7 and 11): {"error":{"code","message","retryable"}}.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tether::protocol {
+
+struct ApiError {
+  std::string code;
+  std::string message;
+  bool retryable = false;
+};
+
+std::string encode_api_error(const ApiError& error);
+// Nothing if `body` is not such an object (a proxy's page, an empty body).
+std::optional<ApiError> parse_api_error(std::string_view body);
+
+}  // namespace tether::protocol
