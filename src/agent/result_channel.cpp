@@ -298,13 +298,18 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
     loop_.update_time();
     const std::string sent_at = core::utc_now();  // one send batch, one turn
     for (auto& frame : frames) {
+      const bool output_kind = frame.kind == FrameKind::kOutput || frame.kind == FrameKind::kGap;
+      if (output_kind && abandoned_.count({frame.attempt_id, frame.stream})) {
+        cursor_ = frame.id;  // its stream ended (abandon_stream deletes it)
+        continue;
+      }
       if (!agreed_.output_gap && frame.kind == FrameKind::kGap) {
         // This hub takes no task.output_gap: nothing of the stream from
         // here on can reach it. Said once, in the final.
-        outbox_.abandon_stream(frame.attempt_id, frame.stream, frame.seq, std::nullopt,
-                               std::string(protocol::to_string(frame.stream)) +
-                                   " could not be delivered from seq " + std::to_string(frame.seq) +
-                                   ": output was dropped and the hub does not take gaps");
+        abandon(frame.attempt_id, frame.stream, frame.seq, std::nullopt,
+                std::string(protocol::to_string(frame.stream)) +
+                    " could not be delivered from seq " + std::to_string(frame.seq) +
+                    ": output was dropped and the hub does not take gaps");
         cursor_ = frame.id;
         continue;
       }
@@ -340,10 +345,10 @@ void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
     // stream cannot be completed (docs/protocol.md 4.2).
     const auto first = outbox_.first_held_seq(point.attempt_id, point.stream);
     if (first && point.next_seq < *first) {
-      outbox_.abandon_stream(
-          point.attempt_id, point.stream, point.next_seq, std::nullopt,
-          std::string(protocol::to_string(point.stream)) + " could not be delivered from seq " +
-              std::to_string(point.next_seq) + ": the hub no longer had what it had acknowledged");
+      abandon(point.attempt_id, point.stream, point.next_seq, std::nullopt,
+              std::string(protocol::to_string(point.stream)) + " could not be delivered from seq " +
+                  std::to_string(point.next_seq) +
+                  ": the hub no longer had what it had acknowledged");
       continue;
     }
     outbox_.resume_from(point.attempt_id, point.stream, point.next_seq);
@@ -531,11 +536,9 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
   if (auto output = protocol::parse_output_message_id(error.related_message_id)) {
     core::log_error("channel", "the hub refused " + error.related_message_id + " for good (" +
                                    error.code + "); the rest of that stream is not delivered");
-    outbox_.abandon_stream(output->attempt_id, output->stream, output->seq, error.next_offset,
-                           std::string(protocol::to_string(output->stream)) +
-                               " could not be delivered from seq " + std::to_string(output->seq) +
-                               ": the hub refused it (" + error.code + ")");
-    forget_stream(output->attempt_id, output->stream);
+    abandon(output->attempt_id, output->stream, output->seq, error.next_offset,
+            std::string(protocol::to_string(output->stream)) + " could not be delivered from seq " +
+                std::to_string(output->seq) + ": the hub refused it (" + error.code + ")");
     return;
   }
   // About one started or final frame: resending it cannot help. Drop it.
@@ -545,6 +548,13 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
     outbox_.ack_message(error.related_message_id);
     forget_message(error.related_message_id);
   }
+}
+
+void ResultChannel::abandon(const std::string& attempt_id, StreamName stream, uint64_t from_seq,
+                            std::optional<uint64_t> from_offset, std::string why) {
+  abandoned_.insert({attempt_id, stream});
+  forget_stream(attempt_id, stream);
+  outbox_.abandon_stream(attempt_id, stream, from_seq, from_offset, std::move(why));
 }
 
 bool ResultChannel::on_unreadable(const std::string& text, const Error& error) {

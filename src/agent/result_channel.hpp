@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "agent/outbox.hpp"
@@ -96,6 +97,10 @@ class ResultChannel {
   void apply_hello_ack(const protocol::HubHelloAck& ack);
   void on_ack(const protocol::Ack& ack);
   void on_error(const protocol::ErrorFrame& error);
+  // Ends the delivery of a stream (Outbox::abandon_stream): nothing of it
+  // is sent any more, not even frames already read for sending.
+  void abandon(const std::string& attempt_id, protocol::StreamName stream, uint64_t from_seq,
+               std::optional<uint64_t> from_offset, std::string why);
   // A frame from the hub that did not decode: false when the session must
   // end (another protocol version).
   bool on_unreadable(const std::string& text, const Error& error);
@@ -146,6 +151,8 @@ class ResultChannel {
   };
   std::map<std::pair<std::string, protocol::StreamName>, Rewinds> rewinds_;
   uint64_t resend_not_before_ms_ = 0;
+  // Streams whose delivery ended (abandon); their attempts' finals say so.
+  std::set<std::pair<std::string, protocol::StreamName>> abandoned_;
   int64_t last_auth_log_ms_ = -1'000'000;
 };
 
