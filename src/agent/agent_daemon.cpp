@@ -61,10 +61,17 @@ AgentDaemon::~AgentDaemon() = default;
 void AgentDaemon::recover() {
   const std::string boot = core::boot_id();
   for (const auto& attempt : outbox_->running_attempts()) {
-    // Kill only what is provably ours: same boot, and the pid still names
-    // the process that started at the recorded time.
-    const bool ours = attempt.process_start != 0 && !boot.empty() && attempt.boot_id == boot &&
-                      core::process_start_ticks(attempt.process_group) == attempt.process_start;
+    // Kill only what is provably ours: same boot, and the group's leader
+    // (the task's init) or, if it died too, the command still names the
+    // process that started at the recorded time (the group outlives its
+    // leader while members live, so its id cannot have been reused).
+    auto started_as_recorded = [](int pid, uint64_t start) {
+      return start != 0 && core::process_start_ticks(pid) == start;
+    };
+    const bool this_boot = !boot.empty() && attempt.boot_id == boot;
+    const bool ours =
+        this_boot && (started_as_recorded(attempt.process_group, attempt.process_start) ||
+                      started_as_recorded(attempt.pid, attempt.command_start));
     if (ours) {
       ::kill(-attempt.process_group, SIGKILL);
       core::log_warning("agent", "killed the leftover process group " +

@@ -57,7 +57,9 @@ CREATE TABLE IF NOT EXISTS attempts (
   state                TEXT NOT NULL,  -- running or finished (final not yet acked)
   pid                  INTEGER,
   process_group        INTEGER,
-  process_start        INTEGER,        -- /proc/PID/stat start time: tells our process from a reused pid
+  process_start        INTEGER,        -- /proc/PID/stat start time of process_group (the task's
+                                       -- init): tells our process from a reused pid
+  command_start        INTEGER,        -- the same for pid (the command)
   boot_id              TEXT,
   started_at           TEXT NOT NULL,
   stdout_bytes         INTEGER NOT NULL DEFAULT 0,
@@ -86,10 +88,12 @@ INSERT INTO frame_sends (frame_id, last_sent_at, send_count)
 ALTER TABLE frames DROP COLUMN last_sent_at;
 ALTER TABLE frames DROP COLUMN send_count;
 )SQL";
-// Version 2 had no undelivered counts.
+// Version 2 had no undelivered counts, and no command_start (the command
+// led its own group then; now the task's init does).
 constexpr const char* kUpgradeTo3 = R"SQL(
 ALTER TABLE attempts ADD COLUMN stdout_undelivered_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE attempts ADD COLUMN stderr_undelivered_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN command_start INTEGER;
 )SQL";
 constexpr const char* kUpgrades[] = {kUpgradeTo2, kUpgradeTo3};
 
@@ -354,8 +358,8 @@ void Outbox::record_started(const AttemptRecord& attempt, const protocol::Starte
   store_->write([this, attempt, started]() mutable {
     auto statement = store_->statement(
         "INSERT OR REPLACE INTO attempts (attempt_id, task_id, state, pid, process_group, "
-        "process_start, boot_id, started_at, updated_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, "
-        "?)");
+        "process_start, boot_id, started_at, updated_at, command_start) VALUES (?, ?, 'running', "
+        "?, ?, ?, ?, ?, ?, ?)");
     statement.bind(1, attempt.attempt_id);
     statement.bind(2, attempt.task_id);
     statement.bind(3, attempt.pid);
@@ -364,6 +368,7 @@ void Outbox::record_started(const AttemptRecord& attempt, const protocol::Starte
     statement.bind(6, attempt.boot_id);
     statement.bind(7, attempt.started_at);
     statement.bind(8, core::utc_now());
+    statement.bind(9, static_cast<int64_t>(attempt.command_start));
     statement.exec();
     live_[attempt.attempt_id] = attempt;
     const protocol::AttemptRef ref{attempt.task_id, attempt.attempt_id};
@@ -866,7 +871,7 @@ std::vector<AttemptRecord> Outbox::running_attempts() {
       "SELECT task_id, attempt_id, pid, process_group, process_start, boot_id, started_at, "
       "stdout_bytes, stderr_bytes, stdout_dropped_bytes, stderr_dropped_bytes, "
       "stdout_sha256_state, stderr_sha256_state, stdout_undelivered_bytes, "
-      "stderr_undelivered_bytes FROM attempts WHERE state = 'running'");
+      "stderr_undelivered_bytes, command_start FROM attempts WHERE state = 'running'");
   std::vector<AttemptRecord> attempts;
   while (query.executeStep()) {
     AttemptRecord record;
@@ -890,6 +895,8 @@ std::vector<AttemptRecord> Outbox::running_attempts() {
     }
     record.out.undelivered = static_cast<uint64_t>(query.getColumn(13).getInt64());
     record.err.undelivered = static_cast<uint64_t>(query.getColumn(14).getInt64());
+    record.command_start =
+        query.getColumn(15).isNull() ? 0 : static_cast<uint64_t>(query.getColumn(15).getInt64());
     attempts.push_back(std::move(record));
   }
   for (const auto& attempt : attempts)

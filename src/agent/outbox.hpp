@@ -80,7 +80,8 @@ struct AttemptRecord {
   std::string attempt_id;
   int pid = 0;
   int process_group = 0;
-  uint64_t process_start = 0;
+  uint64_t process_start = 0;  // of process_group (the task's init)
+  uint64_t command_start = 0;  // of pid (the command)
   std::string boot_id;
   std::string started_at;
   StreamProgress out;

@@ -14,6 +14,7 @@ void OutboxSink::on_started(const protocol::StartedReport& started, int process_
   // (its start time, recorded here, still matches).
   record.process_group = process_group;
   record.process_start = core::process_start_ticks(process_group).value_or(0);
+  record.command_start = core::process_start_ticks(started.pid).value_or(0);
   record.boot_id = core::boot_id();
   record.started_at = started.started_at;
   outbox_.record_started(record, started);

@@ -110,12 +110,10 @@ TEST_CASE("the hub killed with SIGKILL mid-stream and restarted: nothing lost or
 
 TEST_CASE(
     "the agent killed with SIGKILL mid-stream and restarted: the outbox is delivered, "
-    "the final is lost with counts, the leftover group is killed",
+    "the final is lost with counts, the task dies with the agent",
     "[agent][e2e][outage]") {
   AgentWorld world;
   world.run([&]() -> core::Task<void> {
-    // The writer dies of SIGPIPE once the agent is gone; the sleep stays, as
-    // a leftover process of the group.
     const auto args = paced_args(13, 40);
     const std::string id = co_await world.submit_shell(writer_command(args) + "; sleep 600");
     const bool streaming = co_await world.op().wait_for_output(id, "stdout", 1 << 20, 30'000);
@@ -132,7 +130,8 @@ TEST_CASE(
     const uint64_t in_outbox = std::stoull(row[1]);
     CHECK(row[2] == "running");
     CHECK(in_outbox >= (1u << 20));
-    CHECK_FALSE(living_members(group).empty());
+    // The task does not outlive its agent: its init kills it.
+    CHECK(group_dies(group, 10'000));
 
     co_await world.agent.start();
     const FinalView final_view = co_await world.final_of(id, "lost", 60'000);
@@ -140,9 +139,6 @@ TEST_CASE(
     CHECK(final_view.error.find("agent restarted") != std::string::npos);
     CHECK(final_view.out.bytes == in_outbox);
     CHECK(final_view.verified);
-    CHECK(living_members(group).empty());
-    CHECK(world.agent.log().find("killed the leftover process group " + row[0]) !=
-          std::string::npos);
     // The bytes are the generator's, in order, up to where the agent died.
     const std::string stored = co_await world.op().output(id, "stdout");
     REQUIRE(stored.size() == in_outbox);
@@ -151,6 +147,33 @@ TEST_CASE(
     CHECK(stored == full.substr(0, in_outbox));
     CHECK(protocol::sha256_hex(stored) == final_view.out.sha256);
     CHECK(world.final_events(id) == 1);
+  });
+}
+
+TEST_CASE("agent and task init killed together: the restarted agent kills the leftover group",
+          "[agent][e2e][outage]") {
+  AgentWorld world;
+  world.run([&]() -> core::Task<void> {
+    const std::string id = co_await world.submit_shell("echo ready; sleep 600");
+    const bool running = co_await world.op().wait_for_output(id, "stdout", 6, 30'000);
+    REQUIRE(running);
+    const auto row = split(
+        sqlite_query(world.agent.outbox_path(), "SELECT process_group, pid FROM attempts"), '|');
+    REQUIRE(row.size() == 2);
+    const int group = std::stoi(row[0]);
+    // As when everything of the agent is killed at once (the OOM killer, a
+    // unit's SIGKILL): the init is stopped first so that it cannot clean up.
+    REQUIRE(::kill(group, SIGSTOP) == 0);
+    (void)co_await world.agent.stop(SIGKILL);
+    REQUIRE(::kill(group, SIGKILL) == 0);
+    CHECK_FALSE(living_members(group).empty());  // the command is left over
+
+    co_await world.agent.start();
+    const FinalView final_view = co_await world.final_of(id, "lost", 60'000);
+    CHECK(final_view.status == "lost");
+    CHECK(group_dies(group, 10'000));
+    CHECK(world.agent.log().find("killed the leftover process group " + row[0]) !=
+          std::string::npos);
   });
 }
 

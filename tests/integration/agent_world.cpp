@@ -1,8 +1,8 @@
 #include "agent_world.hpp"
 
 #include <dirent.h>
-#include <signal.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -225,10 +225,23 @@ bool hosts_override_available() {
 
 std::vector<std::string> with_hosts_file(const std::string& hosts_file,
                                          const std::vector<std::string>& argv) {
-  std::string command = "mount --bind " + shell_quote(hosts_file) + " /etc/hosts && exec";
+  std::string inner = "mount --bind " + shell_quote(hosts_file) + " /etc/hosts && exec";
   for (const auto& arg : argv)
-    command += " " + shell_quote(arg);
-  return {"/usr/bin/unshare", "--mount", "--", "/bin/sh", "-c", command};
+    inner += " " + shell_quote(arg);
+  // A private mount namespace, so that the bind is seen by this command
+  // alone. In a chroot (scripts/check-fresh-debian12) the root is no mount
+  // point and unshare cannot make it private: there the namespace keeps the
+  // propagation it inherits, which must already be private. A minimal root
+  // may have no /etc/hosts to bind over.
+  const std::string script =
+      "[ -e /etc/hosts ] || : > /etc/hosts; "
+      "if unshare --mount --propagation private true 2>/dev/null; then propagation=private; "
+      "elif [ \"$(findmnt -no PROPAGATION -T /etc/hosts)\" = private ]; then "
+      "propagation=unchanged; "
+      "else echo 'no private mount namespace possible here' >&2; exit 99; fi; "
+      "exec unshare --mount --propagation $propagation -- /bin/sh -c " +
+      shell_quote(inner);
+  return {"/bin/sh", "-c", script};
 }
 
 // ---------------------------------------------------------------------------

@@ -437,8 +437,8 @@ core::Task<void> finish_cli(core::Process& process, core::TaskGroup& readers, Cl
   }
   co_await readers.join();
   REQUIRE(status.ok());
-  run.exit_code = status->term_signal ? 128 + status->term_signal
-                                      : static_cast<int>(status->exit_code);
+  run.exit_code =
+      status->term_signal ? 128 + status->term_signal : static_cast<int>(status->exit_code);
 }
 
 core::Task<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,

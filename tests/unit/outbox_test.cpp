@@ -378,6 +378,7 @@ TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newe
     v1.exec("DELETE FROM send_progress");
     v1.exec("ALTER TABLE attempts DROP COLUMN stdout_undelivered_bytes");
     v1.exec("ALTER TABLE attempts DROP COLUMN stderr_undelivered_bytes");
+    v1.exec("ALTER TABLE attempts DROP COLUMN command_start");
     v1.exec("UPDATE schema_version SET version = 1");
   }
   {
