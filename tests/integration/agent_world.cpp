@@ -231,13 +231,13 @@ std::vector<std::string> with_hosts_file(const std::string& hosts_file,
   // A private mount namespace, so that the bind is seen by this command
   // alone. In a chroot (scripts/check-fresh-debian12) the root is no mount
   // point and unshare cannot make it private: there the namespace keeps the
-  // propagation it inherits, which must already be private. A minimal root
-  // may have no /etc/hosts to bind over.
+  // propagation it inherits, used only if no mount in sight is shared (a
+  // mount made under a shared one would be shared too). A minimal root may
+  // have no /etc/hosts to bind over.
   const std::string script =
       "[ -e /etc/hosts ] || : > /etc/hosts; "
       "if unshare --mount --propagation private true 2>/dev/null; then propagation=private; "
-      "elif [ \"$(findmnt -no PROPAGATION -T /etc/hosts)\" = private ]; then "
-      "propagation=unchanged; "
+      "elif ! grep -q ' shared:' /proc/self/mountinfo; then propagation=unchanged; "
       "else echo 'no private mount namespace possible here' >&2; exit 99; fi; "
       "exec unshare --mount --propagation $propagation -- /bin/sh -c " +
       shell_quote(inner);
