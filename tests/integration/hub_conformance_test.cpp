@@ -90,10 +90,7 @@ TEST_CASE("a seq ahead of the next is a retryable gap error naming where to resu
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
     agent.send(output(spec, StreamName::kStderr, 1, 0, "abc"));
     co_await acks_through(agent, StreamName::kStderr, 1);
     agent.send(output(spec, StreamName::kStderr, 3, 7, "xyz"), "late-3");
@@ -120,10 +117,7 @@ TEST_CASE("acks are cumulative: one ack covers every frame up to its seq", "[hub
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
     uint64_t offset = 0;
     for (uint64_t seq = 1; seq <= 200; ++seq) {
       const std::string line = "line " + std::to_string(seq) + "\n";
@@ -143,10 +137,8 @@ TEST_CASE("final verification: accepted when bytes and digest match, incomplete 
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
     agent.send(output(spec, StreamName::kStdout, 1, 0, "first "));
     co_await acks_through(agent, StreamName::kStdout, 1);
     const TaskFinal final_frame{{spec.task_id, spec.attempt_id},
@@ -189,10 +181,8 @@ TEST_CASE("final verification: a digest mismatch ends the task as not verified",
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
     agent.send(output(spec, StreamName::kStdout, 1, 0, "AAAA"));
     co_await acks_through(agent, StreamName::kStdout, 1);
     // Same length, different bytes: the agent claims it wrote BBBB.
@@ -216,10 +206,7 @@ TEST_CASE("finals are idempotent over the channel and HTTP; a different one is f
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
     const TaskFinal final_frame{{spec.task_id, spec.attempt_id},
                                 final_for(AttemptStatus::kSucceeded, 0, "", "")};
     agent.send(final_frame, protocol::final_message_id(spec.attempt_id));
@@ -294,10 +281,8 @@ TEST_CASE("leases: a running attempt whose agent is gone longer than the lease i
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
     agent.close();  // the agent goes away and does not come back
     auto reached = co_await op.wait_for_state(task_id, "lost", 10000);
     CHECK(reached);
@@ -450,10 +435,8 @@ TEST_CASE("SSE replays history, then goes live, and resumes after Last-Event-ID"
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
     for (uint64_t seq = 1; seq <= 5; ++seq) {
       agent.send(output(spec, StreamName::kStdout, seq, (seq - 1) * 2, std::to_string(seq) + "\n"));
     }
@@ -543,10 +526,8 @@ TEST_CASE("a slow SSE subscriber is cut off, never slows the agent, and resumes 
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
 
     // A viewer that never reads, with the smallest receive buffer the kernel allows.
     const int viewer = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -707,10 +688,8 @@ TEST_CASE("a hub killed with SIGKILL comes back with every acked byte and the se
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
     agent.send(output(spec, StreamName::kStdout, 1, 0, "before "));
     co_await acks_through(agent, StreamName::kStdout, 1);
     co_await world.hub.stop(SIGKILL);
@@ -799,10 +778,8 @@ TEST_CASE(
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
     agent.send(output(spec, StreamName::kStdout, 1, 0, "first "));
     co_await acks_through(agent, StreamName::kStdout, 1);
     // 6 bytes stored of 12: the rest could not be delivered (section 5).

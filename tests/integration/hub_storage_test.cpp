@@ -60,10 +60,8 @@ TEST_CASE("after an event replay stopped at its page size, a new admin token wor
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
     // More events than one replay page (256): the page read stops at its limit.
     constexpr uint64_t kFrames = 300;
     for (uint64_t seq = 1; seq <= kFrames; ++seq)
@@ -90,10 +88,8 @@ TEST_CASE(
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
 
     LockHolder holder(world.loop, world.data_dir + "/hub.db");
     co_await holder.lock();
@@ -135,10 +131,8 @@ TEST_CASE("tokens made over and over while an agent streams: the hub keeps every
   world.run([&]() -> core::Task<void> {
     auto op = world.op();
     auto agent = world.agent();
-    const auto task_id = co_await op.submit(submit_body("edge-1"));
-    co_await agent.connect_and_hello();
-    auto spec = co_await dispatch(agent);
-    co_await start(agent, spec);
+    auto spec = co_await started_task(op, agent);
+    const auto task_id = spec.task_id;
     std::string expected;
     uint64_t seq = 0;
     for (int round = 0; round < 20; ++round) {

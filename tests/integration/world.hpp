@@ -122,6 +122,18 @@ inline core::Task<void> start(ScriptedAgent& agent, const protocol::TaskSpec& sp
   REQUIRE(ack.related_message_id == protocol::started_message_id(spec.attempt_id));
 }
 
+// Submits `body`, opens the agent's channel, takes the task and reports it
+// started: where most hub conversations begin. Returns the dispatched task.
+inline core::Task<protocol::TaskSpec> started_task(Operator& op, ScriptedAgent& agent,
+                                                   std::string body = submit_body("edge-1")) {
+  const auto task_id = co_await op.submit(body);
+  co_await agent.connect_and_hello();
+  auto spec = co_await dispatch(agent);
+  REQUIRE(spec.task_id == task_id);
+  co_await start(agent, spec);
+  co_return spec;
+}
+
 inline core::Task<std::string> stored_output(Operator& op, const std::string& task_id,
                                              const char* stream) {
   auto reply = co_await op.request("GET", "/api/v1/tasks/" + task_id + "/output?stream=" + stream);
