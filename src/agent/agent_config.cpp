@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/listen_address.hpp"
+#include "core/resolver.hpp"
 #include "core/secret_file.hpp"
 #include "protocol/frames.hpp"
 #include "protocol/task_spec.hpp"
@@ -257,10 +258,15 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
     return make_error("not_configured", "no token: set token_file" + where + ", --token-file or " +
                                             kTokenFileVariable);
   }
-  if (!config.hub_url.uses_tls() && !config.hub_url.host_is_loopback() && !config.insecure) {
-    return make_error("config", "hub_url " + config.hub_url.origin() +
-                                    " is plain http to another host: the token would cross the "
-                                    "network in the clear. Use https, or set insecure = true");
+  // Decided on what the name resolves to now (and again at every connect):
+  // "127.0.0.1.example.invalid" is a name like any other.
+  if (!config.insecure) {
+    if (auto plain = core::check_plain_text_allowed(config.hub_url.host, config.hub_url.uses_tls(),
+                                                    core::PlainTextPolicy::kLoopbackOnly);
+        !plain) {
+      return make_error("config", "hub_url " + config.hub_url.origin() + ": " +
+                                      plain.error().message + ", or set insecure = true");
+    }
   }
   auto token = core::read_secret_file(config.token_file);
   if (!token) return token.error();

@@ -241,9 +241,11 @@ core::Task<int> AgentDaemon::run() {
 
   const std::string token_source =
       "from " + config_.token_file + " (" + config_.origin_of("token_file") + ")";
+  const HubEndpoint hub{
+      config_.hub_url, config_.token, config_.ca_file,
+      config_.insecure ? core::PlainTextPolicy::kAnywhere : core::PlainTextPolicy::kLoopbackOnly};
   ChannelOptions channel_options{
-      config_.hub_url,           config_.agent,       config_.token, config_.ca_file,
-      config_.send_window_bytes, config_.keepalive_s, instance_,     token_source};
+      hub, config_.agent, config_.send_window_bytes, config_.keepalive_s, instance_, token_source};
   ChannelHandlers handlers;
   handlers.cancel = [this](const std::string& attempt_id, const std::string& reason) {
     executor_->cancel(attempt_id, reason);
@@ -255,13 +257,9 @@ core::Task<int> AgentDaemon::run() {
     executor_->cancel(attempt_id, "discarded by the hub");
   };
   channel_ = std::make_unique<ResultChannel>(loop_, *outbox_, channel_options, handlers);
-  courier_ = std::make_unique<FinalCourier>(
-      loop_, pool_, *outbox_, *channel_,
-      CourierOptions{config_.hub_url, config_.token, config_.ca_file});
+  courier_ = std::make_unique<FinalCourier>(loop_, pool_, *outbox_, *channel_, CourierOptions{hub});
   poller_ = std::make_unique<Poller>(
-      loop_, pool_,
-      PollerOptions{config_.hub_url, config_.agent, config_.token, config_.ca_file,
-                    config_.poll_wait_s, instance_, token_source},
+      loop_, pool_, PollerOptions{hub, config_.agent, config_.poll_wait_s, instance_, token_source},
       [this] { return executor_->admitted() < config_.max_concurrent_tasks; },
       [this](protocol::TaskSpec spec) { start_task(std::move(spec)); },
       [this](const protocol::AttemptRef& attempt, const std::string& why) {

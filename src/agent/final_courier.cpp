@@ -74,13 +74,9 @@ core::Task<void> FinalCourier::run(core::CancellationToken stop) {
 
 core::Task<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts& state,
                                        core::CancellationToken stop) {
-  core::HttpCall call;
-  call.method = "PUT";
-  call.server = options_.hub_url;
-  call.target = "/api/v1/attempts/" + core::url_encode(final_frame.attempt_id) + "/final";
+  core::HttpCall call = options_.hub.http_call(
+      "PUT", "/api/v1/attempts/" + core::url_encode(final_frame.attempt_id) + "/final");
   call.body = final_frame.payload;
-  call.headers.emplace_back("Authorization", "Bearer " + options_.token);
-  call.ca_file = options_.ca_file;
   call.read_timeout_s = 10;
   call.connect_timeout_s = 10;
   auto reply = co_await core::http_request(loop_, pool_, std::move(call), stop);

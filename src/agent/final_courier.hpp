@@ -15,6 +15,7 @@
 #include <map>
 #include <string>
 
+#include "agent/hub_endpoint.hpp"
 #include "agent/outbox.hpp"
 #include "agent/result_channel.hpp"
 #include "core/thread_pool.hpp"
@@ -22,9 +23,7 @@
 namespace tether::agent {
 
 struct CourierOptions {
-  core::Url hub_url;
-  std::string token;
-  std::string ca_file;
+  HubEndpoint hub;
   uint64_t channel_patience_ms = 10'000;
 };
 

@@ -52,13 +52,10 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
       co_await wake_.wait(0, stop);
       continue;
     }
-    core::HttpCall call;
-    call.server = options_.hub_url;
-    call.target = "/api/v1/agents/" + core::url_encode(options_.agent) +
-                  "/tasks/next?wait=" + std::to_string(options_.wait_s) +
-                  (options_.instance.empty() ? "" : "&instance=" + options_.instance);
-    call.headers.emplace_back("Authorization", "Bearer " + options_.token);
-    call.ca_file = options_.ca_file;
+    core::HttpCall call = options_.hub.http_call(
+        "GET", "/api/v1/agents/" + core::url_encode(options_.agent) +
+                   "/tasks/next?wait=" + std::to_string(options_.wait_s) +
+                   (options_.instance.empty() ? "" : "&instance=" + options_.instance));
     call.read_timeout_s = static_cast<int>(options_.wait_s) + 15;
     loop_.update_time();
     const uint64_t began_ms = loop_.now_ms();

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 
+#include "agent/hub_endpoint.hpp"
 #include "core/cancellation.hpp"
 #include "core/notification.hpp"
 #include "core/task.hpp"
@@ -22,10 +23,8 @@
 namespace tether::agent {
 
 struct PollerOptions {
-  core::Url hub_url;
+  HubEndpoint hub;
   std::string agent;
-  std::string token;
-  std::string ca_file;
   uint64_t wait_s = 30;
   // This run of the agent (the hello carries it too): docs/protocol.md 3.
   std::string instance;

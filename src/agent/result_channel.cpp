@@ -85,7 +85,7 @@ std::string ResultChannel::stamped(std::string payload, const std::string& sent_
 
 core::Task<void> ResultChannel::run(core::CancellationToken stop) {
   core::WebSocketClientOptions client_options;
-  client_options.ca_file = options_.ca_file;
+  client_options.ca_file = options_.hub.ca_file;
   client_options.ping_after_idle_s = static_cast<uint16_t>(options_.keepalive_s);
   client_options.dead_after_s = static_cast<uint16_t>(3 * options_.keepalive_s);
   client_options.handshake_timeout_s =
@@ -96,11 +96,8 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
     co_return;
   }
   client_ = std::move(*client);
-  core::WebSocketConnectOptions connect;
-  connect.url = options_.hub_url;
-  connect.url.scheme = options_.hub_url.uses_tls() ? "wss" : "ws";
-  connect.url.path = "/api/v1/agents/" + options_.agent + "/channel";
-  connect.headers = {{"Authorization", "Bearer " + options_.token}};
+  core::WebSocketConnectOptions connect =
+      options_.hub.websocket("/api/v1/agents/" + options_.agent + "/channel");
   connect.max_message_bytes = protocol::kMaxFrameBytes;
 
   uint64_t backoff_ms = 500;
@@ -127,7 +124,7 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
       const int64_t now = static_cast<int64_t>(loop_.now_ms());
       if (!auth) {
         core::log_warning("channel", "cannot open the result channel to " +
-                                         options_.hub_url.origin() + ": " + error.message);
+                                         options_.hub.url.origin() + ": " + error.message);
       } else if (now - last_auth_log_ms_ >= 60'000) {
         // Logged at most once a minute: a wrong token must not flood the journal.
         last_auth_log_ms_ = now;
@@ -206,7 +203,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   forget_all_in_flight();
   final_sent_at_.clear();
   backlog_pending_ = outbox_.rows() > 0;
-  core::log_info("channel", "connected to " + options_.hub_url.origin() + "; replaying " +
+  core::log_info("channel", "connected to " + options_.hub.url.origin() + "; replaying " +
                                 std::to_string(outbox_.rows()) + " outbox frames");
   // A hub that answers pings but never acks must not hold output forever
   // (docs/agent.md, outbox_full_policy): without an ack for this long while

@@ -18,6 +18,7 @@
 #include <set>
 #include <string>
 
+#include "agent/hub_endpoint.hpp"
 #include "agent/outbox.hpp"
 #include "core/cancellation.hpp"
 #include "core/notification.hpp"
@@ -28,10 +29,8 @@
 namespace tether::agent {
 
 struct ChannelOptions {
-  core::Url hub_url;
+  HubEndpoint hub;
   std::string agent;
-  std::string token;
-  std::string ca_file;
   uint64_t send_window_bytes = 8ull << 20;
   uint64_t keepalive_s = 15;
   // This run of the agent process, in the hello (docs/protocol.md 4.1).

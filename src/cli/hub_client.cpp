@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "core/resolver.hpp"
 #include "core/secret_file.hpp"
 #include "protocol/api_error.hpp"
 
@@ -36,9 +37,11 @@ Result<HubConnection> resolve_connection(std::string hub_url, std::string token_
   if (url->scheme != "http" && url->scheme != "https") {
     return make_error("config", "hub URL must be http:// or https://, got " + hub_url);
   }
-  if (!url->uses_tls() && !url->host_is_loopback()) {
-    return make_error("config", "refusing plain http to " + url->host +
-                                    ": the token would cross the network in the clear; use https");
+  // By the resolved addresses (and again at every connect, by http_call).
+  if (auto plain = core::check_plain_text_allowed(url->host, url->uses_tls(),
+                                                  core::PlainTextPolicy::kLoopbackOnly);
+      !plain) {
+    return make_error("config", "refusing " + hub_url + ": " + plain.error().message);
   }
   auto token = core::read_secret_file(token_file);
   if (!token) return token.error();

@@ -113,8 +113,12 @@ Result<HttpReply> call_address(const HttpCall& call, const std::string& address,
 Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
                             const HttpStreamHandlers* stream) {
   const std::string what = call.method + " " + call.server.origin() + call.target;
-  auto addresses = resolve_host(call.server.host);
-  if (!addresses) return make_error("http_connect", what + ": " + addresses.error().message);
+  auto resolved = resolve_host(call.server.host);
+  if (!resolved) return make_error("http_connect", what + ": " + resolved.error().message);
+  auto addresses = permitted_addresses(call.server.host, call.server.uses_tls(), call.plain_text,
+                                       std::move(*resolved));
+  if (!addresses)
+    return make_error(addresses.error().code, what + ": " + addresses.error().message);
   // Each address in turn, as long as none was reached: after a connection
   // the request may have had effects, and is not sent again elsewhere.
   std::string failures;

@@ -18,6 +18,7 @@
 
 #include "core/cancellation.hpp"
 #include "core/loop.hpp"
+#include "core/resolver.hpp"
 #include "core/result.hpp"
 #include "core/task.hpp"
 #include "core/thread_pool.hpp"
@@ -37,6 +38,8 @@ struct HttpCall {
   int write_timeout_s = 30;
   // TLS: verification is always on; ca_file adds a CA bundle (PEM) to trust.
   std::string ca_file;
+  // Plain http reaches only loopback addresses unless this allows more.
+  PlainTextPolicy plain_text = PlainTextPolicy::kLoopbackOnly;
 };
 
 struct HttpReply {

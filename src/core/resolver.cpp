@@ -45,6 +45,50 @@ std::vector<std::string> addresses_of(const addrinfo* list) {
 
 }  // namespace
 
+bool is_loopback_address(const std::string& address) {
+  in_addr v4{};
+  if (::inet_pton(AF_INET, address.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, address.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
+Result<std::vector<std::string>> permitted_addresses(const std::string& url_host, bool tls,
+                                                     PlainTextPolicy policy,
+                                                     std::vector<std::string> addresses) {
+  if (tls || policy == PlainTextPolicy::kAnywhere) return addresses;
+  std::vector<std::string> loopback;
+  std::string others;
+  for (auto& address : addresses) {
+    if (is_loopback_address(address)) {
+      loopback.push_back(std::move(address));
+    } else {
+      others += (others.empty() ? "" : ", ") + address;
+    }
+  }
+  if (!loopback.empty()) return loopback;
+  return make_error("plain_not_loopback",
+                    "plain http goes only to a loopback address, and '" + url_host +
+                        "' resolves to " + others +
+                        ": the token would cross the network in the clear. Use https");
+}
+
+Result<void> check_plain_text_allowed(const std::string& host, bool tls, PlainTextPolicy policy) {
+  if (tls || policy == PlainTextPolicy::kAnywhere) return {};
+  auto addresses = resolve_host(host);
+  if (!addresses) {
+    return make_error("plain_not_loopback", "plain http goes only to a loopback address, and " +
+                                                addresses.error().message +
+                                                ". Use https, or a loopback address");
+  }
+  auto permitted = permitted_addresses(host, tls, policy, std::move(*addresses));
+  if (!permitted) return permitted.error();
+  return {};
+}
+
 Result<std::vector<std::string>> resolve_host(const std::string& host) {
   if (is_address_literal(host)) return std::vector<std::string>{host};
   const addrinfo hints = stream_hints();

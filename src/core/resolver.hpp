@@ -23,6 +23,31 @@ namespace tether::core {
 // (the message names the host and the resolver's reason).
 Result<std::vector<std::string>> resolve_host(const std::string& host);
 
+// True for an address literal in 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104
+// (RFC 1122 3.2.1.3, RFC 4291 2.5.3 and 2.5.5.2). A name is never loopback by
+// itself: "127.0.0.1.example.invalid" resolves wherever its owner likes.
+bool is_loopback_address(const std::string& address);
+
+// Where plain (unencrypted) connections may go. A token sent in the clear
+// stays on this host only if every address connected to is loopback, so
+// the decision is made on the resolved addresses, at each connect.
+enum class PlainTextPolicy {
+  kLoopbackOnly,  // plain http/ws only to loopback addresses (the default)
+  kAnywhere,      // the operator allowed it (agent.conf `insecure = true`)
+};
+
+// The addresses a connection to `url_host` may use: all of them for TLS or
+// kAnywhere; otherwise the loopback ones, or the error "plain_not_loopback"
+// naming the host and what it resolved to.
+Result<std::vector<std::string>> permitted_addresses(const std::string& url_host, bool tls,
+                                                     PlainTextPolicy policy,
+                                                     std::vector<std::string> addresses);
+
+// resolve_host, then permitted_addresses: the check a configuration is
+// given at start, so that a refusal shows before the first connect.
+// Blocking.
+Result<void> check_plain_text_allowed(const std::string& host, bool tls, PlainTextPolicy policy);
+
 // The same on the loop, with libuv's resolver (its thread pool).
 class ResolveAwaiter {
  public:

@@ -10,10 +10,6 @@ std::string Url::origin() const {
   return http_scheme + "://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-bool Url::host_is_loopback() const {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
-
 Result<Url> parse_url(std::string_view text) {
   auto bad = [&](const std::string& why) {
     return make_error("invalid_url", "'" + std::string(text) + "' is not a usable URL: " + why);

@@ -17,8 +17,6 @@ struct Url {
   bool uses_tls() const { return scheme == "https" || scheme == "wss"; }
   // "http://host:port" (brackets around IPv6 hosts), for cpp-httplib.
   std::string origin() const;
-  // True for 127.0.0.0/8, ::1 and "localhost".
-  bool host_is_loopback() const;
 };
 
 // Accepts http, https, ws and wss URLs; rejects anything else with a message

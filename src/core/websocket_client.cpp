@@ -114,11 +114,14 @@ Task<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect(
     WebSocketConnectOptions options, CancellationToken token) {
   if (token.cancelled()) co_return cancelled_error();
   const Url url = options.url;
-  auto addresses = co_await resolve(loop_, url.host, token);
-  if (!addresses) {
-    if (addresses.is_cancelled()) co_return cancelled_error();
-    co_return make_error("ws_connect", addresses.error().message);
+  auto resolved = co_await resolve(loop_, url.host, token);
+  if (!resolved) {
+    if (resolved.is_cancelled()) co_return cancelled_error();
+    co_return make_error("ws_connect", resolved.error().message);
   }
+  auto addresses =
+      permitted_addresses(url.host, url.uses_tls(), options.plain_text, std::move(*resolved));
+  if (!addresses) co_return make_error("ws_connect", addresses.error().message);
   // Each address in turn: a name whose first address has nobody listening
   // (::1 for "localhost" on a stock Debian, against a server on 127.0.0.1)
   // must still connect.

@@ -18,6 +18,7 @@
 #include "core/cancellation.hpp"
 #include "core/loop.hpp"
 #include "core/lws_context_owner.hpp"
+#include "core/resolver.hpp"
 #include "core/result.hpp"
 #include "core/task.hpp"
 #include "core/url.hpp"
@@ -33,6 +34,8 @@ struct WebSocketConnectOptions {
   std::vector<std::pair<std::string, std::string>> headers;  // e.g. Authorization
   std::string protocol = "tether.v1";
   size_t max_message_bytes = 1 << 20;
+  // Plain ws reaches only loopback addresses unless this allows more.
+  PlainTextPolicy plain_text = PlainTextPolicy::kLoopbackOnly;
 };
 
 struct WebSocketClientOptions {

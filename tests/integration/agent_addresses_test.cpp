@@ -43,3 +43,36 @@ TEST_CASE(
     CHECK_THAT(cli.out, Catch::Contains("succeeded"));
   });
 }
+
+// Plain http keeps the token on this host only if what the name resolves to
+// is loopback: the name itself proves nothing.
+TEST_CASE("plain http to a name is allowed by its addresses, not by how it looks", "[agent][e2e]") {
+  INFO("needs root for a private /etc/hosts (unshare --mount, mount --bind)");
+  REQUIRE(hosts_override_available());
+  AgentWorldOptions options;
+  options.start_agent = false;
+  AgentWorld world(options);
+  // "localhost" pointed elsewhere (TEST-NET-1, RFC 5737), and a name that
+  // starts like a loopback address but is just a name.
+  const std::string hosts = world.dir.path() + "/hosts";
+  { std::ofstream(hosts) << "192.0.2.10 localhost\n192.0.2.11 127.0.0.1.example.invalid\n"; }
+  const std::string token_file = world.dir.write_secret("admin.token", world.admin_token);
+  const std::string agent_token_file = world.dir.write_secret("agent.token", world.agent_token);
+  const std::string port = "7070";  // nothing is reached: both refuse before connecting
+  for (const std::string name : {"localhost", "127.0.0.1.example.invalid"}) {
+    const std::string url = "http://" + name + ":" + port;
+    const auto cli = run_program(with_hosts_file(hosts, {env_path("TETHER_CLI"), "--hub-url", url,
+                                                         "--token-file", token_file, "tasks"}),
+                                 true);
+    INFO(cli.out);
+    CHECK(cli.exit_code != 0);
+    CHECK_THAT(cli.out, Catch::Contains("resolves to 192.0.2.1"));
+    const auto agent =
+        run_program(with_hosts_file(hosts, {env_path("TETHER_AGENT"), "run", "--hub-url", url,
+                                            "--agent", "edge-1", "--token-file", agent_token_file}),
+                    true);
+    INFO(agent.out);
+    CHECK(agent.exit_code == 2);
+    CHECK_THAT(agent.out, Catch::Contains("resolves to 192.0.2.1"));
+  }
+}

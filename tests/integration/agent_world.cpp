@@ -57,10 +57,11 @@ int run_shell(const std::string& command, const std::function<void(std::string_v
 
 }  // namespace
 
-ProgramRun run_program(const std::vector<std::string>& argv) {
+ProgramRun run_program(const std::vector<std::string>& argv, bool with_stderr) {
   std::string command;
   for (const auto& arg : argv)
     command += (command.empty() ? "" : " ") + shell_quote(arg);
+  if (with_stderr) command += " 2>&1";
   ProgramRun run;
   run.exit_code = run_shell(command, [&](std::string_view data) { run.out.append(data); });
   return run;

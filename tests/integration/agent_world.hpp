@@ -21,13 +21,13 @@ std::string shell_quote(const std::string& text);
 // The shell command that runs tether-test-writer with `args`.
 std::string writer_command(const std::vector<std::string>& args);
 
-// Runs a program (argv[0] looked up in PATH) to completion; its stdout and
-// exit status.
+// Runs a program (argv[0] looked up in PATH) to completion; its stdout (and
+// stderr with `with_stderr`) and exit status.
 struct ProgramRun {
   std::string out;
   int exit_code = -1;
 };
-ProgramRun run_program(const std::vector<std::string>& argv);
+ProgramRun run_program(const std::vector<std::string>& argv, bool with_stderr = false);
 
 // What tether-test-writer writes for `args`: the bytes themselves.
 std::string generated(const std::vector<std::string>& args);

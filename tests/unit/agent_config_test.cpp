@@ -227,7 +227,18 @@ TEST_CASE("plain http to another host needs insecure = true") {
   const std::string token = dir.write("token", "t");
   const std::vector<std::string> base = {
       "--hub-url", "http://hub.example:7070", "--agent", "a", "--token-file", token};
-  CHECK(error_of(base).find("plain http to another host") != std::string::npos);
+  CHECK(error_of(base).find("plain http goes only to a loopback address") != std::string::npos);
+  // A name that looks like a loopback address is still a name (it does not
+  // resolve here; wherever it did, the token would follow).
+  const std::string lookalike = error_of({"--hub-url", "http://127.0.0.1.example.invalid:7070",
+                                          "--agent", "a", "--token-file", token});
+  CHECK(lookalike.find("plain http goes only to a loopback address") != std::string::npos);
+  CHECK(lookalike.find("127.0.0.1.example.invalid") != std::string::npos);
+  CHECK(load_agent_config(
+            {"--hub-url", "http://127.0.0.2:7070", "--agent", "a", "--token-file", token})
+            .ok());
+  CHECK(load_agent_config({"--hub-url", "http://[::1]:7070", "--agent", "a", "--token-file", token})
+            .ok());
   auto args = base;
   args.insert(args.end(), {"--insecure", "true"});
   CHECK(load_agent_config(args).ok());

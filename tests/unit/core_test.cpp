@@ -10,6 +10,7 @@
 
 #include "core/offload.hpp"
 #include "core/process.hpp"
+#include "core/resolver.hpp"
 #include "core/run.hpp"
 #include "core/semaphore.hpp"
 #include "core/signal_set.hpp"
@@ -392,4 +393,39 @@ TEST_CASE("cancelling a pipe read closes the pipe before resuming", "[core]") {
     REQUIRE(exited.ok());
   };
   run_to_completion(loop, body());
+}
+
+TEST_CASE("plain text goes to loopback addresses only, decided on each address", "[core]") {
+  for (const char* loopback : {"127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1"}) {
+    INFO(loopback);
+    CHECK(core::is_loopback_address(loopback));
+  }
+  for (const char* other : {"128.0.0.1", "10.0.0.1", "::2", "::ffff:10.0.0.1", "localhost",
+                            "127.0.0.1.example.invalid", "127.evil", "", "0.0.0.0"}) {
+    INFO(other);
+    CHECK_FALSE(core::is_loopback_address(other));
+  }
+  using core::PlainTextPolicy;
+  // A name that answers with a loopback and another address (rebinding, or
+  // a hostile resolver) is only ever connected to on the loopback one.
+  auto mixed = core::permitted_addresses("hub", false, PlainTextPolicy::kLoopbackOnly,
+                                         {"192.0.2.1", "127.0.0.1", "2001:db8::1"});
+  REQUIRE(mixed.ok());
+  CHECK(*mixed == std::vector<std::string>{"127.0.0.1"});
+  auto remote = core::permitted_addresses("hub", false, PlainTextPolicy::kLoopbackOnly,
+                                          {"192.0.2.1", "2001:db8::1"});
+  REQUIRE_FALSE(remote.ok());
+  CHECK(remote.error().code == "plain_not_loopback");
+  CHECK_THAT(remote.error().message, Catch::Contains("'hub' resolves to 192.0.2.1, 2001:db8::1"));
+  // TLS, or plain text the operator allowed: every address.
+  CHECK(core::permitted_addresses("hub", true, PlainTextPolicy::kLoopbackOnly, {"192.0.2.1"})
+            ->size() == 1);
+  CHECK(
+      core::permitted_addresses("hub", false, PlainTextPolicy::kAnywhere, {"192.0.2.1"})->size() ==
+      1);
+  auto unresolved = core::check_plain_text_allowed("127.0.0.1.example.invalid", false,
+                                                   PlainTextPolicy::kLoopbackOnly);
+  REQUIRE_FALSE(unresolved.ok());
+  CHECK_THAT(unresolved.error().message, Catch::Contains("127.0.0.1.example.invalid"));
+  CHECK(core::check_plain_text_allowed("127.0.0.1", false, PlainTextPolicy::kLoopbackOnly).ok());
 }

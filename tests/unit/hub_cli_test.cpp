@@ -90,7 +90,6 @@ TEST_CASE("URLs, listen addresses and bearer tokens parse strictly", "[hub]") {
   CHECK(url->port == 8443);
   CHECK(url->path == "/api?x=1");
   CHECK(url->uses_tls());
-  CHECK(url->host_is_loopback());
   CHECK(url->origin() == "https://[::1]:8443");
   CHECK(core::parse_url("https://hub.example")->port == 443);
   CHECK_FALSE(core::parse_url("ftp://x").ok());
