@@ -32,7 +32,6 @@ std::string AgentChannels::agent_in_path(const std::string& path) {
 }
 
 core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request) {
-  if (auto refused = throttle_.refusal(request)) return {refused->status, refused->body};
   const std::string agent = agent_in_path(request.path);
   if (agent.empty()) {
     return {404, error_body("not_found", "no WebSocket endpoint at " + request.path, false)};
@@ -43,15 +42,15 @@ core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request)
     case AuthOutcome::kForbidden: {
       const std::string why = tokens_.forbidden_agent_message(agent, request.authorization);
       core::log_warning("channels", "refused channel for " + agent + " from " +
-                                        AuthThrottle::source_of(request) + ": " + why);
+                                        throttle_.source_of(request) + ": " + why);
       return {403, error_body("forbidden", why, false)};
     }
     case AuthOutcome::kUnauthorized:
       break;
   }
   core::log_warning("channels", "refused channel for " + agent + " from " +
-                                    AuthThrottle::source_of(request) +
-                                    ": missing or unknown token");
+                                    throttle_.source_of(request) + ": missing or unknown token");
+  if (auto refused = throttle_.refusal(request)) return {refused->status, refused->body};
   throttle_.failed(request);
   return {401, error_body("unauthorized", "missing or unknown agent token", false)};
 }

@@ -3,20 +3,19 @@
 #include "core/log.hpp"
 #include "hub/agent_channels.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string_view>
 #include <vector>
 
 namespace tether::hub {
 
 namespace {
-
-bool is_loopback(std::string_view address) {
-  return address.rfind("127.", 0) == 0 || address == "::1" || address.rfind("::ffff:127.", 0) == 0;
-}
 
 // An IPv4 or IPv6 address as text, loosely: only what one can hold.
 bool looks_like_address(std::string_view text) {
@@ -37,8 +36,33 @@ std::string_view trim(std::string_view text) {
 
 }  // namespace
 
-std::string AuthThrottle::source_of(const core::HttpRequest& request) {
-  if (!is_loopback(request.peer_address) || request.forwarded_for.empty()) {
+AuthThrottle::AuthThrottle(AuthThrottleLimits limits, std::vector<std::string> trusted_proxies)
+    : limits_(limits) {
+  for (const auto& proxy : trusted_proxies) {
+    const std::string canonical = canonical_address(proxy);
+    if (!canonical.empty()) trusted_proxies_.push_back(canonical);
+  }
+}
+
+std::string AuthThrottle::canonical_address(const std::string& literal) {
+  char text[INET6_ADDRSTRLEN] = {0};
+  in_addr v4{};
+  if (::inet_pton(AF_INET, literal.c_str(), &v4) == 1) {
+    return ::inet_ntop(AF_INET, &v4, text, sizeof text) ? text : "";
+  }
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, literal.c_str(), &v6) != 1) return {};
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    std::memcpy(&v4, &v6.s6_addr[12], sizeof v4);
+    return ::inet_ntop(AF_INET, &v4, text, sizeof text) ? text : "";
+  }
+  return ::inet_ntop(AF_INET6, &v6, text, sizeof text) ? text : "";
+}
+
+std::string AuthThrottle::source_of(const core::HttpRequest& request) const {
+  if (request.forwarded_for.empty() || trusted_proxies_.empty() ||
+      std::find(trusted_proxies_.begin(), trusted_proxies_.end(),
+                canonical_address(request.peer_address)) == trusted_proxies_.end()) {
     return request.peer_address;
   }
   std::string_view forwarded = request.forwarded_for;

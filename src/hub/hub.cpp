@@ -16,6 +16,7 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
     : options_(std::move(options)),
       store_(std::move(store)),
       tokens_(*store_),
+      throttle_(AuthThrottleLimits{}, options_.trusted_proxies),
       tasks_(*store_),
       events_(*store_),
       ledger_(events_),

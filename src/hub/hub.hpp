@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/loop.hpp"
 #include "core/metrics_server.hpp"
@@ -30,6 +31,9 @@ struct HubOptions {
   std::string metrics_listen;  // empty: no Prometheus endpoint
   // Live SSE streams at once; more get 503 too_many_streams.
   size_t max_event_streams = 256;
+  // Proxies whose X-Forwarded-For names the client (address literals; none
+  // by default): see AuthThrottle.
+  std::vector<std::string> trusted_proxies;
 };
 
 class Hub {

@@ -8,6 +8,7 @@
 #include "core/wall_clock.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/report_json.hpp"
+#include "protocol/wire_integer.hpp"
 
 namespace tether::hub {
 
@@ -34,10 +35,11 @@ void respond_error(const std::shared_ptr<HttpExchange>& exchange, int status,
   exchange->respond(json_response(status, error_body(code, message, retryable)));
 }
 
-bool parse_uint(const std::string& text, uint64_t& out) {
-  if (text.empty()) return false;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc() && ptr == text.data() + text.size();
+// A number from the client (docs/protocol.md 2.1): 0 to 2^63-1, or `max`.
+bool parse_uint(const std::string& text, uint64_t& out, uint64_t max = protocol::kMaxWireInteger) {
+  auto value = protocol::parse_wire_integer(text, max);
+  if (value) out = *value;
+  return value.has_value();
 }
 
 void write_task(protocol::JsonWriter& json, const TaskRecord& task,
@@ -182,12 +184,7 @@ void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
     exchange->respond(json_response(200, R"({"ok":true})"));
     return;
   }
-  // Every other route authenticates: a source that keeps failing is
-  // refused before its token is looked at.
-  if (auto refused = throttle_.refusal(request)) {
-    exchange->respond(std::move(*refused));
-    return;
-  }
+  // Every other route authenticates (unauthorized() throttles failures).
   if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") {
     respond_error(exchange, 404, "not_found", "no route for " + method + " " + request.path);
     return;
@@ -233,6 +230,10 @@ bool HubApi::require_admin(const std::shared_ptr<HttpExchange>& exchange) {
 
 void HubApi::unauthorized(const std::shared_ptr<HttpExchange>& exchange,
                           const std::string& message) {
+  if (auto refused = throttle_.refusal(exchange->request())) {
+    exchange->respond(std::move(*refused));
+    return;
+  }
   throttle_.failed(exchange->request());
   respond_error(exchange, 401, "unauthorized", message);
 }
@@ -254,7 +255,7 @@ void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::stri
   const std::string wait_text = exchange->request().query_value("wait");
   if (!wait_text.empty() && !parse_uint(wait_text, wait)) {
     respond_error(exchange, 400, "invalid_field",
-                  "wait: expected seconds as a non-negative integer");
+                  "wait: expected seconds, an integer from 0 to 2^63-1 (above 60 counts as 60)");
     return;
   }
   const std::string instance = exchange->request().query_value("instance");
@@ -432,7 +433,7 @@ void HubApi::task_output(const std::shared_ptr<HttpExchange>& exchange,
   }
   uint64_t offset = 0;
   if (request.has_query("offset") && !parse_uint(request.query_value("offset"), offset)) {
-    respond_error(exchange, 400, "invalid_field", "offset: expected a non-negative integer");
+    respond_error(exchange, 400, "invalid_field", "offset: expected an integer from 0 to 2^63-1");
     return;
   }
   const std::string attempt =
@@ -490,7 +491,8 @@ void HubApi::task_events(const std::shared_ptr<HttpExchange>& exchange,
   const std::string last =
       !request.last_event_id.empty() ? request.last_event_id : request.query_value("last_event_id");
   if (!last.empty() && !parse_uint(last, after)) {
-    respond_error(exchange, 400, "invalid_field", "Last-Event-ID: expected an event id");
+    respond_error(exchange, 400, "invalid_field",
+                  "Last-Event-ID: expected an event id, an integer from 0 to 2^63-1");
     return;
   }
   const bool follow = request.query_value("follow") != "0";

@@ -24,7 +24,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  serve --data-dir DIR [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
     "        [--insecure-listen] [--lease-s N] [--sync normal|full] [--log-level LEVEL]\n"
-    "        [--metrics-listen ADDR:PORT] [--max-event-streams N]\n"
+    "        [--metrics-listen ADDR:PORT] [--max-event-streams N] [--trusted-proxy ADDR]...\n"
     "      run the hub (default --listen 127.0.0.1:7070)\n"
     "  agent add NAME --data-dir DIR      register an agent; prints its token once\n"
     "  agent rotate NAME --data-dir DIR   replace an agent's token; prints the new one\n"
@@ -56,7 +56,8 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       flags.options.insecure_listen = true;
     } else if (arg == "--data-dir" || arg == "--listen" || arg == "--tls-cert" ||
                arg == "--tls-key" || arg == "--lease-s" || arg == "--sync" ||
-               arg == "--log-level" || arg == "--metrics-listen" || arg == "--max-event-streams") {
+               arg == "--log-level" || arg == "--metrics-listen" || arg == "--max-event-streams" ||
+               arg == "--trusted-proxy") {
       auto v = value(arg.c_str());
       if (!v) return v.error();
       if (arg == "--data-dir") flags.options.data_dir = *v;
@@ -65,6 +66,14 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       if (arg == "--tls-key") flags.options.tls_private_key_file = *v;
       if (arg == "--log-level") flags.log_level = *v;
       if (arg == "--metrics-listen") flags.options.metrics_listen = *v;
+      if (arg == "--trusted-proxy") {
+        if (hub::AuthThrottle::canonical_address(*v).empty()) {
+          return make_error(
+              "usage",
+              "--trusted-proxy: expected an IP address (e.g. 127.0.0.1), got '" + *v + "'");
+        }
+        flags.options.trusted_proxies.push_back(*v);
+      }
       if (arg == "--sync") {
         if (*v != "normal" && *v != "full")
           return make_error("usage", "--sync: expected normal or full");

@@ -3,6 +3,7 @@
 #include <rapidjson/error/en.h>
 
 #include "protocol/utf8.hpp"
+#include "protocol/wire_integer.hpp"
 
 namespace tether::protocol {
 
@@ -117,6 +118,10 @@ Result<uint64_t> JsonObjectReader::required_uint(const char* field) const {
     return field_error(field, std::string("expected a non-negative integer, got ") +
                                   (value->IsNumber() ? "a negative or fractional number"
                                                      : json_type_name(*value)));
+  }
+  if (value->GetUint64() > kMaxWireInteger) {
+    return field_error(
+        field, "expected an integer from 0 to 2^63-1, got " + std::to_string(value->GetUint64()));
   }
   return value->GetUint64();
 }

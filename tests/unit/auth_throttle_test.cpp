@@ -32,20 +32,32 @@ TEST_CASE("AuthThrottle: memory stays bounded under many sources", "[hub]") {
   }
 }
 
-TEST_CASE("AuthThrottle: X-Forwarded-For counts only from a loopback peer, last entry", "[hub]") {
+TEST_CASE("AuthThrottle: X-Forwarded-For counts only from a listed proxy, last entry", "[hub]") {
   tether::core::HttpRequest request;
-  request.peer_address = "192.0.2.1";
-  request.forwarded_for = "203.0.113.7";
-  CHECK(AuthThrottle::source_of(request) == "192.0.2.1");  // not our proxy: ignored
   request.peer_address = "127.0.0.1";
-  CHECK(AuthThrottle::source_of(request) == "203.0.113.7");
+  request.forwarded_for = "203.0.113.7";
+  // No proxy listed (the default): the header is nobody's word, not even
+  // from loopback.
+  CHECK(AuthThrottle().source_of(request) == "127.0.0.1");
+
+  AuthThrottle throttle(AuthThrottleLimits{}, {"127.0.0.1", "2001:db8::5", "not an address"});
+  request.peer_address = "192.0.2.1";
+  CHECK(throttle.source_of(request) == "192.0.2.1");  // not a listed proxy: ignored
+  request.peer_address = "127.0.0.2";
+  CHECK(throttle.source_of(request) == "127.0.0.2");  // loopback, but not listed
+  request.peer_address = "127.0.0.1";
+  CHECK(throttle.source_of(request) == "203.0.113.7");
   request.forwarded_for = "198.51.100.1, 203.0.113.7 ";
-  CHECK(AuthThrottle::source_of(request) == "203.0.113.7");
+  CHECK(throttle.source_of(request) == "203.0.113.7");
   request.forwarded_for = "2001:db8::1";
-  CHECK(AuthThrottle::source_of(request) == "2001:db8::1");
+  CHECK(throttle.source_of(request) == "2001:db8::1");
   request.forwarded_for = "unknown";
-  CHECK(AuthThrottle::source_of(request) == "127.0.0.1");
-  request.peer_address = "::ffff:127.0.0.1";
+  CHECK(throttle.source_of(request) == "127.0.0.1");
+  request.peer_address = "::ffff:127.0.0.1";  // the same proxy, written as IPv6
   request.forwarded_for = "203.0.113.9";
-  CHECK(AuthThrottle::source_of(request) == "203.0.113.9");
+  CHECK(throttle.source_of(request) == "203.0.113.9");
+  request.peer_address = "2001:DB8:0::5";
+  CHECK(throttle.source_of(request) == "203.0.113.9");
+  CHECK(AuthThrottle::canonical_address("::ffff:10.1.2.3") == "10.1.2.3");
+  CHECK(AuthThrottle::canonical_address("localhost").empty());
 }
