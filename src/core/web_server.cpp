@@ -2,8 +2,13 @@
 
 #include "core/log.hpp"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <libwebsockets.h>
+#include <libwebsockets/lws-eventlib-exports.h>  // wsi_from_fd: finding our listener
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -84,6 +89,59 @@ int write_immediate_response(lws* wsi, int status, const std::string& body) {
   }
   return 1;
 }
+
+// The peer of an accepted connection as text; IPv4-mapped IPv6 as IPv4, so
+// one client counts once whichever way it connected.
+std::string address_text(const sockaddr_storage& address) {
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (address.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(address);
+    return ::inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text) ? text : "?";
+  }
+  if (address.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address);
+    if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
+      in_addr v4{};
+      std::memcpy(&v4, &v6.sin6_addr.s6_addr[12], sizeof v4);
+      return ::inet_ntop(AF_INET, &v4, text, sizeof text) ? text : "?";
+    }
+    return ::inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text) ? text : "?";
+  }
+  return "?";
+}
+
+// The listening socket lws made for `port`: a socket of ours that accepts
+// connections on that port and that lws knows.
+lws* find_listener(lws_context* context, int port) {
+  DIR* fds = ::opendir("/proc/self/fd");
+  if (!fds) return nullptr;
+  lws* found = nullptr;
+  while (dirent* entry = ::readdir(fds)) {
+    const int fd = std::atoi(entry->d_name);
+    if (fd < 3) continue;
+    int accepting = 0;
+    socklen_t length = sizeof accepting;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) != 0 || !accepting) {
+      continue;
+    }
+    sockaddr_storage local{};
+    socklen_t local_length = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length) != 0) continue;
+    const int local_port = local.ss_family == AF_INET6
+                               ? ntohs(reinterpret_cast<const sockaddr_in6&>(local).sin6_port)
+                               : ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port);
+    if (local_port != port) continue;
+    if (lws* wsi = wsi_from_fd(context, fd)) {
+      found = wsi;
+      break;
+    }
+  }
+  ::closedir(fds);
+  return found;
+}
+
+constexpr uint64_t kRefusalLogIntervalMs = 10'000;
+constexpr uint64_t kAcceptPauseMs = 1'000;
 
 std::string body_too_large_error(size_t limit) {
   return R"({"error":{"code":"body_too_large","message":"request body over )" +
@@ -288,8 +346,34 @@ void HttpExchange::on_lws_closed() {
 // ---------------------------------------------------------------------------
 // WebServer
 
+size_t default_max_connections() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 768;
+  const uint64_t soft = limit.rlim_cur == RLIM_INFINITY ? 1u << 20 : limit.rlim_cur;
+  const uint64_t reserve = std::min<uint64_t>(256, soft / 4);
+  return static_cast<size_t>(std::max<uint64_t>(1, soft - reserve));
+}
+
+std::pair<uint64_t, uint64_t> raise_open_files_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return {0, 0};
+  const uint64_t before = limit.rlim_cur;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_max != RLIM_INFINITY &&
+      limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return {before, before};
+  }
+  return {before, limit.rlim_cur};
+}
+
 WebServer::WebServer(Loop& loop, WebServerOptions options, Handlers handlers)
-    : loop_(loop), options_(std::move(options)), handlers_(std::move(handlers)) {
+    : loop_(loop),
+      options_(std::move(options)),
+      handlers_(std::move(handlers)),
+      max_connections_(options_.max_connections ? options_.max_connections
+                                                : default_max_connections()),
+      accept_pause_(loop),
+      refusal_report_(loop) {
   live_servers().insert(this);
 }
 
@@ -343,6 +427,10 @@ Result<void> WebServer::listen() {
     vhost_info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
   }
   vhost_info.retry_and_idle_policy = &kIdlePolicy;
+  // A connection must send its request's headers within this time (lws
+  // closes it otherwise); bodies are timed in handle_lws_callback.
+  vhost_info.timeout_secs = options_.request_timeout_s;
+  vhost_info.timeout_secs_ah_idle = options_.request_timeout_s;
   vhost_info.alpn = "http/1.1";  // no HTTP/2: WebSockets and SSE stay on HTTP/1.1
   if (tls) {
     // lws decides per vhost whether it speaks TLS, from the vhost's options.
@@ -358,7 +446,81 @@ Result<void> WebServer::listen() {
                                                 : " (address in use or not available?)"));
   }
   port_ = lws_get_vhost_listen_port(vhost);
+  listener_ = find_listener(context_->get(), port_);
+  if (!listener_) {
+    log_warning("http", "cannot find the listening socket; accept() failures will not pause it");
+  }
   return {};
+}
+
+bool WebServer::admit(lws* listener, const void* filter_args) {
+  if (!listener_) listener_ = listener;
+  const auto* filter = static_cast<const lws_filter_network_conn_args*>(filter_args);
+  std::string address = filter ? address_text(filter->cli_addr) : "?";
+  if (connections_.size() >= max_connections_) {
+    note_refused("at the limit of " + std::to_string(max_connections_) +
+                 " open connections (--max-connections)");
+    return false;
+  }
+  if (auto it = per_address_.find(address);
+      it != per_address_.end() && it->second >= options_.max_connections_per_address) {
+    note_refused(address + " holds " + std::to_string(it->second) +
+                 " connections (--max-connections-per-address)");
+    return false;
+  }
+  admitted_address_ = std::move(address);
+  return true;
+}
+
+void WebServer::note_refused(const std::string& why) {
+  ++refused_total_;
+  ++refused_unlogged_;
+  loop_.update_time();
+  const uint64_t now = loop_.now_ms();
+  refused_last_reason_ = why;
+  if (refused_logged_at_ms_ != 0 && now - refused_logged_at_ms_ < kRefusalLogIntervalMs) {
+    // Said at the end of the interval, with the count.
+    if (!refusal_report_.active()) {
+      refusal_report_.start(refused_logged_at_ms_ + kRefusalLogIntervalMs - now,
+                            [this] { report_refusals(); });
+    }
+    return;
+  }
+  report_refusals();
+}
+
+void WebServer::report_refusals() {
+  if (refused_unlogged_ == 0) return;
+  log_warning("http",
+              "refused " + std::to_string(refused_unlogged_) +
+                  " connection(s) since the last report; the latest: " + refused_last_reason_);
+  refused_unlogged_ = 0;
+  loop_.update_time();
+  refused_logged_at_ms_ = loop_.now_ms();
+}
+
+void WebServer::pause_accepting(int error_number) {
+  ++accept_failures_total_;
+  if (!listener_ || accept_pause_.active()) return;
+  // Not from inside lws's accept handler (this runs in its log call): on
+  // the next loop turn. The handler may fail a few more times until then.
+  loop_.defer([this, alive = alive_, error_number] {
+    if (!*alive || !listener_ || accept_pause_.active()) return;
+    lws_rx_flow_control(listener_, 0);
+    loop_.update_time();
+    const uint64_t now = loop_.now_ms();
+    if (accept_failure_logged_at_ms_ == 0 ||
+        now - accept_failure_logged_at_ms_ >= kRefusalLogIntervalMs) {
+      log_warning("http", "accept() failed: " + std::string(std::strerror(error_number)) + " (" +
+                              std::to_string(accept_failures_total_) + " times since start, " +
+                              std::to_string(connections_.size()) +
+                              " connections open); accepting pauses for 1 s after each failure");
+      accept_failure_logged_at_ms_ = now;
+    }
+    accept_pause_.start(kAcceptPauseMs, [this] {
+      if (listener_) lws_rx_flow_control(listener_, 1);
+    });
+  });
 }
 
 void WebServer::dispatch(std::shared_ptr<HttpExchange> exchange) {
@@ -397,6 +559,27 @@ int WebServer::confirm_upgrade(lws* wsi, const char* path) {
 int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void* in, size_t len) {
   const auto reason = static_cast<lws_callback_reasons>(reason_number);
   switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+      // lws has accepted a connection: `wsi` is the listener, `user` the
+      // peer. Non-zero closes it at once.
+      return admit(wsi, user) ? 0 : 1;
+    case LWS_CALLBACK_WSI_CREATE:
+      // Straight after the filter, for the connection it admitted.
+      if (!admitted_address_.empty()) {
+        ++per_address_[admitted_address_];
+        connections_[wsi] = std::move(admitted_address_);
+        admitted_address_.clear();
+      }
+      return 0;
+    case LWS_CALLBACK_WSI_DESTROY: {
+      auto it = connections_.find(wsi);
+      if (it != connections_.end()) {
+        auto count = per_address_.find(it->second);
+        if (count != per_address_.end() && --count->second == 0) per_address_.erase(count);
+        connections_.erase(it);
+      }
+      return 0;
+    }
     case LWS_CALLBACK_HTTP: {
       auto exchange = std::make_shared<HttpExchange>(
           loop_, alive_, wsi, read_lws_request(wsi, static_cast<const char*>(in)));
@@ -412,7 +595,30 @@ int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void
         exchange->respond(json_response(413, body_too_large_error(options_.max_body_bytes)));
         return 0;
       }
-      if (length == 0) dispatch(exchange);  // otherwise wait for the body
+      if (length == 0) {
+        dispatch(exchange);
+        return 0;
+      }
+      // A body is read only for a request the owner lets through (an
+      // authenticated one), and only while it keeps coming.
+      if (handlers_.on_headers) {
+        std::optional<HttpResponse> early;
+        try {
+          early = handlers_.on_headers(exchange->request());
+        } catch (const std::exception& e) {
+          log_error("http",
+                    exchange->request().path + ": checking the headers failed: " + e.what());
+          early = json_response(
+              503, R"({"error":{"code":"unavailable","message":"retry","retryable":true}})");
+        }
+        if (early) {
+          exchange->close_after_response();
+          exchange->respond(std::move(*early));
+          return 0;
+        }
+      }
+      lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                      static_cast<int>(options_.request_timeout_s));
       return 0;
     }
     case LWS_CALLBACK_HTTP_BODY: {
@@ -425,9 +631,12 @@ int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void
         return 0;
       }
       request.body.append(static_cast<const char*>(in), len);
+      lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                      static_cast<int>(options_.request_timeout_s));
       return 0;
     }
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+      lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);  // the owner may answer later (long polls)
       auto it = exchanges_.find(wsi);
       if (it != exchanges_.end() && !it->second->responded()) dispatch(it->second);
       return 0;
@@ -521,6 +730,17 @@ void configure_lws_logging() {
     std::string_view text(line);
     while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
       text.remove_suffix(1);
+    // accept() failed (lws 4.1 logs it and returns, and the listener stays
+    // readable): the servers pause, and say so once, instead of a line per
+    // wake-up at full speed.
+    constexpr std::string_view kAcceptFailed = "accept: errno ";
+    if (const size_t at = text.find(kAcceptFailed); at != std::string_view::npos) {
+      const int error_number =
+          std::atoi(std::string(text.substr(at + kAcceptFailed.size())).c_str());
+      for (WebServer* server : live_servers())
+        server->pause_accepting(error_number);
+      return;
+    }
     if (level == LLL_ERR) {
       log_warning("lws", text);
     } else {

@@ -14,13 +14,16 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "core/http_types.hpp"
 #include "core/loop.hpp"
 #include "core/lws_context_owner.hpp"
 #include "core/result.hpp"
+#include "core/timer.hpp"
 #include "core/web_socket.hpp"
 
 struct lws;
@@ -100,7 +103,27 @@ struct WebServerOptions {
   std::string websocket_protocol = "tether.v1";
   size_t max_body_bytes = 1 << 20;
   size_t max_message_bytes = 1 << 20;
+  // Connections open at once, and from one source address; a connection
+  // over either is closed as soon as it is accepted (counted in
+  // refused_connections(), logged once per interval). 0: see
+  // default_max_connections().
+  size_t max_connections = 0;
+  size_t max_connections_per_address = 1024;
+  // A request's headers must arrive within this time, and a body may pause
+  // no longer than this between pieces; a connection that is silent that
+  // long before its request is closed too.
+  unsigned int request_timeout_s = 10;
 };
+
+// What max_connections = 0 means: the soft limit of open files
+// (RLIMIT_NOFILE) less a reserve for everything else the process opens
+// (storage, logs, pipes): a quarter of the limit, at most 256. The
+// listener then never runs into EMFILE through connections alone.
+size_t default_max_connections();
+
+// Raises the soft limit of open files to the hard limit (as systemd's
+// LimitNOFILE= or `ulimit -Hn` allow); returns {before, after}.
+std::pair<uint64_t, uint64_t> raise_open_files_limit();
 
 // The answer to a WebSocket upgrade: status 0 accepts; anything else is sent
 // as the HTTP response with `body` (JSON) and the connection is refused.
@@ -113,6 +136,10 @@ class WebServer {
  public:
   struct Handlers {
     std::function<void(std::shared_ptr<HttpExchange>)> on_request;
+    // Synchronous, once a request's headers are in and before its body is
+    // read: a response here is sent at once and the body is never read (an
+    // unauthenticated client cannot make the server hold a body). Optional.
+    std::function<std::optional<HttpResponse>(const HttpRequest&)> on_headers;
     std::function<UpgradeDecision(const HttpRequest&)> on_upgrade;  // synchronous
     std::function<void(std::shared_ptr<WebSocketConnection>)> on_websocket;
   };
@@ -131,9 +158,17 @@ class WebServer {
   Loop& loop() { return loop_; }
   const WebServerOptions& options() const { return options_; }
   size_t open_websockets() const { return websockets_.size(); }
+  size_t open_connections() const { return connections_.size(); }
+  size_t max_connections() const { return max_connections_; }
+  uint64_t refused_connections() const { return refused_total_; }
+  uint64_t accept_failures() const { return accept_failures_total_; }
 
   // Entry point for the lws protocol callback (see web_server.cpp).
   int handle_lws_callback(lws* wsi, int reason, void* user, void* in, size_t len);
+  // lws logged that accept() failed with `error_number` (EMFILE, ENFILE):
+  // stop accepting for a second instead of being woken for the same
+  // pending connection forever. Called from the lws log hook.
+  void pause_accepting(int error_number);
 
  private:
   friend class HttpExchange;
@@ -141,6 +176,10 @@ class WebServer {
   Result<void> listen();
   void dispatch(std::shared_ptr<HttpExchange> exchange);
   int confirm_upgrade(lws* wsi, const char* path);
+  // A connection accepted by lws: whether it stays (see WebServerOptions).
+  bool admit(lws* listener, const void* filter_args);
+  void note_refused(const std::string& why);
+  void report_refusals();
 
   Loop& loop_;
   WebServerOptions options_;
@@ -152,6 +191,22 @@ class WebServer {
   std::unordered_map<lws*, std::shared_ptr<HttpExchange>> exchanges_;
   std::unordered_map<lws*, HttpRequest> upgrading_;
   std::unordered_map<lws*, std::shared_ptr<WebSocketConnection>> websockets_;
+
+  size_t max_connections_ = 0;
+  // Every accepted connection and the address it came from.
+  std::unordered_map<lws*, std::string> connections_;
+  std::unordered_map<std::string, size_t> per_address_;
+  std::string admitted_address_;  // between the filter and lws's WSI_CREATE
+  lws* listener_ = nullptr;
+  uint64_t refused_total_ = 0;
+  uint64_t accept_failures_total_ = 0;
+  // Refusals since the last log line, and when that was (loop ms).
+  uint64_t refused_unlogged_ = 0;
+  uint64_t refused_logged_at_ms_ = 0;
+  std::string refused_last_reason_;
+  uint64_t accept_failure_logged_at_ms_ = 0;
+  Timer accept_pause_;
+  Timer refusal_report_;
 };
 
 // Reads what the owner needs from an lws request (method, path, query, the

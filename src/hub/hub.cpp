@@ -79,10 +79,16 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   server_options.tls_private_key_file = hub->options_.tls_private_key_file;
   server_options.max_body_bytes = protocol::kMaxFrameBytes;
   server_options.max_message_bytes = protocol::kMaxFrameBytes;
+  server_options.max_connections = hub->options_.max_connections;
+  server_options.max_connections_per_address = hub->options_.max_connections_per_address;
+  server_options.request_timeout_s = hub->options_.request_timeout_s;
   core::WebServer::Handlers handlers;
   Hub* raw = hub.get();
   handlers.on_request = [raw](std::shared_ptr<core::HttpExchange> exchange) {
     raw->api_.handle(exchange);
+  };
+  handlers.on_headers = [raw](const core::HttpRequest& request) {
+    return raw->api_.check_before_body(request);
   };
   handlers.on_upgrade = [raw](const core::HttpRequest& request) {
     return raw->channels_.authorize(request);
@@ -103,9 +109,11 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
                               std::to_string(hub->metrics_->port()) + "/metrics");
   }
   hub->schedule_lease_check();
-  core::log_info("hub", std::string("listening on ") + (tls ? "https://" : "http://") + host + ":" +
-                            std::to_string(hub->server_->port()) + ", data in " +
-                            hub->options_.data_dir);
+  core::log_info(
+      "hub", std::string("listening on ") + (tls ? "https://" : "http://") + host + ":" +
+                 std::to_string(hub->server_->port()) + ", data in " + hub->options_.data_dir +
+                 "; at most " + std::to_string(hub->server_->max_connections()) + " connections, " +
+                 std::to_string(server_options.max_connections_per_address) + " from one address");
   return hub;
 }
 
@@ -146,6 +154,18 @@ std::string Hub::metrics_text() {
   text.metric("tether_hub_auth_blocked_sources_total", "counter",
               "Times a source spent its budget of authentication failures.",
               static_cast<double>(throttle_.blocked_sources_total()));
+  text.metric("tether_hub_connections", "gauge", "Client connections open (HTTP and WebSocket).",
+              static_cast<double>(server_->open_connections()));
+  text.metric("tether_hub_connections_max", "gauge",
+              "The most connections served at once (--max-connections).",
+              static_cast<double>(server_->max_connections()));
+  text.metric("tether_hub_connections_refused_total", "counter",
+              "Connections closed on accept: over --max-connections or "
+              "--max-connections-per-address.",
+              static_cast<double>(server_->refused_connections()));
+  text.metric("tether_hub_accept_failures_total", "counter",
+              "accept() failures (out of file descriptors); each pauses accepting for 1 s.",
+              static_cast<double>(server_->accept_failures()));
   text.family("tether_hub_tasks", "gauge", "Tasks stored, by state.");
   try {
     // tasks_by_state covers this: an index scan, no table reads.

@@ -34,6 +34,12 @@ struct HubOptions {
   // Proxies whose X-Forwarded-For names the client (address literals; none
   // by default): see AuthThrottle.
   std::vector<std::string> trusted_proxies;
+  // Connections at once (0: the open-files limit less a reserve), and from
+  // one address; see core::WebServerOptions.
+  size_t max_connections = 0;
+  size_t max_connections_per_address = 1024;
+  // Time for a request's headers, and for each pause in its body.
+  unsigned int request_timeout_s = 10;
 };
 
 class Hub {

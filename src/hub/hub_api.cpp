@@ -176,6 +176,19 @@ void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy
   exchange->respond(std::move(response));
 }
 
+std::optional<core::HttpResponse> HubApi::check_before_body(const core::HttpRequest& request) {
+  AuthOutcome outcome = AuthOutcome::kAllowed;
+  try {
+    outcome = tokens_.check_admin(request.authorization);
+  } catch (const std::exception&) {
+    return std::nullopt;  // busy or failing storage: the route's own boundary answers
+  }
+  if (outcome != AuthOutcome::kUnauthorized) return std::nullopt;
+  if (auto refused = throttle_.refusal(request)) return refused;
+  throttle_.failed(request);
+  return json_response(401, error_body("unauthorized", "missing or unknown token", false));
+}
+
 void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
   const auto& request = exchange->request();
   const auto parts = split_path(request.path);

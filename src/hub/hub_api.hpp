@@ -39,6 +39,12 @@ class HubApi {
   // request runs again every kBusyRetryMs, up to kMaxBusyRetries times,
   // then gets 503 storage_unavailable with Retry-After.
   void handle(const std::shared_ptr<core::HttpExchange>& exchange);
+  // Before a request's body is read: 401 (or 429, see AuthThrottle) unless
+  // it carries a token that verifies, as an operator's or any agent's. The
+  // route checks whose it is afterwards. A body is never held for a client
+  // that has not shown a token. If hub.db cannot be read just now, the
+  // body is read and the route decides.
+  std::optional<core::HttpResponse> check_before_body(const core::HttpRequest& request);
   void close_streams();
   static constexpr uint64_t kBusyRetryMs = 50;
   static constexpr int kMaxBusyRetries = 100;

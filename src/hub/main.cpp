@@ -13,6 +13,7 @@
 #include "core/signal_set.hpp"
 #include "hub/hub.hpp"
 #include "hub/tokens.hpp"
+#include "protocol/wire_integer.hpp"
 
 namespace {
 
@@ -25,6 +26,7 @@ constexpr const char* kUsage =
     "  serve --data-dir DIR [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
     "        [--insecure-listen] [--lease-s N] [--sync normal|full] [--log-level LEVEL]\n"
     "        [--metrics-listen ADDR:PORT] [--max-event-streams N] [--trusted-proxy ADDR]...\n"
+    "        [--max-connections N] [--max-connections-per-address N] [--request-timeout-s N]\n"
     "      run the hub (default --listen 127.0.0.1:7070)\n"
     "  agent add NAME --data-dir DIR      register an agent; prints its token once\n"
     "  agent rotate NAME --data-dir DIR   replace an agent's token; prints the new one\n"
@@ -57,7 +59,8 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
     } else if (arg == "--data-dir" || arg == "--listen" || arg == "--tls-cert" ||
                arg == "--tls-key" || arg == "--lease-s" || arg == "--sync" ||
                arg == "--log-level" || arg == "--metrics-listen" || arg == "--max-event-streams" ||
-               arg == "--trusted-proxy") {
+               arg == "--trusted-proxy" || arg == "--max-connections" ||
+               arg == "--max-connections-per-address" || arg == "--request-timeout-s") {
       auto v = value(arg.c_str());
       if (!v) return v.error();
       if (arg == "--data-dir") flags.options.data_dir = *v;
@@ -78,6 +81,29 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
         if (*v != "normal" && *v != "full")
           return make_error("usage", "--sync: expected normal or full");
         flags.options.sync = *v == "full" ? hub::SyncMode::kFull : hub::SyncMode::kNormal;
+      }
+      auto count = [&](uint64_t low, uint64_t high) -> Result<uint64_t> {
+        auto parsed = protocol::parse_wire_integer(*v, high);
+        if (!parsed || *parsed < low) {
+          return make_error("usage", arg + ": expected " + std::to_string(low) + " to " +
+                                         std::to_string(high) + ", got '" + *v + "'");
+        }
+        return *parsed;
+      };
+      if (arg == "--max-connections") {
+        auto n = count(1, 10'000'000);
+        if (!n) return n.error();
+        flags.options.max_connections = *n;
+      }
+      if (arg == "--max-connections-per-address") {
+        auto n = count(1, 10'000'000);
+        if (!n) return n.error();
+        flags.options.max_connections_per_address = *n;
+      }
+      if (arg == "--request-timeout-s") {
+        auto n = count(1, 3600);
+        if (!n) return n.error();
+        flags.options.request_timeout_s = static_cast<unsigned int>(*n);
       }
       if (arg == "--max-event-streams") {
         size_t streams = 0;
@@ -110,6 +136,13 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
 core::Task<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
   core::SignalSet signals(loop, {SIGTERM, SIGINT});
   core::ServiceNotifier systemd(loop);
+  // Every agent holds two connections: the soft limit of open files (1024
+  // by default outside systemd's LimitNOFILE=) would cap the fleet at a few
+  // hundred. Raised before the server sizes its tables from it.
+  const auto [before, after] = core::raise_open_files_limit();
+  core::log_info("hub", "open files limit " + std::to_string(after) +
+                            (after != before ? " (raised from " + std::to_string(before) + ")"
+                                             : std::string()));
   auto hub = hub::Hub::start(loop, std::move(options));
   if (!hub) {
     core::log_error("hub", hub.error().message);

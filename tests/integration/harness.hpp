@@ -93,6 +93,7 @@ class HubProcess {
   void add_environment(std::string entry) { environment_.push_back(std::move(entry)); }
 
   int port() const { return port_; }
+  int pid() const { return process_.pid(); }
   // http or https, as the hub announced it.
   std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
   std::string ws_url() const { return "ws://127.0.0.1:" + std::to_string(port_); }

@@ -3,8 +3,14 @@
 // case fails when its limit is taken out.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "core/task_group.hpp"
 #include "hub/poll_waiters.hpp"
@@ -322,5 +328,211 @@ TEST_CASE("numbers from clients out of range get 400 naming the field, and chang
     CHECK(submitted->status == 400);
     CHECK_THAT(submitted->body, Catch::Contains("timeout_s"));
     agent.close();
+  });
+}
+
+namespace {
+
+// A client socket from `source` (any 127.0.0.0/8 address) to the hub, for
+// tests that hold many connections. Blocking, with a receive timeout.
+class RawClient {
+ public:
+  RawClient(int port, const char* source) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    REQUIRE(::inet_pton(AF_INET, source, &local.sin_addr) == 1);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof local) == 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  }
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  // Sends what it can; false once the hub has closed its end.
+  bool send(const std::string& bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+  // Whether the hub closed the connection within `timeout_ms` (whatever it
+  // sent before is read and kept in received()).
+  bool closed_within(int timeout_ms) {
+    pollfd watch{fd_, POLLIN, 0};
+    char buffer[4096];
+    for (;;) {
+      if (::poll(&watch, 1, timeout_ms) <= 0) return false;
+      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN)) return true;
+      if (n > 0) received_.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  const std::string& received() const { return received_; }
+
+ private:
+  int fd_ = -1;
+  std::string received_;
+};
+
+// The process's user and system CPU time in clock ticks (/proc/PID/stat).
+uint64_t cpu_ticks(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t after_name = text.rfind(')');
+  REQUIRE(after_name != std::string::npos);
+  std::istringstream fields(text.substr(after_name + 2));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int index = 3; fields >> field; ++index) {
+    if (index == 14) utime = std::stoull(field);
+    if (index == 15) {
+      stime = std::stoull(field);
+      break;
+    }
+  }
+  return utime + stime;
+}
+
+uint64_t rss_kib(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  FAIL("no VmRSS for " << pid);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("silent and slow clients are closed after --request-timeout-s; no body without a token",
+          "[hub]") {
+  World world({"--request-timeout-s", "2"});
+  world.run([&]() -> core::Task<void> {
+    const int port = world.hub.port();
+    RawClient silent(port, "127.0.0.2");
+    RawClient partial(port, "127.0.0.2");
+    REQUIRE(partial.send("GET /api/v1/tasks HTTP/1.1\r\nHost: x\r\n"));
+    RawClient stalled_body(port, "127.0.0.2");  // authenticated, then the body stops
+    REQUIRE(stalled_body.send(
+        "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + world.admin_token +
+        "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"));
+    // Without a token, a body is refused before a byte of it is read.
+    RawClient anonymous(port, "127.0.0.2");
+    REQUIRE(anonymous.send(
+        "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"));
+    CHECK(anonymous.closed_within(5'000));
+    CHECK_THAT(anonymous.received(), Catch::StartsWith("HTTP/1.1 401"));
+    // Each of the others is closed by the hub, not held forever (the
+    // bound here is only how long the test waits).
+    CHECK(silent.closed_within(20'000));
+    CHECK(partial.closed_within(20'000));
+    CHECK(stalled_body.closed_within(20'000));
+    // A client that sends its request in time is served as before.
+    auto op = world.op();
+    auto listing = co_await op.request("GET", "/api/v1/tasks");
+    REQUIRE(listing.ok());
+    CHECK(listing->status == 200);
+  });
+}
+
+TEST_CASE("bodies from clients without a token do not grow the hub's memory", "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    const int pid = world.hub.pid();
+    const uint64_t before = rss_kib(pid);
+    // 200 connections each starting a 1 MiB body (the limit) and sending
+    // most of it: held, they were 200 MiB.
+    std::vector<std::unique_ptr<RawClient>> clients;
+    const std::string piece(64 * 1024, 'x');
+    for (int i = 0; i < 200; ++i) {
+      auto client = std::make_unique<RawClient>(world.hub.port(), "127.0.0.3");
+      if (client->send(
+              "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")) {
+        for (int k = 0; k < 15 && client->send(piece); ++k) {
+        }
+      }
+      clients.push_back(std::move(client));
+    }
+    for (auto& client : clients)
+      CHECK(client->closed_within(10'000));
+    const uint64_t after = rss_kib(pid);
+    INFO("hub RSS " << before << " KiB before, " << after << " KiB after");
+    CHECK(after < before + 32 * 1024);
+    co_return;
+  });
+}
+
+TEST_CASE("connections over --max-connections or the per-address cap are closed at once", "[hub]") {
+  World world({"--max-connections", "25", "--max-connections-per-address", "10"});
+  world.run([&]() -> core::Task<void> {
+    const int port = world.hub.port();
+    auto open_from = [&](const char* source, int count) {
+      std::vector<std::unique_ptr<RawClient>> clients;
+      for (int i = 0; i < count; ++i)
+        clients.push_back(std::make_unique<RawClient>(port, source));
+      return clients;
+    };
+    auto count_closed = [](std::vector<std::unique_ptr<RawClient>>& clients) {
+      int closed = 0;
+      for (auto& client : clients)
+        closed += client->closed_within(300) ? 1 : 0;
+      return closed;
+    };
+    auto first = open_from("127.0.0.2", 15);
+    CHECK(count_closed(first) == 5);  // 10 from one address
+    auto second = open_from("127.0.0.3", 15);
+    CHECK(count_closed(second) == 5);
+    auto third = open_from("127.0.0.4", 10);
+    CHECK(count_closed(third) == 5);  // 25 in all
+    auto op = world.op();
+    auto refused = co_await op.request("GET", "/api/v1/tasks");
+    CHECK_FALSE(refused.ok());
+    first.clear();  // room again
+    auto served = co_await op.request("GET", "/api/v1/tasks");
+    REQUIRE(served.ok());
+    CHECK(served->status == 200);
+    const bool reported = co_await world.hub.wait_for_log("refused", 15'000);
+    CHECK(reported);
+    CHECK_THAT(world.hub.log(), Catch::Contains("--max-connections-per-address"));
+  });
+}
+
+TEST_CASE("out of file descriptors, the hub pauses accepting instead of spinning", "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    const int pid = world.hub.pid();
+    // The hub sized itself for its limit at start; take most of it away now,
+    // as other work holding descriptors would.
+    const std::string limit = "prlimit --pid " + std::to_string(pid) + " --nofile=48:48";
+    REQUIRE(std::system(limit.c_str()) == 0);
+    std::vector<std::unique_ptr<RawClient>> clients;
+    for (int i = 0; i < 80; ++i)
+      clients.push_back(std::make_unique<RawClient>(world.hub.port(), "127.0.0.5"));
+    const bool said = co_await world.hub.wait_for_log("Too many open files", 10'000);
+    REQUIRE(said);
+    // Connections still wait to be accepted: a hub that spins burns a core.
+    const uint64_t ticks_before = cpu_ticks(pid);
+    co_await core::sleep_for(world.loop, 2'000);
+    const uint64_t ticks = cpu_ticks(pid) - ticks_before;
+    INFO("hub CPU over 2 s: " << ticks << " ticks of " << ::sysconf(_SC_CLK_TCK) << " per second");
+    CHECK(ticks < static_cast<uint64_t>(::sysconf(_SC_CLK_TCK)) / 2);
+    size_t lines = 0;
+    for (size_t at = world.hub.log().find("accept"); at != std::string::npos;
+         at = world.hub.log().find("accept", at + 1))
+      ++lines;
+    CHECK(lines <= 2);
+    // Descriptors back: the waiting clients and the operator are served.
+    clients.clear();
+    auto op = world.op();
+    auto listing = co_await op.request("GET", "/api/v1/tasks");
+    REQUIRE(listing.ok());
+    CHECK(listing->status == 200);
   });
 }
