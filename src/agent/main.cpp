@@ -9,6 +9,7 @@
 
 #include "agent/agent_daemon.hpp"
 #include "agent/exec_command.hpp"
+#include "agent/register_command.hpp"
 #include "agent/status_command.hpp"
 #include "core/run.hpp"
 
@@ -18,6 +19,8 @@ constexpr const char* kUsage =
     "usage: tether-agent COMMAND [ARGS...]\n"
     "\n"
     "commands:\n"
+    "  register --hub-url URL --registration-token-file FILE [--name NAME] [...]\n"
+    "                                    join a hub: get this host's token, set agent.conf\n"
     "  run [--config FILE] [--KEY VALUE]... run the agent (see 'tether-agent run --help')\n"
     "  status [--config FILE] [--json]   show the running agent and its outbox\n"
     "  exec [options] -- CMD [ARGS...]   run one command locally and print its frames as JSON\n"
@@ -72,6 +75,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "tether-agent: outbox database error: %s\n", e.what());
       return 1;
     }
+  }
+  if (args[0] == "register") {
+    return tether::agent::register_command(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   if (args[0] == "status") {
     return tether::agent::status_command(std::vector<std::string>(args.begin() + 1, args.end()));

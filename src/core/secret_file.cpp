@@ -52,4 +52,38 @@ Result<std::string> read_secret_file(const std::string& path) {
   return content.substr(first, last - first + 1);
 }
 
+Result<void> write_secret_file(const std::string& path, const std::string& secret, int owner_uid,
+                               int owner_gid) {
+  const std::string temporary = path + ".new";
+  ::unlink(temporary.c_str());
+  const int fd =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return make_error("secret_file", "cannot create '" + temporary + "': " + std::strerror(errno));
+  }
+  auto fail = [&](const std::string& what) {
+    const std::string reason = std::strerror(errno);
+    ::close(fd);
+    ::unlink(temporary.c_str());
+    return make_error("secret_file", what + " '" + path + "': " + reason);
+  };
+  if (::fchmod(fd, 0600) != 0) return fail("cannot set the mode of");  // whatever the umask
+  if (owner_uid >= 0 &&
+      ::fchown(fd, static_cast<uid_t>(owner_uid), static_cast<gid_t>(owner_gid)) != 0) {
+    return fail("cannot give away");
+  }
+  const std::string content = secret + "\n";
+  if (::write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
+    return fail("cannot write");
+  }
+  if (::fsync(fd) != 0) return fail("cannot sync");
+  ::close(fd);
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    ::unlink(temporary.c_str());
+    return make_error("secret_file", "cannot write '" + path + "': " + reason);
+  }
+  return {};
+}
+
 }  // namespace tether::core

@@ -15,4 +15,12 @@ namespace tether::core {
 // file and the problem, never the content.
 Result<std::string> read_secret_file(const std::string& path);
 
+// Writes `secret` and a newline to `path`, mode 0600 from its first byte (a
+// new file beside it, renamed over `path`: no moment where it is readable
+// by others, and a reader never sees half of it). With `owner_uid` >= 0
+// (root only) the file is given to that user, for a daemon that runs as
+// someone else. Errors ("secret_file") name the path, never the secret.
+Result<void> write_secret_file(const std::string& path, const std::string& secret,
+                               int owner_uid = -1, int owner_gid = -1);
+
 }  // namespace tether::core

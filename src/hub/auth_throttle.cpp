@@ -17,15 +17,6 @@ namespace tether::hub {
 
 namespace {
 
-// An IPv4 or IPv6 address as text, loosely: only what one can hold.
-bool looks_like_address(std::string_view text) {
-  if (text.empty() || text.size() > 45) return false;
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '.' ||
-           c == ':';
-  });
-}
-
 std::string_view trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
     text.remove_prefix(1);
@@ -69,7 +60,8 @@ std::string AuthThrottle::source_of(const core::HttpRequest& request) const {
   const size_t comma = forwarded.rfind(',');
   const std::string_view last =
       trim(comma == std::string_view::npos ? forwarded : forwarded.substr(comma + 1));
-  return looks_like_address(last) ? std::string(last) : request.peer_address;
+  const std::string address = canonical_address(std::string(last));
+  return address.empty() ? request.peer_address : address;
 }
 
 std::optional<core::HttpResponse> AuthThrottle::refusal(const core::HttpRequest& request) {

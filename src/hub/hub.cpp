@@ -2,6 +2,7 @@
 
 #include "core/listen_address.hpp"
 #include "core/log.hpp"
+#include "core/resolver.hpp"
 #include "protocol/frames.hpp"
 
 namespace tether::hub {
@@ -58,8 +59,21 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   if (tls && (options.tls_certificate_file.empty() || options.tls_private_key_file.empty())) {
     return make_error("invalid_tls", "--tls-cert and --tls-key go together");
   }
-  const std::string& host = address->first;
-  const bool loopback = host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  // A name (--listen localhost:7071) is bound at one of its addresses: the
+  // first IPv4 one if it has any (clients of "localhost" try each address,
+  // and 127.0.0.1 is the one every Debian lists), else the first.
+  auto resolved = core::resolve_host(address->first);
+  if (!resolved)
+    return make_error("listen_failed",
+                      "--listen " + options.listen + ": " + resolved.error().message);
+  std::string host = resolved->front();
+  for (const auto& candidate : *resolved) {
+    if (candidate.find(':') == std::string::npos) {
+      host = candidate;
+      break;
+    }
+  }
+  const bool loopback = core::is_loopback_address(host);
   if (!tls && !loopback && !options.insecure_listen) {
     return make_error("insecure_listen",
                       "refusing plain HTTP on " + options.listen +

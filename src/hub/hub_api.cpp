@@ -177,16 +177,16 @@ void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy
 }
 
 std::optional<core::HttpResponse> HubApi::check_before_body(const core::HttpRequest& request) {
-  AuthOutcome outcome = AuthOutcome::kAllowed;
+  std::optional<std::string> why;
   try {
-    outcome = tokens_.check_admin(request.authorization);
+    why = tokens_.why_unverified(request.authorization);
   } catch (const std::exception&) {
     return std::nullopt;  // busy or failing storage: the route's own boundary answers
   }
-  if (outcome != AuthOutcome::kUnauthorized) return std::nullopt;
+  if (!why) return std::nullopt;
   if (auto refused = throttle_.refusal(request)) return refused;
   throttle_.failed(request);
-  return json_response(401, error_body("unauthorized", "missing or unknown token", false));
+  return json_response(401, error_body("unauthorized", *why, false));
 }
 
 void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
@@ -203,6 +203,10 @@ void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
     return;
   }
   const std::string& section = parts[2];
+  if (section == "agents" && parts.size() == 4 && parts[3] == "register" && method == "POST") {
+    register_agent(exchange);
+    return;
+  }
   if (section == "agents" && parts.size() == 6 && parts[4] == "tasks" && parts[5] == "next" &&
       method == "GET") {
     poll(exchange, parts[3]);
@@ -544,6 +548,40 @@ void HubApi::task_events(const std::shared_ptr<HttpExchange>& exchange,
     if (auto finished = weak.lock()) streams_.erase(finished);
   });
   stream->start();
+}
+
+void HubApi::register_agent(const std::shared_ptr<HttpExchange>& exchange) {
+  auto document = protocol::parse_json_object(exchange->request().body, "registration");
+  if (!document) {
+    respond_error(exchange, 400, "invalid_field", document.error().message);
+    return;
+  }
+  auto name = protocol::JsonObjectReader(*document, "registration").required_string("name");
+  if (!name) {
+    respond_error(exchange, 400, "invalid_field", name.error().message);
+    return;
+  }
+  auto token = tokens_.register_agent(exchange->request().authorization, *name);
+  if (!token) {
+    const std::string& code = token.error().code;
+    if (code == "unauthorized") {
+      unauthorized(exchange, token.error().message);
+    } else {
+      respond_error(exchange, code == "exists" ? 409 : 400,
+                    code == "exists" ? "agent_exists" : "invalid_field", token.error().message);
+    }
+    return;
+  }
+  protocol::JsonWriter json;
+  json.begin_object();
+  json.field("agent", *name);
+  json.field("token", *token);
+  json.end_object();
+  std::string body = json.str();
+  // Answered once the agent is stored: a token that reached its host works.
+  store_.after_commit([exchange, body = std::move(body)]() mutable {
+    exchange->respond(json_response(201, std::move(body)));
+  });
 }
 
 void HubApi::cancel(const std::shared_ptr<HttpExchange>& exchange, const std::string& task_id) {

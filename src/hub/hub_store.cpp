@@ -29,6 +29,17 @@ CREATE TABLE IF NOT EXISTS admin_tokens (
   created_at   TEXT NOT NULL
 );
 
+-- Tokens an edge host exchanges for its own agent token once
+-- (`tether-agent register`): they expire, can be revoked, and count uses.
+CREATE TABLE IF NOT EXISTS registration_tokens (
+  id           TEXT PRIMARY KEY,
+  token_sha256 TEXT NOT NULL UNIQUE,
+  created_at   TEXT NOT NULL,
+  expires_at   TEXT,
+  revoked_at   TEXT,
+  registered   INTEGER NOT NULL DEFAULT 0
+);
+
 CREATE TABLE IF NOT EXISTS tasks (
   id                 TEXT PRIMARY KEY,
   agent              TEXT NOT NULL,
@@ -96,7 +107,18 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
 
 // Version 1 had no attempts.agent_instance.
 constexpr const char* kUpgradeTo2 = "ALTER TABLE attempts ADD COLUMN agent_instance TEXT;";
-constexpr const char* kUpgrades[] = {kUpgradeTo2};
+// Version 2 had no registration tokens.
+constexpr const char* kUpgradeTo3 = R"SQL(
+CREATE TABLE registration_tokens (
+  id           TEXT PRIMARY KEY,
+  token_sha256 TEXT NOT NULL UNIQUE,
+  created_at   TEXT NOT NULL,
+  expires_at   TEXT,
+  revoked_at   TEXT,
+  registered   INTEGER NOT NULL DEFAULT 0
+);
+)SQL";
+constexpr const char* kUpgrades[] = {kUpgradeTo2, kUpgradeTo3};
 
 }  // namespace
 
@@ -121,7 +143,7 @@ Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, Sy
   options.busy_timeout_ms = busy_timeout_ms;
   auto store = core::SqliteStore::open(data_dir + "/hub.db", options);
   if (!store) return store.error();
-  if (auto schema = (*store)->apply_schema(kSchema, 2, kUpgrades); !schema) return schema.error();
+  if (auto schema = (*store)->apply_schema(kSchema, 3, kUpgrades); !schema) return schema.error();
   return store;
 }
 

@@ -1,5 +1,7 @@
 // tether-hub: the reference control plane.
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <cstdio>
@@ -9,6 +11,7 @@
 
 #include "core/log.hpp"
 #include "core/run.hpp"
+#include "core/secret_file.hpp"
 #include "core/service_notifier.hpp"
 #include "core/signal_set.hpp"
 #include "hub/hub.hpp"
@@ -28,12 +31,18 @@ constexpr const char* kUsage =
     "        [--metrics-listen ADDR:PORT] [--max-event-streams N] [--trusted-proxy ADDR]...\n"
     "        [--max-connections N] [--max-connections-per-address N] [--request-timeout-s N]\n"
     "      run the hub (default --listen 127.0.0.1:7070)\n"
-    "  agent add NAME --data-dir DIR      register an agent; prints its token once\n"
-    "  agent rotate NAME --data-dir DIR   replace an agent's token; prints the new one\n"
-    "  token admin --data-dir DIR         make an operator token; prints it once\n"
+    "  registration-token create --data-dir DIR [--expires 24h|7d|30m|never] [--output FILE]\n"
+    "      a token edge hosts exchange for their own (tether-agent register); default 24h\n"
+    "  registration-token list|revoke ID --data-dir DIR\n"
+    "  agent add NAME --data-dir DIR [--output FILE]     register an agent by hand; its token\n"
+    "  agent rotate NAME --data-dir DIR [--output FILE]  a new token; the old one stops working\n"
+    "  agent list --data-dir DIR\n"
+    "  token admin --data-dir DIR [--output FILE]        make an operator token\n"
+    "  token list|revoke ID --data-dir DIR              operator tokens, by id\n"
     "  --version                          print the version\n"
     "\n"
-    "The agent and token commands work while the hub is running.\n";
+    "A token is shown once: on stdout, or written to --output FILE (mode 0600).\n"
+    "These commands work while the hub is running.\n";
 
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "tether-hub: %s\n\n%s", message.c_str(), kUsage);
@@ -44,7 +53,27 @@ struct Flags {
   std::vector<std::string> positional;
   hub::HubOptions options;
   std::string log_level;
+  std::string output;   // --output FILE: where a new token goes
+  std::string expires;  // --expires: a registration token's lifetime
 };
+
+// "30m", "24h", "7d", "3600s" or "never" (0) as seconds.
+Result<int64_t> parse_lifetime(const std::string& text) {
+  if (text == "never") return int64_t{0};
+  const auto number = protocol::parse_wire_integer(text.substr(0, text.size() - 1), 100'000'000);
+  const char unit = text.empty() ? '?' : text.back();
+  const int64_t scale = unit == 's'   ? 1
+                        : unit == 'm' ? 60
+                        : unit == 'h' ? 3600
+                        : unit == 'd' ? 86400
+                                      : 0;
+  if (!number || *number == 0 || scale == 0) {
+    return make_error(
+        "usage",
+        "--expires: expected a count and s, m, h or d (e.g. 24h), or never; got '" + text + "'");
+  }
+  return static_cast<int64_t>(*number) * scale;
+}
 
 Result<Flags> parse_flags(const std::vector<std::string>& args) {
   Flags flags;
@@ -60,7 +89,8 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
                arg == "--tls-key" || arg == "--lease-s" || arg == "--sync" ||
                arg == "--log-level" || arg == "--metrics-listen" || arg == "--max-event-streams" ||
                arg == "--trusted-proxy" || arg == "--max-connections" ||
-               arg == "--max-connections-per-address" || arg == "--request-timeout-s") {
+               arg == "--max-connections-per-address" || arg == "--request-timeout-s" ||
+               arg == "--output" || arg == "--expires") {
       auto v = value(arg.c_str());
       if (!v) return v.error();
       if (arg == "--data-dir") flags.options.data_dir = *v;
@@ -69,6 +99,8 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       if (arg == "--tls-key") flags.options.tls_private_key_file = *v;
       if (arg == "--log-level") flags.log_level = *v;
       if (arg == "--metrics-listen") flags.options.metrics_listen = *v;
+      if (arg == "--output") flags.output = *v;
+      if (arg == "--expires") flags.expires = *v;
       if (arg == "--trusted-proxy") {
         if (hub::AuthThrottle::canonical_address(*v).empty()) {
           return make_error(
@@ -158,9 +190,69 @@ core::Task<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
   hub->reset();
 }
 
+// Run as root, the token commands work on hub.db as the user who owns the
+// data directory (the `tether` user of the packages): a WAL or journal file
+// root created next to the database would lock the hub, which runs as that
+// user, out of it. The effective ids go back to root for --output.
+class DatabaseOwner {
+ public:
+  explicit DatabaseOwner(const std::string& data_dir) {
+    struct stat info {};
+    if (::geteuid() != 0 || ::stat(data_dir.c_str(), &info) != 0 || info.st_uid == 0) return;
+    if (::setegid(info.st_gid) != 0) return;
+    if (::seteuid(info.st_uid) != 0) {
+      (void)::setegid(0);
+      return;
+    }
+    switched_ = true;
+  }
+  ~DatabaseOwner() { back_to_root(); }
+  DatabaseOwner(const DatabaseOwner&) = delete;
+  DatabaseOwner& operator=(const DatabaseOwner&) = delete;
+  void back_to_root() {
+    if (!switched_) return;
+    switched_ = false;
+    if (::seteuid(0) != 0 || ::setegid(0) != 0) {
+      std::fprintf(stderr, "tether-hub: cannot return to root after using the database\n");
+      std::exit(1);
+    }
+  }
+
+ private:
+  bool switched_ = false;
+};
+
+// A new token: to --output FILE (0600) if given, else on stdout alone, so
+// that it can be piped. `what` names it on stderr.
+int hand_out(const Flags& flags, const std::string& token, const std::string& what,
+             DatabaseOwner& owner) {
+  owner.back_to_root();  // the file is the caller's, written with the caller's rights
+  if (flags.output.empty()) {
+    std::printf("%s\n", token.c_str());
+    return 0;
+  }
+  if (auto written = core::write_secret_file(flags.output, token); !written) {
+    std::fprintf(stderr, "tether-hub: %s\n", written.error().message.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "tether-hub: %s written to %s (mode 0600)\n", what.c_str(),
+               flags.output.c_str());
+  return 0;
+}
+
 int run_token_command(const Flags& flags) {
   const auto& words = flags.positional;
   if (flags.options.data_dir.empty()) return usage_error("--data-dir is required");
+  const bool makes_token =
+      (words[0] == "agent" && words.size() == 3 && (words[1] == "add" || words[1] == "rotate")) ||
+      (words[0] == "token" && words.size() == 2 && words[1] == "admin") ||
+      (words[0] == "registration-token" && words.size() == 2 && words[1] == "create");
+  if (!flags.output.empty() && !makes_token)
+    return usage_error("--output goes with a command that makes a token");
+  if (!flags.expires.empty() && !(words[0] == "registration-token" && words.size() == 2)) {
+    return usage_error("--expires goes with registration-token create");
+  }
+  DatabaseOwner owner(flags.options.data_dir);
   // A running hub holds the write lock for one loop turn at a time: wait.
   auto store = hub::open_hub_store(flags.options.data_dir, hub::SyncMode::kFull, 10'000);
   if (!store) {
@@ -168,24 +260,71 @@ int run_token_command(const Flags& flags) {
     return 1;
   }
   hub::TokenStore tokens(**store);
-  Result<std::string> token = make_error("usage", "");
-  if (words[0] == "agent" && words.size() == 3 && words[1] == "add") {
-    token = tokens.add_agent(words[2]);
-  } else if (words[0] == "agent" && words.size() == 3 && words[1] == "rotate") {
-    token = tokens.rotate_agent(words[2]);
-  } else if (words[0] == "token" && words.size() == 2 && words[1] == "admin") {
-    token = tokens.add_admin_token();
-  } else {
-    return usage_error("unknown command");
-  }
-  if (!token) {
-    std::fprintf(stderr, "tether-hub: %s\n", token.error().message.c_str());
+  auto failed = [](const Error& error) {
+    std::fprintf(stderr, "tether-hub: %s\n", error.message.c_str());
     return 1;
+  };
+  if (words[0] == "agent" && words.size() == 3 && (words[1] == "add" || words[1] == "rotate")) {
+    auto token = words[1] == "add" ? tokens.add_agent(words[2]) : tokens.rotate_agent(words[2]);
+    if (!token) return failed(token.error());
+    return hand_out(flags, *token, "the token of agent " + words[2], owner);
   }
-  // The only time the token is ever shown. Stdout alone, so it can go
-  // straight into a file: tether-hub agent add edge-1 ... > token && chmod 600 token
-  std::printf("%s\n", token->c_str());
-  return 0;
+  if (words[0] == "agent" && words.size() == 2 && words[1] == "list") {
+    std::printf("%-32s %-26s %s\n", "NAME", "CREATED", "LAST SEEN");
+    for (const auto& agent : tokens.agents()) {
+      std::printf("%-32s %-26s %s\n", agent.name.c_str(), agent.created_at.c_str(),
+                  agent.last_seen_at.empty() ? "never" : agent.last_seen_at.c_str());
+    }
+    return 0;
+  }
+  if (words[0] == "token" && words.size() == 2 && words[1] == "admin") {
+    auto token = tokens.add_admin_token();
+    if (!token) return failed(token.error());
+    return hand_out(flags, *token, "an operator token", owner);
+  }
+  if (words[0] == "token" && words.size() == 2 && words[1] == "list") {
+    std::printf("%-16s %s\n", "ID", "CREATED");
+    for (const auto& token : tokens.admin_tokens())
+      std::printf("%-16s %s\n", token.id.c_str(), token.created_at.c_str());
+    return 0;
+  }
+  if (words[0] == "token" && words.size() == 3 && words[1] == "revoke") {
+    if (auto revoked = tokens.revoke_admin_token(words[2]); !revoked)
+      return failed(revoked.error());
+    std::fprintf(stderr, "tether-hub: operator token %s revoked\n", words[2].c_str());
+    return 0;
+  }
+  if (words[0] == "registration-token" && words.size() == 2 && words[1] == "create") {
+    auto lifetime = parse_lifetime(flags.expires.empty() ? "24h" : flags.expires);
+    if (!lifetime) return usage_error(lifetime.error().message);
+    auto made = tokens.add_registration_token(*lifetime);
+    if (!made) return failed(made.error());
+    std::fprintf(stderr, "tether-hub: registration token %s, %s\n", made->second.c_str(),
+                 *lifetime == 0
+                     ? "valid until revoked"
+                     : ("valid for " + (flags.expires.empty() ? std::string("24h") : flags.expires))
+                           .c_str());
+    return hand_out(flags, made->first, "registration token " + made->second, owner);
+  }
+  if (words[0] == "registration-token" && words.size() == 2 && words[1] == "list") {
+    std::printf("%-18s %-26s %-26s %-26s %s\n", "ID", "CREATED", "EXPIRES", "REVOKED",
+                "REGISTERED");
+    for (const auto& token : tokens.registration_tokens()) {
+      std::printf("%-18s %-26s %-26s %-26s %lld\n", token.id.c_str(), token.created_at.c_str(),
+                  token.expires_at.empty() ? "never" : token.expires_at.c_str(),
+                  token.revoked_at.empty() ? "-" : token.revoked_at.c_str(),
+                  static_cast<long long>(token.registered));
+    }
+    return 0;
+  }
+  if (words[0] == "registration-token" && words.size() == 3 && words[1] == "revoke") {
+    if (auto revoked = tokens.revoke_registration_token(words[2]); !revoked) {
+      return failed(revoked.error());
+    }
+    std::fprintf(stderr, "tether-hub: registration token %s revoked\n", words[2].c_str());
+    return 0;
+  }
+  return usage_error("unknown command");
 }
 
 }  // namespace
@@ -223,7 +362,9 @@ int main(int argc, char** argv) {
       core::run_to_completion(loop, serve(loop, flags->options, status));
       return status;
     }
-    if (words[0] == "agent" || words[0] == "token") return run_token_command(*flags);
+    if (words[0] == "agent" || words[0] == "token" || words[0] == "registration-token") {
+      return run_token_command(*flags);
+    }
   } catch (const SQLite::Exception& e) {
     std::fprintf(stderr, "tether-hub: database error: %s\n", e.what());
     return 1;

@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 
+#include "core/log.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/sha256.hpp"
 #include "protocol/task_spec.hpp"
@@ -178,6 +179,156 @@ std::string TokenStore::forbidden_agent_message(const std::string& agent,
   }
   return "this is " + whose + ", not agent " + agent +
          "'s: check the agent's token_file (or TETHER_AGENT_TOKEN_FILE) and its name";
+}
+
+namespace {
+
+std::string token_id(std::string_view prefix, const std::string& digest) {
+  return std::string(prefix) + digest.substr(0, 12);
+}
+
+}  // namespace
+
+std::vector<AdminTokenInfo> TokenStore::admin_tokens() {
+  std::vector<AdminTokenInfo> tokens;
+  auto query =
+      store_.statement("SELECT token_sha256, created_at FROM admin_tokens ORDER BY created_at");
+  while (query.executeStep()) {
+    tokens.push_back(
+        {token_id("op-", query.getColumn(0).getString()), query.getColumn(1).getString()});
+  }
+  return tokens;
+}
+
+Result<void> TokenStore::revoke_admin_token(const std::string& id) {
+  if (id.rfind("op-", 0) != 0 || id.size() != 15) {
+    return make_error("not_found",
+                      "no operator token '" + id + "' (ids look like op-0123456789ab)");
+  }
+  auto erase = store_.statement("DELETE FROM admin_tokens WHERE substr(token_sha256, 1, 12) = ?");
+  erase.bind(1, id.substr(3));
+  if (erase.exec() == 0) return make_error("not_found", "no operator token '" + id + "'");
+  return {};
+}
+
+std::vector<AgentInfo> TokenStore::agents() {
+  std::vector<AgentInfo> agents;
+  auto query = store_.statement(
+      "SELECT name, created_at, coalesce(last_seen_at, '') FROM agents ORDER BY name");
+  while (query.executeStep()) {
+    agents.push_back({query.getColumn(0).getString(), query.getColumn(1).getString(),
+                      query.getColumn(2).getString()});
+  }
+  return agents;
+}
+
+Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(int64_t ttl_s) {
+  const std::string token = generate_token("ttr_");
+  const std::string digest = token_digest(token);
+  const std::string id = token_id("reg-", digest);
+  auto insert = store_.statement(
+      "INSERT INTO registration_tokens (id, token_sha256, created_at, expires_at) "
+      "VALUES (?, ?, ?, ?)");
+  insert.bind(1, id);
+  insert.bind(2, digest);
+  insert.bind(3, core::utc_now());
+  if (ttl_s > 0) {
+    insert.bind(4,
+                core::format_utc(std::chrono::system_clock::now() + std::chrono::seconds(ttl_s)));
+  } else {
+    insert.bind(4);  // NULL: until revoked
+  }
+  insert.exec();
+  return std::make_pair(token, id);
+}
+
+std::vector<RegistrationTokenInfo> TokenStore::registration_tokens() {
+  std::vector<RegistrationTokenInfo> tokens;
+  auto query = store_.statement(
+      "SELECT id, created_at, coalesce(expires_at, ''), coalesce(revoked_at, ''), registered "
+      "FROM registration_tokens ORDER BY created_at");
+  while (query.executeStep()) {
+    tokens.push_back({query.getColumn(0).getString(), query.getColumn(1).getString(),
+                      query.getColumn(2).getString(), query.getColumn(3).getString(),
+                      query.getColumn(4).getInt64()});
+  }
+  return tokens;
+}
+
+Result<void> TokenStore::revoke_registration_token(const std::string& id) {
+  auto revoke = store_.statement(
+      "UPDATE registration_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
+  revoke.bind(1, core::utc_now());
+  revoke.bind(2, id);
+  if (revoke.exec() == 0) {
+    return make_error("not_found", "no registration token '" + id + "' that is not revoked");
+  }
+  return {};
+}
+
+namespace {
+
+// Why a registration token cannot be used, or empty when it can.
+std::string registration_refusal(const std::string& id, const std::string& expires_at,
+                                 const std::string& revoked_at) {
+  if (!revoked_at.empty()) return "registration token " + id + " was revoked at " + revoked_at;
+  // Both UTC in format_utc's fixed-width form: text order is time order.
+  if (!expires_at.empty() && expires_at <= core::utc_now()) {
+    return "registration token " + id + " expired at " + expires_at;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::string> TokenStore::register_agent(std::string_view authorization,
+                                               const std::string& name) {
+  const std::string token = bearer_token(authorization);
+  if (token.rfind("ttr_", 0) != 0) {
+    return make_error("unauthorized", "missing or unknown registration token");
+  }
+  const std::string digest = token_digest(token);
+  auto query = store_.statement(
+      "SELECT id, token_sha256, coalesce(expires_at, ''), coalesce(revoked_at, '') "
+      "FROM registration_tokens WHERE token_sha256 = ?");
+  query.bind(1, digest);
+  if (!query.executeStep() || !digests_equal(query.getColumn(1).getString(), digest)) {
+    return make_error("unauthorized", "missing or unknown registration token");
+  }
+  const std::string id = query.getColumn(0).getString();
+  const std::string refusal =
+      registration_refusal(id, query.getColumn(2).getString(), query.getColumn(3).getString());
+  if (!refusal.empty()) return make_error("unauthorized", refusal);
+  auto agent_token = add_agent(name);
+  if (!agent_token) return agent_token.error();
+  auto count =
+      store_.statement("UPDATE registration_tokens SET registered = registered + 1 WHERE id = ?");
+  count.bind(1, id);
+  count.exec();
+  core::log_info("tokens", "agent " + name + " registered with " + id);
+  return agent_token;
+}
+
+std::optional<std::string> TokenStore::why_unverified(std::string_view authorization) {
+  const std::string token = bearer_token(authorization);
+  if (token.empty()) return "missing or unknown token";
+  if (token.rfind("ttr_", 0) == 0) {
+    const std::string digest = token_digest(token);
+    auto query = store_.statement(
+        "SELECT id, token_sha256, coalesce(expires_at, ''), coalesce(revoked_at, '') "
+        "FROM registration_tokens WHERE token_sha256 = ?");
+    query.bind(1, digest);
+    if (!query.executeStep() || !digests_equal(query.getColumn(1).getString(), digest)) {
+      return "missing or unknown registration token";
+    }
+    std::string refusal =
+        registration_refusal(query.getColumn(0).getString(), query.getColumn(2).getString(),
+                             query.getColumn(3).getString());
+    if (refusal.empty()) return std::nullopt;
+    return refusal;
+  }
+  if (check_admin(authorization) != AuthOutcome::kUnauthorized) return std::nullopt;
+  return "missing or unknown token";
 }
 
 }  // namespace tether::hub

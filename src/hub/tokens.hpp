@@ -28,6 +28,28 @@ std::string bearer_token(std::string_view authorization);
 
 enum class AuthOutcome { kAllowed, kUnauthorized, kForbidden };
 
+// An operator token, as `tether-hub token list` shows it. `id` is "op-" and
+// the first 12 hex digits of the token's SHA-256: it names the token
+// without revealing it.
+struct AdminTokenInfo {
+  std::string id;
+  std::string created_at;
+};
+
+struct RegistrationTokenInfo {
+  std::string id;  // "reg-" and 12 hex digits of its SHA-256
+  std::string created_at;
+  std::string expires_at;  // empty: never
+  std::string revoked_at;  // empty: not revoked
+  int64_t registered = 0;  // agents registered with it
+};
+
+struct AgentInfo {
+  std::string name;
+  std::string created_at;
+  std::string last_seen_at;  // empty: never
+};
+
 class TokenStore {
  public:
   explicit TokenStore(HubStore& store) : store_(store) {}
@@ -37,6 +59,27 @@ class TokenStore {
   // Replaces an agent's token; the old one stops working at once.
   Result<std::string> rotate_agent(const std::string& name);
   Result<std::string> add_admin_token();
+  std::vector<AdminTokenInfo> admin_tokens();
+  // Errors: "not_found" (no token with that id).
+  Result<void> revoke_admin_token(const std::string& id);
+  std::vector<AgentInfo> agents();
+
+  // A registration token ("ttr_..."), valid for `ttl_s` seconds (0: until
+  // revoked). Returns the token and its id.
+  Result<std::pair<std::string, std::string>> add_registration_token(int64_t ttl_s);
+  std::vector<RegistrationTokenInfo> registration_tokens();
+  Result<void> revoke_registration_token(const std::string& id);
+  // POST /api/v1/agents/register: with a registration token that is known,
+  // not revoked and not expired, registers `name` and returns its agent
+  // token. Errors: "unauthorized" (the message says which of the three),
+  // "exists", "invalid_name".
+  Result<std::string> register_agent(std::string_view authorization, const std::string& name);
+
+  // Nothing when the header carries a token the hub would accept somewhere
+  // (an operator's, an agent's, or a usable registration token); else why
+  // not, for a 401 ("missing or unknown token", "registration token reg-...
+  // expired at ..."). Decides whether a request's body is read at all.
+  std::optional<std::string> why_unverified(std::string_view authorization);
 
   // For /api/v1/agents/{agent}/...: allowed only with that agent's token;
   // forbidden with another agent's (or an admin's) token.

@@ -75,6 +75,17 @@ TEST_CASE("plain HTTP is refused off loopback unless asked for", "[hub]") {
   CHECK_THAT(bad_output, Catch::Contains("--listen 'nowhere'"));
 }
 
+TEST_CASE("--listen takes a name: localhost is bound at its loopback address", "[hub]") {
+  World world({"--listen", "localhost:0"});  // the later --listen wins
+  world.run([&]() -> core::Task<void> {
+    CHECK_THAT(world.hub.log(), Catch::Contains("listening on http://127.0.0.1:"));
+    auto op = world.op();
+    auto listing = co_await op.request("GET", "/api/v1/tasks");
+    REQUIRE(listing.ok());
+    CHECK(listing->status == 200);
+  });
+}
+
 TEST_CASE("agents added while the hub runs can work at once; rotation revokes", "[hub]") {
   World world;
   world.run([&]() -> core::Task<void> {

@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <random>
 
 #include "hub/auth_throttle.hpp"
 
@@ -60,4 +61,25 @@ TEST_CASE("AuthThrottle: X-Forwarded-For counts only from a listed proxy, last e
   CHECK(throttle.source_of(request) == "203.0.113.9");
   CHECK(AuthThrottle::canonical_address("::ffff:10.1.2.3") == "10.1.2.3");
   CHECK(AuthThrottle::canonical_address("localhost").empty());
+}
+
+// Whatever a client writes into X-Forwarded-For, the source is the peer or
+// an address the listed proxy appended: never text of the client's making.
+TEST_CASE("AuthThrottle: any X-Forwarded-For yields the peer or an address", "[hub]") {
+  AuthThrottle throttle(AuthThrottleLimits{}, {"127.0.0.1"});
+  std::mt19937 random(1130);
+  const std::string alphabet("0123456789abcdefABCDEF.:, \t;=\"[]\r\n\0\xff", 38);
+  for (int i = 0; i < 100000; ++i) {
+    tether::core::HttpRequest request;
+    request.peer_address = i % 2 ? "127.0.0.1" : "192.0.2.7";
+    const size_t length = random() % 60;
+    for (size_t k = 0; k < length; ++k)
+      request.forwarded_for += alphabet[random() % alphabet.size()];
+    const std::string source = throttle.source_of(request);
+    INFO(request.forwarded_for);
+    if (source != request.peer_address) {
+      REQUIRE(request.peer_address == "127.0.0.1");  // only through the listed proxy
+      REQUIRE(AuthThrottle::canonical_address(source) == source);
+    }
+  }
 }

@@ -2,11 +2,14 @@
 #include <rapidjson/document.h>
 
 #include <catch2/catch.hpp>
+#include <optional>
+#include <random>
 
 #include "protocol/base64.hpp"
 #include "protocol/sha256.hpp"
 #include "protocol/task_spec.hpp"
 #include "protocol/utf8.hpp"
+#include "protocol/wire_integer.hpp"
 
 using namespace tether;
 using namespace tether::protocol;
@@ -139,4 +142,41 @@ TEST_CASE("decode_task rejects malformed tasks naming the field", "[protocol]") 
     REQUIRE_FALSE(task.ok());
     CHECK_THAT(task.error().message, Catch::Contains(c.expected));
   }
+}
+
+// Against a reference written the slow way, over random texts: digits of
+// every length (around 2^63 and 2^64 in particular), signs, spaces, bytes.
+TEST_CASE("parse_wire_integer takes exactly the decimal integers 0..2^63-1", "[protocol]") {
+  auto reference = [](const std::string& text) -> std::optional<uint64_t> {
+    if (text.empty() || text.size() > 19) return std::nullopt;
+    uint64_t value = 0;
+    for (char c : text) {
+      if (c < '0' || c > '9') return std::nullopt;
+      const uint64_t digit = static_cast<uint64_t>(c - '0');
+      if (value > (protocol::kMaxWireInteger - digit) / 10) return std::nullopt;
+      value = value * 10 + digit;
+    }
+    return value;
+  };
+  std::mt19937_64 random(20261130);
+  const std::string alphabet("0123456789+- .e\0\xff", 17);
+  for (int i = 0; i < 200000; ++i) {
+    std::string text;
+    const int kind = static_cast<int>(random() % 4);
+    const size_t length = random() % 23;
+    for (size_t k = 0; k < length; ++k) {
+      text +=
+          kind == 0 ? alphabet[random() % alphabet.size()] : static_cast<char>('0' + random() % 10);
+    }
+    if (kind == 2) text = std::to_string(protocol::kMaxWireInteger - random() % 1000 + 500);
+    if (kind == 3) text = std::to_string(random());  // the whole uint64 range
+    INFO(text);
+    REQUIRE(protocol::parse_wire_integer(text) == reference(text));
+  }
+  CHECK(protocol::parse_wire_integer("9223372036854775807") == protocol::kMaxWireInteger);
+  CHECK_FALSE(protocol::parse_wire_integer("9223372036854775808"));
+  CHECK_FALSE(protocol::parse_wire_integer("18446744073709551615"));
+  CHECK(protocol::parse_wire_integer("0") == 0u);
+  CHECK(protocol::parse_wire_integer("60", 60) == 60u);
+  CHECK_FALSE(protocol::parse_wire_integer("61", 60));
 }
