@@ -65,6 +65,7 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
     uint64_t pause_ms = 0;
     if (reply && reply->status == 200) {
       last_success_ = core::utc_now();
+      last_error_.clear();  // status shows a failure only while it is the latest news
       ++tasks_received_;
       backoff_ms = kFirstBackoffMs;
       auto task = protocol::decode_task(reply->body);
@@ -85,6 +86,7 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
     }
     if (reply && reply->status == 204) {
       last_success_ = core::utc_now();
+      last_error_.clear();
       backoff_ms = kFirstBackoffMs;
       loop_.update_time();
       const uint64_t took = loop_.now_ms() - began_ms;
@@ -94,7 +96,10 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
       continue;
     }
     ++failures_;
-    last_error_ = reply ? "HTTP " + std::to_string(reply->status) : reply.error().message;
+    last_error_ = core::utc_now() + ": " +
+                  (reply ? "the hub answered " + std::to_string(reply->status) + " (" +
+                               hub_message(reply->body) + ")"
+                         : reply.error().message);
     pause_ms = full_jitter(backoff_ms);
     backoff_ms = std::min(backoff_ms * 2, kLongestBackoffMs);
     loop_.update_time();

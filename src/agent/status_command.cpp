@@ -278,9 +278,15 @@ int status_command(const std::vector<std::string>& args) {
       agent_error = "the agent's answer is unreadable: " + parsed.error().message;
     }
   } else {
-    agent_error = answer.error().code == "not_running"
-                      ? "not running (nothing answers on " + socket_path + ")"
-                      : answer.error().message;
+    if (answer.error().code == "not_running") {
+      agent_error = "not running (nothing answers on " + socket_path + ")";
+    } else if (answer.error().code == "permission_denied") {
+      // Not "not running": whether it runs is exactly what cannot be seen.
+      agent_error = "cannot ask the agent: " + answer.error().message +
+                    ". Run this as root or as a member of the agent's group (tether)";
+    } else {
+      agent_error = answer.error().message;
+    }
   }
   const OutboxView outbox = read_outbox(settings->state_dir);
 
@@ -306,7 +312,7 @@ int status_command(const std::vector<std::string>& args) {
     }
     print_outbox(outbox);
   }
-  if (!agent) return 3;
+  if (!agent) return !answer && answer.error().code == "not_running" ? 3 : 1;
   return outbox.error.empty() ? 0 : 1;
 }
 

@@ -1,6 +1,7 @@
 #include "core/http_client.hpp"
 
 #include <httplib.h>
+#include <openssl/x509.h>
 
 #include <cctype>
 
@@ -37,6 +38,44 @@ std::string lowercase(std::string text) {
   for (auto& c : text)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
+}
+
+// What failed, with what, and what to check, in words: httplib's own
+// names ("SSLServerVerification", "Read") say none of that.
+std::string describe_failure(httplib::Error error, const HttpCall& call, long verify_result) {
+  const std::string host = call.server.host;
+  switch (error) {
+    case httplib::Error::Connection:
+      return "cannot connect: nothing answers there (is the hub running, and are the host and "
+             "port right?)";
+    case httplib::Error::ConnectionTimeout:
+      return "no connection within " + std::to_string(call.connect_timeout_s) +
+             " s (a firewall dropping packets, or the wrong address?)";
+    case httplib::Error::Read:
+      return "the connection closed or timed out (" + std::to_string(call.read_timeout_s) +
+             " s) before the answer was complete (the hub or a proxy in between ended it)";
+    case httplib::Error::Write:
+      return "the connection closed while the request was sent";
+    case httplib::Error::SSLConnection:
+      return "the TLS handshake failed: does " + host +
+             " speak https on this port (a plain "
+             "http hub answers an https URL with this), and does it accept TLS 1.2 or later?";
+    case httplib::Error::SSLLoadingCerts:
+      return "cannot load the CA certificates" +
+             (call.ca_file.empty() ? std::string(" of the system")
+                                   : " in " + call.ca_file + " (is it a PEM file?)");
+    case httplib::Error::SSLServerVerification: {
+      std::string why = verify_result != X509_V_OK ? X509_verify_cert_error_string(verify_result)
+                                                   : "it is not issued for the name " + host;
+      return "the hub's TLS certificate is not trusted: " + why + ". Check the URL's host, and " +
+             (call.ca_file.empty() ? std::string("give the CA that issued it (ca_file, --ca-file)")
+                                   : "that " + call.ca_file + " holds the CA that issued it");
+    }
+    case httplib::Error::Canceled:
+      return "cancelled";
+    default:
+      return httplib::to_string(error);
+  }
 }
 
 }  // namespace
@@ -97,7 +136,7 @@ Result<HttpReply> call_address(const HttpCall& call, const std::string& address,
     // A stream the receiver chose to end is not a failure.
     if (stream && error == httplib::Error::Canceled && reply.status != 0) return reply;
     return make_error(connect_failed || tls_failure ? "http_connect" : "http_io",
-                      httplib::to_string(error));
+                      describe_failure(error, call, client.get_openssl_verify_result()));
   }
   reply.status = result->status;
   if (!stream) {

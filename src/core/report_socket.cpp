@@ -107,8 +107,11 @@ void ReportSocket::on_connection(uv_stream_t* server, int status) {
 Result<std::string> read_report_socket(const std::string& path, int timeout_ms) {
   const int fd = connect_unix(path);
   if (fd < 0) {
-    return make_error(errno == ENOENT || errno == ECONNREFUSED ? "not_running" : "socket",
-                      "cannot connect to '" + path + "': " + std::strerror(errno));
+    const int error_number = errno;
+    const char* code = error_number == ENOENT || error_number == ECONNREFUSED ? "not_running"
+                       : error_number == EACCES || error_number == EPERM      ? "permission_denied"
+                                                                              : "socket";
+    return make_error(code, "cannot connect to '" + path + "': " + std::strerror(error_number));
   }
   std::string text;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -1,7 +1,9 @@
 #include "core/websocket_client.hpp"
 
 #include <libwebsockets.h>
+#include <openssl/x509.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <unordered_set>
@@ -91,6 +93,41 @@ Result<void> WebSocketClient::create_context() {
   }
   return {};
 }
+
+namespace {
+
+// libwebsockets' words for a failed connect, in ours: what failed, and what
+// to check. (lws 4.1 prints an OpenSSL error as "connect SSL err 1:
+// error:00000001:lib(0)::reason(1)", which names nothing.)
+std::string describe_connect_error(const std::string& lws_text, const Url& url,
+                                   const std::string& ca_file) {
+  const std::string check_ca = ca_file.empty()
+                                   ? "give the CA that issued it (ca_file)"
+                                   : "check that " + ca_file + " holds the CA that issued it";
+  if (lws_text.rfind("connect SSL err", 0) == 0) {
+    return "the TLS handshake with " + url.host + " failed: its certificate is not trusted (" +
+           check_ca + "), or the port does not speak TLS";
+  }
+  constexpr std::string_view kCertificate = "X509_V_ERR = ";
+  if (const size_t at = lws_text.find(kCertificate); at != std::string::npos) {
+    const long code = std::strtol(lws_text.c_str() + at + kCertificate.size(), nullptr, 10);
+    return "the hub's TLS certificate is not trusted: " +
+           std::string(X509_verify_cert_error_string(code)) + " (" + check_ca + ")";
+  }
+  constexpr std::string_view kSyscall = "connect SYSCALL ";
+  if (lws_text.rfind(kSyscall, 0) == 0) {
+    const int error_number = std::atoi(lws_text.c_str() + kSyscall.size());
+    return "the connection failed during the TLS handshake: " +
+           std::string(error_number ? std::strerror(error_number) : "closed by the server");
+  }
+  if (lws_text.empty()) return "the connection failed (no reason given)";
+  std::string text = lws_text;
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
+}
+
+}  // namespace
 
 namespace {
 
@@ -243,7 +280,9 @@ int WebSocketClient::handle_lws_callback(lws* wsi, int reason_number, void* user
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
       if (!pending) return 0;
       lws_set_opaque_user_data(wsi, nullptr);
-      const std::string why = in ? std::string(static_cast<const char*>(in)) : "unknown error";
+      const std::string why =
+          describe_connect_error(in ? std::string(static_cast<const char*>(in)) : "",
+                                 pending->options.url, options_.ca_file);
       const unsigned int status = lws_http_client_http_response(wsi);
       if (status >= 300) {
         finish_pending(pending, make_error("ws_refused", std::to_string(status) + ": " + why));

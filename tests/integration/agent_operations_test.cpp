@@ -428,3 +428,25 @@ TEST_CASE(
     CHECK(lost);
   });
 }
+
+TEST_CASE("status run by a user who may not ask the agent says so, not 'not running'",
+          "[agent][e2e]") {
+  INFO("needs root to run the command as another user (runuser)");
+  REQUIRE(::geteuid() == 0);
+  AgentWorld world;
+  world.run([&]() -> core::Task<void> {
+    // The test's directory is 0700: like /var/lib/tether (0750, tether) to
+    // a user outside the group.
+    const auto outsider = run_program({"runuser", "-u", "nobody", "--", env_path("TETHER_AGENT"),
+                                       "status", "--state-dir", world.agent.state_dir()},
+                                      true);
+    INFO(outsider.out);
+    CHECK(outsider.exit_code == 1);
+    CHECK_THAT(outsider.out, Catch::Contains("cannot ask the agent"));
+    CHECK_THAT(outsider.out, Catch::Contains("Permission denied"));
+    CHECK_THAT(outsider.out, !Catch::Contains("not running"));
+    const auto owner = agent_status(world.agent, false);
+    CHECK(owner.exit_code == 0);
+    co_return;
+  });
+}
