@@ -290,7 +290,8 @@ core::Task<int> AgentDaemon::run() {
                    " task(s) running, " + std::to_string(outbox_->rows()) +
                    " frame(s) in the outbox");
   core::log_info("agent", std::string("received ") +
-                              (first.ok() ? strsignal(*first) : "a stop request") +
+                              (first.ok() ? "SIG" + std::string(sigabbrev_np(*first))
+                                          : std::string("a stop request")) +
                               "; shutting down (a second signal exits at once)");
   // A second signal ends the process at once; everything stored is consistent.
   core::CancellationSource shutdown_done;

@@ -184,7 +184,10 @@ core::Task<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
   hub::Hub* raw = hub->get();
   systemd.ready(raw->one_line_status(), [raw] { return raw->one_line_status(); });
   auto signal = co_await signals.next();
-  if (signal.ok()) core::log_info("hub", std::string("received ") + strsignal(*signal));
+  if (signal.ok()) {
+    core::log_info("hub", "received SIG" + std::string(sigabbrev_np(*signal)) +
+                              "; shutting down");
+  }
   systemd.stopping("shutting down");
   (*hub)->shut_down();
   hub->reset();

@@ -89,6 +89,8 @@ TEST_CASE("an edge host registers in one command and its agent runs a task", "[a
     CHECK_THAT(again.out, Catch::Contains("already exists"));
     CHECK(read_file(token_file) == before);
     co_await agent.stop(SIGTERM);
+    // The line docs/operations.md quotes, word for word.
+    CHECK_THAT(agent.log(), Catch::Contains("received SIGTERM; shutting down"));
   });
 }
 
