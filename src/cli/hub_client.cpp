@@ -90,6 +90,10 @@ Result<core::HttpReply> HubClient::post(const std::string& target, const std::st
   return checked(core::http_call(request));
 }
 
+Result<core::HttpReply> HubClient::remove(const std::string& target) {
+  return checked(core::http_call(call("DELETE", target)));
+}
+
 Result<core::HttpReply> HubClient::stream_events(const std::string& task_id,
                                                  const std::string& last_event_id, bool follow,
                                                  core::HttpCallControl& control,

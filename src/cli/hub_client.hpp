@@ -28,6 +28,7 @@ class HubClient {
 
   Result<core::HttpReply> get(const std::string& target);
   Result<core::HttpReply> post(const std::string& target, const std::string& body);
+  Result<core::HttpReply> remove(const std::string& target);  // DELETE
 
   // Streams GET /api/v1/tasks/{id}/events. `on_data` gets raw bytes; the
   // call returns when the hub ends the stream, on error, or when `control`

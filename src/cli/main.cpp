@@ -45,6 +45,7 @@ constexpr const char* kUsage =
     "  cancel TASK [--reason TEXT]   cancel a task\n"
     "  tasks [--state S] [--limit N] [--json]\n"
     "  agents [--json]\n"
+    "  remove-agent NAME             remove an agent: its token stops working, its tasks end\n"
     "\n"
     "connection options (or the environment):\n"
     "  --hub-url URL      TETHER_HUB_URL     e.g. https://hub.example:7070\n"
@@ -95,6 +96,7 @@ const std::map<std::string, std::vector<cli::OptionSpec>>& command_options() {
       {"tasks",
        with_connection({{"--state", "", true}, {"--limit", "", true}, {"--json", "", false}})},
       {"agents", with_connection({{"--json", "", false}})},
+      {"remove-agent", with_connection({})},
   };
   return table;
 }
@@ -333,6 +335,20 @@ int command_cancel(HubClient& client, const cli::CommandLine& line) {
   return 0;
 }
 
+int command_remove_agent(HubClient& client, const cli::CommandLine& line) {
+  auto name = single_operand(line);
+  if (!name) return usage_error("remove-agent: which agent? (one name)");
+  auto reply = client.remove("/api/v1/agents/" + core::url_encode(*name));
+  if (!reply) return hub_error(reply.error());
+  auto document = protocol::parse_json_object(reply->body, "removal");
+  const uint64_t ended = document && (*document)["tasks_ended"].IsUint64()
+                             ? (*document)["tasks_ended"].GetUint64()
+                             : 0;
+  std::printf("removed agent %s; %llu task(s) ended (queued ones cancelled, running ones lost)\n",
+              cli::printable(*name).c_str(), static_cast<unsigned long long>(ended));
+  return 0;
+}
+
 int command_tasks(HubClient& client, const cli::CommandLine& line) {
   if (!line.operands.empty()) return usage_error("tasks: unexpected '" + line.operands[0] + "'");
   std::string query;
@@ -464,5 +480,6 @@ int main(int argc, char** argv) {
   if (command == "status") return command_status(client, *line);
   if (command == "cancel") return command_cancel(client, *line);
   if (command == "tasks") return command_tasks(client, *line);
+  if (command == "remove-agent") return command_remove_agent(client, *line);
   return command_agents(client, *line);
 }

@@ -96,6 +96,11 @@ void AgentChannels::send_wake(const std::string& agent) {
   if (it != channels_.end() && it->second->hello_done) send(it->second, protocol::HubWake{});
 }
 
+void AgentChannels::close_agent(const std::string& agent, int code, const std::string& reason) {
+  auto it = channels_.find(agent);
+  if (it != channels_.end()) it->second->socket->close(code, reason);
+}
+
 void AgentChannels::close_all(int code, const std::string& reason) {
   for (auto& [agent, channel] : channels_)
     channel->socket->close(code, reason);

@@ -37,6 +37,8 @@ class AgentChannels {
   void send_cancel(const std::string& agent, const protocol::TaskCancel& cancel);
   void send_wake(const std::string& agent);
   void close_all(int code, const std::string& reason);
+  // Closes `agent`'s channel, if it has one.
+  void close_agent(const std::string& agent, int code, const std::string& reason);
   size_t count() const { return channels_.size(); }
 
   // For metrics, since the hub started.

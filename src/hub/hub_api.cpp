@@ -214,6 +214,8 @@ void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
     put_final(exchange, parts[3]);
   } else if (section == "agents" && parts.size() == 3 && method == "GET") {
     if (require_admin(exchange)) list_agents(exchange);
+  } else if (section == "agents" && parts.size() == 4 && method == "DELETE") {
+    if (require_admin(exchange)) remove_agent(exchange, parts[3]);
   } else if (section == "tasks" && parts.size() == 3 && method == "POST") {
     if (require_admin(exchange)) submit(exchange);
   } else if (section == "tasks" && parts.size() == 3 && method == "GET") {
@@ -581,6 +583,30 @@ void HubApi::register_agent(const std::shared_ptr<HttpExchange>& exchange) {
   // Answered once the agent is stored: a token that reached its host works.
   store_.after_commit([exchange, body = std::move(body)]() mutable {
     exchange->respond(json_response(201, std::move(body)));
+  });
+}
+
+void HubApi::remove_agent(const std::shared_ptr<HttpExchange>& exchange, const std::string& name) {
+  if (!tokens_.agent_exists(name)) {
+    respond_error(exchange, 404, "not_found", "no agent named '" + name + "'");
+    return;
+  }
+  const int ended = service_.end_tasks_of_removed_agent(name);
+  if (auto removed = tokens_.remove_agent(name); !removed) {
+    respond_error(exchange, 404, "not_found", removed.error().message);
+    return;
+  }
+  core::log_info("api", "agent " + name + " removed; " + std::to_string(ended) + " task(s) ended");
+  protocol::JsonWriter json;
+  json.begin_object();
+  json.field("agent", name);
+  json.field("tasks_ended", static_cast<uint64_t>(ended));
+  json.end_object();
+  std::string body = json.str();
+  store_.after_commit([this, exchange, name, body = std::move(body)]() mutable {
+    // Its token no longer verifies; a connected channel goes now.
+    channels_.close_agent(name, 1008, "agent removed");
+    exchange->respond(json_response(200, std::move(body)));
   });
 }
 

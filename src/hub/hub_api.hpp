@@ -62,6 +62,7 @@ class HubApi {
                  const std::string& attempt_id);
   void submit(const std::shared_ptr<core::HttpExchange>& exchange);
   void register_agent(const std::shared_ptr<core::HttpExchange>& exchange);
+  void remove_agent(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& name);
   void list_tasks(const std::shared_ptr<core::HttpExchange>& exchange);
   void show_task(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
   void task_output(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);

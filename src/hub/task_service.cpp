@@ -196,6 +196,25 @@ Result<TaskRecord> TaskService::cancel(const std::string& task_id, const std::st
   return *task;
 }
 
+int TaskService::end_tasks_of_removed_agent(const std::string& agent) {
+  const std::string note = "agent " + agent + " was removed";
+  int ended = 0;
+  for (const auto& attempt : tasks_.active_attempts_of(agent)) {
+    tasks_.mark_attempt_lost(attempt.id, note);
+    ledger_.forget(attempt.id);
+    auto task = tasks_.find_task(attempt.task_id);
+    if (task && !is_terminal(task->state)) {
+      transition(*task, TaskState::kLost, attempt.id, note);
+      ++ended;
+    }
+  }
+  for (auto& task : tasks_.queued_tasks(agent)) {
+    transition(task, TaskState::kCancelled, "", "cancelled before it was dispatched: " + note);
+    ++ended;
+  }
+  return ended;
+}
+
 std::optional<protocol::TaskSpec> TaskService::dispatch_next(const std::string& agent,
                                                              const std::string& instance) {
   for (auto& task : tasks_.queued_tasks(agent)) {

@@ -74,6 +74,10 @@ class TaskService {
   Result<TaskRecord> submit(const SubmitRequest& request);
   // Errors: "not_found", "already_finished".
   Result<TaskRecord> cancel(const std::string& task_id, const std::string& reason);
+  // The agent is being removed: its queued tasks end `cancelled`, its
+  // dispatched and running ones `lost`, each with the note "agent NAME was
+  // removed" (no retry: there is no agent to retry on). How many ended.
+  int end_tasks_of_removed_agent(const std::string& agent);
 
   // Agent side.
   // The next task for `agent`'s poll; `instance` is the agent process that

@@ -113,6 +113,13 @@ Result<std::string> TokenStore::add_admin_token() {
   return token;
 }
 
+Result<void> TokenStore::remove_agent(const std::string& name) {
+  auto erase = store_.statement("DELETE FROM agents WHERE name = ?");
+  erase.bind(1, name);
+  if (erase.exec() == 0) return make_error("not_found", "no agent named '" + name + "'");
+  return {};
+}
+
 bool TokenStore::agent_exists(const std::string& name) {
   auto query = store_.statement("SELECT 1 FROM agents WHERE name = ?");
   query.bind(1, name);

@@ -95,6 +95,9 @@ class TokenStore {
   std::string forbidden_agent_message(const std::string& agent, std::string_view authorization);
 
   bool agent_exists(const std::string& name);
+  // Deletes the agent and its token (its tasks are TaskService's to end
+  // first). Errors: "not_found".
+  Result<void> remove_agent(const std::string& name);
   std::vector<std::string> agent_names();
 
  private:

@@ -182,3 +182,45 @@ TEST_CASE("the harness: a test that fails with children still running ends at on
   REQUIRE_THROWS_WITH(world.run(failing), "a deliberate failure");
   CHECK(::kill(lingering.pid(), 0) != 0);  // gone, and reaped
 }
+
+TEST_CASE("an agent removed: its tasks end, its token and channel stop working", "[hub]") {
+  World world;
+  world.run([&]() -> core::Task<void> {
+    auto op = world.op();
+    auto agent = world.agent();
+    auto running = co_await started_task(op, agent);
+    const std::string queued = co_await op.submit(submit_body("edge-1"));
+    const std::string other = co_await op.submit(submit_body("edge-2"));
+
+    const std::string token_file = world.dir.write_secret("admin.token", world.admin_token);
+    const std::vector<std::string> environment = {"TETHER_HUB_URL=" + world.hub.url(),
+                                                  "TETHER_TOKEN_FILE=" + token_file};
+    const std::vector<std::string> remove = {"remove-agent", "edge-1"};
+    auto removed = co_await run_cli(world.loop, remove, environment);
+    INFO(removed.err);
+    CHECK(removed.exit_code == 0);
+    CHECK_THAT(removed.out, Catch::Contains("removed agent edge-1; 2 task(s) ended"));
+
+    const std::string running_state = co_await op.state_of(running.task_id);
+    CHECK(running_state == "lost");
+    const std::string running_json = co_await op.task_json(running.task_id);
+    CHECK_THAT(running_json, Catch::Contains("agent edge-1 was removed"));
+    const std::string queued_state = co_await op.state_of(queued);
+    CHECK(queued_state == "cancelled");
+    const std::string other_state = co_await op.state_of(other);
+    CHECK(other_state == "queued");  // another agent's task is untouched
+    // The channel is closed, and the token no longer opens one or polls.
+    auto closed = co_await agent.receive();
+    CHECK_FALSE(closed.ok());
+    auto again = world.agent();
+    auto refused = co_await again.connect();
+    REQUIRE_FALSE(refused.ok());
+    CHECK_THAT(refused.error().message, Catch::StartsWith("401"));
+    auto listing = co_await op.request("GET", "/api/v1/agents");
+    REQUIRE(listing.ok());
+    CHECK_THAT(listing->body, !Catch::Contains("\"edge-1\""));
+    auto unknown = co_await run_cli(world.loop, remove, environment);
+    CHECK(unknown.exit_code != 0);
+    CHECK_THAT(unknown.err, Catch::Contains("no agent named 'edge-1'"));
+  });
+}
