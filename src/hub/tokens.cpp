@@ -275,6 +275,10 @@ Result<void> TokenStore::revoke_registration_token(const std::string& id) {
 
 namespace {
 
+constexpr const char* kFindRegistrationSql =
+    "SELECT id, token_sha256, coalesce(expires_at, ''), coalesce(revoked_at, '') "
+    "FROM registration_tokens WHERE token_sha256 = ?";
+
 // Why a registration token cannot be used, or empty when it can.
 std::string registration_refusal(const std::string& id, const std::string& expires_at,
                                  const std::string& revoked_at) {
@@ -288,16 +292,9 @@ std::string registration_refusal(const std::string& id, const std::string& expir
 
 }  // namespace
 
-Result<std::string> TokenStore::register_agent(std::string_view authorization,
-                                               const std::string& name) {
-  const std::string token = bearer_token(authorization);
-  if (token.rfind("ttr_", 0) != 0) {
-    return make_error("unauthorized", "missing or unknown registration token");
-  }
+Result<std::string> TokenStore::usable_registration(const std::string& token) {
   const std::string digest = token_digest(token);
-  auto query = store_.statement(
-      "SELECT id, token_sha256, coalesce(expires_at, ''), coalesce(revoked_at, '') "
-      "FROM registration_tokens WHERE token_sha256 = ?");
+  auto query = store_.statement(kFindRegistrationSql);
   query.bind(1, digest);
   if (!query.executeStep() || !digests_equal(query.getColumn(1).getString(), digest)) {
     return make_error("unauthorized", "missing or unknown registration token");
@@ -306,13 +303,24 @@ Result<std::string> TokenStore::register_agent(std::string_view authorization,
   const std::string refusal =
       registration_refusal(id, query.getColumn(2).getString(), query.getColumn(3).getString());
   if (!refusal.empty()) return make_error("unauthorized", refusal);
+  return id;
+}
+
+Result<std::string> TokenStore::register_agent(std::string_view authorization,
+                                               const std::string& name) {
+  const std::string token = bearer_token(authorization);
+  if (token.rfind("ttr_", 0) != 0) {
+    return make_error("unauthorized", "missing or unknown registration token");
+  }
+  auto id = usable_registration(token);
+  if (!id) return id.error();
   auto agent_token = add_agent(name);
   if (!agent_token) return agent_token.error();
   auto count =
       store_.statement("UPDATE registration_tokens SET registered = registered + 1 WHERE id = ?");
-  count.bind(1, id);
+  count.bind(1, *id);
   count.exec();
-  core::log_info("tokens", "agent " + name + " registered with " + id);
+  core::log_info("tokens", "agent " + name + " registered with " + *id);
   return agent_token;
 }
 
@@ -320,19 +328,9 @@ std::optional<std::string> TokenStore::why_unverified(std::string_view authoriza
   const std::string token = bearer_token(authorization);
   if (token.empty()) return "missing or unknown token";
   if (token.rfind("ttr_", 0) == 0) {
-    const std::string digest = token_digest(token);
-    auto query = store_.statement(
-        "SELECT id, token_sha256, coalesce(expires_at, ''), coalesce(revoked_at, '') "
-        "FROM registration_tokens WHERE token_sha256 = ?");
-    query.bind(1, digest);
-    if (!query.executeStep() || !digests_equal(query.getColumn(1).getString(), digest)) {
-      return "missing or unknown registration token";
-    }
-    std::string refusal =
-        registration_refusal(query.getColumn(0).getString(), query.getColumn(2).getString(),
-                             query.getColumn(3).getString());
-    if (refusal.empty()) return std::nullopt;
-    return refusal;
+    auto id = usable_registration(token);
+    if (id) return std::nullopt;
+    return id.error().message;
   }
   if (check_admin(authorization) != AuthOutcome::kUnauthorized) return std::nullopt;
   return "missing or unknown token";

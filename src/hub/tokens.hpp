@@ -101,6 +101,10 @@ class TokenStore {
   std::vector<std::string> agent_names();
 
  private:
+  // The id of registration token `token` if it may be used now; else
+  // "unauthorized" saying why (unknown, revoked, expired).
+  Result<std::string> usable_registration(const std::string& token);
+
   HubStore& store_;
 };
 
