@@ -399,8 +399,8 @@ int command_agents(HubClient& client, const cli::CommandLine& line) {
   }
   auto document = protocol::parse_json_object(reply->body, "agents");
   if (!document) return hub_error(document.error());
-  std::printf("%-20s %-10s %-24s %-8s %-8s %s\n", "AGENT", "CONNECTED", "LAST SEEN", "VERSION",
-              "RUNNING", "OUTBOX");
+  std::printf("%-20s %-10s %-24s %-8s %-8s %-24s %s\n", "AGENT", "CONNECTED", "LAST SEEN",
+              "VERSION", "RUNNING", "OUTBOX", "LABELS");
   for (const auto& agent : (*document)["agents"].GetArray()) {
     const auto& outbox = agent["outbox"];
     std::string depth =
@@ -409,13 +409,22 @@ int command_agents(HubClient& client, const cli::CommandLine& line) {
                   std::to_string(outbox["bytes"].IsInt64() ? outbox["bytes"].GetInt64() : 0) +
                   " bytes"
             : "-";
+    std::string labels;
+    if (agent.HasMember("labels") && agent["labels"].IsObject()) {
+      for (const auto& label : agent["labels"].GetObject()) {
+        if (!label.value.IsString()) continue;
+        labels += (labels.empty() ? "" : ",") + std::string(label.name.GetString()) + "=" +
+                  label.value.GetString();
+      }
+    }
     // The version is whatever the agent's hello said.
-    std::printf(
-        "%-20s %-10s %-24s %-8s %-8llu %s\n", cli::printable(agent["name"].GetString()).c_str(),
-        agent["connected"].GetBool() ? "yes" : "no",
-        cli::printable(agent["last_seen_at"].GetString()).c_str(),
-        cli::printable(agent["version"].GetString()).c_str(),
-        static_cast<unsigned long long>(agent["running_attempts"].GetUint64()), depth.c_str());
+    std::printf("%-20s %-10s %-24s %-8s %-8llu %-24s %s\n",
+                cli::printable(agent["name"].GetString()).c_str(),
+                agent["connected"].GetBool() ? "yes" : "no",
+                cli::printable(agent["last_seen_at"].GetString()).c_str(),
+                cli::printable(agent["version"].GetString()).c_str(),
+                static_cast<unsigned long long>(agent["running_attempts"].GetUint64()),
+                depth.c_str(), cli::printable(labels).c_str());
   }
   return 0;
 }

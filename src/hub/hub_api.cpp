@@ -675,6 +675,11 @@ void HubApi::list_agents(const std::shared_ptr<HttpExchange>& exchange) {
     json.field("last_seen_at", last_seen);
     json.field("version", row.version);
     json.field("created_at", row.created_at);
+    json.key("labels");
+    json.begin_object();
+    for (const auto& [key, value] : tokens_.labels_of(row.name))
+      json.field(key, value);
+    json.end_object();
     json.field("running_attempts",
                static_cast<uint64_t>(tasks_.active_attempts_of(row.name).size()));
     json.key("outbox");

@@ -37,7 +37,16 @@ CREATE TABLE IF NOT EXISTS registration_tokens (
   created_at   TEXT NOT NULL,
   expires_at   TEXT,
   revoked_at   TEXT,
-  registered   INTEGER NOT NULL DEFAULT 0
+  registered   INTEGER NOT NULL DEFAULT 0,
+  labels       TEXT NOT NULL DEFAULT ''  -- given to every agent it registers
+);
+
+-- Labels the hub holds for an agent (docs/protocol.md: labels).
+CREATE TABLE IF NOT EXISTS agent_labels (
+  agent TEXT NOT NULL,
+  key   TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (agent, key)
 );
 
 CREATE TABLE IF NOT EXISTS tasks (
@@ -107,7 +116,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
 
 // Version 1 had no attempts.agent_instance.
 constexpr const char* kUpgradeTo2 = "ALTER TABLE attempts ADD COLUMN agent_instance TEXT;";
-// Version 2 had no registration tokens.
+// Version 2 had no registration tokens and no agent labels.
 constexpr const char* kUpgradeTo3 = R"SQL(
 CREATE TABLE registration_tokens (
   id           TEXT PRIMARY KEY,
@@ -115,7 +124,16 @@ CREATE TABLE registration_tokens (
   created_at   TEXT NOT NULL,
   expires_at   TEXT,
   revoked_at   TEXT,
-  registered   INTEGER NOT NULL DEFAULT 0
+  registered   INTEGER NOT NULL DEFAULT 0,
+  labels       TEXT NOT NULL DEFAULT ''  -- given to every agent it registers
+);
+
+-- Labels the hub holds for an agent (docs/protocol.md: labels).
+CREATE TABLE IF NOT EXISTS agent_labels (
+  agent TEXT NOT NULL,
+  key   TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (agent, key)
 );
 )SQL";
 constexpr const char* kUpgrades[] = {kUpgradeTo2, kUpgradeTo3};

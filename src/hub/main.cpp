@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "core/signal_set.hpp"
 #include "hub/hub.hpp"
 #include "hub/tokens.hpp"
+#include "protocol/labels.hpp"
 #include "protocol/wire_integer.hpp"
 
 namespace {
@@ -32,7 +34,9 @@ constexpr const char* kUsage =
     "        [--max-connections N] [--max-connections-per-address N] [--request-timeout-s N]\n"
     "      run the hub (default --listen 127.0.0.1:7070)\n"
     "  registration-token create --data-dir DIR [--expires 24h|7d|30m|never] [--output FILE]\n"
-    "      a token edge hosts exchange for their own (tether-agent register); default 24h\n"
+    "        [--labels key=value,...]\n"
+    "      a token edge hosts exchange for their own (tether-agent register); default 24h;\n"
+    "      each agent it registers gets the labels\n"
     "  registration-token list|revoke ID --data-dir DIR\n"
     "  agent add NAME --data-dir DIR [--output FILE]     register an agent by hand; its token\n"
     "  agent rotate NAME --data-dir DIR [--output FILE]  a new token; the old one stops working\n"
@@ -53,8 +57,9 @@ struct Flags {
   std::vector<std::string> positional;
   hub::HubOptions options;
   std::string log_level;
-  std::string output;   // --output FILE: where a new token goes
-  std::string expires;  // --expires: a registration token's lifetime
+  std::string output;                 // --output FILE: where a new token goes
+  std::string expires;                // --expires: a registration token's lifetime
+  std::optional<std::string> labels;  // --labels: given to the agents it registers
 };
 
 // "30m", "24h", "7d", "3600s" or "never" (0) as seconds.
@@ -90,7 +95,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
                arg == "--log-level" || arg == "--metrics-listen" || arg == "--max-event-streams" ||
                arg == "--trusted-proxy" || arg == "--max-connections" ||
                arg == "--max-connections-per-address" || arg == "--request-timeout-s" ||
-               arg == "--output" || arg == "--expires") {
+               arg == "--output" || arg == "--expires" || arg == "--labels") {
       auto v = value(arg.c_str());
       if (!v) return v.error();
       if (arg == "--data-dir") flags.options.data_dir = *v;
@@ -101,6 +106,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       if (arg == "--metrics-listen") flags.options.metrics_listen = *v;
       if (arg == "--output") flags.output = *v;
       if (arg == "--expires") flags.expires = *v;
+      if (arg == "--labels") flags.labels = *v;
       if (arg == "--trusted-proxy") {
         if (hub::AuthThrottle::canonical_address(*v).empty()) {
           return make_error(
@@ -185,8 +191,7 @@ core::Task<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
   systemd.ready(raw->one_line_status(), [raw] { return raw->one_line_status(); });
   auto signal = co_await signals.next();
   if (signal.ok()) {
-    core::log_info("hub", "received SIG" + std::string(sigabbrev_np(*signal)) +
-                              "; shutting down");
+    core::log_info("hub", "received SIG" + std::string(sigabbrev_np(*signal)) + "; shutting down");
   }
   systemd.stopping("shutting down");
   (*hub)->shut_down();
@@ -252,8 +257,15 @@ int run_token_command(const Flags& flags) {
       (words[0] == "registration-token" && words.size() == 2 && words[1] == "create");
   if (!flags.output.empty() && !makes_token)
     return usage_error("--output goes with a command that makes a token");
-  if (!flags.expires.empty() && !(words[0] == "registration-token" && words.size() == 2)) {
-    return usage_error("--expires goes with registration-token create");
+  if ((!flags.expires.empty() || flags.labels) &&
+      !(words[0] == "registration-token" && words.size() == 2 && words[1] == "create")) {
+    return usage_error("--expires and --labels go with registration-token create");
+  }
+  protocol::Labels labels;
+  if (flags.labels) {
+    auto parsed = protocol::parse_labels(*flags.labels);
+    if (!parsed) return usage_error("--labels: " + parsed.error().message);
+    labels = std::move(*parsed);
   }
   DatabaseOwner owner(flags.options.data_dir);
   // A running hub holds the write lock for one loop turn at a time: wait.
@@ -273,10 +285,11 @@ int run_token_command(const Flags& flags) {
     return hand_out(flags, *token, "the token of agent " + words[2], owner);
   }
   if (words[0] == "agent" && words.size() == 2 && words[1] == "list") {
-    std::printf("%-32s %-26s %s\n", "NAME", "CREATED", "LAST SEEN");
+    std::printf("%-32s %-26s %-26s %s\n", "NAME", "CREATED", "LAST SEEN", "LABELS");
     for (const auto& agent : tokens.agents()) {
-      std::printf("%-32s %-26s %s\n", agent.name.c_str(), agent.created_at.c_str(),
-                  agent.last_seen_at.empty() ? "never" : agent.last_seen_at.c_str());
+      std::printf("%-32s %-26s %-26s %s\n", agent.name.c_str(), agent.created_at.c_str(),
+                  agent.last_seen_at.empty() ? "never" : agent.last_seen_at.c_str(),
+                  protocol::format_labels(agent.labels).c_str());
     }
     return 0;
   }
@@ -300,7 +313,7 @@ int run_token_command(const Flags& flags) {
   if (words[0] == "registration-token" && words.size() == 2 && words[1] == "create") {
     auto lifetime = parse_lifetime(flags.expires.empty() ? "24h" : flags.expires);
     if (!lifetime) return usage_error(lifetime.error().message);
-    auto made = tokens.add_registration_token(*lifetime);
+    auto made = tokens.add_registration_token(*lifetime, labels);
     if (!made) return failed(made.error());
     std::fprintf(stderr, "tether-hub: registration token %s, %s\n", made->second.c_str(),
                  *lifetime == 0
@@ -310,13 +323,14 @@ int run_token_command(const Flags& flags) {
     return hand_out(flags, made->first, "registration token " + made->second, owner);
   }
   if (words[0] == "registration-token" && words.size() == 2 && words[1] == "list") {
-    std::printf("%-18s %-26s %-26s %-26s %s\n", "ID", "CREATED", "EXPIRES", "REVOKED",
-                "REGISTERED");
+    std::printf("%-18s %-26s %-26s %-26s %-10s %s\n", "ID", "CREATED", "EXPIRES", "REVOKED",
+                "REGISTERED", "LABELS");
     for (const auto& token : tokens.registration_tokens()) {
-      std::printf("%-18s %-26s %-26s %-26s %lld\n", token.id.c_str(), token.created_at.c_str(),
+      std::printf("%-18s %-26s %-26s %-26s %-10lld %s\n", token.id.c_str(),
+                  token.created_at.c_str(),
                   token.expires_at.empty() ? "never" : token.expires_at.c_str(),
                   token.revoked_at.empty() ? "-" : token.revoked_at.c_str(),
-                  static_cast<long long>(token.registered));
+                  static_cast<long long>(token.registered), token.labels.c_str());
     }
     return 0;
   }

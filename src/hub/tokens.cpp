@@ -117,7 +117,19 @@ Result<void> TokenStore::remove_agent(const std::string& name) {
   auto erase = store_.statement("DELETE FROM agents WHERE name = ?");
   erase.bind(1, name);
   if (erase.exec() == 0) return make_error("not_found", "no agent named '" + name + "'");
+  auto labels = store_.statement("DELETE FROM agent_labels WHERE agent = ?");
+  labels.bind(1, name);
+  labels.exec();
   return {};
+}
+
+protocol::Labels TokenStore::labels_of(const std::string& agent) {
+  protocol::Labels labels;
+  auto query = store_.statement("SELECT key, value FROM agent_labels WHERE agent = ? ORDER BY key");
+  query.bind(1, agent);
+  while (query.executeStep())
+    labels[query.getColumn(0).getString()] = query.getColumn(1).getString();
+  return labels;
 }
 
 bool TokenStore::agent_exists(const std::string& name) {
@@ -223,19 +235,24 @@ std::vector<AgentInfo> TokenStore::agents() {
   auto query = store_.statement(
       "SELECT name, created_at, coalesce(last_seen_at, '') FROM agents ORDER BY name");
   while (query.executeStep()) {
-    agents.push_back({query.getColumn(0).getString(), query.getColumn(1).getString(),
-                      query.getColumn(2).getString()});
+    agents.push_back({query.getColumn(0).getString(),
+                      query.getColumn(1).getString(),
+                      query.getColumn(2).getString(),
+                      {}});
   }
+  for (auto& agent : agents)
+    agent.labels = labels_of(agent.name);
   return agents;
 }
 
-Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(int64_t ttl_s) {
+Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(
+    int64_t ttl_s, const protocol::Labels& labels) {
   const std::string token = generate_token("ttr_");
   const std::string digest = token_digest(token);
   const std::string id = token_id("reg-", digest);
   auto insert = store_.statement(
-      "INSERT INTO registration_tokens (id, token_sha256, created_at, expires_at) "
-      "VALUES (?, ?, ?, ?)");
+      "INSERT INTO registration_tokens (id, token_sha256, created_at, expires_at, labels) "
+      "VALUES (?, ?, ?, ?, ?)");
   insert.bind(1, id);
   insert.bind(2, digest);
   insert.bind(3, core::utc_now());
@@ -245,6 +262,7 @@ Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(i
   } else {
     insert.bind(4);  // NULL: until revoked
   }
+  insert.bind(5, protocol::format_labels(labels));
   insert.exec();
   return std::make_pair(token, id);
 }
@@ -252,12 +270,12 @@ Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(i
 std::vector<RegistrationTokenInfo> TokenStore::registration_tokens() {
   std::vector<RegistrationTokenInfo> tokens;
   auto query = store_.statement(
-      "SELECT id, created_at, coalesce(expires_at, ''), coalesce(revoked_at, ''), registered "
-      "FROM registration_tokens ORDER BY created_at");
+      "SELECT id, created_at, coalesce(expires_at, ''), coalesce(revoked_at, ''), registered, "
+      "labels FROM registration_tokens ORDER BY created_at");
   while (query.executeStep()) {
     tokens.push_back({query.getColumn(0).getString(), query.getColumn(1).getString(),
                       query.getColumn(2).getString(), query.getColumn(3).getString(),
-                      query.getColumn(4).getInt64()});
+                      query.getColumn(4).getInt64(), query.getColumn(5).getString()});
   }
   return tokens;
 }
@@ -276,7 +294,7 @@ Result<void> TokenStore::revoke_registration_token(const std::string& id) {
 namespace {
 
 constexpr const char* kFindRegistrationSql =
-    "SELECT id, token_sha256, coalesce(expires_at, ''), coalesce(revoked_at, '') "
+    "SELECT id, token_sha256, coalesce(expires_at, ''), coalesce(revoked_at, ''), labels "
     "FROM registration_tokens WHERE token_sha256 = ?";
 
 // Why a registration token cannot be used, or empty when it can.
@@ -320,6 +338,22 @@ Result<std::string> TokenStore::register_agent(std::string_view authorization,
       store_.statement("UPDATE registration_tokens SET registered = registered + 1 WHERE id = ?");
   count.bind(1, *id);
   count.exec();
+  std::string labels_text;
+  {
+    auto labels = store_.statement("SELECT labels FROM registration_tokens WHERE id = ?");
+    labels.bind(1, *id);
+    if (labels.executeStep()) labels_text = labels.getColumn(0).getString();
+  }
+  if (auto labels = protocol::parse_labels(labels_text)) {
+    for (const auto& [key, value] : *labels) {
+      auto insert = store_.statement(
+          "INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)");
+      insert.bind(1, name);
+      insert.bind(2, key);
+      insert.bind(3, value);
+      insert.exec();
+    }
+  }
   core::log_info("tokens", "agent " + name + " registered with " + *id);
   return agent_token;
 }

@@ -12,6 +12,7 @@
 
 #include "core/result.hpp"
 #include "hub/hub_store.hpp"
+#include "protocol/labels.hpp"
 
 namespace tether::hub {
 
@@ -42,12 +43,14 @@ struct RegistrationTokenInfo {
   std::string expires_at;  // empty: never
   std::string revoked_at;  // empty: not revoked
   int64_t registered = 0;  // agents registered with it
+  std::string labels;      // given to each agent it registers ("k=v,k=v")
 };
 
 struct AgentInfo {
   std::string name;
   std::string created_at;
   std::string last_seen_at;  // empty: never
+  protocol::Labels labels;
 };
 
 class TokenStore {
@@ -66,12 +69,13 @@ class TokenStore {
 
   // A registration token ("ttr_..."), valid for `ttl_s` seconds (0: until
   // revoked). Returns the token and its id.
-  Result<std::pair<std::string, std::string>> add_registration_token(int64_t ttl_s);
+  Result<std::pair<std::string, std::string>> add_registration_token(
+      int64_t ttl_s, const protocol::Labels& labels = {});
   std::vector<RegistrationTokenInfo> registration_tokens();
   Result<void> revoke_registration_token(const std::string& id);
   // POST /api/v1/agents/register: with a registration token that is known,
-  // not revoked and not expired, registers `name` and returns its agent
-  // token. Errors: "unauthorized" (the message says which of the three),
+  // not revoked and not expired, registers `name` with the token's labels
+  // and returns its agent token. Errors: "unauthorized" (the message says which of the three),
   // "exists", "invalid_name".
   Result<std::string> register_agent(std::string_view authorization, const std::string& name);
 
@@ -95,6 +99,8 @@ class TokenStore {
   std::string forbidden_agent_message(const std::string& agent, std::string_view authorization);
 
   bool agent_exists(const std::string& name);
+  // The labels the hub holds for `agent`.
+  protocol::Labels labels_of(const std::string& agent);
   // Deletes the agent and its token (its tasks are TaskService's to end
   // first). Errors: "not_found".
   Result<void> remove_agent(const std::string& name);

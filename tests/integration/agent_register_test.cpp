@@ -28,7 +28,9 @@ unsigned mode_of(const std::string& path) {
   return info.st_mode & 07777;
 }
 
-std::string whoami() { return std::to_string(::geteuid()) == "0" ? "root" : ""; }
+std::string whoami() {
+  return std::to_string(::geteuid()) == "0" ? "root" : "";
+}
 
 }  // namespace
 
@@ -39,9 +41,16 @@ TEST_CASE("an edge host registers in one command and its agent runs a task", "[a
   const std::string dir = world.dir.path();
   const std::string registration = dir + "/registration.token";
   REQUIRE(run_program({env_path("TETHER_HUB"), "registration-token", "create", "--data-dir",
-                       world.data_dir, "--expires", "1h", "--output", registration})
+                       world.data_dir, "--expires", "1h", "--labels", "role=web,region=eu",
+                       "--output", registration})
               .exit_code == 0);
   CHECK(mode_of(registration) == 0600);
+  // Labels are checked when the token is made, and named when wrong.
+  const auto bad_labels = run_program({env_path("TETHER_HUB"), "registration-token", "create",
+                                       "--data-dir", world.data_dir, "--labels", "role=web,region"},
+                                      true);
+  CHECK(bad_labels.exit_code == 2);
+  CHECK_THAT(bad_labels.out, Catch::Contains("label 'region': expected key=value"));
   // The shipped agent.conf, with its state directory moved into the test's.
   const std::string config = dir + "/agent.conf";
   {
@@ -53,9 +62,17 @@ TEST_CASE("an edge host registers in one command and its agent runs a task", "[a
   }
   const std::string token_file = dir + "/agent.token";
   world.run([&]() -> core::Task<void> {
-    std::vector<std::string> argv = {env_path("TETHER_AGENT"), "register", "--hub-url",
-                                     world.hub.url(), "--registration-token-file", registration,
-                                     "--name", "edge-7", "--config", config, "--token-file",
+    std::vector<std::string> argv = {env_path("TETHER_AGENT"),
+                                     "register",
+                                     "--hub-url",
+                                     world.hub.url(),
+                                     "--registration-token-file",
+                                     registration,
+                                     "--name",
+                                     "edge-7",
+                                     "--config",
+                                     config,
+                                     "--token-file",
                                      token_file};
     if (!whoami().empty()) argv.insert(argv.end(), {"--user", whoami()});
     const auto registered = run_program(argv, true);
@@ -80,6 +97,14 @@ TEST_CASE("an edge host registers in one command and its agent runs a task", "[a
         R"({"agent":"edge-7","command":{"argv":["sh","-c","echo registered"]}})");
     const FinalView final_view = co_await world.final_of(id, "succeeded", 20'000);
     CHECK(final_view.verified);
+    // It carries the registration token's labels.
+    const std::string token_file_admin = world.dir.write_secret("admin.token", world.admin_token);
+    const auto agents = run_program({env_path("TETHER_CLI"), "--hub-url", world.hub.url(),
+                                     "--token-file", token_file_admin, "agents"});
+    CHECK_THAT(agents.out, Catch::Contains("region=eu,role=web"));
+    auto listing = co_await op.request("GET", "/api/v1/agents");
+    REQUIRE(listing.ok());
+    CHECK_THAT(listing->body, Catch::Contains(R"("labels":{"region":"eu","role":"web"})"));
 
     // A second registration of the same name is refused, and nothing is
     // written over the working token.
@@ -102,10 +127,18 @@ TEST_CASE("registration tokens expire and can be revoked; refusals say which, an
   const std::string dir = world.dir.path();
   world.run([&]() -> core::Task<void> {
     auto attempt = [&](const std::string& registration, const std::string& name) {
-      std::vector<std::string> argv = {
-          env_path("TETHER_AGENT"), "register", "--hub-url", world.hub.url(),
-          "--registration-token-file", registration, "--name", name, "--config",
-          dir + "/" + name + ".conf", "--token-file", dir + "/" + name + ".token"};
+      std::vector<std::string> argv = {env_path("TETHER_AGENT"),
+                                       "register",
+                                       "--hub-url",
+                                       world.hub.url(),
+                                       "--registration-token-file",
+                                       registration,
+                                       "--name",
+                                       name,
+                                       "--config",
+                                       dir + "/" + name + ".conf",
+                                       "--token-file",
+                                       dir + "/" + name + ".token"};
       if (!whoami().empty()) argv.insert(argv.end(), {"--user", whoami()});
       return run_program(argv, true);
     };
@@ -118,8 +151,8 @@ TEST_CASE("registration tokens expire and can be revoked; refusals say which, an
     const size_t at = listed.out.find("reg-");
     REQUIRE(at != std::string::npos);
     const std::string id = listed.out.substr(at, 16);
-    REQUIRE(run_program({env_path("TETHER_HUB"), "registration-token", "revoke", id,
-                         "--data-dir", world.data_dir})
+    REQUIRE(run_program({env_path("TETHER_HUB"), "registration-token", "revoke", id, "--data-dir",
+                         world.data_dir})
                 .exit_code == 0);
     auto refused = attempt(revoked, "edge-8");
     CHECK(refused.exit_code == 1);
@@ -142,9 +175,9 @@ TEST_CASE("registration tokens expire and can be revoked; refusals say which, an
     CHECK(unknown.exit_code == 1);
     CHECK_THAT(unknown.out, Catch::Contains("unknown registration token"));
     // Registration tokens register agents only: not an operator's key.
-    const auto misuse = run_program({env_path("TETHER_CLI"), "--hub-url", world.hub.url(),
-                                     "--token-file", bogus, "tasks"},
-                                    true);
+    const auto misuse = run_program(
+        {env_path("TETHER_CLI"), "--hub-url", world.hub.url(), "--token-file", bogus, "tasks"},
+        true);
     CHECK(misuse.exit_code != 0);
   });
 }
@@ -164,9 +197,9 @@ TEST_CASE("operator and agent tokens: written 0600 with --output, listed, revoke
                 .exit_code == 0);
     CHECK(mode_of(op_token) == 0600);
     auto tasks = [&] {
-      return run_program({env_path("TETHER_CLI"), "--hub-url", world.hub.url(), "--token-file",
-                          op_token, "tasks"},
-                         true);
+      return run_program(
+          {env_path("TETHER_CLI"), "--hub-url", world.hub.url(), "--token-file", op_token, "tasks"},
+          true);
     };
     CHECK(tasks().exit_code == 0);
     const auto listed =
@@ -176,14 +209,13 @@ TEST_CASE("operator and agent tokens: written 0600 with --output, listed, revoke
     REQUIRE(last != std::string::npos);
     CHECK(listed.out.find("op-") != last);
     const std::string id = listed.out.substr(last, 15);
-    REQUIRE(run_program({env_path("TETHER_HUB"), "token", "revoke", id, "--data-dir",
-                         world.data_dir})
-                .exit_code == 0);
+    REQUIRE(
+        run_program({env_path("TETHER_HUB"), "token", "revoke", id, "--data-dir", world.data_dir})
+            .exit_code == 0);
     const auto revoked = tasks();
     CHECK(revoked.exit_code != 0);
     CHECK_THAT(revoked.out, Catch::Contains("401"));
-    CHECK(run_program({env_path("TETHER_HUB"), "token", "revoke", id, "--data-dir",
-                       world.data_dir})
+    CHECK(run_program({env_path("TETHER_HUB"), "token", "revoke", id, "--data-dir", world.data_dir})
               .exit_code == 1);
 
     // Agents: listed; a rotated token replaces the old at once.

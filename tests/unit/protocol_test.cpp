@@ -6,6 +6,7 @@
 #include <random>
 
 #include "protocol/base64.hpp"
+#include "protocol/labels.hpp"
 #include "protocol/sha256.hpp"
 #include "protocol/task_spec.hpp"
 #include "protocol/utf8.hpp"
@@ -179,4 +180,24 @@ TEST_CASE("parse_wire_integer takes exactly the decimal integers 0..2^63-1", "[p
   CHECK(protocol::parse_wire_integer("0") == 0u);
   CHECK(protocol::parse_wire_integer("60", 60) == 60u);
   CHECK_FALSE(protocol::parse_wire_integer("61", 60));
+}
+
+TEST_CASE("labels: key=value lists parse strictly and print back sorted", "[protocol]") {
+  auto labels = protocol::parse_labels("role=web, region=eu,canary=");
+  REQUIRE(labels.ok());
+  CHECK(labels->size() == 3);
+  CHECK(labels->at("canary").empty());
+  CHECK(protocol::format_labels(*labels) == "canary=,region=eu,role=web");
+  CHECK(protocol::parse_labels(protocol::format_labels(*labels)).value() == *labels);
+  CHECK(protocol::parse_labels("")->empty());
+  for (const char* bad : {"role", "=web", "role=web,role=db", "-x=1", "r\xc3\xb4le=web",
+                          "role=we b", "k=v,,", "role=web;rm"}) {
+    INFO(bad);
+    auto parsed = protocol::parse_labels(bad);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().code == "invalid_labels");
+    CHECK_THAT(parsed.error().message, Catch::StartsWith("label '"));
+  }
+  CHECK_FALSE(protocol::parse_labels(std::string(64, 'k') + "=v").ok());
+  CHECK(protocol::parse_labels(std::string(63, 'k') + "=" + std::string(63, 'v')).ok());
 }

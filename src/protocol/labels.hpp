@@ -1,0 +1,27 @@
+// Labels: `key=value` pairs that describe an agent (role=web, region=eu).
+//
+// Written as a comma-separated list, "role=web,region=eu", in flags,
+// agent.conf and storage; in JSON as an object {"role":"web"}. A key is 1 to
+// 63 characters of A-Z a-z 0-9 . _ - starting with a letter or digit; a
+// value is 0 to 63 of the same (the rule Kubernetes applies to label
+// names and values). Keys are unique; the list is kept sorted by key.
+// Selectors over labels come with fan-out runs (docs/protocol.md).
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "core/result.hpp"
+
+namespace tether::protocol {
+
+using Labels = std::map<std::string, std::string>;
+
+// Errors: "invalid_labels", naming the pair and what is wrong with it.
+// An empty text is no labels.
+Result<Labels> parse_labels(std::string_view text);
+// "key=value,key=value", sorted by key; parse_labels reads it back.
+std::string format_labels(const Labels& labels);
+
+}  // namespace tether::protocol
