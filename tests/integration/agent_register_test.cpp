@@ -165,7 +165,7 @@ TEST_CASE("registration tokens expire and can be revoked; refusals say which, an
     REQUIRE(run_program({env_path("TETHER_HUB"), "registration-token", "create", "--data-dir",
                          world.data_dir, "--expires", "1s", "--output", expired})
                 .exit_code == 0);
-    co_await core::sleep_for(world.loop, 1'500);
+    (void)co_await core::sleep_for(world.loop, 1'500);
     auto late = attempt(expired, "edge-9");
     CHECK(late.exit_code == 1);
     CHECK_THAT(late.out, Catch::Contains("expired at"));
