@@ -68,7 +68,8 @@ TEST_CASE("AuthThrottle: X-Forwarded-For counts only from a listed proxy, last e
 TEST_CASE("AuthThrottle: any X-Forwarded-For yields the peer or an address", "[hub]") {
   AuthThrottle throttle(AuthThrottleLimits{}, {"127.0.0.1"});
   std::mt19937 random(1130);
-  const std::string alphabet("0123456789abcdefABCDEF.:, \t;=\"[]\r\n\0\xff", 38);
+  static constexpr char kAlphabet[] = "0123456789abcdefABCDEF.:, \t;=\"[]\r\n\0\xff";
+  const std::string alphabet(kAlphabet, sizeof kAlphabet - 1);
   for (int i = 0; i < 100000; ++i) {
     tether::core::HttpRequest request;
     request.peer_address = i % 2 ? "127.0.0.1" : "192.0.2.7";

@@ -160,7 +160,8 @@ TEST_CASE("parse_wire_integer takes exactly the decimal integers 0..2^63-1", "[p
     return value;
   };
   std::mt19937_64 random(20261130);
-  const std::string alphabet("0123456789+- .e\0\xff", 17);
+  static constexpr char kAlphabet[] = "0123456789+- .e\0\xff";
+  const std::string alphabet(kAlphabet, sizeof kAlphabet - 1);
   for (int i = 0; i < 200000; ++i) {
     std::string text;
     const int kind = static_cast<int>(random() % 4);
