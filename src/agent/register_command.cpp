@@ -90,7 +90,8 @@ Result<void> write_config(const std::string& path, const std::string& text, int 
   const std::string temporary = path + ".new";
   ::unlink(temporary.c_str());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-  if (fd < 0) return make_error("config", "cannot write " + temporary + ": " + std::strerror(errno));
+  if (fd < 0)
+    return make_error("config", "cannot write " + temporary + ": " + std::strerror(errno));
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = ok && ::fchmod(fd, existed ? (old.st_mode & 07777) : 0640) == 0;
   if (ok && ::geteuid() == 0) {
@@ -179,7 +180,8 @@ int register_command(const std::vector<std::string>& args) {
   }
   if (options.hub_url.empty()) return usage("--hub-url is required");
   if (options.registration_token_file.empty()) {
-    return usage("--registration-token-file is required (from tether-hub registration-token create)");
+    return usage(
+        "--registration-token-file is required (from tether-hub registration-token create)");
   }
   if (options.name.empty()) options.name = host_name();
   if (!protocol::is_valid_id(options.name)) {
@@ -230,9 +232,8 @@ int register_command(const std::vector<std::string>& args) {
   if (!reply) return fail("cannot reach the hub: " + reply.error().message);
   if (reply->status != 201) {
     auto error = protocol::parse_api_error(reply->body);
-    return fail("the hub refused the registration (" + std::to_string(reply->status) +
-                "): " + (error ? error->message : reply->body.substr(0, 300)) +
-                "; nothing was written");
+    return fail("the hub refused the registration (" + std::to_string(reply->status) + "): " +
+                (error ? error->message : reply->body.substr(0, 300)) + "; nothing was written");
   }
   auto document = protocol::parse_json_object(reply->body, "registration");
   if (!document) return fail("the hub's answer: " + document.error().message);
