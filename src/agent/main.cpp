@@ -11,6 +11,7 @@
 #include "agent/exec_command.hpp"
 #include "agent/register_command.hpp"
 #include "agent/status_command.hpp"
+#include "core/crash_report.hpp"
 #include "core/run.hpp"
 
 namespace {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   ::mallopt(M_TRIM_THRESHOLD, 4 << 20);
   ::mallopt(M_TOP_PAD, 1 << 20);
 
+  tether::core::install_crash_report("tether-agent");
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kUsage, args.empty() ? stderr : stdout);

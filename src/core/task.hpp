@@ -14,6 +14,8 @@
 #include <optional>
 #include <utility>
 
+#include "core/crash_report.hpp"
+
 namespace tether::core {
 
 namespace detail {
@@ -167,7 +169,10 @@ struct DetachedCoroutine {
     std::suspend_never initial_suspend() const noexcept { return {}; }
     std::suspend_never final_suspend() const noexcept { return {}; }
     void return_void() const noexcept {}
-    [[noreturn]] void unhandled_exception() const noexcept { std::terminate(); }
+    [[noreturn]] void unhandled_exception() const noexcept {
+      note_terminate_reason("an exception escaped a detached coroutine");
+      std::terminate();
+    }
   };
 };
 

@@ -10,6 +10,7 @@
 #include <exception>
 #include <utility>
 
+#include "core/crash_report.hpp"
 #include "core/task.hpp"
 
 namespace tether::core {
@@ -20,7 +21,10 @@ class TaskGroup {
   TaskGroup(const TaskGroup&) = delete;
   TaskGroup& operator=(const TaskGroup&) = delete;
   ~TaskGroup() {
-    if (pending_ != 0) std::terminate();  // destroyed while children still run: a bug
+    if (pending_ != 0) {  // destroyed while children still run: a bug
+      note_terminate_reason("a TaskGroup was destroyed while its children were running");
+      std::terminate();
+    }
   }
 
   // Starts `task` at once; it runs until its first suspension before spawn returns.

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/crash_report.hpp"
 #include "core/log.hpp"
 #include "core/run.hpp"
 #include "core/secret_file.hpp"
@@ -347,6 +348,7 @@ int run_token_command(const Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  core::install_crash_report("tether-hub");
   ::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {

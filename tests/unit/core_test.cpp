@@ -1,6 +1,7 @@
 // The reactor: Task, TaskGroup, timers, off-loop work, processes, pipes,
 // signals, the semaphore, and cancellation reaching each pending await.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/crash_report.hpp"
 #include "core/offload.hpp"
 #include "core/process.hpp"
 #include "core/resolver.hpp"
@@ -428,4 +430,51 @@ TEST_CASE("plain text goes to loopback addresses only, decided on each address",
   REQUIRE_FALSE(unresolved.ok());
   CHECK_THAT(unresolved.error().message, Catch::Contains("127.0.0.1.example.invalid"));
   CHECK(core::check_plain_text_allowed("127.0.0.1", false, PlainTextPolicy::kLoopbackOnly).ok());
+}
+
+// A daemon that dies of a bug says which: the cause, the exception in
+// flight, the stack. (Run in a child process, which it kills.)
+TEST_CASE("std::terminate leaves a report naming the cause and the stack", "[core]") {
+  auto report_of = [](void (*crash)()) {
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      ::dup2(pipe_fds[1], STDERR_FILENO);
+      core::install_crash_report("test-daemon");
+      crash();
+      ::_exit(0);
+    }
+    ::close(pipe_fds[1]);
+    std::string text;
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;)
+      text.append(buffer, static_cast<size_t>(n));
+    ::close(pipe_fds[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGABRT);
+    return text;
+  };
+  const std::string group = report_of([] {
+    auto never = []() -> core::Task<void> { co_await std::suspend_always(); };
+    auto* leaked = new core::TaskGroup();
+    leaked->spawn(never());
+    delete leaked;  // with a child still running
+  });
+  CHECK_THAT(group, Catch::StartsWith("test-daemon: fatal: std::terminate: a TaskGroup was "
+                                      "destroyed while its children were running"));
+  CHECK_THAT(group, Catch::Contains("no exception in flight"));
+  CHECK_THAT(group, Catch::Contains("core_test") || Catch::Contains("unit-tests"));
+  const std::string escaped = report_of([] {
+    auto failing = []() -> core::Task<void> {
+      throw std::runtime_error("the bug");
+      co_return;
+    };
+    core::start_detached(failing());
+  });
+  CHECK_THAT(escaped, Catch::Contains("an exception escaped a detached coroutine"));
+  CHECK_THAT(escaped, Catch::Contains("the bug"));
 }
