@@ -337,10 +337,14 @@ void SqliteStore::fatal(const std::string& why) {
 }
 
 void SqliteStore::run_write(const std::function<void()>& work) {
+  // The write boundary: nothing a write throws goes on to unwind whoever
+  // asked for it (a coroutine with children running would terminate).
   try {
     work();
   } catch (const SQLite::Exception& e) {
     fatal(std::string("a write failed: ") + e.what());
+  } catch (const std::exception& e) {
+    fatal(std::string("a write failed: internal error: ") + e.what());
   }
 }
 

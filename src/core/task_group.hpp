@@ -22,7 +22,11 @@ class TaskGroup {
   TaskGroup& operator=(const TaskGroup&) = delete;
   ~TaskGroup() {
     if (pending_ != 0) {  // destroyed while children still run: a bug
-      note_terminate_reason("a TaskGroup was destroyed while its children were running");
+      note_terminate_reason(
+          std::uncaught_exceptions() > 0
+              ? "a TaskGroup was destroyed while its children were running, by an exception "
+                "unwinding the coroutine that owned it"
+              : "a TaskGroup was destroyed while its children were running");
       std::terminate();
     }
   }
