@@ -11,6 +11,7 @@
 
 #include "core/crash_report.hpp"
 #include "core/offload.hpp"
+#include "core/proc_info.hpp"
 #include "core/process.hpp"
 #include "core/resolver.hpp"
 #include "core/run.hpp"
@@ -477,4 +478,27 @@ TEST_CASE("std::terminate leaves a report naming the cause and the stack", "[cor
   });
   CHECK_THAT(escaped, Catch::Contains("an exception escaped a detached coroutine"));
   CHECK_THAT(escaped, Catch::Contains("the bug"));
+}
+
+// /proc/PID/stat of a process that ends while it is read answers "no such
+// process" (ESRCH from read): that must be an empty answer, never an
+// exception (one unwound an attempt's coroutine in a burst of short tasks).
+TEST_CASE("process_start_ticks answers for live, ending and reaped processes, never throws",
+          "[core]") {
+  const auto mine = core::process_start_ticks(::getpid());
+  REQUIRE(mine.has_value());
+  CHECK(*mine > 0);
+  CHECK_FALSE(core::boot_id().empty());
+  for (int i = 0; i < 300; ++i) {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) ::_exit(0);
+    // Racing the child's exit and, below, its reaping.
+    std::optional<uint64_t> ticks;
+    REQUIRE_NOTHROW(ticks = core::process_start_ticks(child));
+    if (ticks) CHECK(*ticks >= *mine);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    CHECK_FALSE(core::process_start_ticks(child).has_value());
+  }
 }
