@@ -5,30 +5,15 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <string>
 
 namespace tether::hub {
 
 namespace {
 
-// Version 2 of the schema. Column names are meant to be read by operators
-// with sqlite3; times are UTC text ("2026-11-22T05:12:00.123Z").
-constexpr const char* kSchema = R"SQL(
-CREATE TABLE IF NOT EXISTS agents (
-  name               TEXT PRIMARY KEY,
-  token_sha256       TEXT NOT NULL,
-  created_at         TEXT NOT NULL,
-  last_seen_at       TEXT,
-  version            TEXT,
-  outbox_rows        INTEGER,
-  outbox_bytes       INTEGER,
-  outbox_reported_at TEXT
-);
-
-CREATE TABLE IF NOT EXISTS admin_tokens (
-  token_sha256 TEXT PRIMARY KEY,
-  created_at   TEXT NOT NULL
-);
-
+// The tables version 3 added: written once, for new databases (full_schema)
+// and for the upgrade from version 2.
+constexpr const char* kVersion3Tables = R"SQL(
 -- Tokens an edge host exchanges for its own agent token once
 -- (`tether-agent register`): they expire, can be revoked, and count uses.
 CREATE TABLE IF NOT EXISTS registration_tokens (
@@ -48,6 +33,27 @@ CREATE TABLE IF NOT EXISTS agent_labels (
   value TEXT NOT NULL,
   PRIMARY KEY (agent, key)
 );
+)SQL";
+
+// The schema up to version 2. Column names are meant to be read by operators
+// with sqlite3; times are UTC text ("2026-11-22T05:12:00.123Z").
+constexpr const char* kSchema = R"SQL(
+CREATE TABLE IF NOT EXISTS agents (
+  name               TEXT PRIMARY KEY,
+  token_sha256       TEXT NOT NULL,
+  created_at         TEXT NOT NULL,
+  last_seen_at       TEXT,
+  version            TEXT,
+  outbox_rows        INTEGER,
+  outbox_bytes       INTEGER,
+  outbox_reported_at TEXT
+);
+
+CREATE TABLE IF NOT EXISTS admin_tokens (
+  token_sha256 TEXT PRIMARY KEY,
+  created_at   TEXT NOT NULL
+);
+
 
 CREATE TABLE IF NOT EXISTS tasks (
   id                 TEXT PRIMARY KEY,
@@ -114,28 +120,16 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
   ON events (attempt_id, stream, seq) WHERE stream IS NOT NULL;
 )SQL";
 
+// A new database gets everything at once.
+const std::string& full_schema() {
+  static const std::string text = std::string(kSchema) + kVersion3Tables;
+  return text;
+}
+
 // Version 1 had no attempts.agent_instance.
 constexpr const char* kUpgradeTo2 = "ALTER TABLE attempts ADD COLUMN agent_instance TEXT;";
 // Version 2 had no registration tokens and no agent labels.
-constexpr const char* kUpgradeTo3 = R"SQL(
-CREATE TABLE registration_tokens (
-  id           TEXT PRIMARY KEY,
-  token_sha256 TEXT NOT NULL UNIQUE,
-  created_at   TEXT NOT NULL,
-  expires_at   TEXT,
-  revoked_at   TEXT,
-  registered   INTEGER NOT NULL DEFAULT 0,
-  labels       TEXT NOT NULL DEFAULT ''  -- given to every agent it registers
-);
-
--- Labels the hub holds for an agent (docs/protocol.md: labels).
-CREATE TABLE IF NOT EXISTS agent_labels (
-  agent TEXT NOT NULL,
-  key   TEXT NOT NULL,
-  value TEXT NOT NULL,
-  PRIMARY KEY (agent, key)
-);
-)SQL";
+constexpr const char* kUpgradeTo3 = kVersion3Tables;
 constexpr const char* kUpgrades[] = {kUpgradeTo2, kUpgradeTo3};
 
 }  // namespace
@@ -161,7 +155,8 @@ Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, Sy
   options.busy_timeout_ms = busy_timeout_ms;
   auto store = core::SqliteStore::open(data_dir + "/hub.db", options);
   if (!store) return store.error();
-  if (auto schema = (*store)->apply_schema(kSchema, 3, kUpgrades); !schema) return schema.error();
+  if (auto schema = (*store)->apply_schema(full_schema().c_str(), 3, kUpgrades); !schema)
+    return schema.error();
   return store;
 }
 
