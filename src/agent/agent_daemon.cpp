@@ -60,7 +60,7 @@ AgentDaemon::~AgentDaemon() = default;
 
 void AgentDaemon::recover() {
   const std::string boot = core::boot_id();
-  for (const auto& attempt : outbox_->running_attempts()) {
+  for (const auto& attempt : outbox_->attempts().running_attempts()) {
     // Kill only what is provably ours: same boot, and the group's leader
     // (the task's init) or, if it died too, the command still names the
     // process that started at the recorded time (the group outlives its
@@ -159,18 +159,18 @@ AgentStatus AgentDaemon::snapshot() {
   }
   status.max_concurrent_tasks = config_.max_concurrent_tasks;
   if (outbox_) {
-    for (const auto& attempt : outbox_->live_attempts()) {
+    for (const auto& attempt : outbox_->attempts().live_attempts()) {
       status.running.push_back({attempt.task_id, attempt.attempt_id, attempt.pid,
                                 attempt.started_at, attempt.out.bytes, attempt.err.bytes});
     }
-    status.outbox_rows = outbox_->rows();
-    status.outbox_bytes = outbox_->bytes();
+    status.outbox_rows = outbox_->frames().rows();
+    status.outbox_bytes = outbox_->frames().bytes();
     status.outbox_max_bytes = config_.outbox_max_bytes;
-    status.outbox_oldest_created_at = outbox_->oldest_created_at();
+    status.outbox_oldest_created_at = outbox_->frames().oldest_created_at();
     if (const int64_t oldest = core::parse_utc_ms(status.outbox_oldest_created_at); oldest >= 0) {
       status.outbox_oldest_age_ms = std::max<int64_t>(0, core::utc_now_ms() - oldest);
     }
-    status.dropped_bytes = outbox_->dropped_total();
+    status.dropped_bytes = outbox_->attempts().dropped_total();
   }
   return status;
 }
@@ -272,7 +272,7 @@ core::Task<int> AgentDaemon::run() {
   recover();
   core::log_info("agent", "agent " + config_.agent + " for " + config_.hub_url.origin() +
                               ", outbox " + config_.state_dir + "/outbox.db (" +
-                              std::to_string(outbox_->rows()) + " frames)");
+                              std::to_string(outbox_->frames().rows()) + " frames)");
   log_settings();
 
   core::CancellationSource stop_polling;
@@ -287,7 +287,7 @@ core::Task<int> AgentDaemon::run() {
   auto first = co_await signals.next();
   stopping_ = true;
   systemd.stopping("shutting down: " + std::to_string(executor_->admitted()) +
-                   " task(s) running, " + std::to_string(outbox_->rows()) +
+                   " task(s) running, " + std::to_string(outbox_->frames().rows()) +
                    " frame(s) in the outbox");
   core::log_info("agent", std::string("received ") +
                               (first.ok() ? "SIG" + std::string(sigabbrev_np(*first))
@@ -337,14 +337,14 @@ core::Task<void> AgentDaemon::shut_down() {
   // outbox for the next start.
   loop_.update_time();
   const uint64_t ack_end = loop_.now_ms() + kAckWaitOnShutdownMs;
-  while (outbox_->rows() > 0 && channel_->live()) {
+  while (outbox_->frames().rows() > 0 && channel_->live()) {
     loop_.update_time();
     if (loop_.now_ms() >= ack_end) break;
     co_await outbox_->changed().wait(ack_end - loop_.now_ms());
   }
-  if (outbox_->rows() > 0) {
+  if (outbox_->frames().rows() > 0) {
     core::log_info(
-        "agent", std::to_string(outbox_->rows()) + " frames stay in the outbox for the next start");
+        "agent", std::to_string(outbox_->frames().rows()) + " frames stay in the outbox for the next start");
   }
   channel_->close();
 }

@@ -32,7 +32,7 @@ core::Task<void> FinalCourier::run(core::CancellationToken stop) {
     const uint64_t now = loop_.now_ms();
     uint64_t next_due = 0;  // 0: nothing scheduled
     bool delivered = false;
-    auto finals = outbox_.finals();
+    auto finals = outbox_.frames().finals();
     // Forget finals that have left the outbox.
     for (auto it = states_.begin(); it != states_.end();) {
       const bool present = std::any_of(finals.begin(), finals.end(), [&](const StoredFrame& frame) {

@@ -6,7 +6,7 @@
 namespace tether::agent {
 
 void OutboxSink::on_started(const protocol::StartedReport& started, int process_group) {
-  AttemptRecord record;
+  JournaledAttempt record;
   record.task_id = attempt_.task_id;
   record.attempt_id = attempt_.attempt_id;
   record.pid = started.pid;
@@ -28,7 +28,7 @@ bool OutboxSink::accepting_output() const {
   // Another process holds the file's write lock: what was read waits in
   // memory until it is stored, and nothing more is read meanwhile.
   if (!outbox_.writable()) return false;
-  const bool disk_room = outbox_.disk_has_room(2 * chunk_bytes_ + 512);
+  const bool disk_room = outbox_.budget().disk_has_room(2 * chunk_bytes_ + 512);
   if (disk_room == disk_blocked_) {
     disk_blocked_ = !disk_room;
     if (disk_blocked_) {
@@ -41,19 +41,19 @@ bool OutboxSink::accepting_output() const {
     }
   }
   if (!disk_room) return false;
-  if (outbox_.policy() != OutboxFullPolicy::kBlock) {
+  if (outbox_.budget().policy() != OutboxFullPolicy::kBlock) {
     // drop-oldest drops only what cannot be delivered: while the hub takes
     // frames, a task that outruns it is slowed (its pipe fills) once half
     // the outbox is waiting, instead of losing output to a full outbox.
-    return outbox_.has_flow_room(2 * chunk_bytes_ + 512);
+    return outbox_.budget().has_flow_room(2 * chunk_bytes_ + 512);
   }
   // Room for one more full read, escaped: a reader never overshoots by much.
-  const bool room = outbox_.has_room(2 * chunk_bytes_ + 512);
+  const bool room = outbox_.budget().has_room(2 * chunk_bytes_ + 512);
   if (room == blocked_) {
     // Said once per episode, so an operator sees why a task stalls.
     blocked_ = !room;
     if (blocked_) {
-      core::log_warning("outbox", "outbox full (" + std::to_string(outbox_.bytes()) +
+      core::log_warning("outbox", "outbox full (" + std::to_string(outbox_.frames().bytes()) +
                                       " bytes): the output of " + attempt_.attempt_id +
                                       " waits for the hub's acks (outbox_full_policy = block)");
     } else {

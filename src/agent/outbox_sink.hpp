@@ -14,7 +14,7 @@ class OutboxSink final : public AttemptSink {
   void on_started(const protocol::StartedReport& started, int process_group) override;
   void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& stream_digest) override;
   bool accepting_output() const override;
-  core::Notification* room() override { return &outbox_.room(); }
+  core::Notification* room() override { return &outbox_.budget().room(); }
 
  private:
   Outbox& outbox_;

@@ -1,5 +1,7 @@
 #include "agent/result_channel.hpp"
 
+#include "agent/agent_hello.hpp"
+
 #include <algorithm>
 #include <random>
 
@@ -54,25 +56,6 @@ std::optional<uint64_t> ResultChannel::final_sent_at(const std::string& message_
 
 void ResultChannel::close() {
   if (socket_) socket_->close(core::kCloseGoingAway, "agent shutting down");
-}
-
-std::string ResultChannel::fitted_hello(protocol::Frame hello) {
-  // After a long outage the outbox can hold more attempts than one message
-  // can name (docs/protocol.md 2.1): the lists are cut, and the hello says
-  // so. What is left out is still replayed; the hub acks duplicates.
-  for (;;) {
-    std::string text = protocol::encode_frame(hello);
-    if (text.size() <= protocol::kMaxFrameBytes) return text;
-    auto& payload = std::get<protocol::AgentHello>(hello.payload);
-    payload.partial = true;
-    if (!payload.outbox.empty()) {
-      payload.outbox.resize(payload.outbox.size() / 2);
-    } else if (!payload.unacked_finals.empty()) {
-      payload.unacked_finals.resize(payload.unacked_finals.size() / 2);
-    } else {
-      payload.running.resize(payload.running.size() / 2);
-    }
-  }
 }
 
 std::string ResultChannel::stamped(std::string payload, const std::string& sent_at) {
@@ -150,7 +133,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   hello.message_id = "hello:" + options_.agent + ":" + std::to_string(next_message_++);
   hello.agent_id = options_.agent;
   hello.sent_at = core::utc_now();
-  auto held = outbox_.hello(TETHER_VERSION);
+  auto held = describe_outbox(outbox_, TETHER_VERSION);
   if (!held) {
     // The outbox is locked by another process: a hello now could not say
     // what the agent holds. Try again after the backoff.
@@ -197,14 +180,14 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
 
   ++sessions_;
   live_ = true;
-  outbox_.set_channel_live(true);
+  outbox_.budget().set_channel_live(true);
   counters_.since = core::utc_now();
   cursor_ = 0;
-  forget_all_in_flight();
+  in_flight_.clear();
   final_sent_at_.clear();
-  backlog_pending_ = outbox_.rows() > 0;
+  backlog_pending_ = outbox_.frames().rows() > 0;
   core::log_info("channel", "connected to " + options_.hub.url.origin() + "; replaying " +
-                                std::to_string(outbox_.rows()) + " outbox frames");
+                                std::to_string(outbox_.frames().rows()) + " outbox frames");
   // A hub that answers pings but never acks must not hold output forever
   // (docs/agent.md, outbox_full_policy): without an ack for this long while
   // frames wait for one, the session ends and the agent reconnects.
@@ -214,9 +197,9 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   std::function<void()> check_acks = [&] {
     loop_.update_time();
     const uint64_t silent = loop_.now_ms() - last_ack_ms_;
-    if (in_flight_bytes_ > 0 && silent >= ack_timeout_ms() && socket->is_open()) {
+    if (in_flight_.bytes() > 0 && silent >= ack_timeout_ms() && socket->is_open()) {
       core::log_warning("channel", "no ack from the hub for " + std::to_string(silent / 1000) +
-                                       " s while " + std::to_string(in_flight_bytes_) +
+                                       " s while " + std::to_string(in_flight_.bytes()) +
                                        " bytes wait for one; reconnecting");
       socket->close(1011, "no acks");
       return;
@@ -253,7 +236,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   }
   ack_watchdog.stop();
   live_ = false;
-  outbox_.set_channel_live(false);
+  outbox_.budget().set_channel_live(false);
   counters_.since = core::utc_now();
   counters_.last_error = "session closed (" + std::to_string(socket->close_code()) +
                          (socket->close_reason().empty() ? "" : ": " + socket->close_reason()) +
@@ -282,12 +265,12 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
       continue;
     }
     const uint64_t window = options_.send_window_bytes;
-    if (in_flight_bytes_ >= window || socket_->queued_bytes() >= kSocketHighWater) {
+    if (in_flight_.bytes() >= window || socket_->queued_bytes() >= kSocketHighWater) {
       co_await wake_sender_.wait(0, stop);
       continue;
     }
     auto frames =
-        outbox_.committed_after(cursor_, std::min<uint64_t>(window - in_flight_bytes_, 1 << 20));
+        outbox_.frames().committed_after(cursor_, std::min<uint64_t>(window - in_flight_.bytes(), 1 << 20));
     if (frames.empty()) {
       co_await wake_sender_.wait(0, stop);
       continue;
@@ -318,20 +301,20 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
       socket_->send_text(stamped(std::move(frame.payload), sent_at));
       counters_.frames_sent += 1;
       counters_.bytes_sent += bytes;
-      track_in_flight({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
+      in_flight_.add({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
                        frame.seq, bytes});
       cursor_ = frame.id;
       if (frame.kind == FrameKind::kFinal)
         final_sent_at_.try_emplace(frame.message_id, loop_.now_ms());
     }
-    outbox_.mark_sent(frames.front().id, frames.back().id);
+    outbox_.sends().mark_sent(frames.front().id, frames.back().id);
   }
 }
 
 void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
   // Only what both sides listed is used (docs/protocol.md 9).
   agreed_ = protocol::Capabilities::from(ack.capabilities);
-  outbox_.set_gaps_allowed(agreed_.output_gap);
+  outbox_.budget().set_gaps_allowed(agreed_.output_gap);
   if (!agreed_.output_base64 || !agreed_.output_gap || !agreed_.final_http) {
     core::log_info("channel", "the hub offers only: " + (ack.capabilities.empty()
                                                              ? std::string("none")
@@ -340,7 +323,7 @@ void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
   for (const auto& point : ack.resume) {
     // The hub wants seqs already acked and deleted here (it lost them): the
     // stream cannot be completed (docs/protocol.md 4.2).
-    const auto first = outbox_.first_held_seq(point.attempt_id, point.stream);
+    const auto first = outbox_.frames().first_held_seq(point.attempt_id, point.stream);
     if (first && point.next_seq < *first) {
       abandon(point.attempt_id, point.stream, point.next_seq, std::nullopt,
               std::string(protocol::to_string(point.stream)) + " could not be delivered from seq " +
@@ -360,72 +343,10 @@ void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
   }
 }
 
-void ResultChannel::track_in_flight(InFlight entry) {
-  in_flight_bytes_ += entry.bytes;
-  if (entry.kind == FrameKind::kOutput || entry.kind == FrameKind::kGap) {
-    in_flight_output_[{entry.attempt_id, entry.stream}].push_back(std::move(entry));
-  } else {
-    auto key = entry.message_id;
-    in_flight_messages_.insert_or_assign(std::move(key), std::move(entry));
-  }
-}
-
 void ResultChannel::forget_output(const std::string& attempt_id, StreamName stream,
                                   uint64_t through_seq) {
-  auto it = in_flight_output_.find({attempt_id, stream});
-  if (it == in_flight_output_.end()) return;
-  auto& frames = it->second;
-  while (!frames.empty() && frames.front().seq <= through_seq) {
-    in_flight_bytes_ -= frames.front().bytes;
-    frames.pop_front();
-  }
-  if (frames.empty()) in_flight_output_.erase(it);
+  in_flight_.forget_output(attempt_id, stream, through_seq);
   wake_sender_.notify_all();
-}
-
-void ResultChannel::forget_stream(const std::string& attempt_id, StreamName stream) {
-  forget_output(attempt_id, stream, UINT64_MAX);
-}
-
-void ResultChannel::forget_message(const std::string& message_id) {
-  if (auto it = in_flight_messages_.find(message_id); it != in_flight_messages_.end()) {
-    in_flight_bytes_ -= it->second.bytes;
-    in_flight_messages_.erase(it);
-  } else {
-    // A refused output frame, named by its message id: rare, so a scan.
-    for (auto stream = in_flight_output_.begin(); stream != in_flight_output_.end(); ++stream) {
-      auto& frames = stream->second;
-      for (auto frame = frames.begin(); frame != frames.end(); ++frame) {
-        if (frame->message_id != message_id) continue;
-        in_flight_bytes_ -= frame->bytes;
-        frames.erase(frame);
-        if (frames.empty()) in_flight_output_.erase(stream);
-        wake_sender_.notify_all();
-        return;
-      }
-    }
-  }
-  wake_sender_.notify_all();
-}
-
-void ResultChannel::forget_attempt(const std::string& attempt_id) {
-  forget_stream(attempt_id, StreamName::kStdout);
-  forget_stream(attempt_id, StreamName::kStderr);
-  for (auto it = in_flight_messages_.begin(); it != in_flight_messages_.end();) {
-    if (it->second.attempt_id == attempt_id) {
-      in_flight_bytes_ -= it->second.bytes;
-      it = in_flight_messages_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  wake_sender_.notify_all();
-}
-
-void ResultChannel::forget_all_in_flight() {
-  in_flight_output_.clear();
-  in_flight_messages_.clear();
-  in_flight_bytes_ = 0;
 }
 
 void ResultChannel::handle(protocol::Frame&& frame) {
@@ -450,7 +371,7 @@ void ResultChannel::handle(protocol::Frame&& frame) {
 void ResultChannel::note_backlog_delivered() {
   // Said once per session that began with a backlog: the operator watching
   // an outage end sees when the agent has caught up.
-  if (backlog_pending_ && outbox_.rows() == 0) {
+  if (backlog_pending_ && outbox_.frames().rows() == 0) {
     backlog_pending_ = false;
     // Once the deletes are committed: whoever reads the file after this
     // line (an operator, a test) must find it empty.
@@ -474,7 +395,8 @@ void ResultChannel::on_ack(const protocol::Ack& ack) {
   }
   outbox_.ack_message(ack.related_message_id);
   final_sent_at_.erase(ack.related_message_id);
-  forget_message(ack.related_message_id);
+  in_flight_.forget_message(ack.related_message_id);
+  wake_sender_.notify_all();
   note_backlog_delivered();
   if (ack.acked == protocol::AckedKind::kFinal && ack.verified == false) {
     core::log_warning("channel", "the hub accepted the final of " + ack.attempt_id +
@@ -496,10 +418,10 @@ void ResultChannel::rewind(const std::string& attempt_id, StreamName stream,
     resend_not_before_ms_ = std::max(resend_not_before_ms_, loop_.now_ms() + delay);
   }
   outbox_.ack_output(attempt_id, stream, highest_accepted);
-  if (auto id = outbox_.frame_id(attempt_id, stream, highest_accepted + 1)) {
+  if (auto id = outbox_.frames().frame_id(attempt_id, stream, highest_accepted + 1)) {
     cursor_ = std::min(cursor_, *id - 1);
   }
-  forget_stream(attempt_id, stream);
+  forget_output(attempt_id, stream, UINT64_MAX);
 }
 
 void ResultChannel::on_error(const protocol::ErrorFrame& error) {
@@ -523,7 +445,8 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
   }
   if (error.code == "unknown_attempt" || error.code == "attempt_discarded") {
     outbox_.discard_attempt(error.attempt_id);
-    forget_attempt(error.attempt_id);
+    in_flight_.forget_attempt(error.attempt_id);
+    wake_sender_.notify_all();
     if (handlers_.discarded) handlers_.discarded(error.attempt_id);
     return;
   }
@@ -543,14 +466,15 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
     core::log_error("channel",
                     "dropping frame " + error.related_message_id + " (" + error.code + ")");
     outbox_.ack_message(error.related_message_id);
-    forget_message(error.related_message_id);
+    in_flight_.forget_message(error.related_message_id);
+    wake_sender_.notify_all();
   }
 }
 
 void ResultChannel::abandon(const std::string& attempt_id, StreamName stream, uint64_t from_seq,
                             std::optional<uint64_t> from_offset, std::string why) {
   abandoned_.insert({attempt_id, stream});
-  forget_stream(attempt_id, stream);
+  forget_output(attempt_id, stream, UINT64_MAX);
   outbox_.abandon_stream(attempt_id, stream, from_seq, from_offset, std::move(why));
 }
 

@@ -19,6 +19,8 @@
 #include <string>
 
 #include "agent/hub_endpoint.hpp"
+#include "agent/in_flight_window.hpp"
+#include "protocol/capabilities.hpp"
 #include "agent/outbox.hpp"
 #include "core/cancellation.hpp"
 #include "core/notification.hpp"
@@ -71,23 +73,10 @@ class ResultChannel {
   std::optional<uint64_t> final_sent_at(const std::string& message_id) const;
   // Sends what is pending and closes the session with 1001.
   void close();
-  // `hello` encoded to fit one message (docs/protocol.md 2.1): its lists
-  // are cut, and it is marked partial, if they do not fit.
-  static std::string fitted_hello(protocol::Frame hello);
   // What the hub listed in its last hello_ack (all, before any session).
   const protocol::Capabilities& agreed() const { return agreed_; }
 
  private:
-  struct InFlight {
-    int64_t id;
-    std::string message_id;
-    std::string attempt_id;
-    FrameKind kind;
-    protocol::StreamName stream;
-    uint64_t seq;
-    size_t bytes;
-  };
-
   core::Task<void> session(std::shared_ptr<core::WebSocketConnection> socket,
                            core::CancellationToken stop);
   core::Task<void> send_loop(core::CancellationToken stop);
@@ -110,17 +99,9 @@ class ResultChannel {
   void note_backlog_delivered();
   void rewind(const std::string& attempt_id, protocol::StreamName stream,
               uint64_t highest_accepted);
-  // What is in flight, kept so that an ack costs what it acknowledges, not
-  // a scan of everything unacknowledged (with hundreds of chatty tasks the
-  // window holds tens of thousands of small frames).
-  void track_in_flight(InFlight entry);
   // Output and gap frames of one stream with seq <= through_seq.
   void forget_output(const std::string& attempt_id, protocol::StreamName stream,
                      uint64_t through_seq);
-  void forget_stream(const std::string& attempt_id, protocol::StreamName stream);
-  void forget_message(const std::string& message_id);
-  void forget_attempt(const std::string& attempt_id);
-  void forget_all_in_flight();
   static std::string stamped(std::string payload, const std::string& sent_at);
 
   core::Loop& loop_;
@@ -134,11 +115,7 @@ class ResultChannel {
   bool backlog_pending_ = false;  // this session began with frames to replay
   uint64_t sessions_ = 0;
   int64_t cursor_ = 0;  // last outbox id sent this session
-  // Output and gap frames by stream, in seq order; started and final frames
-  // by message id.
-  std::map<std::pair<std::string, protocol::StreamName>, std::deque<InFlight>> in_flight_output_;
-  std::map<std::string, InFlight> in_flight_messages_;
-  uint64_t in_flight_bytes_ = 0;
+  InFlightWindow in_flight_;
   std::map<std::string, uint64_t> final_sent_at_;
   core::Notification wake_sender_;
   uint64_t next_message_ = 1;

@@ -7,6 +7,8 @@
 #include <optional>
 
 #include "agent/agent_config.hpp"
+#include "agent/attempt_journal.hpp"
+#include "agent/frame_store.hpp"
 #include "core/report_socket.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/json_reader.hpp"
@@ -60,38 +62,21 @@ OutboxView read_outbox(const std::string& state_dir) {
   try {
     SQLite::Database database(view.path, SQLite::OPEN_READONLY);
     database.exec("PRAGMA busy_timeout = 2000");
-    // The `length` column and the index: nothing here reads a payload.
-    SQLite::Statement kinds(database,
-                            "SELECT kind, count(*), coalesce(sum(length), 0) FROM frames "
-                            "GROUP BY kind");
-    while (kinds.executeStep()) {
-      const std::string kind = kinds.getColumn(0).getString();
-      const auto count = static_cast<uint64_t>(kinds.getColumn(1).getInt64());
-      view.frames += count;
-      if (kind == "started") view.started = count;
-      if (kind == "final") view.finals = count;
-      if (kind == "gap") view.gaps = count;
-      if (kind == "output") {
-        view.output = count;
-        view.output_bytes = static_cast<uint64_t>(kinds.getColumn(2).getInt64());
-      }
-    }
-    SQLite::Statement oldest(database, "SELECT created_at FROM frames ORDER BY id LIMIT 1");
-    if (oldest.executeStep()) view.oldest_created_at = oldest.getColumn(0).getString();
+    const FramesCensus frames = FrameStore::census(database);
+    view.frames = frames.frames;
+    view.started = frames.started;
+    view.output = frames.output;
+    view.gaps = frames.gaps;
+    view.finals = frames.finals;
+    view.output_bytes = frames.output_bytes;
+    view.oldest_created_at = frames.oldest_created_at;
     if (const int64_t at = core::parse_utc_ms(view.oldest_created_at); at >= 0) {
       view.oldest_age_ms = std::max<int64_t>(0, core::utc_now_ms() - at);
     }
-    SQLite::Statement attempts(
-        database,
-        "SELECT state, count(*), coalesce(sum(stdout_dropped_bytes + stderr_dropped_bytes), 0) "
-        "FROM attempts GROUP BY state");
-    while (attempts.executeStep()) {
-      const std::string state = attempts.getColumn(0).getString();
-      const auto count = static_cast<uint64_t>(attempts.getColumn(1).getInt64());
-      if (state == "running") view.attempts_running = count;
-      if (state == "finished") view.attempts_finished = count;
-      view.dropped_bytes += static_cast<uint64_t>(attempts.getColumn(2).getInt64());
-    }
+    const AttemptsCensus attempts = AttemptJournal::census(database);
+    view.attempts_running = attempts.running;
+    view.attempts_finished = attempts.finished;
+    view.dropped_bytes = attempts.dropped_bytes;
   } catch (const SQLite::Exception& e) {
     view.error = std::string("cannot read the outbox: ") + e.what();
   }

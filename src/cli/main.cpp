@@ -227,26 +227,7 @@ int command_run(HubClient& client, const cli::CommandLine& line) {
   protocol::JsonWriter json;
   json.begin_object();
   json.field("agent", agent);
-  json.key("command");
-  json.begin_object();
-  if (shell) {
-    json.field("shell", spec.shell);
-  } else {
-    json.key("argv");
-    json.begin_array();
-    for (const auto& arg : spec.argv)
-      json.string(arg);
-    json.end_array();
-  }
-  json.end_object();
-  json.key("env");
-  json.begin_object();
-  for (const auto& [name, value] : spec.env)
-    json.field(name, value);
-  json.end_object();
-  if (!spec.cwd.empty()) json.field("cwd", spec.cwd);
-  json.field("timeout_s", spec.timeout_s);
-  if (!spec.target.empty()) json.field("target", spec.target);
+  protocol::write_task_body(json, spec);
   json.field("on_conflict", reject ? "reject" : "queue");
   json.field("max_attempts", max_attempts);
   json.end_object();

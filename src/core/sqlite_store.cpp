@@ -336,6 +336,21 @@ void SqliteStore::fatal(const std::string& why) {
   }
 }
 
+bool SqliteStore::try_read(std::string_view what, const std::function<void()>& read) {
+  try {
+    read();
+    return true;
+  } catch (const SQLite::Exception& e) {
+    if (!is_busy(e)) {
+      fatal(std::string(what) + ": " + e.what());
+      return false;
+    }
+    log_debug("store", std::string(what) + ": " + path_ + " is locked by another process");
+    if (on_read_busy_) on_read_busy_();
+    return false;
+  }
+}
+
 void SqliteStore::run_write(const std::function<void()>& work) {
   // The write boundary: nothing a write throws goes on to unwind whoever
   // asked for it (a coroutine with children running would terminate).

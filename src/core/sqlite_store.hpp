@@ -181,6 +181,12 @@ class SqliteStore {
   void set_on_fatal(std::function<void(const std::string& why)> handler) {
     on_fatal_ = std::move(handler);
   }
+  // Runs a read outside write(). True once it ran; false if another process
+  // locks the file (on_read_busy runs, so that whoever waits can read again
+  // later). Any other storage error is fatal, as in write(); `what` names
+  // the read in the message.
+  bool try_read(std::string_view what, const std::function<void()>& read);
+  void set_on_read_busy(std::function<void()> handler) { on_read_busy_ = std::move(handler); }
 
  private:
   struct GuardFrame {
@@ -215,6 +221,7 @@ class SqliteStore {
   std::unique_ptr<Timer> retry_timer_;
   std::function<void()> on_writes_applied_;
   std::function<void(const std::string&)> on_fatal_;
+  std::function<void()> on_read_busy_;
   uint64_t reserve_bytes_ = 0;
   std::string reserve_path_;
   std::string directory_;

@@ -3,20 +3,36 @@
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/api_error.hpp"
+#include "protocol/error_codes.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace tether::hub {
 
-std::string error_body(const std::string& code, const std::string& message, bool retryable) {
-  return protocol::encode_api_error({code, message, retryable});
+using protocol::ErrorCode;
+
+namespace {
+
+// The answer to a frame that did not decode: the decoder's code
+// (invalid_frame, unknown_type, unsupported_version, frame_too_large).
+protocol::ErrorFrame decode_error_frame(const Error& error, std::string related_message_id) {
+  protocol::ErrorFrame frame;
+  frame.code = error.code;
+  frame.message = error.message;
+  frame.retryable = false;
+  frame.related_message_id = std::move(related_message_id);
+  return frame;
 }
 
+}  // namespace
+
 AgentChannels::AgentChannels(core::Loop& loop, HubStore& store, TokenStore& tokens,
-                             AuthThrottle& throttle, TaskService& tasks)
+                             AuthThrottle& throttle, AgentFrameService& frames,
+                             LeaseKeeper& leases)
     : store_(store),
       tokens_(tokens),
       throttle_(throttle),
-      tasks_(tasks),
+      frames_(frames),
+      leases_(leases),
       busy_(loop, 50),
       id_prefix_("hub:" + random_hex(4) + ":") {}
 
@@ -34,7 +50,7 @@ std::string AgentChannels::agent_in_path(const std::string& path) {
 core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request) {
   const std::string agent = agent_in_path(request.path);
   if (agent.empty()) {
-    return {404, error_body("not_found", "no WebSocket endpoint at " + request.path, false)};
+    return {404, protocol::api_error_body("not_found", "no WebSocket endpoint at " + request.path, false)};
   }
   switch (tokens_.check_agent(agent, request.authorization)) {
     case AuthOutcome::kAllowed:
@@ -43,7 +59,7 @@ core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request)
       const std::string why = tokens_.forbidden_agent_message(agent, request.authorization);
       core::log_warning("channels", "refused channel for " + agent + " from " +
                                         throttle_.source_of(request) + ": " + why);
-      return {403, error_body("forbidden", why, false)};
+      return {403, protocol::api_error_body("forbidden", why, false)};
     }
     case AuthOutcome::kUnauthorized:
       break;
@@ -52,7 +68,7 @@ core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request)
                                     throttle_.source_of(request) + ": missing or unknown token");
   if (auto refused = throttle_.refusal(request)) return {refused->status, refused->body};
   throttle_.failed(request);
-  return {401, error_body("unauthorized", "missing or unknown agent token", false)};
+  return {401, protocol::api_error_body("unauthorized", "missing or unknown agent token", false)};
 }
 
 void AgentChannels::adopt(std::shared_ptr<core::WebSocketConnection> socket) {
@@ -64,7 +80,7 @@ void AgentChannels::adopt(std::shared_ptr<core::WebSocketConnection> socket) {
   }
   channels_[channel->agent] = channel;
   counters_.connections += 1;
-  tasks_.agent_seen(channel->agent);
+  leases_.agent_seen(channel->agent);
   core::log_info("channels",
                  channel->agent + " connected from " + socket->upgrade_request().peer_address);
   std::weak_ptr<Channel> weak = channel;
@@ -75,7 +91,7 @@ void AgentChannels::adopt(std::shared_ptr<core::WebSocketConnection> socket) {
     auto live = weak.lock();
     if (!live) return;
     core::log_info("channels", live->agent + " disconnected (" + std::to_string(code) + ")");
-    tasks_.agent_seen(live->agent);
+    leases_.agent_seen(live->agent);
     auto it = channels_.find(live->agent);
     if (it != channels_.end() && it->second == live) channels_.erase(it);
   });
@@ -163,7 +179,7 @@ void AgentChannels::queue_output_ack(const std::shared_ptr<Channel>& channel,
 void AgentChannels::on_message(const std::shared_ptr<Channel>& channel, std::string&& text) {
   if (!channel->socket->is_open()) return;
   counters_.frames += 1;
-  tasks_.agent_seen(channel->agent);
+  leases_.agent_seen(channel->agent);
   // Frames of one channel are handled in order: behind one that waits for
   // hub.db, the rest wait too (the agent's send window bounds them).
   if (!channel->deferred.empty()) {
@@ -199,8 +215,9 @@ bool AgentChannels::process(const std::shared_ptr<Channel>& channel, const std::
   if (outcome == HubStore::Outcome::kBusy) return false;  // hub.db locked elsewhere: again soon
   if (outcome == HubStore::Outcome::kFailed) {
     reject(channel,
-           error_frame("storage_unavailable", "the hub could not store this frame; retry", true,
-                       protocol::peek_message_id(text)),
+           protocol::error_frame(ErrorCode::kStorageUnavailable,
+                                 "the hub could not store this frame; retry",
+                                 protocol::peek_message_id(text)),
            false);
   }
   return true;
@@ -212,8 +229,7 @@ void AgentChannels::handle_text(const std::shared_ptr<Channel>& channel, const s
     // A malformed frame ends this channel only; the agent reconnects and
     // replays from its outbox.
     reject(channel,
-           error_frame(frame.error().code, frame.error().message, false,
-                       protocol::peek_message_id(text)),
+           decode_error_frame(frame.error(), protocol::peek_message_id(text)),
            true);
     return;
   }
@@ -227,23 +243,25 @@ void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protoc
   }
   if (!frame.agent_id.empty() && frame.agent_id != channel->agent) {
     reject(channel,
-           error_frame("forbidden",
-                       "frame for agent " + frame.agent_id + " on " + channel->agent + "'s channel",
-                       false, frame.message_id),
+           protocol::error_frame(ErrorCode::kForbidden,
+                                 "frame for agent " + frame.agent_id + " on " + channel->agent +
+                                     "'s channel",
+                                 frame.message_id),
            true);
     return;
   }
   const bool is_hello = std::holds_alternative<protocol::AgentHello>(frame.payload);
   if (!channel->hello_done && !is_hello) {
     reject(channel,
-           error_frame("hello_required", "send agent.hello before " + std::string(frame.type()),
-                       true, frame.message_id),
+           protocol::error_frame(ErrorCode::kHelloRequired,
+                                 "send agent.hello before " + std::string(frame.type()),
+                                 frame.message_id),
            false);
     return;
   }
   if (is_hello) {
     std::vector<protocol::TaskCancel> cancels;
-    auto ack = tasks_.on_hello(channel->agent, std::get<protocol::AgentHello>(frame.payload),
+    auto ack = frames_.on_hello(channel->agent, std::get<protocol::AgentHello>(frame.payload),
                                frame.message_id, cancels);
     channel->hello_done = true;
     reply(channel, std::move(ack));
@@ -262,13 +280,13 @@ void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protoc
   };
   if (auto* output = std::get_if<protocol::TaskOutput>(&frame.payload)) {
     counters_.output_bytes += output->chunk.data.size();
-    answer(tasks_.on_output(channel->agent, *output, frame.message_id));
+    answer(frames_.on_output(channel->agent, *output, frame.message_id));
   } else if (auto* gap = std::get_if<protocol::TaskOutputGap>(&frame.payload)) {
-    answer(tasks_.on_gap(channel->agent, *gap, frame.message_id));
+    answer(frames_.on_gap(channel->agent, *gap, frame.message_id));
   } else if (auto* started = std::get_if<protocol::TaskStarted>(&frame.payload)) {
-    answer(tasks_.on_started(channel->agent, *started, frame.message_id));
+    answer(frames_.on_started(channel->agent, *started, frame.message_id));
   } else if (auto* final_frame = std::get_if<protocol::TaskFinal>(&frame.payload)) {
-    auto verdict = tasks_.on_final(channel->agent, *final_frame, frame.message_id);
+    auto verdict = frames_.on_final(channel->agent, *final_frame, frame.message_id);
     if (verdict.error) {
       reject(channel, std::move(*verdict.error), false);
     } else {
@@ -289,7 +307,7 @@ void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protoc
             said->message);
   } else {
     reject(channel,
-           error_frame("invalid_frame", "agents do not send " + std::string(frame.type()), false,
+           protocol::error_frame(ErrorCode::kInvalidFrame, "agents do not send " + std::string(frame.type()),
                        frame.message_id),
            true);
   }

@@ -17,7 +17,8 @@
 #include "core/web_socket.hpp"
 #include "hub/auth_throttle.hpp"
 #include "hub/busy_retries.hpp"
-#include "hub/task_service.hpp"
+#include "hub/agent_frame_service.hpp"
+#include "hub/lease_keeper.hpp"
 #include "hub/tokens.hpp"
 
 namespace tether::hub {
@@ -27,7 +28,7 @@ inline constexpr int kCloseReplaced = 4001;
 class AgentChannels {
  public:
   AgentChannels(core::Loop& loop, HubStore& store, TokenStore& tokens, AuthThrottle& throttle,
-                TaskService& tasks);
+                AgentFrameService& frames, LeaseKeeper& leases);
 
   // For GET /api/v1/agents/{agent}/channel; runs inside lws (synchronous).
   core::UpgradeDecision authorize(const core::HttpRequest& request);
@@ -80,7 +81,8 @@ class AgentChannels {
   HubStore& store_;
   TokenStore& tokens_;
   AuthThrottle& throttle_;
-  TaskService& tasks_;
+  AgentFrameService& frames_;
+  LeaseKeeper& leases_;
   BusyRetries busy_;
   std::map<std::string, std::shared_ptr<Channel>> channels_;
   Counters counters_;
@@ -88,7 +90,5 @@ class AgentChannels {
   uint64_t next_message_ = 1;
 };
 
-// {"error":{"code":...,"message":...,"retryable":...}}
-std::string error_body(const std::string& code, const std::string& message, bool retryable);
 
 }  // namespace tether::hub

@@ -1,7 +1,7 @@
 #include "hub/auth_throttle.hpp"
 
 #include "core/log.hpp"
-#include "hub/agent_channels.hpp"
+#include "protocol/api_error.hpp"
 
 #include <arpa/inet.h>
 
@@ -70,7 +70,7 @@ std::optional<core::HttpResponse> AuthThrottle::refusal(const core::HttpRequest&
   if (wait_s == 0) return std::nullopt;
   ++refused_;
   auto response =
-      core::json_response(429, error_body("too_many_auth_failures",
+      core::json_response(429, protocol::api_error_body("too_many_auth_failures",
                                           "too many failed authentications from " + source +
                                               "; retry in " + std::to_string(wait_s) + " s",
                                           true));

@@ -16,16 +16,21 @@ constexpr int kServeBusyTimeoutMs = 50;
 Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
     : options_(std::move(options)),
       store_(std::move(store)),
-      tokens_(*store_),
+      agents_(*store_),
+      tokens_(*store_, agents_),
       throttle_(AuthThrottleLimits{}, options_.trusted_proxies),
       tasks_(*store_),
       events_(*store_),
       ledger_(events_),
-      service_(*store_, tasks_, events_, event_hub_, ledger_, {options_.lease_s * 1000}),
-      channels_(loop, *store_, tokens_, throttle_, service_),
-      polls_(loop, *store_, service_, channels_),
-      api_(loop, *store_, tokens_, tasks_, events_, event_hub_, service_, channels_, polls_,
-           throttle_, options_.max_event_streams),
+      transitions_(*store_, tasks_, events_, viewers_, ledger_),
+      dispatch_(tasks_, transitions_),
+      leases_(tasks_, transitions_, options_.lease_s * 1000),
+      frames_(tasks_, events_, ledger_, transitions_, agents_, leases_),
+      channels_(loop, *store_, tokens_, throttle_, frames_, leases_),
+      polls_(loop, *store_, dispatch_, leases_.lease_ms(), channels_),
+      api_(HubParts{loop, *store_, tokens_, agents_, tasks_, events_, viewers_, dispatch_, frames_,
+                    leases_, channels_, polls_, throttle_},
+           options_.max_event_streams),
       lease_timer_(loop) {
   store_->attach_loop(loop);
   // If a commit fails, what the ledger remembers may not be stored: forget
@@ -43,7 +48,7 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
     channels_.send_cancel(agent, cancel);
   };
   notifier.task_queued = [this](const std::string& agent) { polls_.task_queued(agent); };
-  service_.set_notifier(std::move(notifier));
+  transitions_.set_notifier(std::move(notifier));
 }
 
 Hub::~Hub() {
@@ -134,7 +139,7 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
 void Hub::schedule_lease_check() {
   lease_timer_.start(1000, [this] {
     // Busy (hub.db locked elsewhere) or failed: the next check runs in a second.
-    (void)store_->guarded("lease check", [this] { service_.check_leases(); });
+    (void)store_->guarded("lease check", [this] { leases_.check_leases(); });
     schedule_lease_check();
   });
 }

@@ -64,13 +64,17 @@ class Hub {
 
   HubOptions options_;
   std::unique_ptr<HubStore> store_;
+  AgentDirectory agents_;
   TokenStore tokens_;
   AuthThrottle throttle_;
   TaskRepository tasks_;
   EventLog events_;
-  EventHub event_hub_;
+  EventHub viewers_;
   OutputLedger ledger_;
-  TaskService service_;
+  TaskTransitions transitions_;
+  DispatchService dispatch_;
+  LeaseKeeper leases_;
+  AgentFrameService frames_;
   AgentChannels channels_;
   PollWaiters polls_;
   HubApi api_;

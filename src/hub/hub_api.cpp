@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/log.hpp"
+#include "protocol/api_error.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/report_json.hpp"
@@ -32,7 +33,7 @@ std::vector<std::string> split_path(const std::string& path) {
 
 void respond_error(const std::shared_ptr<HttpExchange>& exchange, int status,
                    const std::string& code, const std::string& message, bool retryable = false) {
-  exchange->respond(json_response(status, error_body(code, message, retryable)));
+  exchange->respond(json_response(status, protocol::api_error_body(code, message, retryable)));
 }
 
 // A number from the client (docs/protocol.md 2.1): 0 to 2^63-1, or `max`.
@@ -98,56 +99,22 @@ void write_task(protocol::JsonWriter& json, const TaskRecord& task,
 
 }  // namespace
 
-// Unknown fields are an error here (unlike in frames): an operator's typo
-// must not silently drop a setting.
-Result<SubmitRequest> decode_submit(std::string_view body) {
-  auto document = protocol::parse_json_object(body, "task");
-  if (!document) return document.error();
-  static const std::set<std::string> kFields = {
-      "agent", "command", "env", "cwd", "timeout_s", "target", "on_conflict", "max_attempts"};
-  const rapidjson::Value& fields = *document;  // const: clang 14 rejects the mutable iterator
-  for (const auto& member : fields.GetObject()) {
-    const std::string name(member.name.GetString(), member.name.GetStringLength());
-    if (!kFields.count(name))
-      return make_error("invalid_field", "task." + name + ": unknown field");
-  }
-  protocol::JsonObjectReader task(*document, "task");
-  SubmitRequest request;
-  auto agent = task.required_string("agent");
-  if (!agent) return agent.error();
-  if (!protocol::is_valid_id(*agent)) {
-    return task.field_error("agent", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
-  }
-  request.agent = std::move(*agent);
-  if (auto fields = protocol::read_task_body(task, request.spec); !fields) return fields.error();
-  auto on_conflict = task.optional_string("on_conflict");
-  if (!on_conflict) return on_conflict.error();
-  const std::string policy = on_conflict->value_or("queue");
-  if (policy != "queue" && policy != "reject") {
-    return task.field_error("on_conflict", "expected \"queue\" or \"reject\"");
-  }
-  request.reject_on_conflict = policy == "reject";
-  auto max_attempts = task.optional_uint("max_attempts");
-  if (!max_attempts) return max_attempts.error();
-  request.max_attempts = static_cast<int>(std::min<uint64_t>(max_attempts->value_or(1), 1000));
-  return request;
-}
-
-HubApi::HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskRepository& tasks,
-               EventLog& events, EventHub& hub, TaskService& service, AgentChannels& channels,
-               PollWaiters& polls, AuthThrottle& throttle, size_t max_event_streams)
-    : loop_(loop),
-      store_(store),
-      tokens_(tokens),
-      tasks_(tasks),
-      events_(events),
-      hub_(hub),
-      service_(service),
-      channels_(channels),
-      polls_(polls),
-      throttle_(throttle),
+HubApi::HubApi(const HubParts& parts, size_t max_event_streams)
+    : loop_(parts.loop),
+      store_(parts.store),
+      tokens_(parts.tokens),
+      agents_(parts.agents),
+      tasks_(parts.tasks),
+      events_(parts.events),
+      viewers_(parts.viewers),
+      dispatch_(parts.dispatch),
+      frames_(parts.frames),
+      leases_(parts.leases),
+      channels_(parts.channels),
+      polls_(parts.polls),
+      throttle_(parts.throttle),
       max_event_streams_(max_event_streams),
-      busy_(loop, kBusyRetryMs) {}
+      busy_(parts.loop, kBusyRetryMs) {}
 
 void HubApi::handle(const std::shared_ptr<HttpExchange>& exchange) {
   handle_once(exchange, 0);
@@ -167,7 +134,7 @@ void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy
     return;
   }
   auto response =
-      json_response(503, error_body("storage_unavailable",
+      json_response(503, protocol::api_error_body("storage_unavailable",
                                     outcome == HubStore::Outcome::kBusy
                                         ? "the hub's database is locked by another process; retry"
                                         : "the hub could not read or write its storage; retry",
@@ -186,7 +153,7 @@ std::optional<core::HttpResponse> HubApi::check_before_body(const core::HttpRequ
   if (!why) return std::nullopt;
   if (auto refused = throttle_.refusal(request)) return refused;
   throttle_.failed(request);
-  return json_response(401, error_body("unauthorized", *why, false));
+  return json_response(401, protocol::api_error_body("unauthorized", *why, false));
 }
 
 void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
@@ -269,7 +236,7 @@ void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::stri
       unauthorized(exchange, "missing or unknown agent token");
       return;
   }
-  service_.agent_seen(agent);
+  leases_.agent_seen(agent);
   uint64_t wait = 0;
   const std::string wait_text = exchange->request().query_value("wait");
   if (!wait_text.empty() && !parse_uint(wait_text, wait)) {
@@ -299,7 +266,7 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
     }
     return;
   }
-  service_.agent_seen(*agent);
+  leases_.agent_seen(*agent);
   auto frame = protocol::decode_frame(request.body);
   if (!frame) {
     respond_error(exchange, 400, frame.error().code, frame.error().message);
@@ -322,7 +289,7 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
     respond_error(exchange, 403, "forbidden", "attempt " + attempt_id + " is not this agent's");
     return;
   }
-  auto verdict = service_.on_final(*agent, *final_frame, frame->message_id);
+  auto verdict = frames_.on_final(*agent, *final_frame, frame->message_id);
   core::HttpResponse response;
   if (!verdict.error) {
     response = json_response(200, std::string(R"({"accepted":true,"verified":)") +
@@ -356,7 +323,7 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
                        : code == "final_conflict"    ? 422
                                                      : 400;
     response =
-        json_response(status, error_body(code, verdict.error->message, verdict.error->retryable));
+        json_response(status, protocol::api_error_body(code, verdict.error->message, verdict.error->retryable));
   }
   store_.after_commit([exchange, response = std::move(response)]() mutable {
     exchange->respond(std::move(response));
@@ -364,17 +331,17 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
 }
 
 void HubApi::submit(const std::shared_ptr<HttpExchange>& exchange) {
-  auto request = decode_submit(exchange->request().body);
+  auto request = protocol::decode_submit(exchange->request().body);
   if (!request) {
     respond_error(exchange, 400, "invalid_field", request.error().message);
     return;
   }
-  if (!tokens_.agent_exists(request->agent)) {
+  if (!agents_.exists(request->agent)) {
     respond_error(exchange, 400, "invalid_field",
                   "task.agent: no agent named '" + request->agent + "'");
     return;
   }
-  auto task = service_.submit(*request);
+  auto task = dispatch_.submit(*request);
   if (!task) {
     if (task.error().code == "target_busy") {
       protocol::JsonWriter json;
@@ -542,7 +509,7 @@ void HubApi::task_events(const std::shared_ptr<HttpExchange>& exchange,
         5));
     return;
   }
-  auto stream = std::make_shared<SseStream>(loop_, store_, events_, hub_, tasks_, exchange, task_id,
+  auto stream = std::make_shared<SseStream>(loop_, store_, events_, viewers_, tasks_, exchange, task_id,
                                             after, follow, output != "0");
   streams_.insert(stream);
   std::weak_ptr<SseStream> weak = stream;
@@ -587,13 +554,13 @@ void HubApi::register_agent(const std::shared_ptr<HttpExchange>& exchange) {
 }
 
 void HubApi::remove_agent(const std::shared_ptr<HttpExchange>& exchange, const std::string& name) {
-  if (!tokens_.agent_exists(name)) {
+  if (!agents_.exists(name)) {
     respond_error(exchange, 404, "not_found", "no agent named '" + name + "'");
     return;
   }
-  const int ended = service_.end_tasks_of_removed_agent(name);
-  if (auto removed = tokens_.remove_agent(name); !removed) {
-    respond_error(exchange, 404, "not_found", removed.error().message);
+  const int ended = dispatch_.end_tasks_of_removed_agent(name);
+  if (!agents_.remove(name)) {
+    respond_error(exchange, 404, "not_found", "no agent named '" + name + "'");
     return;
   }
   core::log_info("api", "agent " + name + " removed; " + std::to_string(ended) + " task(s) ended");
@@ -625,7 +592,7 @@ void HubApi::cancel(const std::shared_ptr<HttpExchange>& exchange, const std::st
     }
     if (*given && !(*given)->empty()) reason = **given;
   }
-  auto task = service_.cancel(task_id, reason);
+  auto task = dispatch_.cancel(task_id, reason);
   if (!task) {
     respond_error(exchange, task.error().code == "not_found" ? 404 : 409, task.error().code,
                   task.error().message);
@@ -640,25 +607,7 @@ void HubApi::cancel(const std::shared_ptr<HttpExchange>& exchange, const std::st
 }
 
 void HubApi::list_agents(const std::shared_ptr<HttpExchange>& exchange) {
-  auto query = store_.statement(
-      "SELECT name, created_at, last_seen_at, version, outbox_rows, outbox_bytes, "
-      "outbox_reported_at FROM agents ORDER BY name");
-  struct Row {
-    std::string name, created_at, last_seen_at, version, reported_at;
-    std::optional<int64_t> rows, bytes;
-  };
-  std::vector<Row> rows;
-  while (query.executeStep()) {
-    Row row;
-    row.name = query.getColumn(0).getString();
-    row.created_at = query.getColumn(1).getString();
-    row.last_seen_at = query.getColumn(2).isNull() ? "" : query.getColumn(2).getString();
-    row.version = query.getColumn(3).isNull() ? "" : query.getColumn(3).getString();
-    if (!query.getColumn(4).isNull()) row.rows = query.getColumn(4).getInt64();
-    if (!query.getColumn(5).isNull()) row.bytes = query.getColumn(5).getInt64();
-    row.reported_at = query.getColumn(6).isNull() ? "" : query.getColumn(6).getString();
-    rows.push_back(std::move(row));
-  }
+  const std::vector<AgentRecord> rows = agents_.list();
   protocol::JsonWriter json;
   json.begin_object();
   json.key("agents");
@@ -668,7 +617,7 @@ void HubApi::list_agents(const std::shared_ptr<HttpExchange>& exchange) {
     json.field("name", row.name);
     json.field("connected", channels_.is_connected(row.name));
     std::string last_seen = row.last_seen_at;
-    if (auto ms = service_.last_seen_ms(row.name)) {
+    if (auto ms = leases_.last_seen_ms(row.name)) {
       last_seen =
           core::format_utc(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
     }
@@ -677,16 +626,16 @@ void HubApi::list_agents(const std::shared_ptr<HttpExchange>& exchange) {
     json.field("created_at", row.created_at);
     json.key("labels");
     json.begin_object();
-    for (const auto& [key, value] : tokens_.labels_of(row.name))
+    for (const auto& [key, value] : row.labels)
       json.field(key, value);
     json.end_object();
     json.field("running_attempts",
                static_cast<uint64_t>(tasks_.active_attempts_of(row.name).size()));
     json.key("outbox");
     json.begin_object();
-    json.field("rows", row.rows);
-    json.field("bytes", row.bytes);
-    json.field("reported_at", row.reported_at);
+    json.field("rows", row.outbox_rows);
+    json.field("bytes", row.outbox_bytes);
+    json.field("reported_at", row.outbox_reported_at);
     json.end_object();
     json.end_object();
   }

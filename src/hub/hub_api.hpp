@@ -21,19 +21,15 @@
 #include "hub/agent_channels.hpp"
 #include "hub/auth_throttle.hpp"
 #include "hub/busy_retries.hpp"
+#include "hub/hub_parts.hpp"
 #include "hub/poll_waiters.hpp"
 #include "hub/sse_stream.hpp"
 
 namespace tether::hub {
 
-// The body of POST /api/v1/tasks; errors name the field.
-Result<SubmitRequest> decode_submit(std::string_view body);
-
 class HubApi {
  public:
-  HubApi(core::Loop& loop, HubStore& store, TokenStore& tokens, TaskRepository& tasks,
-         EventLog& events, EventHub& hub, TaskService& service, AgentChannels& channels,
-         PollWaiters& polls, AuthThrottle& throttle, size_t max_event_streams);
+  HubApi(const HubParts& parts, size_t max_event_streams);
 
   // Answers one request. If hub.db is locked by another process, the
   // request runs again every kBusyRetryMs, up to kMaxBusyRetries times,
@@ -73,10 +69,13 @@ class HubApi {
   core::Loop& loop_;
   HubStore& store_;
   TokenStore& tokens_;
+  AgentDirectory& agents_;
   TaskRepository& tasks_;
   EventLog& events_;
-  EventHub& hub_;
-  TaskService& service_;
+  EventHub& viewers_;
+  DispatchService& dispatch_;
+  AgentFrameService& frames_;
+  LeaseKeeper& leases_;
   AgentChannels& channels_;
   PollWaiters& polls_;
   AuthThrottle& throttle_;

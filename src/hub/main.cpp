@@ -275,7 +275,8 @@ int run_token_command(const Flags& flags) {
     std::fprintf(stderr, "tether-hub: %s\n", store.error().message.c_str());
     return 1;
   }
-  hub::TokenStore tokens(**store);
+  hub::AgentDirectory agents(**store);
+  hub::TokenStore tokens(**store, agents);
   auto failed = [](const Error& error) {
     std::fprintf(stderr, "tether-hub: %s\n", error.message.c_str());
     return 1;
@@ -287,7 +288,7 @@ int run_token_command(const Flags& flags) {
   }
   if (words[0] == "agent" && words.size() == 2 && words[1] == "list") {
     std::printf("%-32s %-26s %-26s %s\n", "NAME", "CREATED", "LAST SEEN", "LABELS");
-    for (const auto& agent : tokens.agents()) {
+    for (const auto& agent : agents.list()) {
       std::printf("%-32s %-26s %-26s %s\n", agent.name.c_str(), agent.created_at.c_str(),
                   agent.last_seen_at.empty() ? "never" : agent.last_seen_at.c_str(),
                   protocol::format_labels(agent.labels).c_str());

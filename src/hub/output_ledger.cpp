@@ -49,4 +49,65 @@ void OutputLedger::forget(const std::string& attempt_id) {
   streams_.erase({attempt_id, protocol::StreamName::kStderr});
 }
 
+namespace {
+
+constexpr protocol::StreamName kStreams[] = {protocol::StreamName::kStdout,
+                                             protocol::StreamName::kStderr};
+
+// What one stream's stored output lacks against its final, or empty.
+std::string stream_problems(const StreamLedger& ledger, const protocol::StreamSummary& summary,
+                            const std::string& name) {
+  if (summary.undelivered_bytes > 0) {
+    return "the agent could not deliver the last " + std::to_string(summary.undelivered_bytes) +
+           " bytes of " + name +
+           " (a frame of it was refused, or its seqs were gone; see the final's error); " +
+           std::to_string(ledger.stored_bytes) + " are stored";
+  }
+  if (summary.dropped_bytes > 0 || ledger.gap_bytes > 0) {
+    std::string text = "the agent dropped " + std::to_string(summary.dropped_bytes) + " bytes of " +
+                       name + " (outbox full); gap events mark where";
+    if (ledger.gap_bytes != summary.dropped_bytes) {
+      text += "; the hub recorded " + std::to_string(ledger.gap_bytes) + " bytes of " + name +
+              " gaps";
+    }
+    return text;
+  }
+  if (summary.bytes < ledger.stored_bytes) {
+    return "the hub stored " + std::to_string(ledger.stored_bytes) + " bytes of " + name +
+           " but the final reports " + std::to_string(summary.bytes);
+  }
+  if (ledger.digest.hex_digest() != summary.sha256) {
+    return "the SHA-256 of the stored " + name + " differs from the agent's";
+  }
+  return {};
+}
+
+}  // namespace
+
+std::vector<MissingOutput> OutputLedger::missing(const std::string& attempt_id,
+                                                 const protocol::FinalReport& report) {
+  std::vector<MissingOutput> missing;
+  for (protocol::StreamName name : kStreams) {
+    const StreamLedger& ledger = stream(attempt_id, name);
+    const auto& summary = report.summary(name);
+    if (summary.bytes - summary.undelivered_bytes > ledger.stored_bytes) {
+      missing.push_back({name, ledger.highest_seq + 1, ledger.stored_bytes, summary.bytes});
+    }
+  }
+  return missing;
+}
+
+OutputVerification OutputLedger::verify(const std::string& attempt_id,
+                                        const protocol::FinalReport& report) {
+  OutputVerification result;
+  for (protocol::StreamName name : kStreams) {
+    const std::string problem =
+        stream_problems(stream(attempt_id, name), report.summary(name), std::string(to_string(name)));
+    if (problem.empty()) continue;
+    result.verified = false;
+    result.problems += (result.problems.empty() ? "" : "; ") + problem;
+  }
+  return result;
+}
+
 }  // namespace tether::hub

@@ -11,6 +11,9 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include "protocol/attempt_report.hpp"
 
 #include "hub/event_log.hpp"
 #include "protocol/sha256.hpp"
@@ -26,6 +29,20 @@ struct StreamLedger {
 
 enum class SequenceVerdict { kNext, kDuplicate, kGap, kOffsetMismatch };
 
+// Output a final reports that the hub has not stored (docs/protocol.md 6).
+struct MissingOutput {
+  protocol::StreamName stream;
+  uint64_t from_seq = 0;
+  uint64_t from_offset = 0;
+  uint64_t expected_bytes = 0;
+};
+
+// A final's output checked against what is stored.
+struct OutputVerification {
+  bool verified = true;
+  std::string problems;  // empty when verified; "; "-separated otherwise
+};
+
 class OutputLedger {
  public:
   explicit OutputLedger(EventLog& events) : events_(events) {}
@@ -34,6 +51,13 @@ class OutputLedger {
   SequenceVerdict classify(const StreamLedger& ledger, uint64_t seq, uint64_t offset) const;
   void record_data(StreamLedger& ledger, uint64_t seq, std::string_view data);
   void record_gap(StreamLedger& ledger, uint64_t seq, uint64_t length);
+  // Per stream, output the final reports and the hub has not stored; bytes
+  // the agent says it could never send (section 5) are not waited for.
+  std::vector<MissingOutput> missing(const std::string& attempt_id,
+                                     const protocol::FinalReport& report);
+  // Whether the stored output is exactly what the final describes: sizes,
+  // drops, gaps and SHA-256, per stream (section 6).
+  OutputVerification verify(const std::string& attempt_id, const protocol::FinalReport& report);
   // Drops the in-memory state (after commit failures, or when an attempt ends).
   void forget(const std::string& attempt_id);
   void clear() { streams_.clear(); }

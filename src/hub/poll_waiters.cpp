@@ -1,22 +1,23 @@
 #include "hub/poll_waiters.hpp"
 
 #include "core/log.hpp"
+#include "protocol/api_error.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace tether::hub {
 
 core::HttpResponse unavailable_response(int status, const std::string& code,
                                         const std::string& message, int retry_after_s) {
-  auto response = core::json_response(status, error_body(code, message, true));
+  auto response = core::json_response(status, protocol::api_error_body(code, message, true));
   response.headers.emplace_back("retry-after", std::to_string(retry_after_s));
   return response;
 }
 
 bool PollWaiters::answer(const std::string& agent, const std::string& instance,
                          const std::shared_ptr<core::HttpExchange>& exchange) {
-  auto spec = tasks_.dispatch_next(agent, instance);
+  auto spec = dispatch_.dispatch_next(agent, instance);
   if (!spec) return false;
-  const uint64_t lease_s = static_cast<uint64_t>(tasks_.lease_ms() / 1000);
+  const uint64_t lease_s = static_cast<uint64_t>(lease_ms_ / 1000);
   std::string body = protocol::encode_task(*spec, lease_s);
   store_.after_commit(
       [this, exchange, attempt_id = spec->attempt_id, body = std::move(body)]() mutable {
@@ -32,7 +33,7 @@ bool PollWaiters::answer(const std::string& agent, const std::string& instance,
 
 void PollWaiters::retract_later(const std::string& attempt_id, const std::string& reason) {
   const auto outcome = store_.guarded("retracting " + attempt_id,
-                                      [&] { tasks_.retract_dispatch(attempt_id, reason); });
+                                      [&] { dispatch_.retract_dispatch(attempt_id, reason); });
   if (outcome == HubStore::Outcome::kBusy) {
     busy_.later([this, attempt_id, reason] { retract_later(attempt_id, reason); });
   }

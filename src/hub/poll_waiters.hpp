@@ -14,7 +14,7 @@
 #include "core/web_server.hpp"
 #include "hub/agent_channels.hpp"
 #include "hub/busy_retries.hpp"
-#include "hub/task_service.hpp"
+#include "hub/dispatch_service.hpp"
 
 namespace tether::hub {
 
@@ -23,8 +23,15 @@ inline constexpr size_t kMaxParkedPollsPerAgent = 4;
 
 class PollWaiters {
  public:
-  PollWaiters(core::Loop& loop, HubStore& store, TaskService& tasks, AgentChannels& channels)
-      : loop_(loop), store_(store), tasks_(tasks), channels_(channels), busy_(loop, 50) {}
+  // `lease_ms` is told to agents with each task (docs/protocol.md 3).
+  PollWaiters(core::Loop& loop, HubStore& store, DispatchService& dispatch, int64_t lease_ms,
+              AgentChannels& channels)
+      : loop_(loop),
+        store_(store),
+        dispatch_(dispatch),
+        lease_ms_(lease_ms),
+        channels_(channels),
+        busy_(loop, 50) {}
 
   // `instance`: the agent process that polls (empty if it did not say).
   void poll(const std::string& agent, const std::string& instance,
@@ -51,7 +58,8 @@ class PollWaiters {
 
   core::Loop& loop_;
   HubStore& store_;
-  TaskService& tasks_;
+  DispatchService& dispatch_;
+  int64_t lease_ms_;
   AgentChannels& channels_;
   BusyRetries busy_;
   std::multimap<std::string, std::shared_ptr<Waiter>> parked_;

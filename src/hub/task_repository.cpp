@@ -303,28 +303,8 @@ Result<protocol::TaskSpec> spec_for(const TaskRecord& task, const std::string& a
   protocol::TaskSpec spec;
   spec.task_id = task.id;
   spec.attempt_id = attempt_id;
-  auto command_doc = protocol::parse_json_object(task.command_json, "task.command");
-  if (!command_doc) return command_doc.error();
-  protocol::JsonObjectReader command(*command_doc, "task.command");
-  if (command.has("shell")) {
-    auto shell = command.required_string("shell");
-    if (!shell) return shell.error();
-    spec.shell = *shell;
-  } else {
-    auto argv = command.required_array("argv");
-    if (!argv) return argv.error();
-    for (const auto& arg : (*argv)->GetArray()) {
-      if (arg.IsString()) spec.argv.emplace_back(arg.GetString(), arg.GetStringLength());
-    }
-  }
-  auto env_doc = protocol::parse_json_object(task.env_json, "task.env");
-  if (!env_doc) return env_doc.error();
-  const rapidjson::Value& env = *env_doc;  // const: clang 14 rejects the mutable iterator
-  for (const auto& member : env.GetObject()) {
-    if (member.value.IsString()) {
-      spec.env[std::string(member.name.GetString(), member.name.GetStringLength())] =
-          std::string(member.value.GetString(), member.value.GetStringLength());
-    }
+  if (auto read = protocol::read_command_json(task.command_json, task.env_json, spec); !read) {
+    return read.error();
   }
   spec.cwd = task.cwd;
   spec.timeout_s = task.timeout_s;

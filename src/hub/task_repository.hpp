@@ -1,7 +1,7 @@
 // TaskRepository: tasks and attempts in hub.db, as records.
 //
-// Plain reads and writes only. Deciding what may change is TaskService's
-// job; the state column in particular is written by TaskService::transition
+// Plain reads and writes only. Deciding what may change is TaskTransitions'
+// job; the state column in particular is written by TaskTransitions::transition
 // and nothing else.
 #pragma once
 

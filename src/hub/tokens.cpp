@@ -73,33 +73,27 @@ std::string bearer_token(std::string_view authorization) {
   return std::string(token);
 }
 
-Result<std::string> TokenStore::add_agent(const std::string& name) {
+Result<std::string> TokenStore::add_agent(const std::string& name,
+                                          const protocol::Labels& labels) {
   if (!protocol::is_valid_id(name)) {
     return make_error("invalid_name", "agent name '" + name +
                                           "' must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
   }
-  if (agent_exists(name)) {
+  if (agents_.exists(name)) {
     return make_error("exists", "agent '" + name +
                                     "' already exists; use `tether-hub agent rotate " + name +
                                     "` for a new token");
   }
   const std::string token = generate_token("tta_");
-  auto insert =
-      store_.statement("INSERT INTO agents (name, token_sha256, created_at) VALUES (?, ?, ?)");
-  insert.bind(1, name);
-  insert.bind(2, token_digest(token));
-  insert.bind(3, core::utc_now());
-  insert.exec();
+  agents_.add(name, token_digest(token), labels);
   return token;
 }
 
 Result<std::string> TokenStore::rotate_agent(const std::string& name) {
-  if (!agent_exists(name)) return make_error("not_found", "no agent named '" + name + "'");
   const std::string token = generate_token("tta_");
-  auto update = store_.statement("UPDATE agents SET token_sha256 = ? WHERE name = ?");
-  update.bind(1, token_digest(token));
-  update.bind(2, name);
-  update.exec();
+  if (!agents_.set_token_digest(name, token_digest(token))) {
+    return make_error("not_found", "no agent named '" + name + "'");
+  }
   return token;
 }
 
@@ -113,48 +107,15 @@ Result<std::string> TokenStore::add_admin_token() {
   return token;
 }
 
-Result<void> TokenStore::remove_agent(const std::string& name) {
-  auto erase = store_.statement("DELETE FROM agents WHERE name = ?");
-  erase.bind(1, name);
-  if (erase.exec() == 0) return make_error("not_found", "no agent named '" + name + "'");
-  auto labels = store_.statement("DELETE FROM agent_labels WHERE agent = ?");
-  labels.bind(1, name);
-  labels.exec();
-  return {};
-}
 
-protocol::Labels TokenStore::labels_of(const std::string& agent) {
-  protocol::Labels labels;
-  auto query = store_.statement("SELECT key, value FROM agent_labels WHERE agent = ? ORDER BY key");
-  query.bind(1, agent);
-  while (query.executeStep())
-    labels[query.getColumn(0).getString()] = query.getColumn(1).getString();
-  return labels;
-}
 
-bool TokenStore::agent_exists(const std::string& name) {
-  auto query = store_.statement("SELECT 1 FROM agents WHERE name = ?");
-  query.bind(1, name);
-  return query.executeStep();
-}
 
-std::vector<std::string> TokenStore::agent_names() {
-  std::vector<std::string> names;
-  auto query = store_.statement("SELECT name FROM agents ORDER BY name");
-  while (query.executeStep())
-    names.push_back(query.getColumn(0).getString());
-  return names;
-}
 
 AuthOutcome TokenStore::check_agent(const std::string& agent, std::string_view authorization) {
   const std::string token = bearer_token(authorization);
   if (token.empty()) return AuthOutcome::kUnauthorized;
-  const std::string digest = token_digest(token);
-  auto query = store_.statement("SELECT token_sha256 FROM agents WHERE name = ?");
-  query.bind(1, agent);
-  if (query.executeStep() && digests_equal(query.getColumn(0).getString(), digest)) {
-    return AuthOutcome::kAllowed;
-  }
+  const auto stored = agents_.token_digest_of(agent);
+  if (stored && digests_equal(*stored, token_digest(token))) return AuthOutcome::kAllowed;
   // A real token of someone else is forbidden, anything else unauthorized.
   return agent_of(authorization) || check_admin(authorization) == AuthOutcome::kAllowed
              ? AuthOutcome::kForbidden
@@ -164,14 +125,7 @@ AuthOutcome TokenStore::check_agent(const std::string& agent, std::string_view a
 std::optional<std::string> TokenStore::agent_of(std::string_view authorization) {
   const std::string token = bearer_token(authorization);
   if (token.empty()) return std::nullopt;
-  // Looked up by digest: the index compares digests, never the token itself.
-  auto query = store_.statement("SELECT name, token_sha256 FROM agents WHERE token_sha256 = ?");
-  const std::string digest = token_digest(token);
-  query.bind(1, digest);
-  if (query.executeStep() && digests_equal(query.getColumn(1).getString(), digest)) {
-    return query.getColumn(0).getString();
-  }
-  return std::nullopt;
+  return agents_.name_with_token_digest(token_digest(token));
 }
 
 AuthOutcome TokenStore::check_admin(std::string_view authorization) {
@@ -230,20 +184,6 @@ Result<void> TokenStore::revoke_admin_token(const std::string& id) {
   return {};
 }
 
-std::vector<AgentInfo> TokenStore::agents() {
-  std::vector<AgentInfo> agents;
-  auto query = store_.statement(
-      "SELECT name, created_at, coalesce(last_seen_at, '') FROM agents ORDER BY name");
-  while (query.executeStep()) {
-    agents.push_back({query.getColumn(0).getString(),
-                      query.getColumn(1).getString(),
-                      query.getColumn(2).getString(),
-                      {}});
-  }
-  for (auto& agent : agents)
-    agent.labels = labels_of(agent.name);
-  return agents;
-}
 
 Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(
     int64_t ttl_s, const protocol::Labels& labels) {
@@ -332,28 +272,19 @@ Result<std::string> TokenStore::register_agent(std::string_view authorization,
   }
   auto id = usable_registration(token);
   if (!id) return id.error();
-  auto agent_token = add_agent(name);
-  if (!agent_token) return agent_token.error();
-  auto count =
-      store_.statement("UPDATE registration_tokens SET registered = registered + 1 WHERE id = ?");
-  count.bind(1, *id);
-  count.exec();
   std::string labels_text;
   {
     auto labels = store_.statement("SELECT labels FROM registration_tokens WHERE id = ?");
     labels.bind(1, *id);
     if (labels.executeStep()) labels_text = labels.getColumn(0).getString();
   }
-  if (auto labels = protocol::parse_labels(labels_text)) {
-    for (const auto& [key, value] : *labels) {
-      auto insert = store_.statement(
-          "INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)");
-      insert.bind(1, name);
-      insert.bind(2, key);
-      insert.bind(3, value);
-      insert.exec();
-    }
-  }
+  auto labels = protocol::parse_labels(labels_text);
+  auto agent_token = add_agent(name, labels ? *labels : protocol::Labels{});
+  if (!agent_token) return agent_token.error();
+  auto count =
+      store_.statement("UPDATE registration_tokens SET registered = registered + 1 WHERE id = ?");
+  count.bind(1, *id);
+  count.exec();
   core::log_info("tokens", "agent " + name + " registered with " + *id);
   return agent_token;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "hub/agent_directory.hpp"
 #include "hub/hub_store.hpp"
 #include "protocol/labels.hpp"
 
@@ -46,26 +47,19 @@ struct RegistrationTokenInfo {
   std::string labels;      // given to each agent it registers ("k=v,k=v")
 };
 
-struct AgentInfo {
-  std::string name;
-  std::string created_at;
-  std::string last_seen_at;  // empty: never
-  protocol::Labels labels;
-};
-
 class TokenStore {
  public:
-  explicit TokenStore(HubStore& store) : store_(store) {}
+  TokenStore(HubStore& store, AgentDirectory& agents) : store_(store), agents_(agents) {}
 
-  // Registers an agent and returns its token. Fails if the name is taken.
-  Result<std::string> add_agent(const std::string& name);
-  // Replaces an agent's token; the old one stops working at once.
+  // Registers an agent and returns its token. Errors: "exists" (the name is
+  // taken), "invalid_name" (outside the id rule, docs/protocol.md 2.1).
+  Result<std::string> add_agent(const std::string& name, const protocol::Labels& labels = {});
+  // Replaces an agent's token; the old one stops working at once. Errors: "not_found".
   Result<std::string> rotate_agent(const std::string& name);
   Result<std::string> add_admin_token();
   std::vector<AdminTokenInfo> admin_tokens();
   // Errors: "not_found" (no token with that id).
   Result<void> revoke_admin_token(const std::string& id);
-  std::vector<AgentInfo> agents();
 
   // A registration token ("ttr_..."), valid for `ttl_s` seconds (0: until
   // revoked). Returns the token and its id.
@@ -98,20 +92,13 @@ class TokenStore {
   // and it tells an agent started with the wrong file what to fix.
   std::string forbidden_agent_message(const std::string& agent, std::string_view authorization);
 
-  bool agent_exists(const std::string& name);
-  // The labels the hub holds for `agent`.
-  protocol::Labels labels_of(const std::string& agent);
-  // Deletes the agent and its token (its tasks are TaskService's to end
-  // first). Errors: "not_found".
-  Result<void> remove_agent(const std::string& name);
-  std::vector<std::string> agent_names();
-
  private:
   // The id of registration token `token` if it may be used now; else
   // "unauthorized" saying why (unknown, revoked, expired).
   Result<std::string> usable_registration(const std::string& token);
 
   HubStore& store_;
+  AgentDirectory& agents_;
 };
 
 }  // namespace tether::hub

@@ -35,4 +35,8 @@ std::optional<ApiError> parse_api_error(std::string_view body) {
   return parsed;
 }
 
+std::string api_error_body(std::string_view code, std::string_view message, bool retryable) {
+  return encode_api_error({std::string(code), std::string(message), retryable});
+}
+
 }  // namespace tether::protocol

@@ -15,6 +15,8 @@ struct ApiError {
 };
 
 std::string encode_api_error(const ApiError& error);
+// The same, for a code of the closed set (error_codes.hpp) or any code text.
+std::string api_error_body(std::string_view code, std::string_view message, bool retryable);
 // Nothing if `body` is not such an object (a proxy's page, an empty body).
 std::optional<ApiError> parse_api_error(std::string_view body);
 

@@ -104,10 +104,9 @@ Result<TaskSpec> decode_task(std::string_view json) {
   return spec;
 }
 
-Result<void> read_task_body(const JsonObjectReader& task, TaskSpec& spec) {
-  auto command_value = task.required_object("command");
-  if (!command_value) return command_value.error();
-  JsonObjectReader command(**command_value, task.path() + ".command");
+namespace {
+
+Result<void> read_command(const JsonObjectReader& command, TaskSpec& spec) {
   const bool has_argv = command.has("argv");
   const bool has_shell = command.has("shell");
   if (has_argv == has_shell) {
@@ -126,24 +125,84 @@ Result<void> read_task_body(const JsonObjectReader& task, TaskSpec& spec) {
       spec.argv.emplace_back(entry.GetString(), entry.GetStringLength());
       ++index;
     }
-  } else {
-    auto shell = command.required_string("shell");
-    if (!shell) return shell.error();
-    if (shell->empty()) return invalid("command.shell", "must not be empty");
-    spec.shell = std::move(*shell);
+    return {};
   }
+  auto shell = command.required_string("shell");
+  if (!shell) return shell.error();
+  if (shell->empty()) return invalid("command.shell", "must not be empty");
+  spec.shell = std::move(*shell);
+  return {};
+}
 
+Result<void> read_env(const rapidjson::Value& env, TaskSpec& spec) {
+  for (const auto& member : env.GetObject()) {
+    const std::string name(member.name.GetString(), member.name.GetStringLength());
+    if (!member.value.IsString()) {
+      return invalid("env." + name,
+                     std::string("expected a string, got ") + json_type_name(member.value));
+    }
+    spec.env[name] = std::string(member.value.GetString(), member.value.GetStringLength());
+  }
+  return {};
+}
+
+}  // namespace
+
+void write_command(JsonWriter& json, const TaskSpec& task) {
+  json.begin_object();
+  if (task.uses_shell()) {
+    json.field("shell", task.shell);
+  } else {
+    json.key("argv");
+    json.begin_array();
+    for (const auto& arg : task.argv)
+      json.string(arg);
+    json.end_array();
+  }
+  json.end_object();
+}
+
+void write_env(JsonWriter& json, const TaskSpec& task) {
+  json.begin_object();
+  for (const auto& [name, value] : task.env)
+    json.field(name, value);
+  json.end_object();
+}
+
+void write_task_body(JsonWriter& json, const TaskSpec& task) {
+  json.key("command");
+  write_command(json, task);
+  json.key("env");
+  write_env(json, task);
+  if (!task.cwd.empty()) json.field("cwd", task.cwd);
+  json.field("timeout_s", task.timeout_s);
+  if (!task.target.empty()) json.field("target", task.target);
+}
+
+Result<void> read_command_json(std::string_view command_json, std::string_view env_json,
+                               TaskSpec& spec) {
+  auto command_doc = parse_json_object(command_json, "task.command");
+  if (!command_doc) return command_doc.error();
+  if (auto read = read_command(JsonObjectReader(*command_doc, "task.command"), spec); !read) {
+    return read.error();
+  }
+  auto env_doc = parse_json_object(env_json, "task.env");
+  if (!env_doc) return env_doc.error();
+  const rapidjson::Value& env = *env_doc;
+  return read_env(env, spec);
+}
+
+Result<void> read_task_body(const JsonObjectReader& task, TaskSpec& spec) {
+  auto command_value = task.required_object("command");
+  if (!command_value) return command_value.error();
+  if (auto read = read_command(JsonObjectReader(**command_value, task.path() + ".command"), spec);
+      !read) {
+    return read.error();
+  }
   auto env_value = task.optional_object("env");
   if (!env_value) return env_value.error();
   if (*env_value) {
-    for (const auto& member : (*env_value)->GetObject()) {
-      const std::string name(member.name.GetString(), member.name.GetStringLength());
-      if (!member.value.IsString()) {
-        return invalid("env." + name,
-                       std::string("expected a string, got ") + json_type_name(member.value));
-      }
-      spec.env[name] = std::string(member.value.GetString(), member.value.GetStringLength());
-    }
+    if (auto read = read_env(**env_value, spec); !read) return read.error();
   }
 
   auto cwd = task.optional_string("cwd");
@@ -159,31 +218,24 @@ Result<void> read_task_body(const JsonObjectReader& task, TaskSpec& spec) {
   return {};
 }
 
+std::string command_json(const TaskSpec& task) {
+  JsonWriter json;
+  write_command(json, task);
+  return json.str();
+}
+
+std::string env_json(const TaskSpec& task) {
+  JsonWriter json;
+  write_env(json, task);
+  return json.str();
+}
+
 std::string encode_task(const TaskSpec& task, std::optional<uint64_t> lease_s) {
   JsonWriter json;
   json.begin_object();
   json.field("task_id", task.task_id);
   json.field("attempt_id", task.attempt_id);
-  json.key("command");
-  json.begin_object();
-  if (task.uses_shell()) {
-    json.field("shell", task.shell);
-  } else {
-    json.key("argv");
-    json.begin_array();
-    for (const auto& arg : task.argv)
-      json.string(arg);
-    json.end_array();
-  }
-  json.end_object();
-  json.key("env");
-  json.begin_object();
-  for (const auto& [name, value] : task.env)
-    json.field(name, value);
-  json.end_object();
-  if (!task.cwd.empty()) json.field("cwd", task.cwd);
-  json.field("timeout_s", task.timeout_s);
-  if (!task.target.empty()) json.field("target", task.target);
+  write_task_body(json, task);
   if (lease_s) json.field("lease_s", *lease_s);
   json.end_object();
   return json.str();

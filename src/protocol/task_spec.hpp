@@ -12,6 +12,7 @@
 
 #include "core/result.hpp"
 #include "protocol/json_reader.hpp"
+#include "protocol/json_writer.hpp"
 
 namespace tether::protocol {
 
@@ -54,6 +55,20 @@ std::string encode_task(const TaskSpec& task, std::optional<uint64_t> lease_s = 
 // (no validation beyond types; call validate_task after). Shared with the
 // hub's task submission, which wraps the same fields.
 Result<void> read_task_body(const JsonObjectReader& object, TaskSpec& spec);
+
+// The task's fields as JSON (docs/protocol.md 3): "command" is {"argv": [...]}
+// or {"shell": "..."}, "env" an object of strings. write_task_body writes the
+// members command, env, cwd, timeout_s and target into an open object: the
+// body of a task sent to an agent and of a task submitted by an operator.
+void write_command(JsonWriter& json, const TaskSpec& task);
+void write_env(JsonWriter& json, const TaskSpec& task);
+void write_task_body(JsonWriter& json, const TaskSpec& task);
+// The command and env objects alone, as the hub stores them.
+std::string command_json(const TaskSpec& task);
+std::string env_json(const TaskSpec& task);
+// Reads them back into `spec` (argv or shell, env); errors name the field.
+Result<void> read_command_json(std::string_view command_json, std::string_view env_json,
+                               TaskSpec& spec);
 
 // Identifier rule for task, attempt and agent ids: 1..128 of [A-Za-z0-9._:-].
 bool is_valid_id(std::string_view id);

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "hub/hub_api.hpp"
+#include "protocol/operator_api.hpp"
 #include "protocol/frames.hpp"
 #include "protocol/json_reader.hpp"
 
@@ -14,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 3) {
     case 0: {
-      auto request = tether::hub::decode_submit(body);
+      auto request = tether::protocol::decode_submit(body);
       if (request && request->agent.empty()) __builtin_trap();
       break;
     }

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/agent_hello.hpp"
 #include "agent/outbox.hpp"
 #include "agent/result_channel.hpp"
 #include "core/run.hpp"
@@ -34,8 +35,8 @@ struct TempDir {
 
 const protocol::AttemptRef kAttempt{"t-1", "t-1-a1"};
 
-AttemptRecord record() {
-  AttemptRecord record;
+JournaledAttempt record() {
+  JournaledAttempt record;
   record.task_id = kAttempt.task_id;
   record.attempt_id = kAttempt.attempt_id;
   record.pid = 4242;
@@ -73,9 +74,9 @@ TEST_CASE("frames are visible to the sender only once committed, in order", "[ou
     protocol::Sha256 digest;
     digest.update("hello\n");
     outbox.append_output(kAttempt, {StreamName::kStdout, 1, 0, "hello\n"}, digest);
-    CHECK(outbox.committed_after(0, 1 << 20).empty());  // not committed yet
+    CHECK(outbox.frames().committed_after(0, 1 << 20).empty());  // not committed yet
     co_await committed(outbox);
-    auto frames = outbox.committed_after(0, 1 << 20);
+    auto frames = outbox.frames().committed_after(0, 1 << 20);
     REQUIRE(frames.size() == 2);
     CHECK(frames[0].kind == FrameKind::kStarted);
     CHECK(frames[1].kind == FrameKind::kOutput);
@@ -84,9 +85,9 @@ TEST_CASE("frames are visible to the sender only once committed, in order", "[ou
     REQUIRE(decoded.ok());
     CHECK(std::get<protocol::TaskOutput>(decoded->payload).chunk.data == "hello\n");
     CHECK(decoded->agent_id == "edge-1");
-    CHECK(outbox.rows() == 2);
-    CHECK(outbox.bytes() == frames[0].payload.size() + frames[1].payload.size());
-    CHECK(outbox.committed_after(frames[1].id, 1 << 20).empty());
+    CHECK(outbox.frames().rows() == 2);
+    CHECK(outbox.frames().bytes() == frames[0].payload.size() + frames[1].payload.size());
+    CHECK(outbox.frames().committed_after(frames[1].id, 1 << 20).empty());
   });
 }
 
@@ -113,12 +114,12 @@ TEST_CASE("everything written in one loop turn is one transaction (group commit)
     CHECK(commits == 0);
     co_await committed(outbox);
     CHECK(commits == 1);
-    CHECK(outbox.rows() == 101);
+    CHECK(outbox.frames().rows() == 101);
     // An ack deletes everything up to it in one statement, one transaction.
     outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, 60);
     co_await committed(outbox);
     CHECK(commits == 2);
-    CHECK(outbox.rows() == 41);
+    CHECK(outbox.frames().rows() == 41);
     sqlite3_wal_hook(outbox.store().database().getHandle(), nullptr, nullptr);
   });
 }
@@ -135,12 +136,12 @@ TEST_CASE("acks are cumulative per stream and the byte count follows", "[outbox]
       outbox.append_output(kAttempt, {StreamName::kStderr, seq, seq - 1, "e"}, err);
     }
     co_await committed(outbox);
-    const uint64_t before = outbox.bytes();
+    const uint64_t before = outbox.frames().bytes();
     outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, 3);
     co_await committed(outbox);
-    CHECK(outbox.rows() == 1 + 2 + 5);
-    CHECK(outbox.bytes() < before);
-    auto held = outbox.hello("test");
+    CHECK(outbox.frames().rows() == 1 + 2 + 5);
+    CHECK(outbox.frames().bytes() < before);
+    auto held = describe_outbox(outbox, "test");
     REQUIRE(held);
     auto& hello = *held;
     REQUIRE(hello.running.size() == 1);
@@ -154,8 +155,8 @@ TEST_CASE("acks are cumulative per stream and the byte count follows", "[outbox]
     outbox.resume_from(kAttempt.attempt_id, StreamName::kStderr, 6);
     outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, 5);
     co_await committed(outbox);
-    CHECK(outbox.rows() == 0);
-    CHECK(outbox.bytes() == 0);
+    CHECK(outbox.frames().rows() == 0);
+    CHECK(outbox.frames().bytes() == 0);
   });
 }
 
@@ -169,13 +170,13 @@ TEST_CASE("a final fills in dropped bytes; its ack forgets the attempt", "[outbo
     report.stderr_summary = {0, protocol::sha256_hex(""), 0};
     outbox.append_final(kAttempt, report);
     co_await committed(outbox);
-    CHECK(outbox.running_attempts().empty());  // finished, final pending
-    auto finals = outbox.finals();
+    CHECK(outbox.attempts().running_attempts().empty());  // finished, final pending
+    auto finals = outbox.frames().finals();
     REQUIRE(finals.size() == 1);
-    CHECK(outbox.hello("test")->unacked_finals.size() == 1);
+    CHECK(describe_outbox(outbox, "test")->unacked_finals.size() == 1);
     outbox.ack_message(finals[0].message_id);
     co_await committed(outbox);
-    CHECK(outbox.finals().empty());
+    CHECK(outbox.frames().finals().empty());
     SQLite::Statement rows(outbox.store().database(), "SELECT COUNT(*) FROM attempts");
     rows.executeStep();
     CHECK(rows.getColumn(0).getInt() == 0);
@@ -194,13 +195,13 @@ TEST_CASE("drop-oldest turns the attempt's oldest output into gaps, counted exac
       digest.update(chunk);
       outbox.append_output(kAttempt, {StreamName::kStdout, seq, offset, chunk}, digest);
       offset += chunk.size();
-      CHECK(outbox.bytes() <= (1u << 20));
+      CHECK(outbox.frames().bytes() <= (1u << 20));
     }
     co_await committed(outbox);
-    const uint64_t dropped = outbox.dropped_bytes(kAttempt.attempt_id, StreamName::kStdout);
+    const uint64_t dropped = outbox.attempts().dropped_bytes(kAttempt.attempt_id, StreamName::kStdout);
     CHECK(dropped > 0);
     // Every seq is still there, as data or as a gap, and the byte ranges add up.
-    auto frames = outbox.committed_after(0, 1ull << 40);
+    auto frames = outbox.frames().committed_after(0, 1ull << 40);
     uint64_t gap_bytes = 0;
     uint64_t data_bytes = 0;
     uint64_t expect_seq = 1;
@@ -233,7 +234,7 @@ TEST_CASE("drop-oldest turns the attempt's oldest output into gaps, counted exac
     report.stderr_summary = {0, protocol::sha256_hex(""), 0};
     outbox.append_final(kAttempt, report);
     co_await committed(outbox);
-    auto final_frame = protocol::decode_frame(outbox.finals().at(0).payload);
+    auto final_frame = protocol::decode_frame(outbox.frames().finals().at(0).payload);
     REQUIRE(final_frame.ok());
     CHECK(std::get<protocol::TaskFinal>(final_frame->payload).report.stdout_summary.dropped_bytes ==
           dropped);
@@ -249,19 +250,19 @@ TEST_CASE("block: no room when full, room again after acks", "[outbox]") {
     protocol::Sha256 digest;
     const std::string chunk(64 * 1024, 'y');
     uint64_t seq = 0;
-    while (outbox.has_room(chunk.size() * 2 + 512)) {
+    while (outbox.budget().has_room(chunk.size() * 2 + 512)) {
       ++seq;
       outbox.append_output(kAttempt, {StreamName::kStdout, seq, (seq - 1) * chunk.size(), chunk},
                            digest);
     }
     co_await committed(outbox);
     CHECK(seq >= 10);
-    CHECK(outbox.dropped_bytes(kAttempt.attempt_id, StreamName::kStdout) == 0);
-    CHECK_FALSE(outbox.has_room(chunk.size() * 2 + 512));
+    CHECK(outbox.attempts().dropped_bytes(kAttempt.attempt_id, StreamName::kStdout) == 0);
+    CHECK_FALSE(outbox.budget().has_room(chunk.size() * 2 + 512));
     outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, seq);
-    const bool room = co_await outbox.room().wait(5000);
+    const bool room = co_await outbox.budget().room().wait(5000);
     CHECK(room);
-    CHECK(outbox.has_room(chunk.size() * 2 + 512));
+    CHECK(outbox.budget().has_room(chunk.size() * 2 + 512));
   });
 }
 
@@ -285,8 +286,8 @@ TEST_CASE("a reopened outbox knows its running attempts, bytes and digests", "[o
   core::Loop loop;
   auto reopened = Outbox::open(loop, dir.path, {});
   REQUIRE(reopened.ok());
-  CHECK((*reopened)->rows() == 3);
-  auto running = (*reopened)->running_attempts();
+  CHECK((*reopened)->frames().rows() == 3);
+  auto running = (*reopened)->attempts().running_attempts();
   REQUIRE(running.size() == 1);
   CHECK(running[0].pid == 4242);
   CHECK(running[0].process_start == 99u);
@@ -294,7 +295,7 @@ TEST_CASE("a reopened outbox knows its running attempts, bytes and digests", "[o
   auto restored = protocol::Sha256::restore(running[0].out.digest_state);
   REQUIRE(restored.ok());
   CHECK(restored->hex_digest() == protocol::sha256_hex("first second"));
-  CHECK((*reopened)->committed_after(0, 1 << 20).size() == 3);
+  CHECK((*reopened)->frames().committed_after(0, 1 << 20).size() == 3);
 }
 
 namespace {
@@ -325,17 +326,17 @@ TEST_CASE("resending an unacked backlog records the sends without writing the fr
                            digest);
     }
     co_await committed(outbox);
-    const auto frames = outbox.committed_after(0, 1 << 30);
+    const auto frames = outbox.frames().committed_after(0, 1 << 30);
     REQUIRE(frames.size() == 4);
     outbox.store().database().exec("PRAGMA wal_checkpoint(TRUNCATE)");
     REQUIRE(file_size(dir + "/outbox.db-wal") == 0);
     // Three sends of the whole backlog (a reconnect replays it each time).
     for (int send = 0; send < 3; ++send) {
-      outbox.mark_sent(frames.front().id, frames.back().id);
+      outbox.sends().mark_sent(frames.front().id, frames.back().id);
       if (send == 0) co_await committed(outbox);  // how far sending got, at once
       co_await committed(outbox);                 // the per-frame marks, a second later
     }
-    CHECK(outbox.sent_through_id() == frames.back().id);
+    CHECK(outbox.sends().sent_through_id() == frames.back().id);
     // 768 KiB of payload: rewriting the rows would put it in the WAL 3 times.
     CHECK(file_size(dir + "/outbox.db-wal") < 128 * 1024);
     CHECK(count_rows(outbox,
@@ -385,7 +386,7 @@ TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newe
     core::Loop loop;
     auto outbox = Outbox::open(loop, dir.path, {});
     REQUIRE(outbox.ok());
-    CHECK((*outbox)->rows() == 2);
+    CHECK((*outbox)->frames().rows() == 2);
     CHECK(count_rows(**outbox, "SELECT version FROM schema_version") == 3);
     CHECK(count_rows(**outbox,
                      "SELECT count(*) FROM pragma_table_info('frames') WHERE name IN "
@@ -396,9 +397,9 @@ TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newe
                      "last_sent_at = '2026-11-22T00:00:01.000Z'") == 2);
     // The started frame was sent, so drop-oldest must leave it alone.
     CHECK(count_rows(**outbox, "SELECT count(*) FROM frames") == 2);
-    const auto frames = (*outbox)->committed_after(0, 1 << 20);
+    const auto frames = (*outbox)->frames().committed_after(0, 1 << 20);
     REQUIRE(frames.size() == 2);
-    CHECK((*outbox)->sent_through_id() == frames[0].id);
+    CHECK((*outbox)->sends().sent_through_id() == frames[0].id);
   }
   {
     SQLite::Database newer(path, SQLite::OPEN_READWRITE);
@@ -472,8 +473,8 @@ TEST_CASE("a write the disk cannot take stops the agent; what was committed stay
   core::Loop loop;
   auto reopened = Outbox::open(loop, dir.path, {});
   REQUIRE(reopened.ok());
-  CHECK((*reopened)->rows() == 2);
-  auto running = (*reopened)->running_attempts();
+  CHECK((*reopened)->frames().rows() == 2);
+  auto running = (*reopened)->attempts().running_attempts();
   REQUIRE(running.size() == 1);
   CHECK(running[0].out.bytes == 4);
 }
@@ -488,22 +489,22 @@ TEST_CASE("multi-byte UTF-8 output is counted in bytes, stored and acked alike",
       text += "\xC3\xA9";
     outbox.record_started(record(), {4242, ""});
     co_await committed(outbox);
-    outbox.ack_message(outbox.committed_after(0, 1 << 20).front().message_id);
+    outbox.ack_message(outbox.frames().committed_after(0, 1 << 20).front().message_id);
     co_await committed(outbox);
-    REQUIRE(outbox.bytes() == 0);
+    REQUIRE(outbox.frames().bytes() == 0);
     protocol::Sha256 digest;
     digest.update(text);
     outbox.append_output(kAttempt, {StreamName::kStdout, 1, 0, text}, digest);
     co_await committed(outbox);
-    const auto frames = outbox.committed_after(0, 1 << 20);
+    const auto frames = outbox.frames().committed_after(0, 1 << 20);
     REQUIRE(frames.size() == 1);
-    CHECK(outbox.bytes() == frames[0].payload.size());
+    CHECK(outbox.frames().bytes() == frames[0].payload.size());
     CHECK(count_rows(outbox, "SELECT sum(length(CAST(payload AS BLOB))) FROM frames") ==
           static_cast<int64_t>(frames[0].payload.size()));
     outbox.ack_output(kAttempt.attempt_id, StreamName::kStdout, 1);
     co_await committed(outbox);
-    CHECK(outbox.rows() == 0);
-    CHECK(outbox.bytes() == 0);
+    CHECK(outbox.frames().rows() == 0);
+    CHECK(outbox.frames().bytes() == 0);
   });
 }
 
@@ -519,7 +520,7 @@ TEST_CASE("a hello that would not fit one message is cut and marked partial", "[
   frame.message_id = "hello:edge-1:1";
   frame.agent_id = "edge-1";
   frame.payload = hello;
-  const std::string text = ResultChannel::fitted_hello(frame);
+  const std::string text = fitted_hello(frame);
   CHECK(text.size() <= protocol::kMaxFrameBytes);
   auto decoded = protocol::decode_frame(text);
   REQUIRE(decoded.ok());
@@ -530,7 +531,7 @@ TEST_CASE("a hello that would not fit one message is cut and marked partial", "[
   protocol::Frame small = frame;
   std::get<protocol::AgentHello>(small.payload).outbox.resize(3);
   std::get<protocol::AgentHello>(small.payload).unacked_finals.resize(3);
-  auto whole = protocol::decode_frame(ResultChannel::fitted_hello(small));
+  auto whole = protocol::decode_frame(fitted_hello(small));
   REQUIRE(whole.ok());
   CHECK_FALSE(std::get<protocol::AgentHello>(whole->payload).partial);
 }

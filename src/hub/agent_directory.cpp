@@ -1,0 +1,133 @@
+#include "hub/agent_directory.hpp"
+
+#include "core/wall_clock.hpp"
+
+namespace tether::hub {
+
+namespace {
+
+std::string text_or_empty(const SQLite::Column& column) {
+  return column.isNull() ? std::string() : column.getString();
+}
+
+std::optional<int64_t> integer_or_none(const SQLite::Column& column) {
+  if (column.isNull()) return std::nullopt;
+  return column.getInt64();
+}
+
+}  // namespace
+
+void AgentDirectory::add(const std::string& name, const std::string& token_digest,
+                         const protocol::Labels& labels) {
+  auto insert =
+      store_.statement("INSERT INTO agents (name, token_sha256, created_at) VALUES (?, ?, ?)");
+  insert.bind(1, name);
+  insert.bind(2, token_digest);
+  insert.bind(3, core::utc_now());
+  insert.exec();
+  for (const auto& [key, value] : labels) {
+    auto label = store_.statement(
+        "INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)");
+    label.bind(1, name);
+    label.bind(2, key);
+    label.bind(3, value);
+    label.exec();
+  }
+}
+
+bool AgentDirectory::set_token_digest(const std::string& name, const std::string& token_digest) {
+  auto update = store_.statement("UPDATE agents SET token_sha256 = ? WHERE name = ?");
+  update.bind(1, token_digest);
+  update.bind(2, name);
+  return update.exec() > 0;
+}
+
+bool AgentDirectory::remove(const std::string& name) {
+  auto erase = store_.statement("DELETE FROM agents WHERE name = ?");
+  erase.bind(1, name);
+  if (erase.exec() == 0) return false;
+  auto labels = store_.statement("DELETE FROM agent_labels WHERE agent = ?");
+  labels.bind(1, name);
+  labels.exec();
+  return true;
+}
+
+bool AgentDirectory::exists(const std::string& name) {
+  auto query = store_.statement("SELECT 1 FROM agents WHERE name = ?");
+  query.bind(1, name);
+  return query.executeStep();
+}
+
+std::vector<std::string> AgentDirectory::names() {
+  std::vector<std::string> names;
+  auto query = store_.statement("SELECT name FROM agents ORDER BY name");
+  while (query.executeStep())
+    names.push_back(query.getColumn(0).getString());
+  return names;
+}
+
+std::vector<AgentRecord> AgentDirectory::list() {
+  std::vector<AgentRecord> agents;
+  {
+    auto query = store_.statement(
+        "SELECT name, created_at, last_seen_at, version, outbox_rows, outbox_bytes, "
+        "outbox_reported_at FROM agents ORDER BY name");
+    while (query.executeStep()) {
+      AgentRecord agent;
+      agent.name = query.getColumn(0).getString();
+      agent.created_at = query.getColumn(1).getString();
+      agent.last_seen_at = text_or_empty(query.getColumn(2));
+      agent.version = text_or_empty(query.getColumn(3));
+      agent.outbox_rows = integer_or_none(query.getColumn(4));
+      agent.outbox_bytes = integer_or_none(query.getColumn(5));
+      agent.outbox_reported_at = text_or_empty(query.getColumn(6));
+      agents.push_back(std::move(agent));
+    }
+  }
+  for (auto& agent : agents)
+    agent.labels = labels_of(agent.name);
+  return agents;
+}
+
+protocol::Labels AgentDirectory::labels_of(const std::string& name) {
+  protocol::Labels labels;
+  auto query = store_.statement("SELECT key, value FROM agent_labels WHERE agent = ? ORDER BY key");
+  query.bind(1, name);
+  while (query.executeStep())
+    labels[query.getColumn(0).getString()] = query.getColumn(1).getString();
+  return labels;
+}
+
+std::optional<std::string> AgentDirectory::token_digest_of(const std::string& name) {
+  auto query = store_.statement("SELECT token_sha256 FROM agents WHERE name = ?");
+  query.bind(1, name);
+  if (!query.executeStep()) return std::nullopt;
+  return query.getColumn(0).getString();
+}
+
+std::optional<std::string> AgentDirectory::name_with_token_digest(const std::string& token_digest) {
+  // Looked up by digest: the index compares digests, never the token itself.
+  auto query = store_.statement("SELECT name, token_sha256 FROM agents WHERE token_sha256 = ?");
+  query.bind(1, token_digest);
+  if (!query.executeStep()) return std::nullopt;
+  return query.getColumn(0).getString();
+}
+
+void AgentDirectory::record_hello(const std::string& name, const std::string& version,
+                                  std::optional<uint64_t> outbox_rows,
+                                  std::optional<uint64_t> outbox_bytes) {
+  store_.begin_write();
+  auto update = store_.statement(
+      "UPDATE agents SET version = ?, outbox_rows = ?, outbox_bytes = ?, outbox_reported_at = ?, "
+      "last_seen_at = ? WHERE name = ?");
+  update.bind(1, version);
+  if (outbox_rows) update.bind(2, static_cast<int64_t>(*outbox_rows));
+  if (outbox_bytes) update.bind(3, static_cast<int64_t>(*outbox_bytes));
+  const std::string now = core::utc_now();
+  update.bind(4, now);
+  update.bind(5, now);
+  update.bind(6, name);
+  update.exec();
+}
+
+}  // namespace tether::hub

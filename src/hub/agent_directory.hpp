@@ -1,0 +1,58 @@
+// AgentDirectory: the hub's `agents` and `agent_labels` tables, and the only
+// code that reads or writes them.
+//
+// An agent row holds the SHA-256 of its token (never the token), when it
+// was made and last seen, and what its last agent.hello reported (version,
+// outbox depth). Labels come from the registration token it registered with.
+// Methods run inside the caller's turn (HubStore's group commit).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hub/hub_store.hpp"
+#include "protocol/labels.hpp"
+
+namespace tether::hub {
+
+struct AgentRecord {
+  std::string name;
+  std::string created_at;
+  std::string last_seen_at;  // empty: never (as stored at its last hello)
+  std::string version;       // empty: no hello yet
+  std::optional<int64_t> outbox_rows;
+  std::optional<int64_t> outbox_bytes;
+  std::string outbox_reported_at;
+  protocol::Labels labels;
+};
+
+class AgentDirectory {
+ public:
+  explicit AgentDirectory(HubStore& store) : store_(store) {}
+
+  // A new agent with the digest of its token and its labels; the name must be free.
+  void add(const std::string& name, const std::string& token_digest,
+           const protocol::Labels& labels = {});
+  // False if there is no such agent.
+  bool set_token_digest(const std::string& name, const std::string& token_digest);
+  // The agent and its labels; false if there was none.
+  bool remove(const std::string& name);
+  bool exists(const std::string& name);
+  std::vector<std::string> names();
+  // Every agent, by name, with its labels.
+  std::vector<AgentRecord> list();
+  protocol::Labels labels_of(const std::string& name);
+  std::optional<std::string> token_digest_of(const std::string& name);
+  // The agent whose token has this digest.
+  std::optional<std::string> name_with_token_digest(const std::string& token_digest);
+  // What agent.hello said (docs/protocol.md 4.1), and that it was seen now.
+  void record_hello(const std::string& name, const std::string& version,
+                    std::optional<uint64_t> outbox_rows, std::optional<uint64_t> outbox_bytes);
+
+ private:
+  HubStore& store_;
+};
+
+}  // namespace tether::hub

@@ -1,0 +1,49 @@
+// DispatchService: what operators ask of tasks, and handing tasks to agents.
+//
+// Submit and cancel (the operator API), ending the tasks of a removed agent,
+// and choosing the next task for an agent's long poll (docs/protocol.md 3),
+// with targets exclusive per agent. Every state change goes through
+// TaskTransitions.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/result.hpp"
+#include "hub/task_repository.hpp"
+#include "hub/task_transitions.hpp"
+#include "protocol/operator_api.hpp"
+
+namespace tether::hub {
+
+class DispatchService {
+ public:
+  DispatchService(TaskRepository& tasks, TaskTransitions& transitions)
+      : tasks_(tasks), transitions_(transitions) {}
+
+  // Errors: "target_busy" (message names the active task), "invalid_field"
+  // (the spec's field). The agent's existence is the caller's to check.
+  Result<TaskRecord> submit(const protocol::SubmitRequest& request);
+  // Queued tasks end at once; dispatched and running ones get task.cancel
+  // after commit. Errors: "not_found", "already_finished".
+  Result<TaskRecord> cancel(const std::string& task_id, const std::string& reason);
+  // The agent is being removed: its queued tasks end `cancelled`, its
+  // dispatched and running ones `lost`, each with the note "agent NAME was
+  // removed" (no retry: there is no agent to retry on). How many ended.
+  int end_tasks_of_removed_agent(const std::string& agent);
+  // The next task for `agent`'s poll, as a new attempt (dispatched);
+  // `instance` is the agent process that polled (empty if it did not say),
+  // remembered with the attempt.
+  std::optional<protocol::TaskSpec> dispatch_next(const std::string& agent,
+                                                  const std::string& instance);
+  // See TaskTransitions::retract_dispatch.
+  void retract_dispatch(const std::string& attempt_id, const std::string& reason) {
+    transitions_.retract_dispatch(attempt_id, reason);
+  }
+
+ private:
+  TaskRepository& tasks_;
+  TaskTransitions& transitions_;
+};
+
+}  // namespace tether::hub

@@ -1,0 +1,79 @@
+// TaskTransitions: the one place a task's state changes.
+//
+// transition() checks a change against the legal transitions
+// (task_state.hpp), writes it, stores a status event and publishes it to
+// live viewers once the turn has committed. A task's first state (queued)
+// is set by created(). No other code writes a task's state; DispatchService
+// (operator commands), AgentFrameService (agent frames) and LeaseKeeper
+// (leases) all come here.
+//
+// What must reach agents (a cancel, a wake for a queued task) goes out
+// through the AgentNotifier after the turn has committed, never before.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "hub/event_hub.hpp"
+#include "hub/event_log.hpp"
+#include "hub/output_ledger.hpp"
+#include "hub/task_repository.hpp"
+#include "protocol/frames.hpp"
+
+namespace tether::hub {
+
+// Callbacks into the parts that talk to agents.
+struct AgentNotifier {
+  std::function<bool(const std::string& agent)> is_connected;
+  std::function<void(const std::string& agent, const protocol::TaskCancel& cancel)> send_cancel;
+  std::function<void(const std::string& agent)> task_queued;  // wake a poll or send hub.wake
+};
+
+class TaskTransitions {
+ public:
+  TaskTransitions(HubStore& store, TaskRepository& tasks, EventLog& events, EventHub& viewers,
+                  OutputLedger& ledger)
+      : store_(store), tasks_(tasks), events_(events), viewers_(viewers), ledger_(ledger) {}
+
+  void set_notifier(AgentNotifier notifier) { notifier_ = std::move(notifier); }
+  bool is_connected(const std::string& agent) const {
+    return notifier_.is_connected && notifier_.is_connected(agent);
+  }
+
+  // Stores a new task, queued. Its agent's poll is woken after commit.
+  void created(const TaskRecord& task);
+  // Moves `task` to `to`; throws std::logic_error for an illegal change (a
+  // bug: callers check first). `note` goes into the status event and the log.
+  void transition(TaskRecord& task, TaskState to, const std::string& attempt_id,
+                  const std::string& note);
+  // Queues `task` again (its attempt ended without a result) and wakes its agent.
+  void requeue(TaskRecord& task, const std::string& attempt_id, const std::string& note);
+  // Records the attempt lost (its output state is forgotten); its task is
+  // the caller's to move.
+  void mark_lost(const AttemptRecord& attempt, const std::string& reason);
+  // Declares an attempt lost and queues its task again if attempts are left
+  // (always, within kMaxRetractions, when `counts` is false).
+  void lose_attempt(const AttemptRecord& attempt, const std::string& reason, bool counts = true);
+  // A dispatch that never reached the agent (its poll's connection closed
+  // before the answer was out, or a new run of the agent does not hold it):
+  // the attempt is retracted and the task queued again at once. It does not
+  // use up one of max_attempts (up to kMaxRetractions times per task).
+  void retract_dispatch(const std::string& attempt_id, const std::string& reason);
+  static constexpr int kMaxRetractions = 10;
+  // Sends `cancel` to `agent` once the turn has committed.
+  void send_cancel_after_commit(const std::string& agent, const protocol::TaskCancel& cancel);
+  void publish_after_commit(std::shared_ptr<const StoredEvent> event);
+
+ private:
+  void wake_after_commit(const std::string& agent);
+
+  HubStore& store_;
+  TaskRepository& tasks_;
+  EventLog& events_;
+  EventHub& viewers_;
+  OutputLedger& ledger_;
+  AgentNotifier notifier_;
+};
+
+}  // namespace tether::hub

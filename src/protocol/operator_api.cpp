@@ -1,0 +1,97 @@
+#include "protocol/operator_api.hpp"
+
+#include <set>
+
+#include "protocol/json_reader.hpp"
+#include "protocol/json_writer.hpp"
+#include "protocol/report_json.hpp"
+
+namespace tether::protocol {
+
+Result<SubmitRequest> decode_submit(std::string_view body) {
+  auto document = parse_json_object(body, "task");
+  if (!document) return document.error();
+  static const std::set<std::string> kFields = {
+      "agent", "command", "env", "cwd", "timeout_s", "target", "on_conflict", "max_attempts"};
+  const rapidjson::Value& fields = *document;  // const: clang 14 rejects the mutable iterator
+  for (const auto& member : fields.GetObject()) {
+    const std::string name(member.name.GetString(), member.name.GetStringLength());
+    if (!kFields.count(name)) return make_error("invalid_field", "task." + name + ": unknown field");
+  }
+  JsonObjectReader task(*document, "task");
+  SubmitRequest request;
+  auto agent = task.required_string("agent");
+  if (!agent) return agent.error();
+  if (!is_valid_id(*agent)) {
+    return task.field_error("agent", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+  }
+  request.agent = std::move(*agent);
+  if (auto body_fields = read_task_body(task, request.spec); !body_fields) {
+    return body_fields.error();
+  }
+  auto on_conflict = task.optional_string("on_conflict");
+  if (!on_conflict) return on_conflict.error();
+  const std::string policy = on_conflict->value_or("queue");
+  if (policy != "queue" && policy != "reject") {
+    return task.field_error("on_conflict", "expected \"queue\" or \"reject\"");
+  }
+  request.reject_on_conflict = policy == "reject";
+  auto max_attempts = task.optional_uint("max_attempts");
+  if (!max_attempts) return max_attempts.error();
+  const uint64_t attempts = max_attempts->value_or(1);
+  if (attempts < 1 || attempts > kMaxAttempts) {
+    return make_error("invalid_field",
+                      "task.max_attempts: must be from 1 to " + std::to_string(kMaxAttempts));
+  }
+  request.max_attempts = static_cast<int>(attempts);
+  return request;
+}
+
+std::string encode_submit(const SubmitRequest& request) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("agent", request.agent);
+  write_task_body(json, request.spec);
+  json.field("on_conflict", request.reject_on_conflict ? "reject" : "queue");
+  json.field("max_attempts", static_cast<uint64_t>(request.max_attempts));
+  json.end_object();
+  return json.str();
+}
+
+std::string status_event_json(const std::string& task_id, std::string_view state,
+                              const std::string& attempt_id, const std::string& note,
+                              const std::string& at) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("task_id", task_id);
+  json.field("state", state);
+  if (attempt_id.empty()) {
+    json.key("attempt_id");
+    json.null();
+  } else {
+    json.field("attempt_id", attempt_id);
+  }
+  json.field("at", at);
+  if (!note.empty()) json.field("note", note);
+  json.end_object();
+  return json.str();
+}
+
+std::string final_event_json(const std::string& attempt_id, const FinalReport& report,
+                             bool verified, const std::string& verification_error) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("attempt_id", attempt_id);
+  write_final_fields(json, report);
+  json.field("output_verified", verified);
+  if (verification_error.empty()) {
+    json.key("verification_error");
+    json.null();
+  } else {
+    json.field("verification_error", verification_error);
+  }
+  json.end_object();
+  return json.str();
+}
+
+}  // namespace tether::protocol

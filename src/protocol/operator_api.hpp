@@ -1,0 +1,45 @@
+// The operator API's request and event shapes (docs/protocol.md 11).
+//
+// POST /api/v1/tasks takes a SubmitRequest; the events of
+// GET /api/v1/tasks/{id}/events carry status and final payloads built here.
+// The CLI writes what the hub reads with the same code.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/result.hpp"
+#include "protocol/attempt_report.hpp"
+#include "protocol/task_spec.hpp"
+
+namespace tether::protocol {
+
+// max_attempts of a task: 1 (the default) to this many attempts.
+inline constexpr uint64_t kMaxAttempts = 100;
+
+struct SubmitRequest {
+  std::string agent;
+  TaskSpec spec;  // task_id and attempt_id are ignored
+  bool reject_on_conflict = false;  // on_conflict "reject" (else "queue")
+  int max_attempts = 1;
+};
+
+// {agent, command, env, cwd, timeout_s, target, on_conflict, max_attempts}.
+// Unknown fields are an error here (unlike in frames): an operator's typo
+// must not silently drop a setting. Errors are "invalid_field" and name the
+// field ("task.max_attempts: must be from 1 to 100").
+Result<SubmitRequest> decode_submit(std::string_view body);
+std::string encode_submit(const SubmitRequest& request);
+
+// The payload of a status event: {task_id, state, attempt_id (or null), at, note?};
+// `at` is UTC text (core::utc_now()).
+std::string status_event_json(const std::string& task_id, std::string_view state,
+                              const std::string& attempt_id, const std::string& note,
+                              const std::string& at);
+// The payload of a final event: the attempt's final report fields, with
+// output_verified and verification_error (null when verified).
+std::string final_event_json(const std::string& attempt_id, const FinalReport& report,
+                             bool verified, const std::string& verification_error);
+
+}  // namespace tether::protocol
