@@ -5,18 +5,13 @@
 
 #include "core/http_client.hpp"
 #include "core/log.hpp"
+#include "protocol/error_codes.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/api_error.hpp"
 
 namespace tether::agent {
 
 namespace {
-
-// Half the ceiling plus a random half: spread out, never hurried.
-uint64_t jittered(uint64_t ceiling_ms) {
-  static thread_local std::mt19937_64 random{std::random_device{}()};
-  return std::uniform_int_distribution<uint64_t>(ceiling_ms / 2, ceiling_ms)(random);
-}
 
 // The code of the hub's JSON error body, or empty.
 std::string error_code_of(const std::string& body) {
@@ -82,14 +77,11 @@ core::Task<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts&
   auto reply = co_await core::http_request(loop_, pool_, std::move(call), stop);
   if (stop.cancelled()) co_return;
   loop_.update_time();
-  auto retry_later = [&](uint64_t delay_ms) {
-    state.next_try_ms = loop_.now_ms() + delay_ms;
-    state.backoff_ms = std::min<uint64_t>(state.backoff_ms * 2, 60'000);
-  };
+  auto retry_later = [&](uint64_t delay_ms) { state.next_try_ms = loop_.now_ms() + delay_ms; };
   if (!reply) {
     core::log_warning("courier", "final of " + final_frame.attempt_id +
                                      " not delivered: " + reply.error().message + "; retrying");
-    retry_later(jittered(state.backoff_ms));
+    retry_later(state.backoff.next_delay_ms());
     co_return;
   }
   const int status = reply->status;
@@ -104,8 +96,9 @@ core::Task<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts&
   // the attempt (404 with unknown_attempt, as a hello_ack's discard would
   // say). A 404 without that code (a proxy's page, a wrong path) is not the
   // hub speaking: keep the final and retry.
-  const std::string code = error_code_of(reply->body);
-  if (status == 410 || status == 422 || (status == 404 && code == "unknown_attempt")) {
+  const auto code = protocol::parse_error_code(error_code_of(reply->body));
+  if (status == 410 || status == 422 ||
+      (status == 404 && code == protocol::ErrorCode::kUnknownAttempt)) {
     core::log_error("courier", "the hub will not take the final of " + final_frame.attempt_id +
                                    " (" + std::to_string(status) +
                                    "): " + reply->body.substr(0, 300) + "; dropping it");
@@ -115,10 +108,10 @@ core::Task<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts&
   if (status == 409) {
     core::log_info("courier", "the hub wants more output before the final of " +
                                   final_frame.attempt_id + "; the channel replays it");
-    retry_later(jittered(state.backoff_ms));
+    retry_later(state.backoff.next_delay_ms());
     co_return;
   }
-  uint64_t delay = jittered(state.backoff_ms);
+  uint64_t delay = state.backoff.next_delay_ms();
   if (const std::string retry_after = reply->header("retry-after"); !retry_after.empty()) {
     try {
       delay = std::max<uint64_t>(delay, std::stoull(retry_after) * 1000);

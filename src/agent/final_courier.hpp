@@ -11,6 +11,8 @@
 //                     honouring Retry-After: a final is never abandoned
 #pragma once
 
+#include "core/backoff.hpp"
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -43,7 +45,7 @@ class FinalCourier {
  private:
   struct Attempts {
     uint64_t next_try_ms = 0;
-    uint64_t backoff_ms = 1000;
+    core::Backoff backoff{1000, 60'000};
   };
   core::Task<void> deliver(const StoredFrame& final_frame, Attempts& state,
                            core::CancellationToken stop);

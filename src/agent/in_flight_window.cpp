@@ -7,6 +7,10 @@ void InFlightWindow::add(Entry entry) {
   if (entry.kind == FrameKind::kOutput || entry.kind == FrameKind::kGap) {
     output_[{entry.attempt_id, entry.stream}].push_back(std::move(entry));
   } else {
+    // The same message sent again replaces its entry (and its bytes).
+    if (auto old = messages_.find(entry.message_id); old != messages_.end()) {
+      bytes_ -= old->second.bytes;
+    }
     auto key = entry.message_id;
     messages_.insert_or_assign(std::move(key), std::move(entry));
   }

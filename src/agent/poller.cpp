@@ -4,6 +4,7 @@
 #include <random>
 
 #include "core/http_client.hpp"
+#include "core/backoff.hpp"
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/api_error.hpp"
@@ -21,10 +22,6 @@ constexpr uint64_t kMinPollIntervalMs = 1000;
 
 // Full jitter over [1 s, ceiling]: agents that failed together spread out,
 // and none retries sooner than a second.
-uint64_t full_jitter(uint64_t ceiling_ms) {
-  static thread_local std::mt19937_64 random{std::random_device{}()};
-  return std::uniform_int_distribution<uint64_t>(kFirstBackoffMs, ceiling_ms)(random);
-}
 
 // The "message" of the hub's JSON error body, or the start of the body.
 std::string hub_message(const std::string& body) {
@@ -46,7 +43,7 @@ Poller::Poller(core::Loop& loop, core::ThreadPool& pool, PollerOptions options,
       wake_(loop) {}
 
 core::Task<void> Poller::run(core::CancellationToken stop) {
-  uint64_t backoff_ms = kFirstBackoffMs;
+  core::Backoff backoff(kFirstBackoffMs, kLongestBackoffMs);
   while (!stop.cancelled()) {
     if (!has_slot_()) {
       co_await wake_.wait(0, stop);
@@ -67,7 +64,7 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
       last_success_ = core::utc_now();
       last_error_.clear();  // status shows a failure only while it is the latest news
       ++tasks_received_;
-      backoff_ms = kFirstBackoffMs;
+      backoff.reset();
       auto task = protocol::decode_task(reply->body);
       if (task) {
         core::log_info("poller", "received " + task->attempt_id);
@@ -87,7 +84,7 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
     if (reply && reply->status == 204) {
       last_success_ = core::utc_now();
       last_error_.clear();
-      backoff_ms = kFirstBackoffMs;
+      backoff.reset();
       loop_.update_time();
       const uint64_t took = loop_.now_ms() - began_ms;
       if (took < kMinPollIntervalMs) {
@@ -100,8 +97,7 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
                   (reply ? "the hub answered " + std::to_string(reply->status) + " (" +
                                hub_message(reply->body) + ")"
                          : reply.error().message);
-    pause_ms = full_jitter(backoff_ms);
-    backoff_ms = std::min(backoff_ms * 2, kLongestBackoffMs);
+    pause_ms = backoff.next_delay_ms();
     loop_.update_time();
     const int64_t now = static_cast<int64_t>(loop_.now_ms());
     if (!reply) {

@@ -5,16 +5,19 @@
 #include <algorithm>
 #include <random>
 
+#include "core/backoff.hpp"
 #include "core/log.hpp"
 #include "core/task_group.hpp"
 #include "core/timer.hpp"
 #include "core/wall_clock.hpp"
+#include "protocol/error_codes.hpp"
 #include "protocol/utf8.hpp"
 
 namespace tether::agent {
 
 namespace {
 
+using protocol::ErrorCode;
 using protocol::StreamName;
 
 // More than this queued on the socket and the sender waits for it to drain:
@@ -23,6 +26,7 @@ constexpr size_t kSocketHighWater = 1 << 20;
 constexpr uint64_t kHelloAckTimeoutMs = 30'000;
 constexpr uint64_t kStableSessionMs = 10'000;
 constexpr uint64_t kLongestResendBackoffMs = 30'000;
+constexpr uint64_t kLongestReconnectMs = 30'000;
 
 std::string join_words(const std::vector<std::string>& words) {
   std::string text;
@@ -31,10 +35,6 @@ std::string join_words(const std::vector<std::string>& words) {
   return text;
 }
 
-uint64_t jittered(uint64_t ceiling_ms) {
-  static thread_local std::mt19937_64 random{std::random_device{}()};
-  return std::uniform_int_distribution<uint64_t>(ceiling_ms / 10, ceiling_ms)(random);
-}
 
 }  // namespace
 
@@ -58,14 +58,6 @@ void ResultChannel::close() {
   if (socket_) socket_->close(core::kCloseGoingAway, "agent shutting down");
 }
 
-std::string ResultChannel::stamped(std::string payload, const std::string& sent_at) {
-  // The stored JSON ends with '}'; sent_at is the time of this transmission.
-  // Appended in place: the payload is the sender's own copy.
-  payload.pop_back();
-  payload += ",\"sent_at\":\"" + sent_at + "\"}";
-  return payload;
-}
-
 core::Task<void> ResultChannel::run(core::CancellationToken stop) {
   core::WebSocketClientOptions client_options;
   client_options.ca_file = options_.hub.ca_file;
@@ -83,7 +75,7 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
       options_.hub.websocket("/api/v1/agents/" + options_.agent + "/channel");
   connect.max_message_bytes = protocol::kMaxFrameBytes;
 
-  uint64_t backoff_ms = 500;
+  core::Backoff backoff(500, kLongestReconnectMs);
   counters_.since = core::utc_now();
   while (!stop.cancelled()) {
     auto connected = co_await client_->connect(connect, stop);
@@ -96,13 +88,12 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
       // A session that lasted is a success: retry soon. One the hub ended at
       // once (a flapping proxy, an overloaded hub) keeps the backoff growing,
       // or the agent would reconnect in a tight loop.
-      if (sessions_ > before && loop_.now_ms() - began_ms >= kStableSessionMs) backoff_ms = 500;
+      if (sessions_ > before && loop_.now_ms() - began_ms >= kStableSessionMs) backoff.reset();
     } else if (!connected.is_cancelled()) {
       const auto& error = connected.error();
       counters_.connect_failures += 1;
       counters_.last_error = error.message;
-      const bool auth = error.code == "ws_refused" &&
-                        (error.message.rfind("401", 0) == 0 || error.message.rfind("403", 0) == 0);
+      const bool auth = error.http_status == 401 || error.http_status == 403;
       loop_.update_time();
       const int64_t now = static_cast<int64_t>(loop_.now_ms());
       if (!auth) {
@@ -112,15 +103,13 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
         // Logged at most once a minute: a wrong token must not flood the journal.
         last_auth_log_ms_ = now;
         core::log_error("channel",
-                        "the hub refused this agent's token (" + error.message.substr(0, 3) +
+                        "the hub refused this agent's token (" + std::to_string(error.http_status) +
                             "); check token_file: the token is " + options_.token_source +
                             ", the agent name '" + options_.agent + "'");
       }
     }
     if (stop.cancelled()) break;
-    auto waited = co_await core::sleep_for(loop_, jittered(backoff_ms), stop);
-    (void)waited;
-    backoff_ms = std::min<uint64_t>(backoff_ms * 2, 30'000);
+    (void)co_await core::sleep_for(loop_, backoff.next_delay_ms(), stop);
   }
   client_.reset();
 }
@@ -298,7 +287,7 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
         frame.payload = without_base64(std::move(frame.payload));
       }
       const size_t bytes = frame.payload.size();
-      socket_->send_text(stamped(std::move(frame.payload), sent_at));
+      socket_->send_text(protocol::stamp_sent_at(std::move(frame.payload), sent_at));
       counters_.frames_sent += 1;
       counters_.bytes_sent += bytes;
       in_flight_.add({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
@@ -427,13 +416,14 @@ void ResultChannel::rewind(const std::string& attempt_id, StreamName stream,
 void ResultChannel::on_error(const protocol::ErrorFrame& error) {
   core::log_warning("channel", "hub error " + error.code + (error.retryable ? " (retryable)" : "") +
                                    ": " + error.message);
-  if (error.code == "unsupported_version") {
+  const auto code = protocol::code_of(error);
+  if (code == ErrorCode::kUnsupportedVersion) {
     core::log_error("channel", "the hub does not speak protocol version 1; closing (1002)");
     if (socket_) socket_->close(core::kCloseProtocolError, "unsupported version");
     return;
   }
   if (error.retryable) {
-    if ((error.code == "output_sequence_gap" || error.code == "output_incomplete") &&
+    if ((code == ErrorCode::kOutputSequenceGap || code == ErrorCode::kOutputIncomplete) &&
         error.stream && error.highest_accepted_seq) {
       rewind(error.attempt_id, *error.stream, *error.highest_accepted_seq);
       return;
@@ -443,7 +433,7 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
     if (socket_) socket_->close(core::kCloseNormal, "retrying after " + error.code);
     return;
   }
-  if (error.code == "unknown_attempt" || error.code == "attempt_discarded") {
+  if (code == ErrorCode::kUnknownAttempt || code == ErrorCode::kAttemptDiscarded) {
     outbox_.discard_attempt(error.attempt_id);
     in_flight_.forget_attempt(error.attempt_id);
     wake_sender_.notify_all();
@@ -479,7 +469,7 @@ void ResultChannel::abandon(const std::string& attempt_id, StreamName stream, ui
 }
 
 bool ResultChannel::on_unreadable(const std::string& text, const Error& error) {
-  if (error.code == "unsupported_version") {
+  if (protocol::parse_error_code(error.code) == ErrorCode::kUnsupportedVersion) {
     // A newer hub: nothing it says can be trusted to mean what we think.
     core::log_error("channel", "the hub speaks another protocol version (" + error.message +
                                    "); this agent speaks 1. Closing (1002)");

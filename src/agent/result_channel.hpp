@@ -102,7 +102,6 @@ class ResultChannel {
   // Output and gap frames of one stream with seq <= through_seq.
   void forget_output(const std::string& attempt_id, protocol::StreamName stream,
                      uint64_t through_seq);
-  static std::string stamped(std::string payload, const std::string& sent_at);
 
   core::Loop& loop_;
   Outbox& outbox_;

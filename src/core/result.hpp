@@ -17,6 +17,8 @@ struct Error {
   std::string code;
   // For people: names the thing that failed and why.
   std::string message;
+  // The HTTP status of a refusal (a WebSocket handshake answered 401), else 0.
+  int http_status = 0;
 };
 
 inline Error make_error(std::string code, std::string message) {

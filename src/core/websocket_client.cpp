@@ -285,7 +285,9 @@ int WebSocketClient::handle_lws_callback(lws* wsi, int reason_number, void* user
                                  pending->options.url, options_.ca_file);
       const unsigned int status = lws_http_client_http_response(wsi);
       if (status >= 300) {
-        finish_pending(pending, make_error("ws_refused", std::to_string(status) + ": " + why));
+        Error refused = make_error("ws_refused", std::to_string(status) + ": " + why);
+        refused.http_status = static_cast<int>(status);
+        finish_pending(pending, std::move(refused));
       } else {
         finish_pending(pending, make_error("ws_connect", why));
       }

@@ -152,6 +152,12 @@ std::string peek_message_id(std::string_view json);
 std::optional<AttemptRef> peek_task_ids(std::string_view json);
 
 std::string encode_frame(const Frame& frame);
+// A frame encoded without sent_at (as an outbox stores it) with sent_at
+// added, the time of this transmission (section 4.1): encode_frame writes
+// sent_at last when it is set, so the stamped text is exactly what
+// encode_frame would write with it. `encoded` must come from encode_frame
+// with an empty sent_at.
+std::string stamp_sent_at(std::string encoded, std::string_view sent_at);
 
 // Message ids an agent uses, stable across resends and restarts.
 std::string started_message_id(std::string_view attempt_id);

@@ -293,3 +293,20 @@ TEST_CASE("a surrogate pair escape decodes to its one UTF-8 character", "[frames
   REQUIRE(frame.ok());
   CHECK(frame->sent_at == "\xF0\x9F\x98\x80");
 }
+
+TEST_CASE("stamping sent_at on a stored frame gives what encode_frame writes with it",
+          "[frames]") {
+  Frame frame;
+  frame.message_id = "t-1-a1:stdout:3";
+  frame.agent_id = "edge-1";
+  OutputChunk chunk{StreamName::kStdout, 3, 10, std::string("caf\xc3\xa9 \"quoted\"\n")};
+  frame.payload = TaskOutput{{"t-1", "t-1-a1"}, chunk};
+  const std::string stored = encode_frame(frame);
+  frame.sent_at = "2026-11-30T07:00:00.123Z";
+  const std::string expected = encode_frame(frame);
+  const std::string stamped = stamp_sent_at(stored, frame.sent_at);
+  CHECK(stamped == expected);
+  auto decoded = decode_frame(stamped);
+  REQUIRE(decoded.ok());
+  CHECK(decoded->sent_at == "2026-11-30T07:00:00.123Z");
+}

@@ -1,0 +1,663 @@
+// hub::AgentFrameService on a real hub.db, with the parts Hub assembles
+// around it (TaskRepository, EventLog, EventHub, OutputLedger,
+// TaskTransitions, DispatchService, LeaseKeeper, AgentDirectory): submit,
+// dispatch, task.started, task.output and task.final as docs/protocol.md
+// sections 4 to 6 and 10 describe them. Each "turn" is committed by hand
+// (the store has no loop here), as the hub's group commit would.
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hub/agent_directory.hpp"
+#include "hub/agent_frame_service.hpp"
+#include "hub/dispatch_service.hpp"
+#include "hub/event_hub.hpp"
+#include "hub/event_log.hpp"
+#include "hub/hub_store.hpp"
+#include "hub/lease_keeper.hpp"
+#include "hub/output_ledger.hpp"
+#include "hub/task_repository.hpp"
+#include "hub/task_transitions.hpp"
+#include "protocol/error_codes.hpp"
+#include "protocol/frames.hpp"
+#include "protocol/operator_api.hpp"
+#include "protocol/sha256.hpp"
+
+using namespace tether;
+using protocol::AckedKind;
+using protocol::StreamName;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char pattern[] = "/tmp/tether-frames-XXXXXX";
+    path = ::mkdtemp(pattern);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+std::unique_ptr<hub::HubStore> open_store(const std::string& dir) {
+  auto store = hub::open_hub_store(dir + "/data", hub::SyncMode::kNormal, 1000);
+  if (!store) throw std::runtime_error("cannot open hub.db: " + store.error().message);
+  return std::move(*store);
+}
+
+// The hub's parts, wired as Hub wires them, on a hub.db in a temporary directory.
+struct HubFixture {
+  TempDir dir;
+  std::unique_ptr<hub::HubStore> store = open_store(dir.path);
+  hub::AgentDirectory agents{*store};
+  hub::TaskRepository tasks{*store};
+  hub::EventLog events{*store};
+  hub::EventHub viewers;
+  hub::OutputLedger ledger{events};
+  hub::TaskTransitions transitions{*store, tasks, events, viewers, ledger};
+  hub::DispatchService dispatch{tasks, transitions};
+  hub::LeaseKeeper leases{tasks, transitions, 60'000};
+  hub::AgentFrameService frames{tasks, events, ledger, transitions, agents, leases};
+
+  HubFixture() {
+    agents.add("edge-1", protocol::sha256_hex("token-1"));
+    agents.add("edge-2", protocol::sha256_hex("token-2"));
+    commit();
+  }
+
+  // The end of a loop turn: the turn's transaction commits, after-commit
+  // actions (publishing to viewers) run.
+  void commit() {
+    auto committed = store->commit();
+    REQUIRE(committed.ok());
+  }
+
+  // Submits a task for `agent` and dispatches it: its first attempt's spec.
+  protocol::TaskSpec submit_and_dispatch(const std::string& agent = "edge-1") {
+    protocol::SubmitRequest request;
+    request.agent = agent;
+    request.spec.argv = {"sh", "-c", "echo hello"};
+    auto task = dispatch.submit(request);
+    REQUIRE(task.ok());
+    commit();
+    auto spec = dispatch.dispatch_next(agent, "instance-1");
+    REQUIRE(spec.has_value());
+    commit();
+    return *spec;
+  }
+
+  std::string task_state(const std::string& task_id) {
+    auto task = tasks.find_task(task_id);
+    REQUIRE(task.has_value());
+    return std::string(hub::to_string(task->state));
+  }
+
+  std::string attempt_state(const std::string& attempt_id) {
+    auto attempt = tasks.find_attempt(attempt_id);
+    REQUIRE(attempt.has_value());
+    return std::string(hub::to_string(attempt->state));
+  }
+
+  size_t stored_chunks(const std::string& attempt_id, StreamName stream) {
+    return events.stream_page(attempt_id, stream, 0, 1000).size();
+  }
+};
+
+protocol::AttemptRef ref_of(const protocol::TaskSpec& spec) {
+  return {spec.task_id, spec.attempt_id};
+}
+
+protocol::TaskStarted started_frame(const protocol::TaskSpec& spec, int pid = 4242) {
+  protocol::TaskStarted started;
+  started.attempt = ref_of(spec);
+  started.report.pid = pid;
+  started.report.started_at = "2026-11-22T00:00:00.000Z";
+  return started;
+}
+
+protocol::TaskOutput output_frame(const protocol::TaskSpec& spec, StreamName stream, uint64_t seq,
+                                  uint64_t offset, std::string data) {
+  protocol::TaskOutput output;
+  output.attempt = ref_of(spec);
+  output.chunk.stream = stream;
+  output.chunk.seq = seq;
+  output.chunk.offset = offset;
+  output.chunk.data = std::move(data);
+  return output;
+}
+
+std::string output_id(const protocol::TaskSpec& spec, StreamName stream, uint64_t seq) {
+  return protocol::output_message_id(spec.attempt_id, stream, seq);
+}
+
+protocol::TaskFinal final_frame(const protocol::TaskSpec& spec, const std::string& out,
+                                const std::string& err, int exit_code = 0) {
+  protocol::TaskFinal final_frame;
+  final_frame.attempt = ref_of(spec);
+  auto& report = final_frame.report;
+  report.status =
+      exit_code == 0 ? protocol::AttemptStatus::kSucceeded : protocol::AttemptStatus::kFailed;
+  report.exit_code = exit_code;
+  report.started_at = "2026-11-22T00:00:00.000Z";
+  report.finished_at = "2026-11-22T00:00:01.000Z";
+  report.stdout_summary.bytes = out.size();
+  report.stdout_summary.sha256 = protocol::sha256_hex(out);
+  report.stderr_summary.bytes = err.size();
+  report.stderr_summary.sha256 = protocol::sha256_hex(err);
+  return final_frame;
+}
+
+std::string code_of(const std::optional<protocol::ErrorFrame>& error) {
+  return error ? error->code : std::string("(no error)");
+}
+
+}  // namespace
+
+TEST_CASE("AgentFrameService: submit, dispatch, started, output, final: the task succeeds verified",
+          "[agent_frame_service]") {
+  HubFixture hub;
+  protocol::SubmitRequest request;
+  request.agent = "edge-1";
+  request.spec.argv = {"sh", "-c", "echo hello"};
+  request.spec.env = {{"A", "1"}};
+  auto submitted = hub.dispatch.submit(request);
+  REQUIRE(submitted.ok());
+  const std::string task_id = submitted->id;
+  CHECK(task_id.rfind("t-", 0) == 0);
+
+  // Live viewers see each event only once its turn has committed.
+  std::vector<std::string> seen;
+  hub.viewers.subscribe(task_id, [&](const std::shared_ptr<const hub::StoredEvent>& event) {
+    seen.push_back(std::string(hub::to_string(event->kind)) +
+                   (event->state.empty() ? "" : ":" + event->state));
+  });
+  CHECK(seen.empty());
+  hub.commit();
+  CHECK(hub.task_state(task_id) == "queued");
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == "status:queued");
+
+  // Another agent's poll gets nothing; this agent's gets the task.
+  auto nothing = hub.dispatch.dispatch_next("edge-2", "");
+  CHECK_FALSE(nothing.has_value());
+  auto spec = hub.dispatch.dispatch_next("edge-1", "instance-1");
+  REQUIRE(spec.has_value());
+  hub.commit();
+  CHECK(spec->task_id == task_id);
+  CHECK(spec->attempt_id == task_id + "-a1");
+  REQUIRE(spec->argv.size() == 3);
+  CHECK(spec->argv[2] == "echo hello");
+  CHECK(spec->env.at("A") == "1");
+  CHECK(hub.task_state(task_id) == "dispatched");
+  CHECK(hub.attempt_state(spec->attempt_id) == "dispatched");
+  auto again = hub.dispatch.dispatch_next("edge-1", "instance-1");
+  CHECK_FALSE(again.has_value());  // nothing else queued
+
+  // task.started: acked (that one frame), and the task runs.
+  const std::string started_id = protocol::started_message_id(spec->attempt_id);
+  auto started = hub.frames.on_started("edge-1", started_frame(*spec), started_id);
+  CHECK_FALSE(started.error.has_value());
+  REQUIRE(started.ack.has_value());
+  CHECK(started.ack->acked == AckedKind::kStarted);
+  CHECK(started.ack->attempt_id == spec->attempt_id);
+  CHECK(started.ack->related_message_id == started_id);
+  hub.commit();
+  CHECK(hub.task_state(task_id) == "running");
+  CHECK(hub.attempt_state(spec->attempt_id) == "running");
+  auto attempt = hub.tasks.find_attempt(spec->attempt_id);
+  REQUIRE(attempt.has_value());
+  CHECK(attempt->pid == 4242);
+  CHECK(attempt->started_at == "2026-11-22T00:00:00.000Z");
+  CHECK(attempt->agent_instance == "instance-1");
+
+  // The same task.started again is acked again; the state stays.
+  auto started_again = hub.frames.on_started("edge-1", started_frame(*spec), started_id);
+  CHECK_FALSE(started_again.error.has_value());
+  CHECK(started_again.ack.has_value());
+  hub.commit();
+  CHECK(hub.task_state(task_id) == "running");
+
+  // Output in order, both streams: each acked through its own seq.
+  const std::string out1 = "hello\n", out2 = "world\n", err1 = "warning\n";
+  auto first = hub.frames.on_output("edge-1", output_frame(*spec, StreamName::kStdout, 1, 0, out1),
+                                    output_id(*spec, StreamName::kStdout, 1));
+  CHECK_FALSE(first.error.has_value());
+  REQUIRE(first.ack.has_value());
+  CHECK(first.ack->acked == AckedKind::kOutput);
+  CHECK(first.ack->attempt_id == spec->attempt_id);
+  CHECK(first.ack->stream == StreamName::kStdout);
+  CHECK(first.ack->through_seq == 1);
+  auto second = hub.frames.on_output("edge-1", output_frame(*spec, StreamName::kStdout, 2, 6, out2),
+                                     output_id(*spec, StreamName::kStdout, 2));
+  REQUIRE(second.ack.has_value());
+  CHECK(second.ack->through_seq == 2);
+  auto err = hub.frames.on_output("edge-1", output_frame(*spec, StreamName::kStderr, 1, 0, err1),
+                                  output_id(*spec, StreamName::kStderr, 1));
+  REQUIRE(err.ack.has_value());
+  CHECK(err.ack->stream == StreamName::kStderr);
+  CHECK(err.ack->through_seq == 1);
+  const size_t before_commit = seen.size();
+  hub.commit();
+  CHECK(seen.size() == before_commit + 3);  // three output events, published after commit
+  CHECK(hub.stored_chunks(spec->attempt_id, StreamName::kStdout) == 2);
+  CHECK(hub.stored_chunks(spec->attempt_id, StreamName::kStderr) == 1);
+
+  // task.final with every byte and the right digests: verified, succeeded.
+  const std::string final_id = protocol::final_message_id(spec->attempt_id);
+  auto final_verdict =
+      hub.frames.on_final("edge-1", final_frame(*spec, out1 + out2, err1), final_id);
+  CHECK(code_of(final_verdict.error) == "(no error)");
+  CHECK(final_verdict.missing.empty());
+  CHECK(final_verdict.verified);
+  hub.commit();
+  CHECK(hub.task_state(task_id) == "succeeded");
+  CHECK(hub.attempt_state(spec->attempt_id) == "finished");
+  auto task = hub.tasks.find_task(task_id);
+  REQUIRE(task.has_value());
+  REQUIRE(task->output_verified.has_value());
+  CHECK(*task->output_verified);
+  CHECK(task->verification_error.empty());
+  CHECK_FALSE(task->final_json.empty());
+  attempt = hub.tasks.find_attempt(spec->attempt_id);
+  REQUIRE(attempt.has_value());
+  CHECK(attempt->final_fingerprint ==
+        protocol::final_fingerprint(final_frame(*spec, out1 + out2, err1).report));
+
+  const std::vector<std::string> expected = {
+      "status:queued", "status:dispatched", "status:running", "output", "output", "output",
+      "final",         "status:succeeded"};
+  CHECK(seen == expected);
+}
+
+TEST_CASE("AgentFrameService: duplicates are acked again, never stored twice",
+          "[agent_frame_service]") {
+  HubFixture hub;
+  const auto spec = hub.submit_and_dispatch();
+  REQUIRE(hub.frames.on_started("edge-1", started_frame(spec), "s").ack.has_value());
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    auto verdict = hub.frames.on_output(
+        "edge-1", output_frame(spec, StreamName::kStdout, seq, (seq - 1) * 4, "abc\n"),
+        output_id(spec, StreamName::kStdout, seq));
+    REQUIRE(verdict.ack.has_value());
+    CHECK(verdict.ack->through_seq == seq);
+  }
+  hub.commit();
+  REQUIRE(hub.stored_chunks(spec.attempt_id, StreamName::kStdout) == 3);
+
+  // An old frame resent (a reconnect replays from the outbox): acked through
+  // the highest seq stored, cumulatively.
+  auto duplicate =
+      hub.frames.on_output("edge-1", output_frame(spec, StreamName::kStdout, 1, 0, "abc\n"),
+                           output_id(spec, StreamName::kStdout, 1));
+  CHECK_FALSE(duplicate.error.has_value());
+  REQUIRE(duplicate.ack.has_value());
+  CHECK(duplicate.ack->acked == AckedKind::kOutput);
+  CHECK(duplicate.ack->stream == StreamName::kStdout);
+  CHECK(duplicate.ack->through_seq == 3);
+  auto last_again =
+      hub.frames.on_output("edge-1", output_frame(spec, StreamName::kStdout, 3, 8, "abc\n"),
+                           output_id(spec, StreamName::kStdout, 3));
+  REQUIRE(last_again.ack.has_value());
+  CHECK(last_again.ack->through_seq == 3);
+  hub.commit();
+  CHECK(hub.stored_chunks(spec.attempt_id, StreamName::kStdout) == 3);
+  CHECK(hub.ledger.stream(spec.attempt_id, StreamName::kStdout).stored_bytes == 12);
+
+  // The ledger rebuilt from storage (a hub restart) still sees a duplicate.
+  hub.ledger.clear();
+  auto after_restart =
+      hub.frames.on_output("edge-1", output_frame(spec, StreamName::kStdout, 2, 4, "abc\n"),
+                           output_id(spec, StreamName::kStdout, 2));
+  REQUIRE(after_restart.ack.has_value());
+  CHECK(after_restart.ack->through_seq == 3);
+  hub.commit();
+  CHECK(hub.stored_chunks(spec.attempt_id, StreamName::kStdout) == 3);
+}
+
+TEST_CASE("AgentFrameService: a seq gap, a wrong offset and another agent's attempt are refused",
+          "[agent_frame_service]") {
+  HubFixture hub;
+  const auto spec = hub.submit_and_dispatch();
+  REQUIRE(hub.frames.on_started("edge-1", started_frame(spec), "s").ack.has_value());
+  REQUIRE(hub.frames
+              .on_output("edge-1", output_frame(spec, StreamName::kStdout, 1, 0, "12345"),
+                         output_id(spec, StreamName::kStdout, 1))
+              .ack.has_value());
+  REQUIRE(hub.frames
+              .on_output("edge-1", output_frame(spec, StreamName::kStdout, 2, 5, "678"),
+                         output_id(spec, StreamName::kStdout, 2))
+              .ack.has_value());
+  hub.commit();
+
+  SECTION("seq > H+1: output_sequence_gap, retryable, with H and B") {
+    const std::string id = output_id(spec, StreamName::kStdout, 5);
+    auto verdict =
+        hub.frames.on_output("edge-1", output_frame(spec, StreamName::kStdout, 5, 20, "x"), id);
+    CHECK_FALSE(verdict.ack.has_value());
+    REQUIRE(verdict.error.has_value());
+    CHECK(verdict.error->code == "output_sequence_gap");
+    CHECK(verdict.error->retryable);
+    CHECK(verdict.error->related_message_id == id);
+    CHECK(verdict.error->attempt_id == spec.attempt_id);
+    REQUIRE(verdict.error->stream.has_value());
+    CHECK(*verdict.error->stream == StreamName::kStdout);
+    REQUIRE(verdict.error->highest_accepted_seq.has_value());
+    CHECK(*verdict.error->highest_accepted_seq == 2);
+    REQUIRE(verdict.error->next_offset.has_value());
+    CHECK(*verdict.error->next_offset == 8);
+    CHECK(verdict.error->message == "stdout of " + spec.attempt_id + ": expected seq 3, got 5");
+    // The other stream has its own sequence: seq 2 first is a gap there too.
+    auto stderr_gap =
+        hub.frames.on_output("edge-1", output_frame(spec, StreamName::kStderr, 2, 0, "e"),
+                             output_id(spec, StreamName::kStderr, 2));
+    REQUIRE(stderr_gap.error.has_value());
+    CHECK(stderr_gap.error->code == "output_sequence_gap");
+    REQUIRE(stderr_gap.error->highest_accepted_seq.has_value());
+    CHECK(*stderr_gap.error->highest_accepted_seq == 0);
+    REQUIRE(stderr_gap.error->stream.has_value());
+    CHECK(*stderr_gap.error->stream == StreamName::kStderr);
+  }
+
+  SECTION("seq = H+1 at the wrong offset: output_offset_mismatch, not retryable") {
+    auto verdict =
+        hub.frames.on_output("edge-1", output_frame(spec, StreamName::kStdout, 3, 7, "9"),
+                             output_id(spec, StreamName::kStdout, 3));
+    CHECK_FALSE(verdict.ack.has_value());
+    REQUIRE(verdict.error.has_value());
+    CHECK(verdict.error->code == "output_offset_mismatch");
+    CHECK_FALSE(verdict.error->retryable);
+    CHECK(verdict.error->attempt_id == spec.attempt_id);
+    REQUIRE(verdict.error->highest_accepted_seq.has_value());
+    CHECK(*verdict.error->highest_accepted_seq == 2);
+    REQUIRE(verdict.error->next_offset.has_value());
+    CHECK(*verdict.error->next_offset == 8);
+  }
+
+  SECTION("another agent's attempt, or none at all: unknown_attempt") {
+    auto verdict =
+        hub.frames.on_output("edge-2", output_frame(spec, StreamName::kStdout, 3, 8, "9"),
+                             output_id(spec, StreamName::kStdout, 3));
+    CHECK_FALSE(verdict.ack.has_value());
+    REQUIRE(verdict.error.has_value());
+    CHECK(verdict.error->code == "unknown_attempt");
+    CHECK_FALSE(verdict.error->retryable);
+    CHECK(verdict.error->attempt_id == spec.attempt_id);
+    CHECK_FALSE(verdict.error->highest_accepted_seq.has_value());  // nothing leaks
+
+    auto missing_spec = spec;
+    missing_spec.attempt_id = spec.task_id + "-a9";
+    auto none =
+        hub.frames.on_output("edge-1", output_frame(missing_spec, StreamName::kStdout, 1, 0, "x"),
+                             output_id(missing_spec, StreamName::kStdout, 1));
+    REQUIRE(none.error.has_value());
+    CHECK(none.error->code == "unknown_attempt");
+    CHECK(none.error->attempt_id == missing_spec.attempt_id);
+
+    auto started = hub.frames.on_started("edge-2", started_frame(spec), "s2");
+    REQUIRE(started.error.has_value());
+    CHECK(started.error->code == "unknown_attempt");
+    auto final_verdict = hub.frames.on_final("edge-2", final_frame(spec, "12345678", ""), "f2");
+    CHECK(code_of(final_verdict.error) == "unknown_attempt");
+    CHECK_FALSE(final_verdict.verified);
+  }
+
+  // Nothing refused was stored, and the stream goes on from where it was.
+  hub.commit();
+  CHECK(hub.stored_chunks(spec.attempt_id, StreamName::kStdout) == 2);
+  CHECK(hub.stored_chunks(spec.attempt_id, StreamName::kStderr) == 0);
+  auto next = hub.frames.on_output("edge-1", output_frame(spec, StreamName::kStdout, 3, 8, "9"),
+                                   output_id(spec, StreamName::kStdout, 3));
+  CHECK_FALSE(next.error.has_value());
+  REQUIRE(next.ack.has_value());
+  CHECK(next.ack->through_seq == 3);
+  hub.commit();
+  CHECK(hub.task_state(spec.task_id) == "running");
+}
+
+TEST_CASE("AgentFrameService: a final before all output is output_incomplete with what is missing",
+          "[agent_frame_service]") {
+  HubFixture hub;
+  const auto spec = hub.submit_and_dispatch();
+  REQUIRE(hub.frames.on_started("edge-1", started_frame(spec), "s").ack.has_value());
+  const std::string part1 = "0123456789", part2 = "abcdefghij";
+  REQUIRE(hub.frames
+              .on_output("edge-1", output_frame(spec, StreamName::kStdout, 1, 0, part1),
+                         output_id(spec, StreamName::kStdout, 1))
+              .ack.has_value());
+  hub.commit();
+
+  const std::string final_id = protocol::final_message_id(spec.attempt_id);
+  const auto the_final = final_frame(spec, part1 + part2, "");
+  auto early = hub.frames.on_final("edge-1", the_final, final_id);
+  REQUIRE(early.error.has_value());
+  CHECK(early.error->code == "output_incomplete");
+  CHECK(early.error->retryable);
+  CHECK(early.error->related_message_id == final_id);
+  CHECK(early.error->attempt_id == spec.attempt_id);
+  REQUIRE(early.error->stream.has_value());
+  CHECK(*early.error->stream == StreamName::kStdout);
+  REQUIRE(early.error->highest_accepted_seq.has_value());
+  CHECK(*early.error->highest_accepted_seq == 1);
+  REQUIRE(early.error->next_offset.has_value());
+  CHECK(*early.error->next_offset == 10);
+  CHECK_FALSE(early.verified);
+  REQUIRE(early.missing.size() == 1);
+  CHECK(early.missing[0].stream == StreamName::kStdout);
+  CHECK(early.missing[0].from_seq == 2);
+  CHECK(early.missing[0].from_offset == 10);
+  CHECK(early.missing[0].expected_bytes == 20);
+  hub.commit();
+  // Not accepted: the task still runs and the attempt has no final.
+  CHECK(hub.task_state(spec.task_id) == "running");
+  CHECK(hub.attempt_state(spec.attempt_id) == "running");
+
+  // The rest arrives; the same final is now accepted and verified.
+  REQUIRE(hub.frames
+              .on_output("edge-1", output_frame(spec, StreamName::kStdout, 2, 10, part2),
+                         output_id(spec, StreamName::kStdout, 2))
+              .ack.has_value());
+  hub.commit();
+  auto accepted = hub.frames.on_final("edge-1", the_final, final_id);
+  CHECK(code_of(accepted.error) == "(no error)");
+  CHECK(accepted.missing.empty());
+  CHECK(accepted.verified);
+  hub.commit();
+  CHECK(hub.task_state(spec.task_id) == "succeeded");
+}
+
+TEST_CASE("AgentFrameService: the same final again is accepted again; a different one conflicts",
+          "[agent_frame_service]") {
+  HubFixture hub;
+  const auto spec = hub.submit_and_dispatch();
+  REQUIRE(hub.frames.on_started("edge-1", started_frame(spec), "s").ack.has_value());
+  REQUIRE(hub.frames
+              .on_output("edge-1", output_frame(spec, StreamName::kStdout, 1, 0, "out\n"),
+                         output_id(spec, StreamName::kStdout, 1))
+              .ack.has_value());
+  hub.commit();
+  const std::string final_id = protocol::final_message_id(spec.attempt_id);
+  const auto the_final = final_frame(spec, "out\n", "");
+  auto first = hub.frames.on_final("edge-1", the_final, final_id);
+  CHECK(code_of(first.error) == "(no error)");
+  CHECK(first.verified);
+  hub.commit();
+  CHECK(hub.task_state(spec.task_id) == "succeeded");
+  const size_t events_after_first = hub.events.page(spec.task_id, 0, 1000).size();
+
+  // The same final again (an ack lost on the way): accepted, still verified,
+  // nothing stored again.
+  auto same = hub.frames.on_final("edge-1", the_final, final_id);
+  CHECK(code_of(same.error) == "(no error)");
+  CHECK(same.verified);
+  hub.commit();
+  CHECK(hub.events.page(spec.task_id, 0, 1000).size() == events_after_first);
+
+  // A different final for the same attempt: final_conflict; the first stands.
+  auto different = hub.frames.on_final("edge-1", final_frame(spec, "out\n", "", 1), final_id);
+  REQUIRE(different.error.has_value());
+  CHECK(different.error->code == "final_conflict");
+  CHECK_FALSE(different.error->retryable);
+  CHECK(different.error->attempt_id == spec.attempt_id);
+  CHECK_FALSE(different.verified);
+  auto other_bytes = the_final;
+  other_bytes.report.stdout_summary.sha256 = protocol::sha256_hex("OUT\n");
+  auto conflict = hub.frames.on_final("edge-1", other_bytes, final_id);
+  CHECK(code_of(conflict.error) == "final_conflict");
+  hub.commit();
+  CHECK(hub.task_state(spec.task_id) == "succeeded");
+  auto task = hub.tasks.find_task(spec.task_id);
+  REQUIRE(task.has_value());
+  REQUIRE(task->output_verified.has_value());
+  CHECK(*task->output_verified);
+
+  // Output after the final: a resent old frame is acked; a new one is refused.
+  auto old_frame =
+      hub.frames.on_output("edge-1", output_frame(spec, StreamName::kStdout, 1, 0, "out\n"),
+                           output_id(spec, StreamName::kStdout, 1));
+  REQUIRE(old_frame.ack.has_value());
+  CHECK(old_frame.ack->through_seq == 1);
+  auto beyond =
+      hub.frames.on_output("edge-1", output_frame(spec, StreamName::kStdout, 2, 4, "more"),
+                           output_id(spec, StreamName::kStdout, 2));
+  REQUIRE(beyond.error.has_value());
+  CHECK(beyond.error->code == "attempt_finished");
+  CHECK_FALSE(beyond.error->retryable);
+  hub.commit();
+  CHECK(hub.stored_chunks(spec.attempt_id, StreamName::kStdout) == 1);
+}
+
+TEST_CASE("AgentFrameService: a final whose bytes differ or were dropped ends the task unverified",
+          "[agent_frame_service]") {
+  HubFixture hub;
+  const auto spec = hub.submit_and_dispatch();
+  REQUIRE(hub.frames.on_started("edge-1", started_frame(spec), "s").ack.has_value());
+
+  SECTION("SHA-256 mismatch") {
+    REQUIRE(hub.frames
+                .on_output("edge-1", output_frame(spec, StreamName::kStdout, 1, 0, "hellO\n"),
+                           output_id(spec, StreamName::kStdout, 1))
+                .ack.has_value());
+    hub.commit();
+    auto verdict = hub.frames.on_final("edge-1", final_frame(spec, "hello\n", ""), "f");
+    CHECK(code_of(verdict.error) == "(no error)");
+    CHECK_FALSE(verdict.verified);
+    hub.commit();
+    CHECK(hub.task_state(spec.task_id) == "succeeded");
+    auto task = hub.tasks.find_task(spec.task_id);
+    REQUIRE(task.has_value());
+    REQUIRE(task->output_verified.has_value());
+    CHECK_FALSE(*task->output_verified);
+    CHECK(task->verification_error == "the SHA-256 of the stored stdout differs from the agent's");
+  }
+
+  SECTION("bytes dropped, with a gap record") {
+    protocol::TaskOutputGap gap;
+    gap.attempt = ref_of(spec);
+    gap.stream = StreamName::kStderr;
+    gap.seq = 1;
+    gap.offset = 0;
+    gap.length = 100;
+    auto gap_verdict = hub.frames.on_gap("edge-1", gap, "g1");
+    CHECK_FALSE(gap_verdict.error.has_value());
+    REQUIRE(gap_verdict.ack.has_value());
+    CHECK(gap_verdict.ack->stream == StreamName::kStderr);
+    CHECK(gap_verdict.ack->through_seq == 1);
+    hub.commit();
+    auto the_final = final_frame(spec, "", std::string(100, 'x'), 2);
+    the_final.report.stderr_summary.dropped_bytes = 100;
+    auto verdict = hub.frames.on_final("edge-1", the_final, "f");
+    CHECK(code_of(verdict.error) == "(no error)");
+    CHECK_FALSE(verdict.verified);
+    hub.commit();
+    CHECK(hub.task_state(spec.task_id) == "failed");
+    auto task = hub.tasks.find_task(spec.task_id);
+    REQUIRE(task.has_value());
+    CHECK(task->verification_error ==
+          "the agent dropped 100 bytes of stderr (outbox full); gap events mark where");
+  }
+}
+
+TEST_CASE("AgentFrameService: agent.hello resumes known attempts and discards unknown ones",
+          "[agent_frame_service]") {
+  HubFixture hub;
+  const auto spec = hub.submit_and_dispatch();
+  const auto other = hub.submit_and_dispatch("edge-2");
+  REQUIRE(hub.frames.on_started("edge-1", started_frame(spec), "s").ack.has_value());
+  for (uint64_t seq = 1; seq <= 2; ++seq) {
+    REQUIRE(hub.frames
+                .on_output("edge-1", output_frame(spec, StreamName::kStdout, seq, seq - 1, "x"),
+                           output_id(spec, StreamName::kStdout, seq))
+                .ack.has_value());
+  }
+  hub.commit();
+  CHECK_FALSE(hub.leases.last_seen_ms("edge-1").has_value());
+
+  protocol::AgentHello hello;
+  hello.version = "9.9.9";
+  hello.instance = "instance-1";
+  hello.outbox_rows = 7;
+  hello.outbox_bytes = 700;
+  hello.running.push_back(ref_of(spec));
+  hello.running.push_back({"t-unknown", "t-unknown-a1"});
+  hello.running.push_back(ref_of(other));  // edge-2's attempt
+  std::vector<protocol::TaskCancel> cancels;
+  const auto ack = hub.frames.on_hello("edge-1", hello, "hello-1", cancels);
+  hub.commit();
+
+  CHECK(ack.related_message_id == "hello-1");
+  CHECK_FALSE(ack.version.empty());
+  CHECK(cancels.empty());
+  CHECK(ack.finals_held.empty());
+  // Unknown, and another agent's (which looks the same): discard.
+  REQUIRE(ack.discard.size() == 2);
+  std::vector<std::string> discarded = {ack.discard[0].attempt_id, ack.discard[1].attempt_id};
+  std::sort(discarded.begin(), discarded.end());
+  std::vector<std::string> expected_discard = {other.attempt_id, "t-unknown-a1"};
+  std::sort(expected_discard.begin(), expected_discard.end());
+  CHECK(discarded == expected_discard);
+  CHECK(ack.discard[0].reason == "unknown to the hub");
+  CHECK(ack.discard[1].reason == "unknown to the hub");
+  // The known running attempt resumes after what is stored, per stream.
+  REQUIRE(ack.resume.size() == 2);
+  for (const auto& point : ack.resume) {
+    CHECK(point.attempt_id == spec.attempt_id);
+    CHECK(point.next_seq == (point.stream == StreamName::kStdout ? 3u : 1u));
+  }
+  CHECK(ack.resume[0].stream != ack.resume[1].stream);
+  // Seen, and what it reported is recorded.
+  CHECK(hub.leases.last_seen_ms("edge-1").has_value());
+  auto listed = hub.agents.list();
+  auto edge1 = std::find_if(listed.begin(), listed.end(),
+                            [](const hub::AgentRecord& agent) { return agent.name == "edge-1"; });
+  REQUIRE(edge1 != listed.end());
+  CHECK(edge1->version == "9.9.9");
+  REQUIRE(edge1->outbox_rows.has_value());
+  CHECK(*edge1->outbox_rows == 7);
+  // Nothing of edge-1's was lost by the hello; edge-2's attempt is untouched.
+  CHECK(hub.attempt_state(spec.attempt_id) == "running");
+  CHECK(hub.attempt_state(other.attempt_id) == "dispatched");
+
+  // After the final: the agent still holds it unacked; the hub says it holds it.
+  REQUIRE(hub.frames
+              .on_final("edge-1", final_frame(spec, "xx", ""),
+                        protocol::final_message_id(spec.attempt_id))
+              .verified);
+  hub.commit();
+  protocol::AgentHello later;
+  later.version = "9.9.9";
+  later.instance = "instance-1";
+  later.unacked_finals.push_back(ref_of(spec));
+  later.unacked_finals.push_back({"t-gone", "t-gone-a1"});
+  std::vector<protocol::TaskCancel> none;
+  const auto later_ack = hub.frames.on_hello("edge-1", later, "hello-2", none);
+  hub.commit();
+  REQUIRE(later_ack.finals_held.size() == 1);
+  CHECK(later_ack.finals_held[0] == spec.attempt_id);
+  REQUIRE(later_ack.discard.size() == 1);
+  CHECK(later_ack.discard[0].attempt_id == "t-gone-a1");
+  CHECK(later_ack.resume.empty());
+}
