@@ -44,7 +44,8 @@ ResultChannel::ResultChannel(core::Loop& loop, Outbox& outbox, ChannelOptions op
       outbox_(outbox),
       options_(std::move(options)),
       handlers_(std::move(handlers)),
-      wake_sender_(loop) {}
+      wake_sender_(loop),
+      ack_watchdog_(loop) {}
 
 ResultChannel::~ResultChannel() = default;
 
@@ -114,10 +115,8 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
   client_.reset();
 }
 
-core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnection> socket,
-                                        core::CancellationToken stop) {
-  socket_ = socket;
-  socket->set_on_drained([this] { wake_sender_.notify_all(); });
+core::Task<bool> ResultChannel::handshake(std::shared_ptr<core::WebSocketConnection> socket,
+                                         core::CancellationToken stop) {
   protocol::Frame hello;
   hello.message_id = "hello:" + options_.agent + ":" + std::to_string(next_message_++);
   hello.agent_id = options_.agent;
@@ -127,8 +126,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
     // The outbox is locked by another process: a hello now could not say
     // what the agent holds. Try again after the backoff.
     socket->close(core::kCloseNormal, "outbox busy; reconnecting");
-    socket_.reset();
-    co_return;
+    co_return false;
   }
   held->instance = options_.instance;
   hello.payload = std::move(*held);
@@ -163,10 +161,13 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
                                        " s; closing (1002) and reconnecting");
       socket->close(core::kCloseProtocolError, "no hello_ack");
     }
-    socket_.reset();
-    co_return;
+    co_return false;
   }
+  co_return true;
 
+}
+
+void ResultChannel::begin_session() {
   ++sessions_;
   live_ = true;
   outbox_.budget().set_channel_live(true);
@@ -177,29 +178,29 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   backlog_pending_ = outbox_.frames().rows() > 0;
   core::log_info("channel", "connected to " + options_.hub.url.origin() + "; replaying " +
                                 std::to_string(outbox_.frames().rows()) + " outbox frames");
+  loop_.update_time();
+  last_ack_ms_ = loop_.now_ms();
+  ack_watchdog_.start(1000, [this] { check_acks(); });
+}
+
+void ResultChannel::check_acks() {
   // A hub that answers pings but never acks must not hold output forever
   // (docs/agent.md, outbox_full_policy): without an ack for this long while
   // frames wait for one, the session ends and the agent reconnects.
   loop_.update_time();
-  last_ack_ms_ = loop_.now_ms();
-  core::Timer ack_watchdog(loop_);
-  std::function<void()> check_acks = [&] {
-    loop_.update_time();
-    const uint64_t silent = loop_.now_ms() - last_ack_ms_;
-    if (in_flight_.bytes() > 0 && silent >= ack_timeout_ms() && socket->is_open()) {
-      core::log_warning("channel", "no ack from the hub for " + std::to_string(silent / 1000) +
-                                       " s while " + std::to_string(in_flight_.bytes()) +
-                                       " bytes wait for one; reconnecting");
-      socket->close(1011, "no acks");
-      return;
-    }
-    ack_watchdog.start(1000, check_acks);
-  };
-  ack_watchdog.start(1000, check_acks);
-  core::CancellationSource session_over;
-  core::TaskGroup group;
-  group.spawn(send_loop(session_over.token()));
-  group.spawn(forward_outbox_changes(session_over.token()));
+  const uint64_t silent = loop_.now_ms() - last_ack_ms_;
+  if (in_flight_.bytes() > 0 && silent >= ack_timeout_ms() && socket_ && socket_->is_open()) {
+    core::log_warning("channel", "no ack from the hub for " + std::to_string(silent / 1000) +
+                                     " s while " + std::to_string(in_flight_.bytes()) +
+                                     " bytes wait for one; reconnecting");
+    socket_->close(1011, "no acks");
+    return;
+  }
+  ack_watchdog_.start(1000, [this] { check_acks(); });
+}
+
+core::Task<void> ResultChannel::receive_frames(std::shared_ptr<core::WebSocketConnection> socket,
+                                               core::CancellationToken stop) {
   for (;;) {
     auto text = co_await socket->receive(stop);
     if (text.is_cancelled()) {
@@ -213,9 +214,9 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
         if (!rest) break;
       }
       grace_timer.stop();
-      break;
+      co_return;
     }
-    if (!text) break;
+    if (!text) co_return;
     auto frame = protocol::decode_frame(*text);
     if (!frame) {
       (void)on_unreadable(*text, frame.error());  // a version mismatch closes the socket
@@ -223,18 +224,38 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
     }
     handle(std::move(*frame));
   }
-  ack_watchdog.stop();
+}
+
+std::string ResultChannel::end_session(const core::WebSocketConnection& socket) {
+  ack_watchdog_.stop();
   live_ = false;
   outbox_.budget().set_channel_live(false);
   counters_.since = core::utc_now();
-  counters_.last_error = "session closed (" + std::to_string(socket->close_code()) +
-                         (socket->close_reason().empty() ? "" : ": " + socket->close_reason()) +
-                         ")";
+  const std::string how = std::to_string(socket.close_code()) +
+                          (socket.close_reason().empty() ? "" : ": " + socket.close_reason());
+  counters_.last_error = "session closed (" + how + ")";
+  return how;
+}
+
+core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnection> socket,
+                                        core::CancellationToken stop) {
+  socket_ = socket;
+  socket->set_on_drained([this] { wake_sender_.notify_all(); });
+  const bool acknowledged = co_await handshake(socket, stop);
+  if (!acknowledged) {
+    socket_.reset();
+    co_return;
+  }
+  begin_session();
+  core::CancellationSource session_over;
+  core::TaskGroup group;
+  group.spawn(send_loop(session_over.token()));
+  group.spawn(forward_outbox_changes(session_over.token()));
+  co_await receive_frames(socket, stop);
+  const std::string how = end_session(*socket);
   session_over.cancel();
   co_await group.join();
-  core::log_info("channel",
-                 "result channel closed (" + std::to_string(socket->close_code()) +
-                     (socket->close_reason().empty() ? "" : ": " + socket->close_reason()) + ")");
+  core::log_info("channel", "result channel closed (" + how + ")");
   socket_.reset();
 }
 
@@ -284,7 +305,7 @@ core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
       }
       if (!agreed_.output_base64 && frame.kind == FrameKind::kOutput &&
           frame.payload.find("\"encoding\":\"base64\"") != std::string::npos) {
-        frame.payload = without_base64(std::move(frame.payload));
+        frame.payload = protocol::without_base64(std::move(frame.payload));
       }
       const size_t bytes = frame.payload.size();
       socket_->send_text(protocol::stamp_sent_at(std::move(frame.payload), sent_at));
@@ -497,20 +518,6 @@ void ResultChannel::send_error(const std::string& code, const std::string& messa
   error.related_message_id = related_message_id;
   frame.payload = std::move(error);
   socket_->send_text(protocol::encode_frame(frame));
-}
-
-std::string ResultChannel::without_base64(std::string payload) {
-  // The stored frame carries bytes that are not UTF-8 as base64, which this
-  // hub does not take: they go as '?', one per byte, so that offsets and
-  // lengths hold; the final's digest then cannot match, and the hub records
-  // the output as not verified.
-  auto frame = protocol::decode_frame(payload);
-  if (!frame) return payload;
-  auto* output = std::get_if<protocol::TaskOutput>(&frame->payload);
-  if (!output) return payload;
-  output->chunk.data = protocol::with_invalid_utf8_replaced(output->chunk.data, '?');
-  frame->sent_at.clear();
-  return protocol::encode_frame(*frame);
 }
 
 }  // namespace tether::agent

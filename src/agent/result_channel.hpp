@@ -25,6 +25,7 @@
 #include "core/cancellation.hpp"
 #include "core/notification.hpp"
 #include "core/task.hpp"
+#include "core/timer.hpp"
 #include "core/url.hpp"
 #include "core/websocket_client.hpp"
 
@@ -79,6 +80,18 @@ class ResultChannel {
  private:
   core::Task<void> session(std::shared_ptr<core::WebSocketConnection> socket,
                            core::CancellationToken stop);
+  // Sends agent.hello and waits (30 s at most) for hub.hello_ack; false if
+  // the session cannot begin (outbox locked, no ack, socket closed).
+  core::Task<bool> handshake(std::shared_ptr<core::WebSocketConnection> socket,
+                             core::CancellationToken stop);
+  void begin_session();
+  // Frames from the hub until the socket closes (or `stop`: then a brief
+  // close handshake).
+  core::Task<void> receive_frames(std::shared_ptr<core::WebSocketConnection> socket,
+                                  core::CancellationToken stop);
+  // Returns how the socket closed ("1001: agent shutting down").
+  std::string end_session(const core::WebSocketConnection& socket);
+  void check_acks();
   core::Task<void> send_loop(core::CancellationToken stop);
   core::Task<void> forward_outbox_changes(core::CancellationToken stop);
   void handle(protocol::Frame&& frame);
@@ -94,7 +107,6 @@ class ResultChannel {
   bool on_unreadable(const std::string& text, const Error& error);
   void send_error(const std::string& code, const std::string& message,
                   const std::string& related_message_id);
-  static std::string without_base64(std::string payload);
   uint64_t ack_timeout_ms() const { return 3 * options_.keepalive_s * 1000; }
   void note_backlog_delivered();
   void rewind(const std::string& attempt_id, protocol::StreamName stream,
@@ -117,6 +129,7 @@ class ResultChannel {
   InFlightWindow in_flight_;
   std::map<std::string, uint64_t> final_sent_at_;
   core::Notification wake_sender_;
+  core::Timer ack_watchdog_;
   uint64_t next_message_ = 1;
   protocol::Capabilities agreed_ = protocol::Capabilities::all();
   uint64_t last_ack_ms_ = 0;

@@ -2,13 +2,8 @@
 
 #include "core/log.hpp"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <libwebsockets.h>
-#include <libwebsockets/lws-eventlib-exports.h>  // wsi_from_fd: finding our listener
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -39,107 +34,6 @@ int server_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
 const lws_retry_bo_t kIdlePolicy = {
     nullptr, 0, 0, /* secs_since_valid_ping */ 15, /* secs_since_valid_hangup */ 45, 0};
 
-std::string header_value(lws* wsi, lws_token_indexes token) {
-  const int length = lws_hdr_total_length(wsi, token);
-  if (length <= 0) return {};
-  std::string value(static_cast<size_t>(length) + 1, '\0');
-  const int copied = lws_hdr_copy(wsi, value.data(), length + 1, token);
-  value.resize(copied > 0 ? static_cast<size_t>(copied) : 0);
-  return value;
-}
-
-std::string custom_header(lws* wsi, const char* name_with_colon) {
-  const int name_length = static_cast<int>(std::strlen(name_with_colon));
-  const int length = lws_hdr_custom_length(wsi, name_with_colon, name_length);
-  if (length <= 0) return {};
-  std::string value(static_cast<size_t>(length) + 1, '\0');
-  const int copied =
-      lws_hdr_custom_copy(wsi, value.data(), length + 1, name_with_colon, name_length);
-  value.resize(copied > 0 ? static_cast<size_t>(copied) : 0);
-  return value;
-}
-
-std::string method_of(lws* wsi) {
-  static const std::pair<lws_token_indexes, const char*> kMethods[] = {
-      {WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
-      {WSI_TOKEN_PUT_URI, "PUT"},     {WSI_TOKEN_DELETE_URI, "DELETE"},
-      {WSI_TOKEN_PATCH_URI, "PATCH"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
-      {WSI_TOKEN_HEAD_URI, "HEAD"},
-  };
-  for (const auto& [token, name] : kMethods) {
-    if (lws_hdr_total_length(wsi, token) > 0) return name;
-  }
-  return "UNKNOWN";
-}
-
-// Writes a complete small response from inside an lws callback.
-int write_immediate_response(lws* wsi, int status, const std::string& body) {
-  std::string buffer(LWS_PRE + 1024 + body.size(), '\0');
-  auto* start = reinterpret_cast<unsigned char*>(buffer.data() + LWS_PRE);
-  unsigned char* p = start;
-  unsigned char* end = start + 1024;
-  if (lws_add_http_common_headers(wsi, static_cast<unsigned int>(status), "application/json",
-                                  body.size(), &p, end) ||
-      lws_finalize_write_http_header(wsi, start, &p, end)) {
-    return -1;
-  }
-  std::memcpy(start, body.data(), body.size());
-  if (lws_write(wsi, start, body.size(), LWS_WRITE_HTTP_FINAL) < static_cast<int>(body.size())) {
-    return -1;
-  }
-  return 1;
-}
-
-// The peer of an accepted connection as text; IPv4-mapped IPv6 as IPv4, so
-// one client counts once whichever way it connected.
-std::string address_text(const sockaddr_storage& address) {
-  char text[INET6_ADDRSTRLEN] = {0};
-  if (address.ss_family == AF_INET) {
-    const auto& v4 = reinterpret_cast<const sockaddr_in&>(address);
-    return ::inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text) ? text : "?";
-  }
-  if (address.ss_family == AF_INET6) {
-    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address);
-    if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
-      in_addr v4{};
-      std::memcpy(&v4, &v6.sin6_addr.s6_addr[12], sizeof v4);
-      return ::inet_ntop(AF_INET, &v4, text, sizeof text) ? text : "?";
-    }
-    return ::inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text) ? text : "?";
-  }
-  return "?";
-}
-
-// The listening socket lws made for `port`: a socket of ours that accepts
-// connections on that port and that lws knows.
-lws* find_listener(lws_context* context, int port) {
-  DIR* fds = ::opendir("/proc/self/fd");
-  if (!fds) return nullptr;
-  lws* found = nullptr;
-  while (dirent* entry = ::readdir(fds)) {
-    const int fd = std::atoi(entry->d_name);
-    if (fd < 3) continue;
-    int accepting = 0;
-    socklen_t length = sizeof accepting;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) != 0 || !accepting) {
-      continue;
-    }
-    sockaddr_storage local{};
-    socklen_t local_length = sizeof local;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length) != 0) continue;
-    const int local_port = local.ss_family == AF_INET6
-                               ? ntohs(reinterpret_cast<const sockaddr_in6&>(local).sin6_port)
-                               : ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port);
-    if (local_port != port) continue;
-    if (lws* wsi = wsi_from_fd(context, fd)) {
-      found = wsi;
-      break;
-    }
-  }
-  ::closedir(fds);
-  return found;
-}
-
 constexpr uint64_t kRefusalLogIntervalMs = 10'000;
 constexpr uint64_t kAcceptPauseMs = 1'000;
 
@@ -154,217 +48,6 @@ struct WebServer::LwsTables {
   std::string protocol_name;
   lws_protocols protocols[2]{};
 };
-
-HttpRequest read_lws_request(lws* wsi, const char* path) {
-  HttpRequest request;
-  request.method = method_of(wsi);
-  request.path = path ? path : "";
-  for (int index = 0;; ++index) {
-    char fragment[2048];
-    const int length =
-        lws_hdr_copy_fragment(wsi, fragment, sizeof fragment, WSI_TOKEN_HTTP_URI_ARGS, index);
-    if (length < 0) break;
-    std::string_view arg(fragment, static_cast<size_t>(length));
-    const auto equals = arg.find('=');
-    if (equals == std::string_view::npos) {
-      request.query[std::string(arg)] = "";
-    } else {
-      request.query[std::string(arg.substr(0, equals))] = std::string(arg.substr(equals + 1));
-    }
-  }
-  request.authorization = header_value(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-  request.content_type = header_value(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
-  request.last_event_id = custom_header(wsi, "last-event-id:");
-  request.forwarded_for = header_value(wsi, WSI_TOKEN_X_FORWARDED_FOR);
-  char peer[64] = {0};
-  lws_get_peer_simple(wsi, peer, sizeof peer);
-  request.peer_address = peer;
-  return request;
-}
-
-// ---------------------------------------------------------------------------
-// HttpExchange
-
-HttpExchange::HttpExchange(Loop& loop, std::shared_ptr<bool> owner_alive, lws* wsi,
-                           HttpRequest request)
-    : loop_(loop), owner_alive_(std::move(owner_alive)), wsi_(wsi), request_(std::move(request)) {}
-
-void HttpExchange::respond(HttpResponse response) {
-  if (phase_ != Phase::kWaiting) return;
-  response_ = std::move(response);
-  phase_ = Phase::kResponding;
-  request_writable();
-}
-
-void HttpExchange::begin_stream(int status, std::string content_type,
-                                std::vector<std::pair<std::string, std::string>> headers) {
-  if (phase_ != Phase::kWaiting) return;
-  response_.status = status;
-  response_.content_type = std::move(content_type);
-  response_.headers = std::move(headers);
-  phase_ = Phase::kStreaming;
-  request_writable();
-}
-
-void HttpExchange::write(std::string bytes) {
-  if (phase_ != Phase::kStreaming || finish_requested_ || !wsi_ || bytes.empty()) return;
-  queued_bytes_ += bytes.size();
-  stream_queue_.push_back(std::move(bytes));
-  request_writable();
-}
-
-void HttpExchange::finish() {
-  if (phase_ != Phase::kStreaming) return;
-  finish_requested_ = true;
-  request_writable();
-}
-
-bool HttpExchange::peer_closed() const {
-  if (!wsi_) return true;
-  const int fd = lws_get_socket_fd(wsi_);
-  if (fd < 0) return true;
-  // POLLRDHUP: the peer's FIN arrived, even behind unread bytes (a TLS
-  // close_notify, a pipelined request), which a peek at the next byte
-  // cannot see.
-  pollfd watch{fd, POLLRDHUP, 0};
-  if (::poll(&watch, 1, 0) < 0) return false;
-  return (watch.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
-}
-
-void HttpExchange::request_writable() {
-  if (wsi_) lws_callback_on_writable(wsi_);
-}
-
-int HttpExchange::on_writable(lws* wsi) {
-  if (phase_ == Phase::kWaiting || phase_ == Phase::kDone) return 0;
-  if (!headers_sent_) {
-    unsigned char buffer[LWS_PRE + 4096];
-    unsigned char* start = buffer + LWS_PRE;
-    unsigned char* p = start;
-    unsigned char* end = buffer + sizeof buffer - 1;
-    lws_filepos_t length = LWS_ILLEGAL_HTTP_CONTENT_LEN;
-    if (phase_ == Phase::kResponding) {
-      length = response_.body_source ? response_.content_length.value_or(0) : response_.body.size();
-    }
-    if (lws_add_http_common_headers(wsi, static_cast<unsigned int>(response_.status),
-                                    response_.content_type.c_str(), length, &p, end)) {
-      return -1;
-    }
-    for (const auto& [name, value] : response_.headers) {
-      const std::string field = name + ":";
-      if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(field.c_str()),
-                                      reinterpret_cast<const unsigned char*>(value.data()),
-                                      static_cast<int>(value.size()), &p, end)) {
-        return -1;
-      }
-    }
-    if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
-    headers_sent_ = true;
-    if (phase_ == Phase::kResponding && length == 0) {
-      phase_ = Phase::kDone;
-      return close_after_response_ ? -1 : 1;
-    }
-    lws_callback_on_writable(wsi);
-    return 0;
-  }
-
-  if (phase_ == Phase::kResponding) {
-    const uint64_t total =
-        response_.body_source ? response_.content_length.value_or(0) : response_.body.size();
-    std::string piece;
-    if (response_.body_source) {
-      // Runs inside lws: nothing may be thrown through its C frames.
-      try {
-        piece = response_.body_source();
-      } catch (const std::exception& e) {
-        log_error("http", request_.path + ": the response body failed: " + e.what());
-        return -1;
-      }
-      if (piece.empty() || body_sent_ + piece.size() > total) return -1;  // the source lied
-    } else {
-      const size_t size = std::min<uint64_t>(64 * 1024, total - body_sent_);
-      piece.assign(response_.body, body_sent_, size);
-    }
-    const bool last = body_sent_ + piece.size() == total;
-    std::string framed(LWS_PRE, '\0');
-    framed += piece;
-    auto* payload = reinterpret_cast<unsigned char*>(framed.data() + LWS_PRE);
-    if (lws_write(wsi, payload, piece.size(), last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
-        static_cast<int>(piece.size())) {
-      return -1;
-    }
-    body_sent_ += piece.size();
-    if (last) {
-      phase_ = Phase::kDone;
-      return close_after_response_ ? -1 : 1;
-    }
-    lws_callback_on_writable(wsi);
-    return 0;
-  }
-
-  // Streaming.
-  while (!stream_queue_.empty()) {
-    std::string framed(LWS_PRE, '\0');
-    framed += stream_queue_.front();
-    const size_t size = stream_queue_.front().size();
-    if (lws_write(wsi, reinterpret_cast<unsigned char*>(framed.data() + LWS_PRE), size,
-                  LWS_WRITE_HTTP) < static_cast<int>(size)) {
-      return -1;
-    }
-    queued_bytes_ -= size;
-    stream_queue_.pop_front();
-    if (lws_send_pipe_choked(wsi)) break;
-  }
-  if (!stream_queue_.empty()) {
-    lws_callback_on_writable(wsi);
-    return 0;
-  }
-  if (finish_requested_) {
-    phase_ = Phase::kDone;
-    return -1;  // a stream of unknown length ends by closing the connection
-  }
-  if (on_drained_) {
-    loop_.defer([self = shared_from_this()] {
-      if (*self->owner_alive_ && self->on_drained_ && self->stream_queue_.empty())
-        self->on_drained_();
-    });
-  }
-  return 0;
-}
-
-void HttpExchange::on_lws_closed() {
-  if (!wsi_) return;
-  wsi_ = nullptr;
-  stream_queue_.clear();
-  queued_bytes_ = 0;
-  if (phase_ == Phase::kDone) return;
-  loop_.defer([self = shared_from_this()] {
-    if (*self->owner_alive_ && self->on_closed_) self->on_closed_();
-  });
-}
-
-// ---------------------------------------------------------------------------
-// WebServer
-
-size_t default_max_connections() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 768;
-  const uint64_t soft = limit.rlim_cur == RLIM_INFINITY ? 1u << 20 : limit.rlim_cur;
-  const uint64_t reserve = std::min<uint64_t>(256, soft / 4);
-  return static_cast<size_t>(std::max<uint64_t>(1, soft - reserve));
-}
-
-std::pair<uint64_t, uint64_t> raise_open_files_limit() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return {0, 0};
-  const uint64_t before = limit.rlim_cur;
-  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_max != RLIM_INFINITY &&
-      limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return {before, before};
-  }
-  return {before, limit.rlim_cur};
-}
 
 WebServer::WebServer(Loop& loop, WebServerOptions options, Handlers handlers)
     : loop_(loop),
@@ -556,163 +239,174 @@ int WebServer::confirm_upgrade(lws* wsi, const char* path) {
   return 0;
 }
 
+void WebServer::on_connection_created(lws* wsi) {
+  // Straight after the filter, for the connection it admitted.
+  if (admitted_address_.empty()) return;
+  ++per_address_[admitted_address_];
+  connections_[wsi] = std::move(admitted_address_);
+  admitted_address_.clear();
+}
+
+void WebServer::on_connection_destroyed(lws* wsi) {
+  auto it = connections_.find(wsi);
+  if (it == connections_.end()) return;
+  auto count = per_address_.find(it->second);
+  if (count != per_address_.end() && --count->second == 0) per_address_.erase(count);
+  connections_.erase(it);
+}
+
+void WebServer::on_http_request(lws* wsi, const char* path) {
+  auto exchange = std::make_shared<HttpExchange>(loop_, alive_, wsi, read_lws_request(wsi, path));
+  exchanges_[wsi] = exchange;
+  // The owner decides when to answer (a long poll may wait); lws must not
+  // time the transaction out meanwhile.
+  lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+  const std::string length_text = header_value(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+  const unsigned long long length =
+      length_text.empty() ? 0 : std::strtoull(length_text.c_str(), nullptr, 10);
+  if (length > options_.max_body_bytes) {
+    exchange->close_after_response();
+    exchange->respond(json_response(413, body_too_large_error(options_.max_body_bytes)));
+    return;
+  }
+  if (length == 0) {
+    dispatch(exchange);
+    return;
+  }
+  // A body is read only for a request the owner lets through (an
+  // authenticated one), and only while it keeps coming.
+  if (handlers_.on_headers) {
+    std::optional<HttpResponse> early;
+    try {
+      early = handlers_.on_headers(exchange->request());
+    } catch (const std::exception& e) {
+      log_error("http", exchange->request().path + ": checking the headers failed: " + e.what());
+      early = json_response(
+          503, R"({"error":{"code":"unavailable","message":"retry","retryable":true}})");
+    }
+    if (early) {
+      exchange->close_after_response();
+      exchange->respond(std::move(*early));
+      return;
+    }
+  }
+  lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, static_cast<int>(options_.request_timeout_s));
+}
+
+void WebServer::on_http_body(lws* wsi, const void* in, size_t len) {
+  auto it = exchanges_.find(wsi);
+  if (it == exchanges_.end() || it->second->responded()) return;
+  auto& request = const_cast<HttpRequest&>(it->second->request());
+  if (request.body.size() + len > options_.max_body_bytes) {
+    it->second->close_after_response();
+    it->second->respond(json_response(413, body_too_large_error(options_.max_body_bytes)));
+    return;
+  }
+  request.body.append(static_cast<const char*>(in), len);
+  lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, static_cast<int>(options_.request_timeout_s));
+}
+
+int WebServer::on_http_writable(lws* wsi) {
+  auto it = exchanges_.find(wsi);
+  if (it == exchanges_.end()) return 0;
+  auto exchange = it->second;
+  const int outcome = exchange->on_writable(wsi);
+  if (outcome == 0) return 0;
+  exchanges_.erase(wsi);
+  exchange->on_lws_closed();
+  if (outcome < 0) return -1;
+  return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+void WebServer::on_http_closed(lws* wsi) {
+  if (auto it = exchanges_.find(wsi); it != exchanges_.end()) {
+    auto exchange = it->second;
+    exchanges_.erase(it);
+    exchange->on_lws_closed();
+  }
+  upgrading_.erase(wsi);
+}
+
+void WebServer::on_websocket_established(lws* wsi) {
+  HttpRequest request;
+  if (auto it = upgrading_.find(wsi); it != upgrading_.end()) {
+    request = std::move(it->second);
+    upgrading_.erase(it);
+  }
+  auto connection = std::make_shared<WebSocketConnection>(loop_, alive_, std::move(request),
+                                                          options_.max_message_bytes);
+  connection->attach(wsi);
+  websockets_[wsi] = connection;
+  loop_.defer([this, alive = alive_, connection] {
+    if (!*alive || !handlers_.on_websocket) return;
+    try {
+      handlers_.on_websocket(connection);
+    } catch (const std::exception& e) {
+      log_error("websocket", "adopting a connection failed: " + std::string(e.what()));
+      connection->close(1011, "internal error");
+    }
+  });
+}
+
+void WebServer::on_websocket_closed(lws* wsi) {
+  auto it = websockets_.find(wsi);
+  if (it == websockets_.end()) return;
+  auto connection = it->second;
+  websockets_.erase(it);
+  connection->on_lws_closed();
+}
+
 int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void* in, size_t len) {
   const auto reason = static_cast<lws_callback_reasons>(reason_number);
+  auto websocket = [&]() -> WebSocketConnection* {
+    auto it = websockets_.find(wsi);
+    return it == websockets_.end() ? nullptr : it->second.get();
+  };
   switch (reason) {
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
       // lws has accepted a connection: `wsi` is the listener, `user` the
       // peer. Non-zero closes it at once.
       return admit(wsi, user) ? 0 : 1;
     case LWS_CALLBACK_WSI_CREATE:
-      // Straight after the filter, for the connection it admitted.
-      if (!admitted_address_.empty()) {
-        ++per_address_[admitted_address_];
-        connections_[wsi] = std::move(admitted_address_);
-        admitted_address_.clear();
-      }
+      on_connection_created(wsi);
       return 0;
-    case LWS_CALLBACK_WSI_DESTROY: {
-      auto it = connections_.find(wsi);
-      if (it != connections_.end()) {
-        auto count = per_address_.find(it->second);
-        if (count != per_address_.end() && --count->second == 0) per_address_.erase(count);
-        connections_.erase(it);
-      }
+    case LWS_CALLBACK_WSI_DESTROY:
+      on_connection_destroyed(wsi);
       return 0;
-    }
-    case LWS_CALLBACK_HTTP: {
-      auto exchange = std::make_shared<HttpExchange>(
-          loop_, alive_, wsi, read_lws_request(wsi, static_cast<const char*>(in)));
-      exchanges_[wsi] = exchange;
-      // The owner decides when to answer (a long poll may wait); lws must not
-      // time the transaction out meanwhile.
-      lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-      const std::string length_text = header_value(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-      const unsigned long long length =
-          length_text.empty() ? 0 : std::strtoull(length_text.c_str(), nullptr, 10);
-      if (length > options_.max_body_bytes) {
-        exchange->close_after_response();
-        exchange->respond(json_response(413, body_too_large_error(options_.max_body_bytes)));
-        return 0;
-      }
-      if (length == 0) {
-        dispatch(exchange);
-        return 0;
-      }
-      // A body is read only for a request the owner lets through (an
-      // authenticated one), and only while it keeps coming.
-      if (handlers_.on_headers) {
-        std::optional<HttpResponse> early;
-        try {
-          early = handlers_.on_headers(exchange->request());
-        } catch (const std::exception& e) {
-          log_error("http",
-                    exchange->request().path + ": checking the headers failed: " + e.what());
-          early = json_response(
-              503, R"({"error":{"code":"unavailable","message":"retry","retryable":true}})");
-        }
-        if (early) {
-          exchange->close_after_response();
-          exchange->respond(std::move(*early));
-          return 0;
-        }
-      }
-      lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
-                      static_cast<int>(options_.request_timeout_s));
+    case LWS_CALLBACK_HTTP:
+      on_http_request(wsi, static_cast<const char*>(in));
       return 0;
-    }
-    case LWS_CALLBACK_HTTP_BODY: {
-      auto it = exchanges_.find(wsi);
-      if (it == exchanges_.end() || it->second->responded()) return 0;
-      auto& request = const_cast<HttpRequest&>(it->second->request());
-      if (request.body.size() + len > options_.max_body_bytes) {
-        it->second->close_after_response();
-        it->second->respond(json_response(413, body_too_large_error(options_.max_body_bytes)));
-        return 0;
-      }
-      request.body.append(static_cast<const char*>(in), len);
-      lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
-                      static_cast<int>(options_.request_timeout_s));
+    case LWS_CALLBACK_HTTP_BODY:
+      on_http_body(wsi, in, len);
       return 0;
-    }
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
       lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);  // the owner may answer later (long polls)
       auto it = exchanges_.find(wsi);
       if (it != exchanges_.end() && !it->second->responded()) dispatch(it->second);
       return 0;
     }
-    case LWS_CALLBACK_HTTP_WRITEABLE: {
-      auto it = exchanges_.find(wsi);
-      if (it == exchanges_.end()) return 0;
-      auto exchange = it->second;
-      const int outcome = exchange->on_writable(wsi);
-      if (outcome == 0) return 0;
-      exchanges_.erase(wsi);
-      exchange->on_lws_closed();
-      if (outcome < 0) return -1;
-      return lws_http_transaction_completed(wsi) ? -1 : 0;
-    }
-    case LWS_CALLBACK_CLOSED_HTTP: {
-      auto it = exchanges_.find(wsi);
-      if (it != exchanges_.end()) {
-        auto exchange = it->second;
-        exchanges_.erase(it);
-        exchange->on_lws_closed();
-      }
-      upgrading_.erase(wsi);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+      return on_http_writable(wsi);
+    case LWS_CALLBACK_CLOSED_HTTP:
+      on_http_closed(wsi);
       return 0;
-    }
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
-      const std::string path = header_value(wsi, WSI_TOKEN_GET_URI);
-      return confirm_upgrade(wsi, path.c_str());
-    }
-    case LWS_CALLBACK_ESTABLISHED: {
-      HttpRequest request;
-      if (auto it = upgrading_.find(wsi); it != upgrading_.end()) {
-        request = std::move(it->second);
-        upgrading_.erase(it);
-      }
-      auto connection = std::make_shared<WebSocketConnection>(loop_, alive_, std::move(request),
-                                                              options_.max_message_bytes);
-      connection->attach(wsi);
-      websockets_[wsi] = connection;
-      loop_.defer([this, alive = alive_, connection] {
-        if (!*alive || !handlers_.on_websocket) return;
-        try {
-          handlers_.on_websocket(connection);
-        } catch (const std::exception& e) {
-          log_error("websocket", "adopting a connection failed: " + std::string(e.what()));
-          connection->close(1011, "internal error");
-        }
-      });
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+      return confirm_upgrade(wsi, header_value(wsi, WSI_TOKEN_GET_URI).c_str());
+    case LWS_CALLBACK_ESTABLISHED:
+      on_websocket_established(wsi);
       return 0;
-    }
-    case LWS_CALLBACK_RECEIVE: {
-      auto it = websockets_.find(wsi);
-      return it == websockets_.end() ? -1 : it->second->on_receive_fragment(wsi, in, len);
-    }
-    case LWS_CALLBACK_SERVER_WRITEABLE: {
-      auto it = websockets_.find(wsi);
-      return it == websockets_.end() ? 0 : it->second->on_writable(wsi);
-    }
-    case LWS_CALLBACK_TIMER: {
-      auto it = websockets_.find(wsi);
-      return it == websockets_.end() ? 0 : it->second->on_timer();
-    }
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
-      auto it = websockets_.find(wsi);
-      if (it != websockets_.end()) it->second->on_peer_close(in, len);
+    case LWS_CALLBACK_RECEIVE:
+      return websocket() ? websocket()->on_receive_fragment(wsi, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+      return websocket() ? websocket()->on_writable(wsi) : 0;
+    case LWS_CALLBACK_TIMER:
+      return websocket() ? websocket()->on_timer() : 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+      if (websocket()) websocket()->on_peer_close(in, len);
       return 0;
-    }
-    case LWS_CALLBACK_CLOSED: {
-      auto it = websockets_.find(wsi);
-      if (it != websockets_.end()) {
-        auto connection = it->second;
-        websockets_.erase(it);
-        connection->on_lws_closed();
-      }
+    case LWS_CALLBACK_CLOSED:
+      on_websocket_closed(wsi);
       return 0;
-    }
     default:
       break;
   }

@@ -19,6 +19,9 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/http_exchange.hpp"
+#include "core/lws_http.hpp"
+#include "core/open_files.hpp"
 #include "core/http_types.hpp"
 #include "core/loop.hpp"
 #include "core/lws_context_owner.hpp"
@@ -31,69 +34,11 @@ struct lws_context;
 
 namespace tether::core {
 
+// Routes lws's log lines to our log; errors and warnings only. An accept()
+// failure pauses the live servers instead (WebServer::pause_accepting).
+void configure_lws_logging();
+
 class WebServer;
-
-class HttpExchange : public std::enable_shared_from_this<HttpExchange> {
- public:
-  HttpExchange(Loop& loop, std::shared_ptr<bool> owner_alive, lws* wsi, HttpRequest request);
-  HttpExchange(const HttpExchange&) = delete;
-  HttpExchange& operator=(const HttpExchange&) = delete;
-
-  const HttpRequest& request() const { return request_; }
-
-  // One complete response. Later calls are ignored.
-  void respond(HttpResponse response);
-
-  // A response of unknown length that stays open (SSE). Headers go out at
-  // once, then whatever write() queues; finish() ends it and closes the
-  // connection.
-  void begin_stream(int status, std::string content_type,
-                    std::vector<std::pair<std::string, std::string>> headers);
-  void write(std::string bytes);
-  void finish();
-
-  bool responded() const { return phase_ != Phase::kWaiting; }
-  // Closes the connection once the response is out (used for errors that
-  // leave the request unread, such as a body over the limit).
-  void close_after_response() { close_after_response_ = true; }
-  // False once the client went away or the response was finished.
-  bool is_open() const { return wsi_ != nullptr; }
-  size_t queued_bytes() const { return queued_bytes_; }
-  // True when the client has closed its end (its FIN arrived, over TLS
-  // too). lws reads nothing from a connection in the middle of a response,
-  // so a parked long poll or an idle stream whose client left is otherwise
-  // noticed only when something is written to it.
-  bool peer_closed() const;
-  // Runs (on a later loop turn) when the connection closes before or while
-  // the response is sent.
-  void set_on_closed(std::function<void()> handler) { on_closed_ = std::move(handler); }
-  // Runs (on a later loop turn) each time a stream's queue has been written
-  // out, so a producer can pace itself instead of queueing everything.
-  void set_on_drained(std::function<void()> handler) { on_drained_ = std::move(handler); }
-
-  // --- used by WebServer from lws callbacks ---
-  int on_writable(lws* wsi);
-  void on_lws_closed();
-
- private:
-  enum class Phase { kWaiting, kResponding, kStreaming, kDone };
-  void request_writable();
-
-  Loop& loop_;
-  std::shared_ptr<bool> owner_alive_;
-  lws* wsi_;
-  bool close_after_response_ = false;
-  HttpRequest request_;
-  Phase phase_ = Phase::kWaiting;
-  bool headers_sent_ = false;
-  bool finish_requested_ = false;
-  HttpResponse response_;
-  uint64_t body_sent_ = 0;
-  std::deque<std::string> stream_queue_;
-  size_t queued_bytes_ = 0;
-  std::function<void()> on_closed_;
-  std::function<void()> on_drained_;
-};
 
 struct WebServerOptions {
   std::string bind_address = "127.0.0.1";
@@ -115,15 +60,6 @@ struct WebServerOptions {
   unsigned int request_timeout_s = 10;
 };
 
-// What max_connections = 0 means: the soft limit of open files
-// (RLIMIT_NOFILE) less a reserve for everything else the process opens
-// (storage, logs, pipes): a quarter of the limit, at most 256. The
-// listener then never runs into EMFILE through connections alone.
-size_t default_max_connections();
-
-// Raises the soft limit of open files to the hard limit (as systemd's
-// LimitNOFILE= or `ulimit -Hn` allow); returns {before, after}.
-std::pair<uint64_t, uint64_t> raise_open_files_limit();
 
 // The answer to a WebSocket upgrade: status 0 accepts; anything else is sent
 // as the HTTP response with `body` (JSON) and the connection is refused.
@@ -176,6 +112,15 @@ class WebServer {
   Result<void> listen();
   void dispatch(std::shared_ptr<HttpExchange> exchange);
   int confirm_upgrade(lws* wsi, const char* path);
+  // One handler per lws callback reason that needs more than a line.
+  void on_connection_created(lws* wsi);
+  void on_connection_destroyed(lws* wsi);
+  void on_http_request(lws* wsi, const char* path);
+  void on_http_body(lws* wsi, const void* in, size_t len);
+  int on_http_writable(lws* wsi);
+  void on_http_closed(lws* wsi);
+  void on_websocket_established(lws* wsi);
+  void on_websocket_closed(lws* wsi);
   // A connection accepted by lws: whether it stays (see WebServerOptions).
   bool admit(lws* listener, const void* filter_args);
   void note_refused(const std::string& why);
@@ -209,11 +154,5 @@ class WebServer {
   Timer refusal_report_;
 };
 
-// Reads what the owner needs from an lws request (method, path, query, the
-// headers in HttpRequest, peer). Shared by the server and its tests.
-HttpRequest read_lws_request(lws* wsi, const char* path);
-
-// Routes lws's log lines to stderr with a prefix; errors and warnings only.
-void configure_lws_logging();
 
 }  // namespace tether::core

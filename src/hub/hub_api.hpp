@@ -22,6 +22,7 @@
 #include "hub/auth_throttle.hpp"
 #include "hub/busy_retries.hpp"
 #include "hub/hub_parts.hpp"
+#include "hub/operator_routes.hpp"
 #include "hub/poll_waiters.hpp"
 #include "hub/sse_stream.hpp"
 
@@ -41,10 +42,10 @@ class HubApi {
   // that has not shown a token. If hub.db cannot be read just now, the
   // body is read and the route decides.
   std::optional<core::HttpResponse> check_before_body(const core::HttpRequest& request);
-  void close_streams();
+  void close_streams() { operator_.close_streams(); }
   static constexpr uint64_t kBusyRetryMs = 50;
   static constexpr int kMaxBusyRetries = 100;
-  size_t open_streams() const { return streams_.size(); }
+  size_t open_streams() const { return operator_.open_streams(); }
 
  private:
   void handle_once(const std::shared_ptr<core::HttpExchange>& exchange, int busy_retries);
@@ -56,32 +57,19 @@ class HubApi {
   void poll(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& agent);
   void put_final(const std::shared_ptr<core::HttpExchange>& exchange,
                  const std::string& attempt_id);
-  void submit(const std::shared_ptr<core::HttpExchange>& exchange);
   void register_agent(const std::shared_ptr<core::HttpExchange>& exchange);
-  void remove_agent(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& name);
-  void list_tasks(const std::shared_ptr<core::HttpExchange>& exchange);
-  void show_task(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
-  void task_output(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
-  void task_events(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
-  void cancel(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
-  void list_agents(const std::shared_ptr<core::HttpExchange>& exchange);
 
   core::Loop& loop_;
   HubStore& store_;
   TokenStore& tokens_;
-  AgentDirectory& agents_;
   TaskRepository& tasks_;
-  EventLog& events_;
-  EventHub& viewers_;
-  DispatchService& dispatch_;
   AgentFrameService& frames_;
   LeaseKeeper& leases_;
   AgentChannels& channels_;
   PollWaiters& polls_;
   AuthThrottle& throttle_;
-  size_t max_event_streams_;
-  std::unordered_set<std::shared_ptr<SseStream>> streams_;
   BusyRetries busy_;
+  OperatorRoutes operator_;
 };
 
 }  // namespace tether::hub

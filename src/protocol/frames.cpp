@@ -5,6 +5,7 @@
 #include "protocol/frame_payloads.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
+#include "protocol/utf8.hpp"
 #include "protocol/report_json.hpp"
 #include "protocol/task_spec.hpp"
 
@@ -113,6 +114,19 @@ std::string stamp_sent_at(std::string encoded, std::string_view sent_at) {
   encoded += value.str();
   encoded += '}';
   return encoded;
+}
+
+std::string without_base64(std::string encoded) {
+  // Bytes that are not UTF-8 go as '?', one per byte, so that offsets and
+  // lengths hold; the final's digest then cannot match, and the hub records
+  // the output as not verified.
+  auto frame = decode_frame(encoded);
+  if (!frame) return encoded;
+  auto* output = std::get_if<TaskOutput>(&frame->payload);
+  if (!output) return encoded;
+  output->chunk.data = with_invalid_utf8_replaced(output->chunk.data, '?');
+  frame->sent_at.clear();
+  return encode_frame(*frame);
 }
 
 std::string started_message_id(std::string_view attempt_id) {

@@ -158,6 +158,11 @@ std::string encode_frame(const Frame& frame);
 // encode_frame would write with it. `encoded` must come from encode_frame
 // with an empty sent_at.
 std::string stamp_sent_at(std::string encoded, std::string_view sent_at);
+// A task.output frame (encoded, without sent_at) for a peer that does not
+// take output.base64 (section 9): its bytes that are not UTF-8 become '?',
+// one per byte, so offsets and lengths still hold (its digest cannot match).
+// Any other frame is returned unchanged.
+std::string without_base64(std::string encoded);
 
 // Message ids an agent uses, stable across resends and restarts.
 std::string started_message_id(std::string_view attempt_id);

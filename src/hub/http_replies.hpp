@@ -1,0 +1,23 @@
+// Small pieces every HTTP route of the hub uses: the path's segments, the
+// error answer (docs/protocol.md 11: {"error":{"code","message","retryable"}})
+// and integers from a query (section 2.1).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/web_server.hpp"
+#include "protocol/wire_integer.hpp"
+
+namespace tether::hub {
+
+// "/api/v1/tasks/t-1" -> {"api", "v1", "tasks", "t-1"}; empty segments dropped.
+std::vector<std::string> split_path(const std::string& path);
+void respond_error(const std::shared_ptr<core::HttpExchange>& exchange, int status,
+                   const std::string& code, const std::string& message, bool retryable = false);
+// A number from the client: 0 to 2^63-1, or `max`; false (out untouched) otherwise.
+bool parse_uint(const std::string& text, uint64_t& out, uint64_t max = protocol::kMaxWireInteger);
+
+}  // namespace tether::hub
