@@ -40,8 +40,7 @@ Result<uint64_t> number(const std::string& value, uint64_t min, uint64_t max) {
 
 Setter number_key(uint64_t AgentConfig::*field, uint64_t min, uint64_t max) {
   return [field, min, max](AgentConfig& config, const std::string& value) -> Result<void> {
-    auto parsed = number(value, min, max);
-    if (!parsed) return parsed.error();
+    TETHER_TRY(parsed, number(value, min, max));
     config.*field = *parsed;
     return {};
   };
@@ -241,8 +240,7 @@ Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args) {
 }
 
 Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
-  auto settings = read_agent_settings(args);
-  if (!settings) return settings.error();
+  TETHER_TRY(settings, read_agent_settings(args));
   AgentConfig config = std::move(*settings);
   // Said plainly: a freshly installed agent stops here until it is configured.
   const std::string where = config.config_file.empty() ? "" : " in " + config.config_file;
@@ -268,8 +266,7 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
                                       plain.error().message + ", or set insecure = true");
     }
   }
-  auto token = core::read_secret_file(config.token_file);
-  if (!token) return token.error();
+  TETHER_TRY(token, core::read_secret_file(config.token_file));
   config.token = std::move(*token);
   return config;
 }

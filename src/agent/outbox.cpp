@@ -140,8 +140,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   // acks, finals and progress written while output waits for space.
   store_options.disk_reserve_bytes = std::min<uint64_t>(options.min_free_bytes / 2, 8ull << 20);
   const std::string path = state_dir + "/outbox.db";
-  auto store = core::SqliteStore::open(path, store_options);
-  if (!store) return store.error();
+  TETHER_TRY(store, core::SqliteStore::open(path, store_options));
   if (auto schema = (*store)->apply_schema(kSchema, 3, kUpgrades); !schema) return schema.error();
   (*store)->attach_loop(loop);
   std::unique_ptr<Outbox> outbox(

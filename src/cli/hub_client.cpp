@@ -32,8 +32,7 @@ Result<HubConnection> resolve_connection(std::string hub_url, std::string token_
                       "no token: give --token-file or set TETHER_TOKEN_FILE to a file holding an "
                       "operator token (tether-hub token admin)");
   }
-  auto url = core::parse_url(hub_url);
-  if (!url) return url.error();
+  TETHER_TRY(url, core::parse_url(hub_url));
   if (url->scheme != "http" && url->scheme != "https") {
     return make_error("config", "hub URL must be http:// or https://, got " + hub_url);
   }
@@ -43,8 +42,7 @@ Result<HubConnection> resolve_connection(std::string hub_url, std::string token_
       !plain) {
     return make_error("config", "refusing " + hub_url + ": " + plain.error().message);
   }
-  auto token = core::read_secret_file(token_file);
-  if (!token) return token.error();
+  TETHER_TRY(token, core::read_secret_file(token_file));
   return HubConnection{std::move(*url), std::move(*token), std::move(ca_file)};
 }
 

@@ -16,12 +16,14 @@
 
 #include "cli/command_line.hpp"
 #include "cli/hub_client.hpp"
+#include "cli/interrupt_watcher.hpp"
 #include "cli/printable.hpp"
 #include "cli/task_follower.hpp"
 #include "core/log.hpp"
 #include "core/url.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
+#include "protocol/operator_api.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace {
@@ -31,7 +33,6 @@ using cli::HubClient;
 
 constexpr int kExitUsage = 2;
 constexpr int kExitHubError = 3;
-constexpr int kExitInterrupted = 130;
 
 constexpr const char* kUsage =
     "usage: tether [connection options] COMMAND ...\n"
@@ -101,45 +102,10 @@ const std::map<std::string, std::vector<cli::OptionSpec>>& command_options() {
   return table;
 }
 
-// Ctrl-C and SIGTERM are taken by a thread of their own, so an interrupt can
-// stop a blocked HTTP call cleanly. A second interrupt exits at once.
-class InterruptWatcher {
- public:
-  InterruptWatcher() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    thread_ = std::thread([this, set] {
-      for (;;) {
-        int signum = 0;
-        if (sigwait(&set, &signum) != 0) continue;
-        if (interrupted_.exchange(true)) _exit(kExitInterrupted);
-        control_.load()->stop();
-      }
-    });
-    thread_.detach();
-  }
-  const std::atomic<bool>& interrupted() const { return interrupted_; }
-  void reset() { interrupted_ = false; }
-  core::HttpCallControl& fresh_control() {
-    owned_.push_back(std::make_unique<core::HttpCallControl>());
-    control_ = owned_.back().get();
-    return *owned_.back();
-  }
-
- private:
-  std::atomic<bool> interrupted_{false};
-  std::atomic<core::HttpCallControl*> control_{nullptr};
-  std::vector<std::unique_ptr<core::HttpCallControl>> owned_;
-  std::thread thread_;
-};
-
 int follow(HubClient& client, const std::string& task_id, bool follow_stream, bool print_hint,
            bool cancel_on_interrupt) {
   const bool tty = ::isatty(2) != 0;
-  InterruptWatcher watcher;
+  cli::InterruptWatcher watcher;
   cli::TaskFollower follower(client, task_id, follow_stream, tty);
   auto outcome = follower.run(watcher.interrupted(), watcher.fresh_control());
   if (!outcome) return hub_error(outcome.error());
@@ -172,7 +138,7 @@ int follow(HubClient& client, const std::string& task_id, bool follow_stream, bo
         stderr,
         "\ntether: stopped following %s; it keeps running. Re-attach with: tether logs -f %s\n",
         task_id.c_str(), task_id.c_str());
-    return kExitInterrupted;
+    return cli::kExitInterrupted;
   }
   if (print_hint && tty && !outcome->state.empty()) {
     // On a fresh line: the task's last line may have no newline.
@@ -224,15 +190,13 @@ int command_run(HubClient& client, const cli::CommandLine& line) {
     spec.argv = line.after_dashes;
   }
 
-  protocol::JsonWriter json;
-  json.begin_object();
-  json.field("agent", agent);
-  protocol::write_task_body(json, spec);
-  json.field("on_conflict", reject ? "reject" : "queue");
-  json.field("max_attempts", max_attempts);
-  json.end_object();
-
-  auto created = client.post("/api/v1/tasks", json.str());
+  protocol::SubmitRequest request;
+  request.agent = agent;
+  request.spec = std::move(spec);
+  request.reject_on_conflict = reject;
+  // The hub checks the range (1 to kMaxAttempts) and names the field.
+  request.max_attempts = static_cast<int>(std::min<uint64_t>(max_attempts, 1u << 30));
+  auto created = client.post("/api/v1/tasks", protocol::encode_submit(request));
   if (!created) return hub_error(created.error());
   auto document = protocol::parse_json_object(created->body, "task");
   if (!document) return hub_error(document.error());

@@ -10,8 +10,7 @@ namespace tether::core {
 Result<std::unique_ptr<MetricsServer>> MetricsServer::start(Loop& loop, const std::string& address,
                                                             const std::string& field,
                                                             std::function<std::string()> render) {
-  auto host_port = parse_listen_address(address, field);
-  if (!host_port) return host_port.error();
+  TETHER_TRY(host_port, parse_listen_address(address, field));
   std::unique_ptr<MetricsServer> metrics(new MetricsServer(host_port->first, std::move(render)));
   WebServerOptions options;
   options.bind_address = host_port->first;

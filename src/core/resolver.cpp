@@ -84,8 +84,7 @@ Result<void> check_plain_text_allowed(const std::string& host, bool tls, PlainTe
                                                 addresses.error().message +
                                                 ". Use https, or a loopback address");
   }
-  auto permitted = permitted_addresses(host, tls, policy, std::move(*addresses));
-  if (!permitted) return permitted.error();
+  TETHER_TRY(permitted, permitted_addresses(host, tls, policy, std::move(*addresses)));
   return {};
 }
 

@@ -32,6 +32,14 @@ inline Error cancelled_error() {
   return Error{kCancelled, "operation cancelled"};
 }
 
+// Declares `name` as the Result of `expression`, and returns its error from
+// the enclosing function if it failed: the "return the error if any" step,
+// written once.
+//   TETHER_TRY(seq, object.required_uint("seq"));  // then *seq
+#define TETHER_TRY(name, expression) \
+  auto name = (expression);          \
+  if (!name) return name.error()
+
 template <class T>
 class [[nodiscard]] Result {
  public:

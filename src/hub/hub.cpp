@@ -58,8 +58,7 @@ Hub::~Hub() {
 }
 
 Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
-  auto address = core::parse_listen_address(options.listen, "--listen");
-  if (!address) return address.error();
+  TETHER_TRY(address, core::parse_listen_address(options.listen, "--listen"));
   const bool tls = !options.tls_certificate_file.empty() || !options.tls_private_key_file.empty();
   if (tls && (options.tls_certificate_file.empty() || options.tls_private_key_file.empty())) {
     return make_error("invalid_tls", "--tls-cert and --tls-key go together");
@@ -87,8 +86,7 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
                           "--insecure-listen if you really mean it");
   }
   if (options.data_dir.empty()) return make_error("invalid_data_dir", "--data-dir is required");
-  auto store = open_hub_store(options.data_dir, options.sync, kServeBusyTimeoutMs);
-  if (!store) return store.error();
+  TETHER_TRY(store, open_hub_store(options.data_dir, options.sync, kServeBusyTimeoutMs));
   std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store)));
 
   core::WebServerOptions server_options;
@@ -115,8 +113,7 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   handlers.on_websocket = [raw](std::shared_ptr<core::WebSocketConnection> socket) {
     raw->channels_.adopt(std::move(socket));
   };
-  auto server = core::WebServer::start(loop, server_options, std::move(handlers));
-  if (!server) return server.error();
+  TETHER_TRY(server, core::WebServer::start(loop, server_options, std::move(handlers)));
   hub->server_ = std::move(*server);
   if (!hub->options_.metrics_listen.empty()) {
     auto metrics =

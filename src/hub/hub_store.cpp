@@ -153,8 +153,7 @@ Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, Sy
   core::SqliteStore::Options options;
   options.sync_full = sync == SyncMode::kFull;
   options.busy_timeout_ms = busy_timeout_ms;
-  auto store = core::SqliteStore::open(data_dir + "/hub.db", options);
-  if (!store) return store.error();
+  TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
   if (auto schema = (*store)->apply_schema(full_schema().c_str(), 3, kUpgrades); !schema)
     return schema.error();
   return store;

@@ -97,8 +97,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
                arg == "--trusted-proxy" || arg == "--max-connections" ||
                arg == "--max-connections-per-address" || arg == "--request-timeout-s" ||
                arg == "--output" || arg == "--expires" || arg == "--labels") {
-      auto v = value(arg.c_str());
-      if (!v) return v.error();
+      TETHER_TRY(v, value(arg.c_str()));
       if (arg == "--data-dir") flags.options.data_dir = *v;
       if (arg == "--listen") flags.options.listen = *v;
       if (arg == "--tls-cert") flags.options.tls_certificate_file = *v;
@@ -130,18 +129,15 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
         return *parsed;
       };
       if (arg == "--max-connections") {
-        auto n = count(1, 10'000'000);
-        if (!n) return n.error();
+        TETHER_TRY(n, count(1, 10'000'000));
         flags.options.max_connections = *n;
       }
       if (arg == "--max-connections-per-address") {
-        auto n = count(1, 10'000'000);
-        if (!n) return n.error();
+        TETHER_TRY(n, count(1, 10'000'000));
         flags.options.max_connections_per_address = *n;
       }
       if (arg == "--request-timeout-s") {
-        auto n = count(1, 3600);
-        if (!n) return n.error();
+        TETHER_TRY(n, count(1, 3600));
         flags.options.request_timeout_s = static_cast<unsigned int>(*n);
       }
       if (arg == "--max-event-streams") {

@@ -270,8 +270,7 @@ Result<std::string> TokenStore::register_agent(std::string_view authorization,
   if (token.rfind("ttr_", 0) != 0) {
     return make_error("unauthorized", "missing or unknown registration token");
   }
-  auto id = usable_registration(token);
-  if (!id) return id.error();
+  TETHER_TRY(id, usable_registration(token));
   std::string labels_text;
   {
     auto labels = store_.statement("SELECT labels FROM registration_tokens WHERE id = ?");
@@ -279,8 +278,7 @@ Result<std::string> TokenStore::register_agent(std::string_view authorization,
     if (labels.executeStep()) labels_text = labels.getColumn(0).getString();
   }
   auto labels = protocol::parse_labels(labels_text);
-  auto agent_token = add_agent(name, labels ? *labels : protocol::Labels{});
-  if (!agent_token) return agent_token.error();
+  TETHER_TRY(agent_token, add_agent(name, labels ? *labels : protocol::Labels{}));
   auto count =
       store_.statement("UPDATE registration_tokens SET registered = registered + 1 WHERE id = ?");
   count.bind(1, *id);

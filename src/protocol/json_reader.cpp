@@ -129,8 +129,7 @@ Result<uint64_t> JsonObjectReader::required_uint(const char* field) const {
 Result<std::optional<uint64_t>> JsonObjectReader::optional_uint(const char* field) const {
   const auto* value = find(field);
   if (!value || value->IsNull()) return std::optional<uint64_t>();
-  auto result = required_uint(field);
-  if (!result) return result.error();
+  TETHER_TRY(result, required_uint(field));
   return std::optional<uint64_t>(*result);
 }
 

@@ -9,8 +9,7 @@
 namespace tether::protocol {
 
 Result<SubmitRequest> decode_submit(std::string_view body) {
-  auto document = parse_json_object(body, "task");
-  if (!document) return document.error();
+  TETHER_TRY(document, parse_json_object(body, "task"));
   static const std::set<std::string> kFields = {
       "agent", "command", "env", "cwd", "timeout_s", "target", "on_conflict", "max_attempts"};
   const rapidjson::Value& fields = *document;  // const: clang 14 rejects the mutable iterator
@@ -20,8 +19,7 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
   }
   JsonObjectReader task(*document, "task");
   SubmitRequest request;
-  auto agent = task.required_string("agent");
-  if (!agent) return agent.error();
+  TETHER_TRY(agent, task.required_string("agent"));
   if (!is_valid_id(*agent)) {
     return task.field_error("agent", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
   }
@@ -29,15 +27,13 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
   if (auto body_fields = read_task_body(task, request.spec); !body_fields) {
     return body_fields.error();
   }
-  auto on_conflict = task.optional_string("on_conflict");
-  if (!on_conflict) return on_conflict.error();
+  TETHER_TRY(on_conflict, task.optional_string("on_conflict"));
   const std::string policy = on_conflict->value_or("queue");
   if (policy != "queue" && policy != "reject") {
     return task.field_error("on_conflict", "expected \"queue\" or \"reject\"");
   }
   request.reject_on_conflict = policy == "reject";
-  auto max_attempts = task.optional_uint("max_attempts");
-  if (!max_attempts) return max_attempts.error();
+  TETHER_TRY(max_attempts, task.optional_uint("max_attempts"));
   const uint64_t attempts = max_attempts->value_or(1);
   if (attempts < 1 || attempts > kMaxAttempts) {
     return make_error("invalid_field",

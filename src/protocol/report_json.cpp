@@ -26,24 +26,19 @@ bool is_sha256_hex(std::string_view text) {
 }
 
 Result<StreamSummary> read_summary(const JsonObjectReader& parent, const char* field) {
-  auto object = parent.required_object(field);
-  if (!object) return object.error();
+  TETHER_TRY(object, parent.required_object(field));
   JsonObjectReader summary_reader(**object, parent.path() + "." + field);
   StreamSummary summary;
-  auto bytes = summary_reader.required_uint("bytes");
-  if (!bytes) return bytes.error();
+  TETHER_TRY(bytes, summary_reader.required_uint("bytes"));
   summary.bytes = *bytes;
-  auto sha = summary_reader.required_string("sha256");
-  if (!sha) return sha.error();
+  TETHER_TRY(sha, summary_reader.required_string("sha256"));
   if (!is_sha256_hex(*sha)) {
     return summary_reader.field_error("sha256", "expected 64 lowercase hex digits");
   }
   summary.sha256 = std::move(*sha);
-  auto dropped = summary_reader.optional_uint("dropped_bytes");
-  if (!dropped) return dropped.error();
+  TETHER_TRY(dropped, summary_reader.optional_uint("dropped_bytes"));
   summary.dropped_bytes = dropped->value_or(0);
-  auto undelivered = summary_reader.optional_uint("undelivered_bytes");
-  if (!undelivered) return undelivered.error();
+  TETHER_TRY(undelivered, summary_reader.optional_uint("undelivered_bytes"));
   summary.undelivered_bytes = undelivered->value_or(0);
   if (summary.undelivered_bytes > summary.dropped_bytes) {
     return summary_reader.field_error("undelivered_bytes", "larger than dropped_bytes");
@@ -91,8 +86,7 @@ void write_final_fields(JsonWriter& json, const FinalReport& final_report) {
 }
 
 Result<StreamName> read_stream(const JsonObjectReader& object, const char* field) {
-  auto text = object.required_string(field);
-  if (!text) return text.error();
+  TETHER_TRY(text, object.required_string(field));
   auto stream = parse_stream_name(*text);
   if (!stream) return object.field_error(field, "expected \"stdout\" or \"stderr\"");
   return *stream;
@@ -100,20 +94,15 @@ Result<StreamName> read_stream(const JsonObjectReader& object, const char* field
 
 Result<OutputChunk> read_output_fields(const JsonObjectReader& object) {
   OutputChunk chunk;
-  auto stream = read_stream(object, "stream");
-  if (!stream) return stream.error();
+  TETHER_TRY(stream, read_stream(object, "stream"));
   chunk.stream = *stream;
-  auto seq = object.required_uint("seq");
-  if (!seq) return seq.error();
+  TETHER_TRY(seq, object.required_uint("seq"));
   if (*seq == 0) return object.field_error("seq", "must be at least 1");
   chunk.seq = *seq;
-  auto offset = object.required_uint("offset");
-  if (!offset) return offset.error();
+  TETHER_TRY(offset, object.required_uint("offset"));
   chunk.offset = *offset;
-  auto data = object.required_string("data");
-  if (!data) return data.error();
-  auto encoding = object.optional_string("encoding");
-  if (!encoding) return encoding.error();
+  TETHER_TRY(data, object.required_string("data"));
+  TETHER_TRY(encoding, object.optional_string("encoding"));
   const std::string how = encoding->value_or("utf8");
   if (how == "utf8") {
     chunk.data = std::move(*data);
@@ -130,37 +119,29 @@ Result<OutputChunk> read_output_fields(const JsonObjectReader& object) {
 
 Result<FinalReport> read_final_fields(const JsonObjectReader& object) {
   FinalReport report;
-  auto status_text = object.required_string("status");
-  if (!status_text) return status_text.error();
+  TETHER_TRY(status_text, object.required_string("status"));
   auto status = parse_attempt_status(*status_text);
   if (!status) {
     return object.field_error("status",
                               "expected succeeded, failed, timed_out, cancelled, rejected or lost");
   }
   report.status = *status;
-  auto exit_code = object.optional_int("exit_code");
-  if (!exit_code) return exit_code.error();
+  TETHER_TRY(exit_code, object.optional_int("exit_code"));
   report.exit_code = *exit_code;
-  auto signal = object.optional_int("signal");
-  if (!signal) return signal.error();
+  TETHER_TRY(signal, object.optional_int("signal"));
   report.signal = *signal;
   if (report.signal && (*report.signal < 1 || *report.signal > 64)) {
     return object.field_error("signal", "expected a signal number from 1 to 64");
   }
-  auto started_at = object.optional_string("started_at");
-  if (!started_at) return started_at.error();
+  TETHER_TRY(started_at, object.optional_string("started_at"));
   report.started_at = started_at->value_or("");
-  auto finished_at = object.optional_string("finished_at");
-  if (!finished_at) return finished_at.error();
+  TETHER_TRY(finished_at, object.optional_string("finished_at"));
   report.finished_at = finished_at->value_or("");
-  auto out = read_summary(object, "stdout");
-  if (!out) return out.error();
+  TETHER_TRY(out, read_summary(object, "stdout"));
   report.stdout_summary = std::move(*out);
-  auto err = read_summary(object, "stderr");
-  if (!err) return err.error();
+  TETHER_TRY(err, read_summary(object, "stderr"));
   report.stderr_summary = std::move(*err);
-  auto error = object.optional_string("error");
-  if (!error) return error.error();
+  TETHER_TRY(error, object.optional_string("error"));
   report.error = error->value_or("");
   return report;
 }
@@ -174,8 +155,7 @@ std::string encode_final_report(const FinalReport& final_report) {
 }
 
 Result<FinalReport> decode_final_report(std::string_view json) {
-  auto document = parse_json_object(json, "final");
-  if (!document) return document.error();
+  TETHER_TRY(document, parse_json_object(json, "final"));
   return read_final_fields(JsonObjectReader(*document, "final"));
 }
 

@@ -87,16 +87,13 @@ Result<void> validate_task(const TaskSpec& task) {
 }
 
 Result<TaskSpec> decode_task(std::string_view json) {
-  auto document = parse_json_object(json, "task");
-  if (!document) return document.error();
+  TETHER_TRY(document, parse_json_object(json, "task"));
   JsonObjectReader task(*document, "task");
   TaskSpec spec;
 
-  auto task_id = task.required_string("task_id");
-  if (!task_id) return task_id.error();
+  TETHER_TRY(task_id, task.required_string("task_id"));
   spec.task_id = std::move(*task_id);
-  auto attempt_id = task.required_string("attempt_id");
-  if (!attempt_id) return attempt_id.error();
+  TETHER_TRY(attempt_id, task.required_string("attempt_id"));
   spec.attempt_id = std::move(*attempt_id);
 
   if (auto body = read_task_body(task, spec); !body) return body.error();
@@ -113,8 +110,7 @@ Result<void> read_command(const JsonObjectReader& command, TaskSpec& spec) {
     return invalid("command", "needs exactly one of argv or shell");
   }
   if (has_argv) {
-    auto argv = command.required_array("argv");
-    if (!argv) return argv.error();
+    TETHER_TRY(argv, command.required_array("argv"));
     if ((*argv)->Empty()) return invalid("command.argv", "must not be empty");
     size_t index = 0;
     for (const auto& entry : (*argv)->GetArray()) {
@@ -127,8 +123,7 @@ Result<void> read_command(const JsonObjectReader& command, TaskSpec& spec) {
     }
     return {};
   }
-  auto shell = command.required_string("shell");
-  if (!shell) return shell.error();
+  TETHER_TRY(shell, command.required_string("shell"));
   if (shell->empty()) return invalid("command.shell", "must not be empty");
   spec.shell = std::move(*shell);
   return {};
@@ -181,38 +176,31 @@ void write_task_body(JsonWriter& json, const TaskSpec& task) {
 
 Result<void> read_command_json(std::string_view command_json, std::string_view env_json,
                                TaskSpec& spec) {
-  auto command_doc = parse_json_object(command_json, "task.command");
-  if (!command_doc) return command_doc.error();
+  TETHER_TRY(command_doc, parse_json_object(command_json, "task.command"));
   if (auto read = read_command(JsonObjectReader(*command_doc, "task.command"), spec); !read) {
     return read.error();
   }
-  auto env_doc = parse_json_object(env_json, "task.env");
-  if (!env_doc) return env_doc.error();
+  TETHER_TRY(env_doc, parse_json_object(env_json, "task.env"));
   const rapidjson::Value& env = *env_doc;
   return read_env(env, spec);
 }
 
 Result<void> read_task_body(const JsonObjectReader& task, TaskSpec& spec) {
-  auto command_value = task.required_object("command");
-  if (!command_value) return command_value.error();
+  TETHER_TRY(command_value, task.required_object("command"));
   if (auto read = read_command(JsonObjectReader(**command_value, task.path() + ".command"), spec);
       !read) {
     return read.error();
   }
-  auto env_value = task.optional_object("env");
-  if (!env_value) return env_value.error();
+  TETHER_TRY(env_value, task.optional_object("env"));
   if (*env_value) {
     if (auto read = read_env(**env_value, spec); !read) return read.error();
   }
 
-  auto cwd = task.optional_string("cwd");
-  if (!cwd) return cwd.error();
+  TETHER_TRY(cwd, task.optional_string("cwd"));
   if (*cwd) spec.cwd = std::move(**cwd);
-  auto timeout = task.optional_uint("timeout_s");
-  if (!timeout) return timeout.error();
+  TETHER_TRY(timeout, task.optional_uint("timeout_s"));
   if (*timeout) spec.timeout_s = **timeout;
-  auto target = task.optional_string("target");
-  if (!target) return target.error();
+  TETHER_TRY(target, task.optional_string("target"));
   if (*target) spec.target = std::move(**target);
 
   return {};
