@@ -3,7 +3,6 @@
 #include "agent/agent_hello.hpp"
 
 #include <algorithm>
-#include <random>
 
 #include "core/backoff.hpp"
 #include "core/log.hpp"
@@ -20,12 +19,8 @@ namespace {
 using protocol::ErrorCode;
 using protocol::StreamName;
 
-// More than this queued on the socket and the sender waits for it to drain:
-// frames are handed to the socket only as it can take them.
-constexpr size_t kSocketHighWater = 1 << 20;
 constexpr uint64_t kHelloAckTimeoutMs = 30'000;
 constexpr uint64_t kStableSessionMs = 10'000;
-constexpr uint64_t kLongestResendBackoffMs = 30'000;
 constexpr uint64_t kLongestReconnectMs = 30'000;
 
 std::string join_words(const std::vector<std::string>& words) {
@@ -44,16 +39,10 @@ ResultChannel::ResultChannel(core::Loop& loop, Outbox& outbox, ChannelOptions op
       outbox_(outbox),
       options_(std::move(options)),
       handlers_(std::move(handlers)),
-      wake_sender_(loop),
+      sender_(loop, outbox, options_.send_window_bytes),
       ack_watchdog_(loop) {}
 
 ResultChannel::~ResultChannel() = default;
-
-std::optional<uint64_t> ResultChannel::final_sent_at(const std::string& message_id) const {
-  auto it = final_sent_at_.find(message_id);
-  if (it == final_sent_at_.end()) return std::nullopt;
-  return it->second;
-}
 
 void ResultChannel::close() {
   if (socket_) socket_->close(core::kCloseGoingAway, "agent shutting down");
@@ -172,10 +161,6 @@ void ResultChannel::begin_session() {
   live_ = true;
   outbox_.budget().set_channel_live(true);
   counters_.since = core::utc_now();
-  cursor_ = 0;
-  in_flight_.clear();
-  final_sent_at_.clear();
-  backlog_pending_ = outbox_.frames().rows() > 0;
   core::log_info("channel", "connected to " + options_.hub.url.origin() + "; replaying " +
                                 std::to_string(outbox_.frames().rows()) + " outbox frames");
   loop_.update_time();
@@ -189,9 +174,9 @@ void ResultChannel::check_acks() {
   // frames wait for one, the session ends and the agent reconnects.
   loop_.update_time();
   const uint64_t silent = loop_.now_ms() - last_ack_ms_;
-  if (in_flight_.bytes() > 0 && silent >= ack_timeout_ms() && socket_ && socket_->is_open()) {
+  if (sender_.in_flight_bytes() > 0 && silent >= ack_timeout_ms() && socket_ && socket_->is_open()) {
     core::log_warning("channel", "no ack from the hub for " + std::to_string(silent / 1000) +
-                                     " s while " + std::to_string(in_flight_.bytes()) +
+                                     " s while " + std::to_string(sender_.in_flight_bytes()) +
                                      " bytes wait for one; reconnecting");
     socket_->close(1011, "no acks");
     return;
@@ -240,21 +225,23 @@ std::string ResultChannel::end_session(const core::WebSocketConnection& socket) 
 core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnection> socket,
                                         core::CancellationToken stop) {
   socket_ = socket;
-  socket->set_on_drained([this] { wake_sender_.notify_all(); });
+  socket->set_on_drained([this] { sender_.wake(); });
   const bool acknowledged = co_await handshake(socket, stop);
   if (!acknowledged) {
     socket_.reset();
     co_return;
   }
   begin_session();
+  sender_.begin(socket);
   core::CancellationSource session_over;
   core::TaskGroup group;
-  group.spawn(send_loop(session_over.token()));
+  group.spawn(sender_.run(session_over.token()));
   group.spawn(forward_outbox_changes(session_over.token()));
   co_await receive_frames(socket, stop);
   const std::string how = end_session(*socket);
   session_over.cancel();
   co_await group.join();
+  sender_.end();
   core::log_info("channel", "result channel closed (" + how + ")");
   socket_.reset();
 }
@@ -262,68 +249,14 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
 core::Task<void> ResultChannel::forward_outbox_changes(core::CancellationToken stop) {
   while (!stop.cancelled()) {
     co_await outbox_.changed().wait(0, stop);
-    wake_sender_.notify_all();
-  }
-}
-
-core::Task<void> ResultChannel::send_loop(core::CancellationToken stop) {
-  while (!stop.cancelled() && socket_ && socket_->is_open()) {
-    loop_.update_time();
-    if (resend_not_before_ms_ > loop_.now_ms()) {
-      // A resend that keeps failing waits (backoff), rather than spin.
-      (void)co_await wake_sender_.wait(resend_not_before_ms_ - loop_.now_ms(), stop);
-      continue;
-    }
-    const uint64_t window = options_.send_window_bytes;
-    if (in_flight_.bytes() >= window || socket_->queued_bytes() >= kSocketHighWater) {
-      co_await wake_sender_.wait(0, stop);
-      continue;
-    }
-    auto frames =
-        outbox_.frames().committed_after(cursor_, std::min<uint64_t>(window - in_flight_.bytes(), 1 << 20));
-    if (frames.empty()) {
-      co_await wake_sender_.wait(0, stop);
-      continue;
-    }
-    loop_.update_time();
-    const std::string sent_at = core::utc_now();  // one send batch, one turn
-    for (auto& frame : frames) {
-      const bool output_kind = frame.kind == FrameKind::kOutput || frame.kind == FrameKind::kGap;
-      if (output_kind && abandoned_.count({frame.attempt_id, frame.stream})) {
-        cursor_ = frame.id;  // its stream ended (abandon_stream deletes it)
-        continue;
-      }
-      if (!agreed_.output_gap && frame.kind == FrameKind::kGap) {
-        // This hub takes no task.output_gap: nothing of the stream from
-        // here on can reach it. Said once, in the final.
-        abandon(frame.attempt_id, frame.stream, frame.seq, std::nullopt,
-                std::string(protocol::to_string(frame.stream)) +
-                    " could not be delivered from seq " + std::to_string(frame.seq) +
-                    ": output was dropped and the hub does not take gaps");
-        cursor_ = frame.id;
-        continue;
-      }
-      if (!agreed_.output_base64 && frame.kind == FrameKind::kOutput &&
-          frame.payload.find("\"encoding\":\"base64\"") != std::string::npos) {
-        frame.payload = protocol::without_base64(std::move(frame.payload));
-      }
-      const size_t bytes = frame.payload.size();
-      socket_->send_text(protocol::stamp_sent_at(std::move(frame.payload), sent_at));
-      counters_.frames_sent += 1;
-      counters_.bytes_sent += bytes;
-      in_flight_.add({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
-                       frame.seq, bytes});
-      cursor_ = frame.id;
-      if (frame.kind == FrameKind::kFinal)
-        final_sent_at_.try_emplace(frame.message_id, loop_.now_ms());
-    }
-    outbox_.sends().mark_sent(frames.front().id, frames.back().id);
+    sender_.wake();
   }
 }
 
 void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
   // Only what both sides listed is used (docs/protocol.md 9).
   agreed_ = protocol::Capabilities::from(ack.capabilities);
+  sender_.set_agreed(agreed_);
   outbox_.budget().set_gaps_allowed(agreed_.output_gap);
   if (!agreed_.output_base64 || !agreed_.output_gap || !agreed_.final_http) {
     core::log_info("channel", "the hub offers only: " + (ack.capabilities.empty()
@@ -335,10 +268,8 @@ void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
     // stream cannot be completed (docs/protocol.md 4.2).
     const auto first = outbox_.frames().first_held_seq(point.attempt_id, point.stream);
     if (first && point.next_seq < *first) {
-      abandon(point.attempt_id, point.stream, point.next_seq, std::nullopt,
-              std::string(protocol::to_string(point.stream)) + " could not be delivered from seq " +
-                  std::to_string(point.next_seq) +
-                  ": the hub no longer had what it had acknowledged");
+      sender_.abandon(point.attempt_id, point.stream, point.next_seq, std::nullopt,
+                      "the hub no longer had what it had acknowledged");
       continue;
     }
     outbox_.resume_from(point.attempt_id, point.stream, point.next_seq);
@@ -351,12 +282,6 @@ void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
     outbox_.discard_attempt(notice.attempt_id);
     if (handlers_.discarded) handlers_.discarded(notice.attempt_id);
   }
-}
-
-void ResultChannel::forget_output(const std::string& attempt_id, StreamName stream,
-                                  uint64_t through_seq) {
-  in_flight_.forget_output(attempt_id, stream, through_seq);
-  wake_sender_.notify_all();
 }
 
 void ResultChannel::handle(protocol::Frame&& frame) {
@@ -378,60 +303,18 @@ void ResultChannel::handle(protocol::Frame&& frame) {
   }
 }
 
-void ResultChannel::note_backlog_delivered() {
-  // Said once per session that began with a backlog: the operator watching
-  // an outage end sees when the agent has caught up.
-  if (backlog_pending_ && outbox_.frames().rows() == 0) {
-    backlog_pending_ = false;
-    // Once the deletes are committed: whoever reads the file after this
-    // line (an operator, a test) must find it empty.
-    outbox_.when_committed(
-        [] { core::log_info("channel", "backlog delivered: the outbox is empty"); });
-  }
-}
-
 void ResultChannel::on_ack(const protocol::Ack& ack) {
   loop_.update_time();
   last_ack_ms_ = loop_.now_ms();
   if (ack.acked == protocol::AckedKind::kOutput) {
-    if (auto it = rewinds_.find({ack.attempt_id, ack.stream});
-        it != rewinds_.end() && ack.through_seq > it->second.point) {
-      rewinds_.erase(it);  // past the point it kept going back to: progress
-    }
-    outbox_.ack_output(ack.attempt_id, ack.stream, ack.through_seq);
-    forget_output(ack.attempt_id, ack.stream, ack.through_seq);
-    note_backlog_delivered();
+    sender_.output_acked(ack.attempt_id, ack.stream, ack.through_seq);
     return;
   }
-  outbox_.ack_message(ack.related_message_id);
-  final_sent_at_.erase(ack.related_message_id);
-  in_flight_.forget_message(ack.related_message_id);
-  wake_sender_.notify_all();
-  note_backlog_delivered();
+  sender_.message_acked(ack.related_message_id);
   if (ack.acked == protocol::AckedKind::kFinal && ack.verified == false) {
     core::log_warning("channel", "the hub accepted the final of " + ack.attempt_id +
                                      " but could not verify its output (see the task on the hub)");
   }
-}
-
-void ResultChannel::rewind(const std::string& attempt_id, StreamName stream,
-                           uint64_t highest_accepted) {
-  // Back to the same point again and again: wait longer each time (100 ms
-  // doubling to 30 s) instead of resending in a tight loop.
-  auto& state = rewinds_[{attempt_id, stream}];
-  state.count = state.point == highest_accepted ? state.count + 1 : 1;
-  state.point = highest_accepted;
-  if (state.count > 1) {
-    const uint64_t delay =
-        std::min<uint64_t>(kLongestResendBackoffMs, 100ull << std::min(state.count - 2, 16));
-    loop_.update_time();
-    resend_not_before_ms_ = std::max(resend_not_before_ms_, loop_.now_ms() + delay);
-  }
-  outbox_.ack_output(attempt_id, stream, highest_accepted);
-  if (auto id = outbox_.frames().frame_id(attempt_id, stream, highest_accepted + 1)) {
-    cursor_ = std::min(cursor_, *id - 1);
-  }
-  forget_output(attempt_id, stream, UINT64_MAX);
 }
 
 void ResultChannel::on_error(const protocol::ErrorFrame& error) {
@@ -446,7 +329,7 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
   if (error.retryable) {
     if ((code == ErrorCode::kOutputSequenceGap || code == ErrorCode::kOutputIncomplete) &&
         error.stream && error.highest_accepted_seq) {
-      rewind(error.attempt_id, *error.stream, *error.highest_accepted_seq);
+      sender_.rewind(error.attempt_id, *error.stream, *error.highest_accepted_seq);
       return;
     }
     // Anything else retryable (storage trouble at the hub, hello_required):
@@ -455,9 +338,7 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
     return;
   }
   if (code == ErrorCode::kUnknownAttempt || code == ErrorCode::kAttemptDiscarded) {
-    outbox_.discard_attempt(error.attempt_id);
-    in_flight_.forget_attempt(error.attempt_id);
-    wake_sender_.notify_all();
+    sender_.discard_attempt(error.attempt_id);
     if (handlers_.discarded) handlers_.discarded(error.attempt_id);
     return;
   }
@@ -467,26 +348,16 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
   if (auto output = protocol::parse_output_message_id(error.related_message_id)) {
     core::log_error("channel", "the hub refused " + error.related_message_id + " for good (" +
                                    error.code + "); the rest of that stream is not delivered");
-    abandon(output->attempt_id, output->stream, output->seq, error.next_offset,
-            std::string(protocol::to_string(output->stream)) + " could not be delivered from seq " +
-                std::to_string(output->seq) + ": the hub refused it (" + error.code + ")");
+    sender_.abandon(output->attempt_id, output->stream, output->seq, error.next_offset,
+                    "the hub refused it (" + error.code + ")");
     return;
   }
   // About one started or final frame: resending it cannot help. Drop it.
   if (!error.related_message_id.empty()) {
     core::log_error("channel",
                     "dropping frame " + error.related_message_id + " (" + error.code + ")");
-    outbox_.ack_message(error.related_message_id);
-    in_flight_.forget_message(error.related_message_id);
-    wake_sender_.notify_all();
+    sender_.drop_message(error.related_message_id);
   }
-}
-
-void ResultChannel::abandon(const std::string& attempt_id, StreamName stream, uint64_t from_seq,
-                            std::optional<uint64_t> from_offset, std::string why) {
-  abandoned_.insert({attempt_id, stream});
-  forget_output(attempt_id, stream, UINT64_MAX);
-  outbox_.abandon_stream(attempt_id, stream, from_seq, from_offset, std::move(why));
 }
 
 bool ResultChannel::on_unreadable(const std::string& text, const Error& error) {

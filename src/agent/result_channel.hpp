@@ -1,12 +1,13 @@
 // ResultChannel: the agent's WebSocket to the hub (docs/protocol.md 4).
 //
-// A session: connect with the token, send agent.hello, reconcile with
-// hub.hello_ack (drop what the hub already has, forget discarded attempts),
-// then replay the outbox from its start and keep sending as frames are
-// committed. Frames go out in outbox order, only while less than the send
-// window is unacknowledged and the socket has drained; acks, errors, cancels
-// and wakes come back on the same socket. When the session ends, the next
-// one starts after a backoff with jitter (0.5 s to 30 s).
+// A session: connect with the token, send agent.hello (built from the
+// outbox, agent_hello.hpp), reconcile with hub.hello_ack (drop what the hub
+// already has, forget discarded attempts), then let the FrameSender replay
+// the outbox from its start and keep sending as frames are committed. Acks,
+// errors, cancels and wakes come back on the same socket: acks and errors
+// go to the FrameSender, cancels and wakes to the handlers. A session
+// without an ack for 3 keepalives while frames wait ends. The next session
+// starts after a backoff with jitter (0.5 s to 30 s).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,7 @@
 #include <string>
 
 #include "agent/hub_endpoint.hpp"
-#include "agent/in_flight_window.hpp"
+#include "agent/frame_sender.hpp"
 #include "protocol/capabilities.hpp"
 #include "agent/outbox.hpp"
 #include "core/cancellation.hpp"
@@ -68,10 +69,17 @@ class ResultChannel {
     uint64_t bytes_sent = 0;
     uint64_t acks_received = 0;
   };
-  const Counters& counters() const { return counters_; }
+  Counters counters() const {
+    Counters counters = counters_;
+    counters.frames_sent = sender_.frames_sent();
+    counters.bytes_sent = sender_.bytes_sent();
+    return counters;
+  }
   // When a final was first sent on this session, if it was (milliseconds,
   // loop time); the HTTP fallback waits 10 s for its ack.
-  std::optional<uint64_t> final_sent_at(const std::string& message_id) const;
+  std::optional<uint64_t> final_sent_at(const std::string& message_id) const {
+    return sender_.final_sent_at(message_id);
+  }
   // Sends what is pending and closes the session with 1001.
   void close();
   // What the hub listed in its last hello_ack (all, before any session).
@@ -92,28 +100,17 @@ class ResultChannel {
   // Returns how the socket closed ("1001: agent shutting down").
   std::string end_session(const core::WebSocketConnection& socket);
   void check_acks();
-  core::Task<void> send_loop(core::CancellationToken stop);
   core::Task<void> forward_outbox_changes(core::CancellationToken stop);
   void handle(protocol::Frame&& frame);
   void apply_hello_ack(const protocol::HubHelloAck& ack);
   void on_ack(const protocol::Ack& ack);
   void on_error(const protocol::ErrorFrame& error);
-  // Ends the delivery of a stream (Outbox::abandon_stream): nothing of it
-  // is sent any more, not even frames already read for sending.
-  void abandon(const std::string& attempt_id, protocol::StreamName stream, uint64_t from_seq,
-               std::optional<uint64_t> from_offset, std::string why);
   // A frame from the hub that did not decode: false when the session must
   // end (another protocol version).
   bool on_unreadable(const std::string& text, const Error& error);
   void send_error(const std::string& code, const std::string& message,
                   const std::string& related_message_id);
   uint64_t ack_timeout_ms() const { return 3 * options_.keepalive_s * 1000; }
-  void note_backlog_delivered();
-  void rewind(const std::string& attempt_id, protocol::StreamName stream,
-              uint64_t highest_accepted);
-  // Output and gap frames of one stream with seq <= through_seq.
-  void forget_output(const std::string& attempt_id, protocol::StreamName stream,
-                     uint64_t through_seq);
 
   core::Loop& loop_;
   Outbox& outbox_;
@@ -123,24 +120,12 @@ class ResultChannel {
   std::shared_ptr<core::WebSocketConnection> socket_;
   bool live_ = false;
   Counters counters_;
-  bool backlog_pending_ = false;  // this session began with frames to replay
   uint64_t sessions_ = 0;
-  int64_t cursor_ = 0;  // last outbox id sent this session
-  InFlightWindow in_flight_;
-  std::map<std::string, uint64_t> final_sent_at_;
-  core::Notification wake_sender_;
+  FrameSender sender_;
   core::Timer ack_watchdog_;
   uint64_t next_message_ = 1;
   protocol::Capabilities agreed_ = protocol::Capabilities::all();
   uint64_t last_ack_ms_ = 0;
-  struct Rewinds {
-    uint64_t point = 0;  // the highest accepted seq the hub keeps naming
-    int count = 0;
-  };
-  std::map<std::pair<std::string, protocol::StreamName>, Rewinds> rewinds_;
-  uint64_t resend_not_before_ms_ = 0;
-  // Streams whose delivery ended (abandon); their attempts' finals say so.
-  std::set<std::pair<std::string, protocol::StreamName>> abandoned_;
   int64_t last_auth_log_ms_ = -1'000'000;
 };
 
