@@ -6,6 +6,8 @@
 #include <functional>
 #include <map>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "core/listen_address.hpp"
 #include "core/resolver.hpp"
@@ -46,6 +48,54 @@ Setter number_key(uint64_t AgentConfig::*field, uint64_t min, uint64_t max) {
   };
 }
 
+// One of a few words, each meaning one value of the field.
+template <class T>
+Setter choice_key(T AgentConfig::*field, std::vector<std::pair<std::string, T>> choices,
+                  std::string expected) {
+  return [field, choices = std::move(choices), expected = std::move(expected)](
+             AgentConfig& config, const std::string& value) -> Result<void> {
+    for (const auto& [word, meaning] : choices) {
+      if (value == word) {
+        config.*field = meaning;
+        return {};
+      }
+    }
+    return make_error("invalid", expected);
+  };
+}
+
+Result<void> set_hub_url(AgentConfig& config, const std::string& value) {
+  auto url = core::parse_url(value);
+  if (!url) return make_error("invalid", url.error().message);
+  if (url->scheme != "http" && url->scheme != "https") {
+    return make_error("invalid", "must be http:// or https://");
+  }
+  config.hub_url = *url;
+  return {};
+}
+
+Result<void> set_agent_name(AgentConfig& config, const std::string& value) {
+  if (!protocol::is_valid_id(value)) {
+    return make_error("invalid", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+  }
+  config.agent = value;
+  return {};
+}
+
+Result<void> set_metrics_listen(AgentConfig& config, const std::string& value) {
+  auto address = core::parse_listen_address(value, "metrics_listen");
+  if (!address) return make_error("invalid", "expected address:port, e.g. 127.0.0.1:9465");
+  config.metrics_listen = value;
+  return {};
+}
+
+Result<void> set_log_level(AgentConfig& config, const std::string& value) {
+  if (!core::parse_log_level(value, config.log_level)) {
+    return make_error("invalid", "expected debug, info, warning or error");
+  }
+  return {};
+}
+
 Setter text_key(std::string AgentConfig::*field) {
   return [field](AgentConfig& config, const std::string& value) -> Result<void> {
     if (value.empty()) return make_error("invalid", "must not be empty");
@@ -56,24 +106,9 @@ Setter text_key(std::string AgentConfig::*field) {
 
 const std::vector<Key>& keys() {
   static const std::vector<Key> table = {
-      {"hub_url", "the hub, e.g. https://hub.example:7070 (required)",
-       [](AgentConfig& config, const std::string& value) -> Result<void> {
-         auto url = core::parse_url(value);
-         if (!url) return make_error("invalid", url.error().message);
-         if (url->scheme != "http" && url->scheme != "https") {
-           return make_error("invalid", "must be http:// or https://");
-         }
-         config.hub_url = *url;
-         return {};
-       }},
+      {"hub_url", "the hub, e.g. https://hub.example:7070 (required)", set_hub_url},
       {"agent", "this agent's name, as registered with `tether-hub agent add` (required)",
-       [](AgentConfig& config, const std::string& value) -> Result<void> {
-         if (!protocol::is_valid_id(value)) {
-           return make_error("invalid", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
-         }
-         config.agent = value;
-         return {};
-       }},
+       set_agent_name},
       {"token_file", "file holding the agent token, mode 0600 (or TETHER_AGENT_TOKEN_FILE)",
        text_key(&AgentConfig::token_file)},
       {"state_dir", "where the outbox lives (default /var/lib/tether)",
@@ -81,12 +116,8 @@ const std::vector<Key>& keys() {
       {"ca_file", "extra CA certificates (PEM) to trust for the hub",
        text_key(&AgentConfig::ca_file)},
       {"insecure", "true to allow plain http to a hub that is not on loopback (default false)",
-       [](AgentConfig& config, const std::string& value) -> Result<void> {
-         if (value != "true" && value != "false")
-           return make_error("invalid", "expected true or false");
-         config.insecure = value == "true";
-         return {};
-       }},
+       choice_key<bool>(&AgentConfig::insecure, {{"true", true}, {"false", false}},
+                        "expected true or false")},
       {"max_concurrent_tasks", "tasks run at once (default 4)",
        number_key(&AgentConfig::max_concurrent_tasks, 1, 1024)},
       {"flush_interval_ms", "longest a byte of output waits before it is framed (default 2)",
@@ -99,23 +130,13 @@ const std::vector<Key>& keys() {
        "output waits while the outbox's filesystem has less free (default 16777216)",
        number_key(&AgentConfig::outbox_min_free_bytes, 0, 1ull << 40)},
       {"outbox_full_policy", "drop-oldest (default) or block",
-       [](AgentConfig& config, const std::string& value) -> Result<void> {
-         if (value == "drop-oldest") {
-           config.outbox_full_policy = OutboxFullPolicy::kDropOldest;
-         } else if (value == "block") {
-           config.outbox_full_policy = OutboxFullPolicy::kBlock;
-         } else {
-           return make_error("invalid", "expected drop-oldest or block");
-         }
-         return {};
-       }},
+       choice_key<OutboxFullPolicy>(&AgentConfig::outbox_full_policy,
+                                    {{"drop-oldest", OutboxFullPolicy::kDropOldest},
+                                     {"block", OutboxFullPolicy::kBlock}},
+                                    "expected drop-oldest or block")},
       {"outbox_sync", "normal (default: survives a crash of the agent) or full (also a power loss)",
-       [](AgentConfig& config, const std::string& value) -> Result<void> {
-         if (value != "normal" && value != "full")
-           return make_error("invalid", "expected normal or full");
-         config.outbox_sync_full = value == "full";
-         return {};
-       }},
+       choice_key<bool>(&AgentConfig::outbox_sync_full, {{"normal", false}, {"full", true}},
+                        "expected normal or full")},
       {"poll_wait_s", "long-poll wait in seconds (default 30)",
        number_key(&AgentConfig::poll_wait_s, 1, 60)},
       {"shutdown_grace_s", "on SIGTERM, how long running tasks may finish (default 30)",
@@ -128,19 +149,8 @@ const std::vector<Key>& keys() {
        number_key(&AgentConfig::kill_grace_s, 0, 3600)},
       {"metrics_listen",
        "serve Prometheus metrics on this address:port, e.g. 127.0.0.1:9465 (default off)",
-       [](AgentConfig& config, const std::string& value) -> Result<void> {
-         auto address = core::parse_listen_address(value, "metrics_listen");
-         if (!address) return make_error("invalid", "expected address:port, e.g. 127.0.0.1:9465");
-         config.metrics_listen = value;
-         return {};
-       }},
-      {"log_level", "debug, info (default), warning or error",
-       [](AgentConfig& config, const std::string& value) -> Result<void> {
-         if (!core::parse_log_level(value, config.log_level)) {
-           return make_error("invalid", "expected debug, info, warning or error");
-         }
-         return {};
-       }},
+       set_metrics_listen},
+      {"log_level", "debug, info (default), warning or error", set_log_level},
   };
   return table;
 }

@@ -183,27 +183,17 @@ std::string AgentDaemon::one_line_status() {
          std::to_string(status.outbox_rows) + " frame(s) in the outbox";
 }
 
-core::Task<int> AgentDaemon::run() {
-  // Installed first: from here on a signal is ours to handle, not fatal.
-  core::SignalSet signals(loop_, {SIGTERM, SIGINT});
-  core::ServiceNotifier systemd(loop_);
-  started_at_ = core::utc_now();
-  loop_.update_time();
-  started_ms_ = loop_.now_ms();
+Result<void> AgentDaemon::open_state() {
   // The status socket comes first: it is also the guard against a second
   // agent on this state directory, which must not touch the outbox at all.
   // Group-accessible (0660): operators in the agent's group may read status.
   if (::mkdir(config_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    core::log_error("agent", "cannot create state directory '" + config_.state_dir +
-                                 "': " + std::strerror(errno));
-    co_return 1;
+    return make_error("state_dir", "cannot create state directory '" + config_.state_dir +
+                                       "': " + std::strerror(errno));
   }
   auto status_socket = core::ReportSocket::open(loop_, config_.state_dir + "/status.sock", 0660,
                                                 [this] { return status_json(snapshot()); });
-  if (!status_socket) {
-    core::log_error("agent", status_socket.error().message);
-    co_return 1;
-  }
+  if (!status_socket) return status_socket.error();
   status_socket_ = std::move(*status_socket);
   OutboxOptions outbox_options;
   outbox_options.agent_id = config_.agent;
@@ -212,26 +202,21 @@ core::Task<int> AgentDaemon::run() {
   outbox_options.policy = config_.outbox_full_policy;
   outbox_options.sync_full = config_.outbox_sync_full;
   auto outbox = Outbox::open(loop_, config_.state_dir, outbox_options);
-  if (!outbox) {
-    core::log_error("agent", outbox.error().message);
-    status_socket_.reset();
-    co_return 1;
-  }
+  if (!outbox) return outbox.error();
   outbox_ = std::move(*outbox);
 
   if (!config_.metrics_listen.empty()) {
     auto metrics = core::MetricsServer::start(loop_, config_.metrics_listen, "metrics_listen",
                                               [this] { return status_metrics(snapshot()); });
-    if (!metrics) {
-      core::log_error("agent", metrics.error().message);
-      status_socket_.reset();
-      co_return 1;
-    }
+    if (!metrics) return metrics.error();
     metrics_ = std::move(*metrics);
     core::log_info("agent", "metrics on http://" + metrics_->host() + ":" +
                                 std::to_string(metrics_->port()) + "/metrics");
   }
+  return {};
+}
 
+void AgentDaemon::assemble_services() {
   ExecutorOptions executor_options;
   executor_options.max_concurrent_tasks = config_.max_concurrent_tasks;
   executor_options.runner.chunker.flush_interval_ms = config_.flush_interval_ms;
@@ -268,7 +253,21 @@ core::Task<int> AgentDaemon::run() {
                               final_without_process(protocol::AttemptStatus::kRejected,
                                                     "the agent cannot run this task: " + why));
       });
+}
 
+core::Task<int> AgentDaemon::run() {
+  // Installed first: from here on a signal is ours to handle, not fatal.
+  core::SignalSet signals(loop_, {SIGTERM, SIGINT});
+  core::ServiceNotifier systemd(loop_);
+  started_at_ = core::utc_now();
+  loop_.update_time();
+  started_ms_ = loop_.now_ms();
+  if (auto opened = open_state(); !opened) {
+    core::log_error("agent", opened.error().message);
+    status_socket_.reset();
+    co_return 1;
+  }
+  assemble_services();
   recover();
   core::log_info("agent", "agent " + config_.agent + " for " + config_.hub_url.origin() +
                               ", outbox " + config_.state_dir + "/outbox.db (" +

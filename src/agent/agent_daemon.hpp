@@ -44,6 +44,11 @@ class AgentDaemon {
   AgentStatus snapshot();
 
  private:
+  // The status socket first (also the guard against a second agent on this
+  // state directory), then the outbox and the metrics endpoint.
+  Result<void> open_state();
+  // The executor, the channel, the courier and the poller, wired together.
+  void assemble_services();
   void recover();
   void log_settings() const;
   void start_task(protocol::TaskSpec spec);

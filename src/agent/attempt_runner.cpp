@@ -1,5 +1,7 @@
 #include "agent/attempt_runner.hpp"
 
+#include "agent/task_environment.hpp"
+
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -47,30 +49,6 @@ struct InitState {
   bool done = false;
   bool gone = false;  // its control socket closed: the init has exited
 };
-
-std::string home_directory() {
-  if (const passwd* entry = getpwuid(geteuid()); entry && entry->pw_dir && *entry->pw_dir) {
-    return entry->pw_dir;
-  }
-  return "/";
-}
-
-Result<void> check_working_directory(const std::string& cwd) {
-  if (cwd.empty()) return {};
-  struct stat info {};
-  if (::stat(cwd.c_str(), &info) != 0) {
-    return make_error("bad_cwd",
-                      "working directory '" + cwd + "' cannot be used: " + std::strerror(errno));
-  }
-  if (!S_ISDIR(info.st_mode)) {
-    return make_error("bad_cwd", "working directory '" + cwd + "' is not a directory");
-  }
-  if (::access(cwd.c_str(), X_OK) != 0) {
-    return make_error("bad_cwd",
-                      "working directory '" + cwd + "' cannot be entered: " + std::strerror(errno));
-  }
-  return {};
-}
 
 std::string signal_name(int signum) {
   const char* abbrev = sigabbrev_np(signum);
@@ -181,25 +159,6 @@ core::Task<bool> wait_for_streams_end(core::Loop& loop, const StreamCapture& out
 
 }  // namespace
 
-std::map<std::string, std::string> base_task_environment() {
-  return {
-      {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-      {"HOME", home_directory()},
-      {"LANG", "C.UTF-8"},
-  };
-}
-
-std::vector<std::string> task_environment(const protocol::TaskSpec& task) {
-  auto variables = base_task_environment();
-  for (const auto& [name, value] : task.env)
-    variables[name] = value;
-  std::vector<std::string> environment;
-  environment.reserve(variables.size());
-  for (const auto& [name, value] : variables)
-    environment.push_back(name + "=" + value);
-  return environment;
-}
-
 FinalReport final_without_process(AttemptStatus status, std::string error) {
   FinalReport report;
   report.status = status;
@@ -222,47 +181,175 @@ std::string processes_text(const TaskInitEvent& event) {
   return text;
 }
 
+// What the task runs: its argv, its environment, and the program found on
+// its PATH. Errors are the message of a final `failed`.
+struct Launch {
+  std::vector<std::string> argv;
+  std::vector<std::string> environment;
+  std::string program;
+};
+
+Result<Launch> prepare_launch(const protocol::TaskSpec& task) {
+  if (auto cwd = check_working_directory(task.cwd); !cwd) return cwd.error();
+  Launch launch{task.command_line(), task_environment(task), {}};
+  std::string path_variable;
+  for (const auto& entry : launch.environment) {
+    if (entry.rfind("PATH=", 0) == 0) path_variable = entry.substr(5);
+  }
+  auto program = core::find_program(launch.argv.at(0), path_variable);
+  if (!program) {
+    return make_error(program.error().code,
+                      program.error().message + " (" + program.error().code + ")");
+  }
+  launch.program = std::move(*program);
+  return launch;
+}
+
+// How the attempt ended, for its final: what the pipes did after the
+// command exited.
+struct Drain {
+  bool pipe_held = false;        // still open after the drain timeout
+  bool gave_up_reading = false;  // and after the kill
+};
+
+// Status, exit code or signal, and the error's notes, in the order they happened.
+void describe_end(FinalReport& report, const InitState& state, const Supervision& supervision,
+                  const std::vector<std::string>& sent, const Drain& drain,
+                  const RunnerOptions& options, uint64_t timeout_s) {
+  std::vector<std::string> notes;
+  const core::ExitStatus status = state.exit ? *state.exit : core::ExitStatus{-1, 0};
+  if (status.term_signal != 0) {
+    report.signal = status.term_signal;
+  } else {
+    report.exit_code = status.exit_code;
+  }
+  switch (supervision.reason) {
+    case StopReason::kTimedOut:
+      report.status = AttemptStatus::kTimedOut;
+      notes.push_back("timed out after " + std::to_string(timeout_s) + " s");
+      break;
+    case StopReason::kCancelled:
+      report.status = AttemptStatus::kCancelled;
+      notes.push_back("cancelled");
+      break;
+    case StopReason::kNone:
+      report.status = (status.term_signal == 0 && status.exit_code == 0) ? AttemptStatus::kSucceeded
+                                                                         : AttemptStatus::kFailed;
+      if (status.term_signal != 0) notes.push_back("killed by " + signal_name(status.term_signal));
+      break;
+  }
+  if (!state.exit) {
+    notes.push_back("the task's init process ended before the command did (killed from outside?)");
+  }
+  // What had to be stopped, in the order it was asked for.
+  for (size_t i = 0; i < state.signalled.size() && i < sent.size(); ++i) {
+    const TaskInitEvent& event = state.signalled[i];
+    if (event.count == 0) continue;
+    const std::string& why = sent[i];
+    if (why == "term") {
+      notes.push_back("SIGTERM sent to " + processes_text(event));
+    } else if (why == "kill") {
+      notes.push_back("still running " + std::to_string(options.kill_grace_ms) +
+                      " ms after SIGTERM; killed with SIGKILL: " + processes_text(event));
+    } else if (why == "drain") {
+      notes.push_back(
+          "the output pipes were still open " + std::to_string(options.drain_timeout_ms) +
+          " ms after the command exited (the drain timeout); killed " + processes_text(event));
+    } else {
+      notes.push_back("left running when the task ended, and killed: " + processes_text(event));
+    }
+  }
+  if (supervision.killed_after_grace && state.signalled.size() < 2 && state.exit &&
+      supervision.reason != StopReason::kNone) {
+    // The command exited between the SIGKILL order and its report.
+    notes.push_back("still running " + std::to_string(options.kill_grace_ms) +
+                    " ms after SIGTERM; SIGKILL sent");
+  }
+  if (drain.pipe_held && drain.gave_up_reading) {
+    notes.push_back("the pipes stayed open even then; stopped reading");
+  }
+  for (size_t i = 0; i < notes.size(); ++i) {
+    report.error += (i == 0 ? "" : "; ") + notes[i];
+  }
+}
+
+// Starts the task's init (task_init.hpp), which runs the command and reaches
+// every process the task starts, wherever it moves. The child gets its own
+// copy of `plan` at the fork. Errors are the message of a final `failed`.
+Result<std::unique_ptr<core::Process>> spawn_init(core::Loop& loop, const Launch& launch,
+                                                  const std::string& cwd,
+                                                  const RunnerOptions& options) {
+  std::vector<char*> argv_pointers;
+  for (const auto& arg : launch.argv)
+    argv_pointers.push_back(const_cast<char*>(arg.c_str()));
+  argv_pointers.push_back(nullptr);
+  std::vector<char*> env_pointers;
+  for (const auto& entry : launch.environment)
+    env_pointers.push_back(const_cast<char*>(entry.c_str()));
+  env_pointers.push_back(nullptr);
+  TaskInitPlan plan{launch.program.c_str(), argv_pointers.data(), env_pointers.data()};
+  core::SpawnOptions spawn;
+  spawn.argv = launch.argv;
+  spawn.working_directory = cwd;
+  spawn.read_buffer_bytes = options.read_buffer_bytes;
+  spawn.control_socket = true;
+  spawn.child_main = &run_task_init;
+  spawn.child_context = &plan;
+  auto spawned = core::Process::spawn(loop, spawn);
+  if (!spawned) {
+    return make_error(spawned.error().code,
+                      spawned.error().message + " (" + spawned.error().code + ")");
+  }
+  return std::move(*spawned);
+}
+
+// The command is gone, but other processes of the task may still hold the
+// pipes. They get the drain timeout to finish writing; then the init kills
+// them all, and if the pipes stay open even then, reading stops.
+core::Task<void> drain_streams(core::Loop& loop, core::Process& init, const StreamCapture& out,
+                               const StreamCapture& err, uint64_t drain_timeout_ms,
+                               core::CancellationSource& stop_reading,
+                               core::CancellationToken streams_done,
+                               std::vector<std::string>& sent, Drain& drain) {
+  const bool ended =
+      co_await wait_for_streams_end(loop, out, err, drain_timeout_ms, streams_done);
+  if (ended) co_return;
+  drain.pipe_held = true;
+  if (init.control_write("kill\n")) sent.push_back("drain");
+  const bool ended_after_kill =
+      co_await wait_for_streams_end(loop, out, err, kAfterKillDrainMs, streams_done);
+  if (!ended_after_kill) {
+    drain.gave_up_reading = true;
+    stop_reading.cancel();
+  }
+}
+
+// The attempt is over: nothing of the task may outlive it. The init kills
+// what is left and exits; an init that hangs is killed with its group.
+core::Task<void> finish_init(core::Loop& loop, core::Process& init, const InitState& state,
+                             core::Notification& init_changed, std::vector<std::string>& sent) {
+  if (init.control_write("finish\n")) sent.push_back("finish");
+  loop.update_time();
+  const uint64_t finish_by = loop.now_ms() + kFinishMs;
+  while (!state.done && !state.gone) {
+    loop.update_time();
+    if (loop.now_ms() >= finish_by) break;
+    (void)co_await init_changed.wait(finish_by - loop.now_ms());
+  }
+  if (!state.gone && !state.done) init.signal_group(SIGKILL);
+  auto init_exit = co_await init.wait_exit();
+  (void)init_exit;
+}
+
 }  // namespace
 
 core::Task<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, AttemptSink& sink,
                                            core::CancellationToken cancel) {
-  if (auto cwd = check_working_directory(task.cwd); !cwd) {
-    co_return final_without_process(AttemptStatus::kFailed, cwd.error().message);
-  }
-  const std::vector<std::string> argv = task.command_line();
-  const std::vector<std::string> environment = task_environment(task);
-  std::string path_variable;
-  for (const auto& entry : environment) {
-    if (entry.rfind("PATH=", 0) == 0) path_variable = entry.substr(5);
-  }
-  auto program = core::find_program(argv.at(0), path_variable);
-  if (!program) {
-    co_return final_without_process(AttemptStatus::kFailed,
-                                    program.error().message + " (" + program.error().code + ")");
-  }
-  // The task runs under its own init (task_init.hpp), which reaches every
-  // process the task starts, wherever it moves.
-  std::vector<char*> argv_pointers;
-  for (const auto& arg : argv)
-    argv_pointers.push_back(const_cast<char*>(arg.c_str()));
-  argv_pointers.push_back(nullptr);
-  std::vector<char*> env_pointers;
-  for (const auto& entry : environment)
-    env_pointers.push_back(const_cast<char*>(entry.c_str()));
-  env_pointers.push_back(nullptr);
-  TaskInitPlan plan{program->c_str(), argv_pointers.data(), env_pointers.data()};
-  core::SpawnOptions spawn;
-  spawn.argv = argv;
-  spawn.working_directory = task.cwd;
-  spawn.read_buffer_bytes = options_.read_buffer_bytes;
-  spawn.control_socket = true;
-  spawn.child_main = &run_task_init;
-  spawn.child_context = &plan;
-  auto spawned = core::Process::spawn(loop_, spawn);
-  if (!spawned) {
-    co_return final_without_process(AttemptStatus::kFailed,
-                                    spawned.error().message + " (" + spawned.error().code + ")");
-  }
+  auto launch = prepare_launch(task);
+  if (!launch) co_return final_without_process(AttemptStatus::kFailed, launch.error().message);
+  const std::vector<std::string>& argv = launch->argv;
+  auto spawned = spawn_init(loop_, *launch, task.cwd, options_);
+  if (!spawned) co_return final_without_process(AttemptStatus::kFailed, spawned.error().message);
   core::Process& init = **spawned;
 
   InitState state;
@@ -302,99 +389,22 @@ core::Task<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attem
   while (!state.exit && !state.gone)
     (void)co_await init_changed.wait();
 
-  // The command is gone, but other processes of the task may still hold the
-  // pipes. Give them the drain timeout to finish writing, then kill them all.
-  bool pipe_held = false;
-  bool gave_up_reading = false;
-  const bool ended = co_await wait_for_streams_end(loop_, out, err, options_.drain_timeout_ms,
-                                                   streams_done.token());
-  if (!ended) {
-    pipe_held = true;
-    if (init.control_write("kill\n")) sent.push_back("drain");
-    const bool ended_after_kill =
-        co_await wait_for_streams_end(loop_, out, err, kAfterKillDrainMs, streams_done.token());
-    if (!ended_after_kill) {
-      gave_up_reading = true;
-      stop_reading.cancel();
-    }
-  }
+  Drain drain;
+  co_await drain_streams(loop_, init, out, err, options_.drain_timeout_ms, stop_reading,
+                         streams_done.token(), sent, drain);
   co_await group.join();
-
-  // The attempt is over: nothing of the task may outlive it.
-  if (init.control_write("finish\n")) sent.push_back("finish");
-  loop_.update_time();
-  const uint64_t finish_by = loop_.now_ms() + kFinishMs;
-  while (!state.done && !state.gone) {
-    loop_.update_time();
-    if (loop_.now_ms() >= finish_by) break;
-    (void)co_await init_changed.wait(finish_by - loop_.now_ms());
-  }
-  if (!state.gone && !state.done) init.signal_group(SIGKILL);  // an init that hangs
-  auto init_exit = co_await init.wait_exit();
-  (void)init_exit;
+  co_await finish_init(loop_, init, state, init_changed, sent);
   co_await init_events.join();
 
   report.finished_at = core::utc_now();
   report.stdout_summary = out.summary();
   report.stderr_summary = err.summary();
 
-  std::vector<std::string> notes;
-  const core::ExitStatus status = state.exit ? *state.exit : core::ExitStatus{-1, 0};
-  if (status.term_signal != 0) {
-    report.signal = status.term_signal;
-  } else {
-    report.exit_code = status.exit_code;
-  }
-  switch (supervision.reason) {
-    case StopReason::kTimedOut:
-      report.status = AttemptStatus::kTimedOut;
-      notes.push_back("timed out after " + std::to_string(task.timeout_s) + " s");
-      break;
-    case StopReason::kCancelled:
-      report.status = AttemptStatus::kCancelled;
-      notes.push_back("cancelled");
-      break;
-    case StopReason::kNone:
-      report.status = (status.term_signal == 0 && status.exit_code == 0) ? AttemptStatus::kSucceeded
-                                                                         : AttemptStatus::kFailed;
-      if (status.term_signal != 0) notes.push_back("killed by " + signal_name(status.term_signal));
-      break;
-  }
-  if (!state.exit) {
-    notes.push_back("the task's init process ended before the command did (killed from outside?)");
-  }
-  // What had to be stopped, in the order it was asked for.
-  for (size_t i = 0; i < state.signalled.size() && i < sent.size(); ++i) {
-    const TaskInitEvent& event = state.signalled[i];
-    if (event.count == 0) continue;
-    const std::string& why = sent[i];
-    if (why == "term") {
-      notes.push_back("SIGTERM sent to " + processes_text(event));
-    } else if (why == "kill") {
-      notes.push_back("still running " + std::to_string(options_.kill_grace_ms) +
-                      " ms after SIGTERM; killed with SIGKILL: " + processes_text(event));
-    } else if (why == "drain") {
-      notes.push_back(
-          "the output pipes were still open " + std::to_string(options_.drain_timeout_ms) +
-          " ms after the command exited (the drain timeout); killed " + processes_text(event));
-    } else {
-      notes.push_back("left running when the task ended, and killed: " + processes_text(event));
-    }
-  }
-  if (supervision.killed_after_grace && state.signalled.size() < 2 && state.exit &&
-      supervision.reason != StopReason::kNone) {
-    // The command exited between the SIGKILL order and its report.
-    notes.push_back("still running " + std::to_string(options_.kill_grace_ms) +
-                    " ms after SIGTERM; SIGKILL sent");
-  }
-  if (pipe_held && gave_up_reading) {
-    notes.push_back("the pipes stayed open even then; stopped reading");
-  }
+  describe_end(report, state, supervision, sent, drain, options_, task.timeout_s);
   for (const auto* capture : {&out, &err}) {
-    if (capture->read_error()) notes.push_back(capture->read_error()->message);
-  }
-  for (size_t i = 0; i < notes.size(); ++i) {
-    report.error += (i == 0 ? "" : "; ") + notes[i];
+    if (capture->read_error()) {
+      report.error += (report.error.empty() ? "" : "; ") + capture->read_error()->message;
+    }
   }
   co_return report;
 }

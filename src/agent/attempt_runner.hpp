@@ -32,12 +32,6 @@ struct RunnerOptions {
   size_t read_buffer_bytes = 64 * 1024;
 };
 
-// The environment every task starts from: PATH, HOME and LANG, never the
-// agent's own variables (its token file path, its proxy settings, ...). The
-// task's env is applied on top.
-std::map<std::string, std::string> base_task_environment();
-std::vector<std::string> task_environment(const protocol::TaskSpec& task);
-
 // A final report for an attempt that never ran (rejected, cancelled while
 // queued, or unable to start).
 protocol::FinalReport final_without_process(protocol::AttemptStatus status, std::string error);

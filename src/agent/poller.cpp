@@ -42,6 +42,54 @@ Poller::Poller(core::Loop& loop, core::ThreadPool& pool, PollerOptions options,
       refuse_(std::move(refuse)),
       wake_(loop) {}
 
+void Poller::take_task(const std::string& body) {
+  auto task = protocol::decode_task(body);
+  if (task) {
+    core::log_info("poller", "received " + task->attempt_id);
+    start_(std::move(*task));
+  } else if (auto ids = protocol::peek_task_ids(body)) {
+    // The hub now holds the attempt as ours: refuse it with a final
+    // (docs/protocol.md 3) instead of leaving it to the lease.
+    core::log_error("poller", "the hub sent " + ids->attempt_id + ", which cannot be run: " +
+                                  task.error().message + "; rejecting it");
+    if (refuse_) refuse_(*ids, task.error().message);
+  } else {
+    core::log_error("poller", "the hub sent a task without usable ids: " + task.error().message);
+  }
+}
+
+uint64_t Poller::note_failure(const Result<core::HttpReply>& reply, uint64_t pause_ms) {
+  ++failures_;
+  last_error_ = core::utc_now() + ": " +
+                (reply ? "the hub answered " + std::to_string(reply->status) + " (" +
+                             hub_message(reply->body) + ")"
+                       : reply.error().message);
+  loop_.update_time();
+  const int64_t now = static_cast<int64_t>(loop_.now_ms());
+  if (!reply) {
+    core::log_warning("poller", "cannot reach the hub: " + reply.error().message);
+  } else if (reply->status == 401 || reply->status == 403) {
+    if (now - last_auth_log_ms_ >= 60'000) {
+      last_auth_log_ms_ = now;
+      core::log_error("poller",
+                      "the hub refused this agent's token (" + std::to_string(reply->status) +
+                          ": " + hub_message(reply->body) + "); check token_file: the token is " +
+                          options_.token_source + ", the agent name '" + options_.agent + "'");
+    }
+  } else {
+    if (const std::string retry_after = reply->header("retry-after"); !retry_after.empty()) {
+      try {
+        pause_ms = std::max<uint64_t>(pause_ms, std::stoull(retry_after) * 1000);
+      } catch (const std::exception&) {
+        // Not seconds: keep our backoff.
+      }
+    }
+    core::log_warning("poller", "the hub answered " + std::to_string(reply->status) +
+                                    "; waiting " + std::to_string(pause_ms) + " ms");
+  }
+  return pause_ms;
+}
+
 core::Task<void> Poller::run(core::CancellationToken stop) {
   core::Backoff backoff(kFirstBackoffMs, kLongestBackoffMs);
   while (!stop.cancelled()) {
@@ -65,20 +113,7 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
       last_error_.clear();  // status shows a failure only while it is the latest news
       ++tasks_received_;
       backoff.reset();
-      auto task = protocol::decode_task(reply->body);
-      if (task) {
-        core::log_info("poller", "received " + task->attempt_id);
-        start_(std::move(*task));
-      } else if (auto ids = protocol::peek_task_ids(reply->body)) {
-        // The hub now holds the attempt as ours: refuse it with a final
-        // (docs/protocol.md 3) instead of leaving it to the lease.
-        core::log_error("poller", "the hub sent " + ids->attempt_id + ", which cannot be run: " +
-                                      task.error().message + "; rejecting it");
-        if (refuse_) refuse_(*ids, task.error().message);
-      } else {
-        core::log_error("poller",
-                        "the hub sent a task without usable ids: " + task.error().message);
-      }
+      take_task(reply->body);
       continue;
     }
     if (reply && reply->status == 204) {
@@ -92,35 +127,7 @@ core::Task<void> Poller::run(core::CancellationToken stop) {
       }
       continue;
     }
-    ++failures_;
-    last_error_ = core::utc_now() + ": " +
-                  (reply ? "the hub answered " + std::to_string(reply->status) + " (" +
-                               hub_message(reply->body) + ")"
-                         : reply.error().message);
-    pause_ms = backoff.next_delay_ms();
-    loop_.update_time();
-    const int64_t now = static_cast<int64_t>(loop_.now_ms());
-    if (!reply) {
-      core::log_warning("poller", "cannot reach the hub: " + reply.error().message);
-    } else if (reply->status == 401 || reply->status == 403) {
-      if (now - last_auth_log_ms_ >= 60'000) {
-        last_auth_log_ms_ = now;
-        core::log_error("poller",
-                        "the hub refused this agent's token (" + std::to_string(reply->status) +
-                            ": " + hub_message(reply->body) + "); check token_file: the token is " +
-                            options_.token_source + ", the agent name '" + options_.agent + "'");
-      }
-    } else {
-      if (const std::string retry_after = reply->header("retry-after"); !retry_after.empty()) {
-        try {
-          pause_ms = std::max<uint64_t>(pause_ms, std::stoull(retry_after) * 1000);
-        } catch (const std::exception&) {
-          // Not seconds: keep our backoff.
-        }
-      }
-      core::log_warning("poller", "the hub answered " + std::to_string(reply->status) +
-                                      "; waiting " + std::to_string(pause_ms) + " ms");
-    }
+    pause_ms = note_failure(reply, backoff.next_delay_ms());
     co_await wake_.wait(std::max<uint64_t>(pause_ms, 1), stop);
   }
 }

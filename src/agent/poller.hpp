@@ -52,6 +52,11 @@ class Poller {
   uint64_t tasks_received() const { return tasks_received_; }
 
  private:
+  // A 200 answer: start the task, or refuse one that cannot run.
+  void take_task(const std::string& body);
+  // A failed poll: counted and logged (an auth refusal once a minute).
+  // Returns how long to wait: `pause_ms`, or the hub's Retry-After if longer.
+  uint64_t note_failure(const Result<core::HttpReply>& reply, uint64_t pause_ms);
   core::Loop& loop_;
   core::ThreadPool& pool_;
   PollerOptions options_;

@@ -154,8 +154,9 @@ std::string set_config_keys(const std::string& text,
   return out;
 }
 
-int register_command(const std::vector<std::string>& args) {
-  Options options;
+// Fills `options` from the command line; an exit status if the command
+// ends here (--help, a usage error).
+std::optional<int> parse_options(const std::vector<std::string>& args, Options& options) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--help" || arg == "-h") {
@@ -178,6 +179,47 @@ int register_command(const std::vector<std::string>& args) {
     if (i + 1 >= args.size()) return usage(arg + " needs a value");
     *target = args[++i];
   }
+  return std::nullopt;
+}
+
+// POST /api/v1/agents/register (docs/protocol.md 11) with the registration
+// token: the agent's own token, or why not (nothing was written).
+Result<std::string> exchange_token(const core::Url& url, const Options& options,
+                                   core::PlainTextPolicy plain_text,
+                                   const std::string& registration_token) {
+  protocol::JsonWriter body;
+  body.begin_object();
+  body.field("name", options.name);
+  body.end_object();
+  core::HttpCall call;
+  call.method = "POST";
+  call.server = url;
+  call.target = "/api/v1/agents/register";
+  call.body = body.str();
+  call.headers.emplace_back("Authorization", "Bearer " + registration_token);
+  call.ca_file = options.ca_file;
+  call.plain_text = plain_text;
+  call.connect_timeout_s = 10;
+  call.read_timeout_s = 30;
+  auto reply = core::http_call(call);
+  if (!reply) return make_error("unreachable", "cannot reach the hub: " + reply.error().message);
+  if (reply->status != 201) {
+    auto error = protocol::parse_api_error(reply->body);
+    return make_error("refused", "the hub refused the registration (" +
+                                     std::to_string(reply->status) + "): " +
+                                     (error ? error->message : reply->body.substr(0, 300)) +
+                                     "; nothing was written");
+  }
+  auto document = protocol::parse_json_object(reply->body, "registration");
+  if (!document) return make_error("answer", "the hub's answer: " + document.error().message);
+  auto token = protocol::JsonObjectReader(*document, "registration").required_string("token");
+  if (!token) return make_error("answer", "the hub's answer: " + token.error().message);
+  return std::move(*token);
+}
+
+int register_command(const std::vector<std::string>& args) {
+  Options options;
+  if (auto early = parse_options(args, options)) return *early;
   if (options.hub_url.empty()) return usage("--hub-url is required");
   if (options.registration_token_file.empty()) {
     return usage(
@@ -214,31 +256,8 @@ int register_command(const std::vector<std::string>& args) {
   auto registration_token = core::read_secret_file(options.registration_token_file);
   if (!registration_token) return fail(registration_token.error().message);
 
-  protocol::JsonWriter body;
-  body.begin_object();
-  body.field("name", options.name);
-  body.end_object();
-  core::HttpCall call;
-  call.method = "POST";
-  call.server = *url;
-  call.target = "/api/v1/agents/register";
-  call.body = body.str();
-  call.headers.emplace_back("Authorization", "Bearer " + *registration_token);
-  call.ca_file = options.ca_file;
-  call.plain_text = plain_text;
-  call.connect_timeout_s = 10;
-  call.read_timeout_s = 30;
-  auto reply = core::http_call(call);
-  if (!reply) return fail("cannot reach the hub: " + reply.error().message);
-  if (reply->status != 201) {
-    auto error = protocol::parse_api_error(reply->body);
-    return fail("the hub refused the registration (" + std::to_string(reply->status) + "): " +
-                (error ? error->message : reply->body.substr(0, 300)) + "; nothing was written");
-  }
-  auto document = protocol::parse_json_object(reply->body, "registration");
-  if (!document) return fail("the hub's answer: " + document.error().message);
-  auto token = protocol::JsonObjectReader(*document, "registration").required_string("token");
-  if (!token) return fail("the hub's answer: " + token.error().message);
+  auto token = exchange_token(*url, options, plain_text, *registration_token);
+  if (!token) return fail(token.error().message);
 
   if (auto written = core::write_secret_file(options.token_file, *token, owner_uid, owner_gid);
       !written) {

@@ -216,6 +216,27 @@ std::string outbox_json(const OutboxView& view) {
 
 }  // namespace
 
+// The running agent's answer as a document in `agent`, or why there is
+// none (empty when there is one).
+std::string read_answer(const Result<std::string>& answer, const std::string& socket_path,
+                        std::optional<rapidjson::Document>& agent) {
+  if (answer) {
+    auto parsed = protocol::parse_json_object(*answer, "status");
+    if (!parsed) return "the agent's answer is unreadable: " + parsed.error().message;
+    agent = std::move(*parsed);
+    return {};
+  }
+  if (answer.error().code == "not_running") {
+    return "not running (nothing answers on " + socket_path + ")";
+  }
+  if (answer.error().code == "permission_denied") {
+    // Not "not running": whether it runs is exactly what cannot be seen.
+    return "cannot ask the agent: " + answer.error().message +
+           ". Run this as root or as a member of the agent's group (tether)";
+  }
+  return answer.error().message;
+}
+
 int status_command(const std::vector<std::string>& args) {
   bool as_json = false;
   std::vector<std::string> settings_args;
@@ -254,25 +275,7 @@ int status_command(const std::vector<std::string>& args) {
   const std::string socket_path = settings->state_dir + "/status.sock";
   auto answer = core::read_report_socket(socket_path, kAnswerTimeoutMs);
   std::optional<rapidjson::Document> agent;
-  std::string agent_error;
-  if (answer) {
-    auto parsed = protocol::parse_json_object(*answer, "status");
-    if (parsed) {
-      agent = std::move(*parsed);
-    } else {
-      agent_error = "the agent's answer is unreadable: " + parsed.error().message;
-    }
-  } else {
-    if (answer.error().code == "not_running") {
-      agent_error = "not running (nothing answers on " + socket_path + ")";
-    } else if (answer.error().code == "permission_denied") {
-      // Not "not running": whether it runs is exactly what cannot be seen.
-      agent_error = "cannot ask the agent: " + answer.error().message +
-                    ". Run this as root or as a member of the agent's group (tether)";
-    } else {
-      agent_error = answer.error().message;
-    }
-  }
+  const std::string agent_error = read_answer(answer, socket_path, agent);
   const OutboxView outbox = read_outbox(settings->state_dir);
 
   if (as_json) {

@@ -248,12 +248,19 @@ void signal_tree(int signum, bool report) {
 
 }  // namespace
 
-void run_task_init(void* context) {
-  const auto& plan = *static_cast<const TaskInitPlan*>(context);
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  ::prctl(PR_SET_NAME, "tether-init");
-  // Signals meant for the task reach it from us; a stray one must not end
-  // the init while the task runs.
+namespace {
+
+[[noreturn]] void report_failure_and_exit(int error) {
+  Line line;
+  line.add("failed ");
+  line.add_number(error);
+  send_line(line);
+  ::_exit(0);
+}
+
+// Signals meant for the task reach it from us; a stray one must not end the
+// init while the task runs. SIGCHLD is read from the returned signalfd.
+int take_signals() {
   for (int signum : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2}) {
     struct sigaction action {};
     action.sa_handler = SIG_IGN;
@@ -263,16 +270,14 @@ void run_task_init(void* context) {
   ::sigemptyset(&child_signal);
   ::sigaddset(&child_signal, SIGCHLD);
   ::sigprocmask(SIG_BLOCK, &child_signal, nullptr);
-  const int signal_fd = ::signalfd(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
+  return ::signalfd(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
+}
 
+// Forks and execs the command; says "started PID" or "failed ERRNO" (and
+// exits) to the agent.
+pid_t start_command(const TaskInitPlan& plan, int signal_fd) {
   int report[2];
-  if (signal_fd < 0 || ::pipe2(report, O_CLOEXEC) != 0) {
-    Line line;
-    line.add("failed ");
-    line.add_number(errno);
-    send_line(line);
-    ::_exit(0);
-  }
+  if (signal_fd < 0 || ::pipe2(report, O_CLOEXEC) != 0) report_failure_and_exit(errno);
   const pid_t command = ::fork();
   if (command == 0) exec_command(plan, report[1], signal_fd);
   ::close(report[1]);
@@ -299,20 +304,42 @@ void run_task_init(void* context) {
       int status;
       ::waitpid(command, &status, 0);
     }
-    Line line;
-    line.add("failed ");
-    line.add_number(error);
-    send_line(line);
-    ::_exit(0);
+    report_failure_and_exit(error);
   }
-  g_command = command;
-  {
-    Line line;
-    line.add("started ");
-    line.add_number(command);
-    send_line(line);
-  }
+  Line line;
+  line.add("started ");
+  line.add_number(command);
+  send_line(line);
+  return command;
+}
 
+// Runs each complete command line in `input` (term, kill, finish) and keeps
+// the incomplete rest.
+void run_commands(char* input, size_t capacity, size_t& buffered, bool& finishing) {
+  for (;;) {
+    char* newline = static_cast<char*>(std::memchr(input, '\n', buffered));
+    if (!newline) {
+      if (buffered == capacity) buffered = 0;  // no command is this long
+      return;
+    }
+    *newline = '\0';
+    if (std::strcmp(input, "term") == 0) {
+      signal_tree(SIGTERM, true);
+    } else if (std::strcmp(input, "kill") == 0) {
+      signal_tree(SIGKILL, true);
+    } else if (std::strcmp(input, "finish") == 0) {
+      signal_tree(SIGKILL, true);
+      finishing = true;
+    }
+    const size_t used = static_cast<size_t>(newline - input) + 1;
+    std::memmove(input, input + used, buffered - used);
+    buffered -= used;
+  }
+}
+
+// Reaps children and obeys the agent until "finish" leaves no child (then
+// "done") or the agent goes away.
+void serve_agent(int signal_fd) {
   bool finishing = false;
   char input[256];
   size_t buffered = 0;
@@ -328,7 +355,7 @@ void run_task_init(void* context) {
     }
     pollfd watched[2] = {{kControlFd, POLLIN, 0}, {signal_fd, POLLIN, 0}};
     const int ready = ::poll(watched, 2, finishing ? 10 : -1);
-    if (ready < 0 && errno != EINTR) break;
+    if (ready < 0 && errno != EINTR) return;
     if (watched[1].revents) {
       signalfd_siginfo info;
       while (::read(signal_fd, &info, sizeof info) > 0) {
@@ -338,28 +365,21 @@ void run_task_init(void* context) {
     if (!watched[0].revents) continue;
     const ssize_t n = ::read(kControlFd, input + buffered, sizeof input - buffered);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // the agent is gone
+    if (n <= 0) return;  // the agent is gone
     buffered += static_cast<size_t>(n);
-    for (;;) {
-      char* newline = static_cast<char*>(std::memchr(input, '\n', buffered));
-      if (!newline) {
-        if (buffered == sizeof input) buffered = 0;  // no command is this long
-        break;
-      }
-      *newline = '\0';
-      if (std::strcmp(input, "term") == 0) {
-        signal_tree(SIGTERM, true);
-      } else if (std::strcmp(input, "kill") == 0) {
-        signal_tree(SIGKILL, true);
-      } else if (std::strcmp(input, "finish") == 0) {
-        signal_tree(SIGKILL, true);
-        finishing = true;
-      }
-      const size_t used = static_cast<size_t>(newline - input) + 1;
-      std::memmove(input, input + used, buffered - used);
-      buffered -= used;
-    }
+    run_commands(input, sizeof input, buffered, finishing);
   }
+}
+
+}  // namespace
+
+void run_task_init(void* context) {
+  const auto& plan = *static_cast<const TaskInitPlan*>(context);
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  ::prctl(PR_SET_NAME, "tether-init");
+  const int signal_fd = take_signals();
+  g_command = start_command(plan, signal_fd);
+  serve_agent(signal_fd);
   // The agent went away (or poll failed): nothing of the task may outlive it.
   signal_tree(SIGKILL, false);
   ::_exit(0);

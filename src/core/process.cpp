@@ -178,6 +178,42 @@ Result<std::string> find_program(const std::string& program, const std::string& 
   return errno_error(found_unusable ? EACCES : ENOENT, "cannot start '" + program + "'");
 }
 
+namespace {
+
+// Forks with every signal blocked (no handler of ours may run in the child
+// before it has reset them) and runs `plan` in the child. The pid, or -1
+// with errno set.
+pid_t fork_child(const ChildPlan& plan) {
+  sigset_t all;
+  sigset_t previous;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+  const pid_t pid = ::fork();
+  if (pid == 0) run_child(plan);
+  const int fork_error = errno;
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  errno = fork_error;
+  return pid;
+}
+
+// Waits for the child's report: end of file when its exec (or child_main)
+// has begun, four bytes (an errno) if it failed, and then the child is
+// reaped. 0 when it began.
+int exec_error(pid_t pid, int report_fd) {
+  int child_error = 0;
+  ssize_t got;
+  do {
+    got = ::read(report_fd, &child_error, sizeof child_error);
+  } while (got < 0 && errno == EINTR);
+  if (got != static_cast<ssize_t>(sizeof child_error)) return 0;
+  int ignored;
+  while (::waitpid(pid, &ignored, 0) < 0 && errno == EINTR) {
+  }
+  return child_error;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Process>> Process::spawn(Loop& loop, const SpawnOptions& options) {
   if (options.argv.empty() || options.argv[0].empty()) {
     return make_error("invalid_argument", "no program to run: argv is empty");
@@ -222,31 +258,14 @@ Result<std::unique_ptr<Process>> Process::spawn(Loop& loop, const SpawnOptions& 
   plan.child_main = options.child_main;
   plan.child_context = options.child_context;
 
-  // No handler of ours may run in the child before it has reset them.
-  sigset_t all;
-  sigset_t previous;
-  ::sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
-  const pid_t pid = ::fork();
-  if (pid == 0) run_child(plan);
-  const int fork_error = errno;
-  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  if (pid < 0) return errno_error(fork_error, "cannot start '" + options.argv[0] + "'");
+  const pid_t pid = fork_child(plan);
+  if (pid < 0) return errno_error(errno, "cannot start '" + options.argv[0] + "'");
 
   out_write.reset();
   err_write.reset();
   report_write.reset();
   control_child.reset();
-  // End of file: the exec (or child_main) has begun. Four bytes: it failed.
-  int child_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(report_read.fd, &child_error, sizeof child_error);
-  } while (got < 0 && errno == EINTR);
-  if (got == static_cast<ssize_t>(sizeof child_error)) {
-    int ignored;
-    while (::waitpid(pid, &ignored, 0) < 0 && errno == EINTR) {
-    }
+  if (const int child_error = exec_error(pid, report_read.fd); child_error != 0) {
     return errno_error(child_error, "cannot start '" + options.argv[0] + "'");
   }
 

@@ -246,28 +246,45 @@ void WebSocketClient::finish_pending(Pending* raw,
     loop_.defer([awaiting] { awaiting.resume(); });
 }
 
+int WebSocketClient::append_headers(lws* wsi, const Pending& pending, unsigned char** p,
+                                    size_t room) {
+  unsigned char* end = *p + room;
+  for (const auto& [name, value] : pending.options.headers) {
+    std::string field = name + ":";
+    for (auto& c : field)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(field.c_str()),
+                                    reinterpret_cast<const unsigned char*>(value.data()),
+                                    static_cast<int>(value.size()), p, end)) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void WebSocketClient::fail_connect(lws* wsi, Pending* pending, const char* lws_reason) {
+  lws_set_opaque_user_data(wsi, nullptr);
+  const std::string why = describe_connect_error(lws_reason ? std::string(lws_reason) : "",
+                                                 pending->options.url, options_.ca_file);
+  const unsigned int status = lws_http_client_http_response(wsi);
+  if (status < 300) {
+    finish_pending(pending, make_error("ws_connect", why));
+    return;
+  }
+  // The hub answered the handshake with an HTTP error (401, 403, 503...).
+  Error refused = make_error("ws_refused", std::to_string(status) + ": " + why);
+  refused.http_status = static_cast<int>(status);
+  finish_pending(pending, std::move(refused));
+}
+
 int WebSocketClient::handle_lws_callback(lws* wsi, int reason_number, void* user, void* in,
                                          size_t len) {
   const auto reason = static_cast<lws_callback_reasons>(reason_number);
   auto* pending = static_cast<Pending*>(lws_get_opaque_user_data(wsi));
   if (pending && !pending_.count(pending)) pending = nullptr;
   switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
-      if (!pending) return 0;
-      auto** p = static_cast<unsigned char**>(in);
-      unsigned char* end = *p + len;
-      for (const auto& [name, value] : pending->options.headers) {
-        std::string field = name + ":";
-        for (auto& c : field)
-          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(field.c_str()),
-                                        reinterpret_cast<const unsigned char*>(value.data()),
-                                        static_cast<int>(value.size()), p, end)) {
-          return -1;
-        }
-      }
-      return 0;
-    }
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+      return pending ? append_headers(wsi, *pending, static_cast<unsigned char**>(in), len) : 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED: {
       if (!pending) return -1;  // cancelled meanwhile
       lws_set_opaque_user_data(wsi, nullptr);
@@ -277,22 +294,9 @@ int WebSocketClient::handle_lws_callback(lws* wsi, int reason_number, void* user
       finish_pending(pending, connection);
       return 0;
     }
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-      if (!pending) return 0;
-      lws_set_opaque_user_data(wsi, nullptr);
-      const std::string why =
-          describe_connect_error(in ? std::string(static_cast<const char*>(in)) : "",
-                                 pending->options.url, options_.ca_file);
-      const unsigned int status = lws_http_client_http_response(wsi);
-      if (status >= 300) {
-        Error refused = make_error("ws_refused", std::to_string(status) + ": " + why);
-        refused.http_status = static_cast<int>(status);
-        finish_pending(pending, std::move(refused));
-      } else {
-        finish_pending(pending, make_error("ws_connect", why));
-      }
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+      if (pending) fail_connect(wsi, pending, static_cast<const char*>(in));
       return 0;
-    }
     case LWS_CALLBACK_CLIENT_RECEIVE: {
       auto it = connections_.find(wsi);
       return it == connections_.end() ? -1 : it->second->on_receive_fragment(wsi, in, len);

@@ -73,6 +73,11 @@ class WebSocketClient {
   Task<Result<std::shared_ptr<WebSocketConnection>>> connect_address(
       const WebSocketConnectOptions& options, const std::string& address, CancellationToken token);
   Result<void> create_context();
+  // LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: the connect options' headers.
+  int append_headers(lws* wsi, const Pending& pending, unsigned char** p, size_t room);
+  // LWS_CALLBACK_CLIENT_CONNECTION_ERROR: "ws_refused" with the HTTP status,
+  // or "ws_connect" with why, in words.
+  void fail_connect(lws* wsi, Pending* pending, const char* lws_reason);
   void finish_pending(Pending* pending, Result<std::shared_ptr<WebSocketConnection>> outcome);
 
   Loop& loop_;

@@ -81,6 +81,72 @@ Result<int64_t> parse_lifetime(const std::string& text) {
   return static_cast<int64_t>(*number) * scale;
 }
 
+// One option that takes a value: checked, and stored in `flags`.
+Result<void> apply_flag(Flags& flags, const std::string& arg, const std::string& value) {
+  if (arg == "--data-dir") flags.options.data_dir = value;
+  if (arg == "--listen") flags.options.listen = value;
+  if (arg == "--tls-cert") flags.options.tls_certificate_file = value;
+  if (arg == "--tls-key") flags.options.tls_private_key_file = value;
+  if (arg == "--log-level") flags.log_level = value;
+  if (arg == "--metrics-listen") flags.options.metrics_listen = value;
+  if (arg == "--output") flags.output = value;
+  if (arg == "--expires") flags.expires = value;
+  if (arg == "--labels") flags.labels = value;
+  if (arg == "--trusted-proxy") {
+    if (hub::AuthThrottle::canonical_address(value).empty()) {
+      return make_error(
+          "usage",
+          "--trusted-proxy: expected an IP address (e.g. 127.0.0.1), got '" + value + "'");
+    }
+    flags.options.trusted_proxies.push_back(value);
+  }
+  if (arg == "--sync") {
+    if (value != "normal" && value != "full")
+      return make_error("usage", "--sync: expected normal or full");
+    flags.options.sync = value == "full" ? hub::SyncMode::kFull : hub::SyncMode::kNormal;
+  }
+  auto count = [&](uint64_t low, uint64_t high) -> Result<uint64_t> {
+    auto parsed = protocol::parse_wire_integer(value, high);
+    if (!parsed || *parsed < low) {
+      return make_error("usage", arg + ": expected " + std::to_string(low) + " to " +
+                                     std::to_string(high) + ", got '" + value + "'");
+    }
+    return *parsed;
+  };
+  if (arg == "--max-connections") {
+    TETHER_TRY(n, count(1, 10'000'000));
+    flags.options.max_connections = *n;
+  }
+  if (arg == "--max-connections-per-address") {
+    TETHER_TRY(n, count(1, 10'000'000));
+    flags.options.max_connections_per_address = *n;
+  }
+  if (arg == "--request-timeout-s") {
+    TETHER_TRY(n, count(1, 3600));
+    flags.options.request_timeout_s = static_cast<unsigned int>(*n);
+  }
+  if (arg == "--max-event-streams") {
+    size_t streams = 0;
+    const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), streams);
+    if (error != std::errc() || end != value.data() + value.size() || streams < 1 ||
+        streams > 100000) {
+      return make_error("usage", "--max-event-streams: expected 1 to 100000");
+    }
+    flags.options.max_event_streams = streams;
+  }
+  if (arg == "--lease-s") {
+    try {
+      flags.options.lease_s = std::stoll(value);
+    } catch (const std::exception&) {
+      return make_error("usage", "--lease-s: expected seconds");
+    }
+    if (flags.options.lease_s < 1 || flags.options.lease_s > 86400) {
+      return make_error("usage", "--lease-s: expected 1 to 86400 seconds");
+    }
+  }
+  return {};
+}
+
 Result<Flags> parse_flags(const std::vector<std::string>& args) {
   Flags flags;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -98,67 +164,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
                arg == "--max-connections-per-address" || arg == "--request-timeout-s" ||
                arg == "--output" || arg == "--expires" || arg == "--labels") {
       TETHER_TRY(v, value(arg.c_str()));
-      if (arg == "--data-dir") flags.options.data_dir = *v;
-      if (arg == "--listen") flags.options.listen = *v;
-      if (arg == "--tls-cert") flags.options.tls_certificate_file = *v;
-      if (arg == "--tls-key") flags.options.tls_private_key_file = *v;
-      if (arg == "--log-level") flags.log_level = *v;
-      if (arg == "--metrics-listen") flags.options.metrics_listen = *v;
-      if (arg == "--output") flags.output = *v;
-      if (arg == "--expires") flags.expires = *v;
-      if (arg == "--labels") flags.labels = *v;
-      if (arg == "--trusted-proxy") {
-        if (hub::AuthThrottle::canonical_address(*v).empty()) {
-          return make_error(
-              "usage",
-              "--trusted-proxy: expected an IP address (e.g. 127.0.0.1), got '" + *v + "'");
-        }
-        flags.options.trusted_proxies.push_back(*v);
-      }
-      if (arg == "--sync") {
-        if (*v != "normal" && *v != "full")
-          return make_error("usage", "--sync: expected normal or full");
-        flags.options.sync = *v == "full" ? hub::SyncMode::kFull : hub::SyncMode::kNormal;
-      }
-      auto count = [&](uint64_t low, uint64_t high) -> Result<uint64_t> {
-        auto parsed = protocol::parse_wire_integer(*v, high);
-        if (!parsed || *parsed < low) {
-          return make_error("usage", arg + ": expected " + std::to_string(low) + " to " +
-                                         std::to_string(high) + ", got '" + *v + "'");
-        }
-        return *parsed;
-      };
-      if (arg == "--max-connections") {
-        TETHER_TRY(n, count(1, 10'000'000));
-        flags.options.max_connections = *n;
-      }
-      if (arg == "--max-connections-per-address") {
-        TETHER_TRY(n, count(1, 10'000'000));
-        flags.options.max_connections_per_address = *n;
-      }
-      if (arg == "--request-timeout-s") {
-        TETHER_TRY(n, count(1, 3600));
-        flags.options.request_timeout_s = static_cast<unsigned int>(*n);
-      }
-      if (arg == "--max-event-streams") {
-        size_t streams = 0;
-        const auto [end, error] = std::from_chars(v->data(), v->data() + v->size(), streams);
-        if (error != std::errc() || end != v->data() + v->size() || streams < 1 ||
-            streams > 100000) {
-          return make_error("usage", "--max-event-streams: expected 1 to 100000");
-        }
-        flags.options.max_event_streams = streams;
-      }
-      if (arg == "--lease-s") {
-        try {
-          flags.options.lease_s = std::stoll(*v);
-        } catch (const std::exception&) {
-          return make_error("usage", "--lease-s: expected seconds");
-        }
-        if (flags.options.lease_s < 1 || flags.options.lease_s > 86400) {
-          return make_error("usage", "--lease-s: expected 1 to 86400 seconds");
-        }
-      }
+      if (auto applied = apply_flag(flags, arg, *v); !applied) return applied.error();
     } else if (arg.rfind("--", 0) == 0) {
       return make_error("usage", "unknown option " + arg);
     } else {
@@ -245,6 +251,54 @@ int hand_out(const Flags& flags, const std::string& token, const std::string& wh
   return 0;
 }
 
+// registration-token create|list|revoke.
+int registration_token_command(const Flags& flags, hub::TokenStore& tokens,
+                               DatabaseOwner& owner) {
+  const auto& words = flags.positional;
+  auto failed = [](const Error& error) {
+    std::fprintf(stderr, "tether-hub: %s\n", error.message.c_str());
+    return 1;
+  };
+  protocol::Labels labels;
+  if (flags.labels) {
+    auto parsed = protocol::parse_labels(*flags.labels);
+    if (!parsed) return usage_error("--labels: " + parsed.error().message);
+    labels = std::move(*parsed);
+  }
+  if (words[0] == "registration-token" && words.size() == 2 && words[1] == "create") {
+    auto lifetime = parse_lifetime(flags.expires.empty() ? "24h" : flags.expires);
+    if (!lifetime) return usage_error(lifetime.error().message);
+    auto made = tokens.add_registration_token(*lifetime, labels);
+    if (!made) return failed(made.error());
+    std::fprintf(stderr, "tether-hub: registration token %s, %s\n", made->second.c_str(),
+                 *lifetime == 0
+                     ? "valid until revoked"
+                     : ("valid for " + (flags.expires.empty() ? std::string("24h") : flags.expires))
+                           .c_str());
+    return hand_out(flags, made->first, "registration token " + made->second, owner);
+  }
+  if (words[0] == "registration-token" && words.size() == 2 && words[1] == "list") {
+    std::printf("%-18s %-26s %-26s %-26s %-10s %s\n", "ID", "CREATED", "EXPIRES", "REVOKED",
+                "REGISTERED", "LABELS");
+    for (const auto& token : tokens.registration_tokens()) {
+      std::printf("%-18s %-26s %-26s %-26s %-10lld %s\n", token.id.c_str(),
+                  token.created_at.c_str(),
+                  token.expires_at.empty() ? "never" : token.expires_at.c_str(),
+                  token.revoked_at.empty() ? "-" : token.revoked_at.c_str(),
+                  static_cast<long long>(token.registered), token.labels.c_str());
+    }
+    return 0;
+  }
+  if (words[0] == "registration-token" && words.size() == 3 && words[1] == "revoke") {
+    if (auto revoked = tokens.revoke_registration_token(words[2]); !revoked) {
+      return failed(revoked.error());
+    }
+    std::fprintf(stderr, "tether-hub: registration token %s revoked\n", words[2].c_str());
+    return 0;
+  }
+  return usage_error("unknown command");
+}
+
 int run_token_command(const Flags& flags) {
   const auto& words = flags.positional;
   if (flags.options.data_dir.empty()) return usage_error("--data-dir is required");
@@ -257,12 +311,6 @@ int run_token_command(const Flags& flags) {
   if ((!flags.expires.empty() || flags.labels) &&
       !(words[0] == "registration-token" && words.size() == 2 && words[1] == "create")) {
     return usage_error("--expires and --labels go with registration-token create");
-  }
-  protocol::Labels labels;
-  if (flags.labels) {
-    auto parsed = protocol::parse_labels(*flags.labels);
-    if (!parsed) return usage_error("--labels: " + parsed.error().message);
-    labels = std::move(*parsed);
   }
   DatabaseOwner owner(flags.options.data_dir);
   // A running hub holds the write lock for one loop turn at a time: wait.
@@ -308,37 +356,7 @@ int run_token_command(const Flags& flags) {
     std::fprintf(stderr, "tether-hub: operator token %s revoked\n", words[2].c_str());
     return 0;
   }
-  if (words[0] == "registration-token" && words.size() == 2 && words[1] == "create") {
-    auto lifetime = parse_lifetime(flags.expires.empty() ? "24h" : flags.expires);
-    if (!lifetime) return usage_error(lifetime.error().message);
-    auto made = tokens.add_registration_token(*lifetime, labels);
-    if (!made) return failed(made.error());
-    std::fprintf(stderr, "tether-hub: registration token %s, %s\n", made->second.c_str(),
-                 *lifetime == 0
-                     ? "valid until revoked"
-                     : ("valid for " + (flags.expires.empty() ? std::string("24h") : flags.expires))
-                           .c_str());
-    return hand_out(flags, made->first, "registration token " + made->second, owner);
-  }
-  if (words[0] == "registration-token" && words.size() == 2 && words[1] == "list") {
-    std::printf("%-18s %-26s %-26s %-26s %-10s %s\n", "ID", "CREATED", "EXPIRES", "REVOKED",
-                "REGISTERED", "LABELS");
-    for (const auto& token : tokens.registration_tokens()) {
-      std::printf("%-18s %-26s %-26s %-26s %-10lld %s\n", token.id.c_str(),
-                  token.created_at.c_str(),
-                  token.expires_at.empty() ? "never" : token.expires_at.c_str(),
-                  token.revoked_at.empty() ? "-" : token.revoked_at.c_str(),
-                  static_cast<long long>(token.registered), token.labels.c_str());
-    }
-    return 0;
-  }
-  if (words[0] == "registration-token" && words.size() == 3 && words[1] == "revoke") {
-    if (auto revoked = tokens.revoke_registration_token(words[2]); !revoked) {
-      return failed(revoked.error());
-    }
-    std::fprintf(stderr, "tether-hub: registration token %s revoked\n", words[2].c_str());
-    return 0;
-  }
+  if (words[0] == "registration-token") return registration_token_command(flags, tokens, owner);
   return usage_error("unknown command");
 }
 

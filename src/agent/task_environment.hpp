@@ -1,0 +1,24 @@
+// What a task starts with besides its command: its environment and its
+// working directory.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "protocol/task_spec.hpp"
+
+namespace tether::agent {
+
+// The environment every task starts from: PATH, HOME and LANG, never the
+// agent's own variables (its token file path, its proxy settings, ...). The
+// task's env is applied on top.
+std::map<std::string, std::string> base_task_environment();
+// base_task_environment() with the task's env on top, as NAME=VALUE entries.
+std::vector<std::string> task_environment(const protocol::TaskSpec& task);
+// The task's cwd (empty: the agent's) exists, is a directory and can be
+// entered. Errors: "bad_cwd", naming the directory and why.
+Result<void> check_working_directory(const std::string& cwd);
+
+}  // namespace tether::agent
