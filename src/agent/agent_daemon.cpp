@@ -115,10 +115,10 @@ void AgentDaemon::log_settings() const {
 }
 
 void AgentDaemon::start_task(protocol::TaskSpec spec) {
-  tasks_.spawn(run_task(std::move(spec)));
+  task_runs_.spawn(run_task(std::move(spec)));
 }
 
-core::Task<void> AgentDaemon::run_task(protocol::TaskSpec spec) {
+core::Co<void> AgentDaemon::run_task(protocol::TaskSpec spec) {
   const protocol::AttemptRef attempt{spec.task_id, spec.attempt_id};
   OutboxSink sink(*outbox_, attempt, config_.chunk_bytes);
   auto report = co_await executor_->execute(std::move(spec), sink);
@@ -255,7 +255,7 @@ void AgentDaemon::assemble_services() {
       });
 }
 
-core::Task<int> AgentDaemon::run() {
+core::Co<int> AgentDaemon::run() {
   // Installed first: from here on a signal is ours to handle, not fatal.
   core::SignalSet signals(loop_, {SIGTERM, SIGINT});
   core::ServiceNotifier systemd(loop_);
@@ -276,7 +276,7 @@ core::Task<int> AgentDaemon::run() {
 
   core::CancellationSource stop_polling;
   core::CancellationSource stop_sending;
-  core::TaskGroup services;
+  core::CoGroup services;
   services.spawn(channel_->run(stop_sending.token()));
   services.spawn(courier_->run(stop_sending.token()));
   services.spawn(poller_->run(stop_polling.token()));
@@ -294,7 +294,7 @@ core::Task<int> AgentDaemon::run() {
                               "; shutting down (a second signal exits at once)");
   // A second signal ends the process at once; everything stored is consistent.
   core::CancellationSource shutdown_done;
-  auto second_signal = [](core::SignalSet& set, core::CancellationToken done) -> core::Task<void> {
+  auto second_signal = [](core::SignalSet& set, core::CancellationToken done) -> core::Co<void> {
     auto again = co_await set.next(done);
     if (again.ok()) {
       core::log_warning("agent", "second signal: exiting now");
@@ -308,14 +308,14 @@ core::Task<int> AgentDaemon::run() {
   stop_sending.cancel();
   shutdown_done.cancel();
   co_await services.join();
-  co_await tasks_.join();
+  co_await task_runs_.join();
   metrics_.reset();
   status_socket_.reset();
   core::log_info("agent", "stopped");
   co_return 0;
 }
 
-core::Task<void> AgentDaemon::shut_down() {
+core::Co<void> AgentDaemon::shut_down() {
   // Running tasks get the grace period to finish on their own...
   loop_.update_time();
   const uint64_t grace_end = loop_.now_ms() + config_.shutdown_grace_s * 1000;

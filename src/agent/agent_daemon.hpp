@@ -29,7 +29,7 @@
 #include "core/metrics_server.hpp"
 #include "core/report_socket.hpp"
 #include "core/service_notifier.hpp"
-#include "core/task_group.hpp"
+#include "core/co_group.hpp"
 
 namespace tether::agent {
 
@@ -39,7 +39,7 @@ class AgentDaemon {
   ~AgentDaemon();
 
   // Runs until a signal; the exit status.
-  core::Task<int> run();
+  core::Co<int> run();
 
   AgentStatus snapshot();
 
@@ -52,8 +52,8 @@ class AgentDaemon {
   void recover();
   void log_settings() const;
   void start_task(protocol::TaskSpec spec);
-  core::Task<void> run_task(protocol::TaskSpec spec);
-  core::Task<void> shut_down();
+  core::Co<void> run_task(protocol::TaskSpec spec);
+  core::Co<void> shut_down();
   std::string one_line_status();
 
   core::Loop& loop_;
@@ -67,7 +67,8 @@ class AgentDaemon {
   std::unique_ptr<Poller> poller_;
   std::unique_ptr<core::ReportSocket> status_socket_;
   std::unique_ptr<core::MetricsServer> metrics_;
-  core::TaskGroup tasks_;
+  // The coroutines running the tasks this agent took (run_task), one each.
+  core::CoGroup task_runs_;
   core::Notification task_ended_;
   std::string started_at_;
   uint64_t started_ms_ = 0;

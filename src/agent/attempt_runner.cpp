@@ -15,7 +15,7 @@
 #include "agent/task_init.hpp"
 #include "core/notification.hpp"
 #include "core/process.hpp"
-#include "core/task_group.hpp"
+#include "core/co_group.hpp"
 #include "core/timer.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/sha256.hpp"
@@ -63,7 +63,7 @@ std::string errno_text(int error) {
 }
 
 // Reads the init's events until it closes its end.
-core::Task<void> read_init_events(core::Process& init, InitState& state,
+core::Co<void> read_init_events(core::Process& init, InitState& state,
                                   core::CancellationSource& exited, core::Notification& changed) {
   std::string buffered;
   for (;;) {
@@ -102,7 +102,7 @@ core::Task<void> read_init_events(core::Process& init, InitState& state,
 // Watches for the timeout or a cancel while the command runs, then stops
 // every process of the task through its init: SIGTERM, and SIGKILL if the
 // command has not exited after the grace.
-core::Task<void> supervise(core::Loop& loop, core::Process& init, uint64_t timeout_ms,
+core::Co<void> supervise(core::Loop& loop, core::Process& init, uint64_t timeout_ms,
                            uint64_t grace_ms, core::CancellationToken cancel,
                            core::CancellationToken exited, Supervision& out,
                            std::vector<std::string>& sent) {
@@ -126,9 +126,9 @@ core::Task<void> supervise(core::Loop& loop, core::Process& init, uint64_t timeo
 }
 
 // Captures both streams; `done` fires once both have ended.
-core::Task<void> capture_streams(StreamCapture& out, StreamCapture& err,
+core::Co<void> capture_streams(StreamCapture& out, StreamCapture& err,
                                  core::CancellationToken stop, core::CancellationSource& done) {
-  core::TaskGroup group;
+  core::CoGroup group;
   group.spawn(out.run(stop));
   group.spawn(err.run(stop));
   co_await group.join();
@@ -144,7 +144,7 @@ protocol::StreamSummary empty_summary() {
 // Waits up to `budget_ms` for both streams to end; true when they did. Time
 // in which a capture is paused for room in the outbox does not count: the
 // pipe is full because we stopped reading, not because a descendant holds it.
-core::Task<bool> wait_for_streams_end(core::Loop& loop, const StreamCapture& out,
+core::Co<bool> wait_for_streams_end(core::Loop& loop, const StreamCapture& out,
                                       const StreamCapture& err, uint64_t budget_ms,
                                       core::CancellationToken streams_done) {
   uint64_t left = budget_ms;
@@ -306,7 +306,7 @@ Result<std::unique_ptr<core::Process>> spawn_init(core::Loop& loop, const Launch
 // The command is gone, but other processes of the task may still hold the
 // pipes. They get the drain timeout to finish writing; then the init kills
 // them all, and if the pipes stay open even then, reading stops.
-core::Task<void> drain_streams(core::Loop& loop, core::Process& init, const StreamCapture& out,
+core::Co<void> drain_streams(core::Loop& loop, core::Process& init, const StreamCapture& out,
                                const StreamCapture& err, uint64_t drain_timeout_ms,
                                core::CancellationSource& stop_reading,
                                core::CancellationToken streams_done,
@@ -326,7 +326,7 @@ core::Task<void> drain_streams(core::Loop& loop, core::Process& init, const Stre
 
 // The attempt is over: nothing of the task may outlive it. The init kills
 // what is left and exits; an init that hangs is killed with its group.
-core::Task<void> finish_init(core::Loop& loop, core::Process& init, const InitState& state,
+core::Co<void> finish_init(core::Loop& loop, core::Process& init, const InitState& state,
                              core::Notification& init_changed, std::vector<std::string>& sent) {
   if (init.control_write("finish\n")) sent.push_back("finish");
   loop.update_time();
@@ -343,7 +343,7 @@ core::Task<void> finish_init(core::Loop& loop, core::Process& init, const InitSt
 
 }  // namespace
 
-core::Task<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, AttemptSink& sink,
+core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, AttemptSink& sink,
                                            core::CancellationToken cancel) {
   auto launch = prepare_launch(task);
   if (!launch) co_return final_without_process(AttemptStatus::kFailed, launch.error().message);
@@ -355,7 +355,7 @@ core::Task<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attem
   InitState state;
   core::Notification init_changed(loop_);
   core::CancellationSource exited;
-  core::TaskGroup init_events;
+  core::CoGroup init_events;
   init_events.spawn(read_init_events(init, state, exited, init_changed));
   while (!state.start && !state.gone)
     (void)co_await init_changed.wait();
@@ -382,7 +382,7 @@ core::Task<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attem
   Supervision supervision;
   std::vector<std::string> sent;  // commands to the init, in order
 
-  core::TaskGroup group;
+  core::CoGroup group;
   group.spawn(capture_streams(out, err, stop_reading.token(), streams_done));
   group.spawn(supervise(loop_, init, task.timeout_s * 1000, options_.kill_grace_ms, cancel,
                         exited.token(), supervision, sent));

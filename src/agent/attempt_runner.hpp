@@ -19,7 +19,7 @@
 #include "agent/output_chunker.hpp"
 #include "core/cancellation.hpp"
 #include "core/loop.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 #include "protocol/attempt_report.hpp"
 #include "protocol/task_spec.hpp"
 
@@ -41,7 +41,7 @@ class AttemptRunner {
   AttemptRunner(core::Loop& loop, RunnerOptions options) : loop_(loop), options_(options) {}
 
   // `cancel` ends the attempt as cancelled (SIGTERM, grace, SIGKILL).
-  core::Task<protocol::FinalReport> run(const protocol::TaskSpec& task, AttemptSink& sink,
+  core::Co<protocol::FinalReport> run(const protocol::TaskSpec& task, AttemptSink& sink,
                                         core::CancellationToken cancel);
 
   const RunnerOptions& options() const { return options_; }

@@ -83,7 +83,7 @@ class JsonLinesSink final : public AttemptSink {
   protocol::AttemptRef attempt_;
 };
 
-core::Task<protocol::FinalReport> run_one(TaskExecutor& executor, protocol::TaskSpec task,
+core::Co<protocol::FinalReport> run_one(TaskExecutor& executor, protocol::TaskSpec task,
                                           JsonLinesSink& sink) {
   co_return co_await executor.execute(std::move(task), sink);
 }

@@ -21,7 +21,7 @@ std::string error_code_of(const std::string& body) {
 
 }  // namespace
 
-core::Task<void> FinalCourier::run(core::CancellationToken stop) {
+core::Co<void> FinalCourier::run(core::CancellationToken stop) {
   while (!stop.cancelled()) {
     loop_.update_time();
     const uint64_t now = loop_.now_ms();
@@ -67,7 +67,7 @@ core::Task<void> FinalCourier::run(core::CancellationToken stop) {
   }
 }
 
-core::Task<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts& state,
+core::Co<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts& state,
                                        core::CancellationToken stop) {
   core::HttpCall call = options_.hub.http_call(
       "PUT", "/api/v1/attempts/" + core::url_encode(final_frame.attempt_id) + "/final");

@@ -39,7 +39,7 @@ class FinalCourier {
         channel_(channel),
         options_(std::move(options)) {}
 
-  core::Task<void> run(core::CancellationToken stop);
+  core::Co<void> run(core::CancellationToken stop);
   uint64_t deliveries() const { return deliveries_; }
 
  private:
@@ -47,7 +47,7 @@ class FinalCourier {
     uint64_t next_try_ms = 0;
     core::Backoff backoff{1000, 60'000};
   };
-  core::Task<void> deliver(const StoredFrame& final_frame, Attempts& state,
+  core::Co<void> deliver(const StoredFrame& final_frame, Attempts& state,
                            core::CancellationToken stop);
 
   core::Loop& loop_;

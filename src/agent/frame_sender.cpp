@@ -42,7 +42,7 @@ std::optional<uint64_t> FrameSender::final_sent_at(const std::string& message_id
   return it->second;
 }
 
-core::Task<void> FrameSender::run(core::CancellationToken stop) {
+core::Co<void> FrameSender::run(core::CancellationToken stop) {
   while (!stop.cancelled() && socket_ && socket_->is_open()) {
     loop_.update_time();
     if (resend_not_before_ms_ > loop_.now_ms()) {

@@ -21,7 +21,7 @@
 #include "agent/outbox.hpp"
 #include "core/cancellation.hpp"
 #include "core/notification.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 #include "core/web_socket.hpp"
 #include "protocol/capabilities.hpp"
 
@@ -37,7 +37,7 @@ class FrameSender {
   void begin(std::shared_ptr<core::WebSocketConnection> socket);
   void end() { socket_.reset(); }
   // Sends until `stop` (the session's end) or the socket closes.
-  core::Task<void> run(core::CancellationToken stop);
+  core::Co<void> run(core::CancellationToken stop);
   // The socket drained, or the outbox changed: look again.
   void wake() { wake_.notify_all(); }
 

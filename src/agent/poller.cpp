@@ -90,7 +90,7 @@ uint64_t Poller::note_failure(const Result<core::HttpReply>& reply, uint64_t pau
   return pause_ms;
 }
 
-core::Task<void> Poller::run(core::CancellationToken stop) {
+core::Co<void> Poller::run(core::CancellationToken stop) {
   core::Backoff backoff(kFirstBackoffMs, kLongestBackoffMs);
   while (!stop.cancelled()) {
     if (!has_slot_()) {

@@ -14,7 +14,7 @@
 #include "agent/hub_endpoint.hpp"
 #include "core/cancellation.hpp"
 #include "core/notification.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 #include "core/thread_pool.hpp"
 #include "core/url.hpp"
 #include "protocol/frames.hpp"
@@ -41,7 +41,7 @@ class Poller {
          std::function<bool()> has_slot, std::function<void(protocol::TaskSpec)> start,
          std::function<void(const protocol::AttemptRef&, const std::string&)> refuse = {});
 
-  core::Task<void> run(core::CancellationToken stop);
+  core::Co<void> run(core::CancellationToken stop);
   // A slot was freed, or the hub has work (hub.wake): poll now.
   void wake() { wake_.notify_all(); }
   // For status and metrics: when a poll last succeeded (UTC), why the last

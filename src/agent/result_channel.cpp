@@ -6,7 +6,7 @@
 
 #include "core/backoff.hpp"
 #include "core/log.hpp"
-#include "core/task_group.hpp"
+#include "core/co_group.hpp"
 #include "core/timer.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/error_codes.hpp"
@@ -48,7 +48,7 @@ void ResultChannel::close() {
   if (socket_) socket_->close(core::kCloseGoingAway, "agent shutting down");
 }
 
-core::Task<void> ResultChannel::run(core::CancellationToken stop) {
+core::Co<void> ResultChannel::run(core::CancellationToken stop) {
   core::WebSocketClientOptions client_options;
   client_options.ca_file = options_.hub.ca_file;
   client_options.ping_after_idle_s = static_cast<uint16_t>(options_.keepalive_s);
@@ -104,7 +104,7 @@ core::Task<void> ResultChannel::run(core::CancellationToken stop) {
   client_.reset();
 }
 
-core::Task<bool> ResultChannel::handshake(std::shared_ptr<core::WebSocketConnection> socket,
+core::Co<bool> ResultChannel::handshake(std::shared_ptr<core::WebSocketConnection> socket,
                                          core::CancellationToken stop) {
   protocol::Frame hello;
   hello.message_id = "hello:" + options_.agent + ":" + std::to_string(next_message_++);
@@ -184,7 +184,7 @@ void ResultChannel::check_acks() {
   ack_watchdog_.start(1000, [this] { check_acks(); });
 }
 
-core::Task<void> ResultChannel::receive_frames(std::shared_ptr<core::WebSocketConnection> socket,
+core::Co<void> ResultChannel::receive_frames(std::shared_ptr<core::WebSocketConnection> socket,
                                                core::CancellationToken stop) {
   for (;;) {
     auto text = co_await socket->receive(stop);
@@ -222,7 +222,7 @@ std::string ResultChannel::end_session(const core::WebSocketConnection& socket) 
   return how;
 }
 
-core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnection> socket,
+core::Co<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnection> socket,
                                         core::CancellationToken stop) {
   socket_ = socket;
   socket->set_on_drained([this] { sender_.wake(); });
@@ -234,7 +234,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   begin_session();
   sender_.begin(socket);
   core::CancellationSource session_over;
-  core::TaskGroup group;
+  core::CoGroup group;
   group.spawn(sender_.run(session_over.token()));
   group.spawn(forward_outbox_changes(session_over.token()));
   co_await receive_frames(socket, stop);
@@ -246,7 +246,7 @@ core::Task<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnectio
   socket_.reset();
 }
 
-core::Task<void> ResultChannel::forward_outbox_changes(core::CancellationToken stop) {
+core::Co<void> ResultChannel::forward_outbox_changes(core::CancellationToken stop) {
   while (!stop.cancelled()) {
     co_await outbox_.changed().wait(0, stop);
     sender_.wake();

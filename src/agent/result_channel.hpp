@@ -25,7 +25,7 @@
 #include "agent/outbox.hpp"
 #include "core/cancellation.hpp"
 #include "core/notification.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 #include "core/timer.hpp"
 #include "core/url.hpp"
 #include "core/websocket_client.hpp"
@@ -55,7 +55,7 @@ class ResultChannel {
   ~ResultChannel();
 
   // Connects, and reconnects, until `stop`; then closes with 1001.
-  core::Task<void> run(core::CancellationToken stop);
+  core::Co<void> run(core::CancellationToken stop);
 
   bool live() const { return live_; }
   // Sessions that reached hub.hello_ack; every one after the first is a reconnect.
@@ -86,21 +86,21 @@ class ResultChannel {
   const protocol::Capabilities& agreed() const { return agreed_; }
 
  private:
-  core::Task<void> session(std::shared_ptr<core::WebSocketConnection> socket,
+  core::Co<void> session(std::shared_ptr<core::WebSocketConnection> socket,
                            core::CancellationToken stop);
   // Sends agent.hello and waits (30 s at most) for hub.hello_ack; false if
   // the session cannot begin (outbox locked, no ack, socket closed).
-  core::Task<bool> handshake(std::shared_ptr<core::WebSocketConnection> socket,
+  core::Co<bool> handshake(std::shared_ptr<core::WebSocketConnection> socket,
                              core::CancellationToken stop);
   void begin_session();
   // Frames from the hub until the socket closes (or `stop`: then a brief
   // close handshake).
-  core::Task<void> receive_frames(std::shared_ptr<core::WebSocketConnection> socket,
+  core::Co<void> receive_frames(std::shared_ptr<core::WebSocketConnection> socket,
                                   core::CancellationToken stop);
   // Returns how the socket closed ("1001: agent shutting down").
   std::string end_session(const core::WebSocketConnection& socket);
   void check_acks();
-  core::Task<void> forward_outbox_changes(core::CancellationToken stop);
+  core::Co<void> forward_outbox_changes(core::CancellationToken stop);
   void handle(protocol::Frame&& frame);
   void apply_hello_ack(const protocol::HubHelloAck& ack);
   void on_ack(const protocol::Ack& ack);

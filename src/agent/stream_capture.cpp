@@ -16,7 +16,7 @@ StreamCapture::StreamCapture(core::Loop& loop, core::PipeReader& reader,
                }),
       timer_(loop) {}
 
-core::Task<void> StreamCapture::run(core::CancellationToken stop) {
+core::Co<void> StreamCapture::run(core::CancellationToken stop) {
   for (;;) {
     // The sink is full (outbox block policy): stop reading until it has room.
     while (!sink_.accepting_output() && !stop.cancelled()) {

@@ -10,7 +10,7 @@
 #include "core/cancellation.hpp"
 #include "core/loop.hpp"
 #include "core/pipe_reader.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 #include "core/timer.hpp"
 #include "protocol/sha256.hpp"
 
@@ -25,7 +25,7 @@ class StreamCapture {
 
   // Reads until end of stream, a read error, or `stop`; then emits whatever is
   // still buffered. Every byte read is in some chunk when this returns.
-  core::Task<void> run(core::CancellationToken stop);
+  core::Co<void> run(core::CancellationToken stop);
 
   protocol::StreamSummary summary() const;
   // Set when reading ended on an error rather than end of stream or stop.

@@ -15,7 +15,7 @@ TaskExecutor::TaskExecutor(core::Loop& loop, ExecutorOptions options)
   }
 }
 
-core::Task<FinalReport> TaskExecutor::execute(protocol::TaskSpec task, AttemptSink& sink) {
+core::Co<FinalReport> TaskExecutor::execute(protocol::TaskSpec task, AttemptSink& sink) {
   if (attempts_.count(task.attempt_id) != 0) {
     co_return final_without_process(AttemptStatus::kRejected,
                                     "attempt " + task.attempt_id + " is already running here");

@@ -31,7 +31,7 @@ class TaskExecutor {
   TaskExecutor& operator=(const TaskExecutor&) = delete;
 
   // Runs `task` and returns its final report. `sink` must outlive the call.
-  core::Task<protocol::FinalReport> execute(protocol::TaskSpec task, AttemptSink& sink);
+  core::Co<protocol::FinalReport> execute(protocol::TaskSpec task, AttemptSink& sink);
 
   // False if no such attempt is admitted. The reason goes into the final's error.
   bool cancel(const std::string& attempt_id, const std::string& reason);

@@ -1,5 +1,5 @@
 // What a daemon says when it dies of a bug through std::terminate (an
-// exception that escaped a coroutine chain, a TaskGroup destroyed while its
+// exception that escaped a coroutine chain, a CoGroup destroyed while its
 // children run): one line naming the cause and the exception in flight if
 // there is one, then the stack (addresses, and names where the binary
 // exports them; `addr2line -e BINARY ADDRESS` resolves the rest), then
@@ -14,7 +14,7 @@ namespace tether::core {
 void install_crash_report(const char* program);
 
 // The reason the next std::terminate has, said before it is called (e.g.
-// "a TaskGroup was destroyed with 2 children running").
+// "a CoGroup was destroyed with 2 children running").
 void note_terminate_reason(const char* reason);
 
 }  // namespace tether::core

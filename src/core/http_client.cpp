@@ -183,7 +183,7 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
   return make_error("http_connect", what + ": " + failures);
 }
 
-Task<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,
+Co<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,
                                      CancellationToken token) {
   auto control = std::make_shared<HttpCallControl>();
   CancellationRegistration stop_on_cancel(token, [control] { control->stop(); });

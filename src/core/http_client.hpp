@@ -20,7 +20,7 @@
 #include "core/loop.hpp"
 #include "core/resolver.hpp"
 #include "core/result.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 #include "core/thread_pool.hpp"
 #include "core/url.hpp"
 
@@ -85,7 +85,7 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control = nul
 
 // The coroutine form: runs on `pool`, resumes on `loop`. Cancellation aborts
 // the call in progress.
-Task<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,
+Co<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,
                                      CancellationToken token = CancellationToken());
 
 }  // namespace tether::core

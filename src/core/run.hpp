@@ -8,20 +8,20 @@
 #include <utility>
 
 #include "core/loop.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 
 namespace tether::core {
 
 namespace detail {
 template <class T>
-Task<void> store_result(Task<T> task, std::optional<T>& out, std::exception_ptr& failure) {
+Co<void> store_result(Co<T> task, std::optional<T>& out, std::exception_ptr& failure) {
   try {
     out.emplace(co_await std::move(task));
   } catch (...) {
     failure = std::current_exception();
   }
 }
-inline Task<void> mark_done(Task<void> task, bool& done, std::exception_ptr& failure) {
+inline Co<void> mark_done(Co<void> task, bool& done, std::exception_ptr& failure) {
   try {
     co_await std::move(task);
     done = true;
@@ -36,7 +36,7 @@ inline Task<void> mark_done(Task<void> task, bool& done, std::exception_ptr& fai
 // Throws std::logic_error if the loop runs dry first: the task waits for
 // something nothing will ever deliver.
 template <class T>
-T run_to_completion(Loop& loop, Task<T> task) {
+T run_to_completion(Loop& loop, Co<T> task) {
   std::optional<T> result;
   std::exception_ptr failure;
   start_detached(detail::store_result(std::move(task), result, failure));
@@ -46,7 +46,7 @@ T run_to_completion(Loop& loop, Task<T> task) {
   return std::move(*result);
 }
 
-inline void run_to_completion(Loop& loop, Task<void> task) {
+inline void run_to_completion(Loop& loop, Co<void> task) {
   bool done = false;
   std::exception_ptr failure;
   start_detached(detail::mark_done(std::move(task), done, failure));

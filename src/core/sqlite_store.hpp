@@ -28,6 +28,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -70,6 +71,13 @@ class ScopedStatement {
   void bindNoCopy(Args&&... args) {
     statement_->bindNoCopy(std::forward<Args>(args)...);
   }
+  // Binds `values` to parameters 1..N in order: strings as text, integers
+  // (bool as 0/1), std::nullopt and empty optionals as NULL.
+  template <class... Values>
+  void bind_all(const Values&... values) {
+    int index = 0;
+    (bind_value(++index, values), ...);
+  }
   bool executeStep() { return statement_->executeStep(); }
   int exec() { return statement_->exec(); }
   SQLite::Column getColumn(int index) { return statement_->getColumn(index); }
@@ -77,6 +85,24 @@ class ScopedStatement {
   void reset() { statement_->reset(); }
 
  private:
+  void bind_value(int index, const std::string& value) { statement_->bind(index, value); }
+  void bind_value(int index, const char* value) { statement_->bind(index, value); }
+  void bind_value(int index, int value) { statement_->bind(index, value); }
+  void bind_value(int index, int64_t value) { statement_->bind(index, value); }
+  void bind_value(int index, uint64_t value) {
+    statement_->bind(index, static_cast<int64_t>(value));
+  }
+  void bind_value(int index, bool value) { statement_->bind(index, value ? 1 : 0); }
+  void bind_value(int index, std::nullopt_t) { statement_->bind(index); }
+  template <class T>
+  void bind_value(int index, const std::optional<T>& value) {
+    if (value) {
+      bind_value(index, *value);
+    } else {
+      statement_->bind(index);
+    }
+  }
+
   SQLite::Statement* statement_;
 };
 
@@ -134,6 +160,16 @@ class SqliteStore {
   // scope ends (then reset). Keyed by the pointer: pass string literals or
   // strings that live forever. One use at a time per statement.
   ScopedStatement statement(const char* sql);
+  // Runs `sql` (a cached statement, see statement()) inside the turn's write
+  // transaction with `values` bound in order (ScopedStatement::bind_all).
+  // Returns the rows it changed. Throws SQLite::Exception, as begin_write.
+  template <class... Values>
+  int execute(const char* sql, const Values&... values) {
+    begin_write();
+    auto statement = this->statement(sql);
+    statement.bind_all(values...);
+    return statement.exec();
+  }
 
   // Group commit. Without a loop, call commit() yourself.
   void attach_loop(Loop& loop);

@@ -147,7 +147,7 @@ class ConnectAwaiter {
 
 }  // namespace
 
-Task<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect(
+Co<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect(
     WebSocketConnectOptions options, CancellationToken token) {
   if (token.cancelled()) co_return cancelled_error();
   const Url url = options.url;
@@ -182,7 +182,7 @@ Task<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect(
   co_return make_error("ws_connect", "cannot connect to " + url.origin() + ": " + failures);
 }
 
-Task<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect_address(
+Co<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect_address(
     const WebSocketConnectOptions& options, const std::string& address, CancellationToken token) {
   if (token.cancelled()) co_return cancelled_error();
   auto pending = std::make_shared<Pending>();

@@ -20,7 +20,7 @@
 #include "core/lws_context_owner.hpp"
 #include "core/resolver.hpp"
 #include "core/result.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 #include "core/url.hpp"
 #include "core/web_socket.hpp"
 
@@ -62,7 +62,7 @@ class WebSocketClient {
   // Errors: "ws_refused" (the server answered the upgrade with an HTTP error;
   // `message` starts with the status), "ws_connect" (name resolution,
   // network or TLS, every address), kCancelled.
-  Task<Result<std::shared_ptr<WebSocketConnection>>> connect(
+  Co<Result<std::shared_ptr<WebSocketConnection>>> connect(
       WebSocketConnectOptions options, CancellationToken token = CancellationToken());
 
   int handle_lws_callback(lws* wsi, int reason, void* user, void* in, size_t len);
@@ -70,7 +70,7 @@ class WebSocketClient {
  private:
   struct Pending;
   struct LwsTables;
-  Task<Result<std::shared_ptr<WebSocketConnection>>> connect_address(
+  Co<Result<std::shared_ptr<WebSocketConnection>>> connect_address(
       const WebSocketConnectOptions& options, const std::string& address, CancellationToken token);
   Result<void> create_context();
   // LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: the connect options' headers.

@@ -25,7 +25,7 @@ protocol::ErrorFrame decode_error_frame(const Error& error, std::string related_
 
 }  // namespace
 
-AgentChannels::AgentChannels(core::Loop& loop, HubStore& store, TokenStore& tokens,
+AgentChannels::AgentChannels(core::Loop& loop, core::SqliteStore& store, TokenStore& tokens,
                              AuthThrottle& throttle, AgentFrameService& frames,
                              LeaseKeeper& leases)
     : store_(store),
@@ -212,8 +212,8 @@ bool AgentChannels::process(const std::shared_ptr<Channel>& channel, const std::
   // replies are kept or dropped together, and nothing escapes to the loop.
   const auto outcome =
       store_.guarded("frame from " + channel->agent, [&] { handle_text(channel, text); });
-  if (outcome == HubStore::Outcome::kBusy) return false;  // hub.db locked elsewhere: again soon
-  if (outcome == HubStore::Outcome::kFailed) {
+  if (outcome == core::SqliteStore::Outcome::kBusy) return false;  // hub.db locked elsewhere: again soon
+  if (outcome == core::SqliteStore::Outcome::kFailed) {
     reject(channel,
            protocol::error_frame(ErrorCode::kStorageUnavailable,
                                  "the hub could not store this frame; retry",

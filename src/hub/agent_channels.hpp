@@ -27,7 +27,7 @@ inline constexpr int kCloseReplaced = 4001;
 
 class AgentChannels {
  public:
-  AgentChannels(core::Loop& loop, HubStore& store, TokenStore& tokens, AuthThrottle& throttle,
+  AgentChannels(core::Loop& loop, core::SqliteStore& store, TokenStore& tokens, AuthThrottle& throttle,
                 AgentFrameService& frames, LeaseKeeper& leases);
 
   // For GET /api/v1/agents/{agent}/channel; runs inside lws (synchronous).
@@ -78,7 +78,7 @@ class AgentChannels {
   void reject(const std::shared_ptr<Channel>& channel, protocol::ErrorFrame error, bool close);
   void queue_output_ack(const std::shared_ptr<Channel>& channel, const protocol::Ack& ack);
 
-  HubStore& store_;
+  core::SqliteStore& store_;
   TokenStore& tokens_;
   AuthThrottle& throttle_;
   AgentFrameService& frames_;

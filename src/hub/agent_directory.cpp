@@ -19,36 +19,22 @@ std::optional<int64_t> integer_or_none(const SQLite::Column& column) {
 
 void AgentDirectory::add(const std::string& name, const std::string& token_digest,
                          const protocol::Labels& labels) {
-  auto insert =
-      store_.statement("INSERT INTO agents (name, token_sha256, created_at) VALUES (?, ?, ?)");
-  insert.bind(1, name);
-  insert.bind(2, token_digest);
-  insert.bind(3, core::utc_now());
-  insert.exec();
+  store_.execute("INSERT INTO agents (name, token_sha256, created_at) VALUES (?, ?, ?)", name,
+                 token_digest, core::utc_now());
   for (const auto& [key, value] : labels) {
-    auto label = store_.statement(
-        "INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)");
-    label.bind(1, name);
-    label.bind(2, key);
-    label.bind(3, value);
-    label.exec();
+    store_.execute("INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)",
+                   name, key, value);
   }
 }
 
 bool AgentDirectory::set_token_digest(const std::string& name, const std::string& token_digest) {
-  auto update = store_.statement("UPDATE agents SET token_sha256 = ? WHERE name = ?");
-  update.bind(1, token_digest);
-  update.bind(2, name);
-  return update.exec() > 0;
+  return store_.execute("UPDATE agents SET token_sha256 = ? WHERE name = ?", token_digest, name) >
+         0;
 }
 
 bool AgentDirectory::remove(const std::string& name) {
-  auto erase = store_.statement("DELETE FROM agents WHERE name = ?");
-  erase.bind(1, name);
-  if (erase.exec() == 0) return false;
-  auto labels = store_.statement("DELETE FROM agent_labels WHERE agent = ?");
-  labels.bind(1, name);
-  labels.exec();
+  if (store_.execute("DELETE FROM agents WHERE name = ?", name) == 0) return false;
+  store_.execute("DELETE FROM agent_labels WHERE agent = ?", name);
   return true;
 }
 
@@ -116,18 +102,11 @@ std::optional<std::string> AgentDirectory::name_with_token_digest(const std::str
 void AgentDirectory::record_hello(const std::string& name, const std::string& version,
                                   std::optional<uint64_t> outbox_rows,
                                   std::optional<uint64_t> outbox_bytes) {
-  store_.begin_write();
-  auto update = store_.statement(
-      "UPDATE agents SET version = ?, outbox_rows = ?, outbox_bytes = ?, outbox_reported_at = ?, "
-      "last_seen_at = ? WHERE name = ?");
-  update.bind(1, version);
-  if (outbox_rows) update.bind(2, static_cast<int64_t>(*outbox_rows));
-  if (outbox_bytes) update.bind(3, static_cast<int64_t>(*outbox_bytes));
   const std::string now = core::utc_now();
-  update.bind(4, now);
-  update.bind(5, now);
-  update.bind(6, name);
-  update.exec();
+  store_.execute(
+      "UPDATE agents SET version = ?, outbox_rows = ?, outbox_bytes = ?, outbox_reported_at = ?, "
+      "last_seen_at = ? WHERE name = ?",
+      version, outbox_rows, outbox_bytes, now, now, name);
 }
 
 }  // namespace tether::hub

@@ -4,7 +4,7 @@
 // An agent row holds the SHA-256 of its token (never the token), when it
 // was made and last seen, and what its last agent.hello reported (version,
 // outbox depth). Labels come from the registration token it registered with.
-// Methods run inside the caller's turn (HubStore's group commit).
+// Methods run inside the caller's turn (core::SqliteStore's group commit).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,7 @@ struct AgentRecord {
 
 class AgentDirectory {
  public:
-  explicit AgentDirectory(HubStore& store) : store_(store) {}
+  explicit AgentDirectory(core::SqliteStore& store) : store_(store) {}
 
   // A new agent with the digest of its token and its labels; the name must be free.
   void add(const std::string& name, const std::string& token_digest,
@@ -52,7 +52,7 @@ class AgentDirectory {
                     std::optional<uint64_t> outbox_rows, std::optional<uint64_t> outbox_bytes);
 
  private:
-  HubStore& store_;
+  core::SqliteStore& store_;
 };
 
 }  // namespace tether::hub

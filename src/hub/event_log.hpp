@@ -35,7 +35,7 @@ struct StoredEvent {
 
 class EventLog {
  public:
-  explicit EventLog(HubStore& store) : store_(store) {}
+  explicit EventLog(core::SqliteStore& store) : store_(store) {}
 
   // Each inserts within the turn's transaction and returns the event.
   std::shared_ptr<const StoredEvent> append_status(const std::string& task_id,
@@ -62,7 +62,7 @@ class EventLog {
 
  private:
   std::shared_ptr<StoredEvent> insert(StoredEvent event);
-  HubStore& store_;
+  core::SqliteStore& store_;
 };
 
 // "id: N\nevent: kind\ndata: {...}\n\n".

@@ -13,7 +13,7 @@ namespace {
 constexpr int kServeBusyTimeoutMs = 50;
 }  // namespace
 
-Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store)
+Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore> store)
     : options_(std::move(options)),
       store_(std::move(store)),
       agents_(*store_),

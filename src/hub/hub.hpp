@@ -59,11 +59,11 @@ class Hub {
   void shut_down();
 
  private:
-  Hub(core::Loop& loop, HubOptions options, std::unique_ptr<HubStore> store);
+  Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore> store);
   void schedule_lease_check();
 
   HubOptions options_;
-  std::unique_ptr<HubStore> store_;
+  std::unique_ptr<core::SqliteStore> store_;
   AgentDirectory agents_;
   TokenStore tokens_;
   AuthThrottle throttle_;

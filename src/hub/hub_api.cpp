@@ -83,8 +83,8 @@ void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy
   // dropped together, and no storage error escapes to the loop.
   const auto outcome =
       store_.guarded(request.method + " " + request.path, [&] { route(exchange); });
-  if (outcome == HubStore::Outcome::kDone || exchange->responded() || !exchange->is_open()) return;
-  if (outcome == HubStore::Outcome::kBusy && busy_retries < kMaxBusyRetries) {
+  if (outcome == core::SqliteStore::Outcome::kDone || exchange->responded() || !exchange->is_open()) return;
+  if (outcome == core::SqliteStore::Outcome::kBusy && busy_retries < kMaxBusyRetries) {
     // hub.db is locked by another process for a moment (`tether-hub agent
     // add`, sqlite3): nothing was kept, so the request runs again.
     busy_.later([this, exchange, busy_retries] { handle_once(exchange, busy_retries + 1); });
@@ -92,7 +92,7 @@ void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy
   }
   auto response =
       json_response(503, protocol::api_error_body("storage_unavailable",
-                                    outcome == HubStore::Outcome::kBusy
+                                    outcome == core::SqliteStore::Outcome::kBusy
                                         ? "the hub's database is locked by another process; retry"
                                         : "the hub could not read or write its storage; retry",
                                     true));

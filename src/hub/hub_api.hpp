@@ -60,7 +60,7 @@ class HubApi {
   void register_agent(const std::shared_ptr<core::HttpExchange>& exchange);
 
   core::Loop& loop_;
-  HubStore& store_;
+  core::SqliteStore& store_;
   TokenStore& tokens_;
   TaskRepository& tasks_;
   AgentFrameService& frames_;

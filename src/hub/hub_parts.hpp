@@ -20,7 +20,7 @@ namespace tether::hub {
 
 struct HubParts {
   core::Loop& loop;
-  HubStore& store;
+  core::SqliteStore& store;
   TokenStore& tokens;
   AgentDirectory& agents;
   TaskRepository& tasks;

@@ -140,7 +140,7 @@ int64_t wall_clock_ms() {
       .count();
 }
 
-Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, SyncMode sync,
+Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& data_dir, SyncMode sync,
                                                  int busy_timeout_ms) {
   if (::mkdir(data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return make_error("data_dir",

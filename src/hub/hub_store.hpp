@@ -11,15 +11,13 @@
 
 namespace tether::hub {
 
-using HubStore = core::SqliteStore;
-
 enum class SyncMode { kNormal, kFull };
 
 // Creates the directory (0700), opens hub.db and creates the schema if needed.
 // `busy_timeout_ms`: how long a write waits for another process's lock. The
 // serving hub keeps it short (its loop thread waits, and it retries busy
 // work); one-shot commands (`tether-hub agent add`) can afford to wait.
-Result<std::unique_ptr<HubStore>> open_hub_store(const std::string& data_dir, SyncMode sync,
+Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& data_dir, SyncMode sync,
                                                  int busy_timeout_ms);
 
 // Milliseconds since the epoch (wall clock), for lease arithmetic.

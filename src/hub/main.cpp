@@ -174,7 +174,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
   return flags;
 }
 
-core::Task<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
+core::Co<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
   core::SignalSet signals(loop, {SIGTERM, SIGINT});
   core::ServiceNotifier systemd(loop);
   // Every agent holds two connections: the soft limit of open files (1024

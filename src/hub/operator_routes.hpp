@@ -40,7 +40,7 @@ class OperatorRoutes {
 
  private:
   core::Loop& loop_;
-  HubStore& store_;
+  core::SqliteStore& store_;
   AgentDirectory& agents_;
   TaskRepository& tasks_;
   EventLog& events_;

@@ -34,7 +34,7 @@ bool PollWaiters::answer(const std::string& agent, const std::string& instance,
 void PollWaiters::retract_later(const std::string& attempt_id, const std::string& reason) {
   const auto outcome = store_.guarded("retracting " + attempt_id,
                                       [&] { dispatch_.retract_dispatch(attempt_id, reason); });
-  if (outcome == HubStore::Outcome::kBusy) {
+  if (outcome == core::SqliteStore::Outcome::kBusy) {
     busy_.later([this, attempt_id, reason] { retract_later(attempt_id, reason); });
   }
 }
@@ -106,14 +106,14 @@ void PollWaiters::task_queued(const std::string& agent) {
   const auto outcome = store_.guarded("dispatch to " + agent, [&] {
     answered = answer(agent, waiter->instance, waiter->exchange);
   });
-  if (outcome == HubStore::Outcome::kBusy) {
+  if (outcome == core::SqliteStore::Outcome::kBusy) {
     // hub.db is locked elsewhere for a moment: the poll stays parked and
     // the dispatch is tried again.
     busy_.later([this, agent] { task_queued(agent); });
     return;
   }
   remove(waiter);
-  if (outcome == HubStore::Outcome::kFailed) {
+  if (outcome == core::SqliteStore::Outcome::kFailed) {
     waiter->exchange->respond(
         unavailable_response(503, "storage_unavailable", "the hub could not dispatch; retry", 1));
   } else if (!answered) {

@@ -24,7 +24,7 @@ inline constexpr size_t kMaxParkedPollsPerAgent = 4;
 class PollWaiters {
  public:
   // `lease_ms` is told to agents with each task (docs/protocol.md 3).
-  PollWaiters(core::Loop& loop, HubStore& store, DispatchService& dispatch, int64_t lease_ms,
+  PollWaiters(core::Loop& loop, core::SqliteStore& store, DispatchService& dispatch, int64_t lease_ms,
               AgentChannels& channels)
       : loop_(loop),
         store_(store),
@@ -57,7 +57,7 @@ class PollWaiters {
   void retract_later(const std::string& attempt_id, const std::string& reason);
 
   core::Loop& loop_;
-  HubStore& store_;
+  core::SqliteStore& store_;
   DispatchService& dispatch_;
   int64_t lease_ms_;
   AgentChannels& channels_;

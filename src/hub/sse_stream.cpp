@@ -16,7 +16,7 @@ bool ends_task(const StoredEvent& event) {
 
 }  // namespace
 
-SseStream::SseStream(core::Loop& loop, HubStore& store, EventLog& events, EventHub& hub,
+SseStream::SseStream(core::Loop& loop, core::SqliteStore& store, EventLog& events, EventHub& hub,
                      TaskRepository& tasks, std::shared_ptr<core::HttpExchange> exchange,
                      std::string task_id, uint64_t after_id, bool follow, bool with_output)
     : loop_(loop),
@@ -69,7 +69,7 @@ void SseStream::pump_guarded() {
   // Its own entry point (the connection drained): a viewer whose replay
   // cannot be read now is closed, and resumes with Last-Event-ID.
   if (store_.guarded("event stream of " + task_id_, [this] { pump(); }) !=
-      HubStore::Outcome::kDone) {
+      core::SqliteStore::Outcome::kDone) {
     close();
   }
 }

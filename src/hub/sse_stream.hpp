@@ -22,7 +22,7 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   static constexpr size_t kMaxQueuedBytes = 4 << 20;
   static constexpr uint64_t kHeartbeatMs = 15'000;
 
-  SseStream(core::Loop& loop, HubStore& store, EventLog& events, EventHub& hub,
+  SseStream(core::Loop& loop, core::SqliteStore& store, EventLog& events, EventHub& hub,
             TaskRepository& tasks, std::shared_ptr<core::HttpExchange> exchange,
             std::string task_id, uint64_t after_id, bool follow, bool with_output);
   ~SseStream();
@@ -45,7 +45,7 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   void heartbeat();
 
   core::Loop& loop_;
-  HubStore& store_;
+  core::SqliteStore& store_;
   EventLog& events_;
   EventHub& hub_;
   TaskRepository& tasks_;

@@ -7,6 +7,12 @@ namespace tether::hub {
 
 namespace {
 
+// Empty text is stored as NULL.
+std::optional<std::string> non_empty(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  return text;
+}
+
 constexpr const char* kTaskColumns =
     "id, agent, state, command_json, env_json, cwd, timeout_s, target, max_attempts, "
     "attempts_made, current_attempt, cancel_requested, cancel_reason, final_json, "
@@ -162,73 +168,36 @@ std::optional<std::string> TaskRepository::active_task_with_target(const std::st
 }
 
 void TaskRepository::write_task_state(const std::string& id, TaskState state) {
-  store_.begin_write();
-  auto update = store_.statement("UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?");
-  update.bind(1, std::string(to_string(state)));
-  update.bind(2, core::utc_now());
-  update.bind(3, id);
-  update.exec();
+  store_.execute("UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?",
+                 std::string(to_string(state)), core::utc_now(), id);
 }
 
 void TaskRepository::set_current_attempt(const std::string& id, const std::string& attempt_id,
                                          int attempts_made) {
-  store_.begin_write();
-  auto update =
-      store_.statement("UPDATE tasks SET current_attempt = ?, attempts_made = ? WHERE id = ?");
-  update.bind(1, attempt_id);
-  update.bind(2, attempts_made);
-  update.bind(3, id);
-  update.exec();
+  store_.execute("UPDATE tasks SET current_attempt = ?, attempts_made = ? WHERE id = ?",
+                 attempt_id, attempts_made, id);
 }
 
 void TaskRepository::set_cancel_requested(const std::string& id, const std::string& reason) {
-  store_.begin_write();
-  auto update =
-      store_.statement("UPDATE tasks SET cancel_requested = 1, cancel_reason = ? WHERE id = ?");
-  update.bind(1, reason);
-  update.bind(2, id);
-  update.exec();
+  store_.execute("UPDATE tasks SET cancel_requested = 1, cancel_reason = ? WHERE id = ?", reason,
+                 id);
 }
 
 void TaskRepository::set_final(const std::string& id, const std::string& final_json,
                                std::optional<bool> verified,
                                const std::string& verification_error) {
-  store_.begin_write();
-  auto update = store_.statement(
-      "UPDATE tasks SET final_json = ?, output_verified = ?, verification_error = ? WHERE id = ?");
-  update.bind(1, final_json);
-  if (verified) {
-    update.bind(2, *verified ? 1 : 0);
-  } else {
-    update.bind(2);
-  }
-  if (verification_error.empty()) {
-    update.bind(3);
-  } else {
-    update.bind(3, verification_error);
-  }
-  update.bind(4, id);
-  update.exec();
+  store_.execute(
+      "UPDATE tasks SET final_json = ?, output_verified = ?, verification_error = ? WHERE id = ?",
+      final_json, verified, non_empty(verification_error), id);
 }
 
 void TaskRepository::insert_attempt(const AttemptRecord& attempt) {
-  store_.begin_write();
-  auto insert = store_.statement(
+  store_.execute(
       "INSERT INTO attempts (id, task_id, agent, number, state, dispatched_at, dispatched_at_ms, "
-      "agent_instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-  insert.bind(1, attempt.id);
-  insert.bind(2, attempt.task_id);
-  insert.bind(3, attempt.agent);
-  insert.bind(4, attempt.number);
-  insert.bind(5, std::string(to_string(attempt.state)));
-  insert.bind(6, attempt.dispatched_at);
-  insert.bind(7, attempt.dispatched_at_ms);
-  if (attempt.agent_instance.empty()) {
-    insert.bind(8);
-  } else {
-    insert.bind(8, attempt.agent_instance);
-  }
-  insert.exec();
+      "agent_instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      attempt.id, attempt.task_id, attempt.agent, attempt.number,
+      std::string(to_string(attempt.state)), attempt.dispatched_at, attempt.dispatched_at_ms,
+      non_empty(attempt.agent_instance));
 }
 
 std::optional<AttemptRecord> TaskRepository::find_attempt(const std::string& id) {
@@ -266,37 +235,23 @@ std::vector<AttemptRecord> TaskRepository::active_attempts_of(const std::string&
 
 void TaskRepository::mark_attempt_running(const std::string& id, int pid,
                                           const std::string& started_at) {
-  store_.begin_write();
-  auto update = store_.statement(
-      "UPDATE attempts SET state = 'running', pid = ?, started_at = ? WHERE id = ?");
-  update.bind(1, pid);
-  update.bind(2, started_at);
-  update.bind(3, id);
-  update.exec();
+  store_.execute("UPDATE attempts SET state = 'running', pid = ?, started_at = ? WHERE id = ?", pid,
+                 started_at, id);
 }
 
 void TaskRepository::mark_attempt_finished(const std::string& id, const std::string& final_json,
                                            const std::string& fingerprint,
                                            const std::string& finished_at) {
-  store_.begin_write();
-  auto update = store_.statement(
+  store_.execute(
       "UPDATE attempts SET state = 'finished', final_json = ?, final_fingerprint = ?, "
-      "finished_at = ? WHERE id = ?");
-  update.bind(1, final_json);
-  update.bind(2, fingerprint);
-  update.bind(3, finished_at);
-  update.bind(4, id);
-  update.exec();
+      "finished_at = ? WHERE id = ?",
+      final_json, fingerprint, finished_at, id);
 }
 
 void TaskRepository::mark_attempt_lost(const std::string& id, const std::string& reason) {
-  store_.begin_write();
-  auto update = store_.statement(
-      "UPDATE attempts SET state = 'lost', lost_reason = ?, finished_at = ? WHERE id = ?");
-  update.bind(1, reason);
-  update.bind(2, core::utc_now());
-  update.bind(3, id);
-  update.exec();
+  store_.execute(
+      "UPDATE attempts SET state = 'lost', lost_reason = ?, finished_at = ? WHERE id = ?", reason,
+      core::utc_now(), id);
 }
 
 Result<protocol::TaskSpec> spec_for(const TaskRecord& task, const std::string& attempt_id) {

@@ -59,7 +59,7 @@ struct AttemptRecord {
 
 class TaskRepository {
  public:
-  explicit TaskRepository(HubStore& store) : store_(store) {}
+  explicit TaskRepository(core::SqliteStore& store) : store_(store) {}
 
   void insert_task(const TaskRecord& task);
   std::optional<TaskRecord> find_task(const std::string& id);
@@ -87,7 +87,7 @@ class TaskRepository {
   void mark_attempt_lost(const std::string& id, const std::string& reason);
 
  private:
-  HubStore& store_;
+  core::SqliteStore& store_;
 };
 
 // The TaskSpec an agent receives for an attempt of `task`.

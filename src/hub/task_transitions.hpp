@@ -32,7 +32,7 @@ struct AgentNotifier {
 
 class TaskTransitions {
  public:
-  TaskTransitions(HubStore& store, TaskRepository& tasks, EventLog& events, EventHub& viewers,
+  TaskTransitions(core::SqliteStore& store, TaskRepository& tasks, EventLog& events, EventHub& viewers,
                   OutputLedger& ledger)
       : store_(store), tasks_(tasks), events_(events), viewers_(viewers), ledger_(ledger) {}
 
@@ -68,7 +68,7 @@ class TaskTransitions {
  private:
   void wake_after_commit(const std::string& agent);
 
-  HubStore& store_;
+  core::SqliteStore& store_;
   TaskRepository& tasks_;
   EventLog& events_;
   EventHub& viewers_;

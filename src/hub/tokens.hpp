@@ -49,7 +49,7 @@ struct RegistrationTokenInfo {
 
 class TokenStore {
  public:
-  TokenStore(HubStore& store, AgentDirectory& agents) : store_(store), agents_(agents) {}
+  TokenStore(core::SqliteStore& store, AgentDirectory& agents) : store_(store), agents_(agents) {}
 
   // Registers an agent and returns its token. Errors: "exists" (the name is
   // taken), "invalid_name" (outside the id rule, docs/protocol.md 2.1).
@@ -97,7 +97,7 @@ class TokenStore {
   // "unauthorized" saying why (unknown, revoked, expired).
   Result<std::string> usable_registration(const std::string& token);
 
-  HubStore& store_;
+  core::SqliteStore& store_;
   AgentDirectory& agents_;
 };
 

@@ -21,7 +21,7 @@ TEST_CASE(
   const std::string hosts = world.dir.path() + "/hosts";
   { std::ofstream(hosts) << "::1 localhost\n127.0.0.1 localhost\n"; }
   world.agent.use_hosts_file(hosts);
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::string by_name = "http://localhost:" + std::to_string(world.hub.port());
     world.agent.set("hub_url", by_name);
     co_await world.agent.start();

@@ -23,7 +23,7 @@ uint64_t happy_path_bytes() {
 
 TEST_CASE("200 MB of output reach the hub byte-exact, with one final", "[agent][e2e]") {
   AgentWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::vector<std::string> out_args = {"random", "7", std::to_string(happy_path_bytes())};
     const std::vector<std::string> err_args = {"utf8", "3", "100000"};
     const std::string script =
@@ -52,7 +52,7 @@ TEST_CASE("200 MB of output reach the hub byte-exact, with one final", "[agent][
 TEST_CASE("cancel from the hub: SIGTERM to the task's group, then SIGKILL after the grace",
           "[agent][e2e]") {
   AgentWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     // One task leaves on SIGTERM; the other ignores it and needs SIGKILL.
     const std::string polite = co_await world.submit_shell(
         "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done");
@@ -88,7 +88,7 @@ TEST_CASE("graceful shutdown: running tasks get the grace, then agent_shutdown; 
           "[agent][e2e]") {
   AgentWorld world;
   world.agent.set("shutdown_grace_s", "1");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::string id = co_await world.submit_shell("echo working; sleep 600");
     const bool running = co_await world.op().wait_for_output(id, "stdout", 8, 20'000);
     REQUIRE(running);
@@ -114,7 +114,7 @@ TEST_CASE(
     "[agent][e2e]") {
   AgentWorld world;
   world.agent.set("shutdown_grace_s", "600");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::string id = co_await world.submit_shell("echo working; sleep 600");
     const bool running = co_await world.op().wait_for_output(id, "stdout", 8, 20'000);
     REQUIRE(running);

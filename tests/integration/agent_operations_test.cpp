@@ -40,7 +40,7 @@ rapidjson::Document status_document(const AgentProcess& agent) {
 }
 
 // Polls `tether-agent status --json` until `holds` is true; false after `timeout_ms`.
-core::Task<bool> wait_for_status(core::Loop& loop, const AgentProcess& agent,
+core::Co<bool> wait_for_status(core::Loop& loop, const AgentProcess& agent,
                                  std::function<bool(const rapidjson::Document&)> holds,
                                  uint64_t timeout_ms) {
   const uint64_t end = loop.now_ms() + timeout_ms;
@@ -62,7 +62,7 @@ int port_in_log(const std::string& log, const std::string& what) {
   return std::stoi(match[1]);
 }
 
-core::Task<std::string> scrape(core::Loop& loop, core::ThreadPool& pool, int port) {
+core::Co<std::string> scrape(core::Loop& loop, core::ThreadPool& pool, int port) {
   core::HttpCall call;
   call.server = *core::parse_url("http://127.0.0.1:" + std::to_string(port));
   call.target = "/metrics";
@@ -124,7 +124,7 @@ class NotifyListener {
     return count;
   }
   // Waits until `count` messages contain `text`.
-  core::Task<bool> wait_for(core::Loop& loop, std::string text, size_t count, uint64_t timeout_ms) {
+  core::Co<bool> wait_for(core::Loop& loop, std::string text, size_t count, uint64_t timeout_ms) {
     loop.update_time();
     const uint64_t end = loop.now_ms() + timeout_ms;
     while (count_containing(text) < count) {
@@ -154,7 +154,7 @@ TEST_CASE("status and metrics follow a task through a hub outage; the token neve
   options.hub_args = {"--metrics-listen", "127.0.0.1:0"};
   AgentWorld world(options);
   world.agent.set("metrics_listen", "127.0.0.1:0");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const int agent_metrics = port_in_log(world.agent.log(), "agent");
     const int hub_metrics = port_in_log(world.hub.log(), "hub");
     const std::string flag = world.dir.path() + "/go";
@@ -255,7 +255,7 @@ TEST_CASE("status and metrics follow a task through a hub outage; the token neve
 TEST_CASE("a second agent on the same state directory is refused before it opens the outbox",
           "[operations]") {
   AgentWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto second = run_program({"sh", "-c",
                                shell_quote(env_path("TETHER_AGENT")) + " run --config " +
                                    shell_quote(world.agent.config_path()) + " 2>&1"});
@@ -276,7 +276,7 @@ TEST_CASE("systemd: READY after start, watchdog pings, STOPPING on SIGTERM, for 
   NotifyListener agent_notify(world.dir.path() + "/agent-notify.sock");
   world.agent.add_environment("NOTIFY_SOCKET=" + agent_notify.path());
   world.agent.add_environment("WATCHDOG_USEC=300000");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     co_await world.agent.start();
     const bool ready = co_await agent_notify.wait_for(world.loop, "READY=1", 1, 5000);
     REQUIRE(ready);
@@ -321,7 +321,7 @@ TEST_CASE("the token is in no task's environment, and in neither argv nor enviro
   AgentWorld world(options);
   // The agent learns its token file from the environment, as under systemd.
   world.agent.add_environment("TETHER_AGENT_TOKEN_FILE=" + world.dir.path() + "/agent.token");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     co_await world.agent.start();
     const std::string id =
         co_await world.submit_shell("env; echo; tr '\\0' ' ' < /proc/$PPID/cmdline");
@@ -352,7 +352,7 @@ TEST_CASE("under journald (JOURNAL_STREAM set) lines carry a syslog priority and
   options.start_agent = false;
   AgentWorld world(options);
   world.agent.add_environment("JOURNAL_STREAM=8:12345");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     co_await world.agent.start();
     const bool connected = co_await world.agent.wait_for_log("<6>channel: connected to", 10'000);
     CHECK(connected);
@@ -385,7 +385,7 @@ TEST_CASE("an agent started from an operator's shell ignores the operator's TETH
   const std::string admin_file = world.dir.write_secret("admin.token", world.admin_token);
   world.agent.add_environment("TETHER_TOKEN_FILE=" + admin_file);
   world.agent.add_environment("TETHER_HUB_URL=http://127.0.0.1:1");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     co_await world.agent.start();
     const bool connected = co_await world.agent.wait_for_log("connected to", 20'000);
     REQUIRE(connected);
@@ -408,7 +408,7 @@ TEST_CASE(
   AgentWorldOptions options;
   options.hub_args = {"--lease-s", "3"};
   AgentWorld world(options);
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::string id = co_await world.submit_shell("echo started; sleep 600");
     const bool running = co_await world.op().wait_for_output(id, "stdout", 8, 20'000);
     REQUIRE(running);
@@ -434,7 +434,7 @@ TEST_CASE("status run by a user who may not ask the agent says so, not 'not runn
   INFO("needs root to run the command as another user (runuser)");
   REQUIRE(::geteuid() == 0);
   AgentWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     // The test's directory is 0700: like /var/lib/tether (0750, tether) to
     // a user outside the group.
     const auto outsider = run_program({"runuser", "-u", "nobody", "--", env_path("TETHER_AGENT"),

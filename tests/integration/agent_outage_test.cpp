@@ -22,7 +22,7 @@ namespace {
 
 // Checks a finished task against what the generator wrote: the final's
 // counts and digests, the bytes the hub serves, and one final event.
-core::Task<void> expect_delivered(AgentWorld& world, std::string id, FinalView final_view,
+core::Co<void> expect_delivered(AgentWorld& world, std::string id, FinalView final_view,
                                   std::vector<std::string> writer_args) {
   const Digest expected = generated_digest(writer_args);
   CHECK(final_view.out.bytes == expected.bytes);
@@ -45,7 +45,7 @@ std::vector<std::string> paced_args(int seed, int megabytes) {
 // Waits `ms` of wall time. Only for observing that something does NOT happen
 // during a window (a wrong token must not make the agent hammer the hub);
 // never to wait for something to happen.
-core::Task<void> observe_for(core::Loop& loop, uint64_t ms) {
+core::Co<void> observe_for(core::Loop& loop, uint64_t ms) {
   auto waited = co_await core::sleep_for(loop, ms);
   (void)waited;
 }
@@ -76,7 +76,7 @@ std::vector<std::string> split(const std::string& text, char separator) {
 
 // Refuses WebSocket at the proxy and cuts the live channel: from here the
 // agent reaches the hub over HTTP only.
-core::Task<void> take_channel_down(AgentWorld& world) {
+core::Co<void> take_channel_down(AgentWorld& world) {
   const size_t from = world.agent.log().size();
   world.proxy->set_refuse_websocket(true);
   world.proxy->reset_all();
@@ -90,7 +90,7 @@ core::Task<void> take_channel_down(AgentWorld& world) {
 TEST_CASE("the hub killed with SIGKILL mid-stream and restarted: nothing lost or doubled",
           "[agent][e2e][outage]") {
   AgentWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const auto args = paced_args(11, 12);
     const std::string id = co_await world.submit_shell(writer_command(args));
     const bool streaming = co_await world.op().wait_for_output(id, "stdout", 1 << 20, 30'000);
@@ -113,7 +113,7 @@ TEST_CASE(
     "the final is lost with counts, the task dies with the agent",
     "[agent][e2e][outage]") {
   AgentWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const auto args = paced_args(13, 40);
     const std::string id = co_await world.submit_shell(writer_command(args) + "; sleep 600");
     const bool streaming = co_await world.op().wait_for_output(id, "stdout", 1 << 20, 30'000);
@@ -153,7 +153,7 @@ TEST_CASE(
 TEST_CASE("agent and task init killed together: the restarted agent kills the leftover group",
           "[agent][e2e][outage]") {
   AgentWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::string id = co_await world.submit_shell("echo ready; sleep 600");
     const bool running = co_await world.op().wait_for_output(id, "stdout", 6, 30'000);
     REQUIRE(running);
@@ -180,7 +180,7 @@ TEST_CASE("agent and task init killed together: the restarted agent kills the le
 TEST_CASE("connections reset by a middlebox: the agent reconnects and resumes",
           "[agent][e2e][outage]") {
   AgentWorld world(through_proxy());
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const auto args = paced_args(17, 12);
     const std::string id = co_await world.submit_shell(writer_command(args));
     const bool first = co_await world.op().wait_for_output(id, "stdout", 1 << 20, 30'000);
@@ -199,7 +199,7 @@ TEST_CASE("a blackholed link (no RST): ping finds the dead peer, the agent recon
           "[agent][e2e][outage]") {
   AgentWorld world(through_proxy());
   world.agent.set("keepalive_s", "1");  // dead after 3 s of silence
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const auto args = paced_args(19, 12);
     const std::string id = co_await world.submit_shell(writer_command(args));
     const bool streaming = co_await world.op().wait_for_output(id, "stdout", 1 << 20, 30'000);
@@ -221,7 +221,7 @@ TEST_CASE("a blackholed link (no RST): ping finds the dead peer, the agent recon
 TEST_CASE("WebSocket refused while HTTP works: finals go over HTTP, output follows the channel",
           "[agent][e2e][outage]") {
   AgentWorld world(through_proxy());
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     co_await take_channel_down(world);
 
     // No output: the final alone completes the attempt, over HTTP.
@@ -255,7 +255,7 @@ TEST_CASE("a wrong token: logged clearly, once, and the hub is not hammered",
   AgentWorld world(through_proxy());
   const std::string wrong = "tether_wrongwrongwrongwrongwrongwrong";
   world.agent.set_token(wrong);
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const bool logged = co_await world.agent.wait_for_log("refused this agent's token", 20'000);
     REQUIRE(logged);
     const uint64_t before = world.proxy->connections();
@@ -277,7 +277,7 @@ TEST_CASE("outbox full, drop-oldest: the oldest output becomes gaps, counted exa
           "[agent][e2e][outage]") {
   AgentWorld world(through_proxy());
   world.agent.set("outbox_max_bytes", "1048576");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     co_await take_channel_down(world);
     const std::vector<std::string> args = {"random", "23", "4000000"};
     const std::string id = co_await world.submit_shell(writer_command(args));
@@ -336,7 +336,7 @@ TEST_CASE("drop-oldest with the hub taking frames: a fast task is paced, nothing
   // hub's pace and every byte arrives.
   AgentWorld world;
   world.agent.set("outbox_max_bytes", "1048576");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::vector<std::string> args = {"random", "29", "8000000"};
     const std::string id = co_await world.submit_shell(writer_command(args));
     const FinalView final_view = co_await world.final_of(id, "succeeded", 120'000);
@@ -351,7 +351,7 @@ TEST_CASE("drop-oldest with the hub taking frames: a fast task is paced, nothing
 
 TEST_CASE("after a large backlog drains, the outbox file shrinks back", "[agent][e2e][outage]") {
   AgentWorld world(through_proxy());
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     co_await take_channel_down(world);
     const std::vector<std::string> args = {"random", "31", "24000000"};
     const std::string id = co_await world.submit_shell(writer_command(args));
@@ -386,7 +386,7 @@ TEST_CASE("outbox full, block: the task waits for room and nothing is lost",
   AgentWorld world(through_proxy());
   world.agent.set("outbox_max_bytes", "1048576");
   world.agent.set("outbox_full_policy", "block");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     co_await take_channel_down(world);
     const std::vector<std::string> args = {"random", "29", "4000000"};
     const std::string id = co_await world.submit_shell(writer_command(args));
@@ -410,7 +410,7 @@ TEST_CASE("outbox full, block: the task waits for room and nothing is lost",
 
 TEST_CASE("the queries in docs/operations.md work on a real outbox", "[agent][e2e][outage]") {
   AgentWorld world(through_proxy());
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const auto queries = documented_queries();
     REQUIRE(queries.size() == 4);
     co_await take_channel_down(world);

@@ -30,7 +30,7 @@ TEST_CASE("a task under the real agent has fds 0, 1, 2 only, as pipes, whatever 
   options.start_agent = false;
   AgentWorld world(options);
   world.agent.inherit_descriptor(9, world.dir.path() + "/inherited.log");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     co_await world.agent.start();
     // While this runs the agent holds its long poll's socket and the
     // channel's, the outbox, the status socket and fd 9.
@@ -48,7 +48,7 @@ TEST_CASE("a task under the real agent has fds 0, 1, 2 only, as pipes, whatever 
 TEST_CASE("a timed-out task's background job in its own process group is stopped and named",
           "[agent][e2e]") {
   AgentWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::string id = co_await world.submit_shell(
         "bash -c 'set -m; sleep 300 >/dev/null 2>&1 & echo $!; sleep 300'", R"("timeout_s":2)");
     const FinalView final_view = co_await world.final_of(id, "timed_out", 30'000);

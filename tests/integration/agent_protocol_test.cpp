@@ -25,8 +25,8 @@ struct ScriptedWorld {
 
   // Starts the scripted hub and the agent, runs `body`, then kills the
   // agent (shutdown has its own tests) and stops the hub.
-  void run(const std::function<core::Task<void>()>& body) {
-    auto scenario = [&]() -> core::Task<void> {
+  void run(const std::function<core::Co<void>()>& body) {
+    auto scenario = [&]() -> core::Co<void> {
       hub = std::make_unique<ScriptedHub>(loop);
       agent.set("hub_url", hub->url());
       std::exception_ptr failure;
@@ -66,7 +66,7 @@ core::HttpResponse error_response(int status, const std::string& retry_after) {
 }
 
 // Reads frames until one satisfies `wanted`; REQUIREs it within the time.
-core::Task<protocol::Frame> frame_where(ScriptedHub& hub,
+core::Co<protocol::Frame> frame_where(ScriptedHub& hub,
                                         std::function<bool(const protocol::Frame&)> wanted,
                                         uint64_t timeout_ms = 20'000) {
   for (;;) {
@@ -103,7 +103,7 @@ bool is_output(const protocol::Frame& frame) {
 
 TEST_CASE("the poller honours Retry-After, and hub.wake polls at once", "[agent][scripted]") {
   ScriptedWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto first = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
     REQUIRE(first.has_value());
     CHECK(first->request.authorization == "Bearer tether_scripted");
@@ -127,7 +127,7 @@ TEST_CASE("the poller honours Retry-After, and hub.wake polls at once", "[agent]
 TEST_CASE("a final not acked on the channel within 10 s goes over HTTP; 409 and 503 are retried",
           "[agent][scripted]") {
   ScriptedWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     // The channel first: a final produced while it is down goes over HTTP at
     // once, and this case is about the 10 s patience with a live channel.
     const bool live = co_await world.agent.wait_for_log("connected to", 10'000);
@@ -183,7 +183,7 @@ TEST_CASE(
     "[agent][scripted]") {
   ScriptedWorld world;
   world.agent.set("chunk_bytes", "4096");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
     REQUIRE(poll.has_value());
     // Eight pieces 100 ms apart: each becomes its own frame.
@@ -268,7 +268,7 @@ TEST_CASE("the send window bounds what is in flight without acks", "[agent][scri
   ScriptedWorld world;
   world.agent.set("chunk_bytes", "4096");
   world.agent.set("send_window_bytes", "65536");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
     REQUIRE(poll.has_value());
     poll->exchange->respond(
@@ -314,7 +314,7 @@ TEST_CASE("the send window bounds what is in flight without acks", "[agent][scri
 TEST_CASE("reconnects back off from 0.5 s with jitter while the hub drops the channel at once",
           "[agent][scripted]") {
   ScriptedWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     world.hub->set_close_after_hello(true);
     const bool six = co_await world.hub->wait_for_connects(6, 40'000);
     REQUIRE(six);
@@ -339,7 +339,7 @@ TEST_CASE("reconnects back off from 0.5 s with jitter while the hub drops the ch
 TEST_CASE("a hub answering 204 at once is polled about once a second, not thousands of times",
           "[agent][scripted]") {
   ScriptedWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     std::vector<uint64_t> times;
     for (int i = 0; i < 4; ++i) {
       auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
@@ -355,7 +355,7 @@ TEST_CASE("a hub answering 204 at once is polled about once a second, not thousa
 TEST_CASE("a dispatch that does not decode is refused with a rejected final naming the field",
           "[agent][scripted]") {
   ScriptedWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
     REQUIRE(poll.has_value());
     poll->exchange->respond(core::json_response(
@@ -374,7 +374,7 @@ TEST_CASE("a dispatch that does not decode is refused with a rejected final nami
 TEST_CASE("a hub of another protocol version: the agent says so, closes with 1002, backs off",
           "[agent][scripted]") {
   ScriptedWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     world.hub->set_hello_reply(
         R"({"v":2,"type":"hub.hello_ack","message_id":"h","related_message_id":"x"})");
     const bool closed =
@@ -396,7 +396,7 @@ TEST_CASE("a hub of another protocol version: the agent says so, closes with 100
 TEST_CASE("a hub without output.base64 or final.http: neither is used", "[agent][scripted]") {
   ScriptedWorld world;
   world.agent.set("keepalive_s", "2");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     world.hub->set_capabilities({"output.gap"});
     const bool connected = co_await world.hub->wait_for_connects(1, 10'000);
     REQUIRE(connected);
@@ -433,7 +433,7 @@ TEST_CASE(
   world.agent.set("keepalive_s", "1");
   world.agent.set("outbox_max_bytes", "1048576");
   world.agent.set("chunk_bytes", "65536");
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
     REQUIRE(poll.has_value());
     // Three times the outbox: under drop-oldest it used to stop on its pipe

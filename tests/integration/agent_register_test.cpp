@@ -61,7 +61,7 @@ TEST_CASE("an edge host registers in one command and its agent runs a task", "[a
     std::ofstream(config) << shipped;
   }
   const std::string token_file = dir + "/agent.token";
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     std::vector<std::string> argv = {env_path("TETHER_AGENT"),
                                      "register",
                                      "--hub-url",
@@ -125,7 +125,7 @@ TEST_CASE("registration tokens expire and can be revoked; refusals say which, an
   options.start_agent = false;
   AgentWorld world(options);
   const std::string dir = world.dir.path();
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto attempt = [&](const std::string& registration, const std::string& name) {
       std::vector<std::string> argv = {env_path("TETHER_AGENT"),
                                        "register",
@@ -188,7 +188,7 @@ TEST_CASE("operator and agent tokens: written 0600 with --output, listed, revoke
   options.start_agent = false;
   AgentWorld world(options);
   const std::string dir = world.dir.path();
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     // The documented way to hand a token over makes a file the CLI accepts
     // (a `> file` redirect made it 0644, which the CLI refuses).
     const std::string op_token = dir + "/operator.token";

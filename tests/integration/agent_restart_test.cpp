@@ -17,7 +17,7 @@ namespace {
 
 // Long polls the hub has seen parked: tether_hub_polls_parked plus those
 // it dropped because their agent had gone (tether_hub_polls_departed_total).
-core::Task<int> parked_polls(AgentWorld& world) {
+core::Co<int> parked_polls(AgentWorld& world) {
   static const std::regex address("metrics on (http://[^ ]+)/metrics");
   std::smatch match;
   const std::string log = world.hub.log();
@@ -36,7 +36,7 @@ core::Task<int> parked_polls(AgentWorld& world) {
 }
 
 // Until the hub holds `count` parked polls; false after `timeout_ms`.
-core::Task<bool> wait_for_parked(AgentWorld& world, int count, uint64_t timeout_ms) {
+core::Co<bool> wait_for_parked(AgentWorld& world, int count, uint64_t timeout_ms) {
   world.loop.update_time();
   const uint64_t end = world.loop.now_ms() + timeout_ms;
   for (;;) {
@@ -60,7 +60,7 @@ AgentWorldOptions with_metrics() {
 TEST_CASE("an agent restarted at once gets the next task, not its old process's parked poll",
           "[agent][e2e]") {
   AgentWorld world(with_metrics());
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const bool polling = co_await wait_for_parked(world, 1, 20'000);
     REQUIRE(polling);
     const int stopped = co_await world.agent.stop(SIGTERM);
@@ -81,7 +81,7 @@ TEST_CASE("an agent restarted at once gets the next task, not its old process's 
 
 TEST_CASE("a parked poll whose connection a proxy cut never gets a task", "[agent][e2e]") {
   AgentWorld world(through_proxy());
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const bool connected = co_await world.agent.wait_for_log("connected to", 20'000);
     REQUIRE(connected);
     const size_t from = world.agent.log().size();

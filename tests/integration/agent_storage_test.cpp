@@ -11,7 +11,7 @@ using namespace tether::test;
 TEST_CASE("a task holding the outbox's write lock delays output; the agent and other tasks go on",
           "[agent][e2e]") {
   AgentWorld world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     // A task that streams before, during and after the lock.
     const std::vector<std::string> paced = {"paced", "11", "2000", "100", "30"};
     const std::string streaming = co_await world.submit_shell(writer_command(paced));

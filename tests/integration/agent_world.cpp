@@ -192,7 +192,7 @@ void AgentProcess::set_token(const std::string& token) {
       token_file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
-core::Task<void> AgentProcess::start() {
+core::Co<void> AgentProcess::start() {
   {
     std::ofstream config(config_path());
     config << "# written by the test\n";
@@ -215,7 +215,7 @@ core::Task<void> AgentProcess::start() {
   REQUIRE(started);
 }
 
-core::Task<int> AgentProcess::stop(int signum) {
+core::Co<int> AgentProcess::stop(int signum) {
   const int code = co_await process_.stop(signum);
   co_return code;
 }
@@ -253,8 +253,8 @@ AgentWorld::AgentWorld(AgentWorldOptions world_options)
       agent(loop, dir.path(), "edge-1", agent_token),
       options(std::move(world_options)) {}
 
-void AgentWorld::run(const std::function<core::Task<void>()>& body) {
-  auto scenario = [&]() -> core::Task<void> {
+void AgentWorld::run(const std::function<core::Co<void>()>& body) {
+  auto scenario = [&]() -> core::Co<void> {
     co_await hub.start();
     if (options.through_proxy) proxy = std::make_unique<TcpProxy>(hub.port());
     agent.set("hub_url", proxy ? proxy->url() : hub.url());
@@ -288,7 +288,7 @@ void AgentWorld::run(const std::function<core::Task<void>()>& body) {
   if (const char* show = std::getenv("TETHER_TEST_LOGS"); show && *show == '1') print_logs();
 }
 
-core::Task<std::string> AgentWorld::submit_shell(std::string script, std::string extra_json) {
+core::Co<std::string> AgentWorld::submit_shell(std::string script, std::string extra_json) {
   protocol::JsonWriter json;
   json.begin_object();
   json.field("agent", "edge-1");
@@ -308,7 +308,7 @@ core::Task<std::string> AgentWorld::submit_shell(std::string script, std::string
   co_return id;
 }
 
-core::Task<FinalView> AgentWorld::final_of(std::string task_id, std::string state,
+core::Co<FinalView> AgentWorld::final_of(std::string task_id, std::string state,
                                            uint64_t timeout_ms) {
   const bool reached = co_await op().wait_for_state(task_id, state, timeout_ms);
   auto json = co_await op().task_json(task_id);

@@ -92,11 +92,11 @@ class AgentProcess {
   // /etc/hosts (needs root; see hosts_override_available()).
   void use_hosts_file(std::string file) { hosts_file_ = std::move(file); }
   // Starts the agent and waits for its start line.
-  core::Task<void> start();
+  core::Co<void> start();
   // Signals the agent (not its tasks, which run in their own process groups)
   // and waits for it to exit; the exit code or 128 + signal.
-  core::Task<int> stop(int signum);
-  core::Task<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0) {
+  core::Co<int> stop(int signum);
+  core::Co<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0) {
     return process_.wait_for_log(std::move(text), timeout_ms, from);
   }
   LoggedProcess& process() { return process_; }
@@ -149,12 +149,12 @@ struct AgentWorld {
 
   // Starts the hub (and the proxy), then the agent pointed at it; runs
   // `body`; stops everything. On failure both logs are printed.
-  void run(const std::function<core::Task<void>()>& body);
+  void run(const std::function<core::Co<void>()>& body);
 
   // Submits `sh -c SCRIPT` to edge-1; the task id.
-  core::Task<std::string> submit_shell(std::string script, std::string extra_json = "");
+  core::Co<std::string> submit_shell(std::string script, std::string extra_json = "");
   // Waits for the task to reach `state` and returns its final.
-  core::Task<FinalView> final_of(std::string task_id, std::string state, uint64_t timeout_ms);
+  core::Co<FinalView> final_of(std::string task_id, std::string state, uint64_t timeout_ms);
   // How many final events the hub stored for the task's attempts.
   int final_events(const std::string& task_id) const;
 };

@@ -34,7 +34,7 @@ std::unique_ptr<core::Process> start_shell(World& world, const std::string& scri
   return std::move(*process);
 }
 
-core::Task<protocol::TaskSpec> next_task(ScriptedAgent& agent) {
+core::Co<protocol::TaskSpec> next_task(ScriptedAgent& agent) {
   auto reply = co_await agent.poll(10);
   REQUIRE(reply.ok());
   REQUIRE(reply->status == 200);
@@ -48,7 +48,7 @@ core::Task<protocol::TaskSpec> next_task(ScriptedAgent& agent) {
 
 TEST_CASE("on a terminal, a last line without a newline is never erased", "[cli]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto agent = world.agent();
     co_await agent.connect_and_hello();
     for (const StreamName stream : {StreamName::kStdout, StreamName::kStderr}) {
@@ -58,7 +58,7 @@ TEST_CASE("on a terminal, a last line without a newline is never erased", "[cli]
                                  quoted(quoted(cli_binary()) + " run --agent edge-1 -- printf x") +
                                  " /dev/null");
       CliRun run;
-      core::TaskGroup readers;
+      core::CoGroup readers;
       readers.spawn(read_all(cli->stdout_reader(), run.out));
       readers.spawn(read_all(cli->stderr_reader(), run.err));
       auto spec = co_await next_task(agent);
@@ -85,20 +85,20 @@ TEST_CASE("on a terminal, a last line without a newline is never erased", "[cli]
 TEST_CASE("when its stdout's reader goes away, the CLI stops at once and ends like `yes | head`",
           "[cli]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto agent = world.agent();
     co_await agent.connect_and_hello();
     auto cli = start_shell(world, quoted(cli_binary()) +
                                       " run --agent edge-1 -- yes | head -1; "
                                       "echo \"status=${PIPESTATUS[0]}\" >&2");
     CliRun run;
-    core::TaskGroup readers;
+    core::CoGroup readers;
     readers.spawn(read_all(cli->stdout_reader(), run.out));
     readers.spawn(read_all(cli->stderr_reader(), run.err));
     auto spec = co_await next_task(agent);
     // The task keeps writing, as `yes` would, until the CLI is gone.
     bool done = false;
-    auto produce = [&]() -> core::Task<void> {
+    auto produce = [&]() -> core::Co<void> {
       for (uint64_t seq = 1; seq <= 400 && !done; ++seq) {
         agent.send(protocol::TaskOutput{{spec.task_id, spec.attempt_id},
                                         {StreamName::kStdout, seq, (seq - 1) * 2, "y\n"}});
@@ -106,7 +106,7 @@ TEST_CASE("when its stdout's reader goes away, the CLI stops at once and ends li
         (void)paused;
       }
     };
-    core::TaskGroup producer;
+    core::CoGroup producer;
     producer.spawn(produce());
     co_await finish_cli(*cli, readers, run);
     done = true;
@@ -122,7 +122,7 @@ TEST_CASE("when its stdout's reader goes away, the CLI stops at once and ends li
 
 TEST_CASE("options go before or after the task id", "[cli]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto agent = world.agent();
     co_await agent.connect_and_hello();
     auto op = world.op();
@@ -158,7 +158,7 @@ TEST_CASE("options go before or after the task id", "[cli]") {
 TEST_CASE("text from agents and the hub reaches the terminal with its control characters visible",
           "[cli]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::string nasty =
         "1.0\x1b]0;owned\x07\x1b[2J\xc2\x9b"
         "31m";

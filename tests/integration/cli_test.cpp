@@ -27,10 +27,10 @@ std::unique_ptr<core::Process> start_cli(World& world, const std::vector<std::st
 
 TEST_CASE("tether run reproduces stdout, stderr and the exit code byte-exact", "[cli]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto cli = start_cli(world, {"run", "--agent", "edge-1", "--", "/bin/sh", "-c", "whatever"});
     CliRun run;
-    core::TaskGroup readers;
+    core::CoGroup readers;
     readers.spawn(read_all(cli->stdout_reader(), run.out));
     readers.spawn(read_all(cli->stderr_reader(), run.err));
 
@@ -71,7 +71,7 @@ TEST_CASE("tether run reproduces stdout, stderr and the exit code byte-exact", "
 
 TEST_CASE("tether run maps signals and timeouts to documented exit codes", "[cli]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto agent = world.agent();
     co_await agent.connect_and_hello();
     struct Case {
@@ -89,7 +89,7 @@ TEST_CASE("tether run maps signals and timeouts to documented exit codes", "[cli
     for (const auto& c : cases) {
       auto cli = start_cli(world, {"run", "--agent", "edge-1", "--", "x"});
       CliRun run;
-      core::TaskGroup readers;
+      core::CoGroup readers;
       readers.spawn(read_all(cli->stdout_reader(), run.out));
       readers.spawn(read_all(cli->stderr_reader(), run.err));
       auto reply = co_await agent.poll(10);
@@ -111,7 +111,7 @@ TEST_CASE("tether run maps signals and timeouts to documented exit codes", "[cli
 
 TEST_CASE("tether refuses a token file readable by others and bad usage, clearly", "[cli]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::string loose = world.dir.write_secret("loose.token", world.admin_token);
     std::filesystem::permissions(loose, std::filesystem::perms::group_read,
                                  std::filesystem::perm_options::add);
@@ -136,7 +136,7 @@ TEST_CASE("tether refuses a token file readable by others and bad usage, clearly
 
 TEST_CASE("Ctrl-C stops following without cancelling, unless --cancel-on-interrupt", "[cli]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto agent = world.agent();
     co_await agent.connect_and_hello();
     for (const bool cancel : {false, true}) {
@@ -145,7 +145,7 @@ TEST_CASE("Ctrl-C stops following without cancelling, unless --cancel-on-interru
       args.insert(args.end(), {"--", "sleep", "600"});
       auto cli = start_cli(world, args);
       CliRun run;
-      core::TaskGroup readers;
+      core::CoGroup readers;
       readers.spawn(read_all(cli->stderr_reader(), run.err));
       auto reply = co_await agent.poll(10);
       REQUIRE(reply.ok());

@@ -84,7 +84,7 @@ std::string hub_command(const std::vector<std::string>& args) {
 LockHolder::LockHolder(core::Loop& loop, std::string database)
     : database_(std::move(database)), release_file_(database_ + ".release"), process_(loop) {}
 
-core::Task<void> LockHolder::lock() {
+core::Co<void> LockHolder::lock() {
   std::filesystem::remove(release_file_);
   // sqlite3 buffers .print until it exits; the shell it runs says "locked"
   // at once, then keeps the transaction open until the release file exists.
@@ -98,7 +98,7 @@ core::Task<void> LockHolder::lock() {
   REQUIRE(locked);
 }
 
-core::Task<void> LockHolder::release() {
+core::Co<void> LockHolder::release() {
   { std::ofstream(release_file_) << "\n"; }
   const int status = co_await process_.wait_exit(15000);
   INFO(process_.log());
@@ -111,7 +111,7 @@ core::Task<void> LockHolder::release() {
 HubProcess::HubProcess(core::Loop& loop, std::string data_dir, std::vector<std::string> extra_args)
     : data_dir_(std::move(data_dir)), extra_args_(std::move(extra_args)), process_(loop) {}
 
-core::Task<void> HubProcess::start() {
+core::Co<void> HubProcess::start() {
   std::vector<std::string> argv = {hub_binary(), "serve",    "--data-dir",
                                    data_dir_,    "--listen", "127.0.0.1:" + std::to_string(port_)};
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
@@ -127,7 +127,7 @@ core::Task<void> HubProcess::start() {
   port_ = std::stoi(match[2]);
 }
 
-core::Task<void> HubProcess::stop(int signum) {
+core::Co<void> HubProcess::stop(int signum) {
   if (!process_.running()) co_return;
   (void)co_await process_.stop(signum);
 }
@@ -156,7 +156,7 @@ TestCertificates::TestCertificates(const std::string& dir) {
 // ---------------------------------------------------------------------------
 // Operator
 
-core::Task<Result<core::HttpReply>> Operator::request(std::string method, std::string target,
+core::Co<Result<core::HttpReply>> Operator::request(std::string method, std::string target,
                                                       std::string body) {
   core::HttpCall call;
   call.method = std::move(method);
@@ -169,7 +169,7 @@ core::Task<Result<core::HttpReply>> Operator::request(std::string method, std::s
   co_return co_await core::http_request(loop_, pool_, std::move(call));
 }
 
-core::Task<std::string> Operator::submit(std::string body) {
+core::Co<std::string> Operator::submit(std::string body) {
   auto reply = co_await request("POST", "/api/v1/tasks", std::move(body));
   REQUIRE(reply.ok());
   INFO(reply->body);
@@ -179,7 +179,7 @@ core::Task<std::string> Operator::submit(std::string body) {
   co_return std::string((*document)["id"].GetString());
 }
 
-core::Task<std::string> Operator::state_of(std::string task_id) {
+core::Co<std::string> Operator::state_of(std::string task_id) {
   auto reply = co_await request("GET", "/api/v1/tasks/" + task_id);
   REQUIRE(reply.ok());
   REQUIRE(reply->status == 200);
@@ -188,7 +188,7 @@ core::Task<std::string> Operator::state_of(std::string task_id) {
   co_return std::string((*document)["state"].GetString());
 }
 
-core::Task<bool> Operator::wait_for_state(std::string task_id, std::string state,
+core::Co<bool> Operator::wait_for_state(std::string task_id, std::string state,
                                           uint64_t timeout_ms) {
   const std::string needle = "\"state\":\"" + state + "\"";
   std::function<bool(const cli::SseEvent&)> wanted = [needle](const cli::SseEvent& event) {
@@ -197,7 +197,7 @@ core::Task<bool> Operator::wait_for_state(std::string task_id, std::string state
   co_return co_await wait_for_event(std::move(task_id), std::move(wanted), timeout_ms, false);
 }
 
-core::Task<bool> Operator::wait_for_event(std::string task_id,
+core::Co<bool> Operator::wait_for_event(std::string task_id,
                                           std::function<bool(const cli::SseEvent&)> wanted,
                                           uint64_t timeout_ms, bool with_output) {
   loop_.update_time();
@@ -255,7 +255,7 @@ core::Task<bool> Operator::wait_for_event(std::string task_id,
   co_return false;
 }
 
-core::Task<bool> Operator::wait_for_output(std::string task_id, std::string stream, uint64_t bytes,
+core::Co<bool> Operator::wait_for_output(std::string task_id, std::string stream, uint64_t bytes,
                                            uint64_t timeout_ms) {
   std::function<bool(const cli::SseEvent&)> wanted = [stream, bytes](const cli::SseEvent& event) {
     if (event.type != "output" && event.type != "gap") return false;
@@ -276,7 +276,7 @@ core::Task<bool> Operator::wait_for_output(std::string task_id, std::string stre
   co_return co_await wait_for_event(std::move(task_id), std::move(wanted), timeout_ms, true);
 }
 
-core::Task<std::string> Operator::task_json(std::string task_id) {
+core::Co<std::string> Operator::task_json(std::string task_id) {
   auto reply = co_await request("GET", "/api/v1/tasks/" + task_id);
   REQUIRE(reply.ok());
   INFO(reply->body);
@@ -284,7 +284,7 @@ core::Task<std::string> Operator::task_json(std::string task_id) {
   co_return std::move(reply->body);
 }
 
-core::Task<std::string> Operator::output(std::string task_id, std::string stream) {
+core::Co<std::string> Operator::output(std::string task_id, std::string stream) {
   auto reply = co_await request("GET", "/api/v1/tasks/" + task_id + "/output?stream=" + stream);
   REQUIRE(reply.ok());
   REQUIRE(reply->status == 200);
@@ -304,7 +304,7 @@ ScriptedAgent::ScriptedAgent(core::Loop& loop, core::ThreadPool& pool,
       name_(std::move(name)),
       token_(std::move(token)) {}
 
-core::Task<Result<std::shared_ptr<core::WebSocketConnection>>> ScriptedAgent::connect() {
+core::Co<Result<std::shared_ptr<core::WebSocketConnection>>> ScriptedAgent::connect() {
   core::WebSocketConnectOptions options;
   auto http = *core::parse_url(url_);
   options.url =
@@ -317,13 +317,13 @@ core::Task<Result<std::shared_ptr<core::WebSocketConnection>>> ScriptedAgent::co
   co_return connected;
 }
 
-core::Task<protocol::HubHelloAck> ScriptedAgent::connect_and_hello() {
+core::Co<protocol::HubHelloAck> ScriptedAgent::connect_and_hello() {
   protocol::AgentHello hello;
   hello.version = "test";
   co_return co_await connect_and_hello(std::move(hello));
 }
 
-core::Task<protocol::HubHelloAck> ScriptedAgent::connect_and_hello(protocol::AgentHello hello) {
+core::Co<protocol::HubHelloAck> ScriptedAgent::connect_and_hello(protocol::AgentHello hello) {
   auto connected = co_await connect();
   REQUIRE(connected.ok());
   if (hello.version.empty()) hello.version = "test";
@@ -349,7 +349,7 @@ void ScriptedAgent::send_raw(std::string text) {
   socket_->send_text(std::move(text));
 }
 
-core::Task<Result<protocol::Frame>> ScriptedAgent::receive(uint64_t timeout_ms) {
+core::Co<Result<protocol::Frame>> ScriptedAgent::receive(uint64_t timeout_ms) {
   REQUIRE(socket_);
   core::CancellationSource timeout;
   core::Timer timer(loop_);
@@ -371,7 +371,7 @@ core::Task<Result<protocol::Frame>> ScriptedAgent::receive(uint64_t timeout_ms) 
   }
 }
 
-core::Task<Result<core::HttpReply>> ScriptedAgent::poll(int wait_s, std::string token_override) {
+core::Co<Result<core::HttpReply>> ScriptedAgent::poll(int wait_s, std::string token_override) {
   core::HttpCall call;
   call.server = *core::parse_url(url_);
   call.target = "/api/v1/agents/" + name_ + "/tasks/next?wait=" + std::to_string(wait_s) +
@@ -382,7 +382,7 @@ core::Task<Result<core::HttpReply>> ScriptedAgent::poll(int wait_s, std::string 
   co_return co_await core::http_request(loop_, pool_, std::move(call));
 }
 
-core::Task<Result<core::HttpReply>> ScriptedAgent::put_final(
+core::Co<Result<core::HttpReply>> ScriptedAgent::put_final(
     const std::string& attempt_id, const protocol::TaskFinal& final_frame) {
   protocol::Frame frame;
   frame.message_id = protocol::final_message_id(attempt_id);
@@ -402,7 +402,7 @@ void ScriptedAgent::close() {
   if (socket_) socket_->close(core::kCloseNormal, "test done");
 }
 
-core::Task<void> read_all(core::PipeReader& reader, std::string& into) {
+core::Co<void> read_all(core::PipeReader& reader, std::string& into) {
   for (;;) {
     auto chunk = co_await reader.read();
     if (!chunk || chunk->end_of_stream) co_return;
@@ -422,7 +422,7 @@ std::unique_ptr<core::Process> start_cli(core::Loop& loop, const std::vector<std
   return std::move(*process);
 }
 
-core::Task<void> finish_cli(core::Process& process, core::TaskGroup& readers, CliRun& run) {
+core::Co<void> finish_cli(core::Process& process, core::CoGroup& readers, CliRun& run) {
   // Bounded: a CLI that does not end is a failure, not a hang.
   core::CancellationSource patience;
   core::Timer timer(process.loop());
@@ -441,11 +441,11 @@ core::Task<void> finish_cli(core::Process& process, core::TaskGroup& readers, Cl
       status->term_signal ? 128 + status->term_signal : static_cast<int>(status->exit_code);
 }
 
-core::Task<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,
+core::Co<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,
                            std::vector<std::string> environment) {
   auto process = start_cli(loop, args, std::move(environment));
   CliRun run;
-  core::TaskGroup readers;
+  core::CoGroup readers;
   readers.spawn(read_all(process->stdout_reader(), run.out));
   readers.spawn(read_all(process->stderr_reader(), run.err));
   co_await finish_cli(*process, readers, run);

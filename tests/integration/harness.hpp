@@ -19,8 +19,8 @@
 #include "core/http_client.hpp"
 #include "core/notification.hpp"
 #include "core/process.hpp"
-#include "core/task.hpp"
-#include "core/task_group.hpp"
+#include "core/co.hpp"
+#include "core/co_group.hpp"
 #include "core/websocket_client.hpp"
 #include "logged_process.hpp"
 #include "protocol/frames.hpp"
@@ -65,9 +65,9 @@ class LockHolder {
  public:
   LockHolder(core::Loop& loop, std::string database);
   // Starts sqlite3 and waits until it holds the lock (REQUIREs it).
-  core::Task<void> lock();
+  core::Co<void> lock();
   // Lets it commit and waits for it to exit (REQUIREs status 0).
-  core::Task<void> release();
+  core::Co<void> release();
 
  private:
   std::string database_;
@@ -81,11 +81,11 @@ class HubProcess {
 
   // Starts the hub and waits until it listens (port 0 picks a free port on
   // the first start; restarts reuse it).
-  core::Task<void> start();
+  core::Co<void> start();
   // Sends `signum` and waits for the process to exit.
-  core::Task<void> stop(int signum);
+  core::Co<void> stop(int signum);
   // Waits until the log contains `text` (after `from` bytes); false on timeout.
-  core::Task<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0) {
+  core::Co<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0) {
     return process_.wait_for_log(std::move(text), timeout_ms, from);
   }
 
@@ -119,28 +119,28 @@ class Operator {
         url_(std::move(url)),
         token_(std::move(token)),
         ca_file_(std::move(ca_file)) {}
-  core::Task<Result<core::HttpReply>> request(std::string method, std::string target,
+  core::Co<Result<core::HttpReply>> request(std::string method, std::string target,
                                               std::string body = std::string());
   // POST /api/v1/tasks; returns the new task's id (REQUIREs success).
-  core::Task<std::string> submit(std::string body);
+  core::Co<std::string> submit(std::string body);
   // The task's state, from GET /api/v1/tasks/{id}.
-  core::Task<std::string> state_of(std::string task_id);
+  core::Co<std::string> state_of(std::string task_id);
   // Waits (on the SSE stream) until the task reaches `state`; false on timeout.
-  core::Task<bool> wait_for_state(std::string task_id, std::string state, uint64_t timeout_ms);
+  core::Co<bool> wait_for_state(std::string task_id, std::string state, uint64_t timeout_ms);
   // Follows the task's events (reconnecting with Last-Event-ID if the hub
   // goes away) until `wanted` accepts one; false on timeout or when the task
   // ends first. `wanted` runs on a pool thread. Output events are asked for
   // only when `with_output`.
-  core::Task<bool> wait_for_event(std::string task_id,
+  core::Co<bool> wait_for_event(std::string task_id,
                                   std::function<bool(const cli::SseEvent&)> wanted,
                                   uint64_t timeout_ms, bool with_output);
   // Waits until the hub has stored at least `bytes` of the task's `stream`.
-  core::Task<bool> wait_for_output(std::string task_id, std::string stream, uint64_t bytes,
+  core::Co<bool> wait_for_output(std::string task_id, std::string stream, uint64_t bytes,
                                    uint64_t timeout_ms);
   // GET /api/v1/tasks/{id}: the task as JSON (REQUIREs 200).
-  core::Task<std::string> task_json(std::string task_id);
+  core::Co<std::string> task_json(std::string task_id);
   // The stored bytes of the task's `stream` (REQUIREs 200).
-  core::Task<std::string> output(std::string task_id, std::string stream);
+  core::Co<std::string> output(std::string task_id, std::string stream);
 
  private:
   core::Loop& loop_;
@@ -156,19 +156,19 @@ class ScriptedAgent {
                 std::string url, std::string name, std::string token);
 
   const std::string& name() const { return name_; }
-  core::Task<Result<std::shared_ptr<core::WebSocketConnection>>> connect();
+  core::Co<Result<std::shared_ptr<core::WebSocketConnection>>> connect();
   // Connects and exchanges hello; returns the hello_ack. (No defaulted
   // braced argument here: GCC 12 destroys such temporaries twice inside a
   // co_await operand.)
-  core::Task<protocol::HubHelloAck> connect_and_hello();
-  core::Task<protocol::HubHelloAck> connect_and_hello(protocol::AgentHello hello);
+  core::Co<protocol::HubHelloAck> connect_and_hello();
+  core::Co<protocol::HubHelloAck> connect_and_hello(protocol::AgentHello hello);
   void send(protocol::FramePayload payload, std::string message_id = {});
   void send_raw(std::string text);
   // The next frame from the hub, skipping hub.wake; an error result on
   // timeout or close.
-  core::Task<Result<protocol::Frame>> receive(uint64_t timeout_ms = 5000);
-  core::Task<Result<core::HttpReply>> poll(int wait_s, std::string token_override = std::string());
-  core::Task<Result<core::HttpReply>> put_final(const std::string& attempt_id,
+  core::Co<Result<protocol::Frame>> receive(uint64_t timeout_ms = 5000);
+  core::Co<Result<core::HttpReply>> poll(int wait_s, std::string token_override = std::string());
+  core::Co<Result<core::HttpReply>> put_final(const std::string& attempt_id,
                                                 const protocol::TaskFinal& final_frame);
   core::WebSocketConnection* socket() { return socket_.get(); }
   void close();
@@ -193,14 +193,14 @@ struct CliRun {
   std::string err;
   int exit_code = -1;
 };
-core::Task<void> read_all(core::PipeReader& reader, std::string& into);
+core::Co<void> read_all(core::PipeReader& reader, std::string& into);
 // Starts `tether <args>` with `environment` (PATH is added).
 std::unique_ptr<core::Process> start_cli(core::Loop& loop, const std::vector<std::string>& args,
                                          std::vector<std::string> environment);
 // Waits for a started CLI whose output `readers` are collecting into `run`.
-core::Task<void> finish_cli(core::Process& process, core::TaskGroup& readers, CliRun& run);
+core::Co<void> finish_cli(core::Process& process, core::CoGroup& readers, CliRun& run);
 // Runs `tether <args>` to completion.
-core::Task<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,
+core::Co<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,
                            std::vector<std::string> environment);
 
 // A final report whose byte counts and digests describe `out` and `err`.

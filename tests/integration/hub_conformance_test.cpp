@@ -24,7 +24,7 @@ using protocol::TaskStarted;
 
 namespace {
 
-core::Task<rapidjson::Document> task_json(Operator& op, const std::string& task_id) {
+core::Co<rapidjson::Document> task_json(Operator& op, const std::string& task_id) {
   auto reply = co_await op.request("GET", "/api/v1/tasks/" + task_id);
   REQUIRE(reply.ok());
   REQUIRE(reply->status == 200);
@@ -45,7 +45,7 @@ std::vector<cli::SseEvent> parse_sse(const std::string& text) {
 TEST_CASE("the next frame is stored and acked; duplicates are acked again, never stored twice",
           "[hub]") {
   World world({"--log-level", "debug"});
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     const auto task_id = co_await op.submit(submit_body("edge-1"));
@@ -87,7 +87,7 @@ TEST_CASE("the next frame is stored and acked; duplicates are acked again, never
 
 TEST_CASE("a seq ahead of the next is a retryable gap error naming where to resume", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -114,7 +114,7 @@ TEST_CASE("a seq ahead of the next is a retryable gap error naming where to resu
 
 TEST_CASE("acks are cumulative: one ack covers every frame up to its seq", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -134,7 +134,7 @@ TEST_CASE("acks are cumulative: one ack covers every frame up to its seq", "[hub
 TEST_CASE("final verification: accepted when bytes and digest match, incomplete output first",
           "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -178,7 +178,7 @@ TEST_CASE("final verification: accepted when bytes and digest match, incomplete 
 
 TEST_CASE("final verification: a digest mismatch ends the task as not verified", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -203,7 +203,7 @@ TEST_CASE("final verification: a digest mismatch ends the task as not verified",
 TEST_CASE("finals are idempotent over the channel and HTTP; a different one is final_conflict",
           "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -239,7 +239,7 @@ TEST_CASE("finals are idempotent over the channel and HTTP; a different one is f
 TEST_CASE("leases: an attempt not started in time is lost, retried, and its frames discarded",
           "[hub]") {
   World world({"--lease-s", "1"});
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     const auto retried = co_await op.submit(submit_body("edge-1", R"(,"max_attempts":2)"));
@@ -278,7 +278,7 @@ TEST_CASE("leases: an attempt not started in time is lost, retried, and its fram
 
 TEST_CASE("leases: a running attempt whose agent is gone longer than the lease is lost", "[hub]") {
   World world({"--lease-s", "1"});
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -295,7 +295,7 @@ TEST_CASE("leases: a running attempt whose agent is gone longer than the lease i
 TEST_CASE("hello_ack reconciles: resume points, finals already held, unknown attempts discarded",
           "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     co_await op.submit(submit_body("edge-1"));
@@ -339,9 +339,9 @@ TEST_CASE("hello_ack reconciles: resume points, finals already held, unknown att
 
 TEST_CASE("401 without a valid token, 403 with someone else's, on every entry point", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto agent = world.agent();
-    auto poll_with = [&](std::string token) -> core::Task<int> {
+    auto poll_with = [&](std::string token) -> core::Co<int> {
       auto reply = co_await agent.poll(0, std::move(token));
       REQUIRE(reply.ok());
       co_return reply->status;
@@ -382,7 +382,7 @@ TEST_CASE("401 without a valid token, 403 with someone else's, on every entry po
 
 TEST_CASE("one agent can never read, ack or finish another agent's task", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto owner = world.agent("edge-1");
     auto other = world.agent("edge-2");
@@ -432,7 +432,7 @@ TEST_CASE("one agent can never read, ack or finish another agent's task", "[hub]
 
 TEST_CASE("SSE replays history, then goes live, and resumes after Last-Event-ID", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -486,13 +486,13 @@ TEST_CASE("SSE replays history, then goes live, and resumes after Last-Event-ID"
     call.read_timeout_s = 20;
     core::HttpCall quiet_call = call;
     quiet_call.target += "?output=0";
-    core::TaskGroup group;
+    core::CoGroup group;
     Result<core::HttpReply> live = make_error("unset", "");
     Result<core::HttpReply> live_quiet = make_error("unset", "");
-    auto follower = [&]() -> core::Task<void> {
+    auto follower = [&]() -> core::Co<void> {
       live = co_await core::http_request(world.loop, world.pool, call);
     };
-    auto quiet_follower = [&]() -> core::Task<void> {
+    auto quiet_follower = [&]() -> core::Co<void> {
       live_quiet = co_await core::http_request(world.loop, world.pool, quiet_call);
     };
     group.spawn(follower());
@@ -523,7 +523,7 @@ TEST_CASE("SSE replays history, then goes live, and resumes after Last-Event-ID"
 TEST_CASE("a slow SSE subscriber is cut off, never slows the agent, and resumes from storage",
           "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -591,7 +591,7 @@ TEST_CASE("a slow SSE subscriber is cut off, never slows the agent, and resumes 
 TEST_CASE("on_conflict reject answers 409 with the active task; queue waits for the target",
           "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     const auto holder = co_await op.submit(submit_body("edge-1", R"(,"target":"deploy/web")"));
@@ -626,7 +626,7 @@ TEST_CASE("on_conflict reject answers 409 with the active task; queue waits for 
 
 TEST_CASE("a malformed frame gets an error and closes that channel only", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto broken = world.agent("edge-1");
     auto healthy = world.agent("edge-2");
@@ -651,7 +651,7 @@ TEST_CASE("a malformed frame gets an error and closes that channel only", "[hub]
 
 TEST_CASE("frames before hello are refused; cancel reaches the agent", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto connected = co_await agent.connect();
@@ -685,7 +685,7 @@ TEST_CASE("frames before hello are refused; cancel reaches the agent", "[hub]") 
 TEST_CASE("a hub killed with SIGKILL comes back with every acked byte and the sequence state",
           "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -720,7 +720,7 @@ TEST_CASE(
     "hello without it",
     "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     const auto task_id = co_await op.submit(submit_body("edge-1"));
     auto first_run = world.agent();
@@ -753,7 +753,7 @@ TEST_CASE(
 
 TEST_CASE("a hello from the same run keeps what was dispatched to it", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     const auto task_id = co_await op.submit(submit_body("edge-1"));
     auto agent = world.agent();
@@ -775,7 +775,7 @@ TEST_CASE(
     "waits for the output",
     "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -807,7 +807,7 @@ TEST_CASE(
 
 TEST_CASE("an agent's error frame is logged; its channel stays open", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto agent = world.agent();
     co_await agent.connect_and_hello();
     ErrorFrame said;
@@ -828,7 +828,7 @@ TEST_CASE("an agent's error frame is logged; its channel stays open", "[hub]") {
 
 TEST_CASE("a partial hello from a new run retracts nothing it may have left out", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     const auto task_id = co_await op.submit(submit_body("edge-1"));
     auto first_run = world.agent();

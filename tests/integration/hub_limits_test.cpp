@@ -12,7 +12,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/task_group.hpp"
+#include "core/co_group.hpp"
 #include "hub/poll_waiters.hpp"
 #include "protocol/frames.hpp"
 #include "world.hpp"
@@ -24,7 +24,7 @@ using tether::protocol::StreamName;
 namespace {
 
 // A poll of edge-1 as if relayed by a proxy on loopback for `forwarded_for`.
-core::Task<core::HttpReply> poll_from(World& world, std::string forwarded_for, std::string token) {
+core::Co<core::HttpReply> poll_from(World& world, std::string forwarded_for, std::string token) {
   core::HttpCall call;
   call.server = *core::parse_url(world.hub.url());
   call.target = "/api/v1/agents/edge-1/tasks/next?wait=0";
@@ -98,7 +98,7 @@ std::string events_request(const World& world, const std::string& task_id) {
 TEST_CASE("failed authentications are throttled per source; a token that verifies never is",
           "[hub]") {
   World world({"--trusted-proxy", "127.0.0.1"});
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     // A budget of 30 failures, then 429 with Retry-After for that source.
     for (int i = 0; i < 30; ++i) {
       auto reply = co_await poll_from(world, "203.0.113.7", "tta_guess" + std::to_string(i));
@@ -156,7 +156,7 @@ TEST_CASE("X-Forwarded-For from a peer that is not a listed proxy is ignored", "
   // No --trusted-proxy: a client on loopback can neither dodge its budget by
   // rotating the header nor spend another address's.
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     for (int i = 0; i < 30; ++i) {
       auto reply = co_await poll_from(world, "198.51.100." + std::to_string(i), "tta_guess");
       REQUIRE(reply.status == 401);
@@ -172,7 +172,7 @@ TEST_CASE("X-Forwarded-For from a peer that is not a listed proxy is ignored", "
 
 TEST_CASE("hub limits: frame and body size, one channel and four parked polls per agent", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto big = world.agent("edge-1");
     auto healthy = world.agent("edge-2");
@@ -218,10 +218,10 @@ TEST_CASE("hub limits: frame and body size, one channel and four parked polls pe
     std::vector<ScriptedAgent> pollers;
     for (size_t i = 0; i <= hub::kMaxParkedPollsPerAgent; ++i)
       pollers.push_back(world.agent("edge-2"));
-    core::TaskGroup parked;
+    core::CoGroup parked;
     int answered = 0;
     std::vector<std::string> refusals;
-    auto park = [&](ScriptedAgent& poller) -> core::Task<void> {
+    auto park = [&](ScriptedAgent& poller) -> core::Co<void> {
       auto reply = co_await poller.poll(2);
       if (reply.ok() && reply->status == 204) {
         ++answered;
@@ -244,7 +244,7 @@ TEST_CASE("hub limits: frame and body size, one channel and four parked polls pe
 
 TEST_CASE("SSE streams are bounded by --max-event-streams, with a clear 503", "[hub]") {
   World world({"--max-event-streams", "2"});
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     const std::string task_id = co_await op.submit(submit_body("edge-1"));
     const std::string request = events_request(world, task_id);
@@ -275,7 +275,7 @@ TEST_CASE("SSE streams are bounded by --max-event-streams, with a clear 503", "[
 TEST_CASE("numbers from clients out of range get 400 naming the field, and change nothing",
           "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -414,7 +414,7 @@ uint64_t rss_kib(int pid) {
 TEST_CASE("silent and slow clients are closed after --request-timeout-s; no body without a token",
           "[hub]") {
   World world({"--request-timeout-s", "2"});
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const int port = world.hub.port();
     RawClient silent(port, "127.0.0.2");
     RawClient partial(port, "127.0.0.2");
@@ -444,7 +444,7 @@ TEST_CASE("silent and slow clients are closed after --request-timeout-s; no body
 
 TEST_CASE("bodies from clients without a token do not grow the hub's memory", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const int pid = world.hub.pid();
     const uint64_t before = rss_kib(pid);
     // 200 connections each starting a 1 MiB body (the limit) and sending
@@ -471,7 +471,7 @@ TEST_CASE("bodies from clients without a token do not grow the hub's memory", "[
 
 TEST_CASE("connections over --max-connections or the per-address cap are closed at once", "[hub]") {
   World world({"--max-connections", "25", "--max-connections-per-address", "10"});
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const int port = world.hub.port();
     auto open_from = [&](const char* source, int count) {
       std::vector<std::unique_ptr<RawClient>> clients;
@@ -510,7 +510,7 @@ TEST_CASE("out of file descriptors, the hub pauses accepting instead of spinning
   // check makes a pipe before it reads an object, and with no descriptor
   // left it reports every virtual call as "invalid vptr" and aborts.
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const int pid = world.hub.pid();
     // The hub sized itself for its limit at start; take most of it away now,
     // as other work holding descriptors would.

@@ -25,7 +25,7 @@ TEST_CASE("TLS: verified HTTPS and WSS with the right CA, refused without it", "
   TempDir certs_dir;
   TestCertificates certs(certs_dir.path());
   World world({"--tls-cert", certs.cert, "--tls-key", certs.key});
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     CHECK_THAT(world.hub.url(), Catch::StartsWith("https://"));
     Operator trusting(world.loop, world.pool, world.hub.url(), world.admin_token, certs.ca);
     auto agents = co_await trusting.request("GET", "/api/v1/agents");
@@ -84,7 +84,7 @@ TEST_CASE("plain HTTP is refused off loopback unless asked for", "[hub]") {
 
 TEST_CASE("--listen takes a name: localhost is bound at its loopback address", "[hub]") {
   World world({"--listen", "localhost:0"});  // the later --listen wins
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     CHECK_THAT(world.hub.log(), Catch::Contains("listening on http://127.0.0.1:"));
     auto op = world.op();
     auto listing = co_await op.request("GET", "/api/v1/tasks");
@@ -95,7 +95,7 @@ TEST_CASE("--listen takes a name: localhost is bound at its loopback address", "
 
 TEST_CASE("agents added while the hub runs can work at once; rotation revokes", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     const std::string token = hub_command({"agent", "add", "edge-3", "--data-dir", world.data_dir});
     ScriptedAgent newcomer(world.loop, world.pool, *world.ws, world.hub.url(), "edge-3", token);
     auto first = co_await newcomer.poll(0);
@@ -115,7 +115,7 @@ TEST_CASE("agents added while the hub runs can work at once; rotation revokes", 
 
 TEST_CASE("tether logs, status, tasks and agents show what the hub holds", "[cli]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     const auto task_id = co_await op.submit(submit_body("edge-1"));
@@ -171,7 +171,7 @@ TEST_CASE("tether logs, status, tasks and agents show what the hub holds", "[cli
 TEST_CASE("the harness: a test that fails with children still running ends at once", "[harness]") {
   World world;
   LoggedProcess lingering(world.loop);
-  auto failing = [&]() -> core::Task<void> {
+  auto failing = [&]() -> core::Co<void> {
     // A child the test would have stopped later, had it not failed first.
     lingering.start({"/bin/sleep", "600"}, {"PATH=/usr/bin:/bin"});
     co_await world.hub.wait_for_log("listening", 1000);
@@ -185,7 +185,7 @@ TEST_CASE("the harness: a test that fails with children still running ends at on
 
 TEST_CASE("an agent removed: its tasks end, its token and channel stop working", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto running = co_await started_task(op, agent);

@@ -11,7 +11,7 @@ using protocol::StreamName;
 
 namespace {
 
-core::Task<int> status_of(Operator& op, std::string method, std::string target,
+core::Co<int> status_of(Operator& op, std::string method, std::string target,
                           std::string body = std::string()) {
   auto reply = co_await op.request(std::move(method), std::move(target), std::move(body));
   REQUIRE(reply.ok());
@@ -22,7 +22,7 @@ core::Task<int> status_of(Operator& op, std::string method, std::string target,
 
 TEST_CASE("after reads, tokens added or rotated by another process work at once", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     const auto task_id = co_await op.submit(submit_body("edge-1"));
     // `tether status ID`: a lookup by key reads one row and stops.
@@ -57,7 +57,7 @@ TEST_CASE("after reads, tokens added or rotated by another process work at once"
 
 TEST_CASE("after an event replay stopped at its page size, a new admin token works", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -85,7 +85,7 @@ TEST_CASE(
     "crashes the hub or loses an acked byte",
     "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);
@@ -106,9 +106,9 @@ TEST_CASE(
     const int shown = co_await status_of(op, "GET", "/api/v1/tasks/" + task_id);
     CHECK(shown == 200);
     // ...and a write submitted now completes once the lock is gone.
-    core::TaskGroup pending;
+    core::CoGroup pending;
     int submitted = 0;
-    auto late_submit = [&]() -> core::Task<void> {
+    auto late_submit = [&]() -> core::Co<void> {
       const std::string body = submit_body("edge-2");
       const int status = co_await status_of(op, "POST", "/api/v1/tasks", body);
       submitted = status;
@@ -128,7 +128,7 @@ TEST_CASE(
 
 TEST_CASE("tokens made over and over while an agent streams: the hub keeps every frame", "[hub]") {
   World world;
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     auto op = world.op();
     auto agent = world.agent();
     auto spec = co_await started_task(op, agent);

@@ -44,12 +44,12 @@ void LoggedProcess::start(std::vector<std::string> argv, std::vector<std::string
   REQUIRE(spawned.ok());
   process_ = std::move(*spawned);
   live_processes().insert(this);
-  drains_ = std::make_unique<core::TaskGroup>();
+  drains_ = std::make_unique<core::CoGroup>();
   drains_->spawn(drain(process_->stderr_reader()));
   drains_->spawn(drain(process_->stdout_reader()));
 }
 
-core::Task<void> LoggedProcess::drain(core::PipeReader& reader) {
+core::Co<void> LoggedProcess::drain(core::PipeReader& reader) {
   for (;;) {
     auto chunk = co_await reader.read();
     if (!chunk || chunk->end_of_stream) break;
@@ -59,7 +59,7 @@ core::Task<void> LoggedProcess::drain(core::PipeReader& reader) {
   log_grew_.notify_all();
 }
 
-core::Task<int> LoggedProcess::reap() {
+core::Co<int> LoggedProcess::reap() {
   auto exited = co_await process_->wait_exit();
   REQUIRE(exited.ok());
   co_await drains_->join();
@@ -70,7 +70,7 @@ core::Task<int> LoggedProcess::reap() {
   co_return code;
 }
 
-core::Task<int> LoggedProcess::stop(int signum, uint64_t grace_ms) {
+core::Co<int> LoggedProcess::stop(int signum, uint64_t grace_ms) {
   if (!process_) co_return -1;
   process_->signal_group(signum);
   core::CancellationSource grace;
@@ -87,7 +87,7 @@ core::Task<int> LoggedProcess::stop(int signum, uint64_t grace_ms) {
   co_return code;
 }
 
-core::Task<int> LoggedProcess::wait_exit(uint64_t timeout_ms) {
+core::Co<int> LoggedProcess::wait_exit(uint64_t timeout_ms) {
   if (!process_) co_return -1;
   core::CancellationSource timeout;
   core::Timer timer(loop_);
@@ -99,7 +99,7 @@ core::Task<int> LoggedProcess::wait_exit(uint64_t timeout_ms) {
   co_return code;
 }
 
-core::Task<bool> LoggedProcess::wait_for_log(std::string text, uint64_t timeout_ms, size_t from) {
+core::Co<bool> LoggedProcess::wait_for_log(std::string text, uint64_t timeout_ms, size_t from) {
   loop_.update_time();
   const uint64_t deadline = loop_.now_ms() + timeout_ms;
   for (;;) {

@@ -10,8 +10,8 @@
 
 #include "core/notification.hpp"
 #include "core/process.hpp"
-#include "core/task.hpp"
-#include "core/task_group.hpp"
+#include "core/co.hpp"
+#include "core/co_group.hpp"
 
 namespace tether::test {
 
@@ -27,16 +27,16 @@ class LoggedProcess {
   // after `grace_ms` without one, SIGKILL (a test must not hang on a child
   // that ignores the signal). Returns the exit code, or 128 + the signal
   // that ended it.
-  core::Task<int> stop(int signum, uint64_t grace_ms = 15'000);
+  core::Co<int> stop(int signum, uint64_t grace_ms = 15'000);
   // SIGKILL to every child a LoggedProcess on `loop` still runs: the
   // teardown of a failed test, so that pipes close and the loop ends
   // instead of waiting for a child the test meant to stop later.
   static void kill_all(core::Loop& loop);
   // Waits for the child to exit on its own; -1 after `timeout_ms`.
-  core::Task<int> wait_exit(uint64_t timeout_ms);
+  core::Co<int> wait_exit(uint64_t timeout_ms);
   // Waits until the log holds `text` after its first `from` bytes; false
   // after `timeout_ms`.
-  core::Task<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0);
+  core::Co<bool> wait_for_log(std::string text, uint64_t timeout_ms, size_t from = 0);
   // How often `text` occurs in the log.
   size_t count_in_log(const std::string& text) const;
 
@@ -45,12 +45,12 @@ class LoggedProcess {
   int pid() const { return process_ ? process_->pid() : 0; }
 
  private:
-  core::Task<void> drain(core::PipeReader& reader);
-  core::Task<int> reap();
+  core::Co<void> drain(core::PipeReader& reader);
+  core::Co<int> reap();
 
   core::Loop& loop_;
   std::unique_ptr<core::Process> process_;
-  std::unique_ptr<core::TaskGroup> drains_;
+  std::unique_ptr<core::CoGroup> drains_;
   core::Notification log_grew_;
   std::string log_;
 };

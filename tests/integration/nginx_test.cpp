@@ -88,7 +88,7 @@ class Nginx {
          << "}\n";
   }
 
-  core::Task<void> start() {
+  core::Co<void> start() {
     process_.start({"/usr/sbin/nginx", "-p", dir_, "-e", "stderr", "-c", dir_ + "/nginx.conf", "-g",
                     "daemon off;"},
                    {"PATH=/usr/sbin:/usr/bin:/bin"});
@@ -97,14 +97,14 @@ class Nginx {
     REQUIRE(up);
   }
   // Reloads the configuration; the old worker closes its connections.
-  core::Task<void> reload() {
+  core::Co<void> reload() {
     const size_t from = process_.log().size();
     REQUIRE(::kill(process_.pid(), SIGHUP) == 0);
     const bool reloaded = co_await process_.wait_for_log("start worker process", 10000, from);
     INFO(process_.log());
     REQUIRE(reloaded);
   }
-  core::Task<void> stop() { (void)co_await process_.stop(SIGQUIT); }
+  core::Co<void> stop() { (void)co_await process_.stop(SIGQUIT); }
 
   std::string url() const { return "https://localhost:" + std::to_string(port_); }
   std::string refuse_flag() const { return dir_ + "/refuse-channel"; }
@@ -128,7 +128,7 @@ TEST_CASE("behind nginx with TLS: the channel streams, a final falls back to HTT
   TempDir nginx_dir;
   std::unique_ptr<Nginx> nginx;
   LoggedProcess viewer(world.loop);
-  world.run([&]() -> core::Task<void> {
+  world.run([&]() -> core::Co<void> {
     nginx = std::make_unique<Nginx>(world.loop, nginx_dir.path(), world.hub.port(), certs);
     co_await nginx->start();
     // The agent knows the hub only as nginx, and trusts only the test CA.

@@ -68,7 +68,7 @@ ScriptedHub::ScriptedHub(core::Loop& loop) : loop_(loop), changed_(loop) {
 
 ScriptedHub::~ScriptedHub() = default;
 
-core::Task<bool> ScriptedHub::wait_until(const std::function<bool()>& ready, uint64_t timeout_ms) {
+core::Co<bool> ScriptedHub::wait_until(const std::function<bool()>& ready, uint64_t timeout_ms) {
   loop_.update_time();
   const uint64_t deadline = loop_.now_ms() + timeout_ms;
   for (;;) {
@@ -79,7 +79,7 @@ core::Task<bool> ScriptedHub::wait_until(const std::function<bool()>& ready, uin
   }
 }
 
-core::Task<std::optional<RecordedRequest>> ScriptedHub::next_request(std::string prefix,
+core::Co<std::optional<RecordedRequest>> ScriptedHub::next_request(std::string prefix,
                                                                      uint64_t timeout_ms) {
   auto matches = [&](const RecordedRequest& entry) {
     return entry.request.path.rfind(prefix, 0) == 0;
@@ -95,7 +95,7 @@ core::Task<std::optional<RecordedRequest>> ScriptedHub::next_request(std::string
   co_return taken;
 }
 
-core::Task<std::optional<protocol::Frame>> ScriptedHub::next_frame(uint64_t timeout_ms) {
+core::Co<std::optional<protocol::Frame>> ScriptedHub::next_frame(uint64_t timeout_ms) {
   std::function<bool()> ready = [&] { return !frames_.empty() || channel_closed_; };
   const bool found = co_await wait_until(ready, timeout_ms);
   if (!found || frames_.empty()) co_return std::nullopt;
@@ -104,7 +104,7 @@ core::Task<std::optional<protocol::Frame>> ScriptedHub::next_frame(uint64_t time
   co_return frame;
 }
 
-core::Task<bool> ScriptedHub::wait_for_connects(uint64_t count, uint64_t timeout_ms) {
+core::Co<bool> ScriptedHub::wait_for_connects(uint64_t count, uint64_t timeout_ms) {
   std::function<bool()> ready = [&] { return connect_times_.size() >= count; };
   co_return co_await wait_until(ready, timeout_ms);
 }

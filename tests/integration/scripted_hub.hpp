@@ -14,7 +14,7 @@
 #include <string>
 
 #include "core/notification.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 #include "core/web_server.hpp"
 #include "protocol/capabilities.hpp"
 #include "protocol/frames.hpp"
@@ -36,12 +36,12 @@ class ScriptedHub {
 
   // The next request whose path starts with `prefix` (others stay queued),
   // unanswered; nullopt after `timeout_ms`.
-  core::Task<std::optional<RecordedRequest>> next_request(std::string prefix, uint64_t timeout_ms);
+  core::Co<std::optional<RecordedRequest>> next_request(std::string prefix, uint64_t timeout_ms);
   // The next frame from the agent that is not agent.hello; nullopt after
   // `timeout_ms` or when the channel closes.
-  core::Task<std::optional<protocol::Frame>> next_frame(uint64_t timeout_ms);
+  core::Co<std::optional<protocol::Frame>> next_frame(uint64_t timeout_ms);
   // Waits until the agent has opened the channel `count` times in all.
-  core::Task<bool> wait_for_connects(uint64_t count, uint64_t timeout_ms);
+  core::Co<bool> wait_for_connects(uint64_t count, uint64_t timeout_ms);
 
   void send(protocol::FramePayload payload);
   void close_channel(int code = 1000);
@@ -68,7 +68,7 @@ class ScriptedHub {
   const std::vector<uint64_t>& connect_times() const { return connect_times_; }
 
  private:
-  core::Task<bool> wait_until(const std::function<bool()>& ready, uint64_t timeout_ms);
+  core::Co<bool> wait_until(const std::function<bool()>& ready, uint64_t timeout_ms);
 
   core::Loop& loop_;
   std::unique_ptr<core::WebServer> server_;

@@ -40,8 +40,8 @@ struct World {
 
   // Starts the hub, runs `body`, then stops everything so the loop drains.
   // On failure the hub's log is printed: it usually says why.
-  void run(const std::function<core::Task<void>()>& body) {
-    auto scenario = [&]() -> core::Task<void> {
+  void run(const std::function<core::Co<void>()>& body) {
+    auto scenario = [&]() -> core::Co<void> {
       co_await hub.start();
       std::exception_ptr failure;
       try {
@@ -67,7 +67,7 @@ struct World {
 };
 
 // Polls once and returns the dispatched task (REQUIREs one).
-inline core::Task<protocol::TaskSpec> dispatch(ScriptedAgent& agent, int wait_s = 5) {
+inline core::Co<protocol::TaskSpec> dispatch(ScriptedAgent& agent, int wait_s = 5) {
   auto reply = co_await agent.poll(wait_s);
   REQUIRE(reply.ok());
   INFO(reply->body);
@@ -98,7 +98,7 @@ inline protocol::TaskOutput output(const protocol::TaskSpec& spec, protocol::Str
 
 // Receives frames until an output ack for `stream` reaches `seq`; returns
 // how many output acks that took.
-inline core::Task<int> acks_through(ScriptedAgent& agent, protocol::StreamName stream,
+inline core::Co<int> acks_through(ScriptedAgent& agent, protocol::StreamName stream,
                                     uint64_t seq) {
   int acks = 0;
   uint64_t through = 0;
@@ -114,7 +114,7 @@ inline core::Task<int> acks_through(ScriptedAgent& agent, protocol::StreamName s
   co_return acks;
 }
 
-inline core::Task<void> start(ScriptedAgent& agent, const protocol::TaskSpec& spec) {
+inline core::Co<void> start(ScriptedAgent& agent, const protocol::TaskSpec& spec) {
   agent.send(protocol::TaskStarted{{spec.task_id, spec.attempt_id}, {4242, core::utc_now()}},
              protocol::started_message_id(spec.attempt_id));
   auto ack = expect<protocol::Ack>(co_await agent.receive());
@@ -124,7 +124,7 @@ inline core::Task<void> start(ScriptedAgent& agent, const protocol::TaskSpec& sp
 
 // Submits `body`, opens the agent's channel, takes the task and reports it
 // started: where most hub conversations begin. Returns the dispatched task.
-inline core::Task<protocol::TaskSpec> started_task(Operator& op, ScriptedAgent& agent,
+inline core::Co<protocol::TaskSpec> started_task(Operator& op, ScriptedAgent& agent,
                                                    std::string body = submit_body("edge-1")) {
   const auto task_id = co_await op.submit(body);
   co_await agent.connect_and_hello();
@@ -134,7 +134,7 @@ inline core::Task<protocol::TaskSpec> started_task(Operator& op, ScriptedAgent& 
   co_return spec;
 }
 
-inline core::Task<std::string> stored_output(Operator& op, const std::string& task_id,
+inline core::Co<std::string> stored_output(Operator& op, const std::string& task_id,
                                              const char* stream) {
   auto reply = co_await op.request("GET", "/api/v1/tasks/" + task_id + "/output?stream=" + stream);
   REQUIRE(reply.ok());

@@ -43,7 +43,7 @@ struct TempDir {
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
-std::unique_ptr<hub::HubStore> open_store(const std::string& dir) {
+std::unique_ptr<core::SqliteStore> open_store(const std::string& dir) {
   auto store = hub::open_hub_store(dir + "/data", hub::SyncMode::kNormal, 1000);
   if (!store) throw std::runtime_error("cannot open hub.db: " + store.error().message);
   return std::move(*store);
@@ -52,7 +52,7 @@ std::unique_ptr<hub::HubStore> open_store(const std::string& dir) {
 // The hub's parts, wired as Hub wires them, on a hub.db in a temporary directory.
 struct HubFixture {
   TempDir dir;
-  std::unique_ptr<hub::HubStore> store = open_store(dir.path);
+  std::unique_ptr<core::SqliteStore> store = open_store(dir.path);
   hub::AgentDirectory agents{*store};
   hub::TaskRepository tasks{*store};
   hub::EventLog events{*store};

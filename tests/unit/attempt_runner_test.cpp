@@ -15,7 +15,7 @@
 
 #include "agent/task_executor.hpp"
 #include "core/run.hpp"
-#include "core/task_group.hpp"
+#include "core/co_group.hpp"
 #include "protocol/utf8.hpp"
 #include "support.hpp"
 
@@ -44,7 +44,7 @@ TaskSpec shell_task(std::string id, std::string script) {
   return task;
 }
 
-core::Task<FinalReport> execute(TaskExecutor& executor, TaskSpec task, AttemptSink& sink) {
+core::Co<FinalReport> execute(TaskExecutor& executor, TaskSpec task, AttemptSink& sink) {
   co_return co_await executor.execute(std::move(task), sink);
 }
 
@@ -445,14 +445,14 @@ TEST_CASE("200 tasks run concurrently, each output exact", "[runner]") {
   std::vector<std::unique_ptr<CollectingSink>> sinks;
   std::vector<FinalReport> finals(kTasks);
   size_t peak_running = 0;
-  auto one = [&](int i) -> core::Task<void> {
+  auto one = [&](int i) -> core::Co<void> {
     auto task = make_task("many" + std::to_string(i), {test::test_writer(), "random",
                                                        std::to_string(i), std::to_string(kBytes)});
     finals[static_cast<size_t>(i)] =
         co_await executor.execute(task, *sinks[static_cast<size_t>(i)]);
   };
-  auto body = [&]() -> core::Task<void> {
-    core::TaskGroup group;
+  auto body = [&]() -> core::Co<void> {
+    core::CoGroup group;
     for (int i = 0; i < kTasks; ++i) {
       sinks.push_back(std::make_unique<CollectingSink>());
       group.spawn(one(i));
@@ -495,14 +495,14 @@ TEST_CASE("max_concurrent_tasks bounds how many run at once", "[runner]") {
     }
   };
   std::vector<std::unique_ptr<PeakSink>> sinks;
-  auto one = [&](int i) -> core::Task<void> {
+  auto one = [&](int i) -> core::Co<void> {
     auto final_report = co_await executor.execute(
         shell_task("bounded" + std::to_string(i), "echo " + std::to_string(i)),
         *sinks[static_cast<size_t>(i)]);
     completed += final_report.status == AttemptStatus::kSucceeded;
   };
-  auto body = [&]() -> core::Task<void> {
-    core::TaskGroup group;
+  auto body = [&]() -> core::Co<void> {
+    core::CoGroup group;
     for (int i = 0; i < 40; ++i) {
       sinks.push_back(std::make_unique<PeakSink>());
       sinks.back()->executor = &executor;
@@ -545,18 +545,18 @@ TEST_CASE("tasks with the same target never overlap", "[runner]") {
   auto after = shell_task("after", "echo after");
   after.target = "deploy/web";
 
-  auto run_holder = [&]() -> core::Task<void> {
+  auto run_holder = [&]() -> core::Co<void> {
     holder_final = co_await executor.execute(holder, holder_sink);
   };
   // Once the holder is running, try the same target, then another target,
   // then release the holder.
-  auto contender = [&]() -> core::Task<void> {
+  auto contender = [&]() -> core::Co<void> {
     rejected_final = co_await executor.execute(second, rejected_sink);
     other_final = co_await executor.execute(other, other_sink);
     executor.cancel("holder-a1", "test done");
   };
-  auto body = [&]() -> core::Task<void> {
-    core::TaskGroup group;
+  auto body = [&]() -> core::Co<void> {
+    core::CoGroup group;
     holder_sink.on_first_output = [&] { group.spawn(contender()); };
     group.spawn(run_holder());
     co_await group.join();
@@ -584,14 +584,14 @@ TEST_CASE("cancelling an attempt that waits for a slot never starts it", "[runne
   FinalReport queued_final;
   auto first = shell_task("first", "echo running; sleep 60");
   auto queued = shell_task("queued", "echo never");
-  auto run_first = [&]() -> core::Task<void> {
+  auto run_first = [&]() -> core::Co<void> {
     first_final = co_await executor.execute(first, first_sink);
   };
-  auto run_queued = [&]() -> core::Task<void> {
+  auto run_queued = [&]() -> core::Co<void> {
     queued_final = co_await executor.execute(queued, queued_sink);
   };
-  auto body = [&]() -> core::Task<void> {
-    core::TaskGroup group;
+  auto body = [&]() -> core::Co<void> {
+    core::CoGroup group;
     group.spawn(run_first());
     group.spawn(run_queued());
     CHECK(executor.admitted() == 2);

@@ -1,4 +1,4 @@
-// The reactor: Task, TaskGroup, timers, off-loop work, processes, pipes,
+// The reactor: Task, CoGroup, timers, off-loop work, processes, pipes,
 // signals, the semaphore, and cancellation reaching each pending await.
 #include <signal.h>
 #include <sys/wait.h>
@@ -17,7 +17,7 @@
 #include "core/run.hpp"
 #include "core/semaphore.hpp"
 #include "core/signal_set.hpp"
-#include "core/task_group.hpp"
+#include "core/co_group.hpp"
 #include "core/timer.hpp"
 
 using namespace tether;
@@ -25,16 +25,16 @@ using namespace tether::core;
 
 namespace {
 
-Task<int> leaf(int value) {
+Co<int> leaf(int value) {
   co_return value;
 }
 
-Task<int> chain(int depth) {
+Co<int> chain(int depth) {
   if (depth == 0) co_return co_await leaf(1);
   co_return 1 + co_await chain(depth - 1);
 }
 
-Task<int> sum_many(int count) {
+Co<int> sum_many(int count) {
   // Symmetric transfer: a million completed awaits in a row must not grow the stack.
   int total = 0;
   for (int i = 0; i < count; ++i)
@@ -67,11 +67,11 @@ TEST_CASE("Task returns values through nested awaits", "[core]") {
 
 TEST_CASE("Task propagates an exception to its awaiter", "[core]") {
   Loop loop;
-  auto thrower = []() -> Task<int> {
+  auto thrower = []() -> Co<int> {
     throw std::runtime_error("boom");
     co_return 0;
   };
-  auto catcher = [&]() -> Task<std::string> {
+  auto catcher = [&]() -> Co<std::string> {
     try {
       co_await thrower();
     } catch (const std::runtime_error& e) {
@@ -85,7 +85,7 @@ TEST_CASE("Task propagates an exception to its awaiter", "[core]") {
 TEST_CASE("run_to_completion reports a task that can never finish", "[core]") {
   Loop loop;
   CancellationSource never;
-  auto stuck = [&]() -> Task<void> { co_await until_cancelled(loop, never.token()); };
+  auto stuck = [&]() -> Co<void> { co_await until_cancelled(loop, never.token()); };
   REQUIRE_THROWS_AS(run_to_completion(loop, stuck()), std::logic_error);
   never.cancel();  // lets the suspended frame finish so nothing leaks
   loop.run();
@@ -93,7 +93,7 @@ TEST_CASE("run_to_completion reports a task that can never finish", "[core]") {
 
 TEST_CASE("sleep_for waits on the loop clock and closes its timer", "[core]") {
   Loop loop;
-  auto body = [&]() -> Task<uint64_t> {
+  auto body = [&]() -> Co<uint64_t> {
     loop.update_time();
     const uint64_t before = loop.now_ms();
     auto slept = co_await sleep_for(loop, 30);
@@ -107,18 +107,18 @@ TEST_CASE("sleep_for waits on the loop clock and closes its timer", "[core]") {
 TEST_CASE("cancellation reaches a pending sleep and closes its handle", "[core]") {
   Loop loop;
   CancellationSource source;
-  auto sleeper = [&]() -> Task<Result<void>> {
+  auto sleeper = [&]() -> Co<Result<void>> {
     co_return co_await sleep_for(loop, 60'000, source.token());
   };
-  auto canceller = [&]() -> Task<void> {
+  auto canceller = [&]() -> Co<void> {
     auto slept = co_await sleep_for(loop, 5);
     REQUIRE(slept.ok());
     source.cancel();
   };
-  auto body = [&]() -> Task<bool> {
-    TaskGroup group;
+  auto body = [&]() -> Co<bool> {
+    CoGroup group;
     Result<void> outcome = make_error("unset", "");
-    auto run_sleeper = [&]() -> Task<void> { outcome = co_await sleeper(); };
+    auto run_sleeper = [&]() -> Co<void> { outcome = co_await sleeper(); };
     group.spawn(run_sleeper());
     group.spawn(canceller());
     co_await group.join();
@@ -134,23 +134,23 @@ TEST_CASE("an already-cancelled token completes an await without suspending", "[
   Loop loop;
   CancellationSource source;
   source.cancel();
-  auto body = [&]() -> Task<bool> {
+  auto body = [&]() -> Co<bool> {
     auto slept = co_await sleep_for(loop, 60'000, source.token());
     co_return slept.is_cancelled();
   };
   REQUIRE(run_to_completion(loop, body()));
 }
 
-TEST_CASE("TaskGroup joins children that finish in any order", "[core]") {
+TEST_CASE("CoGroup joins children that finish in any order", "[core]") {
   Loop loop;
   std::vector<int> finished;
-  auto child = [&](int id, uint64_t ms) -> Task<void> {
+  auto child = [&](int id, uint64_t ms) -> Co<void> {
     auto slept = co_await sleep_for(loop, ms);
     REQUIRE(slept.ok());
     finished.push_back(id);
   };
-  auto body = [&]() -> Task<void> {
-    TaskGroup group;
+  auto body = [&]() -> Co<void> {
+    CoGroup group;
     group.spawn(child(1, 30));
     group.spawn(child(2, 1));
     group.spawn(child(3, 15));
@@ -166,7 +166,7 @@ TEST_CASE("run_off_loop runs work on a pool thread and resumes on the loop", "[c
   Loop loop;
   ThreadPool pool(2);
   const auto loop_thread = std::this_thread::get_id();
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     std::function<Result<std::thread::id>()> work = [] {
       return Result<std::thread::id>(std::this_thread::get_id());
     };
@@ -183,18 +183,18 @@ TEST_CASE("cancelling run_off_loop abandons a blocked job", "[core]") {
   ThreadPool pool(1);
   auto release = std::make_shared<std::atomic<bool>>(false);
   CancellationSource source;
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     std::function<Result<int>()> blocked = [release] {
       while (!release->load())
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       return Result<int>(7);
     };
-    TaskGroup group;
+    CoGroup group;
     Result<int> outcome = 0;
-    auto waiter = [&]() -> Task<void> {
+    auto waiter = [&]() -> Co<void> {
       outcome = co_await run_off_loop<int>(loop, pool, blocked, source.token());
     };
-    auto canceller = [&]() -> Task<void> {
+    auto canceller = [&]() -> Co<void> {
       auto slept = co_await sleep_for(loop, 10);
       REQUIRE(slept.ok());
       source.cancel();
@@ -214,7 +214,7 @@ TEST_CASE("AsyncSemaphore admits at most N holders, first come first served", "[
   int holding = 0;
   int peak = 0;
   std::vector<int> order;
-  auto worker = [&](int id) -> Task<void> {
+  auto worker = [&](int id) -> Co<void> {
     auto permit = co_await semaphore.acquire();
     REQUIRE(permit.ok());
     order.push_back(id);
@@ -224,8 +224,8 @@ TEST_CASE("AsyncSemaphore admits at most N holders, first come first served", "[
     --holding;
     semaphore.release();
   };
-  auto body = [&]() -> Task<void> {
-    TaskGroup group;
+  auto body = [&]() -> Co<void> {
+    CoGroup group;
     for (int i = 0; i < 6; ++i)
       group.spawn(worker(i));
     co_await group.join();
@@ -240,12 +240,12 @@ TEST_CASE("cancelling a semaphore wait leaves the queue intact", "[core]") {
   Loop loop;
   AsyncSemaphore semaphore(loop, 1);
   CancellationSource source;
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     auto first = co_await semaphore.acquire();
     REQUIRE(first.ok());
-    TaskGroup group;
+    CoGroup group;
     bool cancelled = false;
-    auto waiter = [&]() -> Task<void> {
+    auto waiter = [&]() -> Co<void> {
       auto permit = co_await semaphore.acquire(source.token());
       cancelled = permit.is_cancelled();
     };
@@ -264,13 +264,13 @@ TEST_CASE("cancelling a semaphore wait leaves the queue intact", "[core]") {
 TEST_CASE("SignalSet delivers a signal to a waiting coroutine", "[core]") {
   Loop loop;
   SignalSet signals(loop, {SIGUSR1});
-  auto body = [&]() -> Task<int> {
-    auto raiser = [&]() -> Task<void> {
+  auto body = [&]() -> Co<int> {
+    auto raiser = [&]() -> Co<void> {
       auto slept = co_await sleep_for(loop, 5);
       REQUIRE(slept.ok());
       ::kill(::getpid(), SIGUSR1);
     };
-    TaskGroup group;
+    CoGroup group;
     group.spawn(raiser());
     auto received = co_await signals.next();
     co_await group.join();
@@ -283,7 +283,7 @@ TEST_CASE("SignalSet counts a signal that arrives while nobody waits", "[core]")
   Loop loop;
   SignalSet signals(loop, {SIGUSR2});
   ::kill(::getpid(), SIGUSR2);
-  auto body = [&]() -> Task<int> {
+  auto body = [&]() -> Co<int> {
     auto slept = co_await sleep_for(loop, 1);
     REQUIRE(slept.ok());  // let the loop observe the signal
     auto received = co_await signals.next();
@@ -294,7 +294,7 @@ TEST_CASE("SignalSet counts a signal that arrives while nobody waits", "[core]")
 
 TEST_CASE("Process reports exit codes and signals, reading its pipes to the end", "[core]") {
   Loop loop;
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     SpawnOptions options;
     options.argv = {"/bin/sh", "-c", "printf hello; printf oops >&2; exit 3"};
     options.environment = {"PATH=/usr/bin:/bin"};
@@ -302,7 +302,7 @@ TEST_CASE("Process reports exit codes and signals, reading its pipes to the end"
     REQUIRE(process.ok());
     std::string out;
     std::string err;
-    auto drain = [&](PipeReader& reader, std::string& into) -> Task<void> {
+    auto drain = [&](PipeReader& reader, std::string& into) -> Co<void> {
       for (;;) {
         auto chunk = co_await reader.read();
         REQUIRE(chunk.ok());
@@ -310,7 +310,7 @@ TEST_CASE("Process reports exit codes and signals, reading its pipes to the end"
         into.append(chunk->bytes);
       }
     };
-    TaskGroup group;
+    CoGroup group;
     group.spawn(drain((*process)->stdout_reader(), out));
     group.spawn(drain((*process)->stderr_reader(), err));
     auto status = co_await (*process)->wait_exit();
@@ -347,7 +347,7 @@ TEST_CASE("Process::spawn fails cleanly for a missing program", "[core]") {
 
 TEST_CASE("the child leads its own process group and session", "[core]") {
   Loop loop;
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     SpawnOptions options;
     // Prints its pid, process group and session id (fields 5 and 6 of /proc/PID/stat).
     options.argv = {"/bin/sh", "-c", "echo $$ $(cut -d' ' -f5,6 /proc/$$/stat)"};
@@ -375,17 +375,17 @@ TEST_CASE("the child leads its own process group and session", "[core]") {
 TEST_CASE("cancelling a pipe read closes the pipe before resuming", "[core]") {
   Loop loop;
   CancellationSource source;
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     SpawnOptions options;
     options.argv = {"/bin/sleep", "30"};
     auto process = Process::spawn(loop, options);
     REQUIRE(process.ok());
-    auto canceller = [&]() -> Task<void> {
+    auto canceller = [&]() -> Co<void> {
       auto slept = co_await sleep_for(loop, 5);
       REQUIRE(slept.ok());
       source.cancel();
     };
-    TaskGroup group;
+    CoGroup group;
     group.spawn(canceller());
     auto chunk = co_await (*process)->stdout_reader().read(source.token());
     REQUIRE(chunk.is_cancelled());
@@ -460,17 +460,17 @@ TEST_CASE("std::terminate leaves a report naming the cause and the stack", "[cor
     return text;
   };
   const std::string group = report_of([] {
-    auto never = []() -> core::Task<void> { co_await std::suspend_always(); };
-    auto* leaked = new core::TaskGroup();
+    auto never = []() -> core::Co<void> { co_await std::suspend_always(); };
+    auto* leaked = new core::CoGroup();
     leaked->spawn(never());
     delete leaked;  // with a child still running
   });
-  CHECK_THAT(group, Catch::StartsWith("test-daemon: fatal: std::terminate: a TaskGroup was "
+  CHECK_THAT(group, Catch::StartsWith("test-daemon: fatal: std::terminate: a CoGroup was "
                                       "destroyed while its children were running"));
   CHECK_THAT(group, Catch::Contains("no exception in flight"));
   CHECK_THAT(group, Catch::Contains("core_test") || Catch::Contains("unit-tests"));
   const std::string escaped = report_of([] {
-    auto failing = []() -> core::Task<void> {
+    auto failing = []() -> core::Co<void> {
       throw std::runtime_error("the bug");
       co_return;
     };

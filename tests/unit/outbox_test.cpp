@@ -56,12 +56,12 @@ void with_outbox(OutboxOptions options, Body body) {
   auto opened = Outbox::open(loop, dir.path, options);
   REQUIRE(opened.ok());
   auto& outbox = **opened;
-  auto scenario = [&]() -> core::Task<void> { co_await body(loop, outbox, dir.path); };
+  auto scenario = [&]() -> core::Co<void> { co_await body(loop, outbox, dir.path); };
   core::run_to_completion(loop, scenario());
 }
 
 // Waits until the turn's transaction has committed.
-core::Task<void> committed(Outbox& outbox) {
+core::Co<void> committed(Outbox& outbox) {
   const bool notified = co_await outbox.changed().wait(5000);
   REQUIRE(notified);
 }
@@ -69,7 +69,7 @@ core::Task<void> committed(Outbox& outbox) {
 }  // namespace
 
 TEST_CASE("frames are visible to the sender only once committed, in order", "[outbox]") {
-  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Co<void> {
     outbox.record_started(record(), {4242, "2026-11-22T00:00:00.000Z"});
     protocol::Sha256 digest;
     digest.update("hello\n");
@@ -92,7 +92,7 @@ TEST_CASE("frames are visible to the sender only once committed, in order", "[ou
 }
 
 TEST_CASE("everything written in one loop turn is one transaction (group commit)", "[outbox]") {
-  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Co<void> {
     // SQLite's own count: the WAL hook runs once per committed transaction.
     int commits = 0;
     sqlite3_wal_hook(
@@ -125,7 +125,7 @@ TEST_CASE("everything written in one loop turn is one transaction (group commit)
 }
 
 TEST_CASE("acks are cumulative per stream and the byte count follows", "[outbox]") {
-  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Co<void> {
     outbox.record_started(record(), {4242, ""});
     protocol::Sha256 out;
     protocol::Sha256 err;
@@ -161,7 +161,7 @@ TEST_CASE("acks are cumulative per stream and the byte count follows", "[outbox]
 }
 
 TEST_CASE("a final fills in dropped bytes; its ack forgets the attempt", "[outbox]") {
-  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Co<void> {
     outbox.record_started(record(), {4242, ""});
     protocol::FinalReport report;
     report.status = protocol::AttemptStatus::kSucceeded;
@@ -186,7 +186,7 @@ TEST_CASE("a final fills in dropped bytes; its ack forgets the attempt", "[outbo
 TEST_CASE("drop-oldest turns the attempt's oldest output into gaps, counted exactly", "[outbox]") {
   OutboxOptions options;
   options.max_bytes = 1 << 20;  // 1 MiB, of which 128 KiB are kept for finals
-  with_outbox(options, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+  with_outbox(options, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Co<void> {
     outbox.record_started(record(), {4242, ""});
     protocol::Sha256 digest;
     const std::string chunk(64 * 1024, 'x');
@@ -245,7 +245,7 @@ TEST_CASE("block: no room when full, room again after acks", "[outbox]") {
   OutboxOptions options;
   options.max_bytes = 1 << 20;
   options.policy = OutboxFullPolicy::kBlock;
-  with_outbox(options, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+  with_outbox(options, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Co<void> {
     outbox.record_started(record(), {4242, ""});
     protocol::Sha256 digest;
     const std::string chunk(64 * 1024, 'y');
@@ -273,7 +273,7 @@ TEST_CASE("a reopened outbox knows its running attempts, bytes and digests", "[o
     core::Loop loop;
     auto outbox = Outbox::open(loop, dir.path, {});
     REQUIRE(outbox.ok());
-    auto scenario = [&]() -> core::Task<void> {
+    auto scenario = [&]() -> core::Co<void> {
       (*outbox)->record_started(record(), {4242, ""});
       digest.update("first ");
       (*outbox)->append_output(kAttempt, {StreamName::kStdout, 1, 0, "first "}, digest);
@@ -316,7 +316,7 @@ int64_t count_rows(Outbox& outbox, const char* sql) {
 
 TEST_CASE("resending an unacked backlog records the sends without writing the frames again",
           "[outbox]") {
-  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string& dir) -> core::Task<void> {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string& dir) -> core::Co<void> {
     outbox.record_started(record(), {4242, ""});
     protocol::Sha256 digest;
     const std::string piece(256 * 1024, 'x');
@@ -357,7 +357,7 @@ TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newe
     core::Loop loop;
     auto outbox = Outbox::open(loop, dir.path, {});
     REQUIRE(outbox.ok());
-    auto scenario = [&]() -> core::Task<void> {
+    auto scenario = [&]() -> core::Co<void> {
       (*outbox)->record_started(record(), {4242, ""});
       protocol::Sha256 digest;
       digest.update("kept");
@@ -421,7 +421,7 @@ TEST_CASE("a write the disk cannot take stops the agent; what was committed stay
     core::Loop loop;
     auto outbox = Outbox::open(loop, dir.path, {});
     REQUIRE(outbox.ok());
-    auto scenario = [&]() -> core::Task<void> {
+    auto scenario = [&]() -> core::Co<void> {
       (*outbox)->record_started(record(), {4242, ""});
       protocol::Sha256 digest;
       digest.update("kept");
@@ -445,7 +445,7 @@ TEST_CASE("a write the disk cannot take stops the agent; what was committed stay
     if (!outbox.ok()) std::_Exit(3);
     const rlimit limit{1 << 20, 1 << 20};
     ::setrlimit(RLIMIT_FSIZE, &limit);
-    auto scenario = [&]() -> core::Task<void> {
+    auto scenario = [&]() -> core::Co<void> {
       protocol::Sha256 digest;
       digest.update("kept");
       const std::string piece(64 * 1024, 'y');
@@ -480,7 +480,7 @@ TEST_CASE("a write the disk cannot take stops the agent; what was committed stay
 }
 
 TEST_CASE("multi-byte UTF-8 output is counted in bytes, stored and acked alike", "[outbox]") {
-  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Task<void> {
+  with_outbox({}, [](core::Loop&, Outbox& outbox, const std::string&) -> core::Co<void> {
     // SQLite's length() counts characters of TEXT: 1000 of these are 2000
     // bytes. Counting one way and discounting the other once let the total
     // creep up with every acked frame until a block-policy outbox stalled.

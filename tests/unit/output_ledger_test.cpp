@@ -31,7 +31,7 @@ struct TempDir {
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
-std::unique_ptr<hub::HubStore> open_store(const std::string& dir) {
+std::unique_ptr<core::SqliteStore> open_store(const std::string& dir) {
   auto store = hub::open_hub_store(dir + "/data", hub::SyncMode::kNormal, 1000);
   if (!store) throw std::runtime_error("cannot open hub.db: " + store.error().message);
   return std::move(*store);
@@ -40,7 +40,7 @@ std::unique_ptr<hub::HubStore> open_store(const std::string& dir) {
 // A real hub.db in a temporary directory, with an EventLog and a ledger on it.
 struct LedgerFixture {
   TempDir dir;
-  std::unique_ptr<hub::HubStore> store = open_store(dir.path);
+  std::unique_ptr<core::SqliteStore> store = open_store(dir.path);
   hub::EventLog events{*store};
   OutputLedger ledger{events};
 };

@@ -4,7 +4,7 @@
 
 #include "core/http_client.hpp"
 #include "core/run.hpp"
-#include "core/task_group.hpp"
+#include "core/co_group.hpp"
 #include "core/timer.hpp"
 #include "core/web_server.hpp"
 #include "core/websocket_client.hpp"
@@ -94,7 +94,7 @@ struct Fixture {
 TEST_CASE("WebServer answers plain, bodied, deferred and large requests", "[web]") {
   Fixture fixture;
   REQUIRE(fixture.server->port() > 0);
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     auto hello =
         co_await http_request(fixture.loop, fixture.pool, fixture.call("GET", "/hello?name=a%20b"));
     REQUIRE(hello.ok());
@@ -117,9 +117,9 @@ TEST_CASE("WebServer answers plain, bodied, deferred and large requests", "[web]
     CHECK(big->body == std::string(1000000, 'b'));
 
     // A parked request is answered only when another request releases it.
-    TaskGroup group;
+    CoGroup group;
     Result<HttpReply> parked = make_error("unset", "");
-    auto park = [&]() -> Task<void> {
+    auto park = [&]() -> Co<void> {
       parked = co_await http_request(fixture.loop, fixture.pool, fixture.call("GET", "/park"));
     };
     group.spawn(park());
@@ -143,7 +143,7 @@ TEST_CASE("WebServer refuses a body over the limit with 413", "[web]") {
   WebServerOptions options;
   options.max_body_bytes = 1000;
   Fixture fixture(options);
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     auto reply = co_await http_request(fixture.loop, fixture.pool,
                                        fixture.call("PUT", "/echo", std::string(5000, 'x')));
     REQUIRE(reply.ok());
@@ -156,7 +156,7 @@ TEST_CASE("WebServer refuses a body over the limit with 413", "[web]") {
 
 TEST_CASE("WebServer streams a response of unknown length", "[web]") {
   Fixture fixture;
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     auto reply = co_await http_request(fixture.loop, fixture.pool, fixture.call("GET", "/stream"));
     REQUIRE(reply.ok());
     CHECK(reply->status == 200);
@@ -171,7 +171,7 @@ TEST_CASE("WebSockets: refused upgrade, echo, large messages, close codes", "[we
   Fixture fixture;
   auto client = WebSocketClient::create(fixture.loop, {});
   REQUIRE(client.ok());
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     WebSocketConnectOptions options;
     options.url =
         *parse_url("ws://127.0.0.1:" + std::to_string(fixture.server->port()) + "/channel");
@@ -213,7 +213,7 @@ TEST_CASE("WebSocket client reports a refused connection", "[web]") {
   Loop loop;
   auto client = WebSocketClient::create(loop, {});
   REQUIRE(client.ok());
-  auto body = [&]() -> Task<void> {
+  auto body = [&]() -> Co<void> {
     WebSocketConnectOptions options;
     options.url = *parse_url("ws://127.0.0.1:1/channel");  // nothing listens on port 1
     auto connected = co_await (*client)->connect(options);

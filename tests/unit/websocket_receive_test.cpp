@@ -216,7 +216,7 @@ struct Received {
 };
 
 // Collects messages until the connection closes.
-Task<void> collect(std::shared_ptr<WebSocketConnection> socket, Received& out) {
+Co<void> collect(std::shared_ptr<WebSocketConnection> socket, Received& out) {
   for (;;) {
     auto message = co_await socket->receive();
     if (!message) break;
@@ -280,7 +280,7 @@ TEST_CASE("WebSocket client receive path: hand-made frames around the size limit
     {
       auto client = WebSocketClient::create(loop, {});
       REQUIRE(client.ok());
-      auto body = [&]() -> Task<void> {
+      auto body = [&]() -> Co<void> {
         WebSocketConnectOptions options;
         options.url = *parse_url("ws://127.0.0.1:" + std::to_string(port) + "/channel");
         auto connected = co_await (*client)->connect(options);
@@ -313,7 +313,7 @@ TEST_CASE("WebSocket server receive path: hand-made frames around the size limit
     std::unique_ptr<WebServer> server;
     std::optional<int> peer_saw;
     std::thread peer;
-    auto body = [&]() -> Task<void> {
+    auto body = [&]() -> Co<void> {
       Notification adopted(loop);
       handlers.on_websocket = [&](std::shared_ptr<WebSocketConnection> socket) {
         server_side = socket;

@@ -1,4 +1,4 @@
-// TaskGroup: start several coroutines now and wait until all have finished.
+// CoGroup: start several coroutines now and wait until all have finished.
 //
 // Structured concurrency: the owner of a group must co_await join() before the
 // group is destroyed. Children report failures through their own results (or
@@ -11,28 +11,28 @@
 #include <utility>
 
 #include "core/crash_report.hpp"
-#include "core/task.hpp"
+#include "core/co.hpp"
 
 namespace tether::core {
 
-class TaskGroup {
+class CoGroup {
  public:
-  TaskGroup() = default;
-  TaskGroup(const TaskGroup&) = delete;
-  TaskGroup& operator=(const TaskGroup&) = delete;
-  ~TaskGroup() {
+  CoGroup() = default;
+  CoGroup(const CoGroup&) = delete;
+  CoGroup& operator=(const CoGroup&) = delete;
+  ~CoGroup() {
     if (pending_ != 0) {  // destroyed while children still run: a bug
       note_terminate_reason(
           std::uncaught_exceptions() > 0
-              ? "a TaskGroup was destroyed while its children were running, by an exception "
+              ? "a CoGroup was destroyed while its children were running, by an exception "
                 "unwinding the coroutine that owned it"
-              : "a TaskGroup was destroyed while its children were running");
+              : "a CoGroup was destroyed while its children were running");
       std::terminate();
     }
   }
 
   // Starts `task` at once; it runs until its first suspension before spawn returns.
-  void spawn(Task<void> task) {
+  void spawn(Co<void> task) {
     ++pending_;
     run_child(this, std::move(task));
   }
@@ -41,20 +41,20 @@ class TaskGroup {
 
   class JoinAwaiter {
    public:
-    explicit JoinAwaiter(TaskGroup& group) noexcept : group_(group) {}
+    explicit JoinAwaiter(CoGroup& group) noexcept : group_(group) {}
     bool await_ready() const noexcept { return group_.pending_ == 0; }
     void await_suspend(std::coroutine_handle<> awaiting) noexcept { group_.joiner_ = awaiting; }
     void await_resume() const noexcept {}
 
    private:
-    TaskGroup& group_;
+    CoGroup& group_;
   };
 
   // Completes when every task spawned so far (and any spawned meanwhile) is done.
   JoinAwaiter join() { return JoinAwaiter(*this); }
 
  private:
-  static DetachedCoroutine run_child(TaskGroup* group, Task<void> task) {
+  static DetachedCoroutine run_child(CoGroup* group, Co<void> task) {
     co_await std::move(task);
     group->child_finished();  // must be the last use of `group`: the joiner may free it
   }
