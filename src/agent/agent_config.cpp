@@ -31,10 +31,10 @@ Result<uint64_t> number(const std::string& value, uint64_t min, uint64_t max) {
   uint64_t parsed = 0;
   auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), parsed);
   if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) {
-    return make_error("invalid", "'" + value + "' is not a non-negative integer");
+    return make_error(Errc::kInvalid, "invalid", "'" + value + "' is not a non-negative integer");
   }
   if (parsed < min || parsed > max) {
-    return make_error("invalid",
+    return make_error(Errc::kInvalid, "invalid",
                       "must be from " + std::to_string(min) + " to " + std::to_string(max));
   }
   return parsed;
@@ -60,15 +60,15 @@ Setter choice_key(T AgentConfig::*field, std::vector<std::pair<std::string, T>> 
         return {};
       }
     }
-    return make_error("invalid", expected);
+    return make_error(Errc::kInvalid, "invalid", expected);
   };
 }
 
 Result<void> set_hub_url(AgentConfig& config, const std::string& value) {
   auto url = core::parse_url(value);
-  if (!url) return make_error("invalid", url.error().message);
+  if (!url) return make_error(Errc::kInvalid, "invalid", url.error().message);
   if (url->scheme != "http" && url->scheme != "https") {
-    return make_error("invalid", "must be http:// or https://");
+    return make_error(Errc::kInvalid, "invalid", "must be http:// or https://");
   }
   config.hub_url = *url;
   return {};
@@ -76,7 +76,7 @@ Result<void> set_hub_url(AgentConfig& config, const std::string& value) {
 
 Result<void> set_agent_name(AgentConfig& config, const std::string& value) {
   if (!protocol::is_valid_id(value)) {
-    return make_error("invalid", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+    return make_error(Errc::kInvalid, "invalid", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
   }
   config.agent = value;
   return {};
@@ -84,21 +84,21 @@ Result<void> set_agent_name(AgentConfig& config, const std::string& value) {
 
 Result<void> set_metrics_listen(AgentConfig& config, const std::string& value) {
   auto address = core::parse_listen_address(value, "metrics_listen");
-  if (!address) return make_error("invalid", "expected address:port, e.g. 127.0.0.1:9465");
+  if (!address) return make_error(Errc::kInvalid, "invalid", "expected address:port, e.g. 127.0.0.1:9465");
   config.metrics_listen = value;
   return {};
 }
 
 Result<void> set_log_level(AgentConfig& config, const std::string& value) {
   if (!core::parse_log_level(value, config.log_level)) {
-    return make_error("invalid", "expected debug, info, warning or error");
+    return make_error(Errc::kInvalid, "invalid", "expected debug, info, warning or error");
   }
   return {};
 }
 
 Setter text_key(std::string AgentConfig::*field) {
   return [field](AgentConfig& config, const std::string& value) -> Result<void> {
-    if (value.empty()) return make_error("invalid", "must not be empty");
+    if (value.empty()) return make_error(Errc::kInvalid, "invalid", "must not be empty");
     config.*field = value;
     return {};
   };
@@ -183,14 +183,14 @@ Result<void> apply_config_text(AgentConfig& config, const std::string& text,
     if (line.empty()) continue;
     const auto equals = line.find('=');
     if (equals == std::string::npos) {
-      return make_error("config", where + "expected key = value, got '" + line + "'");
+      return make_error(Errc::kInvalid, "config", where + "expected key = value, got '" + line + "'");
     }
     const std::string name = trim(line.substr(0, equals));
     const std::string value = trim(line.substr(equals + 1));
     const Key* key = find_key(name);
-    if (!key) return make_error("config", where + "unknown key '" + name + "'");
+    if (!key) return make_error(Errc::kInvalid, "config", where + "unknown key '" + name + "'");
     if (auto set = key->set(config, value); !set) {
-      return make_error("config", where + name + ": " + set.error().message);
+      return make_error(Errc::kInvalid, "config", where + name + ": " + set.error().message);
     }
     config.origins[name] = path + ":" + std::to_string(number_of_line);
   }
@@ -207,8 +207,8 @@ Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args) {
   std::vector<std::pair<std::string, std::string>> flags;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    if (arg.rfind("--", 0) != 0) return make_error("usage", "unexpected argument '" + arg + "'");
-    if (i + 1 >= args.size()) return make_error("usage", arg + " needs a value");
+    if (arg.rfind("--", 0) != 0) return make_error(Errc::kInvalid, "usage", "unexpected argument '" + arg + "'");
+    if (i + 1 >= args.size()) return make_error(Errc::kInvalid, "usage", arg + " needs a value");
     if (arg == "--config") {
       config.config_file = args[++i];
       continue;
@@ -216,12 +216,12 @@ Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args) {
     std::string name = arg.substr(2);
     for (auto& c : name)
       c = c == '-' ? '_' : c;
-    if (!find_key(name)) return make_error("usage", "unknown option " + arg);
+    if (!find_key(name)) return make_error(Errc::kInvalid, "usage", "unknown option " + arg);
     flags.emplace_back(name, args[++i]);
   }
   if (!config.config_file.empty()) {
     std::ifstream file(config.config_file);
-    if (!file) return make_error("config", "cannot read config file '" + config.config_file + "'");
+    if (!file) return make_error(Errc::kInvalid, "config", "cannot read config file '" + config.config_file + "'");
     std::stringstream text;
     text << file.rdbuf();
     if (auto applied = apply_config_text(config, text.str(), config.config_file); !applied)
@@ -242,7 +242,7 @@ Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args) {
     for (auto& c : flag)
       c = c == '_' ? '-' : c;
     if (auto set = find_key(name)->set(config, value); !set) {
-      return make_error("config", "--" + flag + ": " + set.error().message);
+      return make_error(Errc::kInvalid, "config", "--" + flag + ": " + set.error().message);
     }
     config.origins[name] = "--" + flag;
   }
@@ -255,15 +255,15 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
   // Said plainly: a freshly installed agent stops here until it is configured.
   const std::string where = config.config_file.empty() ? "" : " in " + config.config_file;
   if (config.hub_url.host.empty()) {
-    return make_error("not_configured", "hub_url is not set" + where +
+    return make_error(Errc::kInvalid, "not_configured", "hub_url is not set" + where +
                                             " (or --hub-url): the agent does not know its hub");
   }
   if (config.agent.empty()) {
-    return make_error("not_configured",
+    return make_error(Errc::kInvalid, "not_configured",
                       "agent is not set" + where + " (or --agent): the agent's registered name");
   }
   if (config.token_file.empty()) {
-    return make_error("not_configured", "no token: set token_file" + where + ", --token-file or " +
+    return make_error(Errc::kInvalid, "not_configured", "no token: set token_file" + where + ", --token-file or " +
                                             kTokenFileVariable);
   }
   // Decided on what the name resolves to now (and again at every connect):
@@ -272,7 +272,7 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
     if (auto plain = core::check_plain_text_allowed(config.hub_url.host, config.hub_url.uses_tls(),
                                                     core::PlainTextPolicy::kLoopbackOnly);
         !plain) {
-      return make_error("config", "hub_url " + config.hub_url.origin() + ": " +
+      return make_error(Errc::kInvalid, "config", "hub_url " + config.hub_url.origin() + ": " +
                                       plain.error().message + ", or set insecure = true");
     }
   }

@@ -188,7 +188,7 @@ Result<void> AgentDaemon::open_state() {
   // agent on this state directory, which must not touch the outbox at all.
   // Group-accessible (0660): operators in the agent's group may read status.
   if (::mkdir(config_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return make_error("state_dir", "cannot create state directory '" + config_.state_dir +
+    return make_error(Errc::kIo, "state_dir", "cannot create state directory '" + config_.state_dir +
                                        "': " + std::strerror(errno));
   }
   auto status_socket = core::ReportSocket::open(loop_, config_.state_dir + "/status.sock", 0660,

@@ -198,8 +198,8 @@ Result<Launch> prepare_launch(const protocol::TaskSpec& task) {
   }
   auto program = core::find_program(launch.argv.at(0), path_variable);
   if (!program) {
-    return make_error(program.error().code,
-                      program.error().message + " (" + program.error().code + ")");
+    return with_context(program.error(),
+                        program.error().message + " (" + program.error().code + ")");
   }
   launch.program = std::move(*program);
   return launch;
@@ -297,8 +297,8 @@ Result<std::unique_ptr<core::Process>> spawn_init(core::Loop& loop, const Launch
   spawn.child_context = &plan;
   auto spawned = core::Process::spawn(loop, spawn);
   if (!spawned) {
-    return make_error(spawned.error().code,
-                      spawned.error().message + " (" + spawned.error().code + ")");
+    return with_context(spawned.error(),
+                        spawned.error().message + " (" + spawned.error().code + ")");
   }
   return std::move(*spawned);
 }

@@ -131,7 +131,7 @@ Outbox::~Outbox() {
 Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string& state_dir,
                                              OutboxOptions options) {
   if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return make_error("state_dir",
+    return make_error(Errc::kIo, "state_dir",
                       "cannot create state directory '" + state_dir + "': " + std::strerror(errno));
   }
   core::SqliteStore::Options store_options;

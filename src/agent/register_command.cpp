@@ -78,7 +78,7 @@ Result<std::string> read_text(const std::string& path) {
   if (!file) return std::string();
   std::ostringstream text;
   text << file.rdbuf();
-  if (file.bad()) return make_error("config", "cannot read " + path);
+  if (file.bad()) return make_error(Errc::kInvalid, "config", "cannot read " + path);
   return text.str();
 }
 
@@ -91,7 +91,7 @@ Result<void> write_config(const std::string& path, const std::string& text, int 
   ::unlink(temporary.c_str());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0)
-    return make_error("config", "cannot write " + temporary + ": " + std::strerror(errno));
+    return make_error(Errc::kInvalid, "config", "cannot write " + temporary + ": " + std::strerror(errno));
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = ok && ::fchmod(fd, existed ? (old.st_mode & 07777) : 0640) == 0;
   if (ok && ::geteuid() == 0) {
@@ -103,7 +103,7 @@ Result<void> write_config(const std::string& path, const std::string& text, int 
   ::close(fd);
   if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
     ::unlink(temporary.c_str());
-    return make_error("config", "cannot write " + path + ": " + reason);
+    return make_error(Errc::kInvalid, "config", "cannot write " + path + ": " + reason);
   }
   return {};
 }
@@ -202,18 +202,18 @@ Result<std::string> exchange_token(const core::Url& url, const Options& options,
   call.connect_timeout_s = 10;
   call.read_timeout_s = 30;
   auto reply = core::http_call(call);
-  if (!reply) return make_error("unreachable", "cannot reach the hub: " + reply.error().message);
+  if (!reply) return make_error(Errc::kUnreachable, "unreachable", "cannot reach the hub: " + reply.error().message);
   if (reply->status != 201) {
     auto error = protocol::parse_api_error(reply->body);
-    return make_error("refused", "the hub refused the registration (" +
+    return make_error(Errc::kRefused, "refused", "the hub refused the registration (" +
                                      std::to_string(reply->status) + "): " +
                                      (error ? error->message : reply->body.substr(0, 300)) +
                                      "; nothing was written");
   }
   auto document = protocol::parse_json_object(reply->body, "registration");
-  if (!document) return make_error("answer", "the hub's answer: " + document.error().message);
+  if (!document) return make_error(Errc::kProtocol, "answer", "the hub's answer: " + document.error().message);
   auto token = protocol::JsonObjectReader(*document, "registration").required_string("token");
-  if (!token) return make_error("answer", "the hub's answer: " + token.error().message);
+  if (!token) return make_error(Errc::kProtocol, "answer", "the hub's answer: " + token.error().message);
   return std::move(*token);
 }
 

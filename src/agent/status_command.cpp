@@ -226,10 +226,10 @@ std::string read_answer(const Result<std::string>& answer, const std::string& so
     agent = std::move(*parsed);
     return {};
   }
-  if (answer.error().code == "not_running") {
+  if (answer.error().kind == Errc::kState) {  // not_running
     return "not running (nothing answers on " + socket_path + ")";
   }
-  if (answer.error().code == "permission_denied") {
+  if (answer.error().kind == Errc::kUnauthorized) {  // permission_denied
     // Not "not running": whether it runs is exactly what cannot be seen.
     return "cannot ask the agent: " + answer.error().message +
            ". Run this as root or as a member of the agent's group (tether)";
@@ -300,7 +300,7 @@ int status_command(const std::vector<std::string>& args) {
     }
     print_outbox(outbox);
   }
-  if (!agent) return !answer && answer.error().code == "not_running" ? 3 : 1;
+  if (!agent) return !answer && answer.error().kind == Errc::kState ? 3 : 1;
   return outbox.error.empty() ? 0 : 1;
 }
 

@@ -35,9 +35,9 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& words,
         spec = &option;
       }
     }
-    if (!spec) return make_error("usage", "unknown option " + name);
+    if (!spec) return make_error(Errc::kInvalid, "usage", "unknown option " + name);
     if (!spec->takes_value) {
-      if (has_inline) return make_error("usage", spec->name + " takes no value");
+      if (has_inline) return make_error(Errc::kInvalid, "usage", spec->name + " takes no value");
       line.values[spec->name].push_back("");
       continue;
     }
@@ -46,7 +46,7 @@ Result<CommandLine> parse_command_line(const std::vector<std::string>& words,
     } else if (i + 1 < words.size()) {
       line.values[spec->name].push_back(words[++i]);
     } else {
-      return make_error("usage", spec->name + " needs a value");
+      return make_error(Errc::kInvalid, "usage", spec->name + " needs a value");
     }
   }
   return line;

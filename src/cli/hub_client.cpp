@@ -24,23 +24,23 @@ Result<HubConnection> resolve_connection(std::string hub_url, std::string token_
   token_file = from_env(std::move(token_file), "TETHER_TOKEN_FILE");
   ca_file = from_env(std::move(ca_file), "TETHER_CA_FILE");
   if (hub_url.empty()) {
-    return make_error("config",
+    return make_error(Errc::kInvalid, "config",
                       "no hub: give --hub-url or set TETHER_HUB_URL (e.g. https://hub:7070)");
   }
   if (token_file.empty()) {
-    return make_error("config",
+    return make_error(Errc::kInvalid, "config",
                       "no token: give --token-file or set TETHER_TOKEN_FILE to a file holding an "
                       "operator token (tether-hub token admin)");
   }
   TETHER_TRY(url, core::parse_url(hub_url));
   if (url->scheme != "http" && url->scheme != "https") {
-    return make_error("config", "hub URL must be http:// or https://, got " + hub_url);
+    return make_error(Errc::kInvalid, "config", "hub URL must be http:// or https://, got " + hub_url);
   }
   // By the resolved addresses (and again at every connect, by http_call).
   if (auto plain = core::check_plain_text_allowed(url->host, url->uses_tls(),
                                                   core::PlainTextPolicy::kLoopbackOnly);
       !plain) {
-    return make_error("config", "refusing " + hub_url + ": " + plain.error().message);
+    return make_error(Errc::kInvalid, "config", "refusing " + hub_url + ": " + plain.error().message);
   }
   TETHER_TRY(token, core::read_secret_file(token_file));
   return HubConnection{std::move(*url), std::move(*token), std::move(ca_file)};
@@ -72,8 +72,13 @@ Result<core::HttpReply> HubClient::checked(Result<core::HttpReply> reply) {
                              : reply->status == 403 ? "forbidden"
                              : reply->status == 404 ? "not_found"
                                                     : "hub_error";
-    return make_error(code, "hub answered " + std::to_string(reply->status) + ": " +
-                                hub_error_message(reply->body));
+    const Errc kind = reply->status == 401 || reply->status == 403 ? Errc::kUnauthorized
+                      : reply->status == 404                         ? Errc::kNotFound
+                                                                     : Errc::kRefused;
+    Error error = make_error(kind, code, "hub answered " + std::to_string(reply->status) + ": " +
+                                             hub_error_message(reply->body));
+    error.http_status = reply->status;
+    return error;
   }
   return reply;
 }

@@ -3,7 +3,7 @@
 namespace tether::cli {
 
 Result<void> SseParser::feed(std::string_view bytes) {
-  if (failed_) return make_error("sse_invalid", "the event stream already failed");
+  if (failed_) return make_error(Errc::kProtocol, "sse_invalid", "the event stream already failed");
   for (char c : bytes) {
     if (after_cr_) {
       after_cr_ = false;
@@ -18,7 +18,7 @@ Result<void> SseParser::feed(std::string_view bytes) {
     line_.push_back(c);
     if (line_.size() > max_line_bytes_) {
       failed_ = true;
-      return make_error("sse_invalid", "event stream line longer than " +
+      return make_error(Errc::kProtocol, "sse_invalid", "event stream line longer than " +
                                            std::to_string(max_line_bytes_) + " bytes");
     }
   }

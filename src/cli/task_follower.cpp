@@ -124,7 +124,7 @@ void TaskFollower::on_event(const SseEvent& event) {
   auto document = protocol::parse_json_object(event.data, "event");
   if (!document) {
     failure_ =
-        make_error("sse_invalid", "bad " + event.type + " event: " + document.error().message);
+        make_error(Errc::kProtocol, "sse_invalid", "bad " + event.type + " event: " + document.error().message);
     return;
   }
   protocol::JsonObjectReader data(*document, "event");
@@ -178,7 +178,7 @@ Result<FollowOutcome> TaskFollower::run(const std::atomic<bool>& interrupted,
     }
     if (outcome_.ended || interrupted.load()) break;
     if (!reply) {
-      if (reply.error().code != "http_connect" && reply.error().code != "http_io") {
+      if (reply.error().kind != Errc::kUnreachable && reply.error().kind != Errc::kIo) {
         clear_status();
         return reply.error();
       }

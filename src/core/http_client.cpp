@@ -124,7 +124,7 @@ Result<HttpReply> call_address(const HttpCall& call, const std::string& address,
   }
 
   HttpCallAttachment attachment(control, client);
-  if (control && control->stopped()) return make_error("http_io", "request cancelled");
+  if (control && control->stopped()) return make_error(Errc::kIo, "http_io", "request cancelled");
   auto result = client.send(request);
   if (!result) {
     const auto error = result.error();
@@ -135,7 +135,9 @@ Result<HttpReply> call_address(const HttpCall& call, const std::string& address,
                              error == httplib::Error::SSLLoadingCerts;
     // A stream the receiver chose to end is not a failure.
     if (stream && error == httplib::Error::Canceled && reply.status != 0) return reply;
-    return make_error(connect_failed || tls_failure ? "http_connect" : "http_io",
+    const bool unreachable = connect_failed || tls_failure;
+    return make_error(unreachable ? Errc::kUnreachable : Errc::kIo,
+                      unreachable ? "http_connect" : "http_io",
                       describe_failure(error, call, client.get_openssl_verify_result()));
   }
   reply.status = result->status;
@@ -153,11 +155,11 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
                             const HttpStreamHandlers* stream) {
   const std::string what = call.method + " " + call.server.origin() + call.target;
   auto resolved = resolve_host(call.server.host);
-  if (!resolved) return make_error("http_connect", what + ": " + resolved.error().message);
+  if (!resolved) return make_error(Errc::kUnreachable, "http_connect", what + ": " + resolved.error().message);
   auto addresses = permitted_addresses(call.server.host, call.server.uses_tls(), call.plain_text,
                                        std::move(*resolved));
   if (!addresses)
-    return make_error(addresses.error().code, what + ": " + addresses.error().message);
+    return with_context(addresses.error(), what + ": " + addresses.error().message);
   // Each address in turn, as long as none was reached: after a connection
   // the request may have had effects, and is not sent again elsewhere.
   std::string failures;
@@ -166,7 +168,7 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
     auto reply = call_address(call, address, control, stream, connect_failed);
     if (reply || !connect_failed || (control && control->stopped())) {
       if (!reply) {
-        return make_error(reply.error().code, what + ": " +
+        return with_context(reply.error(), what + ": " +
                                                   (failures.empty() ? "" : failures + "; ") +
                                                   (addresses->size() > 1 ? address + ": " : "") +
                                                   reply.error().message);
@@ -180,7 +182,7 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
     failures +=
         (failures.empty() ? "" : "; ") + address + " failed (" + reply.error().message + ")";
   }
-  return make_error("http_connect", what + ": " + failures);
+  return make_error(Errc::kUnreachable, "http_connect", what + ": " + failures);
 }
 
 Co<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,

@@ -7,7 +7,7 @@ namespace tether::core {
 Result<std::pair<std::string, int>> parse_listen_address(const std::string& text,
                                                          const std::string& field) {
   auto bad = [&](const std::string& why) {
-    return make_error("invalid_listen", field + " '" + text + "': " + why);
+    return make_error(Errc::kInvalid, "invalid_listen", field + " '" + text + "': " + why);
   };
   std::string host;
   std::string port_text;

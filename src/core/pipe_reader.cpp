@@ -22,7 +22,7 @@ void PipeReader::ReadAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
   }
   if (int rc = uv_read_start(reader.pipe_.stream(), &PipeReader::on_alloc, &PipeReader::on_read);
       rc != 0) {
-    reader.error_ = make_error("read_failed", std::string("uv_read_start: ") + uv_strerror(rc));
+    reader.error_ = make_error(Errc::kIo, "read_failed", std::string("uv_read_start: ") + uv_strerror(rc));
     reader.close_and_resume();
     return;
   }
@@ -62,7 +62,7 @@ void PipeReader::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   if (nread == UV_EOF) {
     self->end_of_stream_ = true;
   } else {
-    self->error_ = make_error("read_failed",
+    self->error_ = make_error(Errc::kIo, "read_failed",
                               std::string("pipe read: ") + uv_strerror(static_cast<int>(nread)));
   }
   self->close_and_resume();

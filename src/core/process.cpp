@@ -36,7 +36,10 @@ Error errno_error(int error, const std::string& what) {
   const char* name = strerrorname_np(error);
   std::string message = std::strerror(error);
   if (!message.empty()) message[0] = static_cast<char>(std::tolower(message[0]));
-  return make_error(name ? name : "E" + std::to_string(error), what + ": " + message);
+  const Errc kind = error == ENOENT                     ? Errc::kNotFound
+                    : error == EACCES || error == EPERM ? Errc::kUnauthorized
+                                                        : Errc::kIo;
+  return make_error(kind, name ? name : "E" + std::to_string(error), what + ": " + message);
 }
 
 // A descriptor that stays open until the end of this scope.
@@ -216,7 +219,7 @@ int exec_error(pid_t pid, int report_fd) {
 
 Result<std::unique_ptr<Process>> Process::spawn(Loop& loop, const SpawnOptions& options) {
   if (options.argv.empty() || options.argv[0].empty()) {
-    return make_error("invalid_argument", "no program to run: argv is empty");
+    return make_error(Errc::kInvalid, "invalid_argument", "no program to run: argv is empty");
   }
   // child_main runs instead of argv: nothing to look up.
   Result<std::string> path = options.argv[0];
@@ -365,7 +368,7 @@ void Process::ExitAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
 Result<ExitStatus> Process::ExitAwaiter::await_resume() {
   registration_.reset();
   if (process_.watch_closed_ && process_.exit_status_) return *process_.exit_status_;
-  if (process_.watch_closed_) return make_error("not_started", "the process never started");
+  if (process_.watch_closed_) return make_error(Errc::kState, "not_started", "the process never started");
   return cancelled_error();
 }
 

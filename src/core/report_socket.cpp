@@ -56,11 +56,11 @@ Result<std::unique_ptr<ReportSocket>> ReportSocket::open(Loop& loop, const std::
                                                          unsigned mode,
                                                          std::function<std::string()> report) {
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return make_error("socket_path", "socket path '" + path + "' is too long for a unix socket");
+    return make_error(Errc::kInvalid, "socket_path", "socket path '" + path + "' is too long for a unix socket");
   }
   if (const int fd = connect_unix(path); fd >= 0) {
     ::close(fd);
-    return make_error("socket_in_use", "another process answers on '" + path +
+    return make_error(Errc::kExists, "socket_in_use", "another process answers on '" + path +
                                            "': is a second agent using this state directory?");
   }
   ::unlink(path.c_str());  // left over from a crash, if anything
@@ -68,16 +68,16 @@ Result<std::unique_ptr<ReportSocket>> ReportSocket::open(Loop& loop, const std::
   std::unique_ptr<ReportSocket> socket(new ReportSocket(loop, path, std::move(report)));
   uv_pipe_t* server = socket->server_.get();
   if (int rc = uv_pipe_init(loop.get(), server, 0); rc != 0) {
-    return make_error("socket", std::string("uv_pipe_init: ") + uv_strerror(rc));
+    return make_error(Errc::kIo, "socket", std::string("uv_pipe_init: ") + uv_strerror(rc));
   }
   socket->server_.mark_initialized();
   server->data = socket.get();
   if (int rc = uv_pipe_bind(server, path.c_str()); rc != 0) {
-    return make_error("socket", "cannot bind '" + path + "': " + uv_strerror(rc));
+    return make_error(Errc::kIo, "socket", "cannot bind '" + path + "': " + uv_strerror(rc));
   }
   ::chmod(path.c_str(), mode);
   if (int rc = uv_listen(socket->server_.stream(), 16, &ReportSocket::on_connection); rc != 0) {
-    return make_error("socket", "cannot listen on '" + path + "': " + uv_strerror(rc));
+    return make_error(Errc::kIo, "socket", "cannot listen on '" + path + "': " + uv_strerror(rc));
   }
   // The socket must not keep a finished process alive.
   uv_unref(socket->server_.base());
@@ -111,7 +111,11 @@ Result<std::string> read_report_socket(const std::string& path, int timeout_ms) 
     const char* code = error_number == ENOENT || error_number == ECONNREFUSED ? "not_running"
                        : error_number == EACCES || error_number == EPERM      ? "permission_denied"
                                                                               : "socket";
-    return make_error(code, "cannot connect to '" + path + "': " + std::strerror(error_number));
+    const Errc kind = error_number == ENOENT || error_number == ECONNREFUSED ? Errc::kState
+                      : error_number == EACCES || error_number == EPERM      ? Errc::kUnauthorized
+                                                                             : Errc::kIo;
+    return make_error(kind, code,
+                      "cannot connect to '" + path + "': " + std::strerror(error_number));
   }
   std::string text;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -123,7 +127,7 @@ Result<std::string> read_report_socket(const std::string& path, int timeout_ms) 
     pollfd entry{fd, POLLIN, 0};
     if (left <= 0 || ::poll(&entry, 1, static_cast<int>(left)) <= 0) {
       ::close(fd);
-      return make_error("timeout",
+      return make_error(Errc::kTimeout, "timeout",
                         "no answer on '" + path + "' within " + std::to_string(timeout_ms) + " ms");
     }
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
@@ -131,7 +135,7 @@ Result<std::string> read_report_socket(const std::string& path, int timeout_ms) 
     if (n < 0) {
       const int saved = errno;
       ::close(fd);
-      return make_error("socket", "reading '" + path + "': " + std::strerror(saved));
+      return make_error(Errc::kIo, "socket", "reading '" + path + "': " + std::strerror(saved));
     }
     if (n == 0) break;
     text.append(buffer, static_cast<size_t>(n));

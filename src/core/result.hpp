@@ -7,12 +7,32 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
 namespace tether {
 
+// The closed set of error kinds across module boundaries (as libuv's UV_E*
+// codes): callers decide by kind; `code` says more, for logs and messages.
+enum class Errc {
+  kCancelled,     // the awaited operation's cancellation token fired
+  kInvalid,       // bad input: a flag, a config key, a field, a URL (the message names it)
+  kNotFound,      // no such thing: task, agent, token, file, route, program
+  kExists,        // already there: an agent name, a socket in use
+  kUnauthorized,  // credentials missing, unknown, expired or not allowed here
+  kRefused,       // the peer answered no (an HTTP error status, a refused handshake)
+  kUnreachable,   // no connection: name resolution, TCP, TLS
+  kTimeout,       // no answer in time
+  kBusy,          // a lock or resource held elsewhere: the same call may succeed later
+  kState,         // not possible now: already finished, target busy, not running
+  kProtocol,      // the peer's bytes break the protocol: malformed JSON, frame, version
+  kIo,            // the system failed: errno, storage, a socket
+};
+std::string_view to_string(Errc kind);
+
 struct Error {
+  Errc kind = Errc::kIo;
   // Stable, machine-readable, snake_case ("not_found", "cancelled").
   std::string code;
   // For people: names the thing that failed and why.
@@ -21,15 +41,23 @@ struct Error {
   int http_status = 0;
 };
 
-inline Error make_error(std::string code, std::string message) {
-  return Error{std::move(code), std::move(message)};
+inline Error make_error(Errc kind, std::string code, std::string message) {
+  return Error{kind, std::move(code), std::move(message)};
+}
+
+// `cause` with a message that says what was being done: its kind, code and
+// HTTP status stay.
+inline Error with_context(const Error& cause, std::string message) {
+  Error error = cause;
+  error.message = std::move(message);
+  return error;
 }
 
 // The code every cancellable await returns when its token fired first.
 inline constexpr const char* kCancelled = "cancelled";
 
 inline Error cancelled_error() {
-  return Error{kCancelled, "operation cancelled"};
+  return Error{Errc::kCancelled, kCancelled, "operation cancelled"};
 }
 
 // Declares `name` as the Result of `expression`, and returns its error from

@@ -13,33 +13,33 @@ namespace tether::core {
 Result<std::string> read_secret_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
-    return make_error("token_file",
+    return make_error(Errc::kInvalid, "token_file",
                       "cannot open token file '" + path + "': " + std::strerror(errno));
   }
   struct stat info {};
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     ::close(fd);
-    return make_error("token_file", "token file '" + path + "' is not a regular file");
+    return make_error(Errc::kInvalid, "token_file", "token file '" + path + "' is not a regular file");
   }
   if ((info.st_mode & 077) != 0) {
     ::close(fd);
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", info.st_mode & 07777);
-    return make_error("token_file", "token file '" + path + "' has mode " + mode +
+    return make_error(Errc::kInvalid, "token_file", "token file '" + path + "' has mode " + mode +
                                         ": group and others must have no access. Fix it with: "
                                         "chmod 600 '" +
                                         path + "'");
   }
   if (info.st_uid != ::geteuid() && info.st_uid != 0) {
     ::close(fd);
-    return make_error("token_file", "token file '" + path + "' belongs to another user (uid " +
+    return make_error(Errc::kInvalid, "token_file", "token file '" + path + "' belongs to another user (uid " +
                                         std::to_string(info.st_uid) + ")");
   }
   std::string content(4096, '\0');
   const ssize_t n = ::read(fd, content.data(), content.size());
   ::close(fd);
   if (n < 0) {
-    return make_error("token_file",
+    return make_error(Errc::kInvalid, "token_file",
                       "cannot read token file '" + path + "': " + std::strerror(errno));
   }
   content.resize(static_cast<size_t>(n));
@@ -47,7 +47,7 @@ Result<std::string> read_secret_file(const std::string& path) {
   const auto first = content.find_first_not_of(" \t\r");
   const auto last = content.find_last_not_of(" \t\r");
   if (first == std::string::npos) {
-    return make_error("token_file", "token file '" + path + "' is empty");
+    return make_error(Errc::kInvalid, "token_file", "token file '" + path + "' is empty");
   }
   return content.substr(first, last - first + 1);
 }
@@ -59,13 +59,13 @@ Result<void> write_secret_file(const std::string& path, const std::string& secre
   const int fd =
       ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
-    return make_error("secret_file", "cannot create '" + temporary + "': " + std::strerror(errno));
+    return make_error(Errc::kInvalid, "secret_file", "cannot create '" + temporary + "': " + std::strerror(errno));
   }
   auto fail = [&](const std::string& what) {
     const std::string reason = std::strerror(errno);
     ::close(fd);
     ::unlink(temporary.c_str());
-    return make_error("secret_file", what + " '" + path + "': " + reason);
+    return make_error(Errc::kInvalid, "secret_file", what + " '" + path + "': " + reason);
   };
   if (::fchmod(fd, 0600) != 0) return fail("cannot set the mode of");  // whatever the umask
   if (owner_uid >= 0 &&
@@ -81,7 +81,7 @@ Result<void> write_secret_file(const std::string& path, const std::string& secre
   if (::rename(temporary.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     ::unlink(temporary.c_str());
-    return make_error("secret_file", "cannot write '" + path + "': " + reason);
+    return make_error(Errc::kInvalid, "secret_file", "cannot write '" + path + "': " + reason);
   }
   return {};
 }

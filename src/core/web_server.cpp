@@ -95,7 +95,7 @@ Result<void> WebServer::listen() {
   context_info.ka_interval = 10;
   context_ = std::make_unique<LwsContextOwner>(loop_);
   if (!context_->create(context_info)) {
-    return make_error("listen_failed", "cannot create the libwebsockets context");
+    return make_error(Errc::kIo, "listen_failed", "cannot create the libwebsockets context");
   }
 
   lws_context_creation_info vhost_info{};
@@ -123,7 +123,7 @@ Result<void> WebServer::listen() {
   }
   lws_vhost* vhost = lws_create_vhost(context_->get(), &vhost_info);
   if (!vhost) {
-    return make_error("listen_failed", "cannot listen on " + address + ":" +
+    return make_error(Errc::kIo, "listen_failed", "cannot listen on " + address + ":" +
                                            std::to_string(vhost_info.port) +
                                            (tls ? " with TLS (check the certificate and key files)"
                                                 : " (address in use or not available?)"));

@@ -191,7 +191,7 @@ Result<std::string> WebSocketConnection::ReceiveAwaiter::await_resume() {
     return message;
   }
   if (connection_.closed_) {
-    return make_error("closed",
+    return make_error(Errc::kState, "closed",
                       "connection closed with code " + std::to_string(connection_.close_code_));
   }
   return cancelled_error();

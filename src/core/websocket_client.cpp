@@ -86,7 +86,7 @@ Result<void> WebSocketClient::create_context() {
   info.timeout_secs = options_.handshake_timeout_s;
   context_ = std::make_unique<LwsContextOwner>(loop_);
   if (!context_->create(info)) {
-    return make_error("ws_client", options_.ca_file.empty()
+    return make_error(Errc::kIo, "ws_client", options_.ca_file.empty()
                                        ? "cannot create the libwebsockets client context"
                                        : "cannot create the WebSocket client (is the CA file '" +
                                              options_.ca_file + "' readable PEM?)");
@@ -154,18 +154,18 @@ Co<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect(
   auto resolved = co_await resolve(loop_, url.host, token);
   if (!resolved) {
     if (resolved.is_cancelled()) co_return cancelled_error();
-    co_return make_error("ws_connect", resolved.error().message);
+    co_return make_error(Errc::kUnreachable, "ws_connect", resolved.error().message);
   }
   auto addresses =
       permitted_addresses(url.host, url.uses_tls(), options.plain_text, std::move(*resolved));
-  if (!addresses) co_return make_error("ws_connect", addresses.error().message);
+  if (!addresses) co_return make_error(Errc::kUnreachable, "ws_connect", addresses.error().message);
   // Each address in turn: a name whose first address has nobody listening
   // (::1 for "localhost" on a stock Debian, against a server on 127.0.0.1)
   // must still connect.
   std::string failures;
   for (const std::string& address : *addresses) {
     auto connected = co_await connect_address(options, address, token);
-    if (connected || connected.is_cancelled() || connected.error().code == "ws_refused") {
+    if (connected || connected.is_cancelled() || connected.error().kind == Errc::kRefused) {
       if (connected && !failures.empty()) {
         log_info("websocket",
                  url.origin() + ": connected through " + address + " after " + failures);
@@ -179,7 +179,7 @@ Co<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect(
                                 connected.error().message + "); trying the next address");
     }
   }
-  co_return make_error("ws_connect", "cannot connect to " + url.origin() + ": " + failures);
+  co_return make_error(Errc::kUnreachable, "ws_connect", "cannot connect to " + url.origin() + ": " + failures);
 }
 
 Co<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect_address(
@@ -217,7 +217,7 @@ Co<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect_addres
   pending_[pending.get()] = pending;
   if (!lws_client_connect_via_info(&info) && !pending->outcome) {
     pending_.erase(pending.get());
-    co_return make_error("ws_connect", "cannot start a connection to " + url.origin());
+    co_return make_error(Errc::kUnreachable, "ws_connect", "cannot start a connection to " + url.origin());
   }
 
   Loop::KeepAlive keep_alive(loop_);  // the handshake has no handle of ours
@@ -268,11 +268,11 @@ void WebSocketClient::fail_connect(lws* wsi, Pending* pending, const char* lws_r
                                                  pending->options.url, options_.ca_file);
   const unsigned int status = lws_http_client_http_response(wsi);
   if (status < 300) {
-    finish_pending(pending, make_error("ws_connect", why));
+    finish_pending(pending, make_error(Errc::kUnreachable, "ws_connect", why));
     return;
   }
   // The hub answered the handshake with an HTTP error (401, 403, 503...).
-  Error refused = make_error("ws_refused", std::to_string(status) + ": " + why);
+  Error refused = make_error(Errc::kRefused, "ws_refused", std::to_string(status) + ": " + why);
   refused.http_status = static_cast<int>(status);
   finish_pending(pending, std::move(refused));
 }
@@ -327,7 +327,7 @@ int WebSocketClient::handle_lws_callback(lws* wsi, int reason_number, void* user
     case LWS_CALLBACK_WSI_DESTROY: {
       // A connection that died before ESTABLISHED without an error callback.
       if (pending)
-        finish_pending(pending, make_error("ws_connect", "connection closed during the handshake"));
+        finish_pending(pending, make_error(Errc::kUnreachable, "ws_connect", "connection closed during the handshake"));
       return 0;
     }
     default:

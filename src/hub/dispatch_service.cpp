@@ -13,7 +13,7 @@ Result<TaskRecord> DispatchService::submit(const protocol::SubmitRequest& reques
   if (auto valid = protocol::validate_task(spec); !valid) return valid.error();
   if (!spec.target.empty() && request.reject_on_conflict) {
     if (auto holder = tasks_.active_task_with_target(request.agent, spec.target, false)) {
-      return make_error("target_busy", *holder);
+      return make_error(Errc::kState, "target_busy", *holder);
     }
   }
   TaskRecord task;
@@ -34,9 +34,9 @@ Result<TaskRecord> DispatchService::submit(const protocol::SubmitRequest& reques
 
 Result<TaskRecord> DispatchService::cancel(const std::string& task_id, const std::string& reason) {
   auto task = tasks_.find_task(task_id);
-  if (!task) return make_error("not_found", "no task '" + task_id + "'");
+  if (!task) return make_error(Errc::kNotFound, "not_found", "no task '" + task_id + "'");
   if (is_terminal(task->state)) {
-    return make_error("already_finished", "task " + task_id + " already ended as " +
+    return make_error(Errc::kState, "already_finished", "task " + task_id + " already ended as " +
                                               std::string(to_string(task->state)));
   }
   tasks_.set_cancel_requested(task->id, reason);

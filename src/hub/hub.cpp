@@ -61,14 +61,14 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   TETHER_TRY(address, core::parse_listen_address(options.listen, "--listen"));
   const bool tls = !options.tls_certificate_file.empty() || !options.tls_private_key_file.empty();
   if (tls && (options.tls_certificate_file.empty() || options.tls_private_key_file.empty())) {
-    return make_error("invalid_tls", "--tls-cert and --tls-key go together");
+    return make_error(Errc::kInvalid, "invalid_tls", "--tls-cert and --tls-key go together");
   }
   // A name (--listen localhost:7071) is bound at one of its addresses: the
   // first IPv4 one if it has any (clients of "localhost" try each address,
   // and 127.0.0.1 is the one every Debian lists), else the first.
   auto resolved = core::resolve_host(address->first);
   if (!resolved)
-    return make_error("listen_failed",
+    return make_error(Errc::kIo, "listen_failed",
                       "--listen " + options.listen + ": " + resolved.error().message);
   std::string host = resolved->front();
   for (const auto& candidate : *resolved) {
@@ -79,13 +79,13 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   }
   const bool loopback = core::is_loopback_address(host);
   if (!tls && !loopback && !options.insecure_listen) {
-    return make_error("insecure_listen",
+    return make_error(Errc::kInvalid, "insecure_listen",
                       "refusing plain HTTP on " + options.listen +
                           ": tokens would cross the network in the clear. Give --tls-cert and "
                           "--tls-key, listen on 127.0.0.1 behind a TLS proxy, or pass "
                           "--insecure-listen if you really mean it");
   }
-  if (options.data_dir.empty()) return make_error("invalid_data_dir", "--data-dir is required");
+  if (options.data_dir.empty()) return make_error(Errc::kInvalid, "invalid_data_dir", "--data-dir is required");
   TETHER_TRY(store, open_hub_store(options.data_dir, options.sync, kServeBusyTimeoutMs));
   std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store)));
 

@@ -266,12 +266,12 @@ void HubApi::register_agent(const std::shared_ptr<HttpExchange>& exchange) {
   }
   auto token = tokens_.register_agent(exchange->request().authorization, *name);
   if (!token) {
-    const std::string& code = token.error().code;
-    if (code == "unauthorized") {
+    if (token.error().kind == Errc::kUnauthorized) {
       unauthorized(exchange, token.error().message);
     } else {
-      respond_error(exchange, code == "exists" ? 409 : 400,
-                    code == "exists" ? "agent_exists" : "invalid_field", token.error().message);
+      const bool exists = token.error().kind == Errc::kExists;
+      respond_error(exchange, exists ? 409 : 400, exists ? "agent_exists" : "invalid_field",
+                    token.error().message);
     }
     return;
   }

@@ -75,7 +75,7 @@ Result<int64_t> parse_lifetime(const std::string& text) {
                                       : 0;
   if (!number || *number == 0 || scale == 0) {
     return make_error(
-        "usage",
+        Errc::kInvalid, "usage",
         "--expires: expected a count and s, m, h or d (e.g. 24h), or never; got '" + text + "'");
   }
   return static_cast<int64_t>(*number) * scale;
@@ -95,20 +95,20 @@ Result<void> apply_flag(Flags& flags, const std::string& arg, const std::string&
   if (arg == "--trusted-proxy") {
     if (hub::AuthThrottle::canonical_address(value).empty()) {
       return make_error(
-          "usage",
+          Errc::kInvalid, "usage",
           "--trusted-proxy: expected an IP address (e.g. 127.0.0.1), got '" + value + "'");
     }
     flags.options.trusted_proxies.push_back(value);
   }
   if (arg == "--sync") {
     if (value != "normal" && value != "full")
-      return make_error("usage", "--sync: expected normal or full");
+      return make_error(Errc::kInvalid, "usage", "--sync: expected normal or full");
     flags.options.sync = value == "full" ? hub::SyncMode::kFull : hub::SyncMode::kNormal;
   }
   auto count = [&](uint64_t low, uint64_t high) -> Result<uint64_t> {
     auto parsed = protocol::parse_wire_integer(value, high);
     if (!parsed || *parsed < low) {
-      return make_error("usage", arg + ": expected " + std::to_string(low) + " to " +
+      return make_error(Errc::kInvalid, "usage", arg + ": expected " + std::to_string(low) + " to " +
                                      std::to_string(high) + ", got '" + value + "'");
     }
     return *parsed;
@@ -130,7 +130,7 @@ Result<void> apply_flag(Flags& flags, const std::string& arg, const std::string&
     const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), streams);
     if (error != std::errc() || end != value.data() + value.size() || streams < 1 ||
         streams > 100000) {
-      return make_error("usage", "--max-event-streams: expected 1 to 100000");
+      return make_error(Errc::kInvalid, "usage", "--max-event-streams: expected 1 to 100000");
     }
     flags.options.max_event_streams = streams;
   }
@@ -138,10 +138,10 @@ Result<void> apply_flag(Flags& flags, const std::string& arg, const std::string&
     try {
       flags.options.lease_s = std::stoll(value);
     } catch (const std::exception&) {
-      return make_error("usage", "--lease-s: expected seconds");
+      return make_error(Errc::kInvalid, "usage", "--lease-s: expected seconds");
     }
     if (flags.options.lease_s < 1 || flags.options.lease_s > 86400) {
-      return make_error("usage", "--lease-s: expected 1 to 86400 seconds");
+      return make_error(Errc::kInvalid, "usage", "--lease-s: expected 1 to 86400 seconds");
     }
   }
   return {};
@@ -152,7 +152,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&](const char* name) -> Result<std::string> {
-      if (i + 1 >= args.size()) return make_error("usage", std::string(name) + " needs a value");
+      if (i + 1 >= args.size()) return make_error(Errc::kInvalid, "usage", std::string(name) + " needs a value");
       return args[++i];
     };
     if (arg == "--insecure-listen") {
@@ -166,7 +166,7 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
       TETHER_TRY(v, value(arg.c_str()));
       if (auto applied = apply_flag(flags, arg, *v); !applied) return applied.error();
     } else if (arg.rfind("--", 0) == 0) {
-      return make_error("usage", "unknown option " + arg);
+      return make_error(Errc::kInvalid, "usage", "unknown option " + arg);
     } else {
       flags.positional.push_back(arg);
     }

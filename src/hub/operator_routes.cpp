@@ -315,7 +315,7 @@ void OperatorRoutes::cancel(const std::shared_ptr<HttpExchange>& exchange, const
   }
   auto task = dispatch_.cancel(task_id, reason);
   if (!task) {
-    respond_error(exchange, task.error().code == "not_found" ? 404 : 409, task.error().code,
+    respond_error(exchange, task.error().kind == Errc::kNotFound ? 404 : 409, task.error().code,
                   task.error().message);
     return;
   }

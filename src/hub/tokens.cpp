@@ -76,11 +76,11 @@ std::string bearer_token(std::string_view authorization) {
 Result<std::string> TokenStore::add_agent(const std::string& name,
                                           const protocol::Labels& labels) {
   if (!protocol::is_valid_id(name)) {
-    return make_error("invalid_name", "agent name '" + name +
+    return make_error(Errc::kInvalid, "invalid_name", "agent name '" + name +
                                           "' must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
   }
   if (agents_.exists(name)) {
-    return make_error("exists", "agent '" + name +
+    return make_error(Errc::kExists, "exists", "agent '" + name +
                                     "' already exists; use `tether-hub agent rotate " + name +
                                     "` for a new token");
   }
@@ -92,7 +92,7 @@ Result<std::string> TokenStore::add_agent(const std::string& name,
 Result<std::string> TokenStore::rotate_agent(const std::string& name) {
   const std::string token = generate_token("tta_");
   if (!agents_.set_token_digest(name, token_digest(token))) {
-    return make_error("not_found", "no agent named '" + name + "'");
+    return make_error(Errc::kNotFound, "not_found", "no agent named '" + name + "'");
   }
   return token;
 }
@@ -175,12 +175,12 @@ std::vector<AdminTokenInfo> TokenStore::admin_tokens() {
 
 Result<void> TokenStore::revoke_admin_token(const std::string& id) {
   if (id.rfind("op-", 0) != 0 || id.size() != 15) {
-    return make_error("not_found",
+    return make_error(Errc::kNotFound, "not_found",
                       "no operator token '" + id + "' (ids look like op-0123456789ab)");
   }
   auto erase = store_.statement("DELETE FROM admin_tokens WHERE substr(token_sha256, 1, 12) = ?");
   erase.bind(1, id.substr(3));
-  if (erase.exec() == 0) return make_error("not_found", "no operator token '" + id + "'");
+  if (erase.exec() == 0) return make_error(Errc::kNotFound, "not_found", "no operator token '" + id + "'");
   return {};
 }
 
@@ -226,7 +226,7 @@ Result<void> TokenStore::revoke_registration_token(const std::string& id) {
   revoke.bind(1, core::utc_now());
   revoke.bind(2, id);
   if (revoke.exec() == 0) {
-    return make_error("not_found", "no registration token '" + id + "' that is not revoked");
+    return make_error(Errc::kNotFound, "not_found", "no registration token '" + id + "' that is not revoked");
   }
   return {};
 }
@@ -255,12 +255,12 @@ Result<std::string> TokenStore::usable_registration(const std::string& token) {
   auto query = store_.statement(kFindRegistrationSql);
   query.bind(1, digest);
   if (!query.executeStep() || !digests_equal(query.getColumn(1).getString(), digest)) {
-    return make_error("unauthorized", "missing or unknown registration token");
+    return make_error(Errc::kUnauthorized, "unauthorized", "missing or unknown registration token");
   }
   const std::string id = query.getColumn(0).getString();
   const std::string refusal =
       registration_refusal(id, query.getColumn(2).getString(), query.getColumn(3).getString());
-  if (!refusal.empty()) return make_error("unauthorized", refusal);
+  if (!refusal.empty()) return make_error(Errc::kUnauthorized, "unauthorized", refusal);
   return id;
 }
 
@@ -268,7 +268,7 @@ Result<std::string> TokenStore::register_agent(std::string_view authorization,
                                                const std::string& name) {
   const std::string token = bearer_token(authorization);
   if (token.rfind("ttr_", 0) != 0) {
-    return make_error("unauthorized", "missing or unknown registration token");
+    return make_error(Errc::kUnauthorized, "unauthorized", "missing or unknown registration token");
   }
   TETHER_TRY(id, usable_registration(token));
   std::string labels_text;

@@ -47,7 +47,7 @@ std::string base64_encode(std::string_view bytes) {
 
 Result<std::string> base64_decode(std::string_view text) {
   if (text.size() % 4 != 0) {
-    return make_error("invalid_base64",
+    return make_error(Errc::kProtocol, "invalid_base64",
                       "base64 length " + std::to_string(text.size()) + " is not a multiple of 4");
   }
   std::string out;
@@ -65,7 +65,7 @@ Result<std::string> base64_decode(std::string_view text) {
       }
       const int8_t d = kDecode[static_cast<uint8_t>(c)];
       if (d < 0 || padding > 0) {
-        return make_error("invalid_base64",
+        return make_error(Errc::kProtocol, "invalid_base64",
                           "invalid base64 character at offset " + std::to_string(i + j));
       }
       v = (v << 6) | static_cast<uint32_t>(d);

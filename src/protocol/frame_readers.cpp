@@ -8,7 +8,7 @@
 namespace tether::protocol {
 
 Error invalid_frame(const std::string& message) {
-  return make_error("invalid_frame", message);
+  return make_error(Errc::kProtocol, "invalid_frame", message);
 }
 
 // Field errors from the readers carry code "invalid_field"; frames report
@@ -75,7 +75,7 @@ Result<std::vector<T>> read_array(const JsonObjectReader& object, const char* fi
 
 Result<JsonObjectReader> as_object(const rapidjson::Value& value, const std::string& path) {
   if (!value.IsObject()) {
-    return make_error("invalid_field", path + ": expected an object, got " + json_type_name(value));
+    return make_error(Errc::kInvalid, "invalid_field", path + ": expected an object, got " + json_type_name(value));
   }
   return JsonObjectReader(value, path);
 }
@@ -86,14 +86,14 @@ Result<std::vector<std::string>> read_string_array(const JsonObjectReader& objec
       object, field, false, limit,
       [ids](const rapidjson::Value& value, const std::string& path) -> Result<std::string> {
         if (!value.IsString()) {
-          return make_error("invalid_field",
+          return make_error(Errc::kInvalid, "invalid_field",
                             path + ": expected a string, got " + json_type_name(value));
         }
         std::string text(value.GetString(), value.GetStringLength());
         if (ids && !is_valid_id(text)) {
-          return make_error("invalid_field", path + ": not a valid id");
+          return make_error(Errc::kInvalid, "invalid_field", path + ": not a valid id");
         }
-        if (text.size() > 128) return make_error("invalid_field", path + ": longer than 128 bytes");
+        if (text.size() > 128) return make_error(Errc::kInvalid, "invalid_field", path + ": longer than 128 bytes");
         return text;
       });
 }
@@ -173,7 +173,7 @@ Result<FramePayload> read_output(const JsonObjectReader& object) {
   output.attempt = std::move(*attempt);
   TETHER_TRY(chunk, read_output_fields(object));
   if (chunk->data.size() > kMaxChunkBytes) {
-    return make_error("frame_too_large", "frame.data: " + std::to_string(chunk->data.size()) +
+    return make_error(Errc::kProtocol, "frame_too_large", "frame.data: " + std::to_string(chunk->data.size()) +
                                              " bytes after decoding, over the limit of " +
                                              std::to_string(kMaxChunkBytes));
   }
@@ -341,7 +341,7 @@ Result<FramePayload> read_payload(std::string_view type, const JsonObjectReader&
   for (const auto& reader : kPayloadReaders) {
     if (reader.type == type) return reader.read(object);
   }
-  return make_error("unknown_type", "frame.type: unknown frame type '" + std::string(type) + "'");
+  return make_error(Errc::kProtocol, "unknown_type", "frame.type: unknown frame type '" + std::string(type) + "'");
 }
 
 

@@ -33,7 +33,7 @@ std::string_view to_string(AckedKind kind) {
 
 Result<Frame> decode_frame(std::string_view json) {
   if (json.size() > kMaxFrameBytes) {
-    return make_error("frame_too_large", "frame of " + std::to_string(json.size()) +
+    return make_error(Errc::kProtocol, "frame_too_large", "frame of " + std::to_string(json.size()) +
                                              " bytes is over the limit of " +
                                              std::to_string(kMaxFrameBytes));
   }
@@ -45,7 +45,7 @@ Result<Frame> decode_frame(std::string_view json) {
   if (!version) return invalid_frame("frame.v: is required");
   if (!version->IsInt()) return invalid_frame("frame.v: expected an integer");
   if (version->GetInt() != kProtocolVersion) {
-    return make_error("unsupported_version", "frame.v: version " +
+    return make_error(Errc::kProtocol, "unsupported_version", "frame.v: version " +
                                                  std::to_string(version->GetInt()) +
                                                  " is not supported (this side speaks 1)");
   }

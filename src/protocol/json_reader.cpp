@@ -45,16 +45,16 @@ Result<rapidjson::Document> parse_json_object(std::string_view text, std::string
   // off, so trailing garbage after the object is an error too.
   document.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
   if (document.HasParseError()) {
-    return make_error("malformed_json", std::string(what) + ": invalid JSON at offset " +
+    return make_error(Errc::kProtocol, "malformed_json", std::string(what) + ": invalid JSON at offset " +
                                             std::to_string(document.GetErrorOffset()) + ": " +
                                             rapidjson::GetParseError_En(document.GetParseError()));
   }
   if (!document.IsObject()) {
-    return make_error("malformed_json", std::string(what) + ": expected a JSON object, got " +
+    return make_error(Errc::kProtocol, "malformed_json", std::string(what) + ": expected a JSON object, got " +
                                             json_type_name(document));
   }
   if (auto path = invalid_string(document, std::string(what))) {
-    return make_error("malformed_json",
+    return make_error(Errc::kProtocol, "malformed_json",
                       *path + ": not valid UTF-8 once decoded (an unpaired surrogate escape)");
   }
   return document;
@@ -80,7 +80,7 @@ const char* json_type_name(const rapidjson::Value& value) {
 }
 
 Error JsonObjectReader::field_error(const char* field, const std::string& reason) const {
-  return make_error("invalid_field", path_ + "." + field + ": " + reason);
+  return make_error(Errc::kInvalid, "invalid_field", path_ + "." + field + ": " + reason);
 }
 
 bool JsonObjectReader::has(const char* field) const {

@@ -34,22 +34,22 @@ Result<Labels> parse_labels(std::string_view text) {
     const std::string shown = "'" + std::string(pair) + "'";
     const size_t equals = pair.find('=');
     if (equals == std::string_view::npos) {
-      return make_error("invalid_labels", "label " + shown + ": expected key=value");
+      return make_error(Errc::kInvalid, "invalid_labels", "label " + shown + ": expected key=value");
     }
     const std::string_view key = pair.substr(0, equals);
     const std::string_view value = pair.substr(equals + 1);
     if (!valid_part(key, true)) {
-      return make_error("invalid_labels",
+      return make_error(Errc::kInvalid, "invalid_labels",
                         "label " + shown +
                             ": the key must be 1 to 63 of A-Z a-z 0-9 . _ - starting with a "
                             "letter or digit");
     }
     if (!valid_part(value, false)) {
-      return make_error("invalid_labels",
+      return make_error(Errc::kInvalid, "invalid_labels",
                         "label " + shown + ": the value must be 0 to 63 of A-Z a-z 0-9 . _ -");
     }
     if (!labels.emplace(std::string(key), std::string(value)).second) {
-      return make_error("invalid_labels", "label " + shown + ": key given twice");
+      return make_error(Errc::kInvalid, "invalid_labels", "label " + shown + ": key given twice");
     }
   }
   return labels;

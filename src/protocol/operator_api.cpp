@@ -15,7 +15,7 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
   const rapidjson::Value& fields = *document;  // const: clang 14 rejects the mutable iterator
   for (const auto& member : fields.GetObject()) {
     const std::string name(member.name.GetString(), member.name.GetStringLength());
-    if (!kFields.count(name)) return make_error("invalid_field", "task." + name + ": unknown field");
+    if (!kFields.count(name)) return make_error(Errc::kInvalid, "invalid_field", "task." + name + ": unknown field");
   }
   JsonObjectReader task(*document, "task");
   SubmitRequest request;
@@ -36,7 +36,7 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
   TETHER_TRY(max_attempts, task.optional_uint("max_attempts"));
   const uint64_t attempts = max_attempts->value_or(1);
   if (attempts < 1 || attempts > kMaxAttempts) {
-    return make_error("invalid_field",
+    return make_error(Errc::kInvalid, "invalid_field",
                       "task.max_attempts: must be from 1 to " + std::to_string(kMaxAttempts));
   }
   request.max_attempts = static_cast<int>(attempts);

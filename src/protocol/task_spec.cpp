@@ -23,7 +23,7 @@ bool has_nul(std::string_view s) {
 }
 
 Error invalid(const std::string& field, const std::string& reason) {
-  return make_error("invalid_field", "task." + field + ": " + reason);
+  return make_error(Errc::kInvalid, "invalid_field", "task." + field + ": " + reason);
 }
 
 }  // namespace

@@ -487,8 +487,8 @@ TEST_CASE("SSE replays history, then goes live, and resumes after Last-Event-ID"
     core::HttpCall quiet_call = call;
     quiet_call.target += "?output=0";
     core::CoGroup group;
-    Result<core::HttpReply> live = make_error("unset", "");
-    Result<core::HttpReply> live_quiet = make_error("unset", "");
+    Result<core::HttpReply> live = make_error(Errc::kState, "unset", "");
+    Result<core::HttpReply> live_quiet = make_error(Errc::kState, "unset", "");
     auto follower = [&]() -> core::Co<void> {
       live = co_await core::http_request(world.loop, world.pool, call);
     };

@@ -117,7 +117,7 @@ TEST_CASE("cancellation reaches a pending sleep and closes its handle", "[core]"
   };
   auto body = [&]() -> Co<bool> {
     CoGroup group;
-    Result<void> outcome = make_error("unset", "");
+    Result<void> outcome = make_error(Errc::kState, "unset", "");
     auto run_sleeper = [&]() -> Co<void> { outcome = co_await sleeper(); };
     group.spawn(run_sleeper());
     group.spawn(canceller());
@@ -501,4 +501,17 @@ TEST_CASE("process_start_ticks answers for live, ending and reaped processes, ne
     ::waitpid(child, &status, 0);
     CHECK_FALSE(core::process_start_ticks(child).has_value());
   }
+}
+
+TEST_CASE("errors carry one kind of a closed set; context keeps kind and code", "[core]") {
+  auto missing = core::find_program("tether-no-such-program", "/usr/bin:/bin");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind == Errc::kNotFound);
+  CHECK(missing.error().code == "ENOENT");
+  const Error wrapped = with_context(missing.error(), "starting the task: " + missing.error().message);
+  CHECK(wrapped.kind == Errc::kNotFound);
+  CHECK(wrapped.code == "ENOENT");
+  CHECK(wrapped.message.rfind("starting the task: ", 0) == 0);
+  CHECK(cancelled_error().kind == Errc::kCancelled);
+  CHECK(to_string(Errc::kUnreachable) == "unreachable");
 }

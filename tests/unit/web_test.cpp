@@ -118,7 +118,7 @@ TEST_CASE("WebServer answers plain, bodied, deferred and large requests", "[web]
 
     // A parked request is answered only when another request releases it.
     CoGroup group;
-    Result<HttpReply> parked = make_error("unset", "");
+    Result<HttpReply> parked = make_error(Errc::kState, "unset", "");
     auto park = [&]() -> Co<void> {
       parked = co_await http_request(fixture.loop, fixture.pool, fixture.call("GET", "/park"));
     };
