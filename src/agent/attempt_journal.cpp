@@ -25,15 +25,9 @@ void AttemptJournal::record_started(const JournaledAttempt& attempt) {
       "INSERT OR REPLACE INTO attempts (attempt_id, task_id, state, pid, process_group, "
       "process_start, boot_id, started_at, updated_at, command_start) VALUES (?, ?, 'running', "
       "?, ?, ?, ?, ?, ?, ?)");
-  statement.bind(1, attempt.attempt_id);
-  statement.bind(2, attempt.task_id);
-  statement.bind(3, attempt.pid);
-  statement.bind(4, attempt.process_group);
-  statement.bind(5, static_cast<int64_t>(attempt.process_start));
-  statement.bind(6, attempt.boot_id);
-  statement.bind(7, attempt.started_at);
-  statement.bind(8, core::utc_now());
-  statement.bind(9, static_cast<int64_t>(attempt.command_start));
+  statement.bind_all(attempt.attempt_id, attempt.task_id, attempt.pid, attempt.process_group,
+                     attempt.process_start, attempt.boot_id, attempt.started_at, core::utc_now(),
+                     attempt.command_start);
   statement.exec();
   live_[attempt.attempt_id] = attempt;
 }

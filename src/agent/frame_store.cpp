@@ -161,9 +161,7 @@ bool FrameStore::remove_output_through(const std::string& attempt_id, StreamName
   auto remove = store_.statement(
       "DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq <= ? RETURNING "
       "length(CAST(payload AS BLOB))");
-  remove.bind(1, attempt_id);
-  remove.bind(2, std::string(protocol::to_string(stream)));
-  remove.bind(3, static_cast<int64_t>(through_seq));
+  remove.bind_all(attempt_id, std::string(protocol::to_string(stream)), through_seq);
   return account_removed(remove);
 }
 
@@ -192,9 +190,7 @@ FrameStore::RemovedStream FrameStore::remove_stream_from(const std::string& atte
   auto remove = store_.statement(
       "DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq >= ? RETURNING "
       "length(CAST(payload AS BLOB)), kind, length, byte_offset");
-  remove.bind(1, attempt_id);
-  remove.bind(2, std::string(protocol::to_string(stream)));
-  remove.bind(3, static_cast<int64_t>(from_seq));
+  remove.bind_all(attempt_id, std::string(protocol::to_string(stream)), from_seq);
   RemovedStream removed;
   removed.freed = account_removed(remove, [&](SQLite::Statement& row) {
     const uint64_t length = column_u64(row, 2);

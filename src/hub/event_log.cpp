@@ -118,14 +118,35 @@ std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
   return std::make_shared<StoredEvent>(std::move(event));
 }
 
+namespace {
+
+StoredEvent event_of(const std::string& task_id, const std::string& attempt_id, EventKind kind) {
+  StoredEvent event;
+  event.task_id = task_id;
+  event.attempt_id = attempt_id;
+  event.kind = kind;
+  return event;
+}
+
+// An output or gap event: where in which stream.
+StoredEvent stream_event(const std::string& task_id, const std::string& attempt_id,
+                         EventKind kind, protocol::StreamName stream, uint64_t seq,
+                         uint64_t offset, uint64_t length) {
+  StoredEvent event = event_of(task_id, attempt_id, kind);
+  event.stream = stream;
+  event.seq = seq;
+  event.offset = offset;
+  event.length = length;
+  return event;
+}
+
+}  // namespace
+
 std::shared_ptr<const StoredEvent> EventLog::append_status(const std::string& task_id,
                                                            const std::string& attempt_id,
                                                            std::string_view state,
                                                            std::string payload) {
-  StoredEvent event;
-  event.task_id = task_id;
-  event.attempt_id = attempt_id;
-  event.kind = EventKind::kStatus;
+  StoredEvent event = event_of(task_id, attempt_id, EventKind::kStatus);
   event.state = std::string(state);
   event.payload = std::move(payload);
   return insert(std::move(event));
@@ -134,14 +155,8 @@ std::shared_ptr<const StoredEvent> EventLog::append_status(const std::string& ta
 std::shared_ptr<const StoredEvent> EventLog::append_output(const std::string& task_id,
                                                            const std::string& attempt_id,
                                                            const protocol::OutputChunk& chunk) {
-  StoredEvent event;
-  event.task_id = task_id;
-  event.attempt_id = attempt_id;
-  event.kind = EventKind::kOutput;
-  event.stream = chunk.stream;
-  event.seq = chunk.seq;
-  event.offset = chunk.offset;
-  event.length = chunk.data.size();
+  StoredEvent event = stream_event(task_id, attempt_id, EventKind::kOutput, chunk.stream,
+                                   chunk.seq, chunk.offset, chunk.data.size());
   event.data = chunk.data;
   return insert(std::move(event));
 }
@@ -150,24 +165,14 @@ std::shared_ptr<const StoredEvent> EventLog::append_gap(const std::string& task_
                                                         const std::string& attempt_id,
                                                         protocol::StreamName stream, uint64_t seq,
                                                         uint64_t offset, uint64_t length) {
-  StoredEvent event;
-  event.task_id = task_id;
-  event.attempt_id = attempt_id;
-  event.kind = EventKind::kGap;
-  event.stream = stream;
-  event.seq = seq;
-  event.offset = offset;
-  event.length = length;
-  return insert(std::move(event));
+  return insert(
+      stream_event(task_id, attempt_id, EventKind::kGap, stream, seq, offset, length));
 }
 
 std::shared_ptr<const StoredEvent> EventLog::append_final(const std::string& task_id,
                                                           const std::string& attempt_id,
                                                           std::string payload) {
-  StoredEvent event;
-  event.task_id = task_id;
-  event.attempt_id = attempt_id;
-  event.kind = EventKind::kFinal;
+  StoredEvent event = event_of(task_id, attempt_id, EventKind::kFinal);
   event.payload = std::move(payload);
   return insert(std::move(event));
 }
