@@ -22,6 +22,12 @@ void respond_error(const std::shared_ptr<core::HttpExchange>& exchange, int stat
   exchange->respond(core::json_response(status, protocol::api_error_body(code, message, retryable)));
 }
 
+void respond_error(const std::shared_ptr<core::HttpExchange>& exchange, protocol::ErrorCode code,
+                   const std::string& message) {
+  respond_error(exchange, protocol::http_status(code), std::string(protocol::to_string(code)),
+                message, protocol::is_retryable(code));
+}
+
 bool parse_uint(const std::string& text, uint64_t& out, uint64_t max) {
   auto value = protocol::parse_wire_integer(text, max);
   if (value) out = *value;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/web_server.hpp"
+#include "protocol/error_codes.hpp"
 #include "protocol/wire_integer.hpp"
 
 namespace tether::hub {
@@ -17,6 +18,10 @@ namespace tether::hub {
 std::vector<std::string> split_path(const std::string& path);
 void respond_error(const std::shared_ptr<core::HttpExchange>& exchange, int status,
                    const std::string& code, const std::string& message, bool retryable = false);
+// The same for a code of the closed set: its HTTP status and retryable flag
+// come from protocol/error_codes.hpp.
+void respond_error(const std::shared_ptr<core::HttpExchange>& exchange, protocol::ErrorCode code,
+                   const std::string& message);
 // A number from the client: 0 to 2^63-1, or `max`; false (out untouched) otherwise.
 bool parse_uint(const std::string& text, uint64_t& out, uint64_t max = protocol::kMaxWireInteger);
 

@@ -123,7 +123,7 @@ void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
   }
   // Every other route authenticates (unauthorized() throttles failures).
   if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") {
-    respond_error(exchange, 404, "not_found", "no route for " + method + " " + request.path);
+    respond_error(exchange, protocol::ErrorCode::kNotFound, "no route for " + method + " " + request.path);
     return;
   }
   const std::string& section = parts[2];
@@ -153,7 +153,7 @@ void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
   } else if (section == "tasks" && parts.size() == 5 && parts[4] == "cancel" && method == "POST") {
     if (require_admin(exchange)) operator_.cancel(exchange, parts[3]);
   } else {
-    respond_error(exchange, 404, "not_found", "no route for " + method + " " + request.path);
+    respond_error(exchange, protocol::ErrorCode::kNotFound, "no route for " + method + " " + request.path);
   }
 }
 
@@ -162,7 +162,7 @@ bool HubApi::require_admin(const std::shared_ptr<HttpExchange>& exchange) {
     case AuthOutcome::kAllowed:
       return true;
     case AuthOutcome::kForbidden:
-      respond_error(exchange, 403, "forbidden", "this route needs an operator (admin) token");
+      respond_error(exchange, protocol::ErrorCode::kForbidden, "this route needs an operator (admin) token");
       return false;
     case AuthOutcome::kUnauthorized:
       break;
@@ -178,7 +178,7 @@ void HubApi::unauthorized(const std::shared_ptr<HttpExchange>& exchange,
     return;
   }
   throttle_.failed(exchange->request());
-  respond_error(exchange, 401, "unauthorized", message);
+  respond_error(exchange, protocol::ErrorCode::kUnauthorized, message);
 }
 
 void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::string& agent) {
@@ -186,7 +186,7 @@ void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::stri
     case AuthOutcome::kAllowed:
       break;
     case AuthOutcome::kForbidden:
-      respond_error(exchange, 403, "forbidden",
+      respond_error(exchange, protocol::ErrorCode::kForbidden,
                     tokens_.forbidden_agent_message(agent, exchange->request().authorization));
       return;
     case AuthOutcome::kUnauthorized:
@@ -197,13 +197,13 @@ void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::stri
   uint64_t wait = 0;
   const std::string wait_text = exchange->request().query_value("wait");
   if (!wait_text.empty() && !parse_uint(wait_text, wait)) {
-    respond_error(exchange, 400, "invalid_field",
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
                   "wait: expected seconds, an integer from 0 to 2^63-1 (above 60 counts as 60)");
     return;
   }
   const std::string instance = exchange->request().query_value("instance");
   if (!instance.empty() && !protocol::is_valid_id(instance)) {
-    respond_error(exchange, 400, "invalid_field",
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
                   "instance: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
     return;
   }
@@ -217,7 +217,7 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
   auto agent = tokens_.agent_of(request.authorization);
   if (!agent) {
     if (tokens_.check_admin(request.authorization) == AuthOutcome::kAllowed) {
-      respond_error(exchange, 403, "forbidden", "finals come from agents, not operators");
+      respond_error(exchange, protocol::ErrorCode::kForbidden, "finals come from agents, not operators");
     } else {
       unauthorized(exchange, "missing or unknown agent token");
     }
@@ -231,19 +231,19 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
   }
   auto* final_frame = std::get_if<protocol::TaskFinal>(&frame->payload);
   if (!final_frame) {
-    respond_error(exchange, 400, "invalid_frame", "frame.type: expected task.final");
+    respond_error(exchange, protocol::ErrorCode::kInvalidFrame, "frame.type: expected task.final");
     return;
   }
   if (final_frame->attempt.attempt_id != attempt_id) {
     respond_error(
-        exchange, 400, "invalid_frame",
+        exchange, protocol::ErrorCode::kInvalidFrame,
         "frame.attempt_id: " + final_frame->attempt.attempt_id + " does not match the URL");
     return;
   }
   auto attempt = tasks_.find_attempt(attempt_id);
   if ((attempt && attempt->agent != *agent) ||
       (!frame->agent_id.empty() && frame->agent_id != *agent)) {
-    respond_error(exchange, 403, "forbidden", "attempt " + attempt_id + " is not this agent's");
+    respond_error(exchange, protocol::ErrorCode::kForbidden, "attempt " + attempt_id + " is not this agent's");
     return;
   }
   auto verdict = frames_.on_final(*agent, *final_frame, frame->message_id);
@@ -256,12 +256,12 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
 void HubApi::register_agent(const std::shared_ptr<HttpExchange>& exchange) {
   auto document = protocol::parse_json_object(exchange->request().body, "registration");
   if (!document) {
-    respond_error(exchange, 400, "invalid_field", document.error().message);
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, document.error().message);
     return;
   }
   auto name = protocol::JsonObjectReader(*document, "registration").required_string("name");
   if (!name) {
-    respond_error(exchange, 400, "invalid_field", name.error().message);
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, name.error().message);
     return;
   }
   auto token = tokens_.register_agent(exchange->request().authorization, *name);

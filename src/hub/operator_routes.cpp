@@ -6,6 +6,7 @@
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
 #include "hub/http_replies.hpp"
+#include "protocol/error_codes.hpp"
 #include "protocol/api_error.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/report_json.hpp"
@@ -88,11 +89,11 @@ OperatorRoutes::OperatorRoutes(const HubParts& parts, size_t max_event_streams)
 void OperatorRoutes::submit(const std::shared_ptr<HttpExchange>& exchange) {
   auto request = protocol::decode_submit(exchange->request().body);
   if (!request) {
-    respond_error(exchange, 400, "invalid_field", request.error().message);
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, request.error().message);
     return;
   }
   if (!agents_.exists(request->agent)) {
-    respond_error(exchange, 400, "invalid_field",
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
                   "task.agent: no agent named '" + request->agent + "'");
     return;
   }
@@ -127,13 +128,13 @@ void OperatorRoutes::submit(const std::shared_ptr<HttpExchange>& exchange) {
 void OperatorRoutes::list_tasks(const std::shared_ptr<HttpExchange>& exchange) {
   const std::string state = exchange->request().query_value("state");
   if (!state.empty() && !parse_task_state(state)) {
-    respond_error(exchange, 400, "invalid_field", "state: unknown state '" + state + "'");
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, "state: unknown state '" + state + "'");
     return;
   }
   uint64_t limit = 100;
   const std::string limit_text = exchange->request().query_value("limit");
   if (!limit_text.empty() && (!parse_uint(limit_text, limit) || limit == 0 || limit > 1000)) {
-    respond_error(exchange, 400, "invalid_field", "limit: expected 1 to 1000");
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, "limit: expected 1 to 1000");
     return;
   }
   protocol::JsonWriter json;
@@ -151,7 +152,7 @@ void OperatorRoutes::list_tasks(const std::shared_ptr<HttpExchange>& exchange) {
 void OperatorRoutes::show_task(const std::shared_ptr<HttpExchange>& exchange, const std::string& task_id) {
   auto task = tasks_.find_task(task_id);
   if (!task) {
-    respond_error(exchange, 404, "not_found", "no task '" + task_id + "'");
+    respond_error(exchange, protocol::ErrorCode::kNotFound, "no task '" + task_id + "'");
     return;
   }
   protocol::JsonWriter json;
@@ -164,17 +165,17 @@ void OperatorRoutes::task_output(const std::shared_ptr<HttpExchange>& exchange,
   const auto& request = exchange->request();
   auto task = tasks_.find_task(task_id);
   if (!task) {
-    respond_error(exchange, 404, "not_found", "no task '" + task_id + "'");
+    respond_error(exchange, protocol::ErrorCode::kNotFound, "no task '" + task_id + "'");
     return;
   }
   auto stream = protocol::parse_stream_name(request.query_value("stream"));
   if (!stream) {
-    respond_error(exchange, 400, "invalid_field", "stream: expected stdout or stderr");
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, "stream: expected stdout or stderr");
     return;
   }
   uint64_t offset = 0;
   if (request.has_query("offset") && !parse_uint(request.query_value("offset"), offset)) {
-    respond_error(exchange, 400, "invalid_field", "offset: expected an integer from 0 to 2^63-1");
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, "offset: expected an integer from 0 to 2^63-1");
     return;
   }
   const std::string attempt =
@@ -225,21 +226,21 @@ void OperatorRoutes::task_events(const std::shared_ptr<HttpExchange>& exchange,
                          const std::string& task_id) {
   const auto& request = exchange->request();
   if (!tasks_.find_task(task_id)) {
-    respond_error(exchange, 404, "not_found", "no task '" + task_id + "'");
+    respond_error(exchange, protocol::ErrorCode::kNotFound, "no task '" + task_id + "'");
     return;
   }
   uint64_t after = 0;
   const std::string last =
       !request.last_event_id.empty() ? request.last_event_id : request.query_value("last_event_id");
   if (!last.empty() && !parse_uint(last, after)) {
-    respond_error(exchange, 400, "invalid_field",
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
                   "Last-Event-ID: expected an event id, an integer from 0 to 2^63-1");
     return;
   }
   const bool follow = request.query_value("follow") != "0";
   const std::string output = request.query_value("output");
   if (!output.empty() && output != "0" && output != "1") {
-    respond_error(exchange, 400, "invalid_field", "output: expected 0 or 1");
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, "output: expected 0 or 1");
     return;
   }
   // Each stream holds a connection and, while it replays, reads storage: a
@@ -276,12 +277,12 @@ void OperatorRoutes::task_events(const std::shared_ptr<HttpExchange>& exchange,
 
 void OperatorRoutes::remove_agent(const std::shared_ptr<HttpExchange>& exchange, const std::string& name) {
   if (!agents_.exists(name)) {
-    respond_error(exchange, 404, "not_found", "no agent named '" + name + "'");
+    respond_error(exchange, protocol::ErrorCode::kNotFound, "no agent named '" + name + "'");
     return;
   }
   const int ended = dispatch_.end_tasks_of_removed_agent(name);
   if (!agents_.remove(name)) {
-    respond_error(exchange, 404, "not_found", "no agent named '" + name + "'");
+    respond_error(exchange, protocol::ErrorCode::kNotFound, "no agent named '" + name + "'");
     return;
   }
   core::log_info("api", "agent " + name + " removed; " + std::to_string(ended) + " task(s) ended");
@@ -303,12 +304,12 @@ void OperatorRoutes::cancel(const std::shared_ptr<HttpExchange>& exchange, const
   if (!exchange->request().body.empty()) {
     auto document = protocol::parse_json_object(exchange->request().body, "cancel");
     if (!document) {
-      respond_error(exchange, 400, "invalid_field", document.error().message);
+      respond_error(exchange, protocol::ErrorCode::kInvalidField, document.error().message);
       return;
     }
     auto given = protocol::JsonObjectReader(*document, "cancel").optional_string("reason");
     if (!given) {
-      respond_error(exchange, 400, "invalid_field", given.error().message);
+      respond_error(exchange, protocol::ErrorCode::kInvalidField, given.error().message);
       return;
     }
     if (*given && !(*given)->empty()) reason = **given;
