@@ -23,6 +23,7 @@
 #include "core/url.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
+#include "protocol/attempt_report.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/task_spec.hpp"
 
@@ -223,44 +224,32 @@ int command_status(HubClient& client, const cli::CommandLine& line) {
     std::printf("%s\n", cli::printable_json(reply->body).c_str());
     return 0;
   }
-  auto document = protocol::parse_json_object(reply->body, "task");
-  if (!document) return hub_error(document.error());
-  const auto& task = *document;
-  auto text = [&](const char* field) {
-    return task.HasMember(field) && task[field].IsString()
-               ? cli::printable(
-                     std::string_view(task[field].GetString(), task[field].GetStringLength()))
-               : std::string();
-  };
+  auto decoded = protocol::decode_task_view(reply->body);
+  if (!decoded) return hub_error(decoded.error());
+  const protocol::TaskView& task = decoded->task;
+  // The hub's and the agent's words: never raw on the operator's terminal.
   std::printf("task      %s\nagent     %s\nstate     %s\ncreated   %s\nupdated   %s\n",
-              text("id").c_str(), text("agent").c_str(), text("state").c_str(),
-              text("created_at").c_str(), text("updated_at").c_str());
-  if (task.HasMember("final") && task["final"].IsObject()) {
-    const auto& final_report = task["final"];
-    std::printf("exit      %s\n",
-                final_report["exit_code"].IsInt64()
-                    ? std::to_string(final_report["exit_code"].GetInt64()).c_str()
-                    : (final_report["signal"].IsInt64()
-                           ? ("signal " + std::to_string(final_report["signal"].GetInt64())).c_str()
-                           : "-"));
-    for (const char* stream : {"stdout", "stderr"}) {
-      std::printf("%-9s %llu bytes, sha256 %s\n", stream,
-                  static_cast<unsigned long long>(final_report[stream]["bytes"].GetUint64()),
-                  cli::printable(final_report[stream]["sha256"].GetString()).c_str());
+              cli::printable(task.id).c_str(), cli::printable(task.agent).c_str(),
+              cli::printable(task.state).c_str(), cli::printable(task.created_at).c_str(),
+              cli::printable(task.updated_at).c_str());
+  if (const auto& report = decoded->final_report) {
+    const std::string exit = report->exit_code ? std::to_string(*report->exit_code)
+                             : report->signal  ? "signal " + std::to_string(*report->signal)
+                                               : "-";
+    std::printf("exit      %s\n", exit.c_str());
+    for (const auto stream : {protocol::StreamName::kStdout, protocol::StreamName::kStderr}) {
+      const auto& summary = report->summary(stream);
+      std::printf("%-9s %llu bytes, sha256 %s\n", std::string(protocol::to_string(stream)).c_str(),
+                  static_cast<unsigned long long>(summary.bytes),
+                  cli::printable(summary.sha256).c_str());
     }
-    if (final_report["error"].IsString()) {
-      // The agent's words: never raw on the operator's terminal.
-      std::printf("error     %s\n",
-                  cli::printable(std::string_view(final_report["error"].GetString(),
-                                                  final_report["error"].GetStringLength()))
-                      .c_str());
-    }
+    if (!report->error.empty()) std::printf("error     %s\n", cli::printable(report->error).c_str());
   }
-  if (task.HasMember("output_verified") && task["output_verified"].IsBool()) {
-    std::printf("verified  %s%s\n", task["output_verified"].GetBool() ? "yes" : "no",
-                text("verification_error").empty()
+  if (task.output_verified) {
+    std::printf("verified  %s%s\n", *task.output_verified ? "yes" : "no",
+                task.verification_error.empty()
                     ? ""
-                    : (" (" + text("verification_error") + ")").c_str());
+                    : (" (" + cli::printable(task.verification_error) + ")").c_str());
   }
   return 0;
 }

@@ -9,6 +9,7 @@
 #include "protocol/error_codes.hpp"
 #include "protocol/api_error.hpp"
 #include "protocol/json_writer.hpp"
+#include "protocol/operator_api.hpp"
 #include "protocol/report_json.hpp"
 
 namespace tether::hub {
@@ -20,56 +21,30 @@ namespace {
 
 void write_task(protocol::JsonWriter& json, const TaskRecord& task,
                 const std::vector<AttemptRecord>& attempts) {
-  json.begin_object();
-  json.field("id", task.id);
-  json.field("agent", task.agent);
-  json.field("state", to_string(task.state));
-  json.key("command");
-  json.raw(task.command_json);
-  json.key("env");
-  json.raw(task.env_json);
-  json.field("cwd", task.cwd);
-  json.field("timeout_s", task.timeout_s);
-  json.field("target", task.target);
-  json.field("max_attempts", task.max_attempts);
-  json.field("attempts_made", task.attempts_made);
-  if (task.current_attempt.empty()) {
-    json.key("current_attempt");
-    json.null();
-  } else {
-    json.field("current_attempt", task.current_attempt);
-  }
-  json.field("cancel_requested", task.cancel_requested);
-  json.field("output_verified", task.output_verified);
-  if (task.verification_error.empty()) {
-    json.key("verification_error");
-    json.null();
-  } else {
-    json.field("verification_error", task.verification_error);
-  }
-  json.key("final");
-  if (task.final_json.empty()) {
-    json.null();
-  } else {
-    json.raw(task.final_json);
-  }
-  json.field("created_at", task.created_at);
-  json.field("updated_at", task.updated_at);
-  json.key("attempts");
-  json.begin_array();
+  protocol::TaskView view;
+  view.id = task.id;
+  view.agent = task.agent;
+  view.state = std::string(to_string(task.state));
+  view.command_json = task.command_json;
+  view.env_json = task.env_json;
+  view.cwd = task.cwd;
+  view.timeout_s = task.timeout_s;
+  view.target = task.target;
+  view.max_attempts = task.max_attempts;
+  view.attempts_made = task.attempts_made;
+  view.current_attempt = task.current_attempt;
+  view.cancel_requested = task.cancel_requested;
+  view.output_verified = task.output_verified;
+  view.verification_error = task.verification_error;
+  view.final_json = task.final_json;
+  view.created_at = task.created_at;
+  view.updated_at = task.updated_at;
   for (const auto& attempt : attempts) {
-    json.begin_object();
-    json.field("id", attempt.id);
-    json.field("number", attempt.number);
-    json.field("state", to_string(attempt.state));
-    json.field("dispatched_at", attempt.dispatched_at);
-    json.field("started_at", attempt.started_at);
-    json.field("finished_at", attempt.finished_at);
-    if (!attempt.lost_reason.empty()) json.field("lost_reason", attempt.lost_reason);
-    json.end_object();
+    view.attempts.push_back({attempt.id, attempt.number, std::string(to_string(attempt.state)),
+                             attempt.dispatched_at, attempt.started_at, attempt.finished_at,
+                             attempt.lost_reason});
   }
-  json.end_array();
-  json.end_object();
+  protocol::write_task_view(json, view);
 }
 
 }  // namespace

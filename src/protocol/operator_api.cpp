@@ -54,6 +54,98 @@ std::string encode_submit(const SubmitRequest& request) {
   return json.str();
 }
 
+namespace {
+
+void null_or(JsonWriter& json, const char* name, const std::string& text) {
+  if (text.empty()) {
+    json.key(name);
+    json.null();
+  } else {
+    json.field(name, text);
+  }
+}
+
+void write_attempt_view(JsonWriter& json, const AttemptView& attempt) {
+  json.begin_object();
+  json.field("id", attempt.id);
+  json.field("number", attempt.number);
+  json.field("state", attempt.state);
+  json.field("dispatched_at", attempt.dispatched_at);
+  json.field("started_at", attempt.started_at);
+  json.field("finished_at", attempt.finished_at);
+  if (!attempt.lost_reason.empty()) json.field("lost_reason", attempt.lost_reason);
+  json.end_object();
+}
+
+// A string member that may be absent or null (both read as empty).
+Result<std::string> text_or_null(const JsonObjectReader& object, const char* field) {
+  TETHER_TRY(text, object.optional_string(field));
+  return text->value_or("");
+}
+
+}  // namespace
+
+void write_task_view(JsonWriter& json, const TaskView& task) {
+  json.begin_object();
+  json.field("id", task.id);
+  json.field("agent", task.agent);
+  json.field("state", task.state);
+  json.key("command");
+  json.raw(task.command_json);
+  json.key("env");
+  json.raw(task.env_json);
+  json.field("cwd", task.cwd);
+  json.field("timeout_s", task.timeout_s);
+  json.field("target", task.target);
+  json.field("max_attempts", task.max_attempts);
+  json.field("attempts_made", task.attempts_made);
+  null_or(json, "current_attempt", task.current_attempt);
+  json.field("cancel_requested", task.cancel_requested);
+  json.field("output_verified", task.output_verified);
+  null_or(json, "verification_error", task.verification_error);
+  json.key("final");
+  if (task.final_json.empty()) {
+    json.null();
+  } else {
+    json.raw(task.final_json);
+  }
+  json.field("created_at", task.created_at);
+  json.field("updated_at", task.updated_at);
+  json.key("attempts");
+  json.begin_array();
+  for (const auto& attempt : task.attempts)
+    write_attempt_view(json, attempt);
+  json.end_array();
+  json.end_object();
+}
+
+Result<DecodedTask> decode_task_view(std::string_view body) {
+  TETHER_TRY(document, parse_json_object(body, "task"));
+  JsonObjectReader object(*document, "task");
+  DecodedTask decoded;
+  TaskView& task = decoded.task;
+  TETHER_TRY(id, object.required_string("id"));
+  task.id = std::move(*id);
+  TETHER_TRY(agent, object.required_string("agent"));
+  task.agent = std::move(*agent);
+  TETHER_TRY(state, object.required_string("state"));
+  task.state = std::move(*state);
+  TETHER_TRY(created, text_or_null(object, "created_at"));
+  task.created_at = std::move(*created);
+  TETHER_TRY(updated, text_or_null(object, "updated_at"));
+  task.updated_at = std::move(*updated);
+  TETHER_TRY(problem, text_or_null(object, "verification_error"));
+  task.verification_error = std::move(*problem);
+  TETHER_TRY(verified, object.optional_bool("output_verified"));
+  task.output_verified = *verified;
+  TETHER_TRY(final_object, object.optional_object("final"));
+  if (*final_object) {
+    TETHER_TRY(report, read_final_fields(JsonObjectReader(**final_object, "task.final")));
+    decoded.final_report = std::move(*report);
+  }
+  return decoded;
+}
+
 std::string status_event_json(const std::string& task_id, std::string_view state,
                               const std::string& attempt_id, const std::string& note,
                               const std::string& at) {

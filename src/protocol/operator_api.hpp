@@ -7,10 +7,13 @@
 
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <string_view>
+#include <vector>
 
 #include "core/result.hpp"
 #include "protocol/attempt_report.hpp"
+#include "protocol/json_writer.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace tether::protocol {
@@ -31,6 +34,43 @@ struct SubmitRequest {
 // field ("task.max_attempts: must be from 1 to 100").
 Result<SubmitRequest> decode_submit(std::string_view body);
 std::string encode_submit(const SubmitRequest& request);
+
+// One attempt in a task's answer.
+struct AttemptView {
+  std::string id;
+  int number = 1;
+  std::string state;  // dispatched, running, finished or lost
+  std::string dispatched_at, started_at, finished_at;
+  std::string lost_reason;  // empty unless lost
+};
+
+// A task as GET /api/v1/tasks/{id} answers it (and each task of GET
+// /api/v1/tasks, without attempts). command, env and final are JSON the hub
+// stores as written (command_json and env_json of TaskSpec, a final report).
+struct TaskView {
+  std::string id, agent, state;
+  std::string command_json, env_json;
+  std::string cwd;
+  uint64_t timeout_s = 0;
+  std::string target;
+  int max_attempts = 1;
+  int attempts_made = 0;
+  std::string current_attempt;  // empty: none (null)
+  bool cancel_requested = false;
+  std::optional<bool> output_verified;
+  std::string verification_error;  // empty: none (null)
+  std::string final_json;          // empty: none yet (null)
+  std::string created_at, updated_at;
+  std::vector<AttemptView> attempts;
+};
+void write_task_view(JsonWriter& json, const TaskView& task);
+// The answer read back, with its final decoded (`final_report`); errors
+// name the field. Unknown fields are ignored (a newer hub may add some).
+struct DecodedTask {
+  TaskView task;
+  std::optional<FinalReport> final_report;
+};
+Result<DecodedTask> decode_task_view(std::string_view json);
 
 // The payload of a status event: {task_id, state, attempt_id (or null), at, note?};
 // `at` is UTC text (core::utc_now()).

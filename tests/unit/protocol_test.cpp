@@ -7,7 +7,10 @@
 
 #include "protocol/base64.hpp"
 #include "protocol/labels.hpp"
+#include "protocol/operator_api.hpp"
+#include "protocol/report_json.hpp"
 #include "protocol/sha256.hpp"
+#include "protocol/json_writer.hpp"
 #include "protocol/task_spec.hpp"
 #include "protocol/utf8.hpp"
 #include "protocol/wire_integer.hpp"
@@ -201,4 +204,41 @@ TEST_CASE("labels: key=value lists parse strictly and print back sorted", "[prot
   }
   CHECK_FALSE(protocol::parse_labels(std::string(64, 'k') + "=v").ok());
   CHECK(protocol::parse_labels(std::string(63, 'k') + "=" + std::string(63, 'v')).ok());
+}
+
+TEST_CASE("a task answer written by the hub reads back; a hostile one is an error naming the field",
+          "[protocol]") {
+  protocol::TaskView view;
+  view.id = "t-1";
+  view.agent = "edge-1";
+  view.state = "succeeded";
+  view.command_json = R"({"argv":["true"]})";
+  view.env_json = "{}";
+  view.output_verified = true;
+  protocol::FinalReport report;
+  report.status = protocol::AttemptStatus::kSucceeded;
+  report.exit_code = 0;
+  report.stdout_summary.bytes = 6;
+  report.stdout_summary.sha256 = protocol::sha256_hex("hello\n");
+  report.stderr_summary.sha256 = protocol::sha256_hex("");
+  view.final_json = protocol::encode_final_report(report);
+  view.attempts.push_back({"t-1-a1", 1, "finished", "a", "b", "c", ""});
+  protocol::JsonWriter json;
+  protocol::write_task_view(json, view);
+  const std::string body = json.str();
+  auto decoded = protocol::decode_task_view(body);
+  REQUIRE(decoded.ok());
+  CHECK(decoded->task.id == "t-1");
+  CHECK(decoded->task.output_verified == std::optional<bool>(true));
+  REQUIRE(decoded->final_report.has_value());
+  CHECK(decoded->final_report->stdout_summary.bytes == 6u);
+  CHECK(decoded->final_report->exit_code == std::optional<int64_t>(0));
+
+  auto hostile = protocol::decode_task_view(
+      R"({"id":"t-1","agent":"a","state":"succeeded","final":{"status":"succeeded","stdout":7}})");
+  REQUIRE_FALSE(hostile.ok());
+  CHECK_THAT(hostile.error().message, Catch::Contains("task.final"));
+  auto wrong_type = protocol::decode_task_view(R"({"id":1,"agent":"a","state":"x"})");
+  REQUIRE_FALSE(wrong_type.ok());
+  CHECK_THAT(wrong_type.error().message, Catch::Contains("task.id"));
 }
