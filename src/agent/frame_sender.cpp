@@ -69,6 +69,7 @@ bool FrameSender::send_batch(uint64_t room) {
       continue;
     }
     const size_t bytes = frame.payload.size();
+    if (in_flight_.bytes() == 0) waiting_since_ms_ = loop_.now_ms();
     socket_->send_text(protocol::stamp_sent_at(std::move(frame.payload), sent_at));
     frames_sent_ += 1;
     bytes_sent_ += bytes;
@@ -173,7 +174,19 @@ void FrameSender::drop_message(const std::string& message_id) {
 void FrameSender::discard_attempt(const std::string& attempt_id) {
   outbox_.discard_attempt(attempt_id);
   in_flight_.forget_attempt(attempt_id);
+  forget_streams_of(attempt_id);
   wake_.notify_all();
+}
+
+void FrameSender::attempt_done(const std::string& attempt_id) {
+  forget_streams_of(attempt_id);
+}
+
+void FrameSender::forget_streams_of(const std::string& attempt_id) {
+  for (StreamName stream : {StreamName::kStdout, StreamName::kStderr}) {
+    abandoned_.erase({attempt_id, stream});
+    rewinds_.erase({attempt_id, stream});
+  }
 }
 
 }  // namespace tether::agent

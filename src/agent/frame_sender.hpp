@@ -60,6 +60,11 @@ class FrameSender {
   void discard_attempt(const std::string& attempt_id);
 
   uint64_t in_flight_bytes() const { return in_flight_.bytes(); }
+  // When (loop time, ms) the window last went from empty to holding frames:
+  // an ack is owed from then on, not from the last ack before a quiet spell.
+  uint64_t waiting_since_ms() const { return waiting_since_ms_; }
+  // The attempt's final was acked: nothing more of it will be sent.
+  void attempt_done(const std::string& attempt_id);
   // When a final was first sent on this session (loop time, ms), if it was.
   std::optional<uint64_t> final_sent_at(const std::string& message_id) const;
   uint64_t frames_sent() const { return frames_sent_; }  // resends included
@@ -74,6 +79,8 @@ class FrameSender {
                      uint64_t through_seq);
   // Said once per session that began with a backlog, once the outbox is empty.
   void note_backlog_delivered();
+  // Drops what is kept per stream of an attempt (abandoned, rewinds).
+  void forget_streams_of(const std::string& attempt_id);
 
   core::Loop& loop_;
   Outbox& outbox_;
@@ -91,6 +98,7 @@ class FrameSender {
   uint64_t resend_not_before_ms_ = 0;
   std::set<std::pair<std::string, protocol::StreamName>> abandoned_;
   bool backlog_pending_ = false;
+  uint64_t waiting_since_ms_ = 0;
   uint64_t frames_sent_ = 0;
   uint64_t bytes_sent_ = 0;
   core::Notification wake_;

@@ -143,6 +143,11 @@ core::Co<bool> ResultChannel::handshake(std::shared_ptr<core::WebSocketConnectio
     }
   }
   deadline.stop();
+  if (!acknowledged && stop.cancelled()) {
+    // Shutting down before the hub answered: not the hub's fault.
+    if (socket->is_open()) socket->close(core::kCloseGoingAway, "agent shutting down");
+    co_return false;
+  }
   if (!acknowledged) {
     if (socket->is_open()) {
       core::log_warning("channel", "no hub.hello_ack within " +
@@ -153,7 +158,6 @@ core::Co<bool> ResultChannel::handshake(std::shared_ptr<core::WebSocketConnectio
     co_return false;
   }
   co_return true;
-
 }
 
 void ResultChannel::begin_session() {
@@ -173,7 +177,7 @@ void ResultChannel::check_acks() {
   // (docs/agent.md, outbox_full_policy): without an ack for this long while
   // frames wait for one, the session ends and the agent reconnects.
   loop_.update_time();
-  const uint64_t silent = loop_.now_ms() - last_ack_ms_;
+  const uint64_t silent = loop_.now_ms() - std::max(last_ack_ms_, sender_.waiting_since_ms());
   if (sender_.in_flight_bytes() > 0 && silent >= ack_timeout_ms() && socket_ && socket_->is_open()) {
     core::log_warning("channel", "no ack from the hub for " + std::to_string(silent / 1000) +
                                      " s while " + std::to_string(sender_.in_flight_bytes()) +
@@ -279,7 +283,7 @@ void ResultChannel::apply_hello_ack(const protocol::HubHelloAck& ack) {
   for (const auto& notice : ack.discard) {
     core::log_warning("channel",
                       "the hub discarded attempt " + notice.attempt_id + ": " + notice.reason);
-    outbox_.discard_attempt(notice.attempt_id);
+    sender_.discard_attempt(notice.attempt_id);  // and whatever of it is in flight
     if (handlers_.discarded) handlers_.discarded(notice.attempt_id);
   }
 }
@@ -311,6 +315,7 @@ void ResultChannel::on_ack(const protocol::Ack& ack) {
     return;
   }
   sender_.message_acked(ack.related_message_id);
+  if (ack.acked == protocol::AckedKind::kFinal) sender_.attempt_done(ack.attempt_id);
   if (ack.acked == protocol::AckedKind::kFinal && ack.verified == false) {
     core::log_warning("channel", "the hub accepted the final of " + ack.attempt_id +
                                      " but could not verify its output (see the task on the hub)");

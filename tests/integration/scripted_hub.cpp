@@ -35,9 +35,9 @@ ScriptedHub::ScriptedHub(core::Loop& loop) : loop_(loop), changed_(loop) {
       if (!frame.ok()) return;
       if (std::holds_alternative<protocol::AgentHello>(frame->payload)) {
         hellos_.push_back(std::get<protocol::AgentHello>(frame->payload));
+        changed_.notify_all();
         if (!hello_reply_.empty()) {
           if (channel_) channel_->send_text(hello_reply_);
-          changed_.notify_all();
           return;
         }
         protocol::HubHelloAck ack;
@@ -106,6 +106,11 @@ core::Co<std::optional<protocol::Frame>> ScriptedHub::next_frame(uint64_t timeou
 
 core::Co<bool> ScriptedHub::wait_for_connects(uint64_t count, uint64_t timeout_ms) {
   std::function<bool()> ready = [&] { return connect_times_.size() >= count; };
+  co_return co_await wait_until(ready, timeout_ms);
+}
+
+core::Co<bool> ScriptedHub::wait_for_hellos(size_t count, uint64_t timeout_ms) {
+  std::function<bool()> ready = [&] { return hellos_.size() >= count; };
   co_return co_await wait_until(ready, timeout_ms);
 }
 

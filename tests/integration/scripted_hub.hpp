@@ -42,6 +42,8 @@ class ScriptedHub {
   core::Co<std::optional<protocol::Frame>> next_frame(uint64_t timeout_ms);
   // Waits until the agent has opened the channel `count` times in all.
   core::Co<bool> wait_for_connects(uint64_t count, uint64_t timeout_ms);
+  // Waits until `count` agent.hello frames have arrived in all.
+  core::Co<bool> wait_for_hellos(size_t count, uint64_t timeout_ms);
 
   void send(protocol::FramePayload payload);
   void close_channel(int code = 1000);
