@@ -59,6 +59,12 @@ bool AttemptJournal::abandon(const std::string& attempt_id, StreamName stream,
   counted.dropped += newly_dropped;
   dropped_total_ += newly_dropped;
   if (from_offset <= counted.bytes) counted.undelivered = counted.bytes - from_offset;
+  // Undelivered bytes are dropped ones too (the hub will not hold them),
+  // also those it had acked and then lost.
+  if (counted.undelivered > counted.dropped) {
+    dropped_total_ += counted.undelivered - counted.dropped;
+    counted.dropped = counted.undelivered;
+  }
   dirty_.insert(attempt_id);
   return true;
 }

@@ -140,7 +140,16 @@ void FrameSender::message_acked(const std::string& message_id) {
 }
 
 void FrameSender::rewind(const std::string& attempt_id, StreamName stream,
-                         uint64_t highest_accepted) {
+                         uint64_t highest_accepted, std::optional<uint64_t> stored_bytes) {
+  // The hub wants seqs this outbox deleted once it had acked them (it lost
+  // them): resending cannot help, the stream ends there (docs/protocol.md
+  // 4.2), as when a hello_ack asks for them.
+  const auto first = outbox_.frames().first_held_seq(attempt_id, stream);
+  if (first && highest_accepted + 1 < *first) {
+    abandon(attempt_id, stream, highest_accepted + 1, stored_bytes,
+            "the hub no longer had what it had acknowledged");
+    return;
+  }
   auto& state = rewinds_[{attempt_id, stream}];
   state.count = state.point == highest_accepted ? state.count + 1 : 1;
   state.point = highest_accepted;

@@ -47,9 +47,11 @@ class FrameSender {
   void message_acked(const std::string& message_id);
   // The hub wants the stream again after `highest_accepted` (a gap it saw):
   // resend from there, waiting longer (100 ms doubling to 30 s) each time
-  // it names the same point.
+  // it names the same point. If those seqs were acked and deleted here, the
+  // stream is abandoned instead.
+  // `stored_bytes`: the hub's next_offset, where undelivered bytes begin.
   void rewind(const std::string& attempt_id, protocol::StreamName stream,
-              uint64_t highest_accepted);
+              uint64_t highest_accepted, std::optional<uint64_t> stored_bytes);
   // Ends the delivery of a stream (Outbox::abandon_stream): nothing of it
   // is sent any more, not even frames already read for sending. The final
   // says "<stream> could not be delivered from seq <from_seq>: <because>".

@@ -302,7 +302,8 @@ void Outbox::abandon_stream(const std::string& attempt_id, StreamName stream, ui
         auto& summary = report.summary(stream);
         summary.dropped_bytes = std::min(summary.bytes, summary.dropped_bytes + removed.output_bytes);
         if (start <= summary.bytes) summary.undelivered_bytes = summary.bytes - start;
-        summary.undelivered_bytes = std::min(summary.undelivered_bytes, summary.dropped_bytes);
+        // Undelivered bytes are dropped ones too (see AttemptJournal::abandon).
+        summary.dropped_bytes = std::max(summary.dropped_bytes, summary.undelivered_bytes);
         if (report.error.find(why) == std::string::npos) {
           report.error += (report.error.empty() ? "" : "; ") + why;
         }

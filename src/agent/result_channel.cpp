@@ -334,7 +334,8 @@ void ResultChannel::on_error(const protocol::ErrorFrame& error) {
   if (error.retryable) {
     if ((code == ErrorCode::kOutputSequenceGap || code == ErrorCode::kOutputIncomplete) &&
         error.stream && error.highest_accepted_seq) {
-      sender_.rewind(error.attempt_id, *error.stream, *error.highest_accepted_seq);
+      sender_.rewind(error.attempt_id, *error.stream, *error.highest_accepted_seq,
+                     error.next_offset);
       return;
     }
     // Anything else retryable (storage trouble at the hub, hello_required):

@@ -668,3 +668,49 @@ TEST_CASE("an ack is owed from when a frame is sent, not from the last ack befor
         CHECK(delivered);
       });
 }
+
+TEST_CASE("a gap error asking for seqs the hub acked and the outbox deleted ends the stream",
+          "[channel]") {
+  ChannelWorld world;
+  StreamWriter out(kRunning);
+  world.run(
+      [&] {
+        world.outbox->record_started(journaled(kRunning), {4242, "2026-11-22T00:00:00.000Z"});
+        for (const char* line : {"first\n", "second\n", "third\n", "fourth\n"})
+          out.write(*world.outbox, line);
+      },
+      [&]() -> core::Co<void> {
+        for (int i = 0; i < 5; ++i)
+          (void)co_await world.frame();
+        world.hub->send(message_ack("t-1-a1", protocol::AckedKind::kStarted, "t-1-a1:started"));
+        world.hub->send(output_ack("t-1-a1", 3));
+        std::function<bool()> acked = [&] { return world.outbox->frames().rows() == 1; };
+        const bool deleted = co_await world.outbox_until(acked);
+        REQUIRE(deleted);
+        // The hub lost what it acked and asks for seq 2 again.
+        protocol::ErrorFrame gap;
+        gap.code = "output_sequence_gap";
+        gap.message = "scripted: expected seq 2, got 4";
+        gap.retryable = true;
+        gap.related_message_id = "t-1-a1:stdout:4";
+        gap.attempt_id = "t-1-a1";
+        gap.stream = StreamName::kStdout;
+        gap.highest_accepted_seq = 1;
+        gap.next_offset = out.offsets[1];
+        world.hub->send(gap);
+        std::function<bool()> ended = [&] { return world.outbox->frames().rows() == 0; };
+        const bool abandoned = co_await world.outbox_until(ended);
+        REQUIRE(abandoned);
+        world.outbox->append_final(kRunning, succeeded(out.offset, out.digest.hex_digest()));
+        std::function<bool()> stored = [&] { return !world.outbox->frames().finals().empty(); };
+        const bool has_final = co_await world.outbox_until(stored);
+        REQUIRE(has_final);
+        const protocol::Frame final_frame = co_await world.frame();
+        const auto* final_payload = std::get_if<protocol::TaskFinal>(&final_frame.payload);
+        REQUIRE(final_payload != nullptr);
+        const auto& summary = final_payload->report.stdout_summary;
+        CHECK(summary.undelivered_bytes == out.offset - out.offsets[1]);
+        CHECK_THAT(final_payload->report.error,
+                   Catch::Contains("stdout could not be delivered from seq 2: the hub no longer had"));
+      });
+}
