@@ -24,6 +24,7 @@
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/attempt_report.hpp"
+#include "protocol/labels.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/task_spec.hpp"
 
@@ -299,25 +300,20 @@ int command_tasks(HubClient& client, const cli::CommandLine& line) {
     std::printf("%s\n", cli::printable_json(reply->body).c_str());
     return 0;
   }
-  auto document = protocol::parse_json_object(reply->body, "tasks");
-  if (!document) return hub_error(document.error());
+  auto tasks = protocol::decode_task_list(reply->body);
+  if (!tasks) return hub_error(tasks.error());
   std::printf("%-20s %-10s %-16s %-24s %s\n", "TASK", "STATE", "AGENT", "CREATED", "COMMAND");
-  for (const auto& task : (*document)["tasks"].GetArray()) {
-    std::string command;
-    const auto& spec = task["command"];
-    if (spec.HasMember("shell")) {
-      command = spec["shell"].GetString();
-    } else {
-      for (const auto& arg : spec["argv"].GetArray())
-        command += (command.empty() ? "" : " ") + std::string(arg.GetString());
-    }
+  for (const auto& decoded : *tasks) {
+    const protocol::TaskView& task = decoded.task;
+    std::string command = decoded.command.shell;
+    for (const auto& arg : decoded.command.argv)
+      command += (command.empty() ? "" : " ") + arg;
     // One row per task, with every control of a script made visible.
     command = cli::printable(command);
     if (command.size() > 60) command = command.substr(0, 57) + "...";
-    std::printf("%-20s %-10s %-16s %-24s %s\n", cli::printable(task["id"].GetString()).c_str(),
-                cli::printable(task["state"].GetString()).c_str(),
-                cli::printable(task["agent"].GetString()).c_str(),
-                cli::printable(task["created_at"].GetString()).c_str(), command.c_str());
+    std::printf("%-20s %-10s %-16s %-24s %s\n", cli::printable(task.id).c_str(),
+                cli::printable(task.state).c_str(), cli::printable(task.agent).c_str(),
+                cli::printable(task.created_at).c_str(), command.c_str());
   }
   return 0;
 }
@@ -331,34 +327,21 @@ int command_agents(HubClient& client, const cli::CommandLine& line) {
     std::printf("%s\n", cli::printable_json(reply->body).c_str());
     return 0;
   }
-  auto document = protocol::parse_json_object(reply->body, "agents");
-  if (!document) return hub_error(document.error());
+  auto agents = protocol::decode_agent_list(reply->body);
+  if (!agents) return hub_error(agents.error());
   std::printf("%-20s %-10s %-24s %-8s %-8s %-24s %s\n", "AGENT", "CONNECTED", "LAST SEEN",
               "VERSION", "RUNNING", "OUTBOX", "LABELS");
-  for (const auto& agent : (*document)["agents"].GetArray()) {
-    const auto& outbox = agent["outbox"];
-    std::string depth =
-        outbox["rows"].IsInt64()
-            ? std::to_string(outbox["rows"].GetInt64()) + " rows, " +
-                  std::to_string(outbox["bytes"].IsInt64() ? outbox["bytes"].GetInt64() : 0) +
-                  " bytes"
-            : "-";
-    std::string labels;
-    if (agent.HasMember("labels") && agent["labels"].IsObject()) {
-      for (const auto& label : agent["labels"].GetObject()) {
-        if (!label.value.IsString()) continue;
-        labels += (labels.empty() ? "" : ",") + std::string(label.name.GetString()) + "=" +
-                  label.value.GetString();
-      }
-    }
+  for (const auto& agent : *agents) {
+    const std::string depth = agent.outbox_rows ? std::to_string(*agent.outbox_rows) + " rows, " +
+                                                      std::to_string(agent.outbox_bytes.value_or(0)) +
+                                                      " bytes"
+                                                : "-";
     // The version is whatever the agent's hello said.
-    std::printf("%-20s %-10s %-24s %-8s %-8llu %-24s %s\n",
-                cli::printable(agent["name"].GetString()).c_str(),
-                agent["connected"].GetBool() ? "yes" : "no",
-                cli::printable(agent["last_seen_at"].GetString()).c_str(),
-                cli::printable(agent["version"].GetString()).c_str(),
-                static_cast<unsigned long long>(agent["running_attempts"].GetUint64()),
-                depth.c_str(), cli::printable(labels).c_str());
+    std::printf("%-20s %-10s %-24s %-8s %-8llu %-24s %s\n", cli::printable(agent.name).c_str(),
+                agent.connected ? "yes" : "no", cli::printable(agent.last_seen_at).c_str(),
+                cli::printable(agent.version).c_str(),
+                static_cast<unsigned long long>(agent.running_attempts), depth.c_str(),
+                cli::printable(protocol::format_labels(agent.labels)).c_str());
   }
   return 0;
 }

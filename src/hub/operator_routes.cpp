@@ -310,31 +310,22 @@ void OperatorRoutes::list_agents(const std::shared_ptr<HttpExchange>& exchange) 
   json.key("agents");
   json.begin_array();
   for (const auto& row : rows) {
-    json.begin_object();
-    json.field("name", row.name);
-    json.field("connected", channels_.is_connected(row.name));
-    std::string last_seen = row.last_seen_at;
+    protocol::AgentView agent;
+    agent.name = row.name;
+    agent.connected = channels_.is_connected(row.name);
+    agent.last_seen_at = row.last_seen_at;
     if (auto ms = leases_.last_seen_ms(row.name)) {
-      last_seen =
+      agent.last_seen_at =
           core::format_utc(std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms)));
     }
-    json.field("last_seen_at", last_seen);
-    json.field("version", row.version);
-    json.field("created_at", row.created_at);
-    json.key("labels");
-    json.begin_object();
-    for (const auto& [key, value] : row.labels)
-      json.field(key, value);
-    json.end_object();
-    json.field("running_attempts",
-               static_cast<uint64_t>(tasks_.active_attempts_of(row.name).size()));
-    json.key("outbox");
-    json.begin_object();
-    json.field("rows", row.outbox_rows);
-    json.field("bytes", row.outbox_bytes);
-    json.field("reported_at", row.outbox_reported_at);
-    json.end_object();
-    json.end_object();
+    agent.version = row.version;
+    agent.created_at = row.created_at;
+    agent.labels = row.labels;
+    agent.running_attempts = tasks_.active_attempts_of(row.name).size();
+    if (row.outbox_rows) agent.outbox_rows = static_cast<uint64_t>(*row.outbox_rows);
+    if (row.outbox_bytes) agent.outbox_bytes = static_cast<uint64_t>(*row.outbox_bytes);
+    agent.outbox_reported_at = row.outbox_reported_at;
+    protocol::write_agent_view(json, agent);
   }
   json.end_array();
   json.end_object();

@@ -119,9 +119,9 @@ void write_task_view(JsonWriter& json, const TaskView& task) {
   json.end_object();
 }
 
-Result<DecodedTask> decode_task_view(std::string_view body) {
-  TETHER_TRY(document, parse_json_object(body, "task"));
-  JsonObjectReader object(*document, "task");
+namespace {
+
+Result<DecodedTask> read_task_view(const JsonObjectReader& object) {
   DecodedTask decoded;
   TaskView& task = decoded.task;
   TETHER_TRY(id, object.required_string("id"));
@@ -138,12 +138,112 @@ Result<DecodedTask> decode_task_view(std::string_view body) {
   task.verification_error = std::move(*problem);
   TETHER_TRY(verified, object.optional_bool("output_verified"));
   task.output_verified = *verified;
+  TETHER_TRY(command, object.optional_object("command"));
+  if (*command) {
+    TETHER_TRY(read, read_command(JsonObjectReader(**command, object.path() + ".command"),
+                                  decoded.command));
+  }
   TETHER_TRY(final_object, object.optional_object("final"));
   if (*final_object) {
-    TETHER_TRY(report, read_final_fields(JsonObjectReader(**final_object, "task.final")));
+    TETHER_TRY(report, read_final_fields(JsonObjectReader(**final_object, object.path() + ".final")));
     decoded.final_report = std::move(*report);
   }
   return decoded;
+}
+
+// The objects of `field`, an array, each read by `read_one`.
+template <class T, class Read>
+Result<std::vector<T>> read_objects(const JsonObjectReader& object, const char* field,
+                                    Read read_one) {
+  TETHER_TRY(array, object.required_array(field));
+  std::vector<T> items;
+  size_t index = 0;
+  for (const auto& item : (*array)->GetArray()) {
+    const std::string path = object.path() + "." + field + "[" + std::to_string(index++) + "]";
+    if (!item.IsObject()) {
+      return make_error(Errc::kProtocol, "invalid_field", path + ": expected an object");
+    }
+    TETHER_TRY(one, read_one(JsonObjectReader(item, path)));
+    items.push_back(std::move(*one));
+  }
+  return items;
+}
+
+Result<AgentView> read_agent_view(const JsonObjectReader& object) {
+  AgentView agent;
+  TETHER_TRY(name, object.required_string("name"));
+  agent.name = std::move(*name);
+  TETHER_TRY(connected, object.optional_bool("connected"));
+  agent.connected = connected->value_or(false);
+  TETHER_TRY(seen, text_or_null(object, "last_seen_at"));
+  agent.last_seen_at = std::move(*seen);
+  TETHER_TRY(version, text_or_null(object, "version"));
+  agent.version = std::move(*version);
+  TETHER_TRY(created, text_or_null(object, "created_at"));
+  agent.created_at = std::move(*created);
+  TETHER_TRY(running, object.optional_uint("running_attempts"));
+  agent.running_attempts = running->value_or(0);
+  TETHER_TRY(labels, object.optional_object("labels"));
+  if (*labels) {
+    for (const auto& member : (*labels)->GetObject()) {
+      if (!member.value.IsString()) {
+        return make_error(Errc::kProtocol, "invalid_field",
+                          object.path() + ".labels: expected string values");
+      }
+      agent.labels[std::string(member.name.GetString(), member.name.GetStringLength())] =
+          std::string(member.value.GetString(), member.value.GetStringLength());
+    }
+  }
+  TETHER_TRY(outbox, object.optional_object("outbox"));
+  if (*outbox) {
+    JsonObjectReader depth(**outbox, object.path() + ".outbox");
+    TETHER_TRY(rows, depth.optional_uint("rows"));
+    agent.outbox_rows = *rows;
+    TETHER_TRY(bytes, depth.optional_uint("bytes"));
+    agent.outbox_bytes = *bytes;
+    TETHER_TRY(reported, text_or_null(depth, "reported_at"));
+    agent.outbox_reported_at = std::move(*reported);
+  }
+  return agent;
+}
+
+}  // namespace
+
+Result<DecodedTask> decode_task_view(std::string_view body) {
+  TETHER_TRY(document, parse_json_object(body, "task"));
+  return read_task_view(JsonObjectReader(*document, "task"));
+}
+
+Result<std::vector<DecodedTask>> decode_task_list(std::string_view body) {
+  TETHER_TRY(document, parse_json_object(body, "answer"));
+  return read_objects<DecodedTask>(JsonObjectReader(*document, "answer"), "tasks", read_task_view);
+}
+
+void write_agent_view(JsonWriter& json, const AgentView& agent) {
+  json.begin_object();
+  json.field("name", agent.name);
+  json.field("connected", agent.connected);
+  json.field("last_seen_at", agent.last_seen_at);
+  json.field("version", agent.version);
+  json.field("created_at", agent.created_at);
+  json.key("labels");
+  json.begin_object();
+  for (const auto& [key, value] : agent.labels)
+    json.field(key, value);
+  json.end_object();
+  json.field("running_attempts", agent.running_attempts);
+  json.key("outbox");
+  json.begin_object();
+  json.field("rows", agent.outbox_rows);
+  json.field("bytes", agent.outbox_bytes);
+  json.field("reported_at", agent.outbox_reported_at);
+  json.end_object();
+  json.end_object();
+}
+
+Result<std::vector<AgentView>> decode_agent_list(std::string_view body) {
+  TETHER_TRY(document, parse_json_object(body, "answer"));
+  return read_objects<AgentView>(JsonObjectReader(*document, "answer"), "agents", read_agent_view);
 }
 
 std::string status_event_json(const std::string& task_id, std::string_view state,

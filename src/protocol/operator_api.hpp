@@ -14,6 +14,7 @@
 #include "core/result.hpp"
 #include "protocol/attempt_report.hpp"
 #include "protocol/json_writer.hpp"
+#include "protocol/labels.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace tether::protocol {
@@ -68,9 +69,27 @@ void write_task_view(JsonWriter& json, const TaskView& task);
 // name the field. Unknown fields are ignored (a newer hub may add some).
 struct DecodedTask {
   TaskView task;
+  TaskSpec command;  // argv or shell, from task.command_json
   std::optional<FinalReport> final_report;
 };
 Result<DecodedTask> decode_task_view(std::string_view json);
+// GET /api/v1/tasks: {"tasks": [task, ...]}.
+Result<std::vector<DecodedTask>> decode_task_list(std::string_view json);
+
+// An agent as GET /api/v1/agents lists it: {"agents": [agent, ...]}.
+struct AgentView {
+  std::string name;
+  bool connected = false;
+  std::string last_seen_at;  // empty: never
+  std::string version;       // what its last agent.hello said; empty: none yet
+  std::string created_at;
+  Labels labels;
+  uint64_t running_attempts = 0;
+  std::optional<uint64_t> outbox_rows, outbox_bytes;  // its last hello's report
+  std::string outbox_reported_at;
+};
+void write_agent_view(JsonWriter& json, const AgentView& agent);
+Result<std::vector<AgentView>> decode_agent_list(std::string_view json);
 
 // The payload of a status event: {task_id, state, attempt_id (or null), at, note?};
 // `at` is UTC text (core::utc_now()).

@@ -101,8 +101,6 @@ Result<TaskSpec> decode_task(std::string_view json) {
   return spec;
 }
 
-namespace {
-
 Result<void> read_command(const JsonObjectReader& command, TaskSpec& spec) {
   const bool has_argv = command.has("argv");
   const bool has_shell = command.has("shell");
@@ -129,7 +127,7 @@ Result<void> read_command(const JsonObjectReader& command, TaskSpec& spec) {
   return {};
 }
 
-Result<void> read_env(const rapidjson::Value& env, TaskSpec& spec) {
+static Result<void> read_env(const rapidjson::Value& env, TaskSpec& spec) {
   for (const auto& member : env.GetObject()) {
     const std::string name(member.name.GetString(), member.name.GetStringLength());
     if (!member.value.IsString()) {
@@ -140,8 +138,6 @@ Result<void> read_env(const rapidjson::Value& env, TaskSpec& spec) {
   }
   return {};
 }
-
-}  // namespace
 
 void write_command(JsonWriter& json, const TaskSpec& task) {
   json.begin_object();

@@ -66,6 +66,8 @@ void write_task_body(JsonWriter& json, const TaskSpec& task);
 // The command and env objects alone, as the hub stores them.
 std::string command_json(const TaskSpec& task);
 std::string env_json(const TaskSpec& task);
+// A command object ({"argv": [...]} or {"shell": "..."}) into `spec`.
+Result<void> read_command(const JsonObjectReader& command, TaskSpec& spec);
 // Reads them back into `spec` (argv or shell, env); errors name the field.
 Result<void> read_command_json(std::string_view command_json, std::string_view env_json,
                                TaskSpec& spec);

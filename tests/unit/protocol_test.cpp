@@ -242,3 +242,49 @@ TEST_CASE("a task answer written by the hub reads back; a hostile one is an erro
   REQUIRE_FALSE(wrong_type.ok());
   CHECK_THAT(wrong_type.error().message, Catch::Contains("task.id"));
 }
+
+TEST_CASE("the agents and tasks lists read back; a hostile list is an error, not a crash",
+          "[protocol]") {
+  protocol::AgentView agent;
+  agent.name = "edge-1";
+  agent.connected = true;
+  agent.labels = {{"role", "web"}};
+  agent.running_attempts = 2;
+  agent.outbox_rows = 5;
+  protocol::JsonWriter json;
+  json.begin_object();
+  json.key("agents");
+  json.begin_array();
+  protocol::write_agent_view(json, agent);
+  json.end_array();
+  json.end_object();
+  const std::string body = json.str();
+  auto agents = protocol::decode_agent_list(body);
+  REQUIRE(agents.ok());
+  REQUIRE(agents->size() == 1);
+  CHECK(agents->at(0).name == "edge-1");
+  CHECK(agents->at(0).connected);
+  CHECK(agents->at(0).labels.at("role") == "web");
+  CHECK(agents->at(0).running_attempts == 2u);
+  CHECK(agents->at(0).outbox_rows == std::optional<uint64_t>(5));
+  CHECK_FALSE(agents->at(0).outbox_bytes.has_value());
+
+  for (const char* hostile :
+       {R"({"agents":1})", R"({"agents":[1]})", R"({"agents":[{"name":7}]})",
+        R"({"agents":[{"name":"a","outbox":{"rows":"many"}}]})",
+        R"({"agents":[{"name":"a","labels":{"k":1}}]})"}) {
+    CAPTURE(hostile);
+    auto decoded = protocol::decode_agent_list(hostile);
+    CHECK_FALSE(decoded.ok());
+  }
+  auto tasks = protocol::decode_task_list(
+      R"({"tasks":[{"id":"t-1","agent":"a","state":"queued","command":{"argv":["echo","hi"]}}]})");
+  REQUIRE(tasks.ok());
+  REQUIRE(tasks->size() == 1);
+  const std::vector<std::string> argv = {"echo", "hi"};
+  CHECK(tasks->at(0).command.argv == argv);
+  auto hostile_tasks = protocol::decode_task_list(R"({"tasks":[{"id":"t-1","agent":"a",)"
+                                                  R"("state":"queued","command":{"argv":[3]}}]})");
+  REQUIRE_FALSE(hostile_tasks.ok());
+  CHECK_THAT(hostile_tasks.error().message, Catch::Contains("command.argv[0]"));
+}
