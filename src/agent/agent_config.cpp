@@ -76,7 +76,8 @@ Result<void> set_hub_url(AgentConfig& config, const std::string& value) {
 
 Result<void> set_agent_name(AgentConfig& config, const std::string& value) {
   if (!protocol::is_valid_id(value)) {
-    return make_error(Errc::kInvalid, "invalid", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+    return make_error(Errc::kInvalid, "invalid",
+                      "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
   }
   config.agent = value;
   return {};
@@ -84,7 +85,8 @@ Result<void> set_agent_name(AgentConfig& config, const std::string& value) {
 
 Result<void> set_metrics_listen(AgentConfig& config, const std::string& value) {
   auto address = core::parse_listen_address(value, "metrics_listen");
-  if (!address) return make_error(Errc::kInvalid, "invalid", "expected address:port, e.g. 127.0.0.1:9465");
+  if (!address)
+    return make_error(Errc::kInvalid, "invalid", "expected address:port, e.g. 127.0.0.1:9465");
   config.metrics_listen = value;
   return {};
 }
@@ -130,10 +132,10 @@ const std::vector<Key>& keys() {
        "output waits while the outbox's filesystem has less free (default 16777216)",
        number_key(&AgentConfig::outbox_min_free_bytes, 0, 1ull << 40)},
       {"outbox_full_policy", "drop-oldest (default) or block",
-       choice_key<OutboxFullPolicy>(&AgentConfig::outbox_full_policy,
-                                    {{"drop-oldest", OutboxFullPolicy::kDropOldest},
-                                     {"block", OutboxFullPolicy::kBlock}},
-                                    "expected drop-oldest or block")},
+       choice_key<OutboxFullPolicy>(
+           &AgentConfig::outbox_full_policy,
+           {{"drop-oldest", OutboxFullPolicy::kDropOldest}, {"block", OutboxFullPolicy::kBlock}},
+           "expected drop-oldest or block")},
       {"outbox_sync", "normal (default: survives a crash of the agent) or full (also a power loss)",
        choice_key<bool>(&AgentConfig::outbox_sync_full, {{"normal", false}, {"full", true}},
                         "expected normal or full")},
@@ -183,7 +185,8 @@ Result<void> apply_config_text(AgentConfig& config, const std::string& text,
     if (line.empty()) continue;
     const auto equals = line.find('=');
     if (equals == std::string::npos) {
-      return make_error(Errc::kInvalid, "config", where + "expected key = value, got '" + line + "'");
+      return make_error(Errc::kInvalid, "config",
+                        where + "expected key = value, got '" + line + "'");
     }
     const std::string name = trim(line.substr(0, equals));
     const std::string value = trim(line.substr(equals + 1));
@@ -207,7 +210,8 @@ Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args) {
   std::vector<std::pair<std::string, std::string>> flags;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    if (arg.rfind("--", 0) != 0) return make_error(Errc::kInvalid, "usage", "unexpected argument '" + arg + "'");
+    if (arg.rfind("--", 0) != 0)
+      return make_error(Errc::kInvalid, "usage", "unexpected argument '" + arg + "'");
     if (i + 1 >= args.size()) return make_error(Errc::kInvalid, "usage", arg + " needs a value");
     if (arg == "--config") {
       config.config_file = args[++i];
@@ -221,7 +225,9 @@ Result<AgentConfig> read_agent_settings(const std::vector<std::string>& args) {
   }
   if (!config.config_file.empty()) {
     std::ifstream file(config.config_file);
-    if (!file) return make_error(Errc::kInvalid, "config", "cannot read config file '" + config.config_file + "'");
+    if (!file)
+      return make_error(Errc::kInvalid, "config",
+                        "cannot read config file '" + config.config_file + "'");
     std::stringstream text;
     text << file.rdbuf();
     if (auto applied = apply_config_text(config, text.str(), config.config_file); !applied)
@@ -255,16 +261,18 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
   // Said plainly: a freshly installed agent stops here until it is configured.
   const std::string where = config.config_file.empty() ? "" : " in " + config.config_file;
   if (config.hub_url.host.empty()) {
-    return make_error(Errc::kInvalid, "not_configured", "hub_url is not set" + where +
-                                            " (or --hub-url): the agent does not know its hub");
+    return make_error(
+        Errc::kInvalid, "not_configured",
+        "hub_url is not set" + where + " (or --hub-url): the agent does not know its hub");
   }
   if (config.agent.empty()) {
     return make_error(Errc::kInvalid, "not_configured",
                       "agent is not set" + where + " (or --agent): the agent's registered name");
   }
   if (config.token_file.empty()) {
-    return make_error(Errc::kInvalid, "not_configured", "no token: set token_file" + where + ", --token-file or " +
-                                            kTokenFileVariable);
+    return make_error(
+        Errc::kInvalid, "not_configured",
+        "no token: set token_file" + where + ", --token-file or " + kTokenFileVariable);
   }
   // Decided on what the name resolves to now (and again at every connect):
   // "127.0.0.1.example.invalid" is a name like any other.
@@ -272,8 +280,9 @@ Result<AgentConfig> load_agent_config(const std::vector<std::string>& args) {
     if (auto plain = core::check_plain_text_allowed(config.hub_url.host, config.hub_url.uses_tls(),
                                                     core::PlainTextPolicy::kLoopbackOnly);
         !plain) {
-      return make_error(Errc::kInvalid, "config", "hub_url " + config.hub_url.origin() + ": " +
-                                      plain.error().message + ", or set insecure = true");
+      return make_error(Errc::kInvalid, "config",
+                        "hub_url " + config.hub_url.origin() + ": " + plain.error().message +
+                            ", or set insecure = true");
     }
   }
   TETHER_TRY(token, core::read_secret_file(config.token_file));

@@ -188,8 +188,9 @@ Result<void> AgentDaemon::open_state() {
   // agent on this state directory, which must not touch the outbox at all.
   // Group-accessible (0660): operators in the agent's group may read status.
   if (::mkdir(config_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return make_error(Errc::kIo, "state_dir", "cannot create state directory '" + config_.state_dir +
-                                       "': " + std::strerror(errno));
+    return make_error(
+        Errc::kIo, "state_dir",
+        "cannot create state directory '" + config_.state_dir + "': " + std::strerror(errno));
   }
   auto status_socket = core::ReportSocket::open(loop_, config_.state_dir + "/status.sock", 0660,
                                                 [this] { return status_json(snapshot()); });
@@ -342,8 +343,8 @@ core::Co<void> AgentDaemon::shut_down() {
     co_await outbox_->changed().wait(ack_end - loop_.now_ms());
   }
   if (outbox_->frames().rows() > 0) {
-    core::log_info(
-        "agent", std::to_string(outbox_->frames().rows()) + " frames stay in the outbox for the next start");
+    core::log_info("agent", std::to_string(outbox_->frames().rows()) +
+                                " frames stay in the outbox for the next start");
   }
   channel_->close();
 }

@@ -26,10 +26,10 @@
 #include "agent/poller.hpp"
 #include "agent/result_channel.hpp"
 #include "agent/task_executor.hpp"
+#include "core/co_group.hpp"
 #include "core/metrics_server.hpp"
 #include "core/report_socket.hpp"
 #include "core/service_notifier.hpp"
-#include "core/co_group.hpp"
 
 namespace tether::agent {
 

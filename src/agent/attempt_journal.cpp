@@ -9,7 +9,8 @@ namespace {
 using protocol::StreamName;
 
 uint64_t column_u64(SQLite::Statement& row, int column) {
-  return row.getColumn(column).isNull() ? 0 : static_cast<uint64_t>(row.getColumn(column).getInt64());
+  return row.getColumn(column).isNull() ? 0
+                                        : static_cast<uint64_t>(row.getColumn(column).getInt64());
 }
 
 std::string blob_of(const SQLite::Column& column) {
@@ -40,8 +41,8 @@ StreamProgress& AttemptJournal::progress(const protocol::AttemptRef& attempt, St
   return record.stream(stream);
 }
 
-void AttemptJournal::count_dropped(const std::string& attempt_id, StreamName stream,
-                                   uint64_t bytes, bool undelivered) {
+void AttemptJournal::count_dropped(const std::string& attempt_id, StreamName stream, uint64_t bytes,
+                                   bool undelivered) {
   auto& counted = live_[attempt_id].stream(stream);
   counted.dropped += bytes;
   if (undelivered) counted.undelivered += bytes;
@@ -49,8 +50,8 @@ void AttemptJournal::count_dropped(const std::string& attempt_id, StreamName str
   dirty_.insert(attempt_id);
 }
 
-bool AttemptJournal::abandon(const std::string& attempt_id, StreamName stream,
-                             uint64_t from_offset, uint64_t newly_dropped, const std::string& why) {
+bool AttemptJournal::abandon(const std::string& attempt_id, StreamName stream, uint64_t from_offset,
+                             uint64_t newly_dropped, const std::string& why) {
   auto live = live_.find(attempt_id);
   if (live == live_.end()) return false;
   StreamProgress& counted = live->second.stream(stream);

@@ -13,9 +13,9 @@
 
 #include "agent/stream_capture.hpp"
 #include "agent/task_init.hpp"
+#include "core/co_group.hpp"
 #include "core/notification.hpp"
 #include "core/process.hpp"
-#include "core/co_group.hpp"
 #include "core/timer.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/sha256.hpp"
@@ -64,7 +64,7 @@ std::string errno_text(int error) {
 
 // Reads the init's events until it closes its end.
 core::Co<void> read_init_events(core::Process& init, InitState& state,
-                                  core::CancellationSource& exited, core::Notification& changed) {
+                                core::CancellationSource& exited, core::Notification& changed) {
   std::string buffered;
   for (;;) {
     auto chunk = co_await init.control_reader().read();
@@ -103,9 +103,9 @@ core::Co<void> read_init_events(core::Process& init, InitState& state,
 // every process of the task through its init: SIGTERM, and SIGKILL if the
 // command has not exited after the grace.
 core::Co<void> supervise(core::Loop& loop, core::Process& init, uint64_t timeout_ms,
-                           uint64_t grace_ms, core::CancellationToken cancel,
-                           core::CancellationToken exited, Supervision& out,
-                           std::vector<std::string>& sent) {
+                         uint64_t grace_ms, core::CancellationToken cancel,
+                         core::CancellationToken exited, Supervision& out,
+                         std::vector<std::string>& sent) {
   core::CancellationSource wake;
   core::CancellationRegistration on_cancel(cancel, [&wake] { wake.cancel(); });
   core::CancellationRegistration on_exit(exited, [&wake] { wake.cancel(); });
@@ -126,8 +126,8 @@ core::Co<void> supervise(core::Loop& loop, core::Process& init, uint64_t timeout
 }
 
 // Captures both streams; `done` fires once both have ended.
-core::Co<void> capture_streams(StreamCapture& out, StreamCapture& err,
-                                 core::CancellationToken stop, core::CancellationSource& done) {
+core::Co<void> capture_streams(StreamCapture& out, StreamCapture& err, core::CancellationToken stop,
+                               core::CancellationSource& done) {
   core::CoGroup group;
   group.spawn(out.run(stop));
   group.spawn(err.run(stop));
@@ -145,8 +145,8 @@ protocol::StreamSummary empty_summary() {
 // in which a capture is paused for room in the outbox does not count: the
 // pipe is full because we stopped reading, not because a descendant holds it.
 core::Co<bool> wait_for_streams_end(core::Loop& loop, const StreamCapture& out,
-                                      const StreamCapture& err, uint64_t budget_ms,
-                                      core::CancellationToken streams_done) {
+                                    const StreamCapture& err, uint64_t budget_ms,
+                                    core::CancellationToken streams_done) {
   uint64_t left = budget_ms;
   while (left > 0) {
     const uint64_t step = std::min<uint64_t>(left, 100);
@@ -307,12 +307,11 @@ Result<std::unique_ptr<core::Process>> spawn_init(core::Loop& loop, const Launch
 // pipes. They get the drain timeout to finish writing; then the init kills
 // them all, and if the pipes stay open even then, reading stops.
 core::Co<void> drain_streams(core::Loop& loop, core::Process& init, const StreamCapture& out,
-                               const StreamCapture& err, uint64_t drain_timeout_ms,
-                               core::CancellationSource& stop_reading,
-                               core::CancellationToken streams_done,
-                               std::vector<std::string>& sent, Drain& drain) {
-  const bool ended =
-      co_await wait_for_streams_end(loop, out, err, drain_timeout_ms, streams_done);
+                             const StreamCapture& err, uint64_t drain_timeout_ms,
+                             core::CancellationSource& stop_reading,
+                             core::CancellationToken streams_done, std::vector<std::string>& sent,
+                             Drain& drain) {
+  const bool ended = co_await wait_for_streams_end(loop, out, err, drain_timeout_ms, streams_done);
   if (ended) co_return;
   drain.pipe_held = true;
   if (init.control_write("kill\n")) sent.push_back("drain");
@@ -327,7 +326,7 @@ core::Co<void> drain_streams(core::Loop& loop, core::Process& init, const Stream
 // The attempt is over: nothing of the task may outlive it. The init kills
 // what is left and exits; an init that hangs is killed with its group.
 core::Co<void> finish_init(core::Loop& loop, core::Process& init, const InitState& state,
-                             core::Notification& init_changed, std::vector<std::string>& sent) {
+                           core::Notification& init_changed, std::vector<std::string>& sent) {
   if (init.control_write("finish\n")) sent.push_back("finish");
   loop.update_time();
   const uint64_t finish_by = loop.now_ms() + kFinishMs;
@@ -344,7 +343,7 @@ core::Co<void> finish_init(core::Loop& loop, core::Process& init, const InitStat
 }  // namespace
 
 core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, AttemptSink& sink,
-                                           core::CancellationToken cancel) {
+                                         core::CancellationToken cancel) {
   auto launch = prepare_launch(task);
   if (!launch) co_return final_without_process(AttemptStatus::kFailed, launch.error().message);
   const std::vector<std::string>& argv = launch->argv;

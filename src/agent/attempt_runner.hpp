@@ -18,8 +18,8 @@
 #include "agent/attempt_sink.hpp"
 #include "agent/output_chunker.hpp"
 #include "core/cancellation.hpp"
-#include "core/loop.hpp"
 #include "core/co.hpp"
+#include "core/loop.hpp"
 #include "protocol/attempt_report.hpp"
 #include "protocol/task_spec.hpp"
 
@@ -42,7 +42,7 @@ class AttemptRunner {
 
   // `cancel` ends the attempt as cancelled (SIGTERM, grace, SIGKILL).
   core::Co<protocol::FinalReport> run(const protocol::TaskSpec& task, AttemptSink& sink,
-                                        core::CancellationToken cancel);
+                                      core::CancellationToken cancel);
 
   const RunnerOptions& options() const { return options_; }
 

@@ -84,7 +84,7 @@ class JsonLinesSink final : public AttemptSink {
 };
 
 core::Co<protocol::FinalReport> run_one(TaskExecutor& executor, protocol::TaskSpec task,
-                                          JsonLinesSink& sink) {
+                                        JsonLinesSink& sink) {
   co_return co_await executor.execute(std::move(task), sink);
 }
 

@@ -5,9 +5,9 @@
 
 #include "core/http_client.hpp"
 #include "core/log.hpp"
-#include "protocol/error_codes.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/api_error.hpp"
+#include "protocol/error_codes.hpp"
 
 namespace tether::agent {
 
@@ -68,7 +68,7 @@ core::Co<void> FinalCourier::run(core::CancellationToken stop) {
 }
 
 core::Co<void> FinalCourier::deliver(const StoredFrame& final_frame, Attempts& state,
-                                       core::CancellationToken stop) {
+                                     core::CancellationToken stop) {
   core::HttpCall call = options_.hub.http_call(
       "PUT", "/api/v1/attempts/" + core::url_encode(final_frame.attempt_id) + "/final");
   call.body = final_frame.payload;

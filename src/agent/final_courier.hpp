@@ -48,7 +48,7 @@ class FinalCourier {
     core::Backoff backoff{1000, 60'000};
   };
   core::Co<void> deliver(const StoredFrame& final_frame, Attempts& state,
-                           core::CancellationToken stop);
+                         core::CancellationToken stop);
 
   core::Loop& loop_;
   core::ThreadPool& pool_;

@@ -50,8 +50,8 @@ core::Co<void> FrameSender::run(core::CancellationToken stop) {
       (void)co_await wake_.wait(resend_not_before_ms_ - loop_.now_ms(), stop);
       continue;
     }
-    const bool full = in_flight_.bytes() >= send_window_bytes_ ||
-                      socket_->queued_bytes() >= kSocketHighWater;
+    const bool full =
+        in_flight_.bytes() >= send_window_bytes_ || socket_->queued_bytes() >= kSocketHighWater;
     if (full || !send_batch(send_window_bytes_ - in_flight_.bytes())) {
       co_await wake_.wait(0, stop);
     }
@@ -73,8 +73,8 @@ bool FrameSender::send_batch(uint64_t room) {
     socket_->send_text(protocol::stamp_sent_at(std::move(frame.payload), sent_at));
     frames_sent_ += 1;
     bytes_sent_ += bytes;
-    in_flight_.add({frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream,
-                    frame.seq, bytes});
+    in_flight_.add(
+        {frame.id, frame.message_id, frame.attempt_id, frame.kind, frame.stream, frame.seq, bytes});
     cursor_ = frame.id;
     if (frame.kind == FrameKind::kFinal) {
       final_sent_at_.try_emplace(frame.message_id, loop_.now_ms());

@@ -20,8 +20,8 @@
 #include "agent/in_flight_window.hpp"
 #include "agent/outbox.hpp"
 #include "core/cancellation.hpp"
-#include "core/notification.hpp"
 #include "core/co.hpp"
+#include "core/notification.hpp"
 #include "core/web_socket.hpp"
 #include "protocol/capabilities.hpp"
 
@@ -50,8 +50,8 @@ class FrameSender {
   // it names the same point. If those seqs were acked and deleted here, the
   // stream is abandoned instead.
   // `stored_bytes`: the hub's next_offset, where undelivered bytes begin.
-  void rewind(const std::string& attempt_id, protocol::StreamName stream,
-              uint64_t highest_accepted, std::optional<uint64_t> stored_bytes);
+  void rewind(const std::string& attempt_id, protocol::StreamName stream, uint64_t highest_accepted,
+              std::optional<uint64_t> stored_bytes);
   // Ends the delivery of a stream (Outbox::abandon_stream): nothing of it
   // is sent any more, not even frames already read for sending. The final
   // says "<stream> could not be delivered from seq <from_seq>: <because>".

@@ -172,7 +172,8 @@ bool FrameStore::remove_message(const std::string& message_id, std::string* fina
       "attempt_id");
   remove.bind(1, message_id);
   return account_removed(remove, [&](SQLite::Statement& row) {
-    if (final_of && row.getColumn(1).getString() == "final") *final_of = row.getColumn(2).getString();
+    if (final_of && row.getColumn(1).getString() == "final")
+      *final_of = row.getColumn(2).getString();
   });
 }
 
@@ -214,11 +215,11 @@ std::vector<FrameStore::Unsent> FrameStore::oldest_unsent_output(const std::stri
   oldest.bind(3, kSmallestDroppedPayload);
   std::vector<Unsent> frames;
   while (oldest.executeStep()) {
-    frames.push_back({oldest.getColumn(0).getInt64(), oldest.getColumn(1).getString(),
-                      OutputSpan{stream_of(oldest.getColumn(2)).value_or(StreamName::kStdout),
-                                 column_u64(oldest, 3), column_u64(oldest, 4),
-                                 column_u64(oldest, 5)},
-                      column_u64(oldest, 6)});
+    frames.push_back(
+        {oldest.getColumn(0).getInt64(), oldest.getColumn(1).getString(),
+         OutputSpan{stream_of(oldest.getColumn(2)).value_or(StreamName::kStdout),
+                    column_u64(oldest, 3), column_u64(oldest, 4), column_u64(oldest, 5)},
+         column_u64(oldest, 6)});
   }
   return frames;
 }

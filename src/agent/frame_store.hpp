@@ -83,7 +83,7 @@ class FrameStore {
   // Frames of a stream from `from_seq` on.
   struct RemovedStream {
     bool freed = false;
-    uint64_t output_bytes = 0;            // carried by the removed output frames
+    uint64_t output_bytes = 0;             // carried by the removed output frames
     std::optional<uint64_t> first_offset;  // lowest byte offset removed
   };
   RemovedStream remove_stream_from(const std::string& attempt_id, protocol::StreamName stream,

@@ -160,13 +160,15 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
     raw->changed_.notify_all();
   });
   raw->store_->set_on_read_busy([raw] {
-    if (!raw->read_retry_.active()) raw->read_retry_.start(100, [raw] { raw->changed_.notify_all(); });
+    if (!raw->read_retry_.active())
+      raw->read_retry_.start(100, [raw] { raw->changed_.notify_all(); });
   });
   raw->frames_.load();
   raw->sends_.load();
   // A file left large by an earlier run shrinks after its next drain too.
   struct stat file {};
-  if (::stat(path.c_str(), &file) == 0) raw->frames_.set_high_water(static_cast<uint64_t>(file.st_size));
+  if (::stat(path.c_str(), &file) == 0)
+    raw->frames_.set_high_water(static_cast<uint64_t>(file.st_size));
   return outbox;
 }
 
@@ -248,7 +250,8 @@ void Outbox::append_output(const protocol::AttemptRef& attempt, protocol::Output
     }
     // Nothing older of this attempt to drop: this chunk itself becomes a gap.
     attempts_.count_dropped(attempt.attempt_id, chunk.stream, size);
-    insert(message_id, protocol::TaskOutputGap{attempt, chunk.stream, chunk.seq, chunk.offset, size},
+    insert(message_id,
+           protocol::TaskOutputGap{attempt, chunk.stream, chunk.seq, chunk.offset, size},
            FrameKind::kGap, span);
   });
 }
@@ -300,7 +303,8 @@ void Outbox::abandon_stream(const std::string& attempt_id, StreamName stream, ui
       // Finished: its stored final (if not yet acked) says so instead.
       frames_.rewrite_final(attempt_id, [&](protocol::FinalReport& report) {
         auto& summary = report.summary(stream);
-        summary.dropped_bytes = std::min(summary.bytes, summary.dropped_bytes + removed.output_bytes);
+        summary.dropped_bytes =
+            std::min(summary.bytes, summary.dropped_bytes + removed.output_bytes);
         if (start <= summary.bytes) summary.undelivered_bytes = summary.bytes - start;
         // Undelivered bytes are dropped ones too (see AttemptJournal::abandon).
         summary.dropped_bytes = std::max(summary.dropped_bytes, summary.undelivered_bytes);

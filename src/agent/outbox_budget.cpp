@@ -67,7 +67,8 @@ bool OutboxBudget::disk_has_room(uint64_t bytes) {
   const uint64_t now = loop_.now_ms();
   if (!disk_checked_ || now - disk_checked_ms_ >= 100 || written_since_check_ >= (1u << 20)) {
     struct statvfs fs {};
-    if (::statvfs(options_.state_dir.c_str(), &fs) != 0) return true;  // cannot tell: let SQLite say
+    if (::statvfs(options_.state_dir.c_str(), &fs) != 0)
+      return true;  // cannot tell: let SQLite say
     disk_free_bytes_ = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
     disk_checked_ms_ = now;
     disk_checked_ = true;

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <random>
 
-#include "core/http_client.hpp"
 #include "core/backoff.hpp"
+#include "core/http_client.hpp"
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/api_error.hpp"
@@ -71,10 +71,10 @@ uint64_t Poller::note_failure(const Result<core::HttpReply>& reply, uint64_t pau
   } else if (reply->status == 401 || reply->status == 403) {
     if (now - last_auth_log_ms_ >= 60'000) {
       last_auth_log_ms_ = now;
-      core::log_error("poller",
-                      "the hub refused this agent's token (" + std::to_string(reply->status) +
-                          ": " + hub_message(reply->body) + "); check token_file: the token is " +
-                          options_.token_source + ", the agent name '" + options_.agent + "'");
+      core::log_error(
+          "poller", "the hub refused this agent's token (" + std::to_string(reply->status) + ": " +
+                        hub_message(reply->body) + "); check token_file: the token is " +
+                        options_.token_source + ", the agent name '" + options_.agent + "'");
     }
   } else {
     if (const std::string retry_after = reply->header("retry-after"); !retry_after.empty()) {
@@ -84,8 +84,8 @@ uint64_t Poller::note_failure(const Result<core::HttpReply>& reply, uint64_t pau
         // Not seconds: keep our backoff.
       }
     }
-    core::log_warning("poller", "the hub answered " + std::to_string(reply->status) +
-                                    "; waiting " + std::to_string(pause_ms) + " ms");
+    core::log_warning("poller", "the hub answered " + std::to_string(reply->status) + "; waiting " +
+                                    std::to_string(pause_ms) + " ms");
   }
   return pause_ms;
 }

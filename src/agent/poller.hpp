@@ -13,8 +13,8 @@
 
 #include "agent/hub_endpoint.hpp"
 #include "core/cancellation.hpp"
-#include "core/notification.hpp"
 #include "core/co.hpp"
+#include "core/notification.hpp"
 #include "core/thread_pool.hpp"
 #include "core/url.hpp"
 #include "protocol/frames.hpp"

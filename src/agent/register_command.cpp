@@ -91,7 +91,8 @@ Result<void> write_config(const std::string& path, const std::string& text, int 
   ::unlink(temporary.c_str());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0)
-    return make_error(Errc::kInvalid, "config", "cannot write " + temporary + ": " + std::strerror(errno));
+    return make_error(Errc::kInvalid, "config",
+                      "cannot write " + temporary + ": " + std::strerror(errno));
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = ok && ::fchmod(fd, existed ? (old.st_mode & 07777) : 0640) == 0;
   if (ok && ::geteuid() == 0) {
@@ -202,18 +203,22 @@ Result<std::string> exchange_token(const core::Url& url, const Options& options,
   call.connect_timeout_s = 10;
   call.read_timeout_s = 30;
   auto reply = core::http_call(call);
-  if (!reply) return make_error(Errc::kUnreachable, "unreachable", "cannot reach the hub: " + reply.error().message);
+  if (!reply)
+    return make_error(Errc::kUnreachable, "unreachable",
+                      "cannot reach the hub: " + reply.error().message);
   if (reply->status != 201) {
     auto error = protocol::parse_api_error(reply->body);
-    return make_error(Errc::kRefused, "refused", "the hub refused the registration (" +
-                                     std::to_string(reply->status) + "): " +
-                                     (error ? error->message : reply->body.substr(0, 300)) +
-                                     "; nothing was written");
+    return make_error(Errc::kRefused, "refused",
+                      "the hub refused the registration (" + std::to_string(reply->status) +
+                          "): " + (error ? error->message : reply->body.substr(0, 300)) +
+                          "; nothing was written");
   }
   auto document = protocol::parse_json_object(reply->body, "registration");
-  if (!document) return make_error(Errc::kProtocol, "answer", "the hub's answer: " + document.error().message);
+  if (!document)
+    return make_error(Errc::kProtocol, "answer", "the hub's answer: " + document.error().message);
   auto token = protocol::JsonObjectReader(*document, "registration").required_string("token");
-  if (!token) return make_error(Errc::kProtocol, "answer", "the hub's answer: " + token.error().message);
+  if (!token)
+    return make_error(Errc::kProtocol, "answer", "the hub's answer: " + token.error().message);
   return std::move(*token);
 }
 

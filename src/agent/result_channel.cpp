@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "core/backoff.hpp"
-#include "core/log.hpp"
 #include "core/co_group.hpp"
+#include "core/log.hpp"
 #include "core/timer.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/error_codes.hpp"
@@ -29,7 +29,6 @@ std::string join_words(const std::vector<std::string>& words) {
     text += (text.empty() ? "" : ", ") + word;
   return text;
 }
-
 
 }  // namespace
 
@@ -105,7 +104,7 @@ core::Co<void> ResultChannel::run(core::CancellationToken stop) {
 }
 
 core::Co<bool> ResultChannel::handshake(std::shared_ptr<core::WebSocketConnection> socket,
-                                         core::CancellationToken stop) {
+                                        core::CancellationToken stop) {
   protocol::Frame hello;
   hello.message_id = "hello:" + options_.agent + ":" + std::to_string(next_message_++);
   hello.agent_id = options_.agent;
@@ -178,7 +177,8 @@ void ResultChannel::check_acks() {
   // frames wait for one, the session ends and the agent reconnects.
   loop_.update_time();
   const uint64_t silent = loop_.now_ms() - std::max(last_ack_ms_, sender_.waiting_since_ms());
-  if (sender_.in_flight_bytes() > 0 && silent >= ack_timeout_ms() && socket_ && socket_->is_open()) {
+  if (sender_.in_flight_bytes() > 0 && silent >= ack_timeout_ms() && socket_ &&
+      socket_->is_open()) {
     core::log_warning("channel", "no ack from the hub for " + std::to_string(silent / 1000) +
                                      " s while " + std::to_string(sender_.in_flight_bytes()) +
                                      " bytes wait for one; reconnecting");
@@ -189,7 +189,7 @@ void ResultChannel::check_acks() {
 }
 
 core::Co<void> ResultChannel::receive_frames(std::shared_ptr<core::WebSocketConnection> socket,
-                                               core::CancellationToken stop) {
+                                             core::CancellationToken stop) {
   for (;;) {
     auto text = co_await socket->receive(stop);
     if (text.is_cancelled()) {
@@ -227,7 +227,7 @@ std::string ResultChannel::end_session(const core::WebSocketConnection& socket) 
 }
 
 core::Co<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnection> socket,
-                                        core::CancellationToken stop) {
+                                      core::CancellationToken stop) {
   socket_ = socket;
   socket->set_on_drained([this] { sender_.wake(); });
   const bool acknowledged = co_await handshake(socket, stop);

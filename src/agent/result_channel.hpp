@@ -19,16 +19,16 @@
 #include <set>
 #include <string>
 
-#include "agent/hub_endpoint.hpp"
 #include "agent/frame_sender.hpp"
-#include "protocol/capabilities.hpp"
+#include "agent/hub_endpoint.hpp"
 #include "agent/outbox.hpp"
 #include "core/cancellation.hpp"
-#include "core/notification.hpp"
 #include "core/co.hpp"
+#include "core/notification.hpp"
 #include "core/timer.hpp"
 #include "core/url.hpp"
 #include "core/websocket_client.hpp"
+#include "protocol/capabilities.hpp"
 
 namespace tether::agent {
 
@@ -87,16 +87,16 @@ class ResultChannel {
 
  private:
   core::Co<void> session(std::shared_ptr<core::WebSocketConnection> socket,
-                           core::CancellationToken stop);
+                         core::CancellationToken stop);
   // Sends agent.hello and waits (30 s at most) for hub.hello_ack; false if
   // the session cannot begin (outbox locked, no ack, socket closed).
   core::Co<bool> handshake(std::shared_ptr<core::WebSocketConnection> socket,
-                             core::CancellationToken stop);
+                           core::CancellationToken stop);
   void begin_session();
   // Frames from the hub until the socket closes (or `stop`: then a brief
   // close handshake).
   core::Co<void> receive_frames(std::shared_ptr<core::WebSocketConnection> socket,
-                                  core::CancellationToken stop);
+                                core::CancellationToken stop);
   // Returns how the socket closed ("1001: agent shutting down").
   std::string end_session(const core::WebSocketConnection& socket);
   void check_acks();

@@ -8,9 +8,9 @@
 #include "agent/attempt_sink.hpp"
 #include "agent/output_chunker.hpp"
 #include "core/cancellation.hpp"
+#include "core/co.hpp"
 #include "core/loop.hpp"
 #include "core/pipe_reader.hpp"
-#include "core/co.hpp"
 #include "core/timer.hpp"
 #include "protocol/sha256.hpp"
 

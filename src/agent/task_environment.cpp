@@ -47,7 +47,8 @@ Result<void> check_working_directory(const std::string& cwd) {
                       "working directory '" + cwd + "' cannot be used: " + std::strerror(errno));
   }
   if (!S_ISDIR(info.st_mode)) {
-    return make_error(Errc::kInvalid, "bad_cwd", "working directory '" + cwd + "' is not a directory");
+    return make_error(Errc::kInvalid, "bad_cwd",
+                      "working directory '" + cwd + "' is not a directory");
   }
   if (::access(cwd.c_str(), X_OK) != 0) {
     return make_error(Errc::kInvalid, "bad_cwd",

@@ -34,13 +34,15 @@ Result<HubConnection> resolve_connection(std::string hub_url, std::string token_
   }
   TETHER_TRY(url, core::parse_url(hub_url));
   if (url->scheme != "http" && url->scheme != "https") {
-    return make_error(Errc::kInvalid, "config", "hub URL must be http:// or https://, got " + hub_url);
+    return make_error(Errc::kInvalid, "config",
+                      "hub URL must be http:// or https://, got " + hub_url);
   }
   // By the resolved addresses (and again at every connect, by http_call).
   if (auto plain = core::check_plain_text_allowed(url->host, url->uses_tls(),
                                                   core::PlainTextPolicy::kLoopbackOnly);
       !plain) {
-    return make_error(Errc::kInvalid, "config", "refusing " + hub_url + ": " + plain.error().message);
+    return make_error(Errc::kInvalid, "config",
+                      "refusing " + hub_url + ": " + plain.error().message);
   }
   TETHER_TRY(token, core::read_secret_file(token_file));
   return HubConnection{std::move(*url), std::move(*token), std::move(ca_file)};
@@ -73,10 +75,11 @@ Result<core::HttpReply> HubClient::checked(Result<core::HttpReply> reply) {
                              : reply->status == 404 ? "not_found"
                                                     : "hub_error";
     const Errc kind = reply->status == 401 || reply->status == 403 ? Errc::kUnauthorized
-                      : reply->status == 404                         ? Errc::kNotFound
-                                                                     : Errc::kRefused;
-    Error error = make_error(kind, code, "hub answered " + std::to_string(reply->status) + ": " +
-                                             hub_error_message(reply->body));
+                      : reply->status == 404                       ? Errc::kNotFound
+                                                                   : Errc::kRefused;
+    Error error = make_error(
+        kind, code,
+        "hub answered " + std::to_string(reply->status) + ": " + hub_error_message(reply->body));
     error.http_status = reply->status;
     return error;
   }

@@ -21,9 +21,9 @@
 #include "cli/task_follower.hpp"
 #include "core/log.hpp"
 #include "core/url.hpp"
+#include "protocol/attempt_report.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
-#include "protocol/attempt_report.hpp"
 #include "protocol/labels.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/task_spec.hpp"
@@ -244,7 +244,8 @@ int command_status(HubClient& client, const cli::CommandLine& line) {
                   static_cast<unsigned long long>(summary.bytes),
                   cli::printable(summary.sha256).c_str());
     }
-    if (!report->error.empty()) std::printf("error     %s\n", cli::printable(report->error).c_str());
+    if (!report->error.empty())
+      std::printf("error     %s\n", cli::printable(report->error).c_str());
   }
   if (task.output_verified) {
     std::printf("verified  %s%s\n", *task.output_verified ? "yes" : "no",
@@ -332,10 +333,10 @@ int command_agents(HubClient& client, const cli::CommandLine& line) {
   std::printf("%-20s %-10s %-24s %-8s %-8s %-24s %s\n", "AGENT", "CONNECTED", "LAST SEEN",
               "VERSION", "RUNNING", "OUTBOX", "LABELS");
   for (const auto& agent : *agents) {
-    const std::string depth = agent.outbox_rows ? std::to_string(*agent.outbox_rows) + " rows, " +
-                                                      std::to_string(agent.outbox_bytes.value_or(0)) +
-                                                      " bytes"
-                                                : "-";
+    const std::string depth = agent.outbox_rows
+                                  ? std::to_string(*agent.outbox_rows) + " rows, " +
+                                        std::to_string(agent.outbox_bytes.value_or(0)) + " bytes"
+                                  : "-";
     // The version is whatever the agent's hello said.
     std::printf("%-20s %-10s %-24s %-8s %-8llu %-24s %s\n", cli::printable(agent.name).c_str(),
                 agent.connected ? "yes" : "no", cli::printable(agent.last_seen_at).c_str(),

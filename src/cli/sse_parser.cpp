@@ -18,8 +18,9 @@ Result<void> SseParser::feed(std::string_view bytes) {
     line_.push_back(c);
     if (line_.size() > max_line_bytes_) {
       failed_ = true;
-      return make_error(Errc::kProtocol, "sse_invalid", "event stream line longer than " +
-                                           std::to_string(max_line_bytes_) + " bytes");
+      return make_error(
+          Errc::kProtocol, "sse_invalid",
+          "event stream line longer than " + std::to_string(max_line_bytes_) + " bytes");
     }
   }
   return {};

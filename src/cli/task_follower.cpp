@@ -123,8 +123,8 @@ void TaskFollower::on_event(const SseEvent& event) {
   }
   auto document = protocol::parse_json_object(event.data, "event");
   if (!document) {
-    failure_ =
-        make_error(Errc::kProtocol, "sse_invalid", "bad " + event.type + " event: " + document.error().message);
+    failure_ = make_error(Errc::kProtocol, "sse_invalid",
+                          "bad " + event.type + " event: " + document.error().message);
     return;
   }
   protocol::JsonObjectReader data(*document, "event");

@@ -10,8 +10,8 @@
 #include <exception>
 #include <utility>
 
-#include "core/crash_report.hpp"
 #include "core/co.hpp"
+#include "core/crash_report.hpp"
 
 namespace tether::core {
 

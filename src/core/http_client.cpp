@@ -155,11 +155,11 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
                             const HttpStreamHandlers* stream) {
   const std::string what = call.method + " " + call.server.origin() + call.target;
   auto resolved = resolve_host(call.server.host);
-  if (!resolved) return make_error(Errc::kUnreachable, "http_connect", what + ": " + resolved.error().message);
+  if (!resolved)
+    return make_error(Errc::kUnreachable, "http_connect", what + ": " + resolved.error().message);
   auto addresses = permitted_addresses(call.server.host, call.server.uses_tls(), call.plain_text,
                                        std::move(*resolved));
-  if (!addresses)
-    return with_context(addresses.error(), what + ": " + addresses.error().message);
+  if (!addresses) return with_context(addresses.error(), what + ": " + addresses.error().message);
   // Each address in turn, as long as none was reached: after a connection
   // the request may have had effects, and is not sent again elsewhere.
   std::string failures;
@@ -168,10 +168,9 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
     auto reply = call_address(call, address, control, stream, connect_failed);
     if (reply || !connect_failed || (control && control->stopped())) {
       if (!reply) {
-        return with_context(reply.error(), what + ": " +
-                                                  (failures.empty() ? "" : failures + "; ") +
-                                                  (addresses->size() > 1 ? address + ": " : "") +
-                                                  reply.error().message);
+        return with_context(reply.error(), what + ": " + (failures.empty() ? "" : failures + "; ") +
+                                               (addresses->size() > 1 ? address + ": " : "") +
+                                               reply.error().message);
       }
       if (!failures.empty()) {
         log_info("http",
@@ -186,7 +185,7 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control,
 }
 
 Co<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,
-                                     CancellationToken token) {
+                                   CancellationToken token) {
   auto control = std::make_shared<HttpCallControl>();
   CancellationRegistration stop_on_cancel(token, [control] { control->stop(); });
   std::function<Result<HttpReply>()> work = [control, call = std::move(call)] {

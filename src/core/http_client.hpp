@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "core/cancellation.hpp"
+#include "core/co.hpp"
 #include "core/loop.hpp"
 #include "core/resolver.hpp"
 #include "core/result.hpp"
-#include "core/co.hpp"
 #include "core/thread_pool.hpp"
 #include "core/url.hpp"
 
@@ -86,6 +86,6 @@ Result<HttpReply> http_call(const HttpCall& call, HttpCallControl* control = nul
 // The coroutine form: runs on `pool`, resumes on `loop`. Cancellation aborts
 // the call in progress.
 Co<Result<HttpReply>> http_request(Loop& loop, ThreadPool& pool, HttpCall call,
-                                     CancellationToken token = CancellationToken());
+                                   CancellationToken token = CancellationToken());
 
 }  // namespace tether::core

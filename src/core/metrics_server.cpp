@@ -41,8 +41,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(Loop& loop, const st
   };
   auto server = WebServer::start(loop, options, std::move(handlers));
   if (!server) {
-    return with_context(server.error(),
-                        field + " " + address + ": " + server.error().message);
+    return with_context(server.error(), field + " " + address + ": " + server.error().message);
   }
   metrics->server_ = std::move(*server);
   return metrics;

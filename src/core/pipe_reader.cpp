@@ -22,7 +22,8 @@ void PipeReader::ReadAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
   }
   if (int rc = uv_read_start(reader.pipe_.stream(), &PipeReader::on_alloc, &PipeReader::on_read);
       rc != 0) {
-    reader.error_ = make_error(Errc::kIo, "read_failed", std::string("uv_read_start: ") + uv_strerror(rc));
+    reader.error_ =
+        make_error(Errc::kIo, "read_failed", std::string("uv_read_start: ") + uv_strerror(rc));
     reader.close_and_resume();
     return;
   }

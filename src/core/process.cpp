@@ -368,7 +368,8 @@ void Process::ExitAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
 Result<ExitStatus> Process::ExitAwaiter::await_resume() {
   registration_.reset();
   if (process_.watch_closed_ && process_.exit_status_) return *process_.exit_status_;
-  if (process_.watch_closed_) return make_error(Errc::kState, "not_started", "the process never started");
+  if (process_.watch_closed_)
+    return make_error(Errc::kState, "not_started", "the process never started");
   return cancelled_error();
 }
 

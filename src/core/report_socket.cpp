@@ -56,12 +56,14 @@ Result<std::unique_ptr<ReportSocket>> ReportSocket::open(Loop& loop, const std::
                                                          unsigned mode,
                                                          std::function<std::string()> report) {
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return make_error(Errc::kInvalid, "socket_path", "socket path '" + path + "' is too long for a unix socket");
+    return make_error(Errc::kInvalid, "socket_path",
+                      "socket path '" + path + "' is too long for a unix socket");
   }
   if (const int fd = connect_unix(path); fd >= 0) {
     ::close(fd);
-    return make_error(Errc::kExists, "socket_in_use", "another process answers on '" + path +
-                                           "': is a second agent using this state directory?");
+    return make_error(
+        Errc::kExists, "socket_in_use",
+        "another process answers on '" + path + "': is a second agent using this state directory?");
   }
   ::unlink(path.c_str());  // left over from a crash, if anything
 

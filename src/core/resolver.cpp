@@ -80,9 +80,9 @@ Result<void> check_plain_text_allowed(const std::string& host, bool tls, PlainTe
   if (tls || policy == PlainTextPolicy::kAnywhere) return {};
   auto addresses = resolve_host(host);
   if (!addresses) {
-    return make_error(Errc::kInvalid, "plain_not_loopback", "plain http goes only to a loopback address, and " +
-                                                addresses.error().message +
-                                                ". Use https, or a loopback address");
+    return make_error(Errc::kInvalid, "plain_not_loopback",
+                      "plain http goes only to a loopback address, and " +
+                          addresses.error().message + ". Use https, or a loopback address");
   }
   TETHER_TRY(permitted, permitted_addresses(host, tls, policy, std::move(*addresses)));
   return {};
@@ -93,10 +93,13 @@ Result<std::vector<std::string>> resolve_host(const std::string& host) {
   const addrinfo hints = stream_hints();
   addrinfo* list = nullptr;
   const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
-  if (rc != 0) return make_error(Errc::kUnreachable, "resolve", "cannot resolve '" + host + "': " + gai_strerror(rc));
+  if (rc != 0)
+    return make_error(Errc::kUnreachable, "resolve",
+                      "cannot resolve '" + host + "': " + gai_strerror(rc));
   auto addresses = addresses_of(list);
   ::freeaddrinfo(list);
-  if (addresses.empty()) return make_error(Errc::kUnreachable, "resolve", "'" + host + "' has no address");
+  if (addresses.empty())
+    return make_error(Errc::kUnreachable, "resolve", "'" + host + "' has no address");
   return addresses;
 }
 
@@ -125,7 +128,8 @@ void ResolveAwaiter::await_suspend(std::coroutine_handle<> awaiting) {
   if (rc != 0) {
     delete request_;
     request_ = nullptr;
-    result_ = make_error(Errc::kUnreachable, "resolve", "cannot resolve '" + host_ + "': " + uv_strerror(rc));
+    result_ = make_error(Errc::kUnreachable, "resolve",
+                         "cannot resolve '" + host_ + "': " + uv_strerror(rc));
     loop_.defer([awaiting] { awaiting.resume(); });
     return;
   }
@@ -151,12 +155,13 @@ void ResolveAwaiter::on_resolved(uv_getaddrinfo_t* request, int status, addrinfo
   }
   self->request_ = nullptr;
   if (status != 0) {
-    self->result_ =
-        make_error(Errc::kUnreachable, "resolve", "cannot resolve '" + self->host_ + "': " + uv_strerror(status));
+    self->result_ = make_error(Errc::kUnreachable, "resolve",
+                               "cannot resolve '" + self->host_ + "': " + uv_strerror(status));
   } else {
     auto addresses = addresses_of(result);
     if (addresses.empty()) {
-      self->result_ = make_error(Errc::kUnreachable, "resolve", "'" + self->host_ + "' has no address");
+      self->result_ =
+          make_error(Errc::kUnreachable, "resolve", "'" + self->host_ + "' has no address");
     } else {
       self->result_ = std::move(addresses);
     }

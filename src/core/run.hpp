@@ -7,8 +7,8 @@
 #include <stdexcept>
 #include <utility>
 
-#include "core/loop.hpp"
 #include "core/co.hpp"
+#include "core/loop.hpp"
 
 namespace tether::core {
 

@@ -19,21 +19,24 @@ Result<std::string> read_secret_file(const std::string& path) {
   struct stat info {};
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     ::close(fd);
-    return make_error(Errc::kInvalid, "token_file", "token file '" + path + "' is not a regular file");
+    return make_error(Errc::kInvalid, "token_file",
+                      "token file '" + path + "' is not a regular file");
   }
   if ((info.st_mode & 077) != 0) {
     ::close(fd);
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", info.st_mode & 07777);
-    return make_error(Errc::kInvalid, "token_file", "token file '" + path + "' has mode " + mode +
-                                        ": group and others must have no access. Fix it with: "
-                                        "chmod 600 '" +
-                                        path + "'");
+    return make_error(Errc::kInvalid, "token_file",
+                      "token file '" + path + "' has mode " + mode +
+                          ": group and others must have no access. Fix it with: "
+                          "chmod 600 '" +
+                          path + "'");
   }
   if (info.st_uid != ::geteuid() && info.st_uid != 0) {
     ::close(fd);
-    return make_error(Errc::kInvalid, "token_file", "token file '" + path + "' belongs to another user (uid " +
-                                        std::to_string(info.st_uid) + ")");
+    return make_error(Errc::kInvalid, "token_file",
+                      "token file '" + path + "' belongs to another user (uid " +
+                          std::to_string(info.st_uid) + ")");
   }
   std::string content(4096, '\0');
   const ssize_t n = ::read(fd, content.data(), content.size());
@@ -59,7 +62,8 @@ Result<void> write_secret_file(const std::string& path, const std::string& secre
   const int fd =
       ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
-    return make_error(Errc::kInvalid, "secret_file", "cannot create '" + temporary + "': " + std::strerror(errno));
+    return make_error(Errc::kInvalid, "secret_file",
+                      "cannot create '" + temporary + "': " + std::strerror(errno));
   }
   auto fail = [&](const std::string& what) {
     const std::string reason = std::strerror(errno);

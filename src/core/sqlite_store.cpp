@@ -184,9 +184,9 @@ Result<void> SqliteStore::apply_schema(const char* schema, int version,
     current.reset();
     if (found && (*found > version || *found < 1 ||
                   (*found < version && upgrades.size() + 1 < static_cast<size_t>(version)))) {
-      return make_error(Errc::kIo, "database", path_ + " has schema version " + std::to_string(*found) +
-                                        "; this program understands version " +
-                                        std::to_string(version));
+      return make_error(Errc::kIo, "database",
+                        path_ + " has schema version " + std::to_string(*found) +
+                            "; this program understands version " + std::to_string(version));
     }
     if (found && *found < version) {
       for (int from = *found; from < version; ++from)
@@ -204,7 +204,8 @@ Result<void> SqliteStore::apply_schema(const char* schema, int version,
     transaction.commit();
     return {};
   } catch (const SQLite::Exception& e) {
-    return make_error(Errc::kIo, "database", "cannot create the schema in '" + path_ + "': " + e.what());
+    return make_error(Errc::kIo, "database",
+                      "cannot create the schema in '" + path_ + "': " + e.what());
   }
 }
 
@@ -262,7 +263,8 @@ void SqliteStore::after_failed_statement(const std::string& why) {
     in_transaction_ = false;
     before_commit_.clear();
     after_commit_.clear();
-    const Error error = make_error(Errc::kBusy, "storage_unavailable", path_ + ": transaction lost: " + why);
+    const Error error =
+        make_error(Errc::kBusy, "storage_unavailable", path_ + ": transaction lost: " + why);
     log_error("store", error.message);
     if (on_commit_failed_) on_commit_failed_(error);
   }
@@ -407,7 +409,8 @@ Result<void> SqliteStore::commit() {
     database_->exec("COMMIT");
   } catch (const SQLite::Exception& e) {
     in_transaction_ = false;
-    Error error = make_error(Errc::kBusy, "storage_unavailable", path_ + ": commit failed: " + e.what());
+    Error error =
+        make_error(Errc::kBusy, "storage_unavailable", path_ + ": commit failed: " + e.what());
     try {
       database_->exec("ROLLBACK");
     } catch (const SQLite::Exception&) {

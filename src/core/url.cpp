@@ -12,7 +12,8 @@ std::string Url::origin() const {
 
 Result<Url> parse_url(std::string_view text) {
   auto bad = [&](const std::string& why) {
-    return make_error(Errc::kInvalid, "invalid_url", "'" + std::string(text) + "' is not a usable URL: " + why);
+    return make_error(Errc::kInvalid, "invalid_url",
+                      "'" + std::string(text) + "' is not a usable URL: " + why);
   };
   Url url;
   const auto scheme_end = text.find("://");

@@ -123,10 +123,10 @@ Result<void> WebServer::listen() {
   }
   lws_vhost* vhost = lws_create_vhost(context_->get(), &vhost_info);
   if (!vhost) {
-    return make_error(Errc::kIo, "listen_failed", "cannot listen on " + address + ":" +
-                                           std::to_string(vhost_info.port) +
-                                           (tls ? " with TLS (check the certificate and key files)"
-                                                : " (address in use or not available?)"));
+    return make_error(Errc::kIo, "listen_failed",
+                      "cannot listen on " + address + ":" + std::to_string(vhost_info.port) +
+                          (tls ? " with TLS (check the certificate and key files)"
+                               : " (address in use or not available?)"));
   }
   port_ = lws_get_vhost_listen_port(vhost);
   listener_ = find_listener(context_->get(), port_);

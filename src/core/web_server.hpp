@@ -20,11 +20,11 @@
 #include <utility>
 
 #include "core/http_exchange.hpp"
-#include "core/lws_http.hpp"
-#include "core/open_files.hpp"
 #include "core/http_types.hpp"
 #include "core/loop.hpp"
 #include "core/lws_context_owner.hpp"
+#include "core/lws_http.hpp"
+#include "core/open_files.hpp"
 #include "core/result.hpp"
 #include "core/timer.hpp"
 #include "core/web_socket.hpp"
@@ -59,7 +59,6 @@ struct WebServerOptions {
   // long before its request is closed too.
   unsigned int request_timeout_s = 10;
 };
-
 
 // The answer to a WebSocket upgrade: status 0 accepts; anything else is sent
 // as the HTTP response with `body` (JSON) and the connection is refused.
@@ -153,6 +152,5 @@ class WebServer {
   Timer accept_pause_;
   Timer refusal_report_;
 };
-
 
 }  // namespace tether::core

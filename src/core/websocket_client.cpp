@@ -86,10 +86,11 @@ Result<void> WebSocketClient::create_context() {
   info.timeout_secs = options_.handshake_timeout_s;
   context_ = std::make_unique<LwsContextOwner>(loop_);
   if (!context_->create(info)) {
-    return make_error(Errc::kIo, "ws_client", options_.ca_file.empty()
-                                       ? "cannot create the libwebsockets client context"
-                                       : "cannot create the WebSocket client (is the CA file '" +
-                                             options_.ca_file + "' readable PEM?)");
+    return make_error(Errc::kIo, "ws_client",
+                      options_.ca_file.empty()
+                          ? "cannot create the libwebsockets client context"
+                          : "cannot create the WebSocket client (is the CA file '" +
+                                options_.ca_file + "' readable PEM?)");
   }
   return {};
 }
@@ -179,7 +180,8 @@ Co<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect(
                                 connected.error().message + "); trying the next address");
     }
   }
-  co_return make_error(Errc::kUnreachable, "ws_connect", "cannot connect to " + url.origin() + ": " + failures);
+  co_return make_error(Errc::kUnreachable, "ws_connect",
+                       "cannot connect to " + url.origin() + ": " + failures);
 }
 
 Co<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect_address(
@@ -217,7 +219,8 @@ Co<Result<std::shared_ptr<WebSocketConnection>>> WebSocketClient::connect_addres
   pending_[pending.get()] = pending;
   if (!lws_client_connect_via_info(&info) && !pending->outcome) {
     pending_.erase(pending.get());
-    co_return make_error(Errc::kUnreachable, "ws_connect", "cannot start a connection to " + url.origin());
+    co_return make_error(Errc::kUnreachable, "ws_connect",
+                         "cannot start a connection to " + url.origin());
   }
 
   Loop::KeepAlive keep_alive(loop_);  // the handshake has no handle of ours
@@ -327,7 +330,8 @@ int WebSocketClient::handle_lws_callback(lws* wsi, int reason_number, void* user
     case LWS_CALLBACK_WSI_DESTROY: {
       // A connection that died before ESTABLISHED without an error callback.
       if (pending)
-        finish_pending(pending, make_error(Errc::kUnreachable, "ws_connect", "connection closed during the handshake"));
+        finish_pending(pending, make_error(Errc::kUnreachable, "ws_connect",
+                                           "connection closed during the handshake"));
       return 0;
     }
     default:

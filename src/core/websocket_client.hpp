@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "core/cancellation.hpp"
+#include "core/co.hpp"
 #include "core/loop.hpp"
 #include "core/lws_context_owner.hpp"
 #include "core/resolver.hpp"
 #include "core/result.hpp"
-#include "core/co.hpp"
 #include "core/url.hpp"
 #include "core/web_socket.hpp"
 

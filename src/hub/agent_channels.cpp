@@ -26,8 +26,7 @@ protocol::ErrorFrame decode_error_frame(const Error& error, std::string related_
 }  // namespace
 
 AgentChannels::AgentChannels(core::Loop& loop, core::SqliteStore& store, TokenStore& tokens,
-                             AuthThrottle& throttle, AgentFrameService& frames,
-                             LeaseKeeper& leases)
+                             AuthThrottle& throttle, AgentFrameService& frames, LeaseKeeper& leases)
     : store_(store),
       tokens_(tokens),
       throttle_(throttle),
@@ -50,7 +49,8 @@ std::string AgentChannels::agent_in_path(const std::string& path) {
 core::UpgradeDecision AgentChannels::authorize(const core::HttpRequest& request) {
   const std::string agent = agent_in_path(request.path);
   if (agent.empty()) {
-    return {404, protocol::api_error_body("not_found", "no WebSocket endpoint at " + request.path, false)};
+    return {404, protocol::api_error_body("not_found", "no WebSocket endpoint at " + request.path,
+                                          false)};
   }
   switch (tokens_.check_agent(agent, request.authorization)) {
     case AuthOutcome::kAllowed:
@@ -212,7 +212,8 @@ bool AgentChannels::process(const std::shared_ptr<Channel>& channel, const std::
   // replies are kept or dropped together, and nothing escapes to the loop.
   const auto outcome =
       store_.guarded("frame from " + channel->agent, [&] { handle_text(channel, text); });
-  if (outcome == core::SqliteStore::Outcome::kBusy) return false;  // hub.db locked elsewhere: again soon
+  if (outcome == core::SqliteStore::Outcome::kBusy)
+    return false;  // hub.db locked elsewhere: again soon
   if (outcome == core::SqliteStore::Outcome::kFailed) {
     reject(channel,
            protocol::error_frame(ErrorCode::kStorageUnavailable,
@@ -228,9 +229,7 @@ void AgentChannels::handle_text(const std::shared_ptr<Channel>& channel, const s
   if (!frame) {
     // A malformed frame ends this channel only; the agent reconnects and
     // replays from its outbox.
-    reject(channel,
-           decode_error_frame(frame.error(), protocol::peek_message_id(text)),
-           true);
+    reject(channel, decode_error_frame(frame.error(), protocol::peek_message_id(text)), true);
     return;
   }
   handle_frame(channel, std::move(*frame));
@@ -243,10 +242,10 @@ void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protoc
   }
   if (!frame.agent_id.empty() && frame.agent_id != channel->agent) {
     reject(channel,
-           protocol::error_frame(ErrorCode::kForbidden,
-                                 "frame for agent " + frame.agent_id + " on " + channel->agent +
-                                     "'s channel",
-                                 frame.message_id),
+           protocol::error_frame(
+               ErrorCode::kForbidden,
+               "frame for agent " + frame.agent_id + " on " + channel->agent + "'s channel",
+               frame.message_id),
            true);
     return;
   }
@@ -262,7 +261,7 @@ void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protoc
   if (is_hello) {
     std::vector<protocol::TaskCancel> cancels;
     auto ack = frames_.on_hello(channel->agent, std::get<protocol::AgentHello>(frame.payload),
-                               frame.message_id, cancels);
+                                frame.message_id, cancels);
     channel->hello_done = true;
     reply(channel, std::move(ack));
     for (auto& cancel : cancels)
@@ -306,10 +305,11 @@ void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protoc
             (said->related_message_id.empty() ? "" : " about " + said->related_message_id) + ": " +
             said->message);
   } else {
-    reject(channel,
-           protocol::error_frame(ErrorCode::kInvalidFrame, "agents do not send " + std::string(frame.type()),
-                       frame.message_id),
-           true);
+    reject(
+        channel,
+        protocol::error_frame(ErrorCode::kInvalidFrame,
+                              "agents do not send " + std::string(frame.type()), frame.message_id),
+        true);
   }
 }
 

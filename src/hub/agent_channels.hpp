@@ -15,9 +15,9 @@
 #include "core/http_types.hpp"
 #include "core/web_server.hpp"
 #include "core/web_socket.hpp"
+#include "hub/agent_frame_service.hpp"
 #include "hub/auth_throttle.hpp"
 #include "hub/busy_retries.hpp"
-#include "hub/agent_frame_service.hpp"
 #include "hub/lease_keeper.hpp"
 #include "hub/tokens.hpp"
 
@@ -27,8 +27,8 @@ inline constexpr int kCloseReplaced = 4001;
 
 class AgentChannels {
  public:
-  AgentChannels(core::Loop& loop, core::SqliteStore& store, TokenStore& tokens, AuthThrottle& throttle,
-                AgentFrameService& frames, LeaseKeeper& leases);
+  AgentChannels(core::Loop& loop, core::SqliteStore& store, TokenStore& tokens,
+                AuthThrottle& throttle, AgentFrameService& frames, LeaseKeeper& leases);
 
   // For GET /api/v1/agents/{agent}/channel; runs inside lws (synchronous).
   core::UpgradeDecision authorize(const core::HttpRequest& request);
@@ -89,6 +89,5 @@ class AgentChannels {
   std::string id_prefix_;
   uint64_t next_message_ = 1;
 };
-
 
 }  // namespace tether::hub

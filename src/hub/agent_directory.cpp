@@ -22,8 +22,8 @@ void AgentDirectory::add(const std::string& name, const std::string& token_diges
   store_.execute("INSERT INTO agents (name, token_sha256, created_at) VALUES (?, ?, ?)", name,
                  token_digest, core::utc_now());
   for (const auto& [key, value] : labels) {
-    store_.execute("INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)",
-                   name, key, value);
+    store_.execute("INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)", name,
+                   key, value);
   }
 }
 

@@ -113,13 +113,13 @@ FrameVerdict AgentFrameService::on_output(const std::string& agent,
                              message_id, *attempt, chunk.stream, ledger),
               std::nullopt};
     case SequenceVerdict::kOffsetMismatch:
-      return {sequence_error(ErrorCode::kOutputOffsetMismatch,
-                             stream_name + " of " + attempt->id + ": seq " +
-                                 std::to_string(chunk.seq) + " starts at offset " +
-                                 std::to_string(chunk.offset) + ", expected " +
-                                 std::to_string(ledger.stored_bytes),
-                             message_id, *attempt, chunk.stream, ledger),
-              std::nullopt};
+      return {
+          sequence_error(ErrorCode::kOutputOffsetMismatch,
+                         stream_name + " of " + attempt->id + ": seq " + std::to_string(chunk.seq) +
+                             " starts at offset " + std::to_string(chunk.offset) + ", expected " +
+                             std::to_string(ledger.stored_bytes),
+                         message_id, *attempt, chunk.stream, ledger),
+          std::nullopt};
     case SequenceVerdict::kNext:
       break;
   }
@@ -135,8 +135,7 @@ FrameVerdict AgentFrameService::on_output(const std::string& agent,
   return {std::nullopt, output_ack(attempt->id, chunk.stream, ledger.highest_seq)};
 }
 
-FrameVerdict AgentFrameService::on_gap(const std::string& agent,
-                                       const protocol::TaskOutputGap& gap,
+FrameVerdict AgentFrameService::on_gap(const std::string& agent, const protocol::TaskOutputGap& gap,
                                        const std::string& message_id) {
   std::optional<AttemptRecord> attempt;
   if (auto error = check_attempt(agent, gap.attempt.attempt_id, message_id, attempt)) {
@@ -229,10 +228,10 @@ void AgentFrameService::settle(const AttemptRecord& attempt, const protocol::Fin
   auto task = tasks_.find_task(attempt.task_id);
   if (!task) throw std::logic_error("attempt " + attempt.id + " has no task");
   tasks_.set_final(task->id, final_json, verification.verified, verification.problems);
-  transitions_.publish_after_commit(events_.append_final(
-      task->id, attempt.id,
-      protocol::final_event_json(attempt.id, report, verification.verified,
-                                 verification.problems)));
+  transitions_.publish_after_commit(
+      events_.append_final(task->id, attempt.id,
+                           protocol::final_event_json(attempt.id, report, verification.verified,
+                                                      verification.problems)));
   if (!verification.verified) {
     core::log_warning("tasks", attempt.id + " output not verified: " + verification.problems);
   }
@@ -243,7 +242,8 @@ void AgentFrameService::settle(const AttemptRecord& attempt, const protocol::Fin
     transitions_.transition(*task, next, attempt.id, report.error);
   } else {
     transitions_.transition(*task, TaskState::kFailed, attempt.id,
-                            "the agent reported " + std::string(protocol::to_string(report.status)) +
+                            "the agent reported " +
+                                std::string(protocol::to_string(report.status)) +
                                 " for an attempt that had started");
   }
   ledger_.forget(attempt.id);

@@ -69,11 +69,11 @@ std::optional<core::HttpResponse> AuthThrottle::refusal(const core::HttpRequest&
   const int64_t wait_s = blocked_for_s(source, steady_now_ms());
   if (wait_s == 0) return std::nullopt;
   ++refused_;
-  auto response =
-      core::json_response(429, protocol::api_error_body("too_many_auth_failures",
-                                          "too many failed authentications from " + source +
-                                              "; retry in " + std::to_string(wait_s) + " s",
-                                          true));
+  auto response = core::json_response(
+      429, protocol::api_error_body("too_many_auth_failures",
+                                    "too many failed authentications from " + source +
+                                        "; retry in " + std::to_string(wait_s) + " s",
+                                    true));
   response.headers.emplace_back("retry-after", std::to_string(wait_s));
   return response;
 }

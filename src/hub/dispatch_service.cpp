@@ -36,8 +36,9 @@ Result<TaskRecord> DispatchService::cancel(const std::string& task_id, const std
   auto task = tasks_.find_task(task_id);
   if (!task) return make_error(Errc::kNotFound, "not_found", "no task '" + task_id + "'");
   if (is_terminal(task->state)) {
-    return make_error(Errc::kState, "already_finished", "task " + task_id + " already ended as " +
-                                              std::string(to_string(task->state)));
+    return make_error(
+        Errc::kState, "already_finished",
+        "task " + task_id + " already ended as " + std::string(to_string(task->state)));
   }
   tasks_.set_cancel_requested(task->id, reason);
   task->cancel_requested = true;

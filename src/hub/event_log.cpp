@@ -129,9 +129,9 @@ StoredEvent event_of(const std::string& task_id, const std::string& attempt_id, 
 }
 
 // An output or gap event: where in which stream.
-StoredEvent stream_event(const std::string& task_id, const std::string& attempt_id,
-                         EventKind kind, protocol::StreamName stream, uint64_t seq,
-                         uint64_t offset, uint64_t length) {
+StoredEvent stream_event(const std::string& task_id, const std::string& attempt_id, EventKind kind,
+                         protocol::StreamName stream, uint64_t seq, uint64_t offset,
+                         uint64_t length) {
   StoredEvent event = event_of(task_id, attempt_id, kind);
   event.stream = stream;
   event.seq = seq;
@@ -155,8 +155,8 @@ std::shared_ptr<const StoredEvent> EventLog::append_status(const std::string& ta
 std::shared_ptr<const StoredEvent> EventLog::append_output(const std::string& task_id,
                                                            const std::string& attempt_id,
                                                            const protocol::OutputChunk& chunk) {
-  StoredEvent event = stream_event(task_id, attempt_id, EventKind::kOutput, chunk.stream,
-                                   chunk.seq, chunk.offset, chunk.data.size());
+  StoredEvent event = stream_event(task_id, attempt_id, EventKind::kOutput, chunk.stream, chunk.seq,
+                                   chunk.offset, chunk.data.size());
   event.data = chunk.data;
   return insert(std::move(event));
 }
@@ -165,8 +165,7 @@ std::shared_ptr<const StoredEvent> EventLog::append_gap(const std::string& task_
                                                         const std::string& attempt_id,
                                                         protocol::StreamName stream, uint64_t seq,
                                                         uint64_t offset, uint64_t length) {
-  return insert(
-      stream_event(task_id, attempt_id, EventKind::kGap, stream, seq, offset, length));
+  return insert(stream_event(task_id, attempt_id, EventKind::kGap, stream, seq, offset, length));
 }
 
 std::shared_ptr<const StoredEvent> EventLog::append_final(const std::string& task_id,

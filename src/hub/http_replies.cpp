@@ -19,7 +19,8 @@ std::vector<std::string> split_path(const std::string& path) {
 
 void respond_error(const std::shared_ptr<core::HttpExchange>& exchange, int status,
                    const std::string& code, const std::string& message, bool retryable) {
-  exchange->respond(core::json_response(status, protocol::api_error_body(code, message, retryable)));
+  exchange->respond(
+      core::json_response(status, protocol::api_error_body(code, message, retryable)));
 }
 
 void respond_error(const std::shared_ptr<core::HttpExchange>& exchange, protocol::ErrorCode code,

@@ -85,7 +85,8 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
                           "--tls-key, listen on 127.0.0.1 behind a TLS proxy, or pass "
                           "--insecure-listen if you really mean it");
   }
-  if (options.data_dir.empty()) return make_error(Errc::kInvalid, "invalid_data_dir", "--data-dir is required");
+  if (options.data_dir.empty())
+    return make_error(Errc::kInvalid, "invalid_data_dir", "--data-dir is required");
   TETHER_TRY(store, open_hub_store(options.data_dir, options.sync, kServeBusyTimeoutMs));
   std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store)));
 

@@ -5,10 +5,10 @@
 #include <vector>
 
 #include "core/log.hpp"
+#include "core/wall_clock.hpp"
 #include "hub/http_replies.hpp"
 #include "protocol/api_error.hpp"
 #include "protocol/error_codes.hpp"
-#include "core/wall_clock.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/report_json.hpp"
 #include "protocol/wire_integer.hpp"
@@ -83,15 +83,16 @@ void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy
   // dropped together, and no storage error escapes to the loop.
   const auto outcome =
       store_.guarded(request.method + " " + request.path, [&] { route(exchange); });
-  if (outcome == core::SqliteStore::Outcome::kDone || exchange->responded() || !exchange->is_open()) return;
+  if (outcome == core::SqliteStore::Outcome::kDone || exchange->responded() || !exchange->is_open())
+    return;
   if (outcome == core::SqliteStore::Outcome::kBusy && busy_retries < kMaxBusyRetries) {
     // hub.db is locked by another process for a moment (`tether-hub agent
     // add`, sqlite3): nothing was kept, so the request runs again.
     busy_.later([this, exchange, busy_retries] { handle_once(exchange, busy_retries + 1); });
     return;
   }
-  auto response =
-      json_response(503, protocol::api_error_body("storage_unavailable",
+  auto response = json_response(
+      503, protocol::api_error_body("storage_unavailable",
                                     outcome == core::SqliteStore::Outcome::kBusy
                                         ? "the hub's database is locked by another process; retry"
                                         : "the hub could not read or write its storage; retry",
@@ -123,7 +124,8 @@ void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
   }
   // Every other route authenticates (unauthorized() throttles failures).
   if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1") {
-    respond_error(exchange, protocol::ErrorCode::kNotFound, "no route for " + method + " " + request.path);
+    respond_error(exchange, protocol::ErrorCode::kNotFound,
+                  "no route for " + method + " " + request.path);
     return;
   }
   const std::string& section = parts[2];
@@ -153,7 +155,8 @@ void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
   } else if (section == "tasks" && parts.size() == 5 && parts[4] == "cancel" && method == "POST") {
     if (require_admin(exchange)) operator_.cancel(exchange, parts[3]);
   } else {
-    respond_error(exchange, protocol::ErrorCode::kNotFound, "no route for " + method + " " + request.path);
+    respond_error(exchange, protocol::ErrorCode::kNotFound,
+                  "no route for " + method + " " + request.path);
   }
 }
 
@@ -162,7 +165,8 @@ bool HubApi::require_admin(const std::shared_ptr<HttpExchange>& exchange) {
     case AuthOutcome::kAllowed:
       return true;
     case AuthOutcome::kForbidden:
-      respond_error(exchange, protocol::ErrorCode::kForbidden, "this route needs an operator (admin) token");
+      respond_error(exchange, protocol::ErrorCode::kForbidden,
+                    "this route needs an operator (admin) token");
       return false;
     case AuthOutcome::kUnauthorized:
       break;
@@ -217,7 +221,8 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
   auto agent = tokens_.agent_of(request.authorization);
   if (!agent) {
     if (tokens_.check_admin(request.authorization) == AuthOutcome::kAllowed) {
-      respond_error(exchange, protocol::ErrorCode::kForbidden, "finals come from agents, not operators");
+      respond_error(exchange, protocol::ErrorCode::kForbidden,
+                    "finals come from agents, not operators");
     } else {
       unauthorized(exchange, "missing or unknown agent token");
     }
@@ -243,7 +248,8 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
   auto attempt = tasks_.find_attempt(attempt_id);
   if ((attempt && attempt->agent != *agent) ||
       (!frame->agent_id.empty() && frame->agent_id != *agent)) {
-    respond_error(exchange, protocol::ErrorCode::kForbidden, "attempt " + attempt_id + " is not this agent's");
+    respond_error(exchange, protocol::ErrorCode::kForbidden,
+                  "attempt " + attempt_id + " is not this agent's");
     return;
   }
   auto verdict = frames_.on_final(*agent, *final_frame, frame->message_id);

@@ -140,15 +140,16 @@ int64_t wall_clock_ms() {
       .count();
 }
 
-Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& data_dir, SyncMode sync,
-                                                 int busy_timeout_ms) {
+Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& data_dir,
+                                                          SyncMode sync, int busy_timeout_ms) {
   if (::mkdir(data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return make_error(Errc::kIo, "data_dir",
                       "cannot create data directory '" + data_dir + "': " + std::strerror(errno));
   }
   struct stat info {};
   if (::stat(data_dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
-    return make_error(Errc::kIo, "data_dir", "data directory '" + data_dir + "' is not a directory");
+    return make_error(Errc::kIo, "data_dir",
+                      "data directory '" + data_dir + "' is not a directory");
   }
   core::SqliteStore::Options options;
   options.sync_full = sync == SyncMode::kFull;

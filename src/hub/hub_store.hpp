@@ -17,8 +17,8 @@ enum class SyncMode { kNormal, kFull };
 // `busy_timeout_ms`: how long a write waits for another process's lock. The
 // serving hub keeps it short (its loop thread waits, and it retries busy
 // work); one-shot commands (`tether-hub agent add`) can afford to wait.
-Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& data_dir, SyncMode sync,
-                                                 int busy_timeout_ms);
+Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& data_dir,
+                                                          SyncMode sync, int busy_timeout_ms);
 
 // Milliseconds since the epoch (wall clock), for lease arithmetic.
 int64_t wall_clock_ms();

@@ -108,8 +108,9 @@ Result<void> apply_flag(Flags& flags, const std::string& arg, const std::string&
   auto count = [&](uint64_t low, uint64_t high) -> Result<uint64_t> {
     auto parsed = protocol::parse_wire_integer(value, high);
     if (!parsed || *parsed < low) {
-      return make_error(Errc::kInvalid, "usage", arg + ": expected " + std::to_string(low) + " to " +
-                                     std::to_string(high) + ", got '" + value + "'");
+      return make_error(Errc::kInvalid, "usage",
+                        arg + ": expected " + std::to_string(low) + " to " + std::to_string(high) +
+                            ", got '" + value + "'");
     }
     return *parsed;
   };
@@ -152,7 +153,8 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&](const char* name) -> Result<std::string> {
-      if (i + 1 >= args.size()) return make_error(Errc::kInvalid, "usage", std::string(name) + " needs a value");
+      if (i + 1 >= args.size())
+        return make_error(Errc::kInvalid, "usage", std::string(name) + " needs a value");
       return args[++i];
     };
     if (arg == "--insecure-listen") {
@@ -252,8 +254,7 @@ int hand_out(const Flags& flags, const std::string& token, const std::string& wh
 }
 
 // registration-token create|list|revoke.
-int registration_token_command(const Flags& flags, hub::TokenStore& tokens,
-                               DatabaseOwner& owner) {
+int registration_token_command(const Flags& flags, hub::TokenStore& tokens, DatabaseOwner& owner) {
   const auto& words = flags.positional;
   auto failed = [](const Error& error) {
     std::fprintf(stderr, "tether-hub: %s\n", error.message.c_str());

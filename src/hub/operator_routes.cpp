@@ -6,8 +6,8 @@
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
 #include "hub/http_replies.hpp"
-#include "protocol/error_codes.hpp"
 #include "protocol/api_error.hpp"
+#include "protocol/error_codes.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/report_json.hpp"
@@ -103,7 +103,8 @@ void OperatorRoutes::submit(const std::shared_ptr<HttpExchange>& exchange) {
 void OperatorRoutes::list_tasks(const std::shared_ptr<HttpExchange>& exchange) {
   const std::string state = exchange->request().query_value("state");
   if (!state.empty() && !parse_task_state(state)) {
-    respond_error(exchange, protocol::ErrorCode::kInvalidField, "state: unknown state '" + state + "'");
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
+                  "state: unknown state '" + state + "'");
     return;
   }
   uint64_t limit = 100;
@@ -124,7 +125,8 @@ void OperatorRoutes::list_tasks(const std::shared_ptr<HttpExchange>& exchange) {
   exchange->respond(json_response(200, json.str()));
 }
 
-void OperatorRoutes::show_task(const std::shared_ptr<HttpExchange>& exchange, const std::string& task_id) {
+void OperatorRoutes::show_task(const std::shared_ptr<HttpExchange>& exchange,
+                               const std::string& task_id) {
   auto task = tasks_.find_task(task_id);
   if (!task) {
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no task '" + task_id + "'");
@@ -136,7 +138,7 @@ void OperatorRoutes::show_task(const std::shared_ptr<HttpExchange>& exchange, co
 }
 
 void OperatorRoutes::task_output(const std::shared_ptr<HttpExchange>& exchange,
-                         const std::string& task_id) {
+                                 const std::string& task_id) {
   const auto& request = exchange->request();
   auto task = tasks_.find_task(task_id);
   if (!task) {
@@ -145,12 +147,14 @@ void OperatorRoutes::task_output(const std::shared_ptr<HttpExchange>& exchange,
   }
   auto stream = protocol::parse_stream_name(request.query_value("stream"));
   if (!stream) {
-    respond_error(exchange, protocol::ErrorCode::kInvalidField, "stream: expected stdout or stderr");
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
+                  "stream: expected stdout or stderr");
     return;
   }
   uint64_t offset = 0;
   if (request.has_query("offset") && !parse_uint(request.query_value("offset"), offset)) {
-    respond_error(exchange, protocol::ErrorCode::kInvalidField, "offset: expected an integer from 0 to 2^63-1");
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
+                  "offset: expected an integer from 0 to 2^63-1");
     return;
   }
   const std::string attempt =
@@ -198,7 +202,7 @@ void OperatorRoutes::task_output(const std::shared_ptr<HttpExchange>& exchange,
 }
 
 void OperatorRoutes::task_events(const std::shared_ptr<HttpExchange>& exchange,
-                         const std::string& task_id) {
+                                 const std::string& task_id) {
   const auto& request = exchange->request();
   if (!tasks_.find_task(task_id)) {
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no task '" + task_id + "'");
@@ -240,8 +244,8 @@ void OperatorRoutes::task_events(const std::shared_ptr<HttpExchange>& exchange,
         5));
     return;
   }
-  auto stream = std::make_shared<SseStream>(loop_, store_, events_, viewers_, tasks_, exchange, task_id,
-                                            after, follow, output != "0");
+  auto stream = std::make_shared<SseStream>(loop_, store_, events_, viewers_, tasks_, exchange,
+                                            task_id, after, follow, output != "0");
   streams_.insert(stream);
   std::weak_ptr<SseStream> weak = stream;
   stream->set_on_finished([this, weak] {
@@ -250,7 +254,8 @@ void OperatorRoutes::task_events(const std::shared_ptr<HttpExchange>& exchange,
   stream->start();
 }
 
-void OperatorRoutes::remove_agent(const std::shared_ptr<HttpExchange>& exchange, const std::string& name) {
+void OperatorRoutes::remove_agent(const std::shared_ptr<HttpExchange>& exchange,
+                                  const std::string& name) {
   if (!agents_.exists(name)) {
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no agent named '" + name + "'");
     return;
@@ -274,7 +279,8 @@ void OperatorRoutes::remove_agent(const std::shared_ptr<HttpExchange>& exchange,
   });
 }
 
-void OperatorRoutes::cancel(const std::shared_ptr<HttpExchange>& exchange, const std::string& task_id) {
+void OperatorRoutes::cancel(const std::shared_ptr<HttpExchange>& exchange,
+                            const std::string& task_id) {
   std::string reason = "requested by an operator";
   if (!exchange->request().body.empty()) {
     auto document = protocol::parse_json_object(exchange->request().body, "cancel");

@@ -26,10 +26,8 @@ class OperatorRoutes {
   void submit(const std::shared_ptr<core::HttpExchange>& exchange);
   void list_tasks(const std::shared_ptr<core::HttpExchange>& exchange);
   void show_task(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
-  void task_output(const std::shared_ptr<core::HttpExchange>& exchange,
-                   const std::string& task_id);
-  void task_events(const std::shared_ptr<core::HttpExchange>& exchange,
-                   const std::string& task_id);
+  void task_output(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
+  void task_events(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
   void cancel(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
   void list_agents(const std::shared_ptr<core::HttpExchange>& exchange);
   void remove_agent(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& name);

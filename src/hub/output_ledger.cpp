@@ -67,8 +67,8 @@ std::string stream_problems(const StreamLedger& ledger, const protocol::StreamSu
     std::string text = "the agent dropped " + std::to_string(summary.dropped_bytes) + " bytes of " +
                        name + " (outbox full); gap events mark where";
     if (ledger.gap_bytes != summary.dropped_bytes) {
-      text += "; the hub recorded " + std::to_string(ledger.gap_bytes) + " bytes of " + name +
-              " gaps";
+      text +=
+          "; the hub recorded " + std::to_string(ledger.gap_bytes) + " bytes of " + name + " gaps";
     }
     return text;
   }
@@ -101,8 +101,8 @@ OutputVerification OutputLedger::verify(const std::string& attempt_id,
                                         const protocol::FinalReport& report) {
   OutputVerification result;
   for (protocol::StreamName name : kStreams) {
-    const std::string problem =
-        stream_problems(stream(attempt_id, name), report.summary(name), std::string(to_string(name)));
+    const std::string problem = stream_problems(stream(attempt_id, name), report.summary(name),
+                                                std::string(to_string(name)));
     if (problem.empty()) continue;
     result.verified = false;
     result.problems += (result.problems.empty() ? "" : "; ") + problem;

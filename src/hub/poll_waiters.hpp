@@ -24,8 +24,8 @@ inline constexpr size_t kMaxParkedPollsPerAgent = 4;
 class PollWaiters {
  public:
   // `lease_ms` is told to agents with each task (docs/protocol.md 3).
-  PollWaiters(core::Loop& loop, core::SqliteStore& store, DispatchService& dispatch, int64_t lease_ms,
-              AgentChannels& channels)
+  PollWaiters(core::Loop& loop, core::SqliteStore& store, DispatchService& dispatch,
+              int64_t lease_ms, AgentChannels& channels)
       : loop_(loop),
         store_(store),
         dispatch_(dispatch),

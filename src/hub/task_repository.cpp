@@ -174,8 +174,8 @@ void TaskRepository::write_task_state(const std::string& id, TaskState state) {
 
 void TaskRepository::set_current_attempt(const std::string& id, const std::string& attempt_id,
                                          int attempts_made) {
-  store_.execute("UPDATE tasks SET current_attempt = ?, attempts_made = ? WHERE id = ?",
-                 attempt_id, attempts_made, id);
+  store_.execute("UPDATE tasks SET current_attempt = ?, attempts_made = ? WHERE id = ?", attempt_id,
+                 attempts_made, id);
 }
 
 void TaskRepository::set_cancel_requested(const std::string& id, const std::string& reason) {

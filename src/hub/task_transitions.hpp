@@ -32,8 +32,8 @@ struct AgentNotifier {
 
 class TaskTransitions {
  public:
-  TaskTransitions(core::SqliteStore& store, TaskRepository& tasks, EventLog& events, EventHub& viewers,
-                  OutputLedger& ledger)
+  TaskTransitions(core::SqliteStore& store, TaskRepository& tasks, EventLog& events,
+                  EventHub& viewers, OutputLedger& ledger)
       : store_(store), tasks_(tasks), events_(events), viewers_(viewers), ledger_(ledger) {}
 
   void set_notifier(AgentNotifier notifier) { notifier_ = std::move(notifier); }

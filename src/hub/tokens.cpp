@@ -73,16 +73,16 @@ std::string bearer_token(std::string_view authorization) {
   return std::string(token);
 }
 
-Result<std::string> TokenStore::add_agent(const std::string& name,
-                                          const protocol::Labels& labels) {
+Result<std::string> TokenStore::add_agent(const std::string& name, const protocol::Labels& labels) {
   if (!protocol::is_valid_id(name)) {
-    return make_error(Errc::kInvalid, "invalid_name", "agent name '" + name +
-                                          "' must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+    return make_error(
+        Errc::kInvalid, "invalid_name",
+        "agent name '" + name + "' must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
   }
   if (agents_.exists(name)) {
-    return make_error(Errc::kExists, "exists", "agent '" + name +
-                                    "' already exists; use `tether-hub agent rotate " + name +
-                                    "` for a new token");
+    return make_error(Errc::kExists, "exists",
+                      "agent '" + name + "' already exists; use `tether-hub agent rotate " + name +
+                          "` for a new token");
   }
   const std::string token = generate_token("tta_");
   agents_.add(name, token_digest(token), labels);
@@ -106,10 +106,6 @@ Result<std::string> TokenStore::add_admin_token() {
   insert.exec();
   return token;
 }
-
-
-
-
 
 AuthOutcome TokenStore::check_agent(const std::string& agent, std::string_view authorization) {
   const std::string token = bearer_token(authorization);
@@ -180,10 +176,10 @@ Result<void> TokenStore::revoke_admin_token(const std::string& id) {
   }
   auto erase = store_.statement("DELETE FROM admin_tokens WHERE substr(token_sha256, 1, 12) = ?");
   erase.bind(1, id.substr(3));
-  if (erase.exec() == 0) return make_error(Errc::kNotFound, "not_found", "no operator token '" + id + "'");
+  if (erase.exec() == 0)
+    return make_error(Errc::kNotFound, "not_found", "no operator token '" + id + "'");
   return {};
 }
-
 
 Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(
     int64_t ttl_s, const protocol::Labels& labels) {
@@ -226,7 +222,8 @@ Result<void> TokenStore::revoke_registration_token(const std::string& id) {
   revoke.bind(1, core::utc_now());
   revoke.bind(2, id);
   if (revoke.exec() == 0) {
-    return make_error(Errc::kNotFound, "not_found", "no registration token '" + id + "' that is not revoked");
+    return make_error(Errc::kNotFound, "not_found",
+                      "no registration token '" + id + "' that is not revoked");
   }
   return {};
 }

@@ -14,8 +14,9 @@ Error invalid_frame(const std::string& message) {
 // Field errors from the readers carry code "invalid_field"; frames report
 // them as invalid_frame with the same message.
 Error as_frame_error(const Error& error) {
-  return error.code == "invalid_field" || error.code == "malformed_json" ? invalid_frame(error.message)
-                                                                         : error;
+  return error.code == "invalid_field" || error.code == "malformed_json"
+             ? invalid_frame(error.message)
+             : error;
 }
 
 bool is_message_id(std::string_view id) {
@@ -35,9 +36,6 @@ struct Overloaded : Ts... {
 template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
 
-
-
-
 Result<std::string> read_id(const JsonObjectReader& object, const char* field) {
   TETHER_TRY(id, object.required_string(field));
   if (!is_valid_id(*id)) {
@@ -45,7 +43,6 @@ Result<std::string> read_id(const JsonObjectReader& object, const char* field) {
   }
   return std::move(*id);
 }
-
 
 // Reads an array of objects, each through `read_one`, with a size cap.
 template <class T, class ReadOne>
@@ -75,7 +72,8 @@ Result<std::vector<T>> read_array(const JsonObjectReader& object, const char* fi
 
 Result<JsonObjectReader> as_object(const rapidjson::Value& value, const std::string& path) {
   if (!value.IsObject()) {
-    return make_error(Errc::kInvalid, "invalid_field", path + ": expected an object, got " + json_type_name(value));
+    return make_error(Errc::kInvalid, "invalid_field",
+                      path + ": expected an object, got " + json_type_name(value));
   }
   return JsonObjectReader(value, path);
 }
@@ -93,7 +91,8 @@ Result<std::vector<std::string>> read_string_array(const JsonObjectReader& objec
         if (ids && !is_valid_id(text)) {
           return make_error(Errc::kInvalid, "invalid_field", path + ": not a valid id");
         }
-        if (text.size() > 128) return make_error(Errc::kInvalid, "invalid_field", path + ": longer than 128 bytes");
+        if (text.size() > 128)
+          return make_error(Errc::kInvalid, "invalid_field", path + ": longer than 128 bytes");
         return text;
       });
 }
@@ -109,7 +108,8 @@ Result<AgentHello> read_hello(const JsonObjectReader& object) {
     TETHER_TRY(entry, as_object(value, path));
     return read_attempt(*entry);
   };
-  TETHER_TRY(running, read_array<AttemptRef>(object, "running", false, kMaxHelloEntries, attempt_list));
+  TETHER_TRY(running,
+             read_array<AttemptRef>(object, "running", false, kMaxHelloEntries, attempt_list));
   hello.running = std::move(*running);
   auto finals =
       read_array<AttemptRef>(object, "unacked_finals", false, kMaxHelloEntries, attempt_list);
@@ -173,9 +173,10 @@ Result<FramePayload> read_output(const JsonObjectReader& object) {
   output.attempt = std::move(*attempt);
   TETHER_TRY(chunk, read_output_fields(object));
   if (chunk->data.size() > kMaxChunkBytes) {
-    return make_error(Errc::kProtocol, "frame_too_large", "frame.data: " + std::to_string(chunk->data.size()) +
-                                             " bytes after decoding, over the limit of " +
-                                             std::to_string(kMaxChunkBytes));
+    return make_error(Errc::kProtocol, "frame_too_large",
+                      "frame.data: " + std::to_string(chunk->data.size()) +
+                          " bytes after decoding, over the limit of " +
+                          std::to_string(kMaxChunkBytes));
   }
   output.chunk = std::move(*chunk);
   return FramePayload(std::move(output));
@@ -341,8 +342,8 @@ Result<FramePayload> read_payload(std::string_view type, const JsonObjectReader&
   for (const auto& reader : kPayloadReaders) {
     if (reader.type == type) return reader.read(object);
   }
-  return make_error(Errc::kProtocol, "unknown_type", "frame.type: unknown frame type '" + std::string(type) + "'");
+  return make_error(Errc::kProtocol, "unknown_type",
+                    "frame.type: unknown frame type '" + std::string(type) + "'");
 }
-
 
 }  // namespace tether::protocol

@@ -5,12 +5,11 @@
 #include "protocol/frame_payloads.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
-#include "protocol/utf8.hpp"
 #include "protocol/report_json.hpp"
 #include "protocol/task_spec.hpp"
+#include "protocol/utf8.hpp"
 
 namespace tether::protocol {
-
 
 std::string_view Frame::type() const {
   static constexpr std::string_view kTypes[] = {
@@ -33,9 +32,9 @@ std::string_view to_string(AckedKind kind) {
 
 Result<Frame> decode_frame(std::string_view json) {
   if (json.size() > kMaxFrameBytes) {
-    return make_error(Errc::kProtocol, "frame_too_large", "frame of " + std::to_string(json.size()) +
-                                             " bytes is over the limit of " +
-                                             std::to_string(kMaxFrameBytes));
+    return make_error(Errc::kProtocol, "frame_too_large",
+                      "frame of " + std::to_string(json.size()) + " bytes is over the limit of " +
+                          std::to_string(kMaxFrameBytes));
   }
   auto document = parse_json_object(json, "frame");
   if (!document) return as_frame_error(document.error());
@@ -45,9 +44,9 @@ Result<Frame> decode_frame(std::string_view json) {
   if (!version) return invalid_frame("frame.v: is required");
   if (!version->IsInt()) return invalid_frame("frame.v: expected an integer");
   if (version->GetInt() != kProtocolVersion) {
-    return make_error(Errc::kProtocol, "unsupported_version", "frame.v: version " +
-                                                 std::to_string(version->GetInt()) +
-                                                 " is not supported (this side speaks 1)");
+    return make_error(Errc::kProtocol, "unsupported_version",
+                      "frame.v: version " + std::to_string(version->GetInt()) +
+                          " is not supported (this side speaks 1)");
   }
   frame.v = version->GetInt();
   auto type = object.required_string("type");

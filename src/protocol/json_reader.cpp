@@ -45,13 +45,15 @@ Result<rapidjson::Document> parse_json_object(std::string_view text, std::string
   // off, so trailing garbage after the object is an error too.
   document.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
   if (document.HasParseError()) {
-    return make_error(Errc::kProtocol, "malformed_json", std::string(what) + ": invalid JSON at offset " +
-                                            std::to_string(document.GetErrorOffset()) + ": " +
-                                            rapidjson::GetParseError_En(document.GetParseError()));
+    return make_error(Errc::kProtocol, "malformed_json",
+                      std::string(what) + ": invalid JSON at offset " +
+                          std::to_string(document.GetErrorOffset()) + ": " +
+                          rapidjson::GetParseError_En(document.GetParseError()));
   }
   if (!document.IsObject()) {
-    return make_error(Errc::kProtocol, "malformed_json", std::string(what) + ": expected a JSON object, got " +
-                                            json_type_name(document));
+    return make_error(
+        Errc::kProtocol, "malformed_json",
+        std::string(what) + ": expected a JSON object, got " + json_type_name(document));
   }
   if (auto path = invalid_string(document, std::string(what))) {
     return make_error(Errc::kProtocol, "malformed_json",

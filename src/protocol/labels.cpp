@@ -34,7 +34,8 @@ Result<Labels> parse_labels(std::string_view text) {
     const std::string shown = "'" + std::string(pair) + "'";
     const size_t equals = pair.find('=');
     if (equals == std::string_view::npos) {
-      return make_error(Errc::kInvalid, "invalid_labels", "label " + shown + ": expected key=value");
+      return make_error(Errc::kInvalid, "invalid_labels",
+                        "label " + shown + ": expected key=value");
     }
     const std::string_view key = pair.substr(0, equals);
     const std::string_view value = pair.substr(equals + 1);

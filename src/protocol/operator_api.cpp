@@ -15,7 +15,8 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
   const rapidjson::Value& fields = *document;  // const: clang 14 rejects the mutable iterator
   for (const auto& member : fields.GetObject()) {
     const std::string name(member.name.GetString(), member.name.GetStringLength());
-    if (!kFields.count(name)) return make_error(Errc::kInvalid, "invalid_field", "task." + name + ": unknown field");
+    if (!kFields.count(name))
+      return make_error(Errc::kInvalid, "invalid_field", "task." + name + ": unknown field");
   }
   JsonObjectReader task(*document, "task");
   SubmitRequest request;
@@ -145,7 +146,8 @@ Result<DecodedTask> read_task_view(const JsonObjectReader& object) {
   }
   TETHER_TRY(final_object, object.optional_object("final"));
   if (*final_object) {
-    TETHER_TRY(report, read_final_fields(JsonObjectReader(**final_object, object.path() + ".final")));
+    TETHER_TRY(report,
+               read_final_fields(JsonObjectReader(**final_object, object.path() + ".final")));
     decoded.final_report = std::move(*report);
   }
   return decoded;

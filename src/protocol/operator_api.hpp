@@ -6,8 +6,8 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,7 +24,7 @@ inline constexpr uint64_t kMaxAttempts = 100;
 
 struct SubmitRequest {
   std::string agent;
-  TaskSpec spec;  // task_id and attempt_id are ignored
+  TaskSpec spec;                    // task_id and attempt_id are ignored
   bool reject_on_conflict = false;  // on_conflict "reject" (else "queue")
   int max_attempts = 1;
 };

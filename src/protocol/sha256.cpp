@@ -48,8 +48,9 @@ std::string Sha256::state() const {
 
 Result<Sha256> Sha256::restore(std::string_view state) {
   if (state.size() != sizeof(SHA256_CTX)) {
-    return make_error(Errc::kState, "invalid_state", "a SHA-256 state is " + std::to_string(sizeof(SHA256_CTX)) +
-                                           " bytes, got " + std::to_string(state.size()));
+    return make_error(Errc::kState, "invalid_state",
+                      "a SHA-256 state is " + std::to_string(sizeof(SHA256_CTX)) + " bytes, got " +
+                          std::to_string(state.size()));
   }
   Sha256 hash;
   std::memcpy(hash.context_, state.data(), state.size());

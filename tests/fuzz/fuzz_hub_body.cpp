@@ -6,9 +6,9 @@
 #include <string_view>
 
 #include "hub/hub_api.hpp"
-#include "protocol/operator_api.hpp"
 #include "protocol/frames.hpp"
 #include "protocol/json_reader.hpp"
+#include "protocol/operator_api.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

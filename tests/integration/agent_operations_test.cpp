@@ -41,8 +41,8 @@ rapidjson::Document status_document(const AgentProcess& agent) {
 
 // Polls `tether-agent status --json` until `holds` is true; false after `timeout_ms`.
 core::Co<bool> wait_for_status(core::Loop& loop, const AgentProcess& agent,
-                                 std::function<bool(const rapidjson::Document&)> holds,
-                                 uint64_t timeout_ms) {
+                               std::function<bool(const rapidjson::Document&)> holds,
+                               uint64_t timeout_ms) {
   const uint64_t end = loop.now_ms() + timeout_ms;
   for (;;) {
     auto document = status_document(agent);

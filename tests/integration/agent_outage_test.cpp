@@ -23,7 +23,7 @@ namespace {
 // Checks a finished task against what the generator wrote: the final's
 // counts and digests, the bytes the hub serves, and one final event.
 core::Co<void> expect_delivered(AgentWorld& world, std::string id, FinalView final_view,
-                                  std::vector<std::string> writer_args) {
+                                std::vector<std::string> writer_args) {
   const Digest expected = generated_digest(writer_args);
   CHECK(final_view.out.bytes == expected.bytes);
   CHECK(final_view.out.sha256 == expected.sha256);

@@ -67,8 +67,8 @@ core::HttpResponse error_response(int status, const std::string& retry_after) {
 
 // Reads frames until one satisfies `wanted`; REQUIREs it within the time.
 core::Co<protocol::Frame> frame_where(ScriptedHub& hub,
-                                        std::function<bool(const protocol::Frame&)> wanted,
-                                        uint64_t timeout_ms = 20'000) {
+                                      std::function<bool(const protocol::Frame&)> wanted,
+                                      uint64_t timeout_ms = 20'000) {
   for (;;) {
     auto frame = co_await hub.next_frame(timeout_ms);
     REQUIRE(frame.has_value());

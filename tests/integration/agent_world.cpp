@@ -309,7 +309,7 @@ core::Co<std::string> AgentWorld::submit_shell(std::string script, std::string e
 }
 
 core::Co<FinalView> AgentWorld::final_of(std::string task_id, std::string state,
-                                           uint64_t timeout_ms) {
+                                         uint64_t timeout_ms) {
   const bool reached = co_await op().wait_for_state(task_id, state, timeout_ms);
   auto json = co_await op().task_json(task_id);
   INFO(json);

@@ -157,7 +157,7 @@ TestCertificates::TestCertificates(const std::string& dir) {
 // Operator
 
 core::Co<Result<core::HttpReply>> Operator::request(std::string method, std::string target,
-                                                      std::string body) {
+                                                    std::string body) {
   core::HttpCall call;
   call.method = std::move(method);
   call.server = *core::parse_url(url_);
@@ -189,7 +189,7 @@ core::Co<std::string> Operator::state_of(std::string task_id) {
 }
 
 core::Co<bool> Operator::wait_for_state(std::string task_id, std::string state,
-                                          uint64_t timeout_ms) {
+                                        uint64_t timeout_ms) {
   const std::string needle = "\"state\":\"" + state + "\"";
   std::function<bool(const cli::SseEvent&)> wanted = [needle](const cli::SseEvent& event) {
     return event.type == "status" && event.data.find(needle) != std::string::npos;
@@ -198,8 +198,8 @@ core::Co<bool> Operator::wait_for_state(std::string task_id, std::string state,
 }
 
 core::Co<bool> Operator::wait_for_event(std::string task_id,
-                                          std::function<bool(const cli::SseEvent&)> wanted,
-                                          uint64_t timeout_ms, bool with_output) {
+                                        std::function<bool(const cli::SseEvent&)> wanted,
+                                        uint64_t timeout_ms, bool with_output) {
   loop_.update_time();
   const uint64_t deadline = loop_.now_ms() + timeout_ms;
   // Shared with the pool thread, which may outlive this frame on timeout.
@@ -256,7 +256,7 @@ core::Co<bool> Operator::wait_for_event(std::string task_id,
 }
 
 core::Co<bool> Operator::wait_for_output(std::string task_id, std::string stream, uint64_t bytes,
-                                           uint64_t timeout_ms) {
+                                         uint64_t timeout_ms) {
   std::function<bool(const cli::SseEvent&)> wanted = [stream, bytes](const cli::SseEvent& event) {
     if (event.type != "output" && event.type != "gap") return false;
     auto document = protocol::parse_json_object(event.data, "event");
@@ -382,8 +382,8 @@ core::Co<Result<core::HttpReply>> ScriptedAgent::poll(int wait_s, std::string to
   co_return co_await core::http_request(loop_, pool_, std::move(call));
 }
 
-core::Co<Result<core::HttpReply>> ScriptedAgent::put_final(
-    const std::string& attempt_id, const protocol::TaskFinal& final_frame) {
+core::Co<Result<core::HttpReply>> ScriptedAgent::put_final(const std::string& attempt_id,
+                                                           const protocol::TaskFinal& final_frame) {
   protocol::Frame frame;
   frame.message_id = protocol::final_message_id(attempt_id);
   frame.agent_id = name_;
@@ -442,7 +442,7 @@ core::Co<void> finish_cli(core::Process& process, core::CoGroup& readers, CliRun
 }
 
 core::Co<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,
-                           std::vector<std::string> environment) {
+                         std::vector<std::string> environment) {
   auto process = start_cli(loop, args, std::move(environment));
   CliRun run;
   core::CoGroup readers;

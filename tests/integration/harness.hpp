@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "cli/sse_parser.hpp"
+#include "core/co.hpp"
+#include "core/co_group.hpp"
 #include "core/http_client.hpp"
 #include "core/notification.hpp"
 #include "core/process.hpp"
-#include "core/co.hpp"
-#include "core/co_group.hpp"
 #include "core/websocket_client.hpp"
 #include "logged_process.hpp"
 #include "protocol/frames.hpp"
@@ -120,7 +120,7 @@ class Operator {
         token_(std::move(token)),
         ca_file_(std::move(ca_file)) {}
   core::Co<Result<core::HttpReply>> request(std::string method, std::string target,
-                                              std::string body = std::string());
+                                            std::string body = std::string());
   // POST /api/v1/tasks; returns the new task's id (REQUIREs success).
   core::Co<std::string> submit(std::string body);
   // The task's state, from GET /api/v1/tasks/{id}.
@@ -132,11 +132,11 @@ class Operator {
   // ends first. `wanted` runs on a pool thread. Output events are asked for
   // only when `with_output`.
   core::Co<bool> wait_for_event(std::string task_id,
-                                  std::function<bool(const cli::SseEvent&)> wanted,
-                                  uint64_t timeout_ms, bool with_output);
+                                std::function<bool(const cli::SseEvent&)> wanted,
+                                uint64_t timeout_ms, bool with_output);
   // Waits until the hub has stored at least `bytes` of the task's `stream`.
   core::Co<bool> wait_for_output(std::string task_id, std::string stream, uint64_t bytes,
-                                   uint64_t timeout_ms);
+                                 uint64_t timeout_ms);
   // GET /api/v1/tasks/{id}: the task as JSON (REQUIREs 200).
   core::Co<std::string> task_json(std::string task_id);
   // The stored bytes of the task's `stream` (REQUIREs 200).
@@ -169,7 +169,7 @@ class ScriptedAgent {
   core::Co<Result<protocol::Frame>> receive(uint64_t timeout_ms = 5000);
   core::Co<Result<core::HttpReply>> poll(int wait_s, std::string token_override = std::string());
   core::Co<Result<core::HttpReply>> put_final(const std::string& attempt_id,
-                                                const protocol::TaskFinal& final_frame);
+                                              const protocol::TaskFinal& final_frame);
   core::WebSocketConnection* socket() { return socket_.get(); }
   void close();
   // The instance later polls name (docs/protocol.md 3); empty: none.
@@ -201,7 +201,7 @@ std::unique_ptr<core::Process> start_cli(core::Loop& loop, const std::vector<std
 core::Co<void> finish_cli(core::Process& process, core::CoGroup& readers, CliRun& run);
 // Runs `tether <args>` to completion.
 core::Co<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,
-                           std::vector<std::string> environment);
+                         std::vector<std::string> environment);
 
 // A final report whose byte counts and digests describe `out` and `err`.
 protocol::FinalReport final_for(protocol::AttemptStatus status, std::optional<int64_t> exit_code,

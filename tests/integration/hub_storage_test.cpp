@@ -12,7 +12,7 @@ using protocol::StreamName;
 namespace {
 
 core::Co<int> status_of(Operator& op, std::string method, std::string target,
-                          std::string body = std::string()) {
+                        std::string body = std::string()) {
   auto reply = co_await op.request(std::move(method), std::move(target), std::move(body));
   REQUIRE(reply.ok());
   co_return reply->status;

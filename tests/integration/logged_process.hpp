@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "core/notification.hpp"
-#include "core/process.hpp"
 #include "core/co.hpp"
 #include "core/co_group.hpp"
+#include "core/notification.hpp"
+#include "core/process.hpp"
 
 namespace tether::test {
 

@@ -98,6 +98,22 @@ protocol::Ack message_ack(const std::string& attempt_id, protocol::AckedKind kin
   return ack;
 }
 
+// output_sequence_gap for stdout of t-1-a1: the hub holds seqs up to
+// `highest_accepted` (`stored_bytes` bytes) and was sent seq `got`.
+protocol::ErrorFrame sequence_gap(uint64_t highest_accepted, uint64_t stored_bytes, uint64_t got) {
+  protocol::ErrorFrame gap;
+  gap.code = "output_sequence_gap";
+  gap.message = "scripted: expected seq " + std::to_string(highest_accepted + 1) + ", got " +
+                std::to_string(got);
+  gap.retryable = true;
+  gap.related_message_id = "t-1-a1:stdout:" + std::to_string(got);
+  gap.attempt_id = "t-1-a1";
+  gap.stream = StreamName::kStdout;
+  gap.highest_accepted_seq = highest_accepted;
+  gap.next_offset = stored_bytes;
+  return gap;
+}
+
 const protocol::OutputChunk* output_of(const protocol::Frame& frame) {
   const auto* output = std::get_if<protocol::TaskOutput>(&frame.payload);
   return output ? &output->chunk : nullptr;
@@ -389,15 +405,7 @@ TEST_CASE("a retryable output_sequence_gap makes the channel resend from highest
         world.hub->send(message_ack("t-1-a1", protocol::AckedKind::kStarted, "t-1-a1:started"));
 
         // "I have seq 1 only".
-        protocol::ErrorFrame gap;
-        gap.code = "output_sequence_gap";
-        gap.message = "scripted: expected seq 2, got 3";
-        gap.retryable = true;
-        gap.related_message_id = "t-1-a1:stdout:3";
-        gap.attempt_id = "t-1-a1";
-        gap.stream = StreamName::kStdout;
-        gap.highest_accepted_seq = 1;
-        gap.next_offset = out.offsets[1];
+        const protocol::ErrorFrame gap = sequence_gap(1, out.offsets[1], 3);
         world.hub->send(gap);
         for (uint64_t seq = 2; seq <= 4; ++seq) {
           const protocol::Frame again = co_await world.frame();
@@ -688,15 +696,7 @@ TEST_CASE("a gap error asking for seqs the hub acked and the outbox deleted ends
         const bool deleted = co_await world.outbox_until(acked);
         REQUIRE(deleted);
         // The hub lost what it acked and asks for seq 2 again.
-        protocol::ErrorFrame gap;
-        gap.code = "output_sequence_gap";
-        gap.message = "scripted: expected seq 2, got 4";
-        gap.retryable = true;
-        gap.related_message_id = "t-1-a1:stdout:4";
-        gap.attempt_id = "t-1-a1";
-        gap.stream = StreamName::kStdout;
-        gap.highest_accepted_seq = 1;
-        gap.next_offset = out.offsets[1];
+        const protocol::ErrorFrame gap = sequence_gap(1, out.offsets[1], 4);
         world.hub->send(gap);
         std::function<bool()> ended = [&] { return world.outbox->frames().rows() == 0; };
         const bool abandoned = co_await world.outbox_until(ended);
@@ -710,7 +710,8 @@ TEST_CASE("a gap error asking for seqs the hub acked and the outbox deleted ends
         REQUIRE(final_payload != nullptr);
         const auto& summary = final_payload->report.stdout_summary;
         CHECK(summary.undelivered_bytes == out.offset - out.offsets[1]);
-        CHECK_THAT(final_payload->report.error,
-                   Catch::Contains("stdout could not be delivered from seq 2: the hub no longer had"));
+        CHECK_THAT(
+            final_payload->report.error,
+            Catch::Contains("stdout could not be delivered from seq 2: the hub no longer had"));
       });
 }

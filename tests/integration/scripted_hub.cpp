@@ -80,7 +80,7 @@ core::Co<bool> ScriptedHub::wait_until(const std::function<bool()>& ready, uint6
 }
 
 core::Co<std::optional<RecordedRequest>> ScriptedHub::next_request(std::string prefix,
-                                                                     uint64_t timeout_ms) {
+                                                                   uint64_t timeout_ms) {
   auto matches = [&](const RecordedRequest& entry) {
     return entry.request.path.rfind(prefix, 0) == 0;
   };

@@ -13,8 +13,8 @@
 #include <optional>
 #include <string>
 
-#include "core/notification.hpp"
 #include "core/co.hpp"
+#include "core/notification.hpp"
 #include "core/web_server.hpp"
 #include "protocol/capabilities.hpp"
 #include "protocol/frames.hpp"

@@ -98,8 +98,7 @@ inline protocol::TaskOutput output(const protocol::TaskSpec& spec, protocol::Str
 
 // Receives frames until an output ack for `stream` reaches `seq`; returns
 // how many output acks that took.
-inline core::Co<int> acks_through(ScriptedAgent& agent, protocol::StreamName stream,
-                                    uint64_t seq) {
+inline core::Co<int> acks_through(ScriptedAgent& agent, protocol::StreamName stream, uint64_t seq) {
   int acks = 0;
   uint64_t through = 0;
   while (through < seq) {
@@ -125,7 +124,7 @@ inline core::Co<void> start(ScriptedAgent& agent, const protocol::TaskSpec& spec
 // Submits `body`, opens the agent's channel, takes the task and reports it
 // started: where most hub conversations begin. Returns the dispatched task.
 inline core::Co<protocol::TaskSpec> started_task(Operator& op, ScriptedAgent& agent,
-                                                   std::string body = submit_body("edge-1")) {
+                                                 std::string body = submit_body("edge-1")) {
   const auto task_id = co_await op.submit(body);
   co_await agent.connect_and_hello();
   auto spec = co_await dispatch(agent);
@@ -135,7 +134,7 @@ inline core::Co<protocol::TaskSpec> started_task(Operator& op, ScriptedAgent& ag
 }
 
 inline core::Co<std::string> stored_output(Operator& op, const std::string& task_id,
-                                             const char* stream) {
+                                           const char* stream) {
   auto reply = co_await op.request("GET", "/api/v1/tasks/" + task_id + "/output?stream=" + stream);
   REQUIRE(reply.ok());
   REQUIRE(reply->status == 200);

@@ -27,6 +27,7 @@
 #include "protocol/frames.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/sha256.hpp"
+#include "support.hpp"
 
 using namespace tether;
 using protocol::AckedKind;
@@ -34,25 +35,10 @@ using protocol::StreamName;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/tether-frames-XXXXXX";
-    path = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
-
-std::unique_ptr<core::SqliteStore> open_store(const std::string& dir) {
-  auto store = hub::open_hub_store(dir + "/data", hub::SyncMode::kNormal, 1000);
-  if (!store) throw std::runtime_error("cannot open hub.db: " + store.error().message);
-  return std::move(*store);
-}
-
 // The hub's parts, wired as Hub wires them, on a hub.db in a temporary directory.
 struct HubFixture {
-  TempDir dir;
-  std::unique_ptr<core::SqliteStore> store = open_store(dir.path);
+  test::TempDir dir{"tether-frames"};
+  std::unique_ptr<core::SqliteStore> store = test::open_test_hub_store(dir.path);
   hub::AgentDirectory agents{*store};
   hub::TaskRepository tasks{*store};
   hub::EventLog events{*store};

@@ -14,8 +14,8 @@
 #include <sstream>
 
 #include "agent/task_executor.hpp"
-#include "core/run.hpp"
 #include "core/co_group.hpp"
+#include "core/run.hpp"
 #include "protocol/utf8.hpp"
 #include "support.hpp"
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "core/co_group.hpp"
 #include "core/crash_report.hpp"
 #include "core/offload.hpp"
 #include "core/proc_info.hpp"
@@ -17,7 +18,6 @@
 #include "core/run.hpp"
 #include "core/semaphore.hpp"
 #include "core/signal_set.hpp"
-#include "core/co_group.hpp"
 #include "core/timer.hpp"
 
 using namespace tether;
@@ -508,7 +508,8 @@ TEST_CASE("errors carry one kind of a closed set; context keeps kind and code", 
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().kind == Errc::kNotFound);
   CHECK(missing.error().code == "ENOENT");
-  const Error wrapped = with_context(missing.error(), "starting the task: " + missing.error().message);
+  const Error wrapped =
+      with_context(missing.error(), "starting the task: " + missing.error().message);
   CHECK(wrapped.kind == Errc::kNotFound);
   CHECK(wrapped.code == "ENOENT");
   CHECK(wrapped.message.rfind("starting the task: ", 0) == 0);

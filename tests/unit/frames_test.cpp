@@ -294,8 +294,7 @@ TEST_CASE("a surrogate pair escape decodes to its one UTF-8 character", "[frames
   CHECK(frame->sent_at == "\xF0\x9F\x98\x80");
 }
 
-TEST_CASE("stamping sent_at on a stored frame gives what encode_frame writes with it",
-          "[frames]") {
+TEST_CASE("stamping sent_at on a stored frame gives what encode_frame writes with it", "[frames]") {
   Frame frame;
   frame.message_id = "t-1-a1:stdout:3";
   frame.agent_id = "edge-1";

@@ -17,21 +17,13 @@
 #include "agent/result_channel.hpp"
 #include "core/run.hpp"
 #include "protocol/sha256.hpp"
+#include "support.hpp"
 
 using namespace tether;
 using namespace tether::agent;
 using protocol::StreamName;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/tether-outbox-XXXXXX";
-    path = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 const protocol::AttemptRef kAttempt{"t-1", "t-1-a1"};
 
@@ -50,7 +42,7 @@ JournaledAttempt record() {
 // Runs `body` on a loop with an outbox, letting each turn's writes commit.
 template <class Body>
 void with_outbox(OutboxOptions options, Body body) {
-  TempDir dir;
+  test::TempDir dir{"tether-outbox"};
   core::Loop loop;
   options.agent_id = "edge-1";
   auto opened = Outbox::open(loop, dir.path, options);
@@ -198,7 +190,8 @@ TEST_CASE("drop-oldest turns the attempt's oldest output into gaps, counted exac
       CHECK(outbox.frames().bytes() <= (1u << 20));
     }
     co_await committed(outbox);
-    const uint64_t dropped = outbox.attempts().dropped_bytes(kAttempt.attempt_id, StreamName::kStdout);
+    const uint64_t dropped =
+        outbox.attempts().dropped_bytes(kAttempt.attempt_id, StreamName::kStdout);
     CHECK(dropped > 0);
     // Every seq is still there, as data or as a gap, and the byte ranges add up.
     auto frames = outbox.frames().committed_after(0, 1ull << 40);
@@ -267,7 +260,7 @@ TEST_CASE("block: no room when full, room again after acks", "[outbox]") {
 }
 
 TEST_CASE("a reopened outbox knows its running attempts, bytes and digests", "[outbox]") {
-  TempDir dir;
+  test::TempDir dir{"tether-outbox"};
   protocol::Sha256 digest;
   {
     core::Loop loop;
@@ -351,7 +344,7 @@ TEST_CASE("resending an unacked backlog records the sends without writing the fr
 
 TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newer one is refused",
           "[outbox]") {
-  TempDir dir;
+  test::TempDir dir{"tether-outbox"};
   const std::string path = dir.path + "/outbox.db";
   {
     core::Loop loop;
@@ -416,7 +409,7 @@ TEST_CASE("an outbox of schema version 1 is upgraded with its send marks; a newe
 }
 
 TEST_CASE("a write the disk cannot take stops the agent; what was committed stays", "[outbox]") {
-  TempDir dir;
+  test::TempDir dir{"tether-outbox"};
   {
     core::Loop loop;
     auto outbox = Outbox::open(loop, dir.path, {});

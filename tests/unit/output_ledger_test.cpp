@@ -13,6 +13,7 @@
 #include "hub/hub_store.hpp"
 #include "hub/output_ledger.hpp"
 #include "protocol/sha256.hpp"
+#include "support.hpp"
 
 using namespace tether;
 using hub::OutputLedger;
@@ -22,25 +23,10 @@ using protocol::StreamName;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char pattern[] = "/tmp/tether-ledger-XXXXXX";
-    path = ::mkdtemp(pattern);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
-
-std::unique_ptr<core::SqliteStore> open_store(const std::string& dir) {
-  auto store = hub::open_hub_store(dir + "/data", hub::SyncMode::kNormal, 1000);
-  if (!store) throw std::runtime_error("cannot open hub.db: " + store.error().message);
-  return std::move(*store);
-}
-
 // A real hub.db in a temporary directory, with an EventLog and a ledger on it.
 struct LedgerFixture {
-  TempDir dir;
-  std::unique_ptr<core::SqliteStore> store = open_store(dir.path);
+  test::TempDir dir{"tether-ledger"};
+  std::unique_ptr<core::SqliteStore> store = test::open_test_hub_store(dir.path);
   hub::EventLog events{*store};
   OutputLedger ledger{events};
 };

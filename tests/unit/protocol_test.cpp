@@ -6,11 +6,11 @@
 #include <random>
 
 #include "protocol/base64.hpp"
+#include "protocol/json_writer.hpp"
 #include "protocol/labels.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/report_json.hpp"
 #include "protocol/sha256.hpp"
-#include "protocol/json_writer.hpp"
 #include "protocol/task_spec.hpp"
 #include "protocol/utf8.hpp"
 #include "protocol/wire_integer.hpp"
@@ -269,10 +269,9 @@ TEST_CASE("the agents and tasks lists read back; a hostile list is an error, not
   CHECK(agents->at(0).outbox_rows == std::optional<uint64_t>(5));
   CHECK_FALSE(agents->at(0).outbox_bytes.has_value());
 
-  for (const char* hostile :
-       {R"({"agents":1})", R"({"agents":[1]})", R"({"agents":[{"name":7}]})",
-        R"({"agents":[{"name":"a","outbox":{"rows":"many"}}]})",
-        R"({"agents":[{"name":"a","labels":{"k":1}}]})"}) {
+  for (const char* hostile : {R"({"agents":1})", R"({"agents":[1]})", R"({"agents":[{"name":7}]})",
+                              R"({"agents":[{"name":"a","outbox":{"rows":"many"}}]})",
+                              R"({"agents":[{"name":"a","labels":{"k":1}}]})"}) {
     CAPTURE(hostile);
     auto decoded = protocol::decode_agent_list(hostile);
     CHECK_FALSE(decoded.ok());

@@ -4,16 +4,40 @@
 #include <sys/wait.h>
 #include <uv.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "agent/attempt_sink.hpp"
+#include "hub/hub_store.hpp"
 #include "protocol/sha256.hpp"
 
 namespace tether::test {
+
+// A directory under /tmp ("/tmp/PREFIX-XXXXXX"), removed with everything in it.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const std::string& prefix) {
+    std::string pattern = "/tmp/" + prefix + "-XXXXXX";
+    path = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+// A hub.db in DIR/data, as the hub opens it.
+inline std::unique_ptr<core::SqliteStore> open_test_hub_store(const std::string& dir) {
+  auto store = hub::open_hub_store(dir + "/data", hub::SyncMode::kNormal, 1000);
+  if (!store) throw std::runtime_error("cannot open hub.db: " + store.error().message);
+  return std::move(*store);
+}
 
 // Paths to helper programs, exported by meson (see tests/unit/meson.build).
 inline std::string helper_path(const char* variable) {

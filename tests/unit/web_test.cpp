@@ -2,9 +2,9 @@
 // HTTP (immediate, deferred, streamed), size limits, and WebSockets.
 #include <catch2/catch.hpp>
 
+#include "core/co_group.hpp"
 #include "core/http_client.hpp"
 #include "core/run.hpp"
-#include "core/co_group.hpp"
 #include "core/timer.hpp"
 #include "core/web_server.hpp"
 #include "core/websocket_client.hpp"
