@@ -123,6 +123,9 @@ class Cluster:
 
     def __init__(self, agent_settings=None, hub_args=None, keep=False):
         self.dir = tempfile.mkdtemp(prefix="tether-bench-", dir=os.environ.get("TMPDIR", "/tmp"))
+        # Run as root, the agent runs tasks as tether-task, whose homes are in its
+        # state_dir below: they must pass through this directory (not list it).
+        os.chmod(self.dir, 0o711)
         self.keep = keep
         self.hub_dir = os.path.join(self.dir, "hub")
         self.state_dir = os.path.join(self.dir, "agent")

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/task_users.hpp"
 #include "core/listen_address.hpp"
 #include "core/resolver.hpp"
 #include "core/secret_file.hpp"
@@ -98,6 +99,14 @@ Result<void> set_log_level(AgentConfig& config, const std::string& value) {
   return {};
 }
 
+Result<void> set_task_uid_range(AgentConfig& config, const std::string& value) {
+  auto range = parse_uid_range(value);
+  if (!range) return range.error();
+  config.task_uid_first = range->first;
+  config.task_uid_last = range->second;
+  return {};
+}
+
 Setter text_key(std::string AgentConfig::*field) {
   return [field](AgentConfig& config, const std::string& value) -> Result<void> {
     if (value.empty()) return make_error(Errc::kInvalid, "invalid", "must not be empty");
@@ -153,6 +162,15 @@ const std::vector<Key>& keys() {
        "serve Prometheus metrics on this address:port, e.g. 127.0.0.1:9465 (default off)",
        set_metrics_listen},
       {"log_level", "debug, info (default), warning or error", set_log_level},
+      {"run_as", "the user tasks run as (default tether-task; docs/operations.md)",
+       text_key(&AgentConfig::run_as)},
+      {"task_uid_range", "FIRST-LAST: a uid of its own for each running attempt, e.g. 61184-61439",
+       set_task_uid_range},
+      {"cgroup", "auto (default: a cgroup v2 per attempt where delegated) or off",
+       choice_key<bool>(&AgentConfig::cgroup, {{"auto", true}, {"off", false}},
+                        "expected auto or off")},
+      {"task_home_root", "where each attempt's HOME is made (default STATE_DIR/homes)",
+       text_key(&AgentConfig::task_home_root)},
   };
   return table;
 }

@@ -43,6 +43,12 @@ struct AgentConfig {
   uint64_t send_window_bytes = 8ull << 20;
   uint64_t keepalive_s = 15;  // ping an idle channel; dead after 3 silent intervals
   uint64_t kill_grace_s = 10;
+  // Task isolation (docs/operations.md, Task isolation; task_users.hpp).
+  std::string run_as = "tether-task";
+  uint32_t task_uid_first = 0;  // task_uid_range; 0: off
+  uint32_t task_uid_last = 0;
+  bool cgroup = true;          // cgroup = auto (true) or off
+  std::string task_home_root;  // empty: state_dir/homes
   std::string metrics_listen;  // empty: no metrics endpoint
   core::LogLevel log_level = core::LogLevel::kInfo;
   std::string config_file;  // where the settings came from, if a file

@@ -223,6 +223,7 @@ void AgentDaemon::assemble_services() {
   executor_options.runner.chunker.flush_interval_ms = config_.flush_interval_ms;
   executor_options.runner.chunker.chunk_bytes = config_.chunk_bytes;
   executor_options.runner.kill_grace_ms = config_.kill_grace_s * 1000;
+  executor_options.runner.isolation = isolation_;
   executor_ = std::make_unique<TaskExecutor>(loop_, executor_options);
 
   const std::string token_source =
@@ -263,6 +264,14 @@ core::Co<int> AgentDaemon::run() {
   started_at_ = core::utc_now();
   loop_.update_time();
   started_ms_ = loop_.now_ms();
+  // Tasks may read what any user may: nothing the agent writes is for others.
+  ::umask(::umask(0) | 007);
+  auto isolation = TaskIsolation::from_config(config_);
+  if (!isolation) {
+    core::log_error("agent", isolation.error().message);
+    co_return 2;  // a configuration error: restarting cannot fix it
+  }
+  isolation_ = std::move(*isolation);
   if (auto opened = open_state(); !opened) {
     core::log_error("agent", opened.error().message);
     status_socket_.reset();

@@ -26,6 +26,7 @@
 #include "agent/poller.hpp"
 #include "agent/result_channel.hpp"
 #include "agent/task_executor.hpp"
+#include "agent/task_isolation.hpp"
 #include "core/co_group.hpp"
 #include "core/metrics_server.hpp"
 #include "core/report_socket.hpp"
@@ -61,6 +62,7 @@ class AgentDaemon {
   std::string instance_;  // this run of the process (hello, polls)
   core::ThreadPool pool_;
   std::unique_ptr<Outbox> outbox_;
+  std::shared_ptr<TaskIsolation> isolation_;
   std::unique_ptr<TaskExecutor> executor_;
   std::unique_ptr<ResultChannel> channel_;
   std::unique_ptr<FinalCourier> courier_;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <utility>
 
+#include "agent/attempt_setup.hpp"
 #include "agent/stream_capture.hpp"
 #include "agent/task_init.hpp"
 #include "core/co_group.hpp"
@@ -181,6 +182,17 @@ std::string processes_text(const TaskInitEvent& event) {
   return text;
 }
 
+// Why the command could not start, naming the step (task_init.hpp).
+std::string start_failure_text(const TaskInitEvent& failed,
+                               const protocol::AttemptIsolation& isolation) {
+  if (failed.stage == "cgroup") return "cannot join its cgroup: " + errno_text(failed.error);
+  if (failed.stage == "user") {
+    return "cannot switch to user " + isolation.user + " (uid " + std::to_string(isolation.uid) +
+           "): " + errno_text(failed.error);
+  }
+  return errno_text(failed.error);
+}
+
 // What the task runs: its argv, its environment, and the program found on
 // its PATH. Errors are the message of a final `failed`.
 struct Launch {
@@ -189,9 +201,9 @@ struct Launch {
   std::string program;
 };
 
-Result<Launch> prepare_launch(const protocol::TaskSpec& task) {
+Result<Launch> prepare_launch(const protocol::TaskSpec& task, const AttemptSetup& setup) {
   if (auto cwd = check_working_directory(task.cwd); !cwd) return cwd.error();
-  Launch launch{task.command_line(), task_environment(task), {}};
+  Launch launch{task.command_line(), task_environment(task, setup.environment()), {}};
   std::string path_variable;
   for (const auto& entry : launch.environment) {
     if (entry.rfind("PATH=", 0) == 0) path_variable = entry.substr(5);
@@ -277,7 +289,7 @@ void describe_end(FinalReport& report, const InitState& state, const Supervision
 // every process the task starts, wherever it moves. The child gets its own
 // copy of `plan` at the fork. Errors are the message of a final `failed`.
 Result<std::unique_ptr<core::Process>> spawn_init(core::Loop& loop, const Launch& launch,
-                                                  const std::string& cwd,
+                                                  const std::string& cwd, const AttemptSetup& setup,
                                                   const RunnerOptions& options) {
   std::vector<char*> argv_pointers;
   for (const auto& arg : launch.argv)
@@ -287,7 +299,11 @@ Result<std::unique_ptr<core::Process>> spawn_init(core::Loop& loop, const Launch
   for (const auto& entry : launch.environment)
     env_pointers.push_back(const_cast<char*>(entry.c_str()));
   env_pointers.push_back(nullptr);
-  TaskInitPlan plan{launch.program.c_str(), argv_pointers.data(), env_pointers.data()};
+  TaskInitPlan plan;
+  plan.path = launch.program.c_str();
+  plan.argv = argv_pointers.data();
+  plan.envp = env_pointers.data();
+  setup.fill(plan);
   core::SpawnOptions spawn;
   spawn.argv = launch.argv;
   spawn.working_directory = cwd;
@@ -344,10 +360,13 @@ core::Co<void> finish_init(core::Loop& loop, core::Process& init, const InitStat
 
 core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, AttemptSink& sink,
                                          core::CancellationToken cancel) {
-  auto launch = prepare_launch(task);
+  auto setup = AttemptSetup::prepare(options_.isolation.get(), task.attempt_id);
+  if (!setup) co_return final_without_process(AttemptStatus::kFailed, setup.error().message);
+  auto launch = prepare_launch(task, **setup);
   if (!launch) co_return final_without_process(AttemptStatus::kFailed, launch.error().message);
   const std::vector<std::string>& argv = launch->argv;
-  auto spawned = spawn_init(loop_, *launch, task.cwd, options_);
+  const std::string cwd = task.cwd.empty() ? (*setup)->default_directory() : task.cwd;
+  auto spawned = spawn_init(loop_, *launch, cwd, **setup, options_);
   if (!spawned) co_return final_without_process(AttemptStatus::kFailed, spawned.error().message);
   core::Process& init = **spawned;
 
@@ -362,8 +381,8 @@ core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attempt
   FinalReport report;
   report.started_at = core::utc_now();
   if (!state.start || state.start->kind == TaskInitEvent::Kind::kFailed) {
-    const std::string why =
-        state.start ? errno_text(state.start->error) : "the task's init process ended at once";
+    const std::string why = state.start ? start_failure_text(*state.start, (*setup)->describe())
+                                        : "the task's init process ended at once";
     auto closed = co_await init.wait_exit();
     (void)closed;
     co_await init_events.join();
@@ -400,6 +419,7 @@ core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attempt
   report.stderr_summary = err.summary();
 
   describe_end(report, state, supervision, sent, drain, options_, task.timeout_s);
+  report.isolation = (*setup)->describe();
   for (const auto* capture : {&out, &err}) {
     if (capture->read_error()) {
       report.error += (report.error.empty() ? "" : "; ") + capture->read_error()->message;

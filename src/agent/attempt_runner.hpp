@@ -1,6 +1,7 @@
 // AttemptRunner: runs one task attempt as a child process and reports it.
 //
-//   spawn (own process group, clean environment, stdin on /dev/null)
+//   the attempt's user, home and cgroup (task_isolation.hpp)
+//   -> spawn (own process group, clean environment, stdin on /dev/null)
 //   -> started report
 //   -> stdout and stderr captured concurrently into output chunks
 //   -> timeout or cancel: SIGTERM to the group, SIGKILL after the grace period
@@ -12,11 +13,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "agent/attempt_sink.hpp"
 #include "agent/output_chunker.hpp"
+#include "agent/task_isolation.hpp"
 #include "core/cancellation.hpp"
 #include "core/co.hpp"
 #include "core/loop.hpp"
@@ -30,6 +33,9 @@ struct RunnerOptions {
   uint64_t kill_grace_ms = 10'000;
   uint64_t drain_timeout_ms = 2'000;
   size_t read_buffer_bytes = 64 * 1024;
+  // Shared by every attempt (a uid range hands out uids); null: tasks run as
+  // this process, contained by the subreaper, with their user's HOME.
+  std::shared_ptr<TaskIsolation> isolation;
 };
 
 // A final report for an attempt that never ran (rejected, cancelled while

@@ -1,12 +1,16 @@
 #include "agent/exec_command.hpp"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <charconv>
 #include <cstdio>
+#include <optional>
 #include <random>
 
+#include "agent/agent_config.hpp"
 #include "agent/task_executor.hpp"
+#include "agent/task_isolation.hpp"
 #include "core/run.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/frames.hpp"
@@ -29,7 +33,18 @@ constexpr const char* kUsage =
     "  --grace-ms N      SIGTERM-to-SIGKILL grace in milliseconds (default 10000)\n"
     "  --cwd DIR         working directory (absolute)\n"
     "  --env NAME=VALUE  add a variable to the command's environment (repeatable)\n"
-    "  --shell           run COMMAND as a /bin/sh -c script\n";
+    "  --shell           run COMMAND as a /bin/sh -c script\n"
+    "\n"
+    "Isolation, as `tether-agent run` has it (docs/operations.md); without these\n"
+    "flags COMMAND runs as this user, under the subreaper alone:\n"
+    "  --run-as USER         run as USER (needs CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_CHOWN)\n"
+    "  --task-uid-range A-B  run as a uid of its own from A-B\n"
+    "  --cgroup auto|off     a cgroup v2 of its own where delegated (default off)\n"
+    "  --home-root DIR       where its HOME is made (default: a new directory in /tmp)\n";
+
+Error option_error(const std::string& message) {
+  return make_error(Errc::kInvalid, "usage", message);
+}
 
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "tether-agent exec: %s\n\n%s", message.c_str(), kUsage);
@@ -47,6 +62,84 @@ std::string random_id(const char* prefix) {
   char text[40];
   std::snprintf(text, sizeof text, "%s-%08x%08x", prefix, device(), device());
   return text;
+}
+
+// A home root for one exec, removed when it ends.
+class TemporaryHomeRoot {
+ public:
+  TemporaryHomeRoot() {
+    char pattern[] = "/tmp/tether-exec-homes-XXXXXX";
+    if (::mkdtemp(pattern)) path_ = pattern;
+  }
+  ~TemporaryHomeRoot() {
+    if (!path_.empty()) ::rmdir(path_.c_str());
+  }
+  TemporaryHomeRoot(const TemporaryHomeRoot&) = delete;
+  TemporaryHomeRoot& operator=(const TemporaryHomeRoot&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// One `--flag VALUE` option into the options, the task or the isolation
+// settings (agent.conf lines). Errors: the message for usage_error.
+Result<void> apply_option(const std::string& arg, const std::string& value,
+                          ExecutorOptions& options, protocol::TaskSpec& task,
+                          std::string& isolation_settings) {
+  uint64_t number = 0;
+  if (arg == "--interval-ms" || arg == "--chunk-bytes" || arg == "--timeout" ||
+      arg == "--grace-ms") {
+    if (!parse_number(value, number)) {
+      return option_error(arg + ": '" + value + "' is not a non-negative integer");
+    }
+  }
+  if (arg == "--interval-ms") {
+    options.runner.chunker.flush_interval_ms = number;
+  } else if (arg == "--chunk-bytes") {
+    if (number < 4) return option_error("--chunk-bytes: must be at least 4");
+    options.runner.chunker.chunk_bytes = number;
+  } else if (arg == "--timeout") {
+    task.timeout_s = number;
+  } else if (arg == "--grace-ms") {
+    options.runner.kill_grace_ms = number;
+  } else if (arg == "--run-as" || arg == "--task-uid-range" || arg == "--cgroup" ||
+             arg == "--home-root") {
+    const std::string key = arg == "--run-as"           ? "run_as"
+                            : arg == "--task-uid-range" ? "task_uid_range"
+                            : arg == "--cgroup"         ? "cgroup"
+                                                        : "task_home_root";
+    if (value.find('\n') != std::string::npos) return option_error(arg + ": one line only");
+    isolation_settings += key + " = " + value + "\n";
+  } else if (arg == "--cwd") {
+    task.cwd = value;
+  } else if (arg == "--env") {
+    const auto equals = value.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      return option_error("--env: expected NAME=VALUE, got '" + value + "'");
+    }
+    task.env[value.substr(0, equals)] = value.substr(equals + 1);
+  } else {
+    return option_error("unknown option " + arg);
+  }
+  return {};
+}
+
+// The isolation the flags ask for (`settings`: agent.conf lines); the home
+// root is a new directory in /tmp unless --home-root names one.
+Result<std::shared_ptr<TaskIsolation>> exec_isolation(
+    const std::string& settings, std::optional<TemporaryHomeRoot>& temporary_root) {
+  AgentConfig config;
+  config.cgroup = false;
+  TETHER_TRY(applied, apply_config_text(config, settings, "exec flags"));
+  if (config.task_home_root.empty()) {
+    temporary_root.emplace();
+    if (temporary_root->path().empty()) {
+      return make_error(Errc::kIo, "task_home_root", "cannot create a home root in /tmp");
+    }
+    config.task_home_root = temporary_root->path();
+  }
+  return TaskIsolation::from_config(config);
 }
 
 // Prints each report as the protocol frame an agent would send (agent_id
@@ -93,6 +186,7 @@ core::Co<protocol::FinalReport> run_one(TaskExecutor& executor, protocol::TaskSp
 int exec_command(const std::vector<std::string>& args) {
   ExecutorOptions options;
   options.max_concurrent_tasks = 1;
+  std::string isolation_settings;  // agent.conf lines from the isolation flags
   protocol::TaskSpec task;
   bool shell = false;
   size_t i = 0;
@@ -113,33 +207,8 @@ int exec_command(const std::vector<std::string>& args) {
     if (arg.rfind("--", 0) != 0) break;  // the command starts here
     if (i + 1 >= args.size()) return usage_error(arg + " needs a value");
     const std::string& value = args[++i];
-    uint64_t number = 0;
-    if (arg == "--interval-ms" || arg == "--chunk-bytes" || arg == "--timeout" ||
-        arg == "--grace-ms") {
-      if (!parse_number(value, number)) {
-        return usage_error(arg + ": '" + value + "' is not a non-negative integer");
-      }
-    }
-    if (arg == "--interval-ms") {
-      options.runner.chunker.flush_interval_ms = number;
-    } else if (arg == "--chunk-bytes") {
-      if (number < 4) return usage_error("--chunk-bytes: must be at least 4");
-      options.runner.chunker.chunk_bytes = number;
-    } else if (arg == "--timeout") {
-      task.timeout_s = number;
-    } else if (arg == "--grace-ms") {
-      options.runner.kill_grace_ms = number;
-    } else if (arg == "--cwd") {
-      task.cwd = value;
-    } else if (arg == "--env") {
-      const auto equals = value.find('=');
-      if (equals == std::string::npos || equals == 0) {
-        return usage_error("--env: expected NAME=VALUE, got '" + value + "'");
-      }
-      task.env[value.substr(0, equals)] = value.substr(equals + 1);
-    } else {
-      return usage_error("unknown option " + arg);
-    }
+    if (auto applied = apply_option(arg, value, options, task, isolation_settings); !applied)
+      return usage_error(applied.error().message);
   }
   if (i >= args.size()) return usage_error("no command given");
   if (shell) {
@@ -151,6 +220,13 @@ int exec_command(const std::vector<std::string>& args) {
   task.task_id = random_id("exec");
   task.attempt_id = task.task_id + "-1";
   if (auto valid = protocol::validate_task(task); !valid) return usage_error(valid.error().message);
+
+  std::optional<TemporaryHomeRoot> temporary_root;
+  if (!isolation_settings.empty()) {
+    auto isolation = exec_isolation(isolation_settings, temporary_root);
+    if (!isolation) return usage_error(isolation.error().message);
+    options.runner.isolation = std::move(*isolation);
+  }
 
   core::Loop loop;
   TaskExecutor executor(loop, options);

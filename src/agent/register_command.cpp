@@ -36,7 +36,7 @@ constexpr const char* kUsage =
     "  --ca-file FILE    extra CA certificates (PEM) for an https hub; kept in agent.conf\n"
     "  --insecure        allow plain http to a hub that is not on loopback\n"
     "  --user USER       the user the agent runs as, who must own the token (default:\n"
-    "                    tether when run as root and that user exists)\n"
+    "                    tether-agent when run as root and that user exists)\n"
     "Then: systemctl enable --now tether-agent\n";
 
 struct Options {
@@ -250,7 +250,7 @@ int register_command(const std::vector<std::string>& args) {
   int owner_uid = -1;
   int owner_gid = -1;
   if (::geteuid() == 0) {
-    const std::string user = options.user.empty() ? "tether" : options.user;
+    const std::string user = options.user.empty() ? "tether-agent" : options.user;
     if (const passwd* entry = ::getpwnam(user.c_str())) {
       owner_uid = static_cast<int>(entry->pw_uid);
       owner_gid = static_cast<int>(entry->pw_gid);

@@ -28,8 +28,11 @@ std::map<std::string, std::string> base_task_environment() {
   };
 }
 
-std::vector<std::string> task_environment(const protocol::TaskSpec& task) {
+std::vector<std::string> task_environment(const protocol::TaskSpec& task,
+                                          const std::map<std::string, std::string>& identity) {
   auto variables = base_task_environment();
+  for (const auto& [name, value] : identity)
+    variables[name] = value;
   for (const auto& [name, value] : task.env)
     variables[name] = value;
   std::vector<std::string> environment;

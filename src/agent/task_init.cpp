@@ -16,6 +16,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "agent/task_confinement.hpp"
+#include "agent/task_members.hpp"
 #include "core/process.hpp"
 
 namespace tether::agent {
@@ -25,21 +27,11 @@ namespace {
 // Everything below runs in the init: system calls and static memory only.
 
 constexpr int kControlFd = 3;
-constexpr int kMaxProcesses = 1 << 16;  // entries read from /proc per scan
-constexpr int kMaxNamed = 16;           // processes named in one report
+constexpr int kMaxNamed = 16;  // processes named in one report
 
-struct ProcessEntry {
-  int pid;
-  int ppid;
-  char state;
-  bool in_tree;
-  char name[16];
-};
-
-ProcessEntry g_processes[kMaxProcesses];
-int g_process_count = 0;
 int g_command = 0;
 bool g_command_exited = false;
+const TaskInitPlan* g_plan = nullptr;
 
 // A line built without allocating.
 struct Line {
@@ -67,91 +59,6 @@ void send_line(Line& line) {
     if (n <= 0) return;  // the agent is gone: its end of file will tell us
     sent += static_cast<size_t>(n);
   }
-}
-
-// Reads pid, state, ppid and name of one process from /proc/PID/stat.
-bool read_stat(const char* pid_text, ProcessEntry& entry) {
-  char path[64] = "/proc/";
-  size_t at = 6;
-  for (const char* p = pid_text; *p && at < sizeof path - 6; ++p)
-    path[at++] = *p;
-  std::memcpy(path + at, "/stat", 6);
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char text[512];
-  const ssize_t n = ::read(fd, text, sizeof text - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  text[n] = '\0';
-  // "PID (NAME) S PPID ...": the name may hold spaces and parentheses.
-  const char* open = std::strchr(text, '(');
-  const char* close = std::strrchr(text, ')');
-  if (!open || !close || close < open || close + 4 > text + n) return false;
-  int pid = 0;
-  std::from_chars(text, open - 1, pid);
-  const size_t name_length = std::min<size_t>(static_cast<size_t>(close - open - 1), 15);
-  for (size_t i = 0; i < name_length; ++i) {
-    const char c = open[1 + i];
-    entry.name[i] = (c > ' ' && c < 0x7f && c != ':') ? c : '?';
-  }
-  entry.name[name_length] = '\0';
-  entry.state = close[2];
-  int ppid = 0;
-  const char* ppid_start = close + 4;
-  std::from_chars(ppid_start, text + n, ppid);
-  entry.pid = pid;
-  entry.ppid = ppid;
-  entry.in_tree = false;
-  return pid > 0;
-}
-
-void scan_processes() {
-  g_process_count = 0;
-  const int dir = ::open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return;
-  alignas(8) char buffer[16384];
-  for (;;) {
-    const long n = ::syscall(SYS_getdents64, dir, buffer, sizeof buffer);
-    if (n <= 0) break;
-    for (long offset = 0; offset < n;) {
-      // glibc's dirent64 has the kernel's linux_dirent64 layout.
-      const auto* entry = reinterpret_cast<const struct dirent64*>(buffer + offset);
-      offset += entry->d_reclen;
-      const char* name = entry->d_name;
-      if (*name < '1' || *name > '9') continue;
-      if (g_process_count == kMaxProcesses) break;
-      if (read_stat(name, g_processes[g_process_count])) ++g_process_count;
-    }
-  }
-  ::close(dir);
-}
-
-// Marks every process below this init (by parent links); returns how many
-// are alive (not zombies).
-int mark_tree() {
-  scan_processes();
-  const int self = ::getpid();
-  bool grew = true;
-  while (grew) {
-    grew = false;
-    for (int i = 0; i < g_process_count; ++i) {
-      ProcessEntry& entry = g_processes[i];
-      if (entry.in_tree) continue;
-      bool parent_in_tree = entry.ppid == self;
-      for (int j = 0; !parent_in_tree && j < g_process_count; ++j) {
-        parent_in_tree = g_processes[j].in_tree && g_processes[j].pid == entry.ppid;
-      }
-      if (parent_in_tree) {
-        entry.in_tree = true;
-        grew = true;
-      }
-    }
-  }
-  int alive = 0;
-  for (int i = 0; i < g_process_count; ++i) {
-    if (g_processes[i].in_tree && g_processes[i].state != 'Z') ++alive;
-  }
-  return alive;
 }
 
 void report_exit(int status) {
@@ -199,9 +106,11 @@ void signal_tree(int signum, bool report) {
   int total = 0;
   Line names;
   for (int round = 0; round < 400; ++round) {
-    if (mark_tree() == 0) break;
-    for (int i = 0; i < g_process_count; ++i) {
-      const ProcessEntry& entry = g_processes[i];
+    if (task_members::mark(::getpid(), g_plan->cgroup) == 0) break;
+    // cgroup.kill reaches every member at once, even one forking right now.
+    if (signum == SIGKILL && g_plan->cgroup) confinement::kill_cgroup(g_plan->cgroup);
+    for (int i = 0; i < task_members::count(); ++i) {
+      const task_members::ProcessEntry& entry = task_members::at(i);
       if (!entry.in_tree || entry.state == 'Z') continue;
       ::kill(entry.pid, signum);
       bool known = false;
@@ -232,6 +141,22 @@ void signal_tree(int signum, bool report) {
   send_line(line);
 }
 
+// Why the command could not start: an errno and the step that failed.
+struct StartFailure {
+  int error = 0;
+  int stage = 0;
+};
+constexpr int kStageExec = 0;
+constexpr int kStageCgroup = 1;
+constexpr int kStageUser = 2;
+
+[[noreturn]] void fail_start(int report_fd, int error, int stage) {
+  const StartFailure failure{error, stage};
+  ssize_t ignored = ::write(report_fd, &failure, sizeof failure);
+  (void)ignored;
+  ::_exit(127);
+}
+
 [[noreturn]] void exec_command(const TaskInitPlan& plan, int report_fd, int signal_fd) {
   // The command gets default signals and none blocked. It stays in the
   // init's process group: a restarted agent that finds an attempt left over
@@ -239,21 +164,29 @@ void signal_tree(int signum, bool report) {
   core::reset_signals_in_child();
   ::close(kControlFd);
   ::close(signal_fd);
+  // Into the cgroup before anything of the task runs, then down to the
+  // task's user with no capabilities: in this order, as joining needs the
+  // agent's rights.
+  if (plan.cgroup) {
+    if (const int error = confinement::join_cgroup(plan.cgroup); error != 0)
+      fail_start(report_fd, error, kStageCgroup);
+  }
+  if (const int error = confinement::drop_privileges(plan); error != 0)
+    fail_start(report_fd, error, kStageUser);
   ::execve(plan.path, plan.argv, plan.envp);
-  const int error = errno;
-  ssize_t ignored = ::write(report_fd, &error, sizeof error);
-  (void)ignored;
-  ::_exit(127);
+  fail_start(report_fd, errno, kStageExec);
 }
 
 }  // namespace
 
 namespace {
 
-[[noreturn]] void report_failure_and_exit(int error) {
+[[noreturn]] void report_failure_and_exit(int error, int stage) {
+  if (g_plan->cgroup) confinement::remove_cgroup(g_plan->cgroup);
   Line line;
   line.add("failed ");
   line.add_number(error);
+  line.add(stage == kStageCgroup ? " cgroup" : stage == kStageUser ? " user" : " exec");
   send_line(line);
   ::_exit(0);
 }
@@ -277,18 +210,19 @@ int take_signals() {
 // exits) to the agent.
 pid_t start_command(const TaskInitPlan& plan, int signal_fd) {
   int report[2];
-  if (signal_fd < 0 || ::pipe2(report, O_CLOEXEC) != 0) report_failure_and_exit(errno);
+  if (signal_fd < 0 || ::pipe2(report, O_CLOEXEC) != 0) report_failure_and_exit(errno, kStageExec);
   const pid_t command = ::fork();
   if (command == 0) exec_command(plan, report[1], signal_fd);
   ::close(report[1]);
-  int error = command < 0 ? errno : 0;
+  StartFailure failure{command < 0 ? errno : 0, kStageExec};
   if (command > 0) {
     ssize_t got;
     do {
-      got = ::read(report[0], &error, sizeof error);
+      got = ::read(report[0], &failure, sizeof failure);
     } while (got < 0 && errno == EINTR);
-    if (got != static_cast<ssize_t>(sizeof error)) error = 0;
+    if (got != static_cast<ssize_t>(sizeof failure)) failure = StartFailure{};
   }
+  const int error = failure.error;
   ::close(report[0]);
   // The pipes are the command's: held here too, they would never reach end
   // of file while the init lives.
@@ -304,7 +238,7 @@ pid_t start_command(const TaskInitPlan& plan, int signal_fd) {
       int status;
       ::waitpid(command, &status, 0);
     }
-    report_failure_and_exit(error);
+    report_failure_and_exit(error, failure.stage);
   }
   Line line;
   line.add("started ");
@@ -337,6 +271,19 @@ void run_commands(char* input, size_t capacity, size_t& buffered, bool& finishin
   }
 }
 
+// Nothing of the task runs any more: its cgroup goes, then, as the task's
+// user (the init needs no rights after this), what the task left in its home.
+void clean_up() {
+  if (g_plan->cgroup) confinement::remove_cgroup(g_plan->cgroup);
+  if (!g_plan->home) return;
+  if (g_plan->switch_user &&
+      (::syscall(SYS_setresgid, g_plan->gid, g_plan->gid, g_plan->gid) != 0 ||
+       ::syscall(SYS_setresuid, g_plan->uid, g_plan->uid, g_plan->uid) != 0)) {
+    return;
+  }
+  confinement::empty_directory(g_plan->home);
+}
+
 // Reaps children and obeys the agent until "finish" leaves no child (then
 // "done") or the agent goes away.
 void serve_agent(int signal_fd) {
@@ -347,6 +294,7 @@ void serve_agent(int signal_fd) {
     if (finishing) {
       reap_children();
       if (!has_children()) {
+        clean_up();
         Line line;
         line.add("done");
         send_line(line);
@@ -375,6 +323,7 @@ void serve_agent(int signal_fd) {
 
 void run_task_init(void* context) {
   const auto& plan = *static_cast<const TaskInitPlan*>(context);
+  g_plan = &plan;
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   ::prctl(PR_SET_NAME, "tether-init");
   const int signal_fd = take_signals();
@@ -382,6 +331,7 @@ void run_task_init(void* context) {
   serve_agent(signal_fd);
   // The agent went away (or poll failed): nothing of the task may outlive it.
   signal_tree(SIGKILL, false);
+  clean_up();
   ::_exit(0);
 }
 
@@ -407,6 +357,9 @@ std::optional<TaskInitEvent> parse_task_init_line(std::string_view line) {
   } else if (kind == "failed" && number(a)) {
     event.kind = TaskInitEvent::Kind::kFailed;
     event.error = static_cast<int>(a);
+    event.stage = std::string(word());
+    if (event.stage != "exec" && event.stage != "cgroup" && event.stage != "user")
+      return std::nullopt;
   } else if (kind == "exited" && number(a) && number(b)) {
     event.kind = TaskInitEvent::Kind::kExited;
     event.exit_code = a;

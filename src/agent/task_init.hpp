@@ -6,7 +6,10 @@
 // every process the task ever started stays in its subtree, whatever process
 // group or session it moved to (`set -m`, setsid, a double fork), and can be
 // found through /proc and killed on timeout, cancel, or when the task ends.
-// (Cgroups do this better where the agent has one delegated; issue [4/8].)
+// Where the agent has cgroup v2 delegated, the command also joins the
+// attempt's own cgroup before exec, and a kill goes through cgroup.kill too
+// (task_cgroups.hpp); the command runs as the task's user with no
+// capabilities (task_confinement.hpp).
 //
 // It runs in a fork of the agent that never execs (Process::child_main), so
 // it only makes async-signal-safe calls: system calls, no allocation.
@@ -14,7 +17,9 @@
 // Line protocol on its fd 3 (a socketpair), ASCII, one event or command per
 // line:
 //   init -> agent   started PID            the command runs (PID: its pid)
-//                   failed ERRNO           the command could not start
+//                   failed ERRNO STAGE     the command could not start: STAGE
+//                                          is exec, cgroup (joining it) or
+//                                          user (switching to the task's user)
 //                   exited CODE SIGNAL     the command ended (one is 0)
 //                   signalled SIGNAL N [NAME:PID]...
 //                                          what a term or kill reached: N
@@ -28,6 +33,8 @@
 // When the agent goes away (end of file on fd 3) it kills everything and
 // exits: a task never outlives its agent.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <optional>
@@ -43,6 +50,21 @@ struct TaskInitPlan {
   const char* path = nullptr;
   char* const* argv = nullptr;
   char* const* envp = nullptr;
+  // The attempt's cgroup directory (task_cgroups.hpp), or null: the command
+  // joins it before exec; the init kills through it (cgroup.kill) and
+  // removes it when the attempt ends.
+  const char* cgroup = nullptr;
+  // The task's home: emptied, as the task's user, when the attempt ends (the
+  // agent then removes the directory itself).
+  const char* home = nullptr;
+  // The command runs as this user (task_users.hpp): groups, gid, uid set
+  // between fork and exec. Either way it starts with no capabilities and
+  // with no_new_privs unless it runs as root.
+  bool switch_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  const gid_t* groups = nullptr;
+  size_t group_count = 0;
 };
 
 // The init's main (Process::child_main); `plan` is a TaskInitPlan*.
@@ -53,6 +75,7 @@ struct TaskInitEvent {
   Kind kind = Kind::kDone;
   int pid = 0;                     // started
   int error = 0;                   // failed: errno
+  std::string stage;               // failed: "exec", "cgroup" or "user"
   int64_t exit_code = 0;           // exited
   int signal = 0;                  // exited (0: not by a signal), signalled
   int count = 0;                   // signalled: how many processes

@@ -204,7 +204,7 @@ core::Co<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
 }
 
 // Run as root, the token commands work on hub.db as the user who owns the
-// data directory (the `tether` user of the packages): a WAL or journal file
+// data directory (the `tether-hub` user of the packages): a WAL or journal file
 // root created next to the database would lock the hub, which runs as that
 // user, out of it. The effective ids go back to root for --output.
 class DatabaseOwner {

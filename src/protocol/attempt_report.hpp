@@ -52,6 +52,16 @@ struct StartedReport {
   std::string started_at;
 };
 
+// How an attempt that ran was kept apart from the agent and from other
+// tasks (docs/protocol.md, the final frame): the user it ran as and what
+// contained its processes ("cgroup": its own cgroup v2; "subreaper": the
+// task's init, a child subreaper, alone).
+struct AttemptIsolation {
+  std::string user;
+  int64_t uid = 0;
+  std::string containment;
+};
+
 struct FinalReport {
   AttemptStatus status = AttemptStatus::kFailed;
   std::optional<int64_t> exit_code;
@@ -60,7 +70,8 @@ struct FinalReport {
   std::string finished_at;
   StreamSummary stdout_summary;
   StreamSummary stderr_summary;
-  std::string error;  // empty: no error; otherwise why, for people
+  std::string error;                          // empty: no error; otherwise why, for people
+  std::optional<AttemptIsolation> isolation;  // nothing: the attempt never ran
 
   const StreamSummary& summary(StreamName stream) const {
     return stream == StreamName::kStdout ? stdout_summary : stderr_summary;

@@ -83,7 +83,37 @@ void write_final_fields(JsonWriter& json, const FinalReport& final_report) {
   } else {
     json.field("error", final_report.error);
   }
+  if (final_report.isolation) {
+    json.key("isolation");
+    json.begin_object();
+    json.field("user", final_report.isolation->user);
+    json.field("uid", final_report.isolation->uid);
+    json.field("containment", final_report.isolation->containment);
+    json.end_object();
+  }
 }
+
+namespace {
+
+Result<std::optional<AttemptIsolation>> read_isolation(const JsonObjectReader& object) {
+  TETHER_TRY(value, object.optional_object("isolation"));
+  if (!*value) return std::optional<AttemptIsolation>();
+  JsonObjectReader reader(**value, "isolation");
+  AttemptIsolation isolation;
+  TETHER_TRY(user, reader.required_string("user"));
+  isolation.user = std::move(*user);
+  TETHER_TRY(uid, reader.optional_int("uid"));
+  if (!*uid || **uid < 0) return reader.field_error("uid", "expected a uid (0 or more)");
+  isolation.uid = **uid;
+  TETHER_TRY(containment, reader.required_string("containment"));
+  if (*containment != "cgroup" && *containment != "subreaper") {
+    return reader.field_error("containment", "expected \"cgroup\" or \"subreaper\"");
+  }
+  isolation.containment = std::move(*containment);
+  return std::optional<AttemptIsolation>(std::move(isolation));
+}
+
+}  // namespace
 
 Result<StreamName> read_stream(const JsonObjectReader& object, const char* field) {
   TETHER_TRY(text, object.required_string(field));
@@ -143,6 +173,8 @@ Result<FinalReport> read_final_fields(const JsonObjectReader& object) {
   report.stderr_summary = std::move(*err);
   TETHER_TRY(error, object.optional_string("error"));
   report.error = error->value_or("");
+  TETHER_TRY(isolation, read_isolation(object));
+  report.isolation = std::move(*isolation);
   return report;
 }
 

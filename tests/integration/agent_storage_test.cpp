@@ -1,5 +1,6 @@
 // The agent's outbox shared with other processes: an operator's sqlite3, or
-// a task that can open the file. A write lock held elsewhere makes output
+// a task that can open the file (only with run_as = root: tether-task
+// cannot, agent_isolation_test.cpp). A write lock held elsewhere makes output
 // wait; it never stops the agent or costs another task its output.
 #include <fstream>
 
@@ -10,8 +11,12 @@ using namespace tether::test;
 
 TEST_CASE("a task holding the outbox's write lock delays output; the agent and other tasks go on",
           "[agent][e2e]") {
-  AgentWorld world;
+  AgentWorldOptions options;
+  options.start_agent = false;
+  AgentWorld world(options);
+  world.agent.set("run_as", "root");  // tasks that may open the outbox
   world.run([&]() -> core::Co<void> {
+    co_await world.agent.start();
     // A task that streams before, during and after the lock.
     const std::vector<std::string> paced = {"paced", "11", "2000", "100", "30"};
     const std::string streaming = co_await world.submit_shell(writer_command(paced));

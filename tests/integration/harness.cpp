@@ -1,6 +1,7 @@
 #include "harness.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +37,9 @@ TempDir::TempDir() {
   const char* made = ::mkdtemp(pattern);
   if (!made) throw std::runtime_error("mkdtemp failed");
   path_ = made;
+  // An agent here runs its tasks as another user (tether-task), whose homes
+  // are in the agent's state_dir below: they must pass through (not list).
+  ::chmod(path_.c_str(), 0711);
 }
 
 TempDir::~TempDir() {
