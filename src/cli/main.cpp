@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/audit_command.hpp"
 #include "cli/command_line.hpp"
 #include "cli/hub_client.hpp"
 #include "cli/interrupt_watcher.hpp"
@@ -49,6 +50,10 @@ constexpr const char* kUsage =
     "  tasks [--state S] [--limit N] [--json]\n"
     "  agents [--json]\n"
     "  remove-agent NAME             remove an agent: its token stops working, its tasks end\n"
+    "  audit [--actor N] [--action A] [--target T] [--since TIME] [--until TIME]\n"
+    "      [--after ID] [--limit N] [--json]\n"
+    "                                the hub's audit trail, oldest first (admin tokens only);\n"
+    "                                TIME: UTC (2026-11-22T05:12:00Z) or an age (30m, 2h, 7d)\n"
     "\n"
     "connection options (or the environment):\n"
     "  --hub-url URL      TETHER_HUB_URL     e.g. https://hub.example:7070\n"
@@ -100,6 +105,7 @@ const std::map<std::string, std::vector<cli::OptionSpec>>& command_options() {
        with_connection({{"--state", "", true}, {"--limit", "", true}, {"--json", "", false}})},
       {"agents", with_connection({{"--json", "", false}})},
       {"remove-agent", with_connection({})},
+      {"audit", with_connection(cli::audit_options())},
   };
   return table;
 }
@@ -408,5 +414,11 @@ int main(int argc, char** argv) {
   if (command == "cancel") return command_cancel(client, *line);
   if (command == "tasks") return command_tasks(client, *line);
   if (command == "remove-agent") return command_remove_agent(client, *line);
+  if (command == "audit") {
+    auto status = cli::run_audit_command(client, *line);
+    if (status) return *status;
+    return status.error().code == "usage" ? usage_error(status.error().message)
+                                          : hub_error(status.error());
+  }
   return command_agents(client, *line);
 }

@@ -290,6 +290,7 @@ void WebServer::on_http_request(lws* wsi, const char* path) {
       return;
     }
   }
+  reading_body_.insert(wsi);
   lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, static_cast<int>(options_.request_timeout_s));
 }
 
@@ -325,6 +326,7 @@ void WebServer::on_http_closed(lws* wsi) {
     exchange->on_lws_closed();
   }
   upgrading_.erase(wsi);
+  reading_body_.erase(wsi);
 }
 
 void WebServer::on_websocket_established(lws* wsi) {
@@ -381,6 +383,7 @@ int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void
       return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
       lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);  // the owner may answer later (long polls)
+      if (reading_body_.erase(wsi) == 0) return 0;  // dispatched with its headers
       auto it = exchanges_.find(wsi);
       if (it != exchanges_.end() && !it->second->responded()) dispatch(it->second);
       return 0;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "core/http_exchange.hpp"
@@ -133,6 +134,11 @@ class WebServer {
   int port_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unordered_map<lws*, std::shared_ptr<HttpExchange>> exchanges_;
+  // Requests whose body is being read: dispatched at its completion. A
+  // request without a body was dispatched with its headers, and lws still
+  // reports a (0-byte) body completion for it: that one is not dispatched
+  // again.
+  std::unordered_set<lws*> reading_body_;
   std::unordered_map<lws*, HttpRequest> upgrading_;
   std::unordered_map<lws*, std::shared_ptr<WebSocketConnection>> websockets_;
 

@@ -18,6 +18,7 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore
       store_(std::move(store)),
       agents_(*store_),
       tokens_(*store_, agents_),
+      audit_(*store_),
       throttle_(AuthThrottleLimits{}, options_.trusted_proxies),
       tasks_(*store_),
       events_(*store_),
@@ -29,7 +30,7 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore
       channels_(loop, *store_, tokens_, throttle_, frames_, leases_),
       polls_(loop, *store_, dispatch_, leases_.lease_ms(), channels_),
       api_(HubParts{loop, *store_, tokens_, agents_, tasks_, events_, viewers_, dispatch_, frames_,
-                    leases_, channels_, polls_, throttle_},
+                    leases_, channels_, polls_, throttle_, audit_},
            options_.max_event_streams),
       lease_timer_(loop) {
   store_->attach_loop(loop);

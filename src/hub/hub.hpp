@@ -66,6 +66,7 @@ class Hub {
   std::unique_ptr<core::SqliteStore> store_;
   AgentDirectory agents_;
   TokenStore tokens_;
+  AuditLog audit_;
   AuthThrottle throttle_;
   TaskRepository tasks_;
   EventLog events_;

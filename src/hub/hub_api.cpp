@@ -70,7 +70,9 @@ HubApi::HubApi(const HubParts& parts, size_t max_event_streams)
       channels_(parts.channels),
       polls_(parts.polls),
       throttle_(parts.throttle),
+      audit_(parts.audit),
       busy_(parts.loop, kBusyRetryMs),
+      gate_(parts.tokens, parts.tasks, parts.audit, parts.throttle),
       operator_(parts, max_event_streams) {}
 
 void HubApi::handle(const std::shared_ptr<HttpExchange>& exchange) {
@@ -138,51 +140,116 @@ void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
     poll(exchange, parts[3]);
   } else if (section == "attempts" && parts.size() == 5 && parts[4] == "final" && method == "PUT") {
     put_final(exchange, parts[3]);
-  } else if (section == "agents" && parts.size() == 3 && method == "GET") {
-    if (require_admin(exchange)) operator_.list_agents(exchange);
-  } else if (section == "agents" && parts.size() == 4 && method == "DELETE") {
-    if (require_admin(exchange)) operator_.remove_agent(exchange, parts[3]);
-  } else if (section == "tasks" && parts.size() == 3 && method == "POST") {
-    if (require_admin(exchange)) operator_.submit(exchange);
-  } else if (section == "tasks" && parts.size() == 3 && method == "GET") {
-    if (require_admin(exchange)) operator_.list_tasks(exchange);
-  } else if (section == "tasks" && parts.size() == 4 && method == "GET") {
-    if (require_admin(exchange)) operator_.show_task(exchange, parts[3]);
-  } else if (section == "tasks" && parts.size() == 5 && parts[4] == "output" && method == "GET") {
-    if (require_admin(exchange)) operator_.task_output(exchange, parts[3]);
-  } else if (section == "tasks" && parts.size() == 5 && parts[4] == "events" && method == "GET") {
-    if (require_admin(exchange)) operator_.task_events(exchange, parts[3]);
-  } else if (section == "tasks" && parts.size() == 5 && parts[4] == "cancel" && method == "POST") {
-    if (require_admin(exchange)) operator_.cancel(exchange, parts[3]);
-  } else {
+  } else if (!route_operator(exchange, parts)) {
     respond_error(exchange, protocol::ErrorCode::kNotFound,
                   "no route for " + method + " " + request.path);
   }
 }
 
-bool HubApi::require_admin(const std::shared_ptr<HttpExchange>& exchange) {
-  switch (tokens_.check_admin(exchange->request().authorization)) {
-    case AuthOutcome::kAllowed:
-      return true;
-    case AuthOutcome::kForbidden:
-      respond_error(exchange, protocol::ErrorCode::kForbidden,
-                    "this route needs an operator (admin) token");
-      return false;
-    case AuthOutcome::kUnauthorized:
-      break;
+namespace {
+
+// One operator route: the method, the path after /api/v1/ ("{}" stands for
+// the one id or name segment), what it needs, and the handler.
+struct OperatorRoute {
+  const char* method;
+  std::vector<std::string_view> shape;
+  RouteNeeds needs;
+  void (*handle)(OperatorRoutes& routes, const std::shared_ptr<HttpExchange>& exchange,
+                 const Caller& caller, const std::string& id);
+};
+
+// The operator API and what each route needs (docs/protocol.md 11.2).
+const std::vector<OperatorRoute>& operator_route_table() {
+  using P = Permission;
+  using S = AgentScope;
+  using Exchange = std::shared_ptr<HttpExchange>;
+  static const std::vector<OperatorRoute> table = {
+      {"POST",
+       {"tasks"},
+       {P::kSubmit, S::kAgentInBody, "task.submit"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string&) {
+         r.submit(e, c);
+       }},
+      {"GET",
+       {"tasks"},
+       {P::kRead, S::kNone, "task.list"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string&) {
+         r.list_tasks(e, c);
+       }},
+      {"GET",
+       {"tasks", "{}"},
+       {P::kRead, S::kTaskInPath, "task.read"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string& id) {
+         r.show_task(e, c, id);
+       }},
+      {"GET",
+       {"tasks", "{}", "output"},
+       {P::kRead, S::kTaskInPath, "task.read"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller&, const std::string& id) {
+         r.task_output(e, id);
+       }},
+      {"GET",
+       {"tasks", "{}", "events"},
+       {P::kRead, S::kTaskInPath, "task.read"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller&, const std::string& id) {
+         r.task_events(e, id);
+       }},
+      {"POST",
+       {"tasks", "{}", "cancel"},
+       {P::kCancel, S::kTaskInPath, "task.cancel"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string& id) {
+         r.cancel(e, c, id);
+       }},
+      {"GET",
+       {"agents"},
+       {P::kRead, S::kNone, "agent.list"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string&) {
+         r.list_agents(e, c);
+       }},
+      {"DELETE",
+       {"agents", "{}"},
+       {P::kRemoveAgent, S::kAgentInPath, "agent.remove"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string& id) {
+         r.remove_agent(e, c, id);
+       }},
+      {"GET",
+       {"audit"},
+       {P::kReadAudit, S::kNone, "audit.read"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller&, const std::string&) {
+         r.read_audit(e);
+       }},
+  };
+  return table;
+}
+
+}  // namespace
+
+bool HubApi::route_operator(const std::shared_ptr<HttpExchange>& exchange,
+                            const std::vector<std::string>& parts) {
+  for (const auto& route : operator_route_table()) {
+    if (exchange->request().method != route.method || parts.size() != route.shape.size() + 2)
+      continue;
+    std::string id;
+    bool matches = true;
+    for (size_t i = 0; i < route.shape.size() && matches; ++i) {
+      if (route.shape[i] == "{}") {
+        id = parts[i + 2];
+      } else {
+        matches = parts[i + 2] == route.shape[i];
+      }
+    }
+    if (!matches) continue;
+    if (auto caller = gate_.admit(exchange, route.needs, id)) {
+      route.handle(operator_, exchange, *caller, id);
+    }
+    return true;
   }
-  unauthorized(exchange, "missing or unknown token");
   return false;
 }
 
 void HubApi::unauthorized(const std::shared_ptr<HttpExchange>& exchange,
                           const std::string& message) {
-  if (auto refused = throttle_.refusal(exchange->request())) {
-    exchange->respond(std::move(*refused));
-    return;
-  }
-  throttle_.failed(exchange->request());
-  respond_error(exchange, protocol::ErrorCode::kUnauthorized, message);
+  gate_.unauthorized(exchange, message);
 }
 
 void HubApi::poll(const std::shared_ptr<HttpExchange>& exchange, const std::string& agent) {
@@ -220,7 +287,7 @@ void HubApi::put_final(const std::shared_ptr<HttpExchange>& exchange,
   const auto& request = exchange->request();
   auto agent = tokens_.agent_of(request.authorization);
   if (!agent) {
-    if (tokens_.check_admin(request.authorization) == AuthOutcome::kAllowed) {
+    if (tokens_.operator_principal(request.authorization)) {
       respond_error(exchange, protocol::ErrorCode::kForbidden,
                     "finals come from agents, not operators");
     } else {
@@ -270,21 +337,32 @@ void HubApi::register_agent(const std::shared_ptr<HttpExchange>& exchange) {
     respond_error(exchange, protocol::ErrorCode::kInvalidField, name.error().message);
     return;
   }
-  auto token = tokens_.register_agent(exchange->request().authorization, *name);
-  if (!token) {
-    if (token.error().kind == Errc::kUnauthorized) {
-      unauthorized(exchange, token.error().message);
+  auto registered = tokens_.register_agent(exchange->request().authorization, *name);
+  if (!registered) {
+    if (registered.error().kind == Errc::kUnauthorized) {
+      unauthorized(exchange, registered.error().message);
     } else {
-      const bool exists = token.error().kind == Errc::kExists;
+      const bool exists = registered.error().kind == Errc::kExists;
       respond_error(exchange, exists ? 409 : 400, exists ? "agent_exists" : "invalid_field",
-                    token.error().message);
+                    registered.error().message);
     }
     return;
   }
+  protocol::JsonWriter detail;
+  detail.begin_object();
+  detail.key("labels");  // the labels the hub gave it, from the registration token
+  detail.begin_object();
+  for (const auto& [key, value] : registered->labels)
+    detail.field(key, value);
+  detail.end_object();
+  detail.end_object();
+  audit_.record(
+      {registered->registration_id, "registration", throttle_.source_of(exchange->request())},
+      {"agent.register", *name, detail.str(), {}});
   protocol::JsonWriter json;
   json.begin_object();
   json.field("agent", *name);
-  json.field("token", *token);
+  json.field("token", registered->agent_token);
   json.end_object();
   std::string body = json.str();
   // Answered once the agent is stored: a token that reached its host works.

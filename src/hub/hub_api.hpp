@@ -6,12 +6,15 @@
 //              GET  /api/v1/tasks/{id}      GET /api/v1/tasks/{id}/output
 //              GET  /api/v1/tasks/{id}/events (SSE)
 //              POST /api/v1/tasks/{id}/cancel
-//              GET  /api/v1/agents
+//              GET  /api/v1/agents          DELETE /api/v1/agents/{name}
+//              GET  /api/v1/audit
 //   anyone:    GET  /healthz
 //
-// Agent routes take only the agent's own token; operator routes take only
-// an admin token. A valid token in the wrong place is 403, none or an
-// unknown one 401.
+// Agent routes take only the agent's own token. Operator routes take an
+// operator token whose role (and agent patterns) allow what the route
+// needs: its entry in the route table says what that is, and OperatorGate
+// checks it. A valid token in the wrong place is 403, none or an unknown
+// one 401.
 #pragma once
 
 #include <memory>
@@ -22,6 +25,7 @@
 #include "hub/auth_throttle.hpp"
 #include "hub/busy_retries.hpp"
 #include "hub/hub_parts.hpp"
+#include "hub/operator_gate.hpp"
 #include "hub/operator_routes.hpp"
 #include "hub/poll_waiters.hpp"
 #include "hub/sse_stream.hpp"
@@ -50,7 +54,10 @@ class HubApi {
  private:
   void handle_once(const std::shared_ptr<core::HttpExchange>& exchange, int busy_retries);
   void route(const std::shared_ptr<core::HttpExchange>& exchange);
-  bool require_admin(const std::shared_ptr<core::HttpExchange>& exchange);
+  // An operator route, if the path (after /api/v1/) and method name one;
+  // answered through the gate. False if none does.
+  bool route_operator(const std::shared_ptr<core::HttpExchange>& exchange,
+                      const std::vector<std::string>& parts);
   // 401, spending the source's failure budget.
   void unauthorized(const std::shared_ptr<core::HttpExchange>& exchange,
                     const std::string& message);
@@ -68,7 +75,9 @@ class HubApi {
   AgentChannels& channels_;
   PollWaiters& polls_;
   AuthThrottle& throttle_;
+  AuditLog& audit_;
   BusyRetries busy_;
+  OperatorGate gate_;
   OperatorRoutes operator_;
 };
 

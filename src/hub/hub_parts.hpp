@@ -6,6 +6,7 @@
 #include "hub/agent_channels.hpp"
 #include "hub/agent_directory.hpp"
 #include "hub/agent_frame_service.hpp"
+#include "hub/audit_log.hpp"
 #include "hub/auth_throttle.hpp"
 #include "hub/dispatch_service.hpp"
 #include "hub/event_hub.hpp"
@@ -32,6 +33,7 @@ struct HubParts {
   AgentChannels& channels;
   PollWaiters& polls;
   AuthThrottle& throttle;
+  AuditLog& audit;
 };
 
 }  // namespace tether::hub

@@ -35,7 +35,45 @@ CREATE TABLE IF NOT EXISTS agent_labels (
 );
 )SQL";
 
-// The schema up to version 2. Column names are meant to be read by operators
+// The tables version 4 added: operator tokens with names and roles (they
+// replace admin_tokens) and the audit trail, append-only: its triggers abort
+// any UPDATE or DELETE, whoever runs it (the hub, sqlite3).
+constexpr const char* kVersion4Tables = R"SQL(
+CREATE TABLE IF NOT EXISTS operator_tokens (
+  id             TEXT PRIMARY KEY,          -- "op-" and 12 hex digits of token_sha256
+  name           TEXT NOT NULL UNIQUE,      -- never reused, even once revoked
+  role           TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+  agent_patterns TEXT NOT NULL DEFAULT '',  -- "web-*,db-1" (operators); '': every agent
+  token_sha256   TEXT NOT NULL UNIQUE,
+  created_at     TEXT NOT NULL,
+  revoked_at     TEXT
+);
+
+-- Who did what, when, from where, and whether it was allowed. `detail` is a
+-- JSON object that never holds a token, an env value or a secret.
+CREATE TABLE IF NOT EXISTS audit_log (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  at      TEXT NOT NULL,
+  actor   TEXT NOT NULL,  -- a token's name, "local:USER", "agent:NAME" or "reg-..."
+  role    TEXT NOT NULL,  -- admin, operator, viewer, local, agent or registration
+  source  TEXT NOT NULL,  -- the request's remote address, or "local"
+  action  TEXT NOT NULL,  -- "task.submit", "token.revoke", ...
+  target  TEXT NOT NULL DEFAULT '',
+  outcome TEXT NOT NULL CHECK (outcome IN ('allowed', 'refused')),
+  reason  TEXT NOT NULL DEFAULT '',
+  detail  TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN
+  SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be updated');
+END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN
+  SELECT RAISE(ABORT, 'audit_log is append-only: rows cannot be deleted');
+END;
+)SQL";
+
+// The tables of versions 1 and 2 still in use. Column names are meant to be read by operators
 // with sqlite3; times are UTC text ("2026-11-22T05:12:00.123Z").
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS agents (
@@ -48,12 +86,6 @@ CREATE TABLE IF NOT EXISTS agents (
   outbox_bytes       INTEGER,
   outbox_reported_at TEXT
 );
-
-CREATE TABLE IF NOT EXISTS admin_tokens (
-  token_sha256 TEXT PRIMARY KEY,
-  created_at   TEXT NOT NULL
-);
-
 
 CREATE TABLE IF NOT EXISTS tasks (
   id                 TEXT PRIMARY KEY,
@@ -122,7 +154,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
 
 // A new database gets everything at once.
 const std::string& full_schema() {
-  static const std::string text = std::string(kSchema) + kVersion3Tables;
+  static const std::string text = std::string(kSchema) + kVersion3Tables + kVersion4Tables;
   return text;
 }
 
@@ -130,7 +162,17 @@ const std::string& full_schema() {
 constexpr const char* kUpgradeTo2 = "ALTER TABLE attempts ADD COLUMN agent_instance TEXT;";
 // Version 2 had no registration tokens and no agent labels.
 constexpr const char* kUpgradeTo3 = kVersion3Tables;
-constexpr const char* kUpgrades[] = {kUpgradeTo2, kUpgradeTo3};
+// Version 3 had unnamed admin tokens: each becomes role admin, named by its id.
+const std::string& upgrade_to_4() {
+  static const std::string text = std::string(kVersion4Tables) + R"SQL(
+INSERT INTO operator_tokens (id, name, role, token_sha256, created_at)
+  SELECT 'op-' || substr(token_sha256, 1, 12), 'op-' || substr(token_sha256, 1, 12), 'admin',
+         token_sha256, created_at
+  FROM admin_tokens;
+DROP TABLE admin_tokens;
+)SQL";
+  return text;
+}
 
 }  // namespace
 
@@ -155,7 +197,8 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   options.sync_full = sync == SyncMode::kFull;
   options.busy_timeout_ms = busy_timeout_ms;
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
-  if (auto schema = (*store)->apply_schema(full_schema().c_str(), 3, kUpgrades); !schema)
+  const char* const upgrades[] = {kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str()};
+  if (auto schema = (*store)->apply_schema(full_schema().c_str(), 4, upgrades); !schema)
     return schema.error();
   return store;
 }

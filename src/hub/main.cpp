@@ -16,8 +16,12 @@
 #include "core/secret_file.hpp"
 #include "core/service_notifier.hpp"
 #include "core/signal_set.hpp"
+#include "hub/audit_log.hpp"
+#include "hub/database_owner.hpp"
 #include "hub/hub.hpp"
+#include "hub/token_commands.hpp"
 #include "hub/tokens.hpp"
+#include "protocol/json_writer.hpp"
 #include "protocol/labels.hpp"
 #include "protocol/wire_integer.hpp"
 
@@ -42,12 +46,16 @@ constexpr const char* kUsage =
     "  agent add NAME --data-dir DIR [--output FILE]     register an agent by hand; its token\n"
     "  agent rotate NAME --data-dir DIR [--output FILE]  a new token; the old one stops working\n"
     "  agent list --data-dir DIR\n"
-    "  token admin --data-dir DIR [--output FILE]        make an operator token\n"
-    "  token list|revoke ID --data-dir DIR              operator tokens, by id\n"
+    "  token create --name NAME --role admin|operator|viewer [--agents 'web-*,db-1']\n"
+    "        --data-dir DIR [--output FILE]\n"
+    "      an operator token; --agents limits an operator to agents matching the patterns\n"
+    "  token admin --data-dir DIR [--output FILE]        an admin token, named admin-...\n"
+    "  token list --data-dir DIR                        operator tokens: id, name, role, ...\n"
+    "  token revoke ID|NAME --data-dir DIR\n"
     "  --version                          print the version\n"
     "\n"
     "A token is shown once: on stdout, or written to --output FILE (mode 0600).\n"
-    "These commands work while the hub is running.\n";
+    "These commands work while the hub is running; their changes go to the audit trail.\n";
 
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "tether-hub: %s\n\n%s", message.c_str(), kUsage);
@@ -58,9 +66,10 @@ struct Flags {
   std::vector<std::string> positional;
   hub::HubOptions options;
   std::string log_level;
-  std::string output;                 // --output FILE: where a new token goes
-  std::string expires;                // --expires: a registration token's lifetime
-  std::optional<std::string> labels;  // --labels: given to the agents it registers
+  std::string output;                             // --output FILE: where a new token goes
+  std::string expires;                            // --expires: a registration token's lifetime
+  std::optional<std::string> labels;              // --labels: given to the agents it registers
+  std::optional<std::string> name, role, agents;  // token create
 };
 
 // "30m", "24h", "7d", "3600s" or "never" (0) as seconds.
@@ -92,6 +101,9 @@ Result<void> apply_flag(Flags& flags, const std::string& arg, const std::string&
   if (arg == "--output") flags.output = value;
   if (arg == "--expires") flags.expires = value;
   if (arg == "--labels") flags.labels = value;
+  if (arg == "--name") flags.name = value;
+  if (arg == "--role") flags.role = value;
+  if (arg == "--agents") flags.agents = value;
   if (arg == "--trusted-proxy") {
     if (hub::AuthThrottle::canonical_address(value).empty()) {
       return make_error(
@@ -164,7 +176,8 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
                arg == "--log-level" || arg == "--metrics-listen" || arg == "--max-event-streams" ||
                arg == "--trusted-proxy" || arg == "--max-connections" ||
                arg == "--max-connections-per-address" || arg == "--request-timeout-s" ||
-               arg == "--output" || arg == "--expires" || arg == "--labels") {
+               arg == "--output" || arg == "--expires" || arg == "--labels" || arg == "--name" ||
+               arg == "--role" || arg == "--agents") {
       TETHER_TRY(v, value(arg.c_str()));
       if (auto applied = apply_flag(flags, arg, *v); !applied) return applied.error();
     } else if (arg.rfind("--", 0) == 0) {
@@ -203,58 +216,16 @@ core::Co<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
   hub->reset();
 }
 
-// Run as root, the token commands work on hub.db as the user who owns the
-// data directory (the `tether-hub` user of the packages): a WAL or journal file
-// root created next to the database would lock the hub, which runs as that
-// user, out of it. The effective ids go back to root for --output.
-class DatabaseOwner {
- public:
-  explicit DatabaseOwner(const std::string& data_dir) {
-    struct stat info {};
-    if (::geteuid() != 0 || ::stat(data_dir.c_str(), &info) != 0 || info.st_uid == 0) return;
-    if (::setegid(info.st_gid) != 0) return;
-    if (::seteuid(info.st_uid) != 0) {
-      (void)::setegid(0);
-      return;
-    }
-    switched_ = true;
-  }
-  ~DatabaseOwner() { back_to_root(); }
-  DatabaseOwner(const DatabaseOwner&) = delete;
-  DatabaseOwner& operator=(const DatabaseOwner&) = delete;
-  void back_to_root() {
-    if (!switched_) return;
-    switched_ = false;
-    if (::seteuid(0) != 0 || ::setegid(0) != 0) {
-      std::fprintf(stderr, "tether-hub: cannot return to root after using the database\n");
-      std::exit(1);
-    }
-  }
-
- private:
-  bool switched_ = false;
+// The store, tokens and audit trail a command that works on hub.db uses.
+struct Local {
+  core::SqliteStore& store;
+  hub::TokenStore& tokens;
+  hub::AuditLog& audit;
+  hub::DatabaseOwner& owner;
 };
 
-// A new token: to --output FILE (0600) if given, else on stdout alone, so
-// that it can be piped. `what` names it on stderr.
-int hand_out(const Flags& flags, const std::string& token, const std::string& what,
-             DatabaseOwner& owner) {
-  owner.back_to_root();  // the file is the caller's, written with the caller's rights
-  if (flags.output.empty()) {
-    std::printf("%s\n", token.c_str());
-    return 0;
-  }
-  if (auto written = core::write_secret_file(flags.output, token); !written) {
-    std::fprintf(stderr, "tether-hub: %s\n", written.error().message.c_str());
-    return 1;
-  }
-  std::fprintf(stderr, "tether-hub: %s written to %s (mode 0600)\n", what.c_str(),
-               flags.output.c_str());
-  return 0;
-}
-
 // registration-token create|list|revoke.
-int registration_token_command(const Flags& flags, hub::TokenStore& tokens, DatabaseOwner& owner) {
+int registration_token_command(const Flags& flags, Local local) {
   const auto& words = flags.positional;
   auto failed = [](const Error& error) {
     std::fprintf(stderr, "tether-hub: %s\n", error.message.c_str());
@@ -267,21 +238,27 @@ int registration_token_command(const Flags& flags, hub::TokenStore& tokens, Data
     labels = std::move(*parsed);
   }
   if (words[0] == "registration-token" && words.size() == 2 && words[1] == "create") {
-    auto lifetime = parse_lifetime(flags.expires.empty() ? "24h" : flags.expires);
+    const std::string expires = flags.expires.empty() ? "24h" : flags.expires;
+    auto lifetime = parse_lifetime(expires);
     if (!lifetime) return usage_error(lifetime.error().message);
-    auto made = tokens.add_registration_token(*lifetime, labels);
+    auto made = local.tokens.add_registration_token(*lifetime, labels);
     if (!made) return failed(made.error());
+    protocol::JsonWriter detail;
+    detail.begin_object();
+    detail.field("expires", expires);
+    detail.field("labels", protocol::format_labels(labels));
+    detail.end_object();
+    local.audit.record(hub::local_actor(),
+                       {"registration_token.create", made->second, detail.str(), {}});
     std::fprintf(stderr, "tether-hub: registration token %s, %s\n", made->second.c_str(),
-                 *lifetime == 0
-                     ? "valid until revoked"
-                     : ("valid for " + (flags.expires.empty() ? std::string("24h") : flags.expires))
-                           .c_str());
-    return hand_out(flags, made->first, "registration token " + made->second, owner);
+                 *lifetime == 0 ? "valid until revoked" : ("valid for " + expires).c_str());
+    return hub::hand_out_token(local.store, flags.output, made->first,
+                               "registration token " + made->second, local.owner);
   }
   if (words[0] == "registration-token" && words.size() == 2 && words[1] == "list") {
     std::printf("%-18s %-26s %-26s %-26s %-10s %s\n", "ID", "CREATED", "EXPIRES", "REVOKED",
                 "REGISTERED", "LABELS");
-    for (const auto& token : tokens.registration_tokens()) {
+    for (const auto& token : local.tokens.registration_tokens()) {
       std::printf("%-18s %-26s %-26s %-26s %-10lld %s\n", token.id.c_str(),
                   token.created_at.c_str(),
                   token.expires_at.empty() ? "never" : token.expires_at.c_str(),
@@ -291,47 +268,32 @@ int registration_token_command(const Flags& flags, hub::TokenStore& tokens, Data
     return 0;
   }
   if (words[0] == "registration-token" && words.size() == 3 && words[1] == "revoke") {
-    if (auto revoked = tokens.revoke_registration_token(words[2]); !revoked) {
+    if (auto revoked = local.tokens.revoke_registration_token(words[2]); !revoked) {
       return failed(revoked.error());
     }
+    local.audit.record(hub::local_actor(), {"registration_token.revoke", words[2], "{}", {}});
+    if (auto committed = local.store.commit(); !committed) return failed(committed.error());
     std::fprintf(stderr, "tether-hub: registration token %s revoked\n", words[2].c_str());
     return 0;
   }
   return usage_error("unknown command");
 }
 
-int run_token_command(const Flags& flags) {
+// agent add|rotate|list.
+int agent_command(const Flags& flags, hub::AgentDirectory& agents, Local local) {
   const auto& words = flags.positional;
-  if (flags.options.data_dir.empty()) return usage_error("--data-dir is required");
-  const bool makes_token =
-      (words[0] == "agent" && words.size() == 3 && (words[1] == "add" || words[1] == "rotate")) ||
-      (words[0] == "token" && words.size() == 2 && words[1] == "admin") ||
-      (words[0] == "registration-token" && words.size() == 2 && words[1] == "create");
-  if (!flags.output.empty() && !makes_token)
-    return usage_error("--output goes with a command that makes a token");
-  if ((!flags.expires.empty() || flags.labels) &&
-      !(words[0] == "registration-token" && words.size() == 2 && words[1] == "create")) {
-    return usage_error("--expires and --labels go with registration-token create");
+  if (words.size() == 3 && (words[1] == "add" || words[1] == "rotate")) {
+    auto token =
+        words[1] == "add" ? local.tokens.add_agent(words[2]) : local.tokens.rotate_agent(words[2]);
+    if (!token) {
+      std::fprintf(stderr, "tether-hub: %s\n", token.error().message.c_str());
+      return 1;
+    }
+    local.audit.record(hub::local_actor(), {"agent." + words[1], words[2], "{}", {}});
+    return hub::hand_out_token(local.store, flags.output, *token, "the token of agent " + words[2],
+                               local.owner);
   }
-  DatabaseOwner owner(flags.options.data_dir);
-  // A running hub holds the write lock for one loop turn at a time: wait.
-  auto store = hub::open_hub_store(flags.options.data_dir, hub::SyncMode::kFull, 10'000);
-  if (!store) {
-    std::fprintf(stderr, "tether-hub: %s\n", store.error().message.c_str());
-    return 1;
-  }
-  hub::AgentDirectory agents(**store);
-  hub::TokenStore tokens(**store, agents);
-  auto failed = [](const Error& error) {
-    std::fprintf(stderr, "tether-hub: %s\n", error.message.c_str());
-    return 1;
-  };
-  if (words[0] == "agent" && words.size() == 3 && (words[1] == "add" || words[1] == "rotate")) {
-    auto token = words[1] == "add" ? tokens.add_agent(words[2]) : tokens.rotate_agent(words[2]);
-    if (!token) return failed(token.error());
-    return hand_out(flags, *token, "the token of agent " + words[2], owner);
-  }
-  if (words[0] == "agent" && words.size() == 2 && words[1] == "list") {
+  if (words.size() == 2 && words[1] == "list") {
     std::printf("%-32s %-26s %-26s %s\n", "NAME", "CREATED", "LAST SEEN", "LABELS");
     for (const auto& agent : agents.list()) {
       std::printf("%-32s %-26s %-26s %s\n", agent.name.c_str(), agent.created_at.c_str(),
@@ -340,25 +302,42 @@ int run_token_command(const Flags& flags) {
     }
     return 0;
   }
-  if (words[0] == "token" && words.size() == 2 && words[1] == "admin") {
-    auto token = tokens.add_admin_token();
-    if (!token) return failed(token.error());
-    return hand_out(flags, *token, "an operator token", owner);
-  }
-  if (words[0] == "token" && words.size() == 2 && words[1] == "list") {
-    std::printf("%-16s %s\n", "ID", "CREATED");
-    for (const auto& token : tokens.admin_tokens())
-      std::printf("%-16s %s\n", token.id.c_str(), token.created_at.c_str());
-    return 0;
-  }
-  if (words[0] == "token" && words.size() == 3 && words[1] == "revoke") {
-    if (auto revoked = tokens.revoke_admin_token(words[2]); !revoked)
-      return failed(revoked.error());
-    std::fprintf(stderr, "tether-hub: operator token %s revoked\n", words[2].c_str());
-    return 0;
-  }
-  if (words[0] == "registration-token") return registration_token_command(flags, tokens, owner);
   return usage_error("unknown command");
+}
+
+int run_local_command(const Flags& flags) {
+  const auto& words = flags.positional;
+  if (flags.options.data_dir.empty()) return usage_error("--data-dir is required");
+  const bool makes_token =
+      (words[0] == "agent" && words.size() == 3 && (words[1] == "add" || words[1] == "rotate")) ||
+      (words[0] == "token" && words.size() == 2 && (words[1] == "admin" || words[1] == "create")) ||
+      (words[0] == "registration-token" && words.size() == 2 && words[1] == "create");
+  if (!flags.output.empty() && !makes_token)
+    return usage_error("--output goes with a command that makes a token");
+  if ((!flags.expires.empty() || flags.labels) &&
+      !(words[0] == "registration-token" && words.size() == 2 && words[1] == "create")) {
+    return usage_error("--expires and --labels go with registration-token create");
+  }
+  if ((flags.name || flags.role || flags.agents) && words[0] != "token")
+    return usage_error("--name, --role and --agents go with token create");
+  hub::DatabaseOwner owner(flags.options.data_dir);
+  // A running hub holds the write lock for one loop turn at a time: wait.
+  auto store = hub::open_hub_store(flags.options.data_dir, hub::SyncMode::kFull, 10'000);
+  if (!store) {
+    std::fprintf(stderr, "tether-hub: %s\n", store.error().message.c_str());
+    return 1;
+  }
+  // A change and its audit entry are stored together, or neither is.
+  if (words.size() > 1 && words[1] != "list") (*store)->begin_write();
+  hub::AgentDirectory agents(**store);
+  hub::TokenStore tokens(**store, agents);
+  hub::AuditLog audit(**store);
+  const Local local{**store, tokens, audit, owner};
+  if (words[0] == "agent") return agent_command(flags, agents, local);
+  if (words[0] == "registration-token") return registration_token_command(flags, local);
+  auto status = hub::run_token_command({words, flags.output, flags.name, flags.role, flags.agents},
+                                       **store, tokens, audit, owner);
+  return status ? *status : usage_error(status.error().message);
 }
 
 }  // namespace
@@ -398,7 +377,7 @@ int main(int argc, char** argv) {
       return status;
     }
     if (words[0] == "agent" || words[0] == "token" || words[0] == "registration-token") {
-      return run_token_command(*flags);
+      return run_local_command(*flags);
     }
   } catch (const SQLite::Exception& e) {
     std::fprintf(stderr, "tether-hub: database error: %s\n", e.what());

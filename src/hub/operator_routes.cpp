@@ -7,6 +7,7 @@
 #include "core/wall_clock.hpp"
 #include "hub/http_replies.hpp"
 #include "protocol/api_error.hpp"
+#include "protocol/audit_api.hpp"
 #include "protocol/error_codes.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/operator_api.hpp"
@@ -20,13 +21,14 @@ using core::json_response;
 namespace {
 
 void write_task(protocol::JsonWriter& json, const TaskRecord& task,
-                const std::vector<AttemptRecord>& attempts) {
+                const std::vector<AttemptRecord>& attempts, bool env_values_shown) {
   protocol::TaskView view;
   view.id = task.id;
   view.agent = task.agent;
   view.state = std::string(to_string(task.state));
   view.command_json = task.command_json;
   view.env_json = task.env_json;
+  view.env_values_withheld = !env_values_shown;
   view.cwd = task.cwd;
   view.timeout_s = task.timeout_s;
   view.target = task.target;
@@ -59,9 +61,10 @@ OperatorRoutes::OperatorRoutes(const HubParts& parts, size_t max_event_streams)
       dispatch_(parts.dispatch),
       leases_(parts.leases),
       channels_(parts.channels),
+      audit_(parts.audit),
       max_event_streams_(max_event_streams) {}
 
-void OperatorRoutes::submit(const std::shared_ptr<HttpExchange>& exchange) {
+void OperatorRoutes::submit(const Exchange& exchange, const Caller& caller) {
   auto request = protocol::decode_submit(exchange->request().body);
   if (!request) {
     respond_error(exchange, protocol::ErrorCode::kInvalidField, request.error().message);
@@ -92,15 +95,26 @@ void OperatorRoutes::submit(const std::shared_ptr<HttpExchange>& exchange) {
     respond_error(exchange, 400, task.error().code, task.error().message);
     return;
   }
+  protocol::JsonWriter detail;  // names only: env values stay out of the trail
+  detail.begin_object();
+  detail.field("agent", task->agent);
+  detail.key("env_names");
+  detail.begin_array();
+  for (const auto& [name, value] : request->spec.env)
+    detail.string(name);
+  detail.end_array();
+  if (!task->target.empty()) detail.field("target", task->target);
+  detail.end_object();
+  audit_.record(caller.actor(), {"task.submit", task->id, detail.str(), {}});
   protocol::JsonWriter json;
-  write_task(json, *task, {});
+  write_task(json, *task, {}, true);
   std::string body = json.str();
   store_.after_commit([exchange, body = std::move(body)]() mutable {
     exchange->respond(json_response(201, std::move(body)));
   });
 }
 
-void OperatorRoutes::list_tasks(const std::shared_ptr<HttpExchange>& exchange) {
+void OperatorRoutes::list_tasks(const Exchange& exchange, const Caller& caller) {
   const std::string state = exchange->request().query_value("state");
   if (!state.empty() && !parse_task_state(state)) {
     respond_error(exchange, protocol::ErrorCode::kInvalidField,
@@ -117,15 +131,19 @@ void OperatorRoutes::list_tasks(const std::shared_ptr<HttpExchange>& exchange) {
   json.begin_object();
   json.key("tasks");
   json.begin_array();
-  for (const auto& task : tasks_.list_tasks(state, static_cast<int>(limit))) {
-    write_task(json, task, {});
+  const Principal& principal = caller.principal;
+  auto visible = [&principal](const std::string& agent) {
+    return principal.may_reach_agent(agent);
+  };
+  for (const auto& task : tasks_.list_tasks(state, static_cast<int>(limit), visible)) {
+    write_task(json, task, {}, principal.sees_env_values());
   }
   json.end_array();
   json.end_object();
   exchange->respond(json_response(200, json.str()));
 }
 
-void OperatorRoutes::show_task(const std::shared_ptr<HttpExchange>& exchange,
+void OperatorRoutes::show_task(const Exchange& exchange, const Caller& caller,
                                const std::string& task_id) {
   auto task = tasks_.find_task(task_id);
   if (!task) {
@@ -133,12 +151,11 @@ void OperatorRoutes::show_task(const std::shared_ptr<HttpExchange>& exchange,
     return;
   }
   protocol::JsonWriter json;
-  write_task(json, *task, tasks_.attempts_of(task_id));
+  write_task(json, *task, tasks_.attempts_of(task_id), caller.principal.sees_env_values());
   exchange->respond(json_response(200, json.str()));
 }
 
-void OperatorRoutes::task_output(const std::shared_ptr<HttpExchange>& exchange,
-                                 const std::string& task_id) {
+void OperatorRoutes::task_output(const Exchange& exchange, const std::string& task_id) {
   const auto& request = exchange->request();
   auto task = tasks_.find_task(task_id);
   if (!task) {
@@ -201,8 +218,7 @@ void OperatorRoutes::task_output(const std::shared_ptr<HttpExchange>& exchange,
   exchange->respond(std::move(response));
 }
 
-void OperatorRoutes::task_events(const std::shared_ptr<HttpExchange>& exchange,
-                                 const std::string& task_id) {
+void OperatorRoutes::task_events(const Exchange& exchange, const std::string& task_id) {
   const auto& request = exchange->request();
   if (!tasks_.find_task(task_id)) {
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no task '" + task_id + "'");
@@ -254,7 +270,7 @@ void OperatorRoutes::task_events(const std::shared_ptr<HttpExchange>& exchange,
   stream->start();
 }
 
-void OperatorRoutes::remove_agent(const std::shared_ptr<HttpExchange>& exchange,
+void OperatorRoutes::remove_agent(const Exchange& exchange, const Caller& caller,
                                   const std::string& name) {
   if (!agents_.exists(name)) {
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no agent named '" + name + "'");
@@ -265,13 +281,15 @@ void OperatorRoutes::remove_agent(const std::shared_ptr<HttpExchange>& exchange,
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no agent named '" + name + "'");
     return;
   }
-  core::log_info("api", "agent " + name + " removed; " + std::to_string(ended) + " task(s) ended");
+  core::log_info("api", "agent " + name + " removed by " + caller.principal.name + "; " +
+                            std::to_string(ended) + " task(s) ended");
   protocol::JsonWriter json;
   json.begin_object();
   json.field("agent", name);
   json.field("tasks_ended", static_cast<uint64_t>(ended));
   json.end_object();
   std::string body = json.str();
+  audit_.record(caller.actor(), {"agent.remove", name, body, {}});
   store_.after_commit([this, exchange, name, body = std::move(body)]() mutable {
     // Its token no longer verifies; a connected channel goes now.
     channels_.close_agent(name, 1008, "agent removed");
@@ -279,7 +297,7 @@ void OperatorRoutes::remove_agent(const std::shared_ptr<HttpExchange>& exchange,
   });
 }
 
-void OperatorRoutes::cancel(const std::shared_ptr<HttpExchange>& exchange,
+void OperatorRoutes::cancel(const Exchange& exchange, const Caller& caller,
                             const std::string& task_id) {
   std::string reason = "requested by an operator";
   if (!exchange->request().body.empty()) {
@@ -301,21 +319,28 @@ void OperatorRoutes::cancel(const std::shared_ptr<HttpExchange>& exchange,
                   task.error().message);
     return;
   }
+  protocol::JsonWriter detail;
+  detail.begin_object();
+  detail.field("agent", task->agent);
+  detail.field("reason", reason);
+  detail.end_object();
+  audit_.record(caller.actor(), {"task.cancel", task_id, detail.str(), {}});
   protocol::JsonWriter json;
-  write_task(json, *task, {});
+  write_task(json, *task, {}, caller.principal.sees_env_values());
   std::string body = json.str();
   store_.after_commit([exchange, body = std::move(body)]() mutable {
     exchange->respond(json_response(202, std::move(body)));
   });
 }
 
-void OperatorRoutes::list_agents(const std::shared_ptr<HttpExchange>& exchange) {
+void OperatorRoutes::list_agents(const Exchange& exchange, const Caller& caller) {
   const std::vector<AgentRecord> rows = agents_.list();
   protocol::JsonWriter json;
   json.begin_object();
   json.key("agents");
   json.begin_array();
   for (const auto& row : rows) {
+    if (!caller.principal.may_reach_agent(row.name)) continue;
     protocol::AgentView agent;
     agent.name = row.name;
     agent.connected = channels_.is_connected(row.name);
@@ -336,6 +361,15 @@ void OperatorRoutes::list_agents(const std::shared_ptr<HttpExchange>& exchange) 
   json.end_array();
   json.end_object();
   exchange->respond(json_response(200, json.str()));
+}
+
+void OperatorRoutes::read_audit(const Exchange& exchange) {
+  auto query = protocol::decode_audit_query(exchange->request().query);
+  if (!query) {
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, query.error().message);
+    return;
+  }
+  exchange->respond(json_response(200, protocol::encode_audit_page(audit_.read(*query))));
 }
 
 void OperatorRoutes::close_streams() {

@@ -1,12 +1,17 @@
 // OperatorRoutes: the operator API (docs/protocol.md 11), for requests that
-// HubApi has already routed and authenticated with an admin token.
+// HubApi has already routed and OperatorGate has admitted (role, and agent
+// patterns for routes about one agent or task).
 //
 //   POST /api/v1/tasks            GET /api/v1/tasks[?state=&limit=]
 //   GET  /api/v1/tasks/{id}       GET /api/v1/tasks/{id}/output
 //   GET  /api/v1/tasks/{id}/events (SSE)
 //   POST /api/v1/tasks/{id}/cancel
 //   GET  /api/v1/agents           DELETE /api/v1/agents/{name}
+//   GET  /api/v1/audit[?actor=&action=&target=&since=&until=&after=&limit=]
 //
+// Listings show only the agents, and tasks of agents, the caller may reach;
+// task views for a viewer carry env names without values. Submits, cancels
+// and removals are recorded in the audit trail, in the turn that makes them.
 // Answers that depend on stored changes go out after the turn has committed.
 #pragma once
 
@@ -15,6 +20,7 @@
 #include <unordered_set>
 
 #include "hub/hub_parts.hpp"
+#include "hub/operator_gate.hpp"
 #include "hub/sse_stream.hpp"
 
 namespace tether::hub {
@@ -23,14 +29,16 @@ class OperatorRoutes {
  public:
   OperatorRoutes(const HubParts& parts, size_t max_event_streams);
 
-  void submit(const std::shared_ptr<core::HttpExchange>& exchange);
-  void list_tasks(const std::shared_ptr<core::HttpExchange>& exchange);
-  void show_task(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
-  void task_output(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
-  void task_events(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
-  void cancel(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& task_id);
-  void list_agents(const std::shared_ptr<core::HttpExchange>& exchange);
-  void remove_agent(const std::shared_ptr<core::HttpExchange>& exchange, const std::string& name);
+  using Exchange = std::shared_ptr<core::HttpExchange>;
+  void submit(const Exchange& exchange, const Caller& caller);
+  void list_tasks(const Exchange& exchange, const Caller& caller);
+  void show_task(const Exchange& exchange, const Caller& caller, const std::string& task_id);
+  void task_output(const Exchange& exchange, const std::string& task_id);
+  void task_events(const Exchange& exchange, const std::string& task_id);
+  void cancel(const Exchange& exchange, const Caller& caller, const std::string& task_id);
+  void list_agents(const Exchange& exchange, const Caller& caller);
+  void remove_agent(const Exchange& exchange, const Caller& caller, const std::string& name);
+  void read_audit(const Exchange& exchange);
 
   // Ends every SSE stream (shutdown).
   void close_streams();
@@ -46,6 +54,7 @@ class OperatorRoutes {
   DispatchService& dispatch_;
   LeaseKeeper& leases_;
   AgentChannels& channels_;
+  AuditLog& audit_;
   size_t max_event_streams_;
   std::unordered_set<std::shared_ptr<SseStream>> streams_;
 };

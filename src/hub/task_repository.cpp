@@ -125,7 +125,9 @@ std::optional<TaskRecord> TaskRepository::find_task(const std::string& id) {
   return read_task(query);
 }
 
-std::vector<TaskRecord> TaskRepository::list_tasks(const std::string& state, int limit) {
+std::vector<TaskRecord> TaskRepository::list_tasks(
+    const std::string& state, int limit,
+    const std::function<bool(const std::string& agent)>& visible) {
   static const std::string all_sql = std::string("SELECT ") + kTaskColumns +
                                      " FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?";
   static const std::string state_sql = std::string("SELECT ") + kTaskColumns +
@@ -134,10 +136,14 @@ std::vector<TaskRecord> TaskRepository::list_tasks(const std::string& state, int
   auto query = store_.statement(state.empty() ? all_sql.c_str() : state_sql.c_str());
   int index = 1;
   if (!state.empty()) query.bind(index++, state);
-  query.bind(index, limit);
+  // Filtered, the rows are read until `limit` of them passed (SQLite's
+  // LIMIT -1: no limit).
+  query.bind(index, visible ? -1 : limit);
   std::vector<TaskRecord> tasks;
-  while (query.executeStep())
-    tasks.push_back(read_task(query));
+  while (static_cast<int>(tasks.size()) < limit && query.executeStep()) {
+    TaskRecord task = read_task(query);
+    if (!visible || visible(task.agent)) tasks.push_back(std::move(task));
+  }
   return tasks;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,8 +64,11 @@ class TaskRepository {
 
   void insert_task(const TaskRecord& task);
   std::optional<TaskRecord> find_task(const std::string& id);
-  // Newest first; `state` empty for all.
-  std::vector<TaskRecord> list_tasks(const std::string& state, int limit);
+  // Newest first; `state` empty for all. With `visible`, only the tasks of
+  // the agents it accepts (up to `limit` of those).
+  std::vector<TaskRecord> list_tasks(
+      const std::string& state, int limit,
+      const std::function<bool(const std::string& agent)>& visible = nullptr);
   // Queued tasks of an agent, oldest first.
   std::vector<TaskRecord> queued_tasks(const std::string& agent);
   // A queued, dispatched or running task of `agent` holding `target`.

@@ -97,25 +97,14 @@ Result<std::string> TokenStore::rotate_agent(const std::string& name) {
   return token;
 }
 
-Result<std::string> TokenStore::add_admin_token() {
-  const std::string token = generate_token("tto_");
-  auto insert =
-      store_.statement("INSERT INTO admin_tokens (token_sha256, created_at) VALUES (?, ?)");
-  insert.bind(1, token_digest(token));
-  insert.bind(2, core::utc_now());
-  insert.exec();
-  return token;
-}
-
 AuthOutcome TokenStore::check_agent(const std::string& agent, std::string_view authorization) {
   const std::string token = bearer_token(authorization);
   if (token.empty()) return AuthOutcome::kUnauthorized;
   const auto stored = agents_.token_digest_of(agent);
   if (stored && digests_equal(*stored, token_digest(token))) return AuthOutcome::kAllowed;
   // A real token of someone else is forbidden, anything else unauthorized.
-  return agent_of(authorization) || check_admin(authorization) == AuthOutcome::kAllowed
-             ? AuthOutcome::kForbidden
-             : AuthOutcome::kUnauthorized;
+  return agent_of(authorization) || operator_principal(authorization) ? AuthOutcome::kForbidden
+                                                                      : AuthOutcome::kUnauthorized;
 }
 
 std::optional<std::string> TokenStore::agent_of(std::string_view authorization) {
@@ -124,27 +113,13 @@ std::optional<std::string> TokenStore::agent_of(std::string_view authorization) 
   return agents_.name_with_token_digest(token_digest(token));
 }
 
-AuthOutcome TokenStore::check_admin(std::string_view authorization) {
-  const std::string token = bearer_token(authorization);
-  if (token.empty()) return AuthOutcome::kUnauthorized;
-  const std::string digest = token_digest(token);
-  auto query = store_.statement("SELECT token_sha256 FROM admin_tokens");
-  bool allowed = false;
-  while (query.executeStep()) {
-    // Every row is compared, so the time does not depend on where a match is.
-    allowed |= digests_equal(query.getColumn(0).getString(), digest);
-  }
-  if (allowed) return AuthOutcome::kAllowed;
-  return agent_of(authorization) ? AuthOutcome::kForbidden : AuthOutcome::kUnauthorized;
-}
-
 std::string TokenStore::forbidden_agent_message(const std::string& agent,
                                                 std::string_view authorization) {
   std::string whose = "another principal's token";
   if (auto other = agent_of(authorization)) {
     whose = "agent " + *other + "'s token";
-  } else if (check_admin(authorization) == AuthOutcome::kAllowed) {
-    whose = "an operator (admin) token";
+  } else if (auto principal = operator_principal(authorization)) {
+    whose = "an operator (" + std::string(to_string(principal->role)) + ") token";
   }
   return "this is " + whose + ", not agent " + agent +
          "'s: check the agent's token_file (or TETHER_AGENT_TOKEN_FILE) and its name";
@@ -156,29 +131,122 @@ std::string token_id(std::string_view prefix, const std::string& digest) {
   return std::string(prefix) + digest.substr(0, 12);
 }
 
+constexpr const char* kOperatorTokenColumns =
+    "id, name, role, agent_patterns, created_at, coalesce(revoked_at, '')";
+
+OperatorTokenInfo read_operator_token(core::ScopedStatement& row) {
+  OperatorTokenInfo info;
+  info.id = row.getColumn(0).getString();
+  info.name = row.getColumn(1).getString();
+  info.role = parse_role(row.getColumn(2).getString()).value_or(Role::kViewer);
+  const std::string patterns = row.getColumn(3).getString();
+  if (!patterns.empty()) {
+    // Stored by add_operator_token from parsed patterns, they parse again. A
+    // row edited by hand that does not is one pattern as it stands: it must
+    // never widen to every agent.
+    auto parsed = parse_agent_patterns(patterns);
+    info.agent_patterns = parsed ? std::move(*parsed) : std::vector<std::string>{patterns};
+  }
+  info.created_at = row.getColumn(4).getString();
+  info.revoked_at = row.getColumn(5).getString();
+  return info;
+}
+
 }  // namespace
 
-std::vector<AdminTokenInfo> TokenStore::admin_tokens() {
-  std::vector<AdminTokenInfo> tokens;
-  auto query =
-      store_.statement("SELECT token_sha256, created_at FROM admin_tokens ORDER BY created_at");
-  while (query.executeStep()) {
-    tokens.push_back(
-        {token_id("op-", query.getColumn(0).getString()), query.getColumn(1).getString()});
+Result<NewOperatorToken> TokenStore::add_operator_token(
+    const std::string& name, Role role, const std::vector<std::string>& agent_patterns) {
+  if (auto valid = check_token_name(name); !valid) return valid.error();
+  if (!agent_patterns.empty() && role != Role::kOperator) {
+    return make_error(Errc::kInvalid, "invalid_field",
+                      "agents: agent patterns limit role operator only, not role " +
+                          std::string(to_string(role)));
   }
+  {
+    auto taken = store_.statement("SELECT id FROM operator_tokens WHERE name = ?");
+    taken.bind(1, name);
+    if (taken.executeStep()) {
+      return make_error(Errc::kExists, "exists",
+                        "name: a token named '" + name + "' exists already (" +
+                            taken.getColumn(0).getString() +
+                            "); names are not reused, even after a revocation");
+    }
+  }
+  NewOperatorToken made;
+  made.token = generate_token("tto_");
+  const std::string digest = token_digest(made.token);
+  made.info = {token_id("op-", digest), name, role, agent_patterns, core::utc_now(), {}};
+  store_.execute(
+      "INSERT INTO operator_tokens (id, name, role, agent_patterns, token_sha256, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?)",
+      made.info.id, name, std::string(to_string(role)), format_agent_patterns(agent_patterns),
+      digest, made.info.created_at);
+  return made;
+}
+
+Result<NewOperatorToken> TokenStore::add_admin_token() {
+  // 48 random bits: a name taken already is next to impossible, and then
+  // the next try differs.
+  for (int attempt = 0;; ++attempt) {
+    const std::string name = "admin-" + random_hex(6);
+    auto made = add_operator_token(name, Role::kAdmin, {});
+    if (made || made.error().code != "exists" || attempt == 3) return made;
+  }
+}
+
+std::vector<OperatorTokenInfo> TokenStore::operator_tokens() {
+  static const std::string sql = std::string("SELECT ") + kOperatorTokenColumns +
+                                 " FROM operator_tokens ORDER BY created_at, rowid";
+  std::vector<OperatorTokenInfo> tokens;
+  auto query = store_.statement(sql.c_str());
+  while (query.executeStep())
+    tokens.push_back(read_operator_token(query));
   return tokens;
 }
 
-Result<void> TokenStore::revoke_admin_token(const std::string& id) {
-  if (id.rfind("op-", 0) != 0 || id.size() != 15) {
-    return make_error(Errc::kNotFound, "not_found",
-                      "no operator token '" + id + "' (ids look like op-0123456789ab)");
+Result<OperatorTokenInfo> TokenStore::revoke_operator_token(const std::string& id_or_name) {
+  static const std::string sql = std::string("SELECT ") + kOperatorTokenColumns +
+                                 " FROM operator_tokens WHERE id = ? OR name = ?";
+  std::optional<OperatorTokenInfo> found;
+  {
+    auto query = store_.statement(sql.c_str());
+    query.bind(1, id_or_name);
+    query.bind(2, id_or_name);
+    if (query.executeStep()) found = read_operator_token(query);
   }
-  auto erase = store_.statement("DELETE FROM admin_tokens WHERE substr(token_sha256, 1, 12) = ?");
-  erase.bind(1, id.substr(3));
-  if (erase.exec() == 0)
-    return make_error(Errc::kNotFound, "not_found", "no operator token '" + id + "'");
-  return {};
+  if (!found) {
+    return make_error(
+        Errc::kNotFound, "not_found",
+        "no operator token '" + id_or_name + "' (give its id, e.g. op-0123456789ab, or its name)");
+  }
+  if (!found->revoked_at.empty()) {
+    return make_error(Errc::kState, "already_revoked",
+                      "operator token '" + found->name + "' (" + found->id +
+                          ") was revoked already, at " + found->revoked_at);
+  }
+  found->revoked_at = core::utc_now();
+  store_.execute("UPDATE operator_tokens SET revoked_at = ? WHERE id = ?", found->revoked_at,
+                 found->id);
+  return *found;
+}
+
+std::optional<OperatorTokenInfo> TokenStore::find_operator_token(const std::string& token) {
+  static const std::string sql = std::string("SELECT ") + kOperatorTokenColumns +
+                                 ", token_sha256 FROM operator_tokens WHERE token_sha256 = ?";
+  const std::string digest = token_digest(token);
+  auto query = store_.statement(sql.c_str());
+  query.bind(1, digest);
+  if (!query.executeStep() || !digests_equal(query.getColumn(6).getString(), digest))
+    return std::nullopt;
+  return read_operator_token(query);
+}
+
+std::optional<Principal> TokenStore::operator_principal(std::string_view authorization) {
+  const std::string token = bearer_token(authorization);
+  if (token.rfind("tto_", 0) != 0) return std::nullopt;
+  auto found = find_operator_token(token);
+  if (!found || !found->revoked_at.empty()) return std::nullopt;
+  return Principal{found->name, found->role, found->agent_patterns};
 }
 
 Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(
@@ -261,8 +329,8 @@ Result<std::string> TokenStore::usable_registration(const std::string& token) {
   return id;
 }
 
-Result<std::string> TokenStore::register_agent(std::string_view authorization,
-                                               const std::string& name) {
+Result<Registration> TokenStore::register_agent(std::string_view authorization,
+                                                const std::string& name) {
   const std::string token = bearer_token(authorization);
   if (token.rfind("ttr_", 0) != 0) {
     return make_error(Errc::kUnauthorized, "unauthorized", "missing or unknown registration token");
@@ -275,13 +343,15 @@ Result<std::string> TokenStore::register_agent(std::string_view authorization,
     if (labels.executeStep()) labels_text = labels.getColumn(0).getString();
   }
   auto labels = protocol::parse_labels(labels_text);
-  TETHER_TRY(agent_token, add_agent(name, labels ? *labels : protocol::Labels{}));
+  Registration registration{{}, *id, labels ? *labels : protocol::Labels{}};
+  TETHER_TRY(agent_token, add_agent(name, registration.labels));
+  registration.agent_token = std::move(*agent_token);
   auto count =
       store_.statement("UPDATE registration_tokens SET registered = registered + 1 WHERE id = ?");
   count.bind(1, *id);
   count.exec();
   core::log_info("tokens", "agent " + name + " registered with " + *id);
-  return agent_token;
+  return registration;
 }
 
 std::optional<std::string> TokenStore::why_unverified(std::string_view authorization) {
@@ -292,7 +362,13 @@ std::optional<std::string> TokenStore::why_unverified(std::string_view authoriza
     if (id) return std::nullopt;
     return id.error().message;
   }
-  if (check_admin(authorization) != AuthOutcome::kUnauthorized) return std::nullopt;
+  if (token.rfind("tto_", 0) == 0) {
+    auto found = find_operator_token(token);
+    if (found && found->revoked_at.empty()) return std::nullopt;
+    if (found) return "operator token '" + found->name + "' was revoked at " + found->revoked_at;
+    return "missing or unknown token";
+  }
+  if (agent_of(authorization)) return std::nullopt;
   return "missing or unknown token";
 }
 

@@ -13,6 +13,7 @@
 #include "core/result.hpp"
 #include "hub/agent_directory.hpp"
 #include "hub/hub_store.hpp"
+#include "hub/operator_roles.hpp"
 #include "protocol/labels.hpp"
 
 namespace tether::hub {
@@ -33,9 +34,26 @@ enum class AuthOutcome { kAllowed, kUnauthorized, kForbidden };
 // An operator token, as `tether-hub token list` shows it. `id` is "op-" and
 // the first 12 hex digits of the token's SHA-256: it names the token
 // without revealing it.
-struct AdminTokenInfo {
+struct OperatorTokenInfo {
   std::string id;
+  std::string name;
+  Role role = Role::kViewer;
+  std::vector<std::string> agent_patterns;  // empty: every agent
   std::string created_at;
+  std::string revoked_at;  // empty: not revoked
+};
+
+// A new token (shown once) and what was stored about it.
+struct NewOperatorToken {
+  std::string token;
+  OperatorTokenInfo info;
+};
+
+// What registering an agent with a registration token did.
+struct Registration {
+  std::string agent_token;      // shown once, to the registering host
+  std::string registration_id;  // "reg-..."
+  protocol::Labels labels;      // the labels the hub gave the agent
 };
 
 struct RegistrationTokenInfo {
@@ -56,10 +74,23 @@ class TokenStore {
   Result<std::string> add_agent(const std::string& name, const protocol::Labels& labels = {});
   // Replaces an agent's token; the old one stops working at once. Errors: "not_found".
   Result<std::string> rotate_agent(const std::string& name);
-  Result<std::string> add_admin_token();
-  std::vector<AdminTokenInfo> admin_tokens();
-  // Errors: "not_found" (no token with that id).
-  Result<void> revoke_admin_token(const std::string& id);
+  // Makes an operator token. `agent_patterns` only for role operator.
+  // Errors: "invalid_name" (check_token_name), "exists" (the name is
+  // taken, by a revoked token too: names in the audit trail stay
+  // unambiguous), "invalid_field" (patterns with another role).
+  Result<NewOperatorToken> add_operator_token(const std::string& name, Role role,
+                                              const std::vector<std::string>& agent_patterns);
+  // `tether-hub token admin`: an admin token named "admin-" and 12 random
+  // hex digits.
+  Result<NewOperatorToken> add_admin_token();
+  // Every operator token, revoked ones too, oldest first.
+  std::vector<OperatorTokenInfo> operator_tokens();
+  // Revokes the token with this id or name; it stops working at once and
+  // stays listed. Errors: "not_found", "already_revoked".
+  Result<OperatorTokenInfo> revoke_operator_token(const std::string& id_or_name);
+  // The principal of the operator token in an Authorization header;
+  // nothing when there is none, or it is unknown or revoked.
+  std::optional<Principal> operator_principal(std::string_view authorization);
 
   // A registration token ("ttr_..."), valid for `ttl_s` seconds (0: until
   // revoked). Returns the token and its id.
@@ -68,24 +99,23 @@ class TokenStore {
   std::vector<RegistrationTokenInfo> registration_tokens();
   Result<void> revoke_registration_token(const std::string& id);
   // POST /api/v1/agents/register: with a registration token that is known,
-  // not revoked and not expired, registers `name` with the token's labels
-  // and returns its agent token. Errors: "unauthorized" (the message says which of the three),
-  // "exists", "invalid_name".
-  Result<std::string> register_agent(std::string_view authorization, const std::string& name);
+  // not revoked and not expired, registers `name` with the token's labels.
+  // Errors: "unauthorized" (the message says which of the three), "exists",
+  // "invalid_name".
+  Result<Registration> register_agent(std::string_view authorization, const std::string& name);
 
   // Nothing when the header carries a token the hub would accept somewhere
   // (an operator's, an agent's, or a usable registration token); else why
   // not, for a 401 ("missing or unknown token", "registration token reg-...
-  // expired at ..."). Decides whether a request's body is read at all.
+  // expired at ...", "operator token 'ci' was revoked at ..."). Decides
+  // whether a request's body is read at all.
   std::optional<std::string> why_unverified(std::string_view authorization);
 
   // For /api/v1/agents/{agent}/...: allowed only with that agent's token;
-  // forbidden with another agent's (or an admin's) token.
+  // forbidden with another agent's (or an operator's) token.
   AuthOutcome check_agent(const std::string& agent, std::string_view authorization);
   // The agent a token belongs to, if any.
   std::optional<std::string> agent_of(std::string_view authorization);
-  // Operator API: allowed with an admin token; forbidden with an agent's.
-  AuthOutcome check_admin(std::string_view authorization);
   // For a forbidden answer to an agent route: why, naming whose token it
   // is ("an operator (admin) token", "agent edge-2's token"). The caller
   // holds that token already, so this tells it nothing it could not know,
@@ -96,6 +126,8 @@ class TokenStore {
   // The id of registration token `token` if it may be used now; else
   // "unauthorized" saying why (unknown, revoked, expired).
   Result<std::string> usable_registration(const std::string& token);
+  // The stored row of the operator token `token`, revoked or not.
+  std::optional<OperatorTokenInfo> find_operator_token(const std::string& token);
 
   core::SqliteStore& store_;
   AgentDirectory& agents_;

@@ -84,6 +84,24 @@ Result<std::string> text_or_null(const JsonObjectReader& object, const char* fie
   return text->value_or("");
 }
 
+// The stored env object, or its names with null values when they are
+// withheld (an env the hub stored that does not parse shows as {}).
+void write_env_view(JsonWriter& json, const TaskView& task) {
+  if (!task.env_values_withheld) {
+    json.raw(task.env_json);
+    return;
+  }
+  json.begin_object();
+  if (auto env = parse_json_object(task.env_json, "env")) {
+    const rapidjson::Value& names = *env;  // const: clang 14 rejects the mutable iterator
+    for (const auto& member : names.GetObject()) {
+      json.key(std::string_view(member.name.GetString(), member.name.GetStringLength()));
+      json.null();
+    }
+  }
+  json.end_object();
+}
+
 }  // namespace
 
 void write_task_view(JsonWriter& json, const TaskView& task) {
@@ -94,7 +112,7 @@ void write_task_view(JsonWriter& json, const TaskView& task) {
   json.key("command");
   json.raw(task.command_json);
   json.key("env");
-  json.raw(task.env_json);
+  write_env_view(json, task);
   json.field("cwd", task.cwd);
   json.field("timeout_s", task.timeout_s);
   json.field("target", task.target);

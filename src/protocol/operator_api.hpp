@@ -51,6 +51,8 @@ struct AttemptView {
 struct TaskView {
   std::string id, agent, state;
   std::string command_json, env_json;
+  // For viewers: env is written with each value null ({"DB_PASSWORD":null}).
+  bool env_values_withheld = false;
   std::string cwd;
   uint64_t timeout_s = 0;
   std::string target;
