@@ -32,6 +32,8 @@ std::vector<std::string> task_environment(const protocol::TaskSpec& task) {
   auto variables = base_task_environment();
   for (const auto& [name, value] : task.env)
     variables[name] = value;
+  for (const auto& [name, value] : task.secrets)
+    variables[name] = value;
   std::vector<std::string> environment;
   environment.reserve(variables.size());
   for (const auto& [name, value] : variables)

@@ -15,7 +15,8 @@ namespace tether::agent {
 // agent's own variables (its token file path, its proxy settings, ...). The
 // task's env is applied on top.
 std::map<std::string, std::string> base_task_environment();
-// base_task_environment() with the task's env on top, as NAME=VALUE entries.
+// base_task_environment() with the task's env and secrets on top, as
+// NAME=VALUE entries.
 std::vector<std::string> task_environment(const protocol::TaskSpec& task);
 // The task's cwd (empty: the agent's) exists, is a directory and can be
 // entered. Errors: "bad_cwd", naming the directory and why.
