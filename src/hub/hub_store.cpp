@@ -11,6 +11,9 @@ namespace tether::hub {
 
 namespace {
 
+// 4: roles and audit (branch roles); 5: task secrets.
+constexpr int kSchemaVersion = 5;
+
 // The tables version 3 added: written once, for new databases (full_schema)
 // and for the upgrade from version 2.
 constexpr const char* kVersion3Tables = R"SQL(
@@ -35,8 +38,24 @@ CREATE TABLE IF NOT EXISTS agent_labels (
 );
 )SQL";
 
-// The schema up to version 2. Column names are meant to be read by operators
-// with sqlite3; times are UTC text ("2026-11-22T05:12:00.123Z").
+// The tables version 5 added: written once, for new databases and for the
+// upgrade from version 4.
+constexpr const char* kVersion5Tables = R"SQL(
+-- The secrets of tasks still to run (docs/protocol.md 3), sealed with the
+-- key in secrets.key (AES-256-GCM, the task id and name as associated
+-- data): never the values. Deleted when the task ends.
+CREATE TABLE IF NOT EXISTS task_secrets (
+  task_id    TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  nonce      BLOB NOT NULL,  -- 12 random bytes, new for each value
+  ciphertext BLOB NOT NULL,  -- the value encrypted, then GCM's 16-byte tag
+  PRIMARY KEY (task_id, name)
+);
+)SQL";
+
+// The schema up to version 2, and the columns later versions added to its
+// tables. Column names are meant to be read by operators with sqlite3;
+// times are UTC text ("2026-11-22T05:12:00.123Z").
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS agents (
   name               TEXT PRIMARY KEY,
@@ -61,6 +80,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   state              TEXT NOT NULL,
   command_json       TEXT NOT NULL,
   env_json           TEXT NOT NULL,
+  secret_names       TEXT NOT NULL DEFAULT '',  -- names of its secrets, space-separated
   cwd                TEXT NOT NULL DEFAULT '',
   timeout_s          INTEGER NOT NULL DEFAULT 0,
   target             TEXT NOT NULL DEFAULT '',
@@ -122,7 +142,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
 
 // A new database gets everything at once.
 const std::string& full_schema() {
-  static const std::string text = std::string(kSchema) + kVersion3Tables;
+  static const std::string text = std::string(kSchema) + kVersion3Tables + kVersion5Tables;
   return text;
 }
 
@@ -130,7 +150,15 @@ const std::string& full_schema() {
 constexpr const char* kUpgradeTo2 = "ALTER TABLE attempts ADD COLUMN agent_instance TEXT;";
 // Version 2 had no registration tokens and no agent labels.
 constexpr const char* kUpgradeTo3 = kVersion3Tables;
-constexpr const char* kUpgrades[] = {kUpgradeTo2, kUpgradeTo3};
+// Version 4: roles and audit (merged from branch roles). Nothing yet.
+constexpr const char* kUpgradeTo4 = "-- roles and audit (merged from branch roles)";
+// Version 4 had no task secrets.
+const std::string& upgrade_to_5() {
+  static const std::string text =
+      std::string("ALTER TABLE tasks ADD COLUMN secret_names TEXT NOT NULL DEFAULT '';") +
+      kVersion5Tables;
+  return text;
+}
 
 }  // namespace
 
@@ -155,7 +183,9 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   options.sync_full = sync == SyncMode::kFull;
   options.busy_timeout_ms = busy_timeout_ms;
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
-  if (auto schema = (*store)->apply_schema(full_schema().c_str(), 3, kUpgrades); !schema)
+  const char* const upgrades[] = {kUpgradeTo2, kUpgradeTo3, kUpgradeTo4, upgrade_to_5().c_str()};
+  if (auto schema = (*store)->apply_schema(full_schema().c_str(), kSchemaVersion, upgrades);
+      !schema)
     return schema.error();
   return store;
 }

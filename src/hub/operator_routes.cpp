@@ -27,6 +27,7 @@ void write_task(protocol::JsonWriter& json, const TaskRecord& task,
   view.state = std::string(to_string(task.state));
   view.command_json = task.command_json;
   view.env_json = task.env_json;
+  view.secret_names = task.secret_names;  // never their values
   view.cwd = task.cwd;
   view.timeout_s = task.timeout_s;
   view.target = task.target;
