@@ -21,7 +21,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("TETHER_BENCH_BUILD", os.path.join(ROOT, "build-bench"))
-TARGETS = ["src/agent/tether-agent", "src/hub/tether-hub", "tests/helpers/tether-test-writer"]
+TARGETS = ["src/agent/tether-agent", "src/hub/tether-hub", "tests/helpers/tether-test-writer",
+           "tests/helpers/tether-redaction-bench"]
 
 
 def build():
@@ -35,7 +36,8 @@ def build():
 
 def binary(name):
     paths = {"tether-agent": "src/agent/tether-agent", "tether-hub": "src/hub/tether-hub",
-             "tether-test-writer": "tests/helpers/tether-test-writer"}
+             "tether-test-writer": "tests/helpers/tether-test-writer",
+             "tether-redaction-bench": "tests/helpers/tether-redaction-bench"}
     return os.path.join(BUILD, paths[name])
 
 
@@ -256,6 +258,14 @@ def line_latencies_ms(database, task_ids):
             for line in complete:
                 latencies.append((stored_at_us - int(line)) / 1000.0)
     return latencies
+
+
+def parse_result(output):
+    """The figures of a `RESULT {json}` line (the last one) in `output`."""
+    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        raise ValueError("no RESULT line in:\n" + output)
+    return json.loads(lines[-1][len("RESULT "):])
 
 
 def emit(figures):

@@ -392,9 +392,9 @@ core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attempt
   sink.on_started(protocol::StartedReport{state.start->pid, report.started_at}, init.pid());
 
   StreamCapture out(loop_, init.stdout_reader(), protocol::StreamName::kStdout, options_.chunker,
-                    sink);
+                    sink, task.secrets);
   StreamCapture err(loop_, init.stderr_reader(), protocol::StreamName::kStderr, options_.chunker,
-                    sink);
+                    sink, task.secrets);
   core::CancellationSource stop_reading;
   core::CancellationSource streams_done;
   Supervision supervision;
@@ -417,6 +417,9 @@ core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attempt
   report.finished_at = core::utc_now();
   report.stdout_summary = out.summary();
   report.stderr_summary = err.summary();
+  if (!task.secrets.empty()) {
+    report.redactions = protocol::RedactionCounts{out.redactions(), err.redactions()};
+  }
 
   describe_end(report, state, supervision, sent, drain, options_, task.timeout_s);
   report.isolation = (*setup)->describe();

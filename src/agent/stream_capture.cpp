@@ -5,10 +5,12 @@
 namespace tether::agent {
 
 StreamCapture::StreamCapture(core::Loop& loop, core::PipeReader& reader,
-                             protocol::StreamName stream, ChunkerOptions options, AttemptSink& sink)
+                             protocol::StreamName stream, ChunkerOptions options, AttemptSink& sink,
+                             const std::map<std::string, std::string>& secrets)
     : loop_(loop),
       reader_(reader),
       sink_(sink),
+      redactor_(secrets),
       chunker_(stream, options,
                [this](protocol::OutputChunk&& chunk) {
                  digest_.update(chunk.data);
@@ -31,12 +33,27 @@ core::Co<void> StreamCapture::run(core::CancellationToken stop) {
       break;
     }
     if (read->end_of_stream) break;
-    chunker_.append(read->bytes, loop_.now_ms());
+    take(read->bytes, false);
     arm_timer();
   }
   timer_.stop();
   armed_for_.reset();
+  take({}, true);
   chunker_.finish(loop_.now_ms());
+}
+
+void StreamCapture::take(std::string_view bytes, bool end) {
+  if (!redactor_.active()) {
+    chunker_.append(bytes, loop_.now_ms());
+    return;
+  }
+  redacted_.clear();
+  if (end) {
+    redactor_.finish(redacted_);
+  } else {
+    redactor_.append(bytes, redacted_);
+  }
+  chunker_.append(redacted_, loop_.now_ms());
 }
 
 void StreamCapture::arm_timer() {

@@ -1,12 +1,16 @@
 // StreamCapture: reads one pipe of a child to its end and turns the bytes into
 // output chunks for an AttemptSink, keeping the byte count and SHA-256 the
-// final report carries.
+// final report carries. The task's secret values are taken out first
+// (SecretRedactor): chunks, count and digest are of the redacted stream.
 #pragma once
 
+#include <map>
 #include <optional>
+#include <string>
 
 #include "agent/attempt_sink.hpp"
 #include "agent/output_chunker.hpp"
+#include "agent/secret_redactor.hpp"
 #include "core/cancellation.hpp"
 #include "core/co.hpp"
 #include "core/loop.hpp"
@@ -18,8 +22,10 @@ namespace tether::agent {
 
 class StreamCapture {
  public:
+  // `secrets`: the task's (name to value); none for a task without.
   StreamCapture(core::Loop& loop, core::PipeReader& reader, protocol::StreamName stream,
-                ChunkerOptions options, AttemptSink& sink);
+                ChunkerOptions options, AttemptSink& sink,
+                const std::map<std::string, std::string>& secrets = {});
   StreamCapture(const StreamCapture&) = delete;
   StreamCapture& operator=(const StreamCapture&) = delete;
 
@@ -28,6 +34,8 @@ class StreamCapture {
   core::Co<void> run(core::CancellationToken stop);
 
   protocol::StreamSummary summary() const;
+  // Secret values replaced in this stream.
+  uint64_t redactions() const { return redactor_.redactions(); }
   // Set when reading ended on an error rather than end of stream or stop.
   const std::optional<Error>& read_error() const { return read_error_; }
   // True while reading is paused because the sink has no room (the task's
@@ -36,11 +44,15 @@ class StreamCapture {
 
  private:
   void arm_timer();
+  // Bytes read (or, with `end`, the stream's end) into the chunker, redacted.
+  void take(std::string_view bytes, bool end);
 
   core::Loop& loop_;
   core::PipeReader& reader_;
   AttemptSink& sink_;
   protocol::Sha256 digest_;
+  SecretRedactor redactor_;
+  std::string redacted_;  // reused between reads
   OutputChunker chunker_;
   core::Timer timer_;
   std::optional<uint64_t> armed_for_;

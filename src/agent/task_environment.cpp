@@ -35,6 +35,8 @@ std::vector<std::string> task_environment(const protocol::TaskSpec& task,
     variables[name] = value;
   for (const auto& [name, value] : task.env)
     variables[name] = value;
+  for (const auto& [name, value] : task.secrets)
+    variables[name] = value;
   std::vector<std::string> environment;
   environment.reserve(variables.size());
   for (const auto& [name, value] : variables)

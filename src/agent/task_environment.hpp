@@ -16,8 +16,8 @@ namespace tether::agent {
 // task's env is applied on top.
 std::map<std::string, std::string> base_task_environment();
 // base_task_environment(), then `identity` (HOME, USER and LOGNAME of the
-// attempt's user, attempt_setup.hpp), then the task's env on top, as
-// NAME=VALUE entries.
+// attempt's user, attempt_setup.hpp), then the task's env and secrets on
+// top, as NAME=VALUE entries.
 std::vector<std::string> task_environment(const protocol::TaskSpec& task,
                                           const std::map<std::string, std::string>& identity = {});
 // The task's cwd (empty: the agent's) exists, is a directory and can be

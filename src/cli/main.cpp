@@ -19,6 +19,7 @@
 #include "cli/hub_client.hpp"
 #include "cli/interrupt_watcher.hpp"
 #include "cli/printable.hpp"
+#include "cli/secret_options.hpp"
 #include "cli/task_follower.hpp"
 #include "core/log.hpp"
 #include "core/url.hpp"
@@ -42,7 +43,8 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  run --agent NAME [--target T] [--timeout S] [--cwd DIR] [--env NAME=VALUE]...\n"
-    "      [--max-attempts N] [--reject-if-busy] [--cancel-on-interrupt] [--shell]\n"
+    "      [--secret NAME | --secret NAME=@FILE]... [--max-attempts N] [--reject-if-busy]\n"
+    "      [--cancel-on-interrupt] [--shell]\n"
     "      -- COMMAND [ARGS...]      submit a task, stream its output, exit with its status\n"
     "  logs TASK [-f|--follow]       print a task's output (-f: follow until it ends)\n"
     "  status TASK [--json]          show a task\n"
@@ -94,6 +96,7 @@ const std::map<std::string, std::vector<cli::OptionSpec>>& command_options() {
                                {"--timeout", "", true},
                                {"--cwd", "", true},
                                {"--env", "", true},
+                               {"--secret", "", true},
                                {"--max-attempts", "", true},
                                {"--reject-if-busy", "", false},
                                {"--cancel-on-interrupt", "", false},
@@ -186,6 +189,15 @@ int command_run(HubClient& client, const cli::CommandLine& line) {
       spec.env[value.substr(0, equals)] = value.substr(equals + 1);
     }
   }
+  if (line.values.count("--secret")) {
+    auto secrets = cli::read_secret_options(line.values.at("--secret"), cli::process_environment);
+    if (!secrets) return usage_error(secrets.error().message);
+    spec.secrets = std::move(*secrets);
+    for (const auto& [name, value] : spec.secrets) {
+      if (spec.env.count(name))
+        return usage_error("--secret " + name + ": also given with --env; it is one or the other");
+    }
+  }
   if (!line.operands.empty()) {
     return usage_error("run: give the command after -- (got '" + line.operands.front() + "')");
   }
@@ -239,6 +251,10 @@ int command_status(HubClient& client, const cli::CommandLine& line) {
               cli::printable(task.id).c_str(), cli::printable(task.agent).c_str(),
               cli::printable(task.state).c_str(), cli::printable(task.created_at).c_str(),
               cli::printable(task.updated_at).c_str());
+  std::string names;
+  for (const auto& name : task.secret_names)
+    names += (names.empty() ? "" : " ") + name;
+  if (!names.empty()) std::printf("secrets   %s\n", cli::printable(names).c_str());
   if (const auto& report = decoded->final_report) {
     const std::string exit = report->exit_code ? std::to_string(*report->exit_code)
                              : report->signal  ? "signal " + std::to_string(*report->signal)
@@ -252,6 +268,11 @@ int command_status(HubClient& client, const cli::CommandLine& line) {
     }
     if (!report->error.empty())
       std::printf("error     %s\n", cli::printable(report->error).c_str());
+    if (const auto& redacted = report->redactions) {
+      std::printf("redacted  %llu in stdout, %llu in stderr\n",
+                  static_cast<unsigned long long>(redacted->stdout_count),
+                  static_cast<unsigned long long>(redacted->stderr_count));
+    }
   }
   if (task.output_verified) {
     std::printf("verified  %s%s\n", *task.output_verified ? "yes" : "no",

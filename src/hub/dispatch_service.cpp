@@ -22,12 +22,15 @@ Result<TaskRecord> DispatchService::submit(const protocol::SubmitRequest& reques
   task.state = TaskState::kQueued;
   task.command_json = protocol::command_json(spec);
   task.env_json = protocol::env_json(spec);
+  for (const auto& [name, value] : spec.secrets)
+    task.secret_names.push_back(name);
   task.cwd = spec.cwd;
   task.timeout_s = spec.timeout_s;
   task.target = spec.target;
   task.max_attempts = request.max_attempts;
   task.created_at = core::utc_now();
   task.updated_at = task.created_at;
+  if (auto stored = secrets_.store(task.id, spec.secrets); !stored) return stored.error();
   transitions_.created(task);
   return task;
 }
@@ -93,6 +96,14 @@ std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::stri
       core::log_error("tasks", task.id + " cannot be dispatched: " + spec.error().message);
       continue;
     }
+    auto secrets = secrets_.load(task.id);
+    if (!secrets) {
+      fail_undispatchable(task, secrets.error().message +
+                                    ". Was secrets.key in the hub's data directory replaced? "
+                                    "Submit the task again");
+      continue;
+    }
+    spec->secrets = std::move(*secrets);
     tasks_.insert_attempt(attempt);
     tasks_.set_current_attempt(task.id, attempt.id, attempt.number);
     task.current_attempt = attempt.id;
@@ -100,6 +111,11 @@ std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::stri
     return std::move(*spec);
   }
   return std::nullopt;
+}
+
+void DispatchService::fail_undispatchable(TaskRecord& task, const std::string& why) {
+  core::log_error("tasks", task.id + " fails: it cannot be dispatched");
+  transitions_.transition(task, TaskState::kFailed, "", "cannot be dispatched: " + why);
 }
 
 }  // namespace tether::hub

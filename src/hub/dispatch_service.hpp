@@ -11,6 +11,7 @@
 
 #include "core/result.hpp"
 #include "hub/task_repository.hpp"
+#include "hub/task_secrets.hpp"
 #include "hub/task_transitions.hpp"
 #include "protocol/operator_api.hpp"
 
@@ -18,11 +19,13 @@ namespace tether::hub {
 
 class DispatchService {
  public:
-  DispatchService(TaskRepository& tasks, TaskTransitions& transitions)
-      : tasks_(tasks), transitions_(transitions) {}
+  DispatchService(TaskRepository& tasks, TaskSecrets& secrets, TaskTransitions& transitions)
+      : tasks_(tasks), secrets_(secrets), transitions_(transitions) {}
 
   // Errors: "target_busy" (message names the active task), "invalid_field"
-  // (the spec's field). The agent's existence is the caller's to check.
+  // (the spec's field), "seal_failed". The agent's existence is the
+  // caller's to check. The spec's secrets are stored sealed (TaskSecrets);
+  // the record holds their names.
   Result<TaskRecord> submit(const protocol::SubmitRequest& request);
   // Queued tasks end at once; dispatched and running ones get task.cancel
   // after commit. Errors: "not_found", "already_finished".
@@ -31,9 +34,10 @@ class DispatchService {
   // dispatched and running ones `lost`, each with the note "agent NAME was
   // removed" (no retry: there is no agent to retry on). How many ended.
   int end_tasks_of_removed_agent(const std::string& agent);
-  // The next task for `agent`'s poll, as a new attempt (dispatched);
-  // `instance` is the agent process that polled (empty if it did not say),
-  // remembered with the attempt.
+  // The next task for `agent`'s poll, as a new attempt (dispatched), with
+  // its secrets' values; `instance` is the agent process that polled (empty
+  // if it did not say), remembered with the attempt. A queued task whose
+  // secrets do not decrypt with this hub's key fails instead, saying why.
   std::optional<protocol::TaskSpec> dispatch_next(const std::string& agent,
                                                   const std::string& instance);
   // See TaskTransitions::retract_dispatch.
@@ -42,7 +46,11 @@ class DispatchService {
   }
 
  private:
+  // Fails a queued task that cannot be dispatched, saying `why`.
+  void fail_undispatchable(TaskRecord& task, const std::string& why);
+
   TaskRepository& tasks_;
+  TaskSecrets& secrets_;
   TaskTransitions& transitions_;
 };
 

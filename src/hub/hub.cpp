@@ -13,7 +13,8 @@ namespace {
 constexpr int kServeBusyTimeoutMs = 50;
 }  // namespace
 
-Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore> store)
+Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore> store,
+         SecretVault vault)
     : options_(std::move(options)),
       store_(std::move(store)),
       agents_(*store_),
@@ -21,10 +22,12 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore
       audit_(*store_),
       throttle_(AuthThrottleLimits{}, options_.trusted_proxies),
       tasks_(*store_),
+      vault_(std::move(vault)),
+      secrets_(*store_, vault_),
       events_(*store_),
       ledger_(events_),
-      transitions_(*store_, tasks_, events_, viewers_, ledger_),
-      dispatch_(tasks_, transitions_),
+      transitions_(*store_, tasks_, secrets_, events_, viewers_, ledger_),
+      dispatch_(tasks_, secrets_, transitions_),
       leases_(tasks_, transitions_, options_.lease_s * 1000),
       frames_(tasks_, events_, ledger_, transitions_, agents_, leases_),
       channels_(loop, *store_, tokens_, throttle_, frames_, leases_),
@@ -89,7 +92,9 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   if (options.data_dir.empty())
     return make_error(Errc::kInvalid, "invalid_data_dir", "--data-dir is required");
   TETHER_TRY(store, open_hub_store(options.data_dir, options.sync, kServeBusyTimeoutMs));
-  std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store)));
+  TETHER_TRY(vault, SecretVault::open(options.data_dir));
+  std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store), std::move(*vault)));
+  hub->check_key_matches();
 
   core::WebServerOptions server_options;
   server_options.bind_address = host;
@@ -133,6 +138,24 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
                  "; at most " + std::to_string(hub->server_->max_connections()) + " connections, " +
                  std::to_string(server_options.max_connections_per_address) + " from one address");
   return hub;
+}
+
+void Hub::check_key_matches() {
+  if (!vault_.created()) {
+    core::log_info("hub", "task secrets are sealed with the key in " + vault_.path());
+    return;
+  }
+  uint64_t holding = 0;
+  (void)store_->guarded("counting stored secrets", [&] { holding = secrets_.tasks_holding(); });
+  if (holding == 0) {
+    core::log_info(
+        "hub", "made a new key for task secrets: " + vault_.path() + " (back it up with hub.db)");
+    return;
+  }
+  core::log_warning("hub", "made a new key for task secrets, " + vault_.path() + ", but hub.db " +
+                               "holds the secrets of " + std::to_string(holding) +
+                               " task(s) sealed with another key: they fail when dispatched. "
+                               "If you have the old key, stop the hub and put it back");
 }
 
 void Hub::schedule_lease_check() {

@@ -15,6 +15,8 @@
 #include "hub/auth_throttle.hpp"
 #include "hub/hub_api.hpp"
 #include "hub/poll_waiters.hpp"
+#include "hub/secret_vault.hpp"
+#include "hub/task_secrets.hpp"
 
 namespace tether::hub {
 
@@ -59,7 +61,10 @@ class Hub {
   void shut_down();
 
  private:
-  Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore> store);
+  Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore> store,
+      SecretVault vault);
+  // A key just made while hub.db holds secrets sealed with another: say so.
+  void check_key_matches();
   void schedule_lease_check();
 
   HubOptions options_;
@@ -69,6 +74,8 @@ class Hub {
   AuditLog audit_;
   AuthThrottle throttle_;
   TaskRepository tasks_;
+  SecretVault vault_;
+  TaskSecrets secrets_;
   EventLog events_;
   EventHub viewers_;
   OutputLedger ledger_;

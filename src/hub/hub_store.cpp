@@ -11,6 +11,9 @@ namespace tether::hub {
 
 namespace {
 
+// 4: roles and audit (branch roles); 5: task secrets.
+constexpr int kSchemaVersion = 5;
+
 // The tables version 3 added: written once, for new databases (full_schema)
 // and for the upgrade from version 2.
 constexpr const char* kVersion3Tables = R"SQL(
@@ -73,8 +76,24 @@ BEGIN
 END;
 )SQL";
 
-// The tables of versions 1 and 2 still in use. Column names are meant to be read by operators
-// with sqlite3; times are UTC text ("2026-11-22T05:12:00.123Z").
+// The tables version 5 added: written once, for new databases and for the
+// upgrade from version 4.
+constexpr const char* kVersion5Tables = R"SQL(
+-- The secrets of tasks still to run (docs/protocol.md 3), sealed with the
+-- key in secrets.key (AES-256-GCM, the task id and name as associated
+-- data): never the values. Deleted when the task ends.
+CREATE TABLE IF NOT EXISTS task_secrets (
+  task_id    TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  nonce      BLOB NOT NULL,  -- 12 random bytes, new for each value
+  ciphertext BLOB NOT NULL,  -- the value encrypted, then GCM's 16-byte tag
+  PRIMARY KEY (task_id, name)
+);
+)SQL";
+
+// The tables of versions 1 and 2 still in use, and the columns later versions
+// added to them. Column names are meant to be read by operators with sqlite3;
+// times are UTC text ("2026-11-22T05:12:00.123Z").
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS agents (
   name               TEXT PRIMARY KEY,
@@ -93,6 +112,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   state              TEXT NOT NULL,
   command_json       TEXT NOT NULL,
   env_json           TEXT NOT NULL,
+  secret_names       TEXT NOT NULL DEFAULT '',  -- names of its secrets, space-separated
   cwd                TEXT NOT NULL DEFAULT '',
   timeout_s          INTEGER NOT NULL DEFAULT 0,
   target             TEXT NOT NULL DEFAULT '',
@@ -154,7 +174,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
 
 // A new database gets everything at once.
 const std::string& full_schema() {
-  static const std::string text = std::string(kSchema) + kVersion3Tables + kVersion4Tables;
+  static const std::string text =
+      std::string(kSchema) + kVersion3Tables + kVersion4Tables + kVersion5Tables;
   return text;
 }
 
@@ -171,6 +192,14 @@ INSERT INTO operator_tokens (id, name, role, token_sha256, created_at)
   FROM admin_tokens;
 DROP TABLE admin_tokens;
 )SQL";
+  return text;
+}
+
+// Version 4 had no task secrets.
+const std::string& upgrade_to_5() {
+  static const std::string text =
+      std::string("ALTER TABLE tasks ADD COLUMN secret_names TEXT NOT NULL DEFAULT '';") +
+      kVersion5Tables;
   return text;
 }
 
@@ -197,8 +226,10 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   options.sync_full = sync == SyncMode::kFull;
   options.busy_timeout_ms = busy_timeout_ms;
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
-  const char* const upgrades[] = {kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str()};
-  if (auto schema = (*store)->apply_schema(full_schema().c_str(), 4, upgrades); !schema)
+  const char* const upgrades[] = {kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(),
+                                  upgrade_to_5().c_str()};
+  if (auto schema = (*store)->apply_schema(full_schema().c_str(), kSchemaVersion, upgrades);
+      !schema)
     return schema.error();
   return store;
 }

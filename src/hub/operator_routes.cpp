@@ -29,6 +29,7 @@ void write_task(protocol::JsonWriter& json, const TaskRecord& task,
   view.command_json = task.command_json;
   view.env_json = task.env_json;
   view.env_values_withheld = !env_values_shown;
+  view.secret_names = task.secret_names;  // never their values
   view.cwd = task.cwd;
   view.timeout_s = task.timeout_s;
   view.target = task.target;

@@ -1,5 +1,7 @@
 #include "hub/task_repository.hpp"
 
+#include <algorithm>
+
 #include "core/wall_clock.hpp"
 #include "protocol/json_reader.hpp"
 
@@ -16,7 +18,25 @@ std::optional<std::string> non_empty(const std::string& text) {
 constexpr const char* kTaskColumns =
     "id, agent, state, command_json, env_json, cwd, timeout_s, target, max_attempts, "
     "attempts_made, current_attempt, cancel_requested, cancel_reason, final_json, "
-    "output_verified, verification_error, created_at, updated_at";
+    "output_verified, verification_error, created_at, updated_at, secret_names";
+
+// Secret names are stored space-separated: the name rule has no spaces.
+std::string joined_names(const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& name : names)
+    text += (text.empty() ? "" : " ") + name;
+  return text;
+}
+
+std::vector<std::string> split_names(const std::string& text) {
+  std::vector<std::string> names;
+  for (size_t at = 0; at < text.size();) {
+    const size_t space = std::min(text.find(' ', at), text.size());
+    if (space > at) names.push_back(text.substr(at, space - at));
+    at = space + 1;
+  }
+  return names;
+}
 
 std::string text_or_empty(const SQLite::Column& column) {
   return column.isNull() ? std::string() : column.getString();
@@ -42,6 +62,7 @@ TaskRecord read_task(SQLite::Statement& row) {
   task.verification_error = text_or_empty(row.getColumn(15));
   task.created_at = row.getColumn(16).getString();
   task.updated_at = row.getColumn(17).getString();
+  task.secret_names = split_names(row.getColumn(18).getString());
   return task;
 }
 
@@ -102,7 +123,8 @@ void TaskRepository::insert_task(const TaskRecord& task) {
   store_.begin_write();
   auto insert = store_.statement(
       "INSERT INTO tasks (id, agent, state, command_json, env_json, cwd, timeout_s, target, "
-      "max_attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "max_attempts, created_at, updated_at, secret_names) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, task.id);
   insert.bind(2, task.agent);
   insert.bind(3, std::string(to_string(task.state)));
@@ -114,6 +136,7 @@ void TaskRepository::insert_task(const TaskRecord& task) {
   insert.bind(9, task.max_attempts);
   insert.bind(10, task.created_at);
   insert.bind(11, task.updated_at);
+  insert.bind(12, joined_names(task.secret_names));
   insert.exec();
 }
 

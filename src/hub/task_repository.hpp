@@ -23,6 +23,8 @@ struct TaskRecord {
   TaskState state = TaskState::kQueued;
   std::string command_json;  // {"argv":[...]} or {"shell":"..."}
   std::string env_json;      // {"NAME":"value",...}
+  // The names of its secrets (their values are TaskSecrets', sealed).
+  std::vector<std::string> secret_names;
   std::string cwd;
   uint64_t timeout_s = 0;
   std::string target;

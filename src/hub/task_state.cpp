@@ -47,7 +47,9 @@ bool is_active(TaskState state) {
 bool is_legal_transition(TaskState from, TaskState to) {
   switch (from) {
     case TaskState::kQueued:
-      return to == TaskState::kDispatched || to == TaskState::kCancelled;
+      // failed: it cannot be dispatched (its secrets do not decrypt).
+      return to == TaskState::kDispatched || to == TaskState::kCancelled ||
+             to == TaskState::kFailed;
     case TaskState::kDispatched:
       return to == TaskState::kRunning || to == TaskState::kQueued || is_terminal(to);
     case TaskState::kRunning:

@@ -3,7 +3,8 @@
 //   queued -> dispatched -> running -> succeeded | failed | timed_out |
 //                                      cancelled | lost | rejected
 //
-// plus: queued -> cancelled (cancelled before dispatch); dispatched -> a
+// plus: queued -> cancelled (cancelled before dispatch); queued -> failed
+// (it cannot be dispatched: its secrets do not decrypt); dispatched -> a
 // terminal state (a final without task.started: could not start, rejected);
 // dispatched | running -> queued (the attempt was lost and the task has
 // attempts left). Terminal states never change.

@@ -42,6 +42,7 @@ void TaskTransitions::transition(TaskRecord& task, TaskState to, const std::stri
   }
   tasks_.write_task_state(task.id, to);
   task.state = to;
+  if (is_terminal(to)) secrets_.erase(task.id);
   publish_after_commit(events_.append_status(
       task.id, attempt_id, to_string(to),
       protocol::status_event_json(task.id, to_string(to), attempt_id, note, core::utc_now())));

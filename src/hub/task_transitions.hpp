@@ -9,6 +9,9 @@
 //
 // What must reach agents (a cancel, a wake for a queued task) goes out
 // through the AgentNotifier after the turn has committed, never before.
+//
+// A task that reaches a terminal state has its secrets deleted here, in the
+// same write: no attempt can follow, so nothing will need them.
 #pragma once
 
 #include <functional>
@@ -19,6 +22,7 @@
 #include "hub/event_log.hpp"
 #include "hub/output_ledger.hpp"
 #include "hub/task_repository.hpp"
+#include "hub/task_secrets.hpp"
 #include "protocol/frames.hpp"
 
 namespace tether::hub {
@@ -32,9 +36,14 @@ struct AgentNotifier {
 
 class TaskTransitions {
  public:
-  TaskTransitions(core::SqliteStore& store, TaskRepository& tasks, EventLog& events,
-                  EventHub& viewers, OutputLedger& ledger)
-      : store_(store), tasks_(tasks), events_(events), viewers_(viewers), ledger_(ledger) {}
+  TaskTransitions(core::SqliteStore& store, TaskRepository& tasks, TaskSecrets& secrets,
+                  EventLog& events, EventHub& viewers, OutputLedger& ledger)
+      : store_(store),
+        tasks_(tasks),
+        secrets_(secrets),
+        events_(events),
+        viewers_(viewers),
+        ledger_(ledger) {}
 
   void set_notifier(AgentNotifier notifier) { notifier_ = std::move(notifier); }
   bool is_connected(const std::string& agent) const {
@@ -45,6 +54,7 @@ class TaskTransitions {
   void created(const TaskRecord& task);
   // Moves `task` to `to`; throws std::logic_error for an illegal change (a
   // bug: callers check first). `note` goes into the status event and the log.
+  // A terminal `to` deletes the task's secrets.
   void transition(TaskRecord& task, TaskState to, const std::string& attempt_id,
                   const std::string& note);
   // Queues `task` again (its attempt ended without a result) and wakes its agent.
@@ -70,6 +80,7 @@ class TaskTransitions {
 
   core::SqliteStore& store_;
   TaskRepository& tasks_;
+  TaskSecrets& secrets_;
   EventLog& events_;
   EventHub& viewers_;
   OutputLedger& ledger_;

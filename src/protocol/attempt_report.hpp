@@ -47,6 +47,15 @@ struct StreamSummary {
   uint64_t undelivered_bytes = 0;
 };
 
+// How many secret values the agent replaced with [secret:NAME] in each
+// stream (docs/protocol.md 4.1).
+struct RedactionCounts {
+  uint64_t stdout_count = 0;
+  uint64_t stderr_count = 0;
+
+  bool operator==(const RedactionCounts&) const = default;
+};
+
 struct StartedReport {
   int pid = 0;
   std::string started_at;
@@ -72,6 +81,8 @@ struct FinalReport {
   StreamSummary stderr_summary;
   std::string error;                          // empty: no error; otherwise why, for people
   std::optional<AttemptIsolation> isolation;  // nothing: the attempt never ran
+  // Set when the task had secrets (even if none was found); absent otherwise.
+  std::optional<RedactionCounts> redactions;
 
   const StreamSummary& summary(StreamName stream) const {
     return stream == StreamName::kStdout ? stdout_summary : stderr_summary;

@@ -10,8 +10,9 @@ namespace tether::protocol {
 
 Result<SubmitRequest> decode_submit(std::string_view body) {
   TETHER_TRY(document, parse_json_object(body, "task"));
-  static const std::set<std::string> kFields = {
-      "agent", "command", "env", "cwd", "timeout_s", "target", "on_conflict", "max_attempts"};
+  static const std::set<std::string> kFields = {"agent",   "command",     "env",
+                                                "secrets", "cwd",         "timeout_s",
+                                                "target",  "on_conflict", "max_attempts"};
   const rapidjson::Value& fields = *document;  // const: clang 14 rejects the mutable iterator
   for (const auto& member : fields.GetObject()) {
     const std::string name(member.name.GetString(), member.name.GetStringLength());
@@ -113,6 +114,11 @@ void write_task_view(JsonWriter& json, const TaskView& task) {
   json.raw(task.command_json);
   json.key("env");
   write_env_view(json, task);
+  json.key("secrets");
+  json.begin_array();
+  for (const auto& name : task.secret_names)
+    json.string(name);
+  json.end_array();
   json.field("cwd", task.cwd);
   json.field("timeout_s", task.timeout_s);
   json.field("target", task.target);
@@ -161,6 +167,15 @@ Result<DecodedTask> read_task_view(const JsonObjectReader& object) {
   if (*command) {
     TETHER_TRY(read, read_command(JsonObjectReader(**command, object.path() + ".command"),
                                   decoded.command));
+  }
+  if (object.has("secrets")) {
+    TETHER_TRY(secrets, object.required_array("secrets"));
+    for (const auto& name : (*secrets)->GetArray()) {
+      if (!name.IsString()) {
+        return object.field_error("secrets", "expected an array of names (strings)");
+      }
+      task.secret_names.emplace_back(name.GetString(), name.GetStringLength());
+    }
   }
   TETHER_TRY(final_object, object.optional_object("final"));
   if (*final_object) {

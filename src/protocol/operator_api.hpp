@@ -29,7 +29,8 @@ struct SubmitRequest {
   int max_attempts = 1;
 };
 
-// {agent, command, env, cwd, timeout_s, target, on_conflict, max_attempts}.
+// {agent, command, env, secrets, cwd, timeout_s, target, on_conflict,
+// max_attempts}; secrets' values are in spec.secrets.
 // Unknown fields are an error here (unlike in frames): an operator's typo
 // must not silently drop a setting. Errors are "invalid_field" and name the
 // field ("task.max_attempts: must be from 1 to 100").
@@ -48,11 +49,13 @@ struct AttemptView {
 // A task as GET /api/v1/tasks/{id} answers it (and each task of GET
 // /api/v1/tasks, without attempts). command, env and final are JSON the hub
 // stores as written (command_json and env_json of TaskSpec, a final report).
+// Of the task's secrets only their names are ever shown: "secrets": [names].
 struct TaskView {
   std::string id, agent, state;
   std::string command_json, env_json;
   // For viewers: env is written with each value null ({"DB_PASSWORD":null}).
   bool env_values_withheld = false;
+  std::vector<std::string> secret_names;
   std::string cwd;
   uint64_t timeout_s = 0;
   std::string target;

@@ -49,6 +49,19 @@ Result<StreamSummary> read_summary(const JsonObjectReader& parent, const char* f
   return summary;
 }
 
+// "redactions": {"stdout": N, "stderr": M}, optional.
+Result<std::optional<RedactionCounts>> read_redactions(const JsonObjectReader& parent) {
+  TETHER_TRY(object, parent.optional_object("redactions"));
+  if (!*object) return std::optional<RedactionCounts>();
+  JsonObjectReader counts(**object, parent.path() + ".redactions");
+  RedactionCounts redactions;
+  TETHER_TRY(out, counts.required_uint("stdout"));
+  redactions.stdout_count = *out;
+  TETHER_TRY(err, counts.required_uint("stderr"));
+  redactions.stderr_count = *err;
+  return std::optional<RedactionCounts>(redactions);
+}
+
 }  // namespace
 
 void write_started_fields(JsonWriter& json, const StartedReport& started) {
@@ -89,6 +102,13 @@ void write_final_fields(JsonWriter& json, const FinalReport& final_report) {
     json.field("user", final_report.isolation->user);
     json.field("uid", final_report.isolation->uid);
     json.field("containment", final_report.isolation->containment);
+    json.end_object();
+  }
+  if (final_report.redactions) {
+    json.key("redactions");
+    json.begin_object();
+    json.field("stdout", final_report.redactions->stdout_count);
+    json.field("stderr", final_report.redactions->stderr_count);
     json.end_object();
   }
 }
@@ -175,6 +195,8 @@ Result<FinalReport> read_final_fields(const JsonObjectReader& object) {
   report.error = error->value_or("");
   TETHER_TRY(isolation, read_isolation(object));
   report.isolation = std::move(*isolation);
+  TETHER_TRY(redactions, read_redactions(object));
+  report.redactions = *redactions;
   return report;
 }
 

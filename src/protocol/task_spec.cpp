@@ -5,8 +5,6 @@
 
 namespace tether::protocol {
 
-namespace {
-
 bool is_env_name(std::string_view name) {
   if (name.empty()) return false;
   for (size_t i = 0; i < name.size(); ++i) {
@@ -18,12 +16,42 @@ bool is_env_name(std::string_view name) {
   return true;
 }
 
+namespace {
+
 bool has_nul(std::string_view s) {
   return s.find('\0') != std::string_view::npos;
 }
 
 Error invalid(const std::string& field, const std::string& reason) {
   return make_error(Errc::kInvalid, "invalid_field", "task." + field + ": " + reason);
+}
+
+// Names and sizes only: no message may quote a secret's value.
+Result<void> validate_secrets(const TaskSpec& task) {
+  if (task.secrets.size() > kMaxSecretEntries) {
+    return invalid("secrets", "more than " + std::to_string(kMaxSecretEntries) + " entries");
+  }
+  size_t total = 0;
+  for (const auto& [name, value] : task.secrets) {
+    if (!is_env_name(name)) {
+      return invalid("secrets",
+                     "'" + name + "' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+    if (task.env.count(name)) {
+      return invalid("secrets." + name, "also set in env: a variable is in env or a secret");
+    }
+    if (has_nul(value)) return invalid("secrets." + name, "contains a NUL byte");
+    if (value.size() > kMaxSecretBytes) {
+      return invalid("secrets." + name,
+                     "longer than " + std::to_string(kMaxSecretBytes) + " bytes");
+    }
+    total += value.size();
+  }
+  if (total > kMaxSecretTotalBytes) {
+    return invalid("secrets", "more than " + std::to_string(kMaxSecretTotalBytes) +
+                                  " bytes of values together");
+  }
+  return {};
 }
 
 }  // namespace
@@ -74,6 +102,7 @@ Result<void> validate_task(const TaskSpec& task) {
     }
     if (has_nul(value)) return invalid("env." + name, "contains a NUL byte");
   }
+  if (auto secrets = validate_secrets(task); !secrets) return secrets.error();
   if (!task.cwd.empty() && (task.cwd[0] != '/' || has_nul(task.cwd))) {
     return invalid("cwd", "must be an absolute path");
   }
@@ -127,16 +156,22 @@ Result<void> read_command(const JsonObjectReader& command, TaskSpec& spec) {
   return {};
 }
 
-static Result<void> read_env(const rapidjson::Value& env, TaskSpec& spec) {
-  for (const auto& member : env.GetObject()) {
+// An object of strings (env or secrets) into `into`; `field` names it in errors.
+static Result<void> read_variables(const rapidjson::Value& object, const std::string& field,
+                                   std::map<std::string, std::string>& into) {
+  for (const auto& member : object.GetObject()) {
     const std::string name(member.name.GetString(), member.name.GetStringLength());
     if (!member.value.IsString()) {
-      return invalid("env." + name,
+      return invalid(field + "." + name,
                      std::string("expected a string, got ") + json_type_name(member.value));
     }
-    spec.env[name] = std::string(member.value.GetString(), member.value.GetStringLength());
+    into[name] = std::string(member.value.GetString(), member.value.GetStringLength());
   }
   return {};
+}
+
+static Result<void> read_env(const rapidjson::Value& env, TaskSpec& spec) {
+  return read_variables(env, "env", spec.env);
 }
 
 void write_command(JsonWriter& json, const TaskSpec& task) {
@@ -165,6 +200,13 @@ void write_task_body(JsonWriter& json, const TaskSpec& task) {
   write_command(json, task);
   json.key("env");
   write_env(json, task);
+  if (!task.secrets.empty()) {
+    json.key("secrets");
+    json.begin_object();
+    for (const auto& [name, value] : task.secrets)
+      json.field(name, value);
+    json.end_object();
+  }
   if (!task.cwd.empty()) json.field("cwd", task.cwd);
   json.field("timeout_s", task.timeout_s);
   if (!task.target.empty()) json.field("target", task.target);
@@ -190,6 +232,12 @@ Result<void> read_task_body(const JsonObjectReader& task, TaskSpec& spec) {
   TETHER_TRY(env_value, task.optional_object("env"));
   if (*env_value) {
     if (auto read = read_env(**env_value, spec); !read) return read.error();
+  }
+  TETHER_TRY(secrets_value, task.optional_object("secrets"));
+  if (*secrets_value) {
+    if (auto read = read_variables(**secrets_value, "secrets", spec.secrets); !read) {
+      return read.error();
+    }
   }
 
   TETHER_TRY(cwd, task.optional_string("cwd"));

@@ -1,6 +1,6 @@
 // A task as the control plane hands it to an agent:
-//   {task_id, attempt_id, command: {argv: [...]} | {shell: "..."}, env, cwd,
-//    timeout_s, target}
+//   {task_id, attempt_id, command: {argv: [...]} | {shell: "..."}, env,
+//    secrets, cwd, timeout_s, target}
 #pragma once
 
 #include <cstdint>
@@ -21,6 +21,11 @@ inline constexpr size_t kMaxIdLength = 128;
 inline constexpr size_t kMaxTargetLength = 256;
 inline constexpr size_t kMaxArgvEntries = 4096;
 inline constexpr size_t kMaxEnvEntries = 1024;
+// Secrets (docs/protocol.md 3): the agent looks for every value in the
+// task's output, so their number and size bound the work and memory of that.
+inline constexpr size_t kMaxSecretEntries = 64;
+inline constexpr size_t kMaxSecretBytes = 16 << 10;       // one value
+inline constexpr size_t kMaxSecretTotalBytes = 64 << 10;  // all values of a task
 inline constexpr uint64_t kMaxTimeoutSeconds = 7 * 24 * 3600;
 
 struct TaskSpec {
@@ -31,6 +36,9 @@ struct TaskSpec {
   std::vector<std::string> argv;
   std::string shell;
   std::map<std::string, std::string> env;
+  // Environment variables whose values are secret: never logged, never
+  // shown, redacted from the output. A name is in env or here, not both.
+  std::map<std::string, std::string> secrets;
   std::string cwd;         // empty: the agent's working directory
   uint64_t timeout_s = 0;  // 0: no timeout
   std::string target;      // empty: no exclusivity
@@ -51,15 +59,16 @@ Result<TaskSpec> decode_task(std::string_view json);
 // With `lease_s`, the body a hub sends to an agent (docs/protocol.md 3).
 std::string encode_task(const TaskSpec& task, std::optional<uint64_t> lease_s = std::nullopt);
 
-// Reads command, env, cwd, timeout_s and target from `object` into `spec`
+// Reads command, env, secrets, cwd, timeout_s and target from `object` into `spec`
 // (no validation beyond types; call validate_task after). Shared with the
 // hub's task submission, which wraps the same fields.
 Result<void> read_task_body(const JsonObjectReader& object, TaskSpec& spec);
 
 // The task's fields as JSON (docs/protocol.md 3): "command" is {"argv": [...]}
 // or {"shell": "..."}, "env" an object of strings. write_task_body writes the
-// members command, env, cwd, timeout_s and target into an open object: the
-// body of a task sent to an agent and of a task submitted by an operator.
+// members command, env, secrets (when there are any: their values), cwd,
+// timeout_s and target into an open object: the body of a task sent to an
+// agent and of a task submitted by an operator.
 void write_command(JsonWriter& json, const TaskSpec& task);
 void write_env(JsonWriter& json, const TaskSpec& task);
 void write_task_body(JsonWriter& json, const TaskSpec& task);
@@ -74,5 +83,7 @@ Result<void> read_command_json(std::string_view command_json, std::string_view e
 
 // Identifier rule for task, attempt and agent ids: 1..128 of [A-Za-z0-9._:-].
 bool is_valid_id(std::string_view id);
+// The rule for env and secret names: [A-Za-z_][A-Za-z0-9_]*.
+bool is_env_name(std::string_view name);
 
 }  // namespace tether::protocol

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,7 +23,9 @@
 #include "hub/hub_store.hpp"
 #include "hub/lease_keeper.hpp"
 #include "hub/output_ledger.hpp"
+#include "hub/secret_vault.hpp"
 #include "hub/task_repository.hpp"
+#include "hub/task_secrets.hpp"
 #include "hub/task_transitions.hpp"
 #include "protocol/error_codes.hpp"
 #include "protocol/frames.hpp"
@@ -41,11 +45,13 @@ struct HubFixture {
   std::unique_ptr<core::SqliteStore> store = test::open_test_hub_store(dir.path);
   hub::AgentDirectory agents{*store};
   hub::TaskRepository tasks{*store};
+  hub::SecretVault vault{std::array<unsigned char, hub::SecretVault::kKeyBytes>{}};
+  hub::TaskSecrets secrets{*store, vault};
   hub::EventLog events{*store};
   hub::EventHub viewers;
   hub::OutputLedger ledger{events};
-  hub::TaskTransitions transitions{*store, tasks, events, viewers, ledger};
-  hub::DispatchService dispatch{tasks, transitions};
+  hub::TaskTransitions transitions{*store, tasks, secrets, events, viewers, ledger};
+  hub::DispatchService dispatch{tasks, secrets, transitions};
   hub::LeaseKeeper leases{tasks, transitions, 60'000};
   hub::AgentFrameService frames{tasks, events, ledger, transitions, agents, leases};
 
@@ -646,4 +652,152 @@ TEST_CASE("AgentFrameService: agent.hello resumes known attempts and discards un
   REQUIRE(later_ack.discard.size() == 1);
   CHECK(later_ack.discard[0].attempt_id == "t-gone-a1");
   CHECK(later_ack.resume.empty());
+}
+
+namespace {
+
+// Every byte of hub.db and its WAL, as a file reader (not SQLite) sees them.
+std::string raw_database(const std::string& dir) {
+  std::string bytes;
+  for (const char* suffix : {"", "-wal"}) {
+    std::ifstream file(dir + "/data/hub.db" + suffix, std::ios::binary);
+    bytes.append(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  }
+  return bytes;
+}
+
+int64_t count_of(core::SqliteStore& store, const std::string& sql) {
+  return store.database().execAndGet(sql).getInt64();
+}
+
+}  // namespace
+
+TEST_CASE("secrets are stored sealed, handed to the dispatched attempt, deleted when the task ends",
+          "[agent_frame_service][secrets]") {
+  HubFixture hub;
+  protocol::SubmitRequest request;
+  request.agent = "edge-1";
+  request.spec.argv = {"env"};
+  request.spec.secrets = {{"DB_PASSWORD", "needle-one-7f3a"}, {"API_KEY", "needle-two-91c2"}};
+  request.max_attempts = 2;
+  auto submitted = hub.dispatch.submit(request);
+  REQUIRE(submitted.ok());
+  hub.commit();
+  const std::string task_id = submitted->id;
+  CHECK(submitted->secret_names == std::vector<std::string>{"API_KEY", "DB_PASSWORD"});
+  CHECK(hub.tasks.find_task(task_id)->secret_names == submitted->secret_names);
+
+  // Sealed: a nonce of 12 bytes, new for each value; the ciphertext is as
+  // long as the value plus GCM's tag; the values are nowhere in the files.
+  CHECK(count_of(*hub.store, "SELECT count(*) FROM task_secrets WHERE task_id = '" + task_id +
+                                 "' AND length(nonce) = 12 AND length(ciphertext) = 15 + 16") == 2);
+  CHECK(count_of(*hub.store, "SELECT count(DISTINCT nonce) FROM task_secrets") == 2);
+  const std::string raw = raw_database(hub.dir.path);
+  CHECK(raw.size() > 4096);
+  CHECK(raw.find("needle-") == std::string::npos);
+  CHECK(raw.find("DB_PASSWORD") != std::string::npos);  // names are not secret
+
+  auto spec = hub.dispatch.dispatch_next("edge-1", "instance-1");
+  REQUIRE(spec.has_value());
+  hub.commit();
+  CHECK(spec->secrets == request.spec.secrets);
+  CHECK(spec->env.empty());
+
+  // Lost with an attempt left: queued again, the secrets kept for it.
+  auto first = hub.tasks.find_attempt(spec->attempt_id);
+  REQUIRE(first.has_value());
+  hub.transitions.lose_attempt(*first, "test: the agent went away");
+  hub.commit();
+  CHECK(hub.task_state(task_id) == "queued");
+  CHECK(count_of(*hub.store, "SELECT count(*) FROM task_secrets") == 2);
+  auto retry = hub.dispatch.dispatch_next("edge-1", "instance-1");
+  REQUIRE(retry.has_value());
+  hub.commit();
+  CHECK(retry->secrets == request.spec.secrets);
+
+  // The final ends the task: no attempt can follow, the secrets go.
+  auto final_report = final_frame(*retry, "", "");
+  final_report.report.redactions = protocol::RedactionCounts{0, 0};
+  auto verdict =
+      hub.frames.on_final("edge-1", final_report, protocol::final_message_id(retry->attempt_id));
+  CHECK_FALSE(verdict.error.has_value());
+  hub.commit();
+  CHECK(hub.task_state(task_id) == "succeeded");
+  CHECK(count_of(*hub.store, "SELECT count(*) FROM task_secrets") == 0);
+  CHECK_THAT(hub.tasks.find_task(task_id)->final_json,
+             Catch::Contains(R"("redactions":{"stdout":0,"stderr":0})"));
+
+  // Cancelled while queued, and lost with its agent removed: deleted too.
+  auto cancelled = hub.dispatch.submit(request);
+  REQUIRE(cancelled.ok());
+  hub.commit();
+  REQUIRE(hub.dispatch.cancel(cancelled->id, "test").ok());
+  hub.commit();
+  auto removed = hub.dispatch.submit(request);
+  REQUIRE(removed.ok());
+  hub.commit();
+  REQUIRE(hub.dispatch.dispatch_next("edge-1", "instance-1").has_value());
+  hub.commit();
+  CHECK(count_of(*hub.store, "SELECT count(*) FROM task_secrets") == 2);
+  CHECK(hub.dispatch.end_tasks_of_removed_agent("edge-1") == 1);
+  hub.commit();
+  CHECK(hub.task_state(removed->id) == "lost");
+  CHECK(count_of(*hub.store, "SELECT count(*) FROM task_secrets") == 0);
+}
+
+TEST_CASE("secrets that do not open with the hub's key fail their task at dispatch, saying why",
+          "[agent_frame_service][secrets]") {
+  HubFixture hub;
+  protocol::SubmitRequest request;
+  request.agent = "edge-1";
+  request.spec.argv = {"env"};
+  request.spec.secrets = {{"DB_PASSWORD", "needle-one-7f3a"}};
+  auto submitted = hub.dispatch.submit(request);
+  REQUIRE(submitted.ok());
+  hub.commit();
+  // The hub restarted with another key (secrets.key lost and made anew).
+  std::array<unsigned char, hub::SecretVault::kKeyBytes> other_key{};
+  other_key.fill(7);
+  hub::SecretVault other_vault(other_key);
+  hub::TaskSecrets other_secrets(*hub.store, other_vault);
+  hub::TaskTransitions transitions(*hub.store, hub.tasks, other_secrets, hub.events, hub.viewers,
+                                   hub.ledger);
+  hub::DispatchService dispatch(hub.tasks, other_secrets, transitions);
+  auto secrets = other_secrets.load(submitted->id);
+  REQUIRE_FALSE(secrets.ok());
+  CHECK(secrets.error().code == "secrets_unreadable");
+  CHECK_THAT(secrets.error().message,
+             Catch::Contains("secret DB_PASSWORD of task " + submitted->id));
+
+  CHECK_FALSE(dispatch.dispatch_next("edge-1", "instance-1").has_value());
+  hub.commit();
+  CHECK(hub.task_state(submitted->id) == "failed");
+  const auto events = hub.events.page(submitted->id, 0, 100);
+  REQUIRE_FALSE(events.empty());
+  CHECK_THAT(events.back().payload, Catch::Contains("cannot be dispatched") &&
+                                        Catch::Contains("secrets.key") &&
+                                        !Catch::Contains("needle"));
+  CHECK(count_of(*hub.store, "SELECT count(*) FROM task_secrets") == 0);
+}
+
+TEST_CASE("a version 4 hub.db is upgraded to 5: tasks keep their rows, secrets have their table",
+          "[agent_frame_service][secrets][store]") {
+  test::TempDir dir("tether-upgrade");
+  {
+    auto store = test::open_test_hub_store(dir.path);
+    // Back to what version 4 wrote: no secret_names, no task_secrets. (The
+    // whole way from a real version 3 file: hub_audit_test.cpp.)
+    store->database().exec(
+        "INSERT INTO tasks (id, agent, state, command_json, env_json, created_at, updated_at) "
+        "VALUES ('t-old', 'edge-1', 'queued', '{\"argv\":[\"true\"]}', '{}', 'a', 'b');"
+        "DROP TABLE task_secrets; ALTER TABLE tasks DROP COLUMN secret_names;"
+        "UPDATE schema_version SET version = 4;");
+  }
+  auto store = test::open_test_hub_store(dir.path);
+  CHECK(count_of(*store, "SELECT version FROM schema_version") == 5);
+  CHECK(count_of(*store, "SELECT count(*) FROM task_secrets") == 0);
+  hub::TaskRepository tasks(*store);
+  auto old = tasks.find_task("t-old");
+  REQUIRE(old.has_value());
+  CHECK(old->secret_names.empty());
 }

@@ -92,6 +92,13 @@ TEST_CASE("every frame type round-trips through the codec", "[frames]") {
   CHECK(final_frame.report.error == "something");
   CHECK(final_frame.report.exit_code == 3);
   CHECK_FALSE(final_frame.report.signal);
+  CHECK_FALSE(final_frame.report.redactions);
+  FinalReport redacted = sample_final();
+  redacted.redactions = RedactionCounts{2, 0};
+  auto redacted_frame = round_trip<TaskFinal>(TaskFinal{{"t-1", "t-1-a1"}, redacted});
+  REQUIRE(redacted_frame.report.redactions.has_value());
+  CHECK(redacted_frame.report.redactions->stdout_count == 2);
+  CHECK(redacted_frame.report.redactions->stderr_count == 0);
 
   HubHelloAck ack;
   ack.related_message_id = "hello:1";

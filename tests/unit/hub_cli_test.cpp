@@ -64,6 +64,7 @@ TEST_CASE("task state changes follow the documented table only", "[hub]") {
   using hub::TaskState;
   CHECK(is_legal_transition(TaskState::kQueued, TaskState::kDispatched));
   CHECK(is_legal_transition(TaskState::kQueued, TaskState::kCancelled));
+  CHECK(is_legal_transition(TaskState::kQueued, TaskState::kFailed));  // secrets unreadable
   CHECK_FALSE(is_legal_transition(TaskState::kQueued, TaskState::kRunning));
   CHECK_FALSE(is_legal_transition(TaskState::kQueued, TaskState::kSucceeded));
   CHECK(is_legal_transition(TaskState::kDispatched, TaskState::kRunning));

@@ -287,3 +287,121 @@ TEST_CASE("the agents and tasks lists read back; a hostile list is an error, not
   REQUIRE_FALSE(hostile_tasks.ok());
   CHECK_THAT(hostile_tasks.error().message, Catch::Contains("command.argv[0]"));
 }
+
+TEST_CASE("secrets go to the agent and come in a submit with their values; a task view has names",
+          "[protocol][secrets]") {
+  auto task = decode_task(R"({"task_id":"t1","attempt_id":"t1-a1","command":{"argv":["env"]},
+    "env":{"STAGE":"prod"},"secrets":{"DB_PASSWORD":"s3cr3t","API_KEY":"k-123"}})");
+  REQUIRE(task.ok());
+  CHECK(task->secrets ==
+        std::map<std::string, std::string>{{"API_KEY", "k-123"}, {"DB_PASSWORD", "s3cr3t"}});
+  CHECK(task->env == std::map<std::string, std::string>{{"STAGE", "prod"}});
+  const std::string encoded = encode_task(*task, 60);
+  CHECK_THAT(encoded, Catch::Contains(R"("secrets":{"API_KEY":"k-123","DB_PASSWORD":"s3cr3t"})"));
+  auto again = decode_task(encoded);
+  REQUIRE(again.ok());
+  CHECK(again->secrets == task->secrets);
+  // A task without secrets carries no member for them.
+  task->secrets.clear();
+  CHECK_THAT(encode_task(*task), !Catch::Contains("secrets"));
+
+  SubmitRequest request;
+  request.agent = "edge-1";
+  request.spec.argv = {"true"};
+  request.spec.secrets = {{"TOKEN", "abc-def"}};
+  auto submitted = decode_submit(encode_submit(request));
+  REQUIRE(submitted.ok());
+  CHECK(submitted->spec.secrets == request.spec.secrets);
+
+  TaskView view;
+  view.id = "t-1";
+  view.agent = "edge-1";
+  view.state = "queued";
+  view.command_json = R"({"argv":["true"]})";
+  view.env_json = "{}";
+  view.secret_names = {"API_KEY", "DB_PASSWORD"};
+  JsonWriter json;
+  write_task_view(json, view);
+  CHECK_THAT(json.str(), Catch::Contains(R"("secrets":["API_KEY","DB_PASSWORD"])"));
+  auto decoded = decode_task_view(json.str());
+  REQUIRE(decoded.ok());
+  CHECK(decoded->task.secret_names == view.secret_names);
+  auto bad_names = decode_task_view(R"({"id":"t","agent":"a","state":"queued","secrets":[1]})");
+  REQUIRE_FALSE(bad_names.ok());
+  CHECK_THAT(bad_names.error().message, Catch::Contains("task.secrets"));
+}
+
+TEST_CASE("bad secrets are refused naming the field, never quoting a value",
+          "[protocol][secrets]") {
+  const std::string head = R"({"task_id":"t","attempt_id":"a","command":{"argv":["x"]},)";
+  struct Case {
+    std::string json;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {head + R"("secrets":{"1X":"hidden-value"}})", "task.secrets: '1X' is not a valid"},
+      {head + R"("secrets":{"X":7}})", "task.secrets.X: expected a string"},
+      {head + R"("secrets":["X"]})", "task.secrets: expected an object"},
+      {head + R"("env":{"PW":"a"},"secrets":{"PW":"hidden-value"}})",
+       "task.secrets.PW: also set in env"},
+      {head + "\"secrets\":{\"X\":\"hidden\\u0000value\"}}", "task.secrets.X: contains a NUL"},
+      {head + R"("secrets":{"X":")" + std::string(kMaxSecretBytes + 1, 'h') + R"("}})",
+       "task.secrets.X: longer than 16384 bytes"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.json.substr(0, 200));
+    auto task = decode_task(c.json);
+    REQUIRE_FALSE(task.ok());
+    CHECK_THAT(task.error().message, Catch::Contains(c.expected));
+    CHECK_THAT(task.error().message, !Catch::Contains("hidden"));
+  }
+  TaskSpec many;
+  many.task_id = "t";
+  many.attempt_id = "a";
+  many.argv = {"x"};
+  for (size_t i = 0; i <= kMaxSecretEntries; ++i)
+    many.secrets["S" + std::to_string(i)] = "v";
+  auto too_many = validate_task(many);
+  REQUIRE_FALSE(too_many.ok());
+  CHECK_THAT(too_many.error().message, Catch::Contains("task.secrets: more than 64 entries"));
+  many.secrets.clear();
+  for (size_t i = 0; i < 5; ++i)
+    many.secrets["S" + std::to_string(i)] = std::string(kMaxSecretBytes, 'v');
+  auto too_large = validate_task(many);
+  REQUIRE_FALSE(too_large.ok());
+  CHECK_THAT(too_large.error().message, Catch::Contains("bytes of values together"));
+}
+
+TEST_CASE("a final's redaction counts round-trip, are absent without secrets, and are checked",
+          "[protocol][secrets]") {
+  FinalReport report;
+  report.status = AttemptStatus::kSucceeded;
+  report.exit_code = 0;
+  report.stdout_summary.sha256 = sha256_hex("");
+  report.stderr_summary.sha256 = sha256_hex("");
+  CHECK_THAT(encode_final_report(report), !Catch::Contains("redactions"));
+  auto plain = decode_final_report(encode_final_report(report));
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->redactions.has_value());
+
+  report.redactions = RedactionCounts{3, 1};
+  const std::string json = encode_final_report(report);
+  CHECK_THAT(json, Catch::Contains(R"("redactions":{"stdout":3,"stderr":1})"));
+  auto decoded = decode_final_report(json);
+  REQUIRE(decoded.ok());
+  REQUIRE(decoded->redactions.has_value());
+  CHECK(*decoded->redactions == RedactionCounts{3, 1});
+  // In the final event too.
+  CHECK_THAT(final_event_json("t-1-a1", report, true, ""),
+             Catch::Contains(R"("redactions":{"stdout":3,"stderr":1})"));
+
+  const std::string base = R"({"status":"succeeded","stdout":{"bytes":0,"sha256":")" +
+                           sha256_hex("") + R"("},"stderr":{"bytes":0,"sha256":")" +
+                           sha256_hex("") + R"("},)";
+  auto missing = decode_final_report(base + R"("redactions":{"stdout":1}})");
+  REQUIRE_FALSE(missing.ok());
+  CHECK_THAT(missing.error().message, Catch::Contains("final.redactions.stderr: is required"));
+  auto negative = decode_final_report(base + R"("redactions":{"stdout":-1,"stderr":0}})");
+  REQUIRE_FALSE(negative.ok());
+  CHECK_THAT(negative.error().message, Catch::Contains("final.redactions.stdout"));
+}
