@@ -186,6 +186,10 @@ std::string processes_text(const TaskInitEvent& event) {
 std::string start_failure_text(const TaskInitEvent& failed,
                                const protocol::AttemptIsolation& isolation) {
   if (failed.stage == "cgroup") return "cannot join its cgroup: " + errno_text(failed.error);
+  if (failed.stage == "cwd") {
+    return "cannot enter its working directory as " + isolation.user + ": " +
+           errno_text(failed.error);
+  }
   if (failed.stage == "user") {
     return "cannot switch to user " + isolation.user + " (uid " + std::to_string(isolation.uid) +
            "): " + errno_text(failed.error);
@@ -303,10 +307,10 @@ Result<std::unique_ptr<core::Process>> spawn_init(core::Loop& loop, const Launch
   plan.path = launch.program.c_str();
   plan.argv = argv_pointers.data();
   plan.envp = env_pointers.data();
+  plan.cwd = cwd.empty() ? nullptr : cwd.c_str();
   setup.fill(plan);
   core::SpawnOptions spawn;
   spawn.argv = launch.argv;
-  spawn.working_directory = cwd;
   spawn.read_buffer_bytes = options.read_buffer_bytes;
   spawn.control_socket = true;
   spawn.child_main = &run_task_init;

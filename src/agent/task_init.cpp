@@ -149,6 +149,7 @@ struct StartFailure {
 constexpr int kStageExec = 0;
 constexpr int kStageCgroup = 1;
 constexpr int kStageUser = 2;
+constexpr int kStageCwd = 3;
 
 [[noreturn]] void fail_start(int report_fd, int error, int stage) {
   const StartFailure failure{error, stage};
@@ -173,6 +174,7 @@ constexpr int kStageUser = 2;
   }
   if (const int error = confinement::drop_privileges(plan); error != 0)
     fail_start(report_fd, error, kStageUser);
+  if (plan.cwd && ::chdir(plan.cwd) != 0) fail_start(report_fd, errno, kStageCwd);
   ::execve(plan.path, plan.argv, plan.envp);
   fail_start(report_fd, errno, kStageExec);
 }
@@ -186,7 +188,10 @@ namespace {
   Line line;
   line.add("failed ");
   line.add_number(error);
-  line.add(stage == kStageCgroup ? " cgroup" : stage == kStageUser ? " user" : " exec");
+  line.add(stage == kStageCgroup ? " cgroup"
+           : stage == kStageUser ? " user"
+           : stage == kStageCwd  ? " cwd"
+                                 : " exec");
   send_line(line);
   ::_exit(0);
 }
@@ -358,7 +363,8 @@ std::optional<TaskInitEvent> parse_task_init_line(std::string_view line) {
     event.kind = TaskInitEvent::Kind::kFailed;
     event.error = static_cast<int>(a);
     event.stage = std::string(word());
-    if (event.stage != "exec" && event.stage != "cgroup" && event.stage != "user")
+    if (event.stage != "exec" && event.stage != "cgroup" && event.stage != "user" &&
+        event.stage != "cwd")
       return std::nullopt;
   } else if (kind == "exited" && number(a) && number(b)) {
     event.kind = TaskInitEvent::Kind::kExited;

@@ -18,8 +18,9 @@
 // line:
 //   init -> agent   started PID            the command runs (PID: its pid)
 //                   failed ERRNO STAGE     the command could not start: STAGE
-//                                          is exec, cgroup (joining it) or
-//                                          user (switching to the task's user)
+//                                          is exec, cgroup (joining it), user
+//                                          (switching to the task's user) or
+//                                          cwd (entering its directory)
 //                   exited CODE SIGNAL     the command ended (one is 0)
 //                   signalled SIGNAL N [NAME:PID]...
 //                                          what a term or kill reached: N
@@ -54,6 +55,9 @@ struct TaskInitPlan {
   // joins it before exec; the init kills through it (cgroup.kill) and
   // removes it when the attempt ends.
   const char* cgroup = nullptr;
+  // The directory the command starts in, entered as the task's user (its
+  // home is 0700, the agent may not enter it); null: the init's.
+  const char* cwd = nullptr;
   // The task's home: emptied, as the task's user, when the attempt ends (the
   // agent then removes the directory itself).
   const char* home = nullptr;
@@ -75,7 +79,7 @@ struct TaskInitEvent {
   Kind kind = Kind::kDone;
   int pid = 0;                     // started
   int error = 0;                   // failed: errno
-  std::string stage;               // failed: "exec", "cgroup" or "user"
+  std::string stage;               // failed: "exec", "cgroup", "user" or "cwd"
   int64_t exit_code = 0;           // exited
   int signal = 0;                  // exited (0: not by a signal), signalled
   int count = 0;                   // signalled: how many processes

@@ -246,3 +246,41 @@ TEST_CASE("a start that cannot switch user fails naming the user", "[isolation][
              Catch::Contains("\"status\":\"failed\"") && Catch::Contains("permission denied"));
   CHECK_THAT(output, !Catch::Contains("ran"));
 }
+
+TEST_CASE(
+    "an agent of its own user with only the unit's four capabilities runs tasks as tether-task",
+    "[isolation][exec]") {
+  if (!can_switch_users()) return;
+  // As the packaged unit starts it: an unprivileged user (here nobody) with
+  // CAP_SETUID, CAP_SETGID, CAP_KILL and CAP_CHOWN as ambient capabilities.
+  // The task's home is 0700 and the task's: only the task itself enters it.
+  test::TempDir dir("tether-unit-mode");
+  ::chmod(dir.path.c_str(), 0777);
+  const std::string output = test::shell_output(
+      "setpriv --reuid=nobody --regid=nogroup --clear-groups "
+      "--inh-caps=+setuid,+setgid,+kill,+chown --ambient-caps=+setuid,+setgid,+kill,+chown '" +
+      test::agent_binary() + "' exec --run-as tether-task --home-root " + dir.path +
+      "/homes -- /bin/sh -c 'id -un; pwd; touch \"$HOME/x\" && echo wrote' 2>/dev/null");
+  CHECK_THAT(stdout_of(output), Catch::StartsWith("tether-task\n" + dir.path + "/homes/attempt-") &&
+                                    Catch::EndsWith("\nwrote\n"));
+  CHECK_THAT(output, Catch::Contains("\"status\":\"succeeded\""));
+  CHECK(std::filesystem::is_empty(dir.path + "/homes"));
+}
+
+TEST_CASE("an agent without those capabilities runs tasks as itself and says so",
+          "[isolation][exec]") {
+  if (!can_switch_users()) return;
+  test::TempDir dir("tether-laptop");
+  ::chmod(dir.path.c_str(), 0777);
+  const std::string agent = "setpriv --reuid=nobody --regid=nogroup --clear-groups '" +
+                            test::agent_binary() + "' exec --home-root " + dir.path + "/homes ";
+  const std::string output = test::shell_output(agent + "--cgroup off -- /bin/sh -c 'id -un' 2>&1");
+  CHECK_THAT(output, Catch::Contains("tasks run as this agent's own user") &&
+                         Catch::Contains("without CAP_SETUID"));
+  CHECK(stdout_of(output) == "nobody\n");
+  // An explicit run_as it cannot honour stops it instead.
+  const std::string refused =
+      test::shell_output(agent + "--run-as tether-task -- /bin/true 2>&1; echo status=$?");
+  CHECK_THAT(refused,
+             Catch::Contains("run_as: this agent runs as nobody") && Catch::Contains("status=2"));
+}
