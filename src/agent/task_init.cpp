@@ -106,7 +106,8 @@ void signal_tree(int signum, bool report) {
   int total = 0;
   Line names;
   for (int round = 0; round < 400; ++round) {
-    if (task_members::mark(::getpid(), g_plan->cgroup) == 0) break;
+    const int command = g_command_exited ? 0 : g_command;
+    if (task_members::mark(::getpid(), g_plan->cgroup, command) == 0) break;
     // cgroup.kill reaches every member at once, even one forking right now.
     if (signum == SIGKILL && g_plan->cgroup) confinement::kill_cgroup(g_plan->cgroup);
     for (int i = 0; i < task_members::count(); ++i) {

@@ -77,28 +77,32 @@ void scan_processes() {
   ::close(dir);
 }
 
+// Marks `pid` as the task's, adding it unnamed if /proc does not show it.
+void mark_member(int pid) {
+  for (int i = 0; i < g_process_count; ++i) {
+    if (g_processes[i].pid != pid) continue;
+    g_processes[i].in_tree = true;
+    return;
+  }
+  if (g_process_count < kMaxProcesses)
+    g_processes[g_process_count++] = ProcessEntry{pid, 0, 'R', true, "?"};
+}
+
 // Marks the processes of the attempt's cgroup, adding those /proc does not
 // show (hidepid) as unnamed entries.
 void mark_cgroup_members(const char* cgroup) {
   static int pids[4096];
   const int count = confinement::cgroup_pids(cgroup, pids, 4096);
-  for (int k = 0; k < count; ++k) {
-    bool found = false;
-    for (int i = 0; i < g_process_count && !found; ++i) {
-      if (g_processes[i].pid != pids[k]) continue;
-      g_processes[i].in_tree = true;
-      found = true;
-    }
-    if (found || g_process_count == kMaxProcesses) continue;
-    g_processes[g_process_count++] = ProcessEntry{pids[k], 0, 'R', true, "?"};
-  }
+  for (int k = 0; k < count; ++k)
+    mark_member(pids[k]);
 }
 
 }  // namespace
 
-int mark(int init, const char* cgroup) {
+int mark(int init, const char* cgroup, int command) {
   scan_processes();
   if (cgroup) mark_cgroup_members(cgroup);
+  if (command > 0) mark_member(command);
   const int self = init;
   bool grew = true;
   while (grew) {

@@ -13,10 +13,13 @@ struct ProcessEntry {
   char name[16];  // the command name, printable; "?" if /proc does not show it
 };
 
-// Scans /proc (at most 65536 processes) and marks those below `init` and in
-// `cgroup` (a cgroup directory, or null); returns how many marked ones are
-// alive (not zombies). Replaces what the previous scan found.
-int mark(int init, const char* cgroup);
+// Scans /proc (at most 65536 processes) and marks those below `init`, in
+// `cgroup` (a cgroup directory, or null) and `command` (the init's own
+// unreaped child, or 0: a pid that cannot have been reused), even where
+// /proc hides them (hidepid, systemd's ProtectProc=invisible: then only the
+// cgroup and the command itself are found); returns how many marked ones
+// are alive (not zombies). Replaces what the previous scan found.
+int mark(int init, const char* cgroup, int command);
 // The entries of the last scan.
 int count();
 const ProcessEntry& at(int index);

@@ -7,6 +7,7 @@
 #include "core/url.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/audit_api.hpp"
+#include "protocol/duration_text.hpp"
 #include "protocol/wire_integer.hpp"
 
 namespace tether::cli {
@@ -23,16 +24,8 @@ Error usage(const std::string& message) {
 // An age ("30m", "2h", "7d", "90s") as the UTC time that long ago, or a UTC
 // time in the form the hub compares.
 Result<std::string> time_option(const std::string& text, const std::string& option) {
-  const char unit = text.empty() ? '?' : text.back();
-  const int64_t scale = unit == 's'   ? 1
-                        : unit == 'm' ? 60
-                        : unit == 'h' ? 3600
-                        : unit == 'd' ? 86400
-                                      : 0;
-  const auto count = protocol::parse_wire_integer(text.substr(0, text.size() - 1), 100'000'000);
-  if (scale != 0 && count) {
-    return core::format_utc(std::chrono::system_clock::now() -
-                            std::chrono::seconds(static_cast<int64_t>(*count) * scale));
+  if (const auto age = protocol::parse_duration_s(text)) {
+    return core::format_utc(std::chrono::system_clock::now() - std::chrono::seconds(*age));
   }
   auto time = protocol::normalize_utc(text, option);
   if (!time) {

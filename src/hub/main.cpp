@@ -21,6 +21,7 @@
 #include "hub/hub.hpp"
 #include "hub/token_commands.hpp"
 #include "hub/tokens.hpp"
+#include "protocol/duration_text.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/labels.hpp"
 #include "protocol/wire_integer.hpp"
@@ -75,19 +76,13 @@ struct Flags {
 // "30m", "24h", "7d", "3600s" or "never" (0) as seconds.
 Result<int64_t> parse_lifetime(const std::string& text) {
   if (text == "never") return int64_t{0};
-  const auto number = protocol::parse_wire_integer(text.substr(0, text.size() - 1), 100'000'000);
-  const char unit = text.empty() ? '?' : text.back();
-  const int64_t scale = unit == 's'   ? 1
-                        : unit == 'm' ? 60
-                        : unit == 'h' ? 3600
-                        : unit == 'd' ? 86400
-                                      : 0;
-  if (!number || *number == 0 || scale == 0) {
+  const auto seconds = protocol::parse_duration_s(text);
+  if (!seconds) {
     return make_error(
         Errc::kInvalid, "usage",
         "--expires: expected a count and s, m, h or d (e.g. 24h), or never; got '" + text + "'");
   }
-  return static_cast<int64_t>(*number) * scale;
+  return *seconds;
 }
 
 // One option that takes a value: checked, and stored in `flags`.

@@ -2,27 +2,11 @@
 // 2 (never one the agent inherited or opened itself, such as its long-poll
 // socket), pipes for stdout and stderr, and every process it starts stopped
 // on timeout, whatever process group it moved to.
-#include <sys/syscall.h>
-
-#include <poll.h>
 
 #include "agent_world.hpp"
 
 using namespace tether;
 using namespace tether::test;
-
-namespace {
-
-bool process_dies(int pid) {
-  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return errno == ESRCH;
-  pollfd watch{pidfd, POLLIN, 0};
-  const int ready = ::poll(&watch, 1, 5000);
-  ::close(pidfd);
-  return ready == 1;
-}
-
-}  // namespace
 
 TEST_CASE("a task under the real agent has fds 0, 1, 2 only, as pipes, whatever the agent holds",
           "[agent][e2e]") {

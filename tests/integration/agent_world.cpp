@@ -146,6 +146,15 @@ bool group_dies(int group, uint64_t timeout_ms) {
   }
 }
 
+bool process_dies(int pid) {
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return errno == ESRCH;
+  pollfd watch{pidfd, POLLIN, 0};
+  const int ready = ::poll(&watch, 1, 5000);
+  ::close(pidfd);
+  return ready == 1;
+}
+
 FinalView read_final(const std::string& task_json) {
   INFO(task_json);
   auto document = protocol::parse_json_object(task_json, "task");

@@ -55,6 +55,8 @@ std::vector<std::string> with_hosts_file(const std::string& hosts_file,
 std::vector<int> living_members(int group);
 // Waits until no member of `group` is alive; false after `timeout_ms`.
 bool group_dies(int group, uint64_t timeout_ms);
+// Waits (through a pidfd, at most 5 s) until process `pid` has exited.
+bool process_dies(int pid);
 
 // The final of a task, as GET /api/v1/tasks/{id} shows it.
 struct FinalView {

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "protocol/base64.hpp"
+#include "protocol/duration_text.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/labels.hpp"
 #include "protocol/operator_api.hpp"
@@ -404,4 +405,38 @@ TEST_CASE("a final's redaction counts round-trip, are absent without secrets, an
   auto negative = decode_final_report(base + R"("redactions":{"stdout":-1,"stderr":0}})");
   REQUIRE_FALSE(negative.ok());
   CHECK_THAT(negative.error().message, Catch::Contains("final.redactions.stdout"));
+}
+
+TEST_CASE("durations as operators type them: a count and s, m, h or d", "[protocol]") {
+  CHECK(protocol::parse_duration_s("90s") == 90);
+  CHECK(protocol::parse_duration_s("30m") == 1800);
+  CHECK(protocol::parse_duration_s("24h") == 86400);
+  CHECK(protocol::parse_duration_s("7d") == 604800);
+  for (const char* bad : {"", "s", "0m", "-5m", "5", "5 m", "5w", "1.5h", "100000001s", "m5"}) {
+    INFO(bad);
+    CHECK_FALSE(protocol::parse_duration_s(bad).has_value());
+  }
+}
+
+TEST_CASE("a final carries how its attempt was isolated, and a bad one is refused", "[protocol]") {
+  protocol::FinalReport report;
+  report.status = protocol::AttemptStatus::kSucceeded;
+  report.exit_code = 0;
+  report.isolation = protocol::AttemptIsolation{"tether-task", 998, "cgroup"};
+  report.stdout_summary.sha256 = protocol::sha256_hex("");
+  report.stderr_summary.sha256 = protocol::sha256_hex("");
+  const std::string json = protocol::encode_final_report(report);
+  CHECK_THAT(json, Catch::Contains(
+                       R"("isolation":{"user":"tether-task","uid":998,"containment":"cgroup"})"));
+  auto decoded = protocol::decode_final_report(json);
+  INFO((decoded ? std::string() : decoded.error().message));
+  REQUIRE(decoded);
+  REQUIRE(decoded->isolation);
+  CHECK(decoded->isolation->uid == 998);
+  CHECK(decoded->isolation->containment == "cgroup");
+  std::string bad = json;
+  bad.replace(bad.find("\"cgroup\""), 8, "\"docker\"");
+  auto refused = protocol::decode_final_report(bad);
+  REQUIRE_FALSE(refused);
+  CHECK_THAT(refused.error().message, Catch::Contains("containment"));
 }

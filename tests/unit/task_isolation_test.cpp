@@ -284,3 +284,22 @@ TEST_CASE("an agent without those capabilities runs tasks as itself and says so"
   CHECK_THAT(refused,
              Catch::Contains("run_as: this agent runs as nobody") && Catch::Contains("status=2"));
 }
+
+TEST_CASE("without a cgroup, the init stops the command even where /proc hides it",
+          "[isolation][exec]") {
+  if (!can_switch_users()) return;
+  // The unit's ProtectProc=invisible: a /proc with hidepid=invisible, where
+  // the agent's user (here nobody) sees none of tether-task's processes. (If
+  // the command were not stopped, `timeout` ends the exec without a final.)
+  test::TempDir dir("tether-hidepid");
+  ::chmod(dir.path.c_str(), 0777);
+  const std::string output = test::shell_output(
+      "timeout 30 unshare --mount --propagation private sh -c 'mount -t proc -o hidepid=invisible "
+      "proc "
+      "/proc && setpriv --reuid=nobody --regid=nogroup --clear-groups "
+      "--inh-caps=+setuid,+setgid,+kill,+chown --ambient-caps=+setuid,+setgid,+kill,+chown " +
+      test::agent_binary() + " exec --timeout 1 --grace-ms 200 --run-as tether-task --home-root " +
+      dir.path + "/homes -- /bin/sh -c \"exec sleep 300\"' 2>/dev/null");
+  CHECK_THAT(output, Catch::Contains("\"status\":\"timed_out\"") &&
+                         Catch::Contains("SIGTERM sent to 1 process"));
+}
