@@ -294,9 +294,11 @@ TEST_CASE("without a cgroup, the init stops the command even where /proc hides i
   test::TempDir dir("tether-hidepid");
   ::chmod(dir.path.c_str(), 0777);
   const std::string output = test::shell_output(
-      "timeout 30 unshare --mount --propagation private sh -c 'mount -t proc -o hidepid=invisible "
-      "proc "
-      "/proc && setpriv --reuid=nobody --regid=nogroup --clear-groups "
+      // Only /proc is made private: in a chroot (fresh-debian12) / is no
+      // mount point, and --propagation private would fail on it.
+      "timeout 30 unshare --mount --propagation unchanged sh -c 'mount --make-private /proc && "
+      "mount -t proc -o hidepid=invisible proc /proc && setpriv --reuid=nobody --regid=nogroup "
+      "--clear-groups "
       "--inh-caps=+setuid,+setgid,+kill,+chown --ambient-caps=+setuid,+setgid,+kill,+chown " +
       test::agent_binary() + " exec --timeout 1 --grace-ms 200 --run-as tether-task --home-root " +
       dir.path + "/homes -- /bin/sh -c \"exec sleep 300\"' 2>/dev/null");
