@@ -23,10 +23,12 @@ bool may_pass(const struct stat& info, const TaskUser& user) {
   return (info.st_mode & (in_group ? S_IXGRP : S_IXOTH)) != 0;
 }
 
-// The first directory from / down to `root` that `user` cannot pass.
+// The first directory from / down to `root` that `user` cannot pass (/
+// itself too: a root directory of mode 0700, as an unpacked chroot may
+// have, keeps a task from finding even /bin/sh).
 Result<void> check_reachable(const std::string& root, const TaskUser& user) {
-  for (size_t end = root.find('/', 1);; end = root.find('/', end + 1)) {
-    const std::string directory = root.substr(0, end);
+  for (size_t end = 0;; end = root.find('/', end + 1)) {
+    const std::string directory = end == 0 ? std::string("/") : root.substr(0, end);
     struct stat info {};
     if (::stat(directory.c_str(), &info) == 0 && !may_pass(info, user)) {
       char mode[8];
