@@ -11,6 +11,7 @@
 #include <cstring>
 #include <utility>
 
+#include "agent/attempt_limits.hpp"
 #include "agent/attempt_setup.hpp"
 #include "agent/stream_capture.hpp"
 #include "agent/task_init.hpp"
@@ -47,6 +48,7 @@ struct InitState {
   std::optional<TaskInitEvent> start;  // started or failed
   std::optional<core::ExitStatus> exit;
   std::vector<TaskInitEvent> signalled;  // in the order the commands were sent
+  std::vector<TaskInitEvent> limited;    // limits the kernel enforced
   bool done = false;
   bool gone = false;  // its control socket closed: the init has exited
 };
@@ -87,6 +89,9 @@ core::Co<void> read_init_events(core::Process& init, InitState& state,
           break;
         case TaskInitEvent::Kind::kSignalled:
           state.signalled.push_back(std::move(*event));
+          break;
+        case TaskInitEvent::Kind::kLimited:
+          state.limited.push_back(std::move(*event));
           break;
         case TaskInitEvent::Kind::kDone:
           state.done = true;
@@ -364,7 +369,7 @@ core::Co<void> finish_init(core::Loop& loop, core::Process& init, const InitStat
 
 core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, AttemptSink& sink,
                                          core::CancellationToken cancel) {
-  auto setup = AttemptSetup::prepare(options_.isolation.get(), task.attempt_id);
+  auto setup = AttemptSetup::prepare(options_.isolation.get(), task.attempt_id, task.limits);
   if (!setup) co_return final_without_process(AttemptStatus::kFailed, setup.error().message);
   auto launch = prepare_launch(task, **setup);
   if (!launch) co_return final_without_process(AttemptStatus::kFailed, launch.error().message);
@@ -426,6 +431,7 @@ core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attempt
   }
 
   describe_end(report, state, supervision, sent, drain, options_, task.timeout_s);
+  report_enforced_limits(report, state.limited, task.limits);
   report.isolation = (*setup)->describe();
   for (const auto* capture : {&out, &err}) {
     if (capture->read_error()) {

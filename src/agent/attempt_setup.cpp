@@ -5,8 +5,13 @@
 namespace tether::agent {
 
 Result<std::unique_ptr<AttemptSetup>> AttemptSetup::prepare(TaskIsolation* isolation,
-                                                            const std::string& attempt_id) {
+                                                            const std::string& attempt_id,
+                                                            const protocol::TaskLimits& limits) {
   std::unique_ptr<AttemptSetup> setup(new AttemptSetup());
+  setup->limits_ = limits;
+  // Before a uid or a home is taken: a limit that cannot hold fails the attempt first.
+  const TaskCgroups unisolated = TaskCgroups::none("this agent runs tasks without isolation");
+  TETHER_TRY(enforceable, (isolation ? isolation->cgroups : unisolated).check(limits));
   if (!isolation) {
     setup->user_ = TaskUsers::as_self().acquire().value();
     return setup;
@@ -23,7 +28,7 @@ Result<std::unique_ptr<AttemptSetup>> AttemptSetup::prepare(TaskIsolation* isola
     setup->home_.emplace(std::move(*home));
   }
   if (isolation->cgroups.available()) {
-    TETHER_TRY(cgroup, isolation->cgroups.create(attempt_id));
+    TETHER_TRY(cgroup, isolation->cgroups.create(attempt_id, limits));
     setup->cgroup_ = std::move(*cgroup);
   }
   return setup;
@@ -45,6 +50,8 @@ std::map<std::string, std::string> AttemptSetup::environment() const {
 
 void AttemptSetup::fill(TaskInitPlan& plan) const {
   plan.cgroup = cgroup_.empty() ? nullptr : cgroup_.c_str();
+  plan.watch_memory = limits_.memory_max.has_value();
+  plan.watch_pids = limits_.pids_max.has_value();
   plan.home = home_ ? home_->path().c_str() : nullptr;
   plan.switch_user = user_.switch_user;
   plan.uid = user_.uid;

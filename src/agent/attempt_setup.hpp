@@ -20,10 +20,12 @@ namespace tether::agent {
 class AttemptSetup {
  public:
   // `isolation` null: the task runs as this process, with its HOME, under the
-  // subreaper alone. Errors (the message of a final `failed`): "task_uid_range"
-  // (no uid free), "home", "cgroup".
+  // subreaper alone (and cannot have limits). Errors (the message of a final
+  // `failed`): "task_uid_range" (no uid free), "home", "cgroup",
+  // "limit_unavailable" (a limit this agent cannot enforce: task_cgroups.hpp).
   static Result<std::unique_ptr<AttemptSetup>> prepare(TaskIsolation* isolation,
-                                                       const std::string& attempt_id);
+                                                       const std::string& attempt_id,
+                                                       const protocol::TaskLimits& limits = {});
   AttemptSetup(const AttemptSetup&) = delete;
   AttemptSetup& operator=(const AttemptSetup&) = delete;
   // Gives the uid back; the home directory goes (TaskHome).
@@ -47,6 +49,7 @@ class AttemptSetup {
   TaskUser user_;
   std::optional<TaskHome> home_;
   std::string cgroup_;  // empty: none
+  protocol::TaskLimits limits_;
 };
 
 }  // namespace tether::agent

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <optional>
@@ -34,6 +35,8 @@ constexpr const char* kUsage =
     "  --cwd DIR         working directory (absolute)\n"
     "  --env NAME=VALUE  add a variable to the command's environment (repeatable)\n"
     "  --shell           run COMMAND as a /bin/sh -c script\n"
+    "  --memory-max SIZE, --cpu-max CPUS, --pids-max N\n"
+    "                    the task's limits (docs/protocol.md 3; they need --cgroup auto)\n"
     "\n"
     "Isolation, as `tether-agent run` has it (docs/operations.md); without these\n"
     "flags COMMAND runs as this user, under the subreaper alone:\n"
@@ -111,6 +114,12 @@ Result<void> apply_option(const std::string& arg, const std::string& value,
                                                         : "task_home_root";
     if (value.find('\n') != std::string::npos) return option_error(arg + ": one line only");
     isolation_settings += key + " = " + value + "\n";
+  } else if (arg == "--memory-max" || arg == "--cpu-max" || arg == "--pids-max") {
+    std::string limit = arg.substr(2);
+    std::replace(limit.begin(), limit.end(), '-', '_');
+    if (auto set = protocol::set_limit(limit, value, task.limits); !set) {
+      return option_error(arg + ": " + set.error().message);
+    }
   } else if (arg == "--cwd") {
     task.cwd = value;
   } else if (arg == "--env") {

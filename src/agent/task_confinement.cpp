@@ -137,6 +137,34 @@ bool kill_cgroup(const char* cgroup) {
   return write_file(cgroup, "cgroup.kill", "1") == 0;
 }
 
+int64_t cgroup_event_count(const char* cgroup, const char* file, const char* key) {
+  char path[4096];
+  if (!join_path(path, sizeof path, cgroup, file)) return -1;
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char text[4096];
+  ssize_t length = 0;
+  for (ssize_t n; length < static_cast<ssize_t>(sizeof text) - 1 &&
+                  (n = ::read(fd, text + length, sizeof text - 1 - length)) > 0;) {
+    length += n;
+  }
+  ::close(fd);
+  text[length < 0 ? 0 : length] = '\0';
+  const size_t key_length = std::strlen(key);
+  for (const char* line = text; *line;) {
+    const char* end = std::strchr(line, '\n');
+    if (!end) end = line + std::strlen(line);
+    if (static_cast<size_t>(end - line) > key_length && std::memcmp(line, key, key_length) == 0 &&
+        line[key_length] == ' ') {
+      int64_t value = 0;
+      auto [stop, error] = std::from_chars(line + key_length + 1, end, value);
+      return error == std::errc() && stop == end ? value : -1;
+    }
+    line = *end ? end + 1 : end;
+  }
+  return -1;
+}
+
 void remove_cgroup(const char* cgroup) {
   for (int round = 0; round < 200; ++round) {
     if (::rmdir(cgroup) == 0 || errno == ENOENT) return;

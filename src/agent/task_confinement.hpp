@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 
 #include "agent/task_init.hpp"
 
@@ -32,6 +33,11 @@ int cgroup_pids(const char* cgroup, int* pids, int capacity);
 // Writes "1" to `cgroup`/cgroup.kill: SIGKILL to every process in it, at
 // once. Returns false where the kernel has no cgroup.kill (before 5.14).
 bool kill_cgroup(const char* cgroup);
+
+// The count after `key` in the flat-keyed file `cgroup`/`file` ("oom_kill 2"
+// in memory.events, "max 5" in pids.events: cgroup-v2.rst, "Format"), or -1
+// where the file or the key is missing.
+int64_t cgroup_event_count(const char* cgroup, const char* file, const char* key);
 
 // Removes the (empty) cgroup directory, retrying while processes that were
 // killed are still leaving it (at most about a second).

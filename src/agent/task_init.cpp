@@ -277,10 +277,27 @@ void run_commands(char* input, size_t capacity, size_t& buffered, bool& finishin
   }
 }
 
+// "limited LIMIT N" when the cgroup's `file` counts N > 0 events `key`.
+void report_limit(bool watched, const char* file, const char* key, const char* limit) {
+  if (!watched) return;
+  const int64_t times = confinement::cgroup_event_count(g_plan->cgroup, file, key);
+  if (times <= 0) return;
+  Line line;
+  line.add("limited ");
+  line.add(limit);
+  line.add(" ");
+  line.add_number(times);
+  send_line(line);
+}
+
 // Nothing of the task runs any more: its cgroup goes, then, as the task's
 // user (the init needs no rights after this), what the task left in its home.
 void clean_up() {
-  if (g_plan->cgroup) confinement::remove_cgroup(g_plan->cgroup);
+  if (g_plan->cgroup) {
+    report_limit(g_plan->watch_memory, "memory.events", "oom_kill", "memory_max");
+    report_limit(g_plan->watch_pids, "pids.events", "max", "pids_max");
+    confinement::remove_cgroup(g_plan->cgroup);
+  }
   if (!g_plan->home) return;
   if (g_plan->switch_user &&
       (::syscall(SYS_setresgid, g_plan->gid, g_plan->gid, g_plan->gid) != 0 ||
@@ -382,6 +399,13 @@ std::optional<TaskInitEvent> parse_task_init_line(std::string_view line) {
       event.names.push_back(std::string(entry.substr(0, colon)) + " (pid " +
                             std::string(entry.substr(colon + 1)) + ")");
     }
+  } else if (kind == "limited") {
+    event.kind = TaskInitEvent::Kind::kLimited;
+    event.limit = std::string(word());
+    if ((event.limit != "memory_max" && event.limit != "pids_max") || !number(a) || a <= 0) {
+      return std::nullopt;
+    }
+    event.times = a;
   } else if (kind == "done" && line.empty()) {
     event.kind = TaskInitEvent::Kind::kDone;
   } else {

@@ -25,6 +25,11 @@
 //                   signalled SIGNAL N [NAME:PID]...
 //                                          what a term or kill reached: N
 //                                          processes (at most 16 named)
+//                   limited LIMIT N        the kernel enforced a limit of the
+//                                          task (protocol/task_limits.hpp) N
+//                                          times: memory_max (processes its
+//                                          OOM killer ended) or pids_max
+//                                          (forks refused); sent before done
 //                   done                   no process of the task is left
 //   agent -> init   term                   SIGTERM to every process of the task
 //                   kill                   SIGKILL to every process of the task,
@@ -55,6 +60,10 @@ struct TaskInitPlan {
   // joins it before exec; the init kills through it (cgroup.kill) and
   // removes it when the attempt ends.
   const char* cgroup = nullptr;
+  // Read the cgroup's memory.events oom_kill / pids.events max before it
+  // goes, and report them ("limited"): the task had memory_max / pids_max.
+  bool watch_memory = false;
+  bool watch_pids = false;
   // The directory the command starts in, entered as the task's user (its
   // home is 0700, the agent may not enter it); null: the init's.
   const char* cwd = nullptr;
@@ -75,7 +84,7 @@ struct TaskInitPlan {
 [[noreturn]] void run_task_init(void* plan);
 
 struct TaskInitEvent {
-  enum class Kind { kStarted, kFailed, kExited, kSignalled, kDone };
+  enum class Kind { kStarted, kFailed, kExited, kSignalled, kLimited, kDone };
   Kind kind = Kind::kDone;
   int pid = 0;                     // started
   int error = 0;                   // failed: errno
@@ -84,6 +93,8 @@ struct TaskInitEvent {
   int signal = 0;                  // exited (0: not by a signal), signalled
   int count = 0;                   // signalled: how many processes
   std::vector<std::string> names;  // signalled: "NAME (pid PID)", at most 16
+  std::string limit;               // limited: "memory_max" or "pids_max"
+  int64_t times = 0;               // limited
 };
 
 // One line from the init, without its newline; nothing if malformed.

@@ -21,6 +21,7 @@
 #include "cli/printable.hpp"
 #include "cli/secret_options.hpp"
 #include "cli/task_follower.hpp"
+#include "cli/task_view_text.hpp"
 #include "core/log.hpp"
 #include "core/url.hpp"
 #include "protocol/attempt_report.hpp"
@@ -44,6 +45,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  run --agent NAME [--target T] [--timeout S] [--cwd DIR] [--env NAME=VALUE]...\n"
     "      [--secret NAME | --secret NAME=@FILE]... [--max-attempts N] [--reject-if-busy]\n"
+    "      [--memory-max BYTES[K|M|G]] [--cpu-max CPUS] [--pids-max N]\n"
     "      [--cancel-on-interrupt] [--shell]\n"
     "      -- COMMAND [ARGS...]      submit a task, stream its output, exit with its status\n"
     "  logs TASK [-f|--follow]       print a task's output (-f: follow until it ends)\n"
@@ -98,6 +100,9 @@ const std::map<std::string, std::vector<cli::OptionSpec>>& command_options() {
                                {"--env", "", true},
                                {"--secret", "", true},
                                {"--max-attempts", "", true},
+                               {"--memory-max", "", true},
+                               {"--cpu-max", "", true},
+                               {"--pids-max", "", true},
                                {"--reject-if-busy", "", false},
                                {"--cancel-on-interrupt", "", false},
                                {"--shell", "", false}})},
@@ -151,6 +156,14 @@ int follow(HubClient& client, const std::string& task_id, bool follow_stream, bo
         task_id.c_str(), task_id.c_str());
     return cli::kExitInterrupted;
   }
+  // An attempt whose command never ran has no stderr of its own: why it
+  // failed goes there, or a script would see only the exit status.
+  if (const auto& report = outcome->final_report;
+      report && !report->exit_code && !report->signal && !report->error.empty() &&
+      report->status == protocol::AttemptStatus::kFailed) {
+    std::fprintf(stderr, "%stether: %s did not start: %s\n", outcome->line_open ? "\n" : "",
+                 task_id.c_str(), cli::printable(report->error).c_str());
+  }
   if (print_hint && tty && !outcome->state.empty()) {
     // On a fresh line: the task's last line may have no newline.
     std::fprintf(stderr, "%s[tether] %s %s\n", outcome->line_open ? "\n" : "", task_id.c_str(),
@@ -180,6 +193,14 @@ int command_run(HubClient& client, const cli::CommandLine& line) {
   }
   if (!number("--max-attempts", max_attempts)) {
     return usage_error("--max-attempts: '" + line.value("--max-attempts") + "' is not a number");
+  }
+  for (const char* limit : {"memory_max", "cpu_max", "pids_max"}) {
+    std::string flag = std::string("--") + limit;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if (!line.has(flag)) continue;
+    if (auto set = protocol::set_limit(limit, line.value(flag), spec.limits); !set) {
+      return usage_error(flag + ": " + set.error().message);
+    }
   }
   if (line.values.count("--env")) {
     for (const auto& value : line.values.at("--env")) {
@@ -245,41 +266,7 @@ int command_status(HubClient& client, const cli::CommandLine& line) {
   }
   auto decoded = protocol::decode_task_view(reply->body);
   if (!decoded) return hub_error(decoded.error());
-  const protocol::TaskView& task = decoded->task;
-  // The hub's and the agent's words: never raw on the operator's terminal.
-  std::printf("task      %s\nagent     %s\nstate     %s\ncreated   %s\nupdated   %s\n",
-              cli::printable(task.id).c_str(), cli::printable(task.agent).c_str(),
-              cli::printable(task.state).c_str(), cli::printable(task.created_at).c_str(),
-              cli::printable(task.updated_at).c_str());
-  std::string names;
-  for (const auto& name : task.secret_names)
-    names += (names.empty() ? "" : " ") + name;
-  if (!names.empty()) std::printf("secrets   %s\n", cli::printable(names).c_str());
-  if (const auto& report = decoded->final_report) {
-    const std::string exit = report->exit_code ? std::to_string(*report->exit_code)
-                             : report->signal  ? "signal " + std::to_string(*report->signal)
-                                               : "-";
-    std::printf("exit      %s\n", exit.c_str());
-    for (const auto stream : {protocol::StreamName::kStdout, protocol::StreamName::kStderr}) {
-      const auto& summary = report->summary(stream);
-      std::printf("%-9s %llu bytes, sha256 %s\n", std::string(protocol::to_string(stream)).c_str(),
-                  static_cast<unsigned long long>(summary.bytes),
-                  cli::printable(summary.sha256).c_str());
-    }
-    if (!report->error.empty())
-      std::printf("error     %s\n", cli::printable(report->error).c_str());
-    if (const auto& redacted = report->redactions) {
-      std::printf("redacted  %llu in stdout, %llu in stderr\n",
-                  static_cast<unsigned long long>(redacted->stdout_count),
-                  static_cast<unsigned long long>(redacted->stderr_count));
-    }
-  }
-  if (task.output_verified) {
-    std::printf("verified  %s%s\n", *task.output_verified ? "yes" : "no",
-                task.verification_error.empty()
-                    ? ""
-                    : (" (" + cli::printable(task.verification_error) + ")").c_str());
-  }
+  std::fputs(cli::task_view_text(*decoded).c_str(), stdout);
   return 0;
 }
 

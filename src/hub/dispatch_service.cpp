@@ -27,6 +27,7 @@ Result<TaskRecord> DispatchService::submit(const protocol::SubmitRequest& reques
   task.cwd = spec.cwd;
   task.timeout_s = spec.timeout_s;
   task.target = spec.target;
+  task.limits = spec.limits;
   task.max_attempts = request.max_attempts;
   task.created_at = core::utc_now();
   task.updated_at = task.created_at;

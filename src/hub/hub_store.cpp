@@ -11,8 +11,8 @@ namespace tether::hub {
 
 namespace {
 
-// 4: roles and audit (branch roles); 5: task secrets.
-constexpr int kSchemaVersion = 5;
+// 4: roles and audit (branch roles); 5: task secrets; 6: task limits.
+constexpr int kSchemaVersion = 6;
 
 // The tables version 3 added: written once, for new databases (full_schema)
 // and for the upgrade from version 2.
@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   command_json       TEXT NOT NULL,
   env_json           TEXT NOT NULL,
   secret_names       TEXT NOT NULL DEFAULT '',  -- names of its secrets, space-separated
+  limits_json        TEXT NOT NULL DEFAULT '{}',  -- {"memory_max":...}: task_limits.hpp
   cwd                TEXT NOT NULL DEFAULT '',
   timeout_s          INTEGER NOT NULL DEFAULT 0,
   target             TEXT NOT NULL DEFAULT '',
@@ -203,6 +204,10 @@ const std::string& upgrade_to_5() {
   return text;
 }
 
+// Version 5 had no task limits.
+constexpr const char* kUpgradeTo6 =
+    "ALTER TABLE tasks ADD COLUMN limits_json TEXT NOT NULL DEFAULT '{}';";
+
 }  // namespace
 
 int64_t wall_clock_ms() {
@@ -227,7 +232,7 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   options.busy_timeout_ms = busy_timeout_ms;
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
   const char* const upgrades[] = {kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(),
-                                  upgrade_to_5().c_str()};
+                                  upgrade_to_5().c_str(), kUpgradeTo6};
   if (auto schema = (*store)->apply_schema(full_schema().c_str(), kSchemaVersion, upgrades);
       !schema)
     return schema.error();

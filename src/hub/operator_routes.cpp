@@ -33,6 +33,7 @@ void write_task(protocol::JsonWriter& json, const TaskRecord& task,
   view.cwd = task.cwd;
   view.timeout_s = task.timeout_s;
   view.target = task.target;
+  view.limits = task.limits;
   view.max_attempts = task.max_attempts;
   view.attempts_made = task.attempts_made;
   view.current_attempt = task.current_attempt;

@@ -18,7 +18,7 @@ std::optional<std::string> non_empty(const std::string& text) {
 constexpr const char* kTaskColumns =
     "id, agent, state, command_json, env_json, cwd, timeout_s, target, max_attempts, "
     "attempts_made, current_attempt, cancel_requested, cancel_reason, final_json, "
-    "output_verified, verification_error, created_at, updated_at, secret_names";
+    "output_verified, verification_error, created_at, updated_at, secret_names, limits_json";
 
 // Secret names are stored space-separated: the name rule has no spaces.
 std::string joined_names(const std::vector<std::string>& names) {
@@ -63,6 +63,10 @@ TaskRecord read_task(SQLite::Statement& row) {
   task.created_at = row.getColumn(16).getString();
   task.updated_at = row.getColumn(17).getString();
   task.secret_names = split_names(row.getColumn(18).getString());
+  // Written by insert_task from validated limits; "{}" reads as none.
+  if (auto limits = protocol::read_limits_json(row.getColumn(19).getString())) {
+    task.limits = *limits;
+  }
   return task;
 }
 
@@ -123,8 +127,8 @@ void TaskRepository::insert_task(const TaskRecord& task) {
   store_.begin_write();
   auto insert = store_.statement(
       "INSERT INTO tasks (id, agent, state, command_json, env_json, cwd, timeout_s, target, "
-      "max_attempts, created_at, updated_at, secret_names) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "max_attempts, created_at, updated_at, secret_names, limits_json) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, task.id);
   insert.bind(2, task.agent);
   insert.bind(3, std::string(to_string(task.state)));
@@ -137,6 +141,7 @@ void TaskRepository::insert_task(const TaskRecord& task) {
   insert.bind(10, task.created_at);
   insert.bind(11, task.updated_at);
   insert.bind(12, joined_names(task.secret_names));
+  insert.bind(13, protocol::limits_json(task.limits));
   insert.exec();
 }
 
@@ -293,6 +298,7 @@ Result<protocol::TaskSpec> spec_for(const TaskRecord& task, const std::string& a
   spec.cwd = task.cwd;
   spec.timeout_s = task.timeout_s;
   spec.target = task.target;
+  spec.limits = task.limits;
   return spec;
 }
 

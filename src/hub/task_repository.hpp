@@ -28,6 +28,7 @@ struct TaskRecord {
   std::string cwd;
   uint64_t timeout_s = 0;
   std::string target;
+  protocol::TaskLimits limits;  // tasks.limits_json
   int max_attempts = 1;
   int attempts_made = 0;
   std::string current_attempt;

@@ -83,6 +83,9 @@ struct FinalReport {
   std::optional<AttemptIsolation> isolation;  // nothing: the attempt never ran
   // Set when the task had secrets (even if none was found); absent otherwise.
   std::optional<RedactionCounts> redactions;
+  // The task limit the kernel enforced by killing a process of the task
+  // (task_limits.hpp): "memory_max" (its OOM killer); empty: none.
+  std::string limit_exceeded;
 
   const StreamSummary& summary(StreamName stream) const {
     return stream == StreamName::kStdout ? stdout_summary : stderr_summary;

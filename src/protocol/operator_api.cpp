@@ -10,9 +10,9 @@ namespace tether::protocol {
 
 Result<SubmitRequest> decode_submit(std::string_view body) {
   TETHER_TRY(document, parse_json_object(body, "task"));
-  static const std::set<std::string> kFields = {"agent",   "command",     "env",
-                                                "secrets", "cwd",         "timeout_s",
-                                                "target",  "on_conflict", "max_attempts"};
+  static const std::set<std::string> kFields = {
+      "agent",     "command", "env",         "secrets",      "cwd",
+      "timeout_s", "target",  "on_conflict", "max_attempts", "limits"};
   const rapidjson::Value& fields = *document;  // const: clang 14 rejects the mutable iterator
   for (const auto& member : fields.GetObject()) {
     const std::string name(member.name.GetString(), member.name.GetStringLength());
@@ -122,6 +122,8 @@ void write_task_view(JsonWriter& json, const TaskView& task) {
   json.field("cwd", task.cwd);
   json.field("timeout_s", task.timeout_s);
   json.field("target", task.target);
+  json.key("limits");
+  json.raw(limits_json(task.limits));
   json.field("max_attempts", task.max_attempts);
   json.field("attempts_made", task.attempts_made);
   null_or(json, "current_attempt", task.current_attempt);
@@ -177,6 +179,8 @@ Result<DecodedTask> read_task_view(const JsonObjectReader& object) {
       task.secret_names.emplace_back(name.GetString(), name.GetStringLength());
     }
   }
+  TETHER_TRY(limits, read_limits(object));
+  task.limits = *limits;
   TETHER_TRY(final_object, object.optional_object("final"));
   if (*final_object) {
     TETHER_TRY(report,

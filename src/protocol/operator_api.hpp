@@ -29,7 +29,7 @@ struct SubmitRequest {
   int max_attempts = 1;
 };
 
-// {agent, command, env, secrets, cwd, timeout_s, target, on_conflict,
+// {agent, command, env, secrets, cwd, timeout_s, target, limits, on_conflict,
 // max_attempts}; secrets' values are in spec.secrets.
 // Unknown fields are an error here (unlike in frames): an operator's typo
 // must not silently drop a setting. Errors are "invalid_field" and name the
@@ -59,6 +59,7 @@ struct TaskView {
   std::string cwd;
   uint64_t timeout_s = 0;
   std::string target;
+  TaskLimits limits;  // "limits": {} when none
   int max_attempts = 1;
   int attempts_made = 0;
   std::string current_attempt;  // empty: none (null)

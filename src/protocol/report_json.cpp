@@ -111,6 +111,9 @@ void write_final_fields(JsonWriter& json, const FinalReport& final_report) {
     json.field("stderr", final_report.redactions->stderr_count);
     json.end_object();
   }
+  if (!final_report.limit_exceeded.empty()) {
+    json.field("limit_exceeded", final_report.limit_exceeded);
+  }
 }
 
 namespace {
@@ -197,6 +200,8 @@ Result<FinalReport> read_final_fields(const JsonObjectReader& object) {
   report.isolation = std::move(*isolation);
   TETHER_TRY(redactions, read_redactions(object));
   report.redactions = *redactions;
+  TETHER_TRY(limit, object.optional_string("limit_exceeded"));
+  report.limit_exceeded = limit->value_or("");
   return report;
 }
 

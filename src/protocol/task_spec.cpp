@@ -112,7 +112,7 @@ Result<void> validate_task(const TaskSpec& task) {
   if (task.target.size() > kMaxTargetLength || has_nul(task.target)) {
     return invalid("target", "at most " + std::to_string(kMaxTargetLength) + " bytes, no NUL");
   }
-  return {};
+  return validate_limits(task.limits);
 }
 
 Result<TaskSpec> decode_task(std::string_view json) {
@@ -210,6 +210,7 @@ void write_task_body(JsonWriter& json, const TaskSpec& task) {
   if (!task.cwd.empty()) json.field("cwd", task.cwd);
   json.field("timeout_s", task.timeout_s);
   if (!task.target.empty()) json.field("target", task.target);
+  write_limits(json, task.limits);
 }
 
 Result<void> read_command_json(std::string_view command_json, std::string_view env_json,
@@ -246,7 +247,8 @@ Result<void> read_task_body(const JsonObjectReader& task, TaskSpec& spec) {
   if (*timeout) spec.timeout_s = **timeout;
   TETHER_TRY(target, task.optional_string("target"));
   if (*target) spec.target = std::move(**target);
-
+  TETHER_TRY(limits, read_limits(task));
+  spec.limits = *limits;
   return {};
 }
 

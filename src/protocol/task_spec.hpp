@@ -1,6 +1,6 @@
 // A task as the control plane hands it to an agent:
 //   {task_id, attempt_id, command: {argv: [...]} | {shell: "..."}, env,
-//    secrets, cwd, timeout_s, target}
+//    secrets, cwd, timeout_s, target, limits}
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 #include "core/result.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
+#include "protocol/task_limits.hpp"
 
 namespace tether::protocol {
 
@@ -42,6 +43,7 @@ struct TaskSpec {
   std::string cwd;         // empty: the agent's working directory
   uint64_t timeout_s = 0;  // 0: no timeout
   std::string target;      // empty: no exclusivity
+  TaskLimits limits;       // task_limits.hpp; none: no limit
 
   bool uses_shell() const { return argv.empty(); }
   // The argv that is actually executed.
@@ -59,7 +61,7 @@ Result<TaskSpec> decode_task(std::string_view json);
 // With `lease_s`, the body a hub sends to an agent (docs/protocol.md 3).
 std::string encode_task(const TaskSpec& task, std::optional<uint64_t> lease_s = std::nullopt);
 
-// Reads command, env, secrets, cwd, timeout_s and target from `object` into `spec`
+// Reads command, env, secrets, cwd, timeout_s, target and limits from `object` into `spec`
 // (no validation beyond types; call validate_task after). Shared with the
 // hub's task submission, which wraps the same fields.
 Result<void> read_task_body(const JsonObjectReader& object, TaskSpec& spec);
@@ -67,7 +69,7 @@ Result<void> read_task_body(const JsonObjectReader& object, TaskSpec& spec);
 // The task's fields as JSON (docs/protocol.md 3): "command" is {"argv": [...]}
 // or {"shell": "..."}, "env" an object of strings. write_task_body writes the
 // members command, env, secrets (when there are any: their values), cwd,
-// timeout_s and target into an open object: the body of a task sent to an
+// timeout_s, target and limits (when any is set) into an open object: the body of a task sent to an
 // agent and of a task submitted by an operator.
 void write_command(JsonWriter& json, const TaskSpec& task);
 void write_env(JsonWriter& json, const TaskSpec& task);

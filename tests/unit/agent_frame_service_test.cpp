@@ -780,24 +780,27 @@ TEST_CASE("secrets that do not open with the hub's key fail their task at dispat
   CHECK(count_of(*hub.store, "SELECT count(*) FROM task_secrets") == 0);
 }
 
-TEST_CASE("a version 4 hub.db is upgraded to 5: tasks keep their rows, secrets have their table",
-          "[agent_frame_service][secrets][store]") {
+TEST_CASE(
+    "a version 4 hub.db is upgraded to 6: tasks keep their rows, secrets and limits their place",
+    "[agent_frame_service][secrets][store]") {
   test::TempDir dir("tether-upgrade");
   {
     auto store = test::open_test_hub_store(dir.path);
-    // Back to what version 4 wrote: no secret_names, no task_secrets. (The
-    // whole way from a real version 3 file: hub_audit_test.cpp.)
+    // Back to what version 4 wrote: no secret_names, no task_secrets, no
+    // limits_json. (The whole way from a real version 3 file: hub_audit_test.cpp.)
     store->database().exec(
         "INSERT INTO tasks (id, agent, state, command_json, env_json, created_at, updated_at) "
         "VALUES ('t-old', 'edge-1', 'queued', '{\"argv\":[\"true\"]}', '{}', 'a', 'b');"
         "DROP TABLE task_secrets; ALTER TABLE tasks DROP COLUMN secret_names;"
+        "ALTER TABLE tasks DROP COLUMN limits_json;"
         "UPDATE schema_version SET version = 4;");
   }
   auto store = test::open_test_hub_store(dir.path);
-  CHECK(count_of(*store, "SELECT version FROM schema_version") == 5);
+  CHECK(count_of(*store, "SELECT version FROM schema_version") == 6);
   CHECK(count_of(*store, "SELECT count(*) FROM task_secrets") == 0);
   hub::TaskRepository tasks(*store);
   auto old = tasks.find_task("t-old");
   REQUIRE(old.has_value());
   CHECK(old->secret_names.empty());
+  CHECK_FALSE(old->limits.any());
 }
