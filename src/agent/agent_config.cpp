@@ -92,6 +92,17 @@ Result<void> set_metrics_listen(AgentConfig& config, const std::string& value) {
   return {};
 }
 
+Result<void> set_labels(AgentConfig& config, const std::string& value) {
+  auto labels = protocol::parse_labels(value);
+  if (!labels) return make_error(Errc::kInvalid, "invalid", labels.error().message);
+  if (labels->size() > protocol::kMaxLabels) {
+    return make_error(Errc::kInvalid, "invalid",
+                      "more than " + std::to_string(protocol::kMaxLabels) + " labels");
+  }
+  config.labels = std::move(*labels);
+  return {};
+}
+
 Result<void> set_log_level(AgentConfig& config, const std::string& value) {
   if (!core::parse_log_level(value, config.log_level)) {
     return make_error(Errc::kInvalid, "invalid", "expected debug, info, warning or error");
@@ -162,6 +173,8 @@ const std::vector<Key>& keys() {
        "serve Prometheus metrics on this address:port, e.g. 127.0.0.1:9465 (default off)",
        set_metrics_listen},
       {"log_level", "debug, info (default), warning or error", set_log_level},
+      {"labels", "key=value pairs describing this host, e.g. role=web, region=eu (default none)",
+       set_labels},
       {"run_as", "the user tasks run as (default tether-task; docs/operations.md)",
        text_key(&AgentConfig::run_as)},
       {"task_uid_range", "FIRST-LAST: a uid of its own for each running attempt, e.g. 61184-61439",

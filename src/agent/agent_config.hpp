@@ -18,6 +18,7 @@
 #include "core/log.hpp"
 #include "core/result.hpp"
 #include "core/url.hpp"
+#include "protocol/labels.hpp"
 
 namespace tether::agent {
 
@@ -50,6 +51,7 @@ struct AgentConfig {
   bool cgroup = true;          // cgroup = auto (true) or off
   std::string task_home_root;  // empty: state_dir/homes
   std::string metrics_listen;  // empty: no metrics endpoint
+  protocol::Labels labels;     // reported in the hello (docs/protocol.md 4.1)
   core::LogLevel log_level = core::LogLevel::kInfo;
   std::string config_file;  // where the settings came from, if a file
   // Where each key that is not at its default came from: "FILE:LINE",

@@ -232,7 +232,8 @@ void AgentDaemon::assemble_services() {
       config_.hub_url, config_.token, config_.ca_file,
       config_.insecure ? core::PlainTextPolicy::kAnywhere : core::PlainTextPolicy::kLoopbackOnly};
   ChannelOptions channel_options{
-      hub, config_.agent, config_.send_window_bytes, config_.keepalive_s, instance_, token_source};
+      hub,          config_.agent, config_.send_window_bytes, config_.keepalive_s, instance_,
+      token_source, config_.labels};
   ChannelHandlers handlers;
   handlers.cancel = [this](const std::string& attempt_id, const std::string& reason) {
     executor_->cancel(attempt_id, reason);

@@ -117,6 +117,7 @@ core::Co<bool> ResultChannel::handshake(std::shared_ptr<core::WebSocketConnectio
     co_return false;
   }
   held->instance = options_.instance;
+  held->labels = options_.labels;
   hello.payload = std::move(*held);
   socket->send_text(fitted_hello(std::move(hello)));
 

@@ -41,6 +41,8 @@ struct ChannelOptions {
   std::string instance;
   // Where the token came from, for a refusal's log line.
   std::string token_source;
+  // agent.conf `labels`, in the hello.
+  protocol::Labels labels;
 };
 
 struct ChannelHandlers {

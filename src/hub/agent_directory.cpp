@@ -70,12 +70,40 @@ std::vector<AgentRecord> AgentDirectory::list() {
       agents.push_back(std::move(agent));
     }
   }
-  for (auto& agent : agents)
-    agent.labels = labels_of(agent.name);
+  for (auto& agent : agents) {
+    agent.reported_labels = reported_labels_of(agent.name);
+    agent.hub_labels = hub_labels_of(agent.name);
+    agent.labels = protocol::overlay_labels(agent.reported_labels, agent.hub_labels);
+  }
   return agents;
 }
 
 protocol::Labels AgentDirectory::labels_of(const std::string& name) {
+  return protocol::overlay_labels(reported_labels_of(name), hub_labels_of(name));
+}
+
+bool AgentDirectory::set_hub_label(const std::string& name, const std::string& key,
+                                   const std::optional<std::string>& value) {
+  if (!exists(name)) return false;
+  if (value) {
+    store_.execute("INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)", name,
+                   key, *value);
+  } else {
+    store_.execute("DELETE FROM agent_labels WHERE agent = ? AND key = ?", name, key);
+  }
+  return true;
+}
+
+protocol::Labels AgentDirectory::reported_labels_of(const std::string& name) {
+  auto query = store_.statement("SELECT reported_labels FROM agents WHERE name = ?");
+  query.bind(1, name);
+  if (!query.executeStep()) return {};
+  // Written by record_hello from a decoded hello: it parses; if it did not, none.
+  auto labels = protocol::parse_labels(query.getColumn(0).getString());
+  return labels ? *labels : protocol::Labels{};
+}
+
+protocol::Labels AgentDirectory::hub_labels_of(const std::string& name) {
   protocol::Labels labels;
   auto query = store_.statement("SELECT key, value FROM agent_labels WHERE agent = ? ORDER BY key");
   query.bind(1, name);
@@ -99,14 +127,13 @@ std::optional<std::string> AgentDirectory::name_with_token_digest(const std::str
   return query.getColumn(0).getString();
 }
 
-void AgentDirectory::record_hello(const std::string& name, const std::string& version,
-                                  std::optional<uint64_t> outbox_rows,
-                                  std::optional<uint64_t> outbox_bytes) {
+void AgentDirectory::record_hello(const std::string& name, const protocol::AgentHello& hello) {
   const std::string now = core::utc_now();
   store_.execute(
       "UPDATE agents SET version = ?, outbox_rows = ?, outbox_bytes = ?, outbox_reported_at = ?, "
-      "last_seen_at = ? WHERE name = ?",
-      version, outbox_rows, outbox_bytes, now, now, name);
+      "last_seen_at = ?, reported_labels = ? WHERE name = ?",
+      hello.version, hello.outbox_rows, hello.outbox_bytes, now, now,
+      protocol::format_labels(hello.labels), name);
 }
 
 }  // namespace tether::hub

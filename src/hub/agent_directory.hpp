@@ -3,7 +3,10 @@
 //
 // An agent row holds the SHA-256 of its token (never the token), when it
 // was made and last seen, and what its last agent.hello reported (version,
-// outbox depth). Labels come from the registration token it registered with.
+// outbox depth, the labels it says it has). The hub's own labels for it (from
+// the registration token it registered with, and `tether-hub agent label`)
+// are in agent_labels and take precedence over what it reports: an agent
+// cannot drop or change a label the hub gave it (docs/operations.md, Labels).
 // Methods run inside the caller's turn (core::SqliteStore's group commit).
 #pragma once
 
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "hub/hub_store.hpp"
+#include "protocol/frames.hpp"
 #include "protocol/labels.hpp"
 
 namespace tether::hub {
@@ -25,7 +29,9 @@ struct AgentRecord {
   std::optional<int64_t> outbox_rows;
   std::optional<int64_t> outbox_bytes;
   std::string outbox_reported_at;
-  protocol::Labels labels;
+  protocol::Labels labels;           // in effect: reported_labels, then hub_labels over them
+  protocol::Labels reported_labels;  // what its last hello said (agent.conf `labels`)
+  protocol::Labels hub_labels;       // the hub's own
 };
 
 class AgentDirectory {
@@ -43,15 +49,22 @@ class AgentDirectory {
   std::vector<std::string> names();
   // Every agent, by name, with its labels.
   std::vector<AgentRecord> list();
+  // The labels in effect (as AgentRecord::labels).
   protocol::Labels labels_of(const std::string& name);
+  // Sets (`value`) or removes (nothing) one of the hub's own labels of the
+  // agent. False if there is no such agent.
+  bool set_hub_label(const std::string& name, const std::string& key,
+                     const std::optional<std::string>& value);
   std::optional<std::string> token_digest_of(const std::string& name);
   // The agent whose token has this digest.
   std::optional<std::string> name_with_token_digest(const std::string& token_digest);
   // What agent.hello said (docs/protocol.md 4.1), and that it was seen now.
-  void record_hello(const std::string& name, const std::string& version,
-                    std::optional<uint64_t> outbox_rows, std::optional<uint64_t> outbox_bytes);
+  void record_hello(const std::string& name, const protocol::AgentHello& hello);
 
  private:
+  protocol::Labels hub_labels_of(const std::string& name);
+  protocol::Labels reported_labels_of(const std::string& name);
+
   core::SqliteStore& store_;
 };
 

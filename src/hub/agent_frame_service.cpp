@@ -254,7 +254,7 @@ protocol::HubHelloAck AgentFrameService::on_hello(const std::string& agent,
                                                   const std::string& message_id,
                                                   std::vector<protocol::TaskCancel>& cancels) {
   leases_.agent_seen(agent);
-  agents_.record_hello(agent, hello.version, hello.outbox_rows, hello.outbox_bytes);
+  agents_.record_hello(agent, hello);
 
   protocol::HubHelloAck ack;
   ack.related_message_id = message_id;

@@ -11,8 +11,9 @@ namespace tether::hub {
 
 namespace {
 
-// 4: roles and audit (branch roles); 5: task secrets; 6: task limits.
-constexpr int kSchemaVersion = 6;
+// 4: roles and audit (branch roles); 5: task secrets; 6: task limits;
+// 7: labels agents report.
+constexpr int kSchemaVersion = 7;
 
 // The tables version 3 added: written once, for new databases (full_schema)
 // and for the upgrade from version 2.
@@ -103,7 +104,8 @@ CREATE TABLE IF NOT EXISTS agents (
   version            TEXT,
   outbox_rows        INTEGER,
   outbox_bytes       INTEGER,
-  outbox_reported_at TEXT
+  outbox_reported_at TEXT,
+  reported_labels    TEXT NOT NULL DEFAULT ''  -- its last hello's labels: key=value,...
 );
 
 CREATE TABLE IF NOT EXISTS tasks (
@@ -207,6 +209,9 @@ const std::string& upgrade_to_5() {
 // Version 5 had no task limits.
 constexpr const char* kUpgradeTo6 =
     "ALTER TABLE tasks ADD COLUMN limits_json TEXT NOT NULL DEFAULT '{}';";
+// Version 6 had no labels reported by agents.
+constexpr const char* kUpgradeTo7 =
+    "ALTER TABLE agents ADD COLUMN reported_labels TEXT NOT NULL DEFAULT '';";
 
 }  // namespace
 
@@ -231,8 +236,9 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   options.sync_full = sync == SyncMode::kFull;
   options.busy_timeout_ms = busy_timeout_ms;
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
-  const char* const upgrades[] = {kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(),
-                                  upgrade_to_5().c_str(), kUpgradeTo6};
+  const char* const upgrades[] = {
+      kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(), upgrade_to_5().c_str(),
+      kUpgradeTo6, kUpgradeTo7};
   if (auto schema = (*store)->apply_schema(full_schema().c_str(), kSchemaVersion, upgrades);
       !schema)
     return schema.error();

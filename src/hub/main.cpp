@@ -16,6 +16,7 @@
 #include "core/secret_file.hpp"
 #include "core/service_notifier.hpp"
 #include "core/signal_set.hpp"
+#include "hub/agent_commands.hpp"
 #include "hub/audit_log.hpp"
 #include "hub/database_owner.hpp"
 #include "hub/hub.hpp"
@@ -47,6 +48,9 @@ constexpr const char* kUsage =
     "  agent add NAME --data-dir DIR [--output FILE]     register an agent by hand; its token\n"
     "  agent rotate NAME --data-dir DIR [--output FILE]  a new token; the old one stops working\n"
     "  agent list --data-dir DIR\n"
+    "  agent label NAME key=value... key-... --data-dir DIR\n"
+    "      set or remove (key-) the hub's own labels of an agent; they take precedence\n"
+    "      over those the agent reports (agent.conf labels)\n"
     "  token create --name NAME --role admin|operator|viewer [--agents 'web-*,db-1']\n"
     "        --data-dir DIR [--output FILE]\n"
     "      an operator token; --agents limits an operator to agents matching the patterns\n"
@@ -274,32 +278,6 @@ int registration_token_command(const Flags& flags, Local local) {
   return usage_error("unknown command");
 }
 
-// agent add|rotate|list.
-int agent_command(const Flags& flags, hub::AgentDirectory& agents, Local local) {
-  const auto& words = flags.positional;
-  if (words.size() == 3 && (words[1] == "add" || words[1] == "rotate")) {
-    auto token =
-        words[1] == "add" ? local.tokens.add_agent(words[2]) : local.tokens.rotate_agent(words[2]);
-    if (!token) {
-      std::fprintf(stderr, "tether-hub: %s\n", token.error().message.c_str());
-      return 1;
-    }
-    local.audit.record(hub::local_actor(), {"agent." + words[1], words[2], "{}", {}});
-    return hub::hand_out_token(local.store, flags.output, *token, "the token of agent " + words[2],
-                               local.owner);
-  }
-  if (words.size() == 2 && words[1] == "list") {
-    std::printf("%-32s %-26s %-26s %s\n", "NAME", "CREATED", "LAST SEEN", "LABELS");
-    for (const auto& agent : agents.list()) {
-      std::printf("%-32s %-26s %-26s %s\n", agent.name.c_str(), agent.created_at.c_str(),
-                  agent.last_seen_at.empty() ? "never" : agent.last_seen_at.c_str(),
-                  protocol::format_labels(agent.labels).c_str());
-    }
-    return 0;
-  }
-  return usage_error("unknown command");
-}
-
 int run_local_command(const Flags& flags) {
   const auto& words = flags.positional;
   if (flags.options.data_dir.empty()) return usage_error("--data-dir is required");
@@ -328,7 +306,11 @@ int run_local_command(const Flags& flags) {
   hub::TokenStore tokens(**store, agents);
   hub::AuditLog audit(**store);
   const Local local{**store, tokens, audit, owner};
-  if (words[0] == "agent") return agent_command(flags, agents, local);
+  if (words[0] == "agent") {
+    auto status =
+        hub::run_agent_command({words, flags.output}, **store, agents, tokens, audit, owner);
+    return status ? *status : usage_error(status.error().message);
+  }
   if (words[0] == "registration-token") return registration_token_command(flags, local);
   auto status = hub::run_token_command({words, flags.output, flags.name, flags.role, flags.agents},
                                        **store, tokens, audit, owner);

@@ -354,6 +354,8 @@ void OperatorRoutes::list_agents(const Exchange& exchange, const Caller& caller)
     agent.version = row.version;
     agent.created_at = row.created_at;
     agent.labels = row.labels;
+    agent.reported_labels = row.reported_labels;
+    agent.hub_labels = row.hub_labels;
     agent.running_attempts = tasks_.active_attempts_of(row.name).size();
     if (row.outbox_rows) agent.outbox_rows = static_cast<uint64_t>(*row.outbox_rows);
     if (row.outbox_bytes) agent.outbox_bytes = static_cast<uint64_t>(*row.outbox_bytes);

@@ -148,6 +148,8 @@ Result<AgentHello> read_hello(const JsonObjectReader& object) {
   }
   TETHER_TRY(partial, object.optional_bool("partial"));
   hello.partial = partial->value_or(false);
+  TETHER_TRY(labels, read_labels(object, "labels"));
+  hello.labels = std::move(*labels);
   return hello;
 }
 

@@ -49,6 +49,10 @@ void write_body(JsonWriter& json, const AgentHello& hello) {
   if (hello.outbox_bytes) json.field("outbox_bytes", *hello.outbox_bytes);
   if (!hello.instance.empty()) json.field("instance", hello.instance);
   if (hello.partial) json.field("partial", true);
+  if (!hello.labels.empty()) {
+    json.key("labels");
+    write_labels(json, hello.labels);
+  }
 }
 
 void write_body(JsonWriter& json, const TaskStarted& started) {

@@ -14,6 +14,7 @@
 
 #include "core/result.hpp"
 #include "protocol/attempt_report.hpp"
+#include "protocol/labels.hpp"
 
 namespace tether::protocol {
 
@@ -54,6 +55,9 @@ struct AgentHello {
   // The lists were cut to fit one message (section 4.1): what is left out
   // is still held, and nothing may be concluded from its absence.
   bool partial = false;
+  // What the agent says of itself (agent.conf `labels`, protocol/labels.hpp);
+  // the control plane's own labels for it take precedence (docs/protocol.md 4.1).
+  Labels labels;
 };
 
 struct TaskStarted {

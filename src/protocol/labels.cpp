@@ -56,6 +56,46 @@ Result<Labels> parse_labels(std::string_view text) {
   return labels;
 }
 
+Result<Labels> read_labels(const JsonObjectReader& object, const char* field) {
+  Labels labels;
+  const rapidjson::Value* value = object.find(field);
+  if (!value || value->IsNull()) return labels;
+  if (!value->IsObject()) {
+    return object.field_error(
+        field, std::string("expected an object of strings, got ") + json_type_name(*value));
+  }
+  if (value->MemberCount() > kMaxLabels) {
+    return object.field_error(field, "more than " + std::to_string(kMaxLabels) + " labels");
+  }
+  for (const auto& member : value->GetObject()) {
+    const std::string key(member.name.GetString(), member.name.GetStringLength());
+    if (!member.value.IsString()) {
+      return object.field_error(field, "'" + key + "': expected a string value");
+    }
+    const std::string text(member.value.GetString(), member.value.GetStringLength());
+    if (!valid_part(key, true) || !valid_part(text, false)) {
+      return object.field_error(field, "label '" + key + "=" + text +
+                                           "': keys are 1 to 63 of A-Z a-z 0-9 . _ - starting "
+                                           "with a letter or digit, values 0 to 63 of the same");
+    }
+    labels[key] = text;
+  }
+  return labels;
+}
+
+void write_labels(JsonWriter& json, const Labels& labels) {
+  json.begin_object();
+  for (const auto& [key, value] : labels)
+    json.field(key, value);
+  json.end_object();
+}
+
+Labels overlay_labels(Labels base, const Labels& over) {
+  for (const auto& [key, value] : over)
+    base[key] = value;
+  return base;
+}
+
 std::string format_labels(const Labels& labels) {
   std::string text;
   for (const auto& [key, value] : labels)

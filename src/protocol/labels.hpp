@@ -13,15 +13,29 @@
 #include <string_view>
 
 #include "core/result.hpp"
+#include "protocol/json_reader.hpp"
+#include "protocol/json_writer.hpp"
 
 namespace tether::protocol {
 
 using Labels = std::map<std::string, std::string>;
+
+// At most this many labels on one agent (hello, agent.conf, the hub's own).
+inline constexpr size_t kMaxLabels = 64;
 
 // Errors: "invalid_labels", naming the pair and what is wrong with it.
 // An empty text is no labels.
 Result<Labels> parse_labels(std::string_view text);
 // "key=value,key=value", sorted by key; parse_labels reads it back.
 std::string format_labels(const Labels& labels);
+
+// The member `field` of `object`, a JSON object of strings ({"role":"web"}),
+// each pair checked by the rules above; absent or null: no labels. Errors
+// (JsonObjectReader::field_error) name the field and the pair.
+Result<Labels> read_labels(const JsonObjectReader& object, const char* field);
+// The labels as a JSON object (a value: write the key first).
+void write_labels(JsonWriter& json, const Labels& labels);
+// `base` with `over` on top: a key in both takes over's value.
+Labels overlay_labels(Labels base, const Labels& over);
 
 }  // namespace tether::protocol

@@ -222,17 +222,12 @@ Result<AgentView> read_agent_view(const JsonObjectReader& object) {
   agent.created_at = std::move(*created);
   TETHER_TRY(running, object.optional_uint("running_attempts"));
   agent.running_attempts = running->value_or(0);
-  TETHER_TRY(labels, object.optional_object("labels"));
-  if (*labels) {
-    for (const auto& member : (*labels)->GetObject()) {
-      if (!member.value.IsString()) {
-        return make_error(Errc::kProtocol, "invalid_field",
-                          object.path() + ".labels: expected string values");
-      }
-      agent.labels[std::string(member.name.GetString(), member.name.GetStringLength())] =
-          std::string(member.value.GetString(), member.value.GetStringLength());
-    }
-  }
+  TETHER_TRY(labels, read_labels(object, "labels"));
+  agent.labels = std::move(*labels);
+  TETHER_TRY(reported, read_labels(object, "reported_labels"));
+  agent.reported_labels = std::move(*reported);
+  TETHER_TRY(hub_labels, read_labels(object, "hub_labels"));
+  agent.hub_labels = std::move(*hub_labels);
   TETHER_TRY(outbox, object.optional_object("outbox"));
   if (*outbox) {
     JsonObjectReader depth(**outbox, object.path() + ".outbox");
@@ -266,10 +261,11 @@ void write_agent_view(JsonWriter& json, const AgentView& agent) {
   json.field("version", agent.version);
   json.field("created_at", agent.created_at);
   json.key("labels");
-  json.begin_object();
-  for (const auto& [key, value] : agent.labels)
-    json.field(key, value);
-  json.end_object();
+  write_labels(json, agent.labels);
+  json.key("reported_labels");
+  write_labels(json, agent.reported_labels);
+  json.key("hub_labels");
+  write_labels(json, agent.hub_labels);
   json.field("running_attempts", agent.running_attempts);
   json.key("outbox");
   json.begin_object();

@@ -89,7 +89,9 @@ struct AgentView {
   std::string last_seen_at;  // empty: never
   std::string version;       // what its last agent.hello said; empty: none yet
   std::string created_at;
-  Labels labels;
+  Labels labels;           // in effect: reported_labels with hub_labels over them
+  Labels reported_labels;  // what the agent's hello said
+  Labels hub_labels;       // the hub's own (registration token, tether-hub agent label)
   uint64_t running_attempts = 0;
   std::optional<uint64_t> outbox_rows, outbox_bytes;  // its last hello's report
   std::string outbox_reported_at;

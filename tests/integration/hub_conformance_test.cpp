@@ -660,7 +660,9 @@ TEST_CASE("frames before hello are refused; cancel reaches the agent", "[hub]") 
     auto refused = expect<ErrorFrame>(co_await agent.receive());
     CHECK(refused.code == "hello_required");
     CHECK(refused.retryable);
-    agent.send(protocol::AgentHello{"test", {}, {}, {}, {}, std::nullopt, std::nullopt, ""});
+    protocol::AgentHello hello;
+    hello.version = "test";
+    agent.send(hello);
     expect<protocol::HubHelloAck>(co_await agent.receive());
     const auto task_id = co_await op.submit(submit_body("edge-1"));
     auto spec = co_await dispatch(agent);

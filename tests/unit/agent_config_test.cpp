@@ -69,6 +69,7 @@ TEST_CASE("a config file sets every key; flags override it") {
                                          "outbox_sync = full\n"
                                          "poll_wait_s = 5\n"
                                          "shutdown_grace_s = 3\n"
+                                         "labels = role=web, region=eu\n"
                                          "\n"
                                          "log_level = debug\n");
   auto config = load_agent_config({"--config", file, "--chunk-bytes", "4096"});
@@ -86,6 +87,7 @@ TEST_CASE("a config file sets every key; flags override it") {
   CHECK(config->poll_wait_s == 5);
   CHECK(config->shutdown_grace_s == 3);
   CHECK(config->log_level == core::LogLevel::kDebug);
+  CHECK(config->labels == protocol::Labels{{"region", "eu"}, {"role", "web"}});
 }
 
 TEST_CASE("defaults are the documented ones") {
@@ -126,6 +128,13 @@ TEST_CASE("config errors name the file, the line, the key and the reason") {
     const std::string file = dir.write("c", head + "outbox_full_policy = drop-newest\n");
     CHECK(error_of({"--config", file}) ==
           file + ":4: outbox_full_policy: expected drop-oldest or block");
+  }
+  SECTION("labels that break the label rule") {
+    const std::string file = dir.write("c", head + "labels = role=web, region=eu/west\n");
+    CHECK(error_of({"--config", file}) ==
+          file +
+              ":4: labels: label 'region=eu/west': the value must be 0 to 63 of A-Z a-z 0-9 "
+              ". _ -");
   }
   SECTION("a line without =") {
     const std::string file = dir.write("c", head + "verbose\n");

@@ -781,7 +781,7 @@ TEST_CASE("secrets that do not open with the hub's key fail their task at dispat
 }
 
 TEST_CASE(
-    "a version 4 hub.db is upgraded to 6: tasks keep their rows, secrets and limits their place",
+    "a version 4 hub.db is upgraded to 7: tasks keep their rows, secrets and limits their place",
     "[agent_frame_service][secrets][store]") {
   test::TempDir dir("tether-upgrade");
   {
@@ -792,11 +792,11 @@ TEST_CASE(
         "INSERT INTO tasks (id, agent, state, command_json, env_json, created_at, updated_at) "
         "VALUES ('t-old', 'edge-1', 'queued', '{\"argv\":[\"true\"]}', '{}', 'a', 'b');"
         "DROP TABLE task_secrets; ALTER TABLE tasks DROP COLUMN secret_names;"
-        "ALTER TABLE tasks DROP COLUMN limits_json;"
+        "ALTER TABLE tasks DROP COLUMN limits_json; ALTER TABLE agents DROP COLUMN reported_labels;"
         "UPDATE schema_version SET version = 4;");
   }
   auto store = test::open_test_hub_store(dir.path);
-  CHECK(count_of(*store, "SELECT version FROM schema_version") == 6);
+  CHECK(count_of(*store, "SELECT version FROM schema_version") == 7);
   CHECK(count_of(*store, "SELECT count(*) FROM task_secrets") == 0);
   hub::TaskRepository tasks(*store);
   auto old = tasks.find_task("t-old");

@@ -65,6 +65,12 @@ TEST_CASE("every frame type round-trips through the codec", "[frames]") {
   CHECK(got_hello.unacked_finals.at(0).attempt_id == "t-0-a2");
   CHECK(got_hello.outbox_rows == 7u);
   CHECK_FALSE(got_hello.outbox_bytes);
+  CHECK(got_hello.labels.empty());
+  hello.labels = {{"role", "web"}, {"region", "eu"}};
+  CHECK_THAT(encode_frame(frame_of(hello)),
+             Catch::Contains(R"("labels":{"region":"eu","role":"web"})"));
+  auto labelled = round_trip<AgentHello>(hello);
+  CHECK(labelled.labels == hello.labels);
 
   auto started =
       round_trip<TaskStarted>(TaskStarted{{"t-1", "t-1-a1"}, {4242, "2026-11-22T05:12:00Z"}});
@@ -179,6 +185,12 @@ TEST_CASE("malformed frames are rejected with the field named", "[frames]") {
   };
   const std::vector<Case> cases = {
       {"not json", "invalid_frame", "invalid JSON"},
+      {R"({"v":1,"type":"agent.hello","message_id":"m","version":"1","labels":{"role":"web/x"}})",
+       "invalid_frame", "frame.labels: label 'role=web/x': keys are 1 to 63"},
+      {R"({"v":1,"type":"agent.hello","message_id":"m","version":"1","labels":["role=web"]})",
+       "invalid_frame", "frame.labels: expected an object of strings, got array"},
+      {R"({"v":1,"type":"agent.hello","message_id":"m","version":"1","labels":{"role":1}})",
+       "invalid_frame", "frame.labels: 'role': expected a string value"},
       {"[]", "invalid_frame", "expected a JSON object"},
       // Found by fuzz_frame: RapidJSON decodes a lone low surrogate escape
       // to bytes that are not UTF-8, which no JSON encoder can send on.
