@@ -1,18 +1,20 @@
 #include "protocol/labels.hpp"
 
-#include <cctype>
-
 namespace tether::protocol {
 
 namespace {
 
-bool label_character(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+constexpr size_t kMaxLength = 63;
+
+bool letter_or_digit(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-bool valid_part(std::string_view text, bool is_key) {
-  if (text.size() > 63 || (is_key && text.empty())) return false;
-  if (is_key && !std::isalnum(static_cast<unsigned char>(text.front()))) return false;
+bool label_character(char c) {
+  return letter_or_digit(c) || c == '.' || c == '_' || c == '-';
+}
+
+bool label_characters(std::string_view text) {
   for (char c : text) {
     if (!label_character(c)) return false;
   }
@@ -20,6 +22,15 @@ bool valid_part(std::string_view text, bool is_key) {
 }
 
 }  // namespace
+
+bool is_label_key(std::string_view text) {
+  return !text.empty() && text.size() <= kMaxLength && letter_or_digit(text.front()) &&
+         label_characters(text);
+}
+
+bool is_label_value(std::string_view text) {
+  return text.size() <= kMaxLength && label_characters(text);
+}
 
 Result<Labels> parse_labels(std::string_view text) {
   Labels labels;
@@ -39,15 +50,13 @@ Result<Labels> parse_labels(std::string_view text) {
     }
     const std::string_view key = pair.substr(0, equals);
     const std::string_view value = pair.substr(equals + 1);
-    if (!valid_part(key, true)) {
+    if (!is_label_key(key)) {
       return make_error(Errc::kInvalid, "invalid_labels",
-                        "label " + shown +
-                            ": the key must be 1 to 63 of A-Z a-z 0-9 . _ - starting with a "
-                            "letter or digit");
+                        "label " + shown + ": the key must be " + std::string(kLabelKeyRule));
     }
-    if (!valid_part(value, false)) {
+    if (!is_label_value(value)) {
       return make_error(Errc::kInvalid, "invalid_labels",
-                        "label " + shown + ": the value must be 0 to 63 of A-Z a-z 0-9 . _ -");
+                        "label " + shown + ": the value must be " + std::string(kLabelValueRule));
     }
     if (!labels.emplace(std::string(key), std::string(value)).second) {
       return make_error(Errc::kInvalid, "invalid_labels", "label " + shown + ": key given twice");
@@ -73,10 +82,10 @@ Result<Labels> read_labels(const JsonObjectReader& object, const char* field) {
       return object.field_error(field, "'" + key + "': expected a string value");
     }
     const std::string text(member.value.GetString(), member.value.GetStringLength());
-    if (!valid_part(key, true) || !valid_part(text, false)) {
-      return object.field_error(field, "label '" + key + "=" + text +
-                                           "': keys are 1 to 63 of A-Z a-z 0-9 . _ - starting "
-                                           "with a letter or digit, values 0 to 63 of the same");
+    if (!is_label_key(key) || !is_label_value(text)) {
+      return object.field_error(field, "label '" + key + "=" + text + "': keys are " +
+                                           std::string(kLabelKeyRule) + ", values " +
+                                           std::string(kLabelValueRule));
     }
     labels[key] = text;
   }

@@ -5,7 +5,7 @@
 // 63 characters of A-Z a-z 0-9 . _ - starting with a letter or digit; a
 // value is 0 to 63 of the same (the rule Kubernetes applies to label
 // names and values). Keys are unique; the list is kept sorted by key.
-// Selectors over labels come with fan-out runs (docs/protocol.md).
+// Selectors that pick agents by their labels: selector.hpp.
 #pragma once
 
 #include <map>
@@ -22,6 +22,15 @@ using Labels = std::map<std::string, std::string>;
 
 // At most this many labels on one agent (hello, agent.conf, the hub's own).
 inline constexpr size_t kMaxLabels = 64;
+// The rule of keys and values, for labels and for selectors (selector.hpp),
+// said in words for error messages.
+inline constexpr std::string_view kLabelKeyRule =
+    "1 to 63 of A-Z a-z 0-9 . _ - starting with a letter or digit";
+inline constexpr std::string_view kLabelValueRule = "0 to 63 of A-Z a-z 0-9 . _ -";
+// Whether `text` follows kLabelKeyRule (ASCII only, whatever the locale).
+bool is_label_key(std::string_view text);
+// Whether `text` follows kLabelValueRule; "" is a value.
+bool is_label_value(std::string_view text);
 
 // Errors: "invalid_labels", naming the pair and what is wrong with it.
 // An empty text is no labels.
