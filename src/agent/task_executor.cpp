@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "protocol/task_target.hpp"
+
 namespace tether::agent {
 
 using protocol::AttemptStatus;
@@ -20,13 +22,8 @@ core::Co<FinalReport> TaskExecutor::execute(protocol::TaskSpec task, AttemptSink
     co_return final_without_process(AttemptStatus::kRejected,
                                     "attempt " + task.attempt_id + " is already running here");
   }
-  if (!task.target.empty()) {
-    if (auto holder = target_holders_.find(task.target); holder != target_holders_.end()) {
-      co_return final_without_process(
-          AttemptStatus::kRejected,
-          "target '" + task.target + "' is held by attempt " + holder->second);
-    }
-    target_holders_.emplace(task.target, task.attempt_id);
+  if (auto refusal = target_refusal(task.target); !refusal.empty()) {
+    co_return final_without_process(AttemptStatus::kRejected, refusal);
   }
   auto& attempt = *attempts_.emplace(task.attempt_id, std::make_unique<Attempt>()).first->second;
   attempt.target = task.target;
@@ -44,9 +41,21 @@ core::Co<FinalReport> TaskExecutor::execute(protocol::TaskSpec task, AttemptSink
   if (report.status == AttemptStatus::kCancelled && !attempt.cancel_reason.empty()) {
     report.error += " (reason: " + attempt.cancel_reason + ")";
   }
-  if (!attempt.target.empty()) target_holders_.erase(attempt.target);
   attempts_.erase(task.attempt_id);
   co_return report;
+}
+
+std::string TaskExecutor::target_refusal(const std::string& target) const {
+  // A scan, not an index: an agent admits at most max_concurrent_tasks
+  // attempts at a time in practice (its poller asks for work only when a
+  // slot is free), so there are only a handful of held targets to compare.
+  for (const auto& [attempt_id, held] : attempts_) {
+    if (!protocol::targets_conflict(target, held->target)) continue;
+    if (held->target == target) return "target '" + target + "' is held by attempt " + attempt_id;
+    return "target '" + target + "' conflicts with target '" + held->target + "' held by attempt " +
+           attempt_id;
+  }
+  return {};
 }
 
 bool TaskExecutor::cancel(const std::string& attempt_id, const std::string& reason) {

@@ -3,8 +3,10 @@
 //   - at most max_concurrent_tasks run at once; later ones wait for a slot in
 //     arrival order (the agent's poller only asks for work when a slot is free,
 //     so in practice nothing waits long);
-//   - two attempts with the same non-empty target never overlap: the second is
-//     rejected at once, naming the attempt that holds the target;
+//   - two attempts with conflicting targets (protocol/task_target.hpp: equal,
+//     or one an ancestor of the other, "app" and "app/web") are never admitted
+//     together: the later one is rejected at once, naming the targets and
+//     the attempt that holds the other;
 //   - cancel(attempt_id, reason) reaches an attempt whether it is waiting for
 //     a slot or running.
 #pragma once
@@ -44,16 +46,21 @@ class TaskExecutor {
 
  private:
   struct Attempt {
-    std::string target;
+    std::string target;  // empty: holds nothing
     core::CancellationSource cancel;
     std::string cancel_reason;
   };
 
+  // Why an attempt with `target` may not be admitted now (it conflicts with
+  // an admitted attempt's target, docs/protocol.md 3), for its final's
+  // error; empty when it may.
+  std::string target_refusal(const std::string& target) const;
+
   ExecutorOptions options_;
   core::AsyncSemaphore slots_;
   AttemptRunner runner_;
+  // Admitted attempts by id; their targets are held from admission to the end.
   std::unordered_map<std::string, std::unique_ptr<Attempt>> attempts_;
-  std::unordered_map<std::string, std::string> target_holders_;  // target -> attempt id
   size_t running_ = 0;
 };
 

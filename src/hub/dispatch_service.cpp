@@ -2,7 +2,9 @@
 
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
+#include "hub/held_targets.hpp"
 #include "hub/tokens.hpp"
+#include "protocol/task_target.hpp"
 
 namespace tether::hub {
 
@@ -12,8 +14,11 @@ Result<TaskRecord> DispatchService::submit(const protocol::SubmitRequest& reques
   spec.attempt_id = spec.task_id + "-a1";
   if (auto valid = protocol::validate_task(spec); !valid) return valid.error();
   if (!spec.target.empty() && request.reject_on_conflict) {
-    if (auto holder = tasks_.active_task_with_target(request.agent, spec.target, false)) {
-      return make_error(Errc::kState, "target_busy", *holder);
+    // One query, then the holders in age order: the oldest one is named.
+    for (const auto& holder : tasks_.target_holders(request.agent, true)) {
+      if (protocol::targets_conflict(spec.target, holder.target)) {
+        return make_error(Errc::kState, "target_busy", holder.task_id);
+      }
     }
   }
   TaskRecord task;
@@ -79,9 +84,18 @@ int DispatchService::end_tasks_of_removed_agent(const std::string& agent) {
 
 std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::string& agent,
                                                                  const std::string& instance) {
+  // A queued task waits while its target conflicts with that of a task
+  // dispatched or running, or of an older task still queued: tasks with
+  // conflicting targets start in the order they were submitted (a queued
+  // "app" is not overtaken by each "app/web" submitted after it), the others
+  // in queue order as soon as their targets are free.
+  HeldTargets held;
+  for (const auto& holder : tasks_.target_holders(agent, false))
+    held.add(holder.target);
   for (auto& task : tasks_.queued_tasks(agent)) {
-    if (!task.target.empty() && tasks_.active_task_with_target(agent, task.target, true)) {
-      continue;  // its target is held by a dispatched or running task
+    if (held.conflicts(task.target)) {
+      held.add(task.target);
+      continue;
     }
     AttemptRecord attempt;
     attempt.number = task.attempts_made + 1;
@@ -95,6 +109,7 @@ std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::stri
     auto spec = spec_for(task, attempt.id);
     if (!spec) {
       core::log_error("tasks", task.id + " cannot be dispatched: " + spec.error().message);
+      held.add(task.target);  // still queued: it keeps its place
       continue;
     }
     auto secrets = secrets_.load(task.id);

@@ -2,8 +2,9 @@
 //
 // Submit and cancel (the operator API), ending the tasks of a removed agent,
 // and choosing the next task for an agent's long poll (docs/protocol.md 3),
-// with targets exclusive per agent. Every state change goes through
-// TaskTransitions.
+// with targets exclusive per agent: no two tasks of an agent with
+// conflicting targets (protocol/task_target.hpp) are dispatched or running
+// at once. Every state change goes through TaskTransitions.
 #pragma once
 
 #include <optional>
@@ -22,8 +23,10 @@ class DispatchService {
   DispatchService(TaskRepository& tasks, TaskSecrets& secrets, TaskTransitions& transitions)
       : tasks_(tasks), secrets_(secrets), transitions_(transitions) {}
 
-  // Errors: "target_busy" (message names the active task), "invalid_field"
-  // (the spec's field), "seal_failed". The agent's existence is the
+  // Errors: "target_busy" with on_conflict reject, when a queued, dispatched
+  // or running task of the agent holds a conflicting target (the message is
+  // the oldest such task's id), "invalid_field" (the spec's field),
+  // "seal_failed". The agent's existence is the
   // caller's to check. The spec's secrets are stored sealed (TaskSecrets);
   // the record holds their names.
   Result<TaskRecord> submit(const protocol::SubmitRequest& request);
@@ -38,6 +41,9 @@ class DispatchService {
   // its secrets' values; `instance` is the agent process that polled (empty
   // if it did not say), remembered with the attempt. A queued task whose
   // secrets do not decrypt with this hub's key fails instead, saying why.
+  // The next task is the oldest queued one whose target (if any) conflicts
+  // with no dispatched or running task's, nor with an older queued task's
+  // (docs/protocol.md 3): conflicting tasks start in submission order.
   std::optional<protocol::TaskSpec> dispatch_next(const std::string& agent,
                                                   const std::string& instance);
   // See TaskTransitions::retract_dispatch.

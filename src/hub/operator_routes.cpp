@@ -51,6 +51,31 @@ void write_task(protocol::JsonWriter& json, const TaskRecord& task,
   protocol::write_task_view(json, view);
 }
 
+// The 409 answer to a submit with on_conflict reject: names both targets
+// when the holder's is not the same (docs/protocol.md 3: "app" and "app/web"
+// conflict), and the holder's id in `active_task_id`.
+std::string target_busy_body(const protocol::SubmitRequest& request, const std::string& holder_id,
+                             const std::optional<TaskRecord>& holder) {
+  const std::string& target = request.spec.target;
+  std::string message = "target '" + target + "' of agent " + request.agent;
+  if (holder && holder->target != target) {
+    message += " conflicts with target '" + holder->target + "' held by task " + holder_id;
+  } else {
+    message += " is held by task " + holder_id;
+  }
+  protocol::JsonWriter json;
+  json.begin_object();
+  json.key("error");
+  json.begin_object();
+  json.field("code", "target_busy");
+  json.field("message", message);
+  json.field("retryable", true);
+  json.field("active_task_id", holder_id);
+  json.end_object();
+  json.end_object();
+  return json.str();
+}
+
 }  // namespace
 
 OperatorRoutes::OperatorRoutes(const HubParts& parts, size_t max_event_streams)
@@ -80,18 +105,9 @@ void OperatorRoutes::submit(const Exchange& exchange, const Caller& caller) {
   auto task = dispatch_.submit(*request);
   if (!task) {
     if (task.error().code == "target_busy") {
-      protocol::JsonWriter json;
-      json.begin_object();
-      json.key("error");
-      json.begin_object();
-      json.field("code", "target_busy");
-      json.field("message", "target '" + request->spec.target + "' of agent " + request->agent +
-                                " is held by task " + task.error().message);
-      json.field("retryable", true);
-      json.field("active_task_id", task.error().message);
-      json.end_object();
-      json.end_object();
-      exchange->respond(json_response(409, json.str()));
+      const std::string& holder_id = task.error().message;
+      exchange->respond(
+          json_response(409, target_busy_body(*request, holder_id, tasks_.find_task(holder_id))));
       return;
     }
     respond_error(exchange, 400, task.error().code, task.error().message);

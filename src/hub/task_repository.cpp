@@ -187,18 +187,18 @@ std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent) {
   return tasks;
 }
 
-std::optional<std::string> TaskRepository::active_task_with_target(const std::string& agent,
-                                                                   const std::string& target,
-                                                                   bool running_only) {
+std::vector<TargetHolder> TaskRepository::target_holders(const std::string& agent,
+                                                         bool with_queued) {
   auto query = store_.statement(
-      running_only ? "SELECT id FROM tasks WHERE agent = ? AND target = ? AND state IN "
-                     "('dispatched', 'running') ORDER BY created_at, rowid LIMIT 1"
-                   : "SELECT id FROM tasks WHERE agent = ? AND target = ? AND state IN "
-                     "('queued', 'dispatched', 'running') ORDER BY created_at, rowid LIMIT 1");
+      with_queued ? "SELECT id, target FROM tasks WHERE agent = ? AND target != '' AND state IN "
+                    "('queued', 'dispatched', 'running') ORDER BY created_at, rowid"
+                  : "SELECT id, target FROM tasks WHERE agent = ? AND target != '' AND state IN "
+                    "('dispatched', 'running') ORDER BY created_at, rowid");
   query.bind(1, agent);
-  query.bind(2, target);
-  if (!query.executeStep()) return std::nullopt;
-  return query.getColumn(0).getString();
+  std::vector<TargetHolder> holders;
+  while (query.executeStep())
+    holders.push_back({query.getColumn(0).getString(), query.getColumn(1).getString()});
+  return holders;
 }
 
 void TaskRepository::write_task_state(const std::string& id, TaskState state) {

@@ -41,6 +41,12 @@ struct TaskRecord {
   std::string updated_at;
 };
 
+// A task and the target it holds (protocol/task_target.hpp).
+struct TargetHolder {
+  std::string task_id;
+  std::string target;
+};
+
 enum class AttemptState { kDispatched, kRunning, kFinished, kLost };
 std::string_view to_string(AttemptState state);
 
@@ -74,9 +80,10 @@ class TaskRepository {
       const std::function<bool(const std::string& agent)>& visible = nullptr);
   // Queued tasks of an agent, oldest first.
   std::vector<TaskRecord> queued_tasks(const std::string& agent);
-  // A queued, dispatched or running task of `agent` holding `target`.
-  std::optional<std::string> active_task_with_target(const std::string& agent,
-                                                     const std::string& target, bool running_only);
+  // The tasks of `agent` with a non-empty target in state dispatched or
+  // running, and with `with_queued` in state queued too; oldest first. Which
+  // of them conflict with a target is protocol::targets_conflict's to say.
+  std::vector<TargetHolder> target_holders(const std::string& agent, bool with_queued);
   void write_task_state(const std::string& id, TaskState state);
   void set_current_attempt(const std::string& id, const std::string& attempt_id, int attempts_made);
   void set_cancel_requested(const std::string& id, const std::string& reason);

@@ -43,6 +43,9 @@ void TaskTransitions::transition(TaskRecord& task, TaskState to, const std::stri
   tasks_.write_task_state(task.id, to);
   task.state = to;
   if (is_terminal(to)) secrets_.erase(task.id);
+  // Its target is free now: a task of the agent that waits for it (one with
+  // a conflicting target, queued later) may go at once, not at the next poll.
+  if (is_terminal(to) && !task.target.empty()) wake_after_commit(task.agent);
   publish_after_commit(events_.append_status(
       task.id, attempt_id, to_string(to),
       protocol::status_event_json(task.id, to_string(to), attempt_id, note, core::utc_now())));

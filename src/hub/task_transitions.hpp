@@ -7,7 +7,8 @@
 // (operator commands), AgentFrameService (agent frames) and LeaseKeeper
 // (leases) all come here.
 //
-// What must reach agents (a cancel, a wake for a queued task) goes out
+// What must reach agents (a cancel, a wake for a queued task or a freed
+// target) goes out
 // through the AgentNotifier after the turn has committed, never before.
 //
 // A task that reaches a terminal state has its secrets deleted here, in the
@@ -54,7 +55,8 @@ class TaskTransitions {
   void created(const TaskRecord& task);
   // Moves `task` to `to`; throws std::logic_error for an illegal change (a
   // bug: callers check first). `note` goes into the status event and the log.
-  // A terminal `to` deletes the task's secrets.
+  // A terminal `to` deletes the task's secrets, and wakes the agent's poll
+  // when the task had a target (a task waiting for it may go now).
   void transition(TaskRecord& task, TaskState to, const std::string& attempt_id,
                   const std::string& note);
   // Queues `task` again (its attempt ended without a result) and wakes its agent.

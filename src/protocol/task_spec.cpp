@@ -109,8 +109,8 @@ Result<void> validate_task(const TaskSpec& task) {
   if (task.timeout_s > kMaxTimeoutSeconds) {
     return invalid("timeout_s", "at most " + std::to_string(kMaxTimeoutSeconds) + " (7 days)");
   }
-  if (task.target.size() > kMaxTargetLength || has_nul(task.target)) {
-    return invalid("target", "at most " + std::to_string(kMaxTargetLength) + " bytes, no NUL");
+  if (auto problem = target_problem(task.target); !problem.empty()) {
+    return invalid("target", problem);
   }
   return validate_limits(task.limits);
 }

@@ -14,12 +14,12 @@
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/task_limits.hpp"
+#include "protocol/task_target.hpp"
 
 namespace tether::protocol {
 
 // Limits that keep a hostile or broken task from exhausting the agent.
 inline constexpr size_t kMaxIdLength = 128;
-inline constexpr size_t kMaxTargetLength = 256;
 inline constexpr size_t kMaxArgvEntries = 4096;
 inline constexpr size_t kMaxEnvEntries = 1024;
 // Secrets (docs/protocol.md 3): the agent looks for every value in the
@@ -42,7 +42,7 @@ struct TaskSpec {
   std::map<std::string, std::string> secrets;
   std::string cwd;         // empty: the agent's working directory
   uint64_t timeout_s = 0;  // 0: no timeout
-  std::string target;      // empty: no exclusivity
+  std::string target;      // task_target.hpp; empty: no exclusivity
   TaskLimits limits;       // task_limits.hpp; none: no limit
 
   bool uses_shell() const { return argv.empty(); }

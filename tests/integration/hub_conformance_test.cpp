@@ -624,6 +624,48 @@ TEST_CASE("on_conflict reject answers 409 with the active task; queue waits for 
   });
 }
 
+TEST_CASE("targets are hierarchical: a sibling is dispatched, an ancestor waits or gets 409",
+          "[hub][targets]") {
+  World world;
+  world.run([&]() -> core::Co<void> {
+    auto op = world.op();
+    auto agent = world.agent();
+    auto web = co_await started_task(op, agent, submit_body("edge-1", R"(,"target":"app/web")"));
+    // A sibling's target is free while app/web runs.
+    const auto db = co_await op.submit(submit_body("edge-1", R"(,"target":"app/db")"));
+    auto db_spec = co_await dispatch(agent);
+    CHECK(db_spec.task_id == db);
+    CHECK(db_spec.target == "app/db");
+    // The ancestor conflicts with both: refused with reject, naming the
+    // oldest holder and both targets...
+    auto busy =
+        co_await op.request("POST", "/api/v1/tasks",
+                            submit_body("edge-1", R"(,"target":"app","on_conflict":"reject")"));
+    REQUIRE(busy.ok());
+    CHECK(busy->status == 409);
+    CHECK_THAT(busy->body, Catch::Contains(R"("code":"target_busy")"));
+    CHECK_THAT(busy->body, Catch::Contains(R"("active_task_id":")" + web.task_id + "\""));
+    CHECK_THAT(busy->body, Catch::Contains("target 'app' of agent edge-1 conflicts with target "
+                                           "'app/web' held by task " +
+                                           web.task_id));
+    // ...and queued otherwise, until both have ended.
+    const auto app = co_await op.submit(submit_body("edge-1", R"(,"target":"app")"));
+    auto none = co_await agent.poll(0);
+    REQUIRE(none.ok());
+    CHECK(none->status == 204);
+    co_await start(agent, db_spec);
+    const std::vector<protocol::TaskSpec> holders = {web, db_spec};
+    for (const auto& spec : holders) {
+      agent.send(TaskFinal{{spec.task_id, spec.attempt_id},
+                           final_for(AttemptStatus::kSucceeded, 0, "", "")});
+      expect<Ack>(co_await agent.receive());
+    }
+    auto app_spec = co_await dispatch(agent);
+    CHECK(app_spec.task_id == app);
+    agent.close();
+  });
+}
+
 TEST_CASE("a malformed frame gets an error and closes that channel only", "[hub]") {
   World world;
   world.run([&]() -> core::Co<void> {

@@ -573,6 +573,95 @@ TEST_CASE("tasks with the same target never overlap", "[runner]") {
   CHECK(after_sink.out.bytes == "after\n");
 }
 
+namespace {
+
+// What run_while_held saw.
+struct HeldRun {
+  FinalReport holder;
+  std::vector<FinalReport> others;
+  std::vector<std::string> outputs;  // the stdout of each of the others
+};
+
+// Runs `holder` (a task that prints a line, then waits to be cancelled) and,
+// once its output shows it running, each of `others` in turn to its end;
+// then cancels the holder.
+HeldRun run_while_held(TaskSpec holder, const std::vector<TaskSpec>& others) {
+  core::Loop loop;
+  TaskExecutor executor(loop, {});
+  struct GateSink : CollectingSink {
+    std::function<void()> on_first_output;
+    void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
+      CollectingSink::on_output(std::move(chunk), digest);
+      if (on_first_output) std::exchange(on_first_output, nullptr)();
+    }
+  };
+  GateSink holder_sink;
+  HeldRun run;
+  auto run_holder = [&]() -> core::Co<void> {
+    run.holder = co_await executor.execute(holder, holder_sink);
+  };
+  auto contender = [&]() -> core::Co<void> {
+    for (const auto& other : others) {
+      CollectingSink sink;
+      FinalReport report = co_await executor.execute(other, sink);
+      run.others.push_back(std::move(report));
+      run.outputs.push_back(sink.out.bytes);
+    }
+    executor.cancel(holder.attempt_id, "test done");
+  };
+  auto body = [&]() -> core::Co<void> {
+    core::CoGroup group;
+    holder_sink.on_first_output = [&] { group.spawn(contender()); };
+    group.spawn(run_holder());
+    co_await group.join();
+  };
+  core::run_to_completion(loop, body());
+  return run;
+}
+
+TaskSpec targeted(std::string id, std::string target) {
+  auto task = shell_task(id, "echo " + id);
+  task.target = std::move(target);
+  return task;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "targets are hierarchical: an ancestor or descendant of a held target is rejected, "
+    "a sibling runs alongside",
+    "[runner][targets]") {
+  SECTION("app/web is rejected while app runs, naming both targets") {
+    auto holder = shell_task("app", "echo holding; sleep 60");
+    holder.target = "app";
+    const auto run =
+        run_while_held(holder, {targeted("web", "app/web"), targeted("deep", "app/web/x"),
+                                targeted("application", "application")});
+    REQUIRE(run.others.size() == 3);
+    CHECK(run.others[0].status == AttemptStatus::kRejected);
+    CHECK(run.others[0].error ==
+          "target 'app/web' conflicts with target 'app' held by attempt app-a1");
+    CHECK(run.others[1].status == AttemptStatus::kRejected);
+    CHECK_THAT(run.others[1].error, Catch::Contains("'app/web/x' conflicts with target 'app'"));
+    CHECK(run.others[2].status == AttemptStatus::kSucceeded);  // not below "app"
+    CHECK(run.outputs[2] == "application\n");
+    CHECK(run.holder.status == AttemptStatus::kCancelled);
+  }
+  SECTION("app/db runs to its end while app/web runs; app is rejected, naming app/web") {
+    auto holder = shell_task("web", "echo holding; sleep 60");
+    holder.target = "app/web";
+    const auto run = run_while_held(holder, {targeted("db", "app/db"), targeted("app", "app")});
+    REQUIRE(run.others.size() == 2);
+    CHECK(run.others[0].status == AttemptStatus::kSucceeded);
+    CHECK(run.outputs[0] == "db\n");
+    CHECK(run.others[1].status == AttemptStatus::kRejected);
+    CHECK(run.others[1].error ==
+          "target 'app' conflicts with target 'app/web' held by attempt web-a1");
+    // The holder was still running all along: cancelled, not finished.
+    CHECK(run.holder.status == AttemptStatus::kCancelled);
+  }
+}
+
 TEST_CASE("cancelling an attempt that waits for a slot never starts it", "[runner]") {
   core::Loop loop;
   ExecutorOptions options;
