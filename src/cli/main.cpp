@@ -19,8 +19,8 @@
 #include "cli/hub_client.hpp"
 #include "cli/interrupt_watcher.hpp"
 #include "cli/printable.hpp"
-#include "cli/secret_options.hpp"
 #include "cli/task_follower.hpp"
+#include "cli/task_options.hpp"
 #include "cli/task_view_text.hpp"
 #include "core/log.hpp"
 #include "core/url.hpp"
@@ -29,6 +29,7 @@
 #include "protocol/json_writer.hpp"
 #include "protocol/labels.hpp"
 #include "protocol/operator_api.hpp"
+#include "protocol/selector.hpp"
 #include "protocol/task_spec.hpp"
 
 namespace {
@@ -43,7 +44,8 @@ constexpr const char* kUsage =
     "usage: tether [connection options] COMMAND ...\n"
     "\n"
     "commands:\n"
-    "  run --agent NAME [--target T] [--timeout S] [--cwd DIR] [--env NAME=VALUE]...\n"
+    "  run (--agent NAME | --any SELECTOR) [--target T] [--timeout S] [--cwd DIR]\n"
+    "      [--env NAME=VALUE]...\n"
     "      [--secret NAME | --secret NAME=@FILE]... [--max-attempts N] [--reject-if-busy]\n"
     "      [--memory-max BYTES[K|M|G]] [--cpu-max CPUS] [--pids-max N]\n"
     "      [--cancel-on-interrupt] [--shell]\n"
@@ -52,7 +54,7 @@ constexpr const char* kUsage =
     "  status TASK [--json]          show a task\n"
     "  cancel TASK [--reason TEXT]   cancel a task\n"
     "  tasks [--state S] [--limit N] [--json]\n"
-    "  agents [--json]\n"
+    "  agents [--selector SELECTOR] [--json]\n"
     "  remove-agent NAME             remove an agent: its token stops working, its tasks end\n"
     "  audit [--actor N] [--action A] [--target T] [--since TIME] [--until TIME]\n"
     "      [--after ID] [--limit N] [--json]\n"
@@ -76,6 +78,12 @@ int usage_error(const std::string& message) {
   return kExitUsage;
 }
 
+// A non-negative decimal count, all of `text`.
+bool parse_count(const std::string& text, uint64_t& out) {
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return error == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
 int hub_error(const Error& error) {
   // The message may quote what the hub or an agent said: never raw.
   std::fprintf(stderr, "tether: %s\n", cli::printable(error.message).c_str());
@@ -94,6 +102,7 @@ std::vector<cli::OptionSpec> with_connection(std::vector<cli::OptionSpec> option
 const std::map<std::string, std::vector<cli::OptionSpec>>& command_options() {
   static const std::map<std::string, std::vector<cli::OptionSpec>> table = {
       {"run", with_connection({{"--agent", "", true},
+                               {"--any", "", true},
                                {"--target", "", true},
                                {"--timeout", "", true},
                                {"--cwd", "", true},
@@ -111,7 +120,7 @@ const std::map<std::string, std::vector<cli::OptionSpec>>& command_options() {
       {"cancel", with_connection({{"--reason", "", true}})},
       {"tasks",
        with_connection({{"--state", "", true}, {"--limit", "", true}, {"--json", "", false}})},
-      {"agents", with_connection({{"--json", "", false}})},
+      {"agents", with_connection({{"--json", "", false}, {"--selector", "", true}})},
       {"remove-agent", with_connection({})},
       {"audit", with_connection(cli::audit_options())},
   };
@@ -174,67 +183,28 @@ int follow(HubClient& client, const std::string& task_id, bool follow_stream, bo
 }
 
 int command_run(HubClient& client, const cli::CommandLine& line) {
-  std::string agent = line.value("--agent");
-  protocol::TaskSpec spec;
-  const bool shell = line.has("--shell");
-  const bool reject = line.has("--reject-if-busy");
-  const bool cancel_on_interrupt = line.has("--cancel-on-interrupt");
-  uint64_t max_attempts = 1;
-  spec.target = line.value("--target");
-  spec.cwd = line.value("--cwd");
-  auto number = [&](const char* flag, uint64_t& out) {
-    if (!line.has(flag)) return true;
-    const std::string text = line.value(flag);
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return error == std::errc() && end == text.data() + text.size() && !text.empty();
-  };
-  if (!number("--timeout", spec.timeout_s)) {
-    return usage_error("--timeout: '" + line.value("--timeout") + "' is not a number");
+  const std::string agent = line.value("--agent");
+  const std::string any = line.value("--any");
+  auto spec = cli::task_spec_from(line);
+  if (!spec) return usage_error(spec.error().message);
+  if (agent.empty() == any.empty()) {
+    return usage_error(
+        "run: give --agent NAME, or --any SELECTOR for the first free agent whose "
+        "labels match");
   }
-  if (!number("--max-attempts", max_attempts)) {
+  uint64_t max_attempts = 1;
+  if (line.has("--max-attempts") && !parse_count(line.value("--max-attempts"), max_attempts)) {
     return usage_error("--max-attempts: '" + line.value("--max-attempts") + "' is not a number");
   }
-  for (const char* limit : {"memory_max", "cpu_max", "pids_max"}) {
-    std::string flag = std::string("--") + limit;
-    std::replace(flag.begin(), flag.end(), '_', '-');
-    if (!line.has(flag)) continue;
-    if (auto set = protocol::set_limit(limit, line.value(flag), spec.limits); !set) {
-      return usage_error(flag + ": " + set.error().message);
-    }
-  }
-  if (line.values.count("--env")) {
-    for (const auto& value : line.values.at("--env")) {
-      const auto equals = value.find('=');
-      if (equals == std::string::npos || equals == 0)
-        return usage_error("--env: expected NAME=VALUE");
-      spec.env[value.substr(0, equals)] = value.substr(equals + 1);
-    }
-  }
-  if (line.values.count("--secret")) {
-    auto secrets = cli::read_secret_options(line.values.at("--secret"), cli::process_environment);
-    if (!secrets) return usage_error(secrets.error().message);
-    spec.secrets = std::move(*secrets);
-    for (const auto& [name, value] : spec.secrets) {
-      if (spec.env.count(name))
-        return usage_error("--secret " + name + ": also given with --env; it is one or the other");
-    }
-  }
-  if (!line.operands.empty()) {
-    return usage_error("run: give the command after -- (got '" + line.operands.front() + "')");
-  }
-  if (agent.empty()) return usage_error("run: --agent is required");
-  if (line.after_dashes.empty()) return usage_error("run: no command after --");
-  if (shell) {
-    if (line.after_dashes.size() != 1) return usage_error("--shell takes one script argument");
-    spec.shell = line.after_dashes.front();
-  } else {
-    spec.argv = line.after_dashes;
-  }
-
   protocol::SubmitRequest request;
   request.agent = agent;
-  request.spec = std::move(spec);
-  request.reject_on_conflict = reject;
+  if (!any.empty()) {
+    auto selector = protocol::Selector::parse(any);
+    if (!selector) return usage_error("--any: " + selector.error().message);
+    request.selector = selector->text();
+  }
+  request.spec = std::move(*spec);
+  request.reject_on_conflict = line.has("--reject-if-busy");
   // The hub checks the range (1 to kMaxAttempts) and names the field.
   request.max_attempts = static_cast<int>(std::min<uint64_t>(max_attempts, 1u << 30));
   auto created = client.post("/api/v1/tasks", protocol::encode_submit(request));
@@ -243,9 +213,12 @@ int command_run(HubClient& client, const cli::CommandLine& line) {
   if (!document) return hub_error(document.error());
   auto id = protocol::JsonObjectReader(*document, "task").required_string("id");
   if (!id) return hub_error(id.error());
-  if (::isatty(2))
-    std::fprintf(stderr, "[tether] submitted %s to %s\n", id->c_str(), agent.c_str());
-  return follow(client, *id, true, true, cancel_on_interrupt);
+  if (::isatty(2)) {
+    std::fprintf(
+        stderr, "[tether] submitted %s to %s\n", id->c_str(),
+        agent.empty() ? ("any agent matching " + request.selector).c_str() : agent.c_str());
+  }
+  return follow(client, *id, true, true, line.has("--cancel-on-interrupt"));
 }
 
 // The one operand a command takes (a task id), or a usage error.
@@ -327,7 +300,9 @@ int command_tasks(HubClient& client, const cli::CommandLine& line) {
     command = cli::printable(command);
     if (command.size() > 60) command = command.substr(0, 57) + "...";
     std::printf("%-20s %-10s %-16s %-24s %s\n", cli::printable(task.id).c_str(),
-                cli::printable(task.state).c_str(), cli::printable(task.agent).c_str(),
+                cli::printable(task.state).c_str(),
+                // A pool task no agent has taken yet: "any" (its selector: tether status).
+                task.agent.empty() ? "(any)" : cli::printable(task.agent).c_str(),
                 cli::printable(task.created_at).c_str(), command.c_str());
   }
   return 0;
@@ -336,7 +311,9 @@ int command_tasks(HubClient& client, const cli::CommandLine& line) {
 int command_agents(HubClient& client, const cli::CommandLine& line) {
   if (!line.operands.empty()) return usage_error("agents: unexpected '" + line.operands[0] + "'");
   const bool as_json = line.has("--json");
-  auto reply = client.get("/api/v1/agents");
+  auto reply = client.get(line.has("--selector") ? "/api/v1/agents?selector=" +
+                                                       core::url_encode(line.value("--selector"))
+                                                 : std::string("/api/v1/agents"));
   if (!reply) return hub_error(reply.error());
   if (as_json) {
     std::printf("%s\n", cli::printable_json(reply->body).c_str());

@@ -31,6 +31,7 @@ std::string task_view_text(const protocol::DecodedTask& decoded) {
                 printable(task.id).c_str(), printable(task.agent).c_str(),
                 printable(task.state).c_str(), printable(task.created_at).c_str(),
                 printable(task.updated_at).c_str());
+  if (!task.selector.empty()) out += format("pool      %s\n", printable(task.selector).c_str());
   std::string names;
   for (const auto& name : task.secret_names)
     names += (names.empty() ? "" : " ") + name;

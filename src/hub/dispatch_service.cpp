@@ -23,7 +23,8 @@ Result<TaskRecord> DispatchService::submit(const protocol::SubmitRequest& reques
   }
   TaskRecord task;
   task.id = spec.task_id;
-  task.agent = request.agent;
+  task.agent = request.agent;  // "" for a pool task
+  task.selector = request.selector;
   task.state = TaskState::kQueued;
   task.command_json = protocol::command_json(spec);
   task.env_json = protocol::env_json(spec);
@@ -92,7 +93,13 @@ std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::stri
   HeldTargets held;
   for (const auto& holder : tasks_.target_holders(agent, false))
     held.add(holder.target);
-  for (auto& task : tasks_.queued_tasks(agent)) {
+  std::optional<protocol::Labels> labels;  // read at the first pool task
+  for (auto& task : tasks_.queued_tasks(agent, true)) {
+    if (task.agent.empty()) {
+      if (!labels) labels = agents_.labels_of(agent);
+      auto selector = protocol::Selector::parse(task.selector);
+      if (!selector || !selector->matches(*labels)) continue;  // not this agent's to take
+    }
     if (held.conflicts(task.target)) {
       held.add(task.target);
       continue;
@@ -120,6 +127,11 @@ std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::stri
       continue;
     }
     spec->secrets = std::move(*secrets);
+    if (task.agent.empty()) {
+      tasks_.assign_agent(task.id, agent);
+      task.agent = agent;
+      core::log_info("tasks", task.id + " taken from the pool (" + task.selector + ") by " + agent);
+    }
     tasks_.insert_attempt(attempt);
     tasks_.set_current_attempt(task.id, attempt.id, attempt.number);
     task.current_attempt = attempt.id;
@@ -127,6 +139,14 @@ std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::stri
     return std::move(*spec);
   }
   return std::nullopt;
+}
+
+std::vector<protocol::Selector> DispatchService::queued_pool_selectors() {
+  std::vector<protocol::Selector> selectors;
+  for (const auto& text : tasks_.queued_pool_selectors()) {
+    if (auto selector = protocol::Selector::parse(text)) selectors.push_back(std::move(*selector));
+  }
+  return selectors;
 }
 
 void DispatchService::fail_undispatchable(TaskRecord& task, const std::string& why) {

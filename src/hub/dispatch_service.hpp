@@ -11,17 +11,20 @@
 #include <string>
 
 #include "core/result.hpp"
+#include "hub/agent_directory.hpp"
 #include "hub/task_repository.hpp"
 #include "hub/task_secrets.hpp"
 #include "hub/task_transitions.hpp"
 #include "protocol/operator_api.hpp"
+#include "protocol/selector.hpp"
 
 namespace tether::hub {
 
 class DispatchService {
  public:
-  DispatchService(TaskRepository& tasks, TaskSecrets& secrets, TaskTransitions& transitions)
-      : tasks_(tasks), secrets_(secrets), transitions_(transitions) {}
+  DispatchService(TaskRepository& tasks, AgentDirectory& agents, TaskSecrets& secrets,
+                  TaskTransitions& transitions)
+      : tasks_(tasks), agents_(agents), secrets_(secrets), transitions_(transitions) {}
 
   // Errors: "target_busy" with on_conflict reject, when a queued, dispatched
   // or running task of the agent holds a conflicting target (the message is
@@ -41,11 +44,17 @@ class DispatchService {
   // its secrets' values; `instance` is the agent process that polled (empty
   // if it did not say), remembered with the attempt. A queued task whose
   // secrets do not decrypt with this hub's key fails instead, saying why.
+  // Pool tasks (a selector, no agent) whose selector matches the agent's
+  // labels in effect (AgentDirectory) are candidates with the agent's own, in
+  // the same queue order; the one dispatched becomes the agent's.
   // The next task is the oldest queued one whose target (if any) conflicts
   // with no dispatched or running task's, nor with an older queued task's
   // (docs/protocol.md 3): conflicting tasks start in submission order.
   std::optional<protocol::TaskSpec> dispatch_next(const std::string& agent,
                                                   const std::string& instance);
+  // The selectors of queued pool tasks, parsed (PollWaiters: which parked
+  // agents may take one).
+  std::vector<protocol::Selector> queued_pool_selectors();
   // See TaskTransitions::retract_dispatch.
   void retract_dispatch(const std::string& attempt_id, const std::string& reason) {
     transitions_.retract_dispatch(attempt_id, reason);
@@ -56,6 +65,7 @@ class DispatchService {
   void fail_undispatchable(TaskRecord& task, const std::string& why);
 
   TaskRepository& tasks_;
+  AgentDirectory& agents_;
   TaskSecrets& secrets_;
   TaskTransitions& transitions_;
 };

@@ -12,8 +12,8 @@ namespace tether::hub {
 namespace {
 
 // 4: roles and audit (branch roles); 5: task secrets; 6: task limits;
-// 7: labels agents report.
-constexpr int kSchemaVersion = 7;
+// 7: labels agents report; 8: pool tasks.
+constexpr int kSchemaVersion = 8;
 
 // The tables version 3 added: written once, for new databases (full_schema)
 // and for the upgrade from version 2.
@@ -116,6 +116,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   env_json           TEXT NOT NULL,
   secret_names       TEXT NOT NULL DEFAULT '',  -- names of its secrets, space-separated
   limits_json        TEXT NOT NULL DEFAULT '{}',  -- {"memory_max":...}: task_limits.hpp
+  selector           TEXT NOT NULL DEFAULT '',  -- a pool task's (agent '' until one takes it)
   cwd                TEXT NOT NULL DEFAULT '',
   timeout_s          INTEGER NOT NULL DEFAULT 0,
   target             TEXT NOT NULL DEFAULT '',
@@ -212,6 +213,9 @@ constexpr const char* kUpgradeTo6 =
 // Version 6 had no labels reported by agents.
 constexpr const char* kUpgradeTo7 =
     "ALTER TABLE agents ADD COLUMN reported_labels TEXT NOT NULL DEFAULT '';";
+// Version 7 had no pool tasks.
+constexpr const char* kUpgradeTo8 =
+    "ALTER TABLE tasks ADD COLUMN selector TEXT NOT NULL DEFAULT '';";
 
 }  // namespace
 
@@ -237,8 +241,8 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   options.busy_timeout_ms = busy_timeout_ms;
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
   const char* const upgrades[] = {
-      kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(), upgrade_to_5().c_str(),
-      kUpgradeTo6, kUpgradeTo7};
+      kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(), upgrade_to_5().c_str(), kUpgradeTo6,
+      kUpgradeTo7, kUpgradeTo8};
   if (auto schema = (*store)->apply_schema(full_schema().c_str(), kSchemaVersion, upgrades);
       !schema)
     return schema.error();

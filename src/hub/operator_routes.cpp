@@ -1,5 +1,6 @@
 #include "hub/operator_routes.hpp"
 
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "protocol/json_writer.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/report_json.hpp"
+#include "protocol/selector.hpp"
 
 namespace tether::hub {
 
@@ -25,6 +27,7 @@ void write_task(protocol::JsonWriter& json, const TaskRecord& task,
   protocol::TaskView view;
   view.id = task.id;
   view.agent = task.agent;
+  view.selector = task.selector;
   view.state = std::string(to_string(task.state));
   view.command_json = task.command_json;
   view.env_json = task.env_json;
@@ -97,7 +100,17 @@ void OperatorRoutes::submit(const Exchange& exchange, const Caller& caller) {
     respond_error(exchange, protocol::ErrorCode::kInvalidField, request.error().message);
     return;
   }
-  if (!agents_.exists(request->agent)) {
+  if (!request->selector.empty() && !caller.principal.agent_patterns.empty()) {
+    // Which agent takes a pool task is decided later: it could be one this
+    // operator may not reach.
+    const std::string why = "operator token " + caller.principal.name +
+                            " is limited to agents matching its patterns: it may not submit "
+                            "pool tasks (selector)";
+    audit_.record(caller.actor(), {"task.submit", "", "{}", why});
+    respond_error(exchange, protocol::ErrorCode::kForbidden, why);
+    return;
+  }
+  if (request->selector.empty() && !agents_.exists(request->agent)) {
     respond_error(exchange, protocol::ErrorCode::kInvalidField,
                   "task.agent: no agent named '" + request->agent + "'");
     return;
@@ -115,7 +128,11 @@ void OperatorRoutes::submit(const Exchange& exchange, const Caller& caller) {
   }
   protocol::JsonWriter detail;  // names only: env values stay out of the trail
   detail.begin_object();
-  detail.field("agent", task->agent);
+  if (task->selector.empty()) {
+    detail.field("agent", task->agent);
+  } else {
+    detail.field("selector", task->selector);
+  }
   detail.key("env_names");
   detail.begin_array();
   for (const auto& [name, value] : request->spec.env)
@@ -352,6 +369,15 @@ void OperatorRoutes::cancel(const Exchange& exchange, const Caller& caller,
 }
 
 void OperatorRoutes::list_agents(const Exchange& exchange, const Caller& caller) {
+  std::optional<protocol::Selector> selector;
+  if (exchange->request().has_query("selector")) {
+    auto parsed = protocol::Selector::parse(exchange->request().query_value("selector"));
+    if (!parsed) {
+      respond_error(exchange, protocol::ErrorCode::kInvalidField, parsed.error().message);
+      return;
+    }
+    selector = std::move(*parsed);
+  }
   const std::vector<AgentRecord> rows = agents_.list();
   protocol::JsonWriter json;
   json.begin_object();
@@ -359,6 +385,7 @@ void OperatorRoutes::list_agents(const Exchange& exchange, const Caller& caller)
   json.begin_array();
   for (const auto& row : rows) {
     if (!caller.principal.may_reach_agent(row.name)) continue;
+    if (selector && !selector->matches(row.labels)) continue;
     protocol::AgentView agent;
     agent.name = row.name;
     agent.connected = channels_.is_connected(row.name);

@@ -93,7 +93,38 @@ void PollWaiters::poll(const std::string& agent, const std::string& instance,
   parked_.emplace(agent, std::move(waiter));
 }
 
+void PollWaiters::pool_task_queued() {
+  std::vector<protocol::Selector> selectors;
+  auto read = [&] { selectors = dispatch_.queued_pool_selectors(); };
+  if (store_.guarded("pool tasks", read) != core::SqliteStore::Outcome::kDone) {
+    busy_.later([this] { pool_task_queued(); });
+    return;
+  }
+  std::vector<std::string> names;  // parked_ is sorted by agent: each name once
+  for (const auto& [name, waiter] : parked_) {
+    if (names.empty() || names.back() != name) names.push_back(name);
+  }
+  for (const auto& name : names) {
+    if (selectors.empty()) return;
+    protocol::Labels labels;
+    auto labels_of = [&] { labels = agents_.labels_of(name); };
+    if (store_.guarded("labels of " + name, labels_of) != core::SqliteStore::Outcome::kDone) {
+      continue;
+    }
+    const bool matches =
+        std::any_of(selectors.begin(), selectors.end(),
+                    [&](const protocol::Selector& s) { return s.matches(labels); });
+    if (!matches) continue;
+    task_queued(name);
+    if (store_.guarded("pool tasks", read) != core::SqliteStore::Outcome::kDone) return;
+  }
+}
+
 void PollWaiters::task_queued(const std::string& agent) {
+  if (agent.empty()) {
+    pool_task_queued();
+    return;
+  }
   drop_departed(agent);
   auto it = parked_.find(agent);  // the oldest parked poll of this agent still there
   if (it == parked_.end()) {

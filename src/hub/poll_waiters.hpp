@@ -25,10 +25,11 @@ class PollWaiters {
  public:
   // `lease_ms` is told to agents with each task (docs/protocol.md 3).
   PollWaiters(core::Loop& loop, core::SqliteStore& store, DispatchService& dispatch,
-              int64_t lease_ms, AgentChannels& channels)
+              AgentDirectory& agents, int64_t lease_ms, AgentChannels& channels)
       : loop_(loop),
         store_(store),
         dispatch_(dispatch),
+        agents_(agents),
         lease_ms_(lease_ms),
         channels_(channels),
         busy_(loop, 50) {}
@@ -37,6 +38,9 @@ class PollWaiters {
   void poll(const std::string& agent, const std::string& instance,
             std::shared_ptr<core::HttpExchange> exchange, int wait_s);
   // A task was queued for `agent`: answer a parked poll, or wake the agent.
+  // Agent "": a pool task was queued; parked agents whose labels match a
+  // queued pool task's selector are answered one by one, until no pool task
+  // is left queued or none of them is parked.
   void task_queued(const std::string& agent);
   // Every parked poll gets 503; later polls too.
   void shutdown();
@@ -55,10 +59,12 @@ class PollWaiters {
   // stopped, a connection a proxy cut): a task must never go to one.
   void drop_departed(const std::string& agent);
   void retract_later(const std::string& attempt_id, const std::string& reason);
+  void pool_task_queued();
 
   core::Loop& loop_;
   core::SqliteStore& store_;
   DispatchService& dispatch_;
+  AgentDirectory& agents_;
   int64_t lease_ms_;
   AgentChannels& channels_;
   BusyRetries busy_;

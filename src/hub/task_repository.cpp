@@ -18,7 +18,8 @@ std::optional<std::string> non_empty(const std::string& text) {
 constexpr const char* kTaskColumns =
     "id, agent, state, command_json, env_json, cwd, timeout_s, target, max_attempts, "
     "attempts_made, current_attempt, cancel_requested, cancel_reason, final_json, "
-    "output_verified, verification_error, created_at, updated_at, secret_names, limits_json";
+    "output_verified, verification_error, created_at, updated_at, secret_names, limits_json, "
+    "selector";
 
 // Secret names are stored space-separated: the name rule has no spaces.
 std::string joined_names(const std::vector<std::string>& names) {
@@ -67,6 +68,7 @@ TaskRecord read_task(SQLite::Statement& row) {
   if (auto limits = protocol::read_limits_json(row.getColumn(19).getString())) {
     task.limits = *limits;
   }
+  task.selector = row.getColumn(20).getString();
   return task;
 }
 
@@ -127,8 +129,8 @@ void TaskRepository::insert_task(const TaskRecord& task) {
   store_.begin_write();
   auto insert = store_.statement(
       "INSERT INTO tasks (id, agent, state, command_json, env_json, cwd, timeout_s, target, "
-      "max_attempts, created_at, updated_at, secret_names, limits_json) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "max_attempts, created_at, updated_at, secret_names, limits_json, selector) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, task.id);
   insert.bind(2, task.agent);
   insert.bind(3, std::string(to_string(task.state)));
@@ -142,6 +144,7 @@ void TaskRepository::insert_task(const TaskRecord& task) {
   insert.bind(11, task.updated_at);
   insert.bind(12, joined_names(task.secret_names));
   insert.bind(13, protocol::limits_json(task.limits));
+  insert.bind(14, task.selector);
   insert.exec();
 }
 
@@ -175,16 +178,32 @@ std::vector<TaskRecord> TaskRepository::list_tasks(
   return tasks;
 }
 
-std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent) {
-  static const std::string sql = std::string("SELECT ") + kTaskColumns +
+std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent, bool with_pool) {
+  static const std::string own = std::string("SELECT ") + kTaskColumns +
                                  " FROM tasks WHERE agent = ? AND state = 'queued' "
                                  "ORDER BY created_at, rowid";
-  auto query = store_.statement(sql.c_str());
+  static const std::string pooled = std::string("SELECT ") + kTaskColumns +
+                                    " FROM tasks WHERE agent IN (?, '') AND state = 'queued' "
+                                    "ORDER BY created_at, rowid";
+  auto query = store_.statement(with_pool ? pooled.c_str() : own.c_str());
   query.bind(1, agent);
   std::vector<TaskRecord> tasks;
   while (query.executeStep())
     tasks.push_back(read_task(query));
   return tasks;
+}
+
+std::vector<std::string> TaskRepository::queued_pool_selectors() {
+  auto query =
+      store_.statement("SELECT DISTINCT selector FROM tasks WHERE agent = '' AND state = 'queued'");
+  std::vector<std::string> selectors;
+  while (query.executeStep())
+    selectors.push_back(query.getColumn(0).getString());
+  return selectors;
+}
+
+void TaskRepository::assign_agent(const std::string& id, const std::string& agent) {
+  store_.execute("UPDATE tasks SET agent = ? WHERE id = ?", agent, id);
 }
 
 std::vector<TargetHolder> TaskRepository::target_holders(const std::string& agent,

@@ -19,7 +19,11 @@ namespace tether::hub {
 
 struct TaskRecord {
   std::string id;
-  std::string agent;
+  std::string agent;  // "" for a pool task no agent has taken yet
+  // A pool task's selector (canonical text, protocol/selector.hpp); "" for a
+  // task submitted for one agent. Kept after an agent takes it: a retry
+  // goes back to the pool.
+  std::string selector;
   TaskState state = TaskState::kQueued;
   std::string command_json;  // {"argv":[...]} or {"shell":"..."}
   std::string env_json;      // {"NAME":"value",...}
@@ -79,7 +83,12 @@ class TaskRepository {
       const std::string& state, int limit,
       const std::function<bool(const std::string& agent)>& visible = nullptr);
   // Queued tasks of an agent, oldest first.
-  std::vector<TaskRecord> queued_tasks(const std::string& agent);
+  // `with_pool`: also the queued pool tasks (agent ''), whatever their selector.
+  std::vector<TaskRecord> queued_tasks(const std::string& agent, bool with_pool = false);
+  // The distinct selectors of queued pool tasks.
+  std::vector<std::string> queued_pool_selectors();
+  // The agent that takes a pool task ("" hands it back to the pool).
+  void assign_agent(const std::string& id, const std::string& agent);
   // The tasks of `agent` with a non-empty target in state dispatched or
   // running, and with `with_queued` in state queued too; oldest first. Which
   // of them conflict with a target is protocol::targets_conflict's to say.

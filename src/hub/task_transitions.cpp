@@ -30,7 +30,9 @@ void TaskTransitions::created(const TaskRecord& task) {
   const std::string_view queued = to_string(TaskState::kQueued);
   publish_after_commit(events_.append_status(
       task.id, "", queued, protocol::status_event_json(task.id, queued, "", "", core::utc_now())));
-  core::log_info("tasks", task.id + " queued for agent " + task.agent);
+  core::log_info("tasks",
+                 task.id + (task.agent.empty() ? " queued for any agent matching " + task.selector
+                                               : " queued for agent " + task.agent));
   wake_after_commit(task.agent);
 }
 
@@ -57,6 +59,12 @@ void TaskTransitions::transition(TaskRecord& task, TaskState to, const std::stri
 void TaskTransitions::requeue(TaskRecord& task, const std::string& attempt_id,
                               const std::string& note) {
   transition(task, TaskState::kQueued, attempt_id, note);
+  // A pool task goes back to the pool: any agent that matches may take the
+  // next attempt, not only the one that lost the last.
+  if (!task.selector.empty()) {
+    tasks_.assign_agent(task.id, "");
+    task.agent.clear();
+  }
   wake_after_commit(task.agent);
 }
 

@@ -32,7 +32,8 @@ namespace tether::hub {
 struct AgentNotifier {
   std::function<bool(const std::string& agent)> is_connected;
   std::function<void(const std::string& agent, const protocol::TaskCancel& cancel)> send_cancel;
-  std::function<void(const std::string& agent)> task_queued;  // wake a poll or send hub.wake
+  // Wake a poll or send hub.wake; agent "": a pool task was queued.
+  std::function<void(const std::string& agent)> task_queued;
 };
 
 class TaskTransitions {

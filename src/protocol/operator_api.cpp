@@ -5,14 +5,15 @@
 #include "protocol/json_reader.hpp"
 #include "protocol/json_writer.hpp"
 #include "protocol/report_json.hpp"
+#include "protocol/selector.hpp"
 
 namespace tether::protocol {
 
 Result<SubmitRequest> decode_submit(std::string_view body) {
   TETHER_TRY(document, parse_json_object(body, "task"));
   static const std::set<std::string> kFields = {
-      "agent",     "command", "env",         "secrets",      "cwd",
-      "timeout_s", "target",  "on_conflict", "max_attempts", "limits"};
+      "agent",  "command",     "env",          "secrets", "cwd",     "timeout_s",
+      "target", "on_conflict", "max_attempts", "limits",  "selector"};
   const rapidjson::Value& fields = *document;  // const: clang 14 rejects the mutable iterator
   for (const auto& member : fields.GetObject()) {
     const std::string name(member.name.GetString(), member.name.GetStringLength());
@@ -21,11 +22,23 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
   }
   JsonObjectReader task(*document, "task");
   SubmitRequest request;
-  TETHER_TRY(agent, task.required_string("agent"));
-  if (!is_valid_id(*agent)) {
-    return task.field_error("agent", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+  TETHER_TRY(agent, task.optional_string("agent"));
+  TETHER_TRY(selector, task.optional_string("selector"));
+  if (agent->has_value() == selector->has_value()) {
+    return task.field_error("agent",
+                            "give exactly one of agent (a name) or selector (a pool "
+                            "task: any agent whose labels match)");
   }
-  request.agent = std::move(*agent);
+  if (*agent) {
+    if (!is_valid_id(**agent)) {
+      return task.field_error("agent", "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+    }
+    request.agent = std::move(**agent);
+  } else {
+    auto parsed = Selector::parse(**selector);
+    if (!parsed) return task.field_error("selector", parsed.error().message);
+    request.selector = parsed->text();
+  }
   if (auto body_fields = read_task_body(task, request.spec); !body_fields) {
     return body_fields.error();
   }
@@ -35,6 +48,11 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
     return task.field_error("on_conflict", "expected \"queue\" or \"reject\"");
   }
   request.reject_on_conflict = policy == "reject";
+  if (request.reject_on_conflict && !request.selector.empty()) {
+    return task.field_error("on_conflict",
+                            "\"reject\" needs an agent: a pool task holds no agent's target "
+                            "until one takes it");
+  }
   TETHER_TRY(max_attempts, task.optional_uint("max_attempts"));
   const uint64_t attempts = max_attempts->value_or(1);
   if (attempts < 1 || attempts > kMaxAttempts) {
@@ -48,7 +66,11 @@ Result<SubmitRequest> decode_submit(std::string_view body) {
 std::string encode_submit(const SubmitRequest& request) {
   JsonWriter json;
   json.begin_object();
-  json.field("agent", request.agent);
+  if (request.selector.empty()) {
+    json.field("agent", request.agent);
+  } else {
+    json.field("selector", request.selector);
+  }
   write_task_body(json, request.spec);
   json.field("on_conflict", request.reject_on_conflict ? "reject" : "queue");
   json.field("max_attempts", static_cast<uint64_t>(request.max_attempts));
@@ -109,6 +131,7 @@ void write_task_view(JsonWriter& json, const TaskView& task) {
   json.begin_object();
   json.field("id", task.id);
   json.field("agent", task.agent);
+  if (!task.selector.empty()) json.field("selector", task.selector);
   json.field("state", task.state);
   json.key("command");
   json.raw(task.command_json);
@@ -157,6 +180,8 @@ Result<DecodedTask> read_task_view(const JsonObjectReader& object) {
   task.agent = std::move(*agent);
   TETHER_TRY(state, object.required_string("state"));
   task.state = std::move(*state);
+  TETHER_TRY(selector, text_or_null(object, "selector"));
+  task.selector = std::move(*selector);
   TETHER_TRY(created, text_or_null(object, "created_at"));
   task.created_at = std::move(*created);
   TETHER_TRY(updated, text_or_null(object, "updated_at"));

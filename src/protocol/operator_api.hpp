@@ -23,14 +23,21 @@ namespace tether::protocol {
 inline constexpr uint64_t kMaxAttempts = 100;
 
 struct SubmitRequest {
+  // Exactly one of the two: the agent that runs the task, or a selector
+  // (selector.hpp, docs/protocol.md 11.4): a pool task, taken by the first
+  // agent whose labels match that asks for work. `selector` is kept in its
+  // canonical text (Selector::text()).
   std::string agent;
+  std::string selector;
   TaskSpec spec;                    // task_id and attempt_id are ignored
   bool reject_on_conflict = false;  // on_conflict "reject" (else "queue")
   int max_attempts = 1;
 };
 
-// {agent, command, env, secrets, cwd, timeout_s, target, limits, on_conflict,
-// max_attempts}; secrets' values are in spec.secrets.
+// {agent | selector, command, env, secrets, cwd, timeout_s, target, limits,
+// on_conflict, max_attempts}; secrets' values are in spec.secrets. A pool
+// task (selector) takes no on_conflict "reject": no agent holds its target
+// until one takes it.
 // Unknown fields are an error here (unlike in frames): an operator's typo
 // must not silently drop a setting. Errors are "invalid_field" and name the
 // field ("task.max_attempts: must be from 1 to 100").
@@ -51,7 +58,8 @@ struct AttemptView {
 // stores as written (command_json and env_json of TaskSpec, a final report).
 // Of the task's secrets only their names are ever shown: "secrets": [names].
 struct TaskView {
-  std::string id, agent, state;
+  std::string id, agent, state;  // agent: "" for a pool task no agent has taken yet
+  std::string selector;          // a pool task's selector; "" otherwise
   std::string command_json, env_json;
   // For viewers: env is written with each value null ({"DB_PASSWORD":null}).
   bool env_values_withheld = false;

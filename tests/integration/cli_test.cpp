@@ -130,7 +130,7 @@ TEST_CASE("tether refuses a token file readable by others and bad usage, clearly
         "TETHER_TOKEN_FILE=" + world.dir.write_secret("admin.token", world.admin_token)};
     auto missing_agent = co_await run_cli(world.loop, no_agent, good);
     CHECK(missing_agent.exit_code == 2);
-    CHECK_THAT(missing_agent.err, Catch::Contains("--agent is required"));
+    CHECK_THAT(missing_agent.err, Catch::Contains("run: give --agent NAME, or --any SELECTOR"));
   });
 }
 

@@ -704,7 +704,7 @@ TEST_CASE("secrets that do not open with the hub's key fail their task at dispat
   hub::TaskSecrets other_secrets(*hub.store, other_vault);
   hub::TaskTransitions transitions(*hub.store, hub.tasks, other_secrets, hub.events, hub.viewers,
                                    hub.ledger);
-  hub::DispatchService dispatch(hub.tasks, other_secrets, transitions);
+  hub::DispatchService dispatch(hub.tasks, hub.agents, other_secrets, transitions);
   auto secrets = other_secrets.load(submitted->id);
   REQUIRE_FALSE(secrets.ok());
   CHECK(secrets.error().code == "secrets_unreadable");
@@ -723,7 +723,7 @@ TEST_CASE("secrets that do not open with the hub's key fail their task at dispat
 }
 
 TEST_CASE(
-    "a version 4 hub.db is upgraded to 7: tasks keep their rows, secrets and limits their place",
+    "a version 4 hub.db is upgraded to 8: tasks keep their rows, secrets and limits their place",
     "[agent_frame_service][secrets][store]") {
   test::TempDir dir("tether-upgrade");
   {
@@ -735,14 +735,17 @@ TEST_CASE(
         "VALUES ('t-old', 'edge-1', 'queued', '{\"argv\":[\"true\"]}', '{}', 'a', 'b');"
         "DROP TABLE task_secrets; ALTER TABLE tasks DROP COLUMN secret_names;"
         "ALTER TABLE tasks DROP COLUMN limits_json; ALTER TABLE agents DROP COLUMN reported_labels;"
+        "ALTER TABLE tasks DROP COLUMN selector;"
         "UPDATE schema_version SET version = 4;");
   }
   auto store = test::open_test_hub_store(dir.path);
-  CHECK(count_of(*store, "SELECT version FROM schema_version") == 7);
+  CHECK(count_of(*store, "SELECT version FROM schema_version") == 8);
   CHECK(count_of(*store, "SELECT count(*) FROM task_secrets") == 0);
   hub::TaskRepository tasks(*store);
   auto old = tasks.find_task("t-old");
   REQUIRE(old.has_value());
   CHECK(old->secret_names.empty());
   CHECK_FALSE(old->limits.any());
+  CHECK(old->selector.empty());
+  CHECK(old->agent == "edge-1");
 }

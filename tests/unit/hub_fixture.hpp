@@ -40,7 +40,7 @@ struct HubFixture {
   hub::EventHub viewers;
   hub::OutputLedger ledger{events};
   hub::TaskTransitions transitions{*store, tasks, secrets, events, viewers, ledger};
-  hub::DispatchService dispatch{tasks, secrets, transitions};
+  hub::DispatchService dispatch{tasks, agents, secrets, transitions};
   hub::LeaseKeeper leases{tasks, transitions, 60'000};
   hub::AgentFrameService frames{tasks, events, ledger, transitions, agents, leases};
 
