@@ -53,7 +53,7 @@ std::string human_bytes(uint64_t bytes) {
 int exit_status_for(const std::string& state,
                     const std::optional<protocol::FinalReport>& final_report) {
   if (state == "timed_out") return 124;
-  if (state == "cancelled") return 125;
+  if (state == "cancelled" || state == "skipped") return 125;
   if (state == "rejected") return 69;
   if (state == "lost") return 75;
   if (final_report) {

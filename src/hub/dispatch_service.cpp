@@ -8,7 +8,8 @@
 
 namespace tether::hub {
 
-Result<TaskRecord> DispatchService::submit(const protocol::SubmitRequest& request) {
+Result<TaskRecord> DispatchService::submit(const protocol::SubmitRequest& request,
+                                           const std::string& run_id) {
   protocol::TaskSpec spec = request.spec;
   spec.task_id = "t-" + random_hex(8);
   spec.attempt_id = spec.task_id + "-a1";
@@ -25,6 +26,8 @@ Result<TaskRecord> DispatchService::submit(const protocol::SubmitRequest& reques
   task.id = spec.task_id;
   task.agent = request.agent;  // "" for a pool task
   task.selector = request.selector;
+  task.run_id = run_id;
+  task.held = !run_id.empty();
   task.state = TaskState::kQueued;
   task.command_json = protocol::command_json(spec);
   task.env_json = protocol::env_json(spec);

@@ -32,7 +32,9 @@ class DispatchService {
   // "seal_failed". The agent's existence is the
   // caller's to check. The spec's secrets are stored sealed (TaskSecrets);
   // the record holds their names.
-  Result<TaskRecord> submit(const protocol::SubmitRequest& request);
+  // With `run_id`, the task belongs to that run and is held: it is not
+  // dispatched until RunCoordinator releases it.
+  Result<TaskRecord> submit(const protocol::SubmitRequest& request, const std::string& run_id = "");
   // Queued tasks end at once; dispatched and running ones get task.cancel
   // after commit. Errors: "not_found", "already_finished".
   Result<TaskRecord> cancel(const std::string& task_id, const std::string& reason);

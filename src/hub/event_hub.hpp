@@ -1,4 +1,5 @@
-// EventHub: live subscribers per task (SSE streams). Events are published
+// EventHub: live subscribers per task or run (SSE streams): an event of a
+// task in a run reaches the viewers of both. Events are published
 // only after they are committed, in the order they were stored.
 #pragma once
 

@@ -1,6 +1,7 @@
 #include "hub/event_log.hpp"
 
 #include <chrono>
+#include <stdexcept>
 
 #include "core/wall_clock.hpp"
 #include "protocol/json_writer.hpp"
@@ -21,12 +22,13 @@ std::optional<EventKind> parse_kind(const std::string& text) {
   if (text == "output") return EventKind::kOutput;
   if (text == "gap") return EventKind::kGap;
   if (text == "final") return EventKind::kFinal;
+  if (text == "run") return EventKind::kRun;
   return std::nullopt;
 }
 
 constexpr const char* kColumns =
     "id, task_id, attempt_id, kind, stream, seq, byte_offset, length, data, payload, stored_at, "
-    "stored_at_us, state";
+    "stored_at_us, state, run_id";
 
 StoredEvent read_event(SQLite::Statement& row) {
   StoredEvent event;
@@ -50,6 +52,7 @@ StoredEvent read_event(SQLite::Statement& row) {
   event.stored_at = row.getColumn(10).getString();
   event.stored_at_us = row.getColumn(11).getInt64();
   event.state = row.getColumn(12).isNull() ? "" : row.getColumn(12).getString();
+  event.run_id = row.getColumn(13).getString();
   return event;
 }
 
@@ -65,6 +68,8 @@ std::string_view to_string(EventKind kind) {
       return "gap";
     case EventKind::kFinal:
       return "final";
+    case EventKind::kRun:
+      return "run";
   }
   return "status";
 }
@@ -74,8 +79,12 @@ std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
   event.stored_at = core::utc_now();
   event.stored_at_us = now_us();
   auto insert = store_.statement(
+      // The task's run, looked up here (one primary-key read) so that no
+      // caller has to know it; a run's own events name it.
       "INSERT INTO events (task_id, attempt_id, kind, stream, seq, byte_offset, length, data, "
-      "payload, stored_at, stored_at_us, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "payload, stored_at, stored_at_us, state, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+      "?9, ?10, ?11, ?12, COALESCE(?13, (SELECT run_id FROM tasks WHERE id = ?1), '')) "
+      "RETURNING id, run_id");
   insert.bind(1, event.task_id);
   if (event.attempt_id.empty()) {
     insert.bind(2);
@@ -113,8 +122,15 @@ std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
   } else {
     insert.bind(12, event.state);
   }
-  insert.exec();
-  event.id = static_cast<uint64_t>(store_.database().getLastInsertRowid());
+  if (event.run_id.empty()) {
+    insert.bind(13);
+  } else {
+    insert.bind(13, event.run_id);
+  }
+  // With RETURNING, the row is written at the first step, which yields it.
+  if (!insert.executeStep()) throw std::runtime_error("events: INSERT returned no row");
+  event.id = static_cast<uint64_t>(insert.getColumn(0).getInt64());
+  event.run_id = insert.getColumn(1).getString();
   return std::make_shared<StoredEvent>(std::move(event));
 }
 
@@ -186,6 +202,35 @@ std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t aft
       " FROM events WHERE task_id = ? AND id > ? AND kind <> 'output' ORDER BY id LIMIT ?";
   auto query = store_.statement(with_output ? all_sql.c_str() : no_output_sql.c_str());
   query.bind(1, task_id);
+  query.bind(2, static_cast<int64_t>(after_id));
+  query.bind(3, limit);
+  std::vector<StoredEvent> events;
+  while (query.executeStep())
+    events.push_back(read_event(query));
+  return events;
+}
+
+std::shared_ptr<const StoredEvent> EventLog::append_run(const std::string& run_id,
+                                                        std::string_view state,
+                                                        std::string payload) {
+  StoredEvent event = event_of(run_id, "", EventKind::kRun);
+  event.run_id = run_id;
+  event.state = std::string(state);
+  event.payload = std::move(payload);
+  return insert(std::move(event));
+}
+
+std::vector<StoredEvent> EventLog::run_page(const std::string& run_id, uint64_t after_id, int limit,
+                                            bool with_output) {
+  static const std::string all_sql =
+      std::string("SELECT ") + kColumns +
+      " FROM events WHERE run_id = ? AND run_id != '' AND id > ? ORDER BY id LIMIT ?";
+  static const std::string no_output_sql =
+      std::string("SELECT ") + kColumns +
+      " FROM events WHERE run_id = ? AND run_id != '' AND id > ? AND kind <> 'output' "
+      "ORDER BY id LIMIT ?";
+  auto query = store_.statement(with_output ? all_sql.c_str() : no_output_sql.c_str());
+  query.bind(1, run_id);
   query.bind(2, static_cast<int64_t>(after_id));
   query.bind(3, limit);
   std::vector<StoredEvent> events;

@@ -1,4 +1,6 @@
-// EventLog: the events table, the history a task's viewers replay.
+// EventLog: the events table, the history a task's viewers replay, and a
+// run's: each event of a task in a fan-out run carries the run's id, and a
+// run's own state changes are events of kind "run" (docs/protocol.md 11.5).
 //
 // Output chunks are stored once, here; the raw output endpoint, SSE replay
 // and final verification all read them back from this table.
@@ -14,13 +16,14 @@
 
 namespace tether::hub {
 
-enum class EventKind { kStatus, kOutput, kGap, kFinal };
+enum class EventKind { kStatus, kOutput, kGap, kFinal, kRun };
 std::string_view to_string(EventKind kind);
 
 struct StoredEvent {
   uint64_t id = 0;
-  std::string task_id;
+  std::string task_id;  // for a run event, the run's id
   std::string attempt_id;
+  std::string run_id;  // the task's run ("" for none), or the run's own
   EventKind kind = EventKind::kStatus;
   std::string state;  // status events: the task's new state
   protocol::StreamName stream = protocol::StreamName::kStdout;
@@ -51,11 +54,18 @@ class EventLog {
   std::shared_ptr<const StoredEvent> append_final(const std::string& task_id,
                                                   const std::string& attempt_id,
                                                   std::string payload);
+  // A run's state changed: {"run_id","state","note","at"}.
+  std::shared_ptr<const StoredEvent> append_run(const std::string& run_id, std::string_view state,
+                                                std::string payload);
 
   // Events of a task with id > after_id, oldest first, at most `limit`;
   // without output events (status, gaps and finals only) if !with_output.
   std::vector<StoredEvent> page(const std::string& task_id, uint64_t after_id, int limit,
                                 bool with_output = true);
+  // The events of a run's tasks and the run's own, id > after_id, oldest
+  // first, at most `limit` (as page).
+  std::vector<StoredEvent> run_page(const std::string& run_id, uint64_t after_id, int limit,
+                                    bool with_output = true);
   // Output and gap events of one stream with seq > after_seq, in seq order.
   std::vector<StoredEvent> stream_page(const std::string& attempt_id, protocol::StreamName stream,
                                        uint64_t after_seq, int limit);

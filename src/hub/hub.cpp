@@ -28,12 +28,14 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore
       ledger_(events_),
       transitions_(*store_, tasks_, secrets_, events_, viewers_, ledger_),
       dispatch_(tasks_, agents_, secrets_, transitions_),
+      run_records_(*store_),
+      runs_(run_records_, tasks_, agents_, dispatch_, transitions_),
       leases_(tasks_, transitions_, options_.lease_s * 1000),
       frames_(tasks_, events_, ledger_, transitions_, agents_, leases_),
       channels_(loop, *store_, tokens_, throttle_, frames_, leases_),
       polls_(loop, *store_, dispatch_, agents_, leases_.lease_ms(), channels_),
       api_(HubParts{loop, *store_, tokens_, agents_, tasks_, events_, viewers_, dispatch_, frames_,
-                    leases_, channels_, polls_, throttle_, audit_},
+                    leases_, channels_, polls_, throttle_, audit_, run_records_, runs_},
            options_.max_event_streams),
       lease_timer_(loop) {
   store_->attach_loop(loop);
@@ -53,6 +55,8 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore
   };
   notifier.task_queued = [this](const std::string& agent) { polls_.task_queued(agent); };
   transitions_.set_notifier(std::move(notifier));
+  transitions_.set_on_run_task_ended(
+      [this](const std::string& run_id) { runs_.task_ended(run_id); });
 }
 
 Hub::~Hub() {
@@ -162,6 +166,7 @@ void Hub::schedule_lease_check() {
   lease_timer_.start(1000, [this] {
     // Busy (hub.db locked elsewhere) or failed: the next check runs in a second.
     (void)store_->guarded("lease check", [this] { leases_.check_leases(); });
+    (void)store_->guarded("run offline check", [this] { runs_.sweep(wall_clock_ms()); });
     schedule_lease_check();
   });
 }

@@ -81,6 +81,8 @@ class Hub {
   OutputLedger ledger_;
   TaskTransitions transitions_;
   DispatchService dispatch_;
+  RunRepository run_records_;
+  RunCoordinator runs_;
   LeaseKeeper leases_;
   AgentFrameService frames_;
   AgentChannels channels_;

@@ -158,6 +158,45 @@ struct OperatorRoute {
                  const Caller& caller, const std::string& id);
 };
 
+// The fan-out run routes (docs/protocol.md 11.5).
+std::vector<OperatorRoute> run_routes() {
+  using P = Permission;
+  using S = AgentScope;
+  using Exchange = std::shared_ptr<HttpExchange>;
+  return {
+      {"POST",
+       {"runs"},
+       {P::kSubmit, S::kNone, "run.submit"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string&) {
+         r.runs().submit(e, c);
+       }},
+      {"GET",
+       {"runs"},
+       {P::kRead, S::kNone, "run.list"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller&, const std::string&) {
+         r.runs().list(e);
+       }},
+      {"GET",
+       {"runs", "{}"},
+       {P::kRead, S::kNone, "run.read"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller&, const std::string& id) {
+         r.runs().show(e, id);
+       }},
+      {"POST",
+       {"runs", "{}", "cancel"},
+       {P::kCancel, S::kNone, "run.cancel"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string& id) {
+         r.runs().cancel(e, c, id);
+       }},
+      {"GET",
+       {"runs", "{}", "events"},
+       {P::kRead, S::kNone, "run.read"},
+       [](OperatorRoutes& r, const Exchange& e, const Caller&, const std::string& id) {
+         r.runs().events(e, id);
+       }},
+  };
+}
+
 // The operator API and what each route needs (docs/protocol.md 11.2).
 const std::vector<OperatorRoute>& operator_route_table() {
   using P = Permission;
@@ -219,7 +258,13 @@ const std::vector<OperatorRoute>& operator_route_table() {
          r.read_audit(e);
        }},
   };
-  return table;
+  static const std::vector<OperatorRoute> with_runs = [] {
+    std::vector<OperatorRoute> all = table;
+    for (auto& route : run_routes())
+      all.push_back(std::move(route));
+    return all;
+  }();
+  return with_runs;
 }
 
 }  // namespace

@@ -14,6 +14,8 @@
 #include "hub/hub_store.hpp"
 #include "hub/lease_keeper.hpp"
 #include "hub/poll_waiters.hpp"
+#include "hub/run_coordinator.hpp"
+#include "hub/run_repository.hpp"
 #include "hub/task_repository.hpp"
 #include "hub/tokens.hpp"
 
@@ -34,6 +36,8 @@ struct HubParts {
   PollWaiters& polls;
   AuthThrottle& throttle;
   AuditLog& audit;
+  RunRepository& run_records;
+  RunCoordinator& runs;
 };
 
 }  // namespace tether::hub

@@ -12,8 +12,8 @@ namespace tether::hub {
 namespace {
 
 // 4: roles and audit (branch roles); 5: task secrets; 6: task limits;
-// 7: labels agents report; 8: pool tasks.
-constexpr int kSchemaVersion = 8;
+// 7: labels agents report; 8: pool tasks; 9: fan-out runs.
+constexpr int kSchemaVersion = 9;
 
 // The tables version 3 added: written once, for new databases (full_schema)
 // and for the upgrade from version 2.
@@ -92,6 +92,32 @@ CREATE TABLE IF NOT EXISTS task_secrets (
 );
 )SQL";
 
+// The tables and indexes version 9 added (fan-out runs, docs/protocol.md
+// 11.5): for new databases and for the upgrade from version 8.
+constexpr const char* kVersion9Tables = R"SQL(
+CREATE TABLE IF NOT EXISTS runs (
+  id                TEXT PRIMARY KEY,
+  state             TEXT NOT NULL,  -- running, succeeded, failed, stopped, cancelled
+  selector          TEXT NOT NULL DEFAULT '',
+  agents            TEXT NOT NULL DEFAULT '',  -- the names given, space-separated
+  command_json      TEXT NOT NULL,
+  max_concurrency   INTEGER NOT NULL,  -- resolved to a count
+  max_errors        INTEGER,           -- resolved to a count; NULL: no threshold
+  canary            INTEGER NOT NULL DEFAULT 0,
+  offline_timeout_s INTEGER NOT NULL,
+  cancel_on_error   INTEGER NOT NULL DEFAULT 0,
+  lost_is_error     INTEGER NOT NULL DEFAULT 0,
+  cancelled         INTEGER NOT NULL DEFAULT 0,  -- an operator cancelled it
+  stop_reason       TEXT,
+  created_by        TEXT NOT NULL DEFAULT '',
+  created_at        TEXT NOT NULL,
+  finished_at       TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, created_at);
+CREATE INDEX IF NOT EXISTS tasks_by_run ON tasks (run_id) WHERE run_id != '';
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id) WHERE run_id != '';
+)SQL";
+
 // The tables of versions 1 and 2 still in use, and the columns later versions
 // added to them. Column names are meant to be read by operators with sqlite3;
 // times are UTC text ("2026-11-22T05:12:00.123Z").
@@ -117,6 +143,9 @@ CREATE TABLE IF NOT EXISTS tasks (
   secret_names       TEXT NOT NULL DEFAULT '',  -- names of its secrets, space-separated
   limits_json        TEXT NOT NULL DEFAULT '{}',  -- {"memory_max":...}: task_limits.hpp
   selector           TEXT NOT NULL DEFAULT '',  -- a pool task's (agent '' until one takes it)
+  run_id             TEXT NOT NULL DEFAULT '',  -- the fan-out run it belongs to, if any
+  held               INTEGER NOT NULL DEFAULT 0,  -- a run's task not yet released to dispatch
+  released_at_ms     INTEGER,  -- when its run released it (offline_timeout_s counts from here)
   cwd                TEXT NOT NULL DEFAULT '',
   timeout_s          INTEGER NOT NULL DEFAULT 0,
   target             TEXT NOT NULL DEFAULT '',
@@ -169,7 +198,8 @@ CREATE TABLE IF NOT EXISTS events (
   data           BLOB,
   payload        TEXT,
   stored_at      TEXT NOT NULL,
-  stored_at_us   INTEGER NOT NULL
+  stored_at_us   INTEGER NOT NULL,
+  run_id         TEXT NOT NULL DEFAULT ''  -- its task's run, or the run's own events
 );
 CREATE INDEX IF NOT EXISTS events_by_task ON events (task_id, id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
@@ -179,7 +209,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
 // A new database gets everything at once.
 const std::string& full_schema() {
   static const std::string text =
-      std::string(kSchema) + kVersion3Tables + kVersion4Tables + kVersion5Tables;
+      std::string(kSchema) + kVersion3Tables + kVersion4Tables + kVersion5Tables + kVersion9Tables;
   return text;
 }
 
@@ -216,6 +246,17 @@ constexpr const char* kUpgradeTo7 =
 // Version 7 had no pool tasks.
 constexpr const char* kUpgradeTo8 =
     "ALTER TABLE tasks ADD COLUMN selector TEXT NOT NULL DEFAULT '';";
+// Version 8 had no runs.
+const std::string& upgrade_to_9() {
+  static const std::string text =
+      std::string(
+          "ALTER TABLE tasks ADD COLUMN run_id TEXT NOT NULL DEFAULT '';"
+          "ALTER TABLE tasks ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+          "ALTER TABLE tasks ADD COLUMN released_at_ms INTEGER;"
+          "ALTER TABLE events ADD COLUMN run_id TEXT NOT NULL DEFAULT '';") +
+      kVersion9Tables;
+  return text;
+}
 
 }  // namespace
 
@@ -242,7 +283,7 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
   const char* const upgrades[] = {
       kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(), upgrade_to_5().c_str(), kUpgradeTo6,
-      kUpgradeTo7, kUpgradeTo8};
+      kUpgradeTo7, kUpgradeTo8, upgrade_to_9().c_str()};
   if (auto schema = (*store)->apply_schema(full_schema().c_str(), kSchemaVersion, upgrades);
       !schema)
     return schema.error();

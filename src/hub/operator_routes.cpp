@@ -92,7 +92,8 @@ OperatorRoutes::OperatorRoutes(const HubParts& parts, size_t max_event_streams)
       leases_(parts.leases),
       channels_(parts.channels),
       audit_(parts.audit),
-      max_event_streams_(max_event_streams) {}
+      streams_(parts.loop, parts.store, parts.events, parts.viewers, max_event_streams),
+      runs_(parts, streams_) {}
 
 void OperatorRoutes::submit(const Exchange& exchange, const Caller& caller) {
   auto request = protocol::decode_submit(exchange->request().body);
@@ -254,55 +255,15 @@ void OperatorRoutes::task_output(const Exchange& exchange, const std::string& ta
 }
 
 void OperatorRoutes::task_events(const Exchange& exchange, const std::string& task_id) {
-  const auto& request = exchange->request();
   if (!tasks_.find_task(task_id)) {
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no task '" + task_id + "'");
     return;
   }
-  uint64_t after = 0;
-  const std::string last =
-      !request.last_event_id.empty() ? request.last_event_id : request.query_value("last_event_id");
-  if (!last.empty() && !parse_uint(last, after)) {
-    respond_error(exchange, protocol::ErrorCode::kInvalidField,
-                  "Last-Event-ID: expected an event id, an integer from 0 to 2^63-1");
-    return;
-  }
-  const bool follow = request.query_value("follow") != "0";
-  const std::string output = request.query_value("output");
-  if (!output.empty() && output != "0" && output != "1") {
-    respond_error(exchange, protocol::ErrorCode::kInvalidField, "output: expected 0 or 1");
-    return;
-  }
-  // Each stream holds a connection and, while it replays, reads storage: a
-  // bound keeps viewers from starving agents.
-  if (streams_.size() >= max_event_streams_) {
-    // Viewers that left while their stream was idle still hold a place
-    // until the next heartbeat would find them: look before refusing.
-    for (auto it = streams_.begin(); it != streams_.end();) {
-      if ((*it)->viewer_gone()) {
-        (*it)->close();
-        it = streams_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  if (streams_.size() >= max_event_streams_) {
-    exchange->respond(unavailable_response(
-        503, "too_many_streams",
-        "the hub already serves " + std::to_string(streams_.size()) +
-            " event streams (--max-event-streams " + std::to_string(max_event_streams_) + ")",
-        5));
-    return;
-  }
-  auto stream = std::make_shared<SseStream>(loop_, store_, events_, viewers_, tasks_, exchange,
-                                            task_id, after, follow, output != "0");
-  streams_.insert(stream);
-  std::weak_ptr<SseStream> weak = stream;
-  stream->set_on_finished([this, weak] {
-    if (auto finished = weak.lock()) streams_.erase(finished);
-  });
-  stream->start();
+  auto ended = [this, task_id] {
+    auto task = tasks_.find_task(task_id);
+    return !task || is_terminal(task->state);
+  };
+  streams_.open(exchange, SseSubject{task_id, false, ended});
 }
 
 void OperatorRoutes::remove_agent(const Exchange& exchange, const Caller& caller,
@@ -417,12 +378,6 @@ void OperatorRoutes::read_audit(const Exchange& exchange) {
     return;
   }
   exchange->respond(json_response(200, protocol::encode_audit_page(audit_.read(*query))));
-}
-
-void OperatorRoutes::close_streams() {
-  auto streams = streams_;
-  for (const auto& stream : streams)
-    stream->close();
 }
 
 }  // namespace tether::hub

@@ -19,9 +19,10 @@
 #include <string>
 #include <unordered_set>
 
+#include "hub/event_streams.hpp"
 #include "hub/hub_parts.hpp"
 #include "hub/operator_gate.hpp"
-#include "hub/sse_stream.hpp"
+#include "hub/run_routes.hpp"
 
 namespace tether::hub {
 
@@ -41,8 +42,11 @@ class OperatorRoutes {
   void read_audit(const Exchange& exchange);
 
   // Ends every SSE stream (shutdown).
-  void close_streams();
+  void close_streams() { streams_.close_all(); }
   size_t open_streams() const { return streams_.size(); }
+  // The SSE streams, shared with RunRoutes (one bound for both).
+  EventStreams& event_streams() { return streams_; }
+  RunRoutes& runs() { return runs_; }
 
  private:
   core::Loop& loop_;
@@ -55,8 +59,8 @@ class OperatorRoutes {
   LeaseKeeper& leases_;
   AgentChannels& channels_;
   AuditLog& audit_;
-  size_t max_event_streams_;
-  std::unordered_set<std::shared_ptr<SseStream>> streams_;
+  EventStreams streams_;
+  RunRoutes runs_;
 };
 
 }  // namespace tether::hub

@@ -1,6 +1,8 @@
 #include "hub/sse_stream.hpp"
 
 #include "core/log.hpp"
+#include "hub/task_state.hpp"
+#include "protocol/run_api.hpp"
 
 namespace tether::hub {
 
@@ -8,24 +10,17 @@ namespace {
 
 constexpr int kReplayPage = 256;
 
-bool ends_task(const StoredEvent& event) {
-  if (event.kind != EventKind::kStatus) return false;
-  auto state = parse_task_state(event.state);
-  return state && is_terminal(*state);
-}
-
 }  // namespace
 
 SseStream::SseStream(core::Loop& loop, core::SqliteStore& store, EventLog& events, EventHub& hub,
-                     TaskRepository& tasks, std::shared_ptr<core::HttpExchange> exchange,
-                     std::string task_id, uint64_t after_id, bool follow, bool with_output)
+                     std::shared_ptr<core::HttpExchange> exchange, SseSubject subject,
+                     uint64_t after_id, bool follow, bool with_output)
     : loop_(loop),
       store_(store),
       events_(events),
       hub_(hub),
-      tasks_(tasks),
       exchange_(std::move(exchange)),
-      task_id_(std::move(task_id)),
+      subject_(std::move(subject)),
       last_sent_id_(after_id),
       follow_(follow),
       with_output_(with_output),
@@ -40,7 +35,7 @@ void SseStream::start() {
       200, "text/event-stream",
       {{"cache-control", "no-cache"}, {"x-accel-buffering", "no"}, {"connection", "keep-alive"}});
   // The first bytes go out at once, so clients and proxies see the stream start.
-  exchange_->write(": tether events for " + task_id_ + "\nretry: 2000\n\n");
+  exchange_->write(": tether events for " + subject_.id + "\nretry: 2000\n\n");
   std::weak_ptr<SseStream> weak = weak_from_this();
   exchange_->set_on_drained([weak] {
     if (auto self = weak.lock()) self->pump_guarded();
@@ -48,9 +43,10 @@ void SseStream::start() {
   exchange_->set_on_closed([weak] {
     if (auto self = weak.lock()) self->close();
   });
-  subscription_ = hub_.subscribe(task_id_, [weak](const std::shared_ptr<const StoredEvent>& event) {
-    if (auto self = weak.lock()) self->on_live(event);
-  });
+  subscription_ =
+      hub_.subscribe(subject_.id, [weak](const std::shared_ptr<const StoredEvent>& event) {
+        if (auto self = weak.lock()) self->on_live(event);
+      });
   heartbeat();
   pump();
 }
@@ -68,7 +64,7 @@ void SseStream::heartbeat() {
 void SseStream::pump_guarded() {
   // Its own entry point (the connection drained): a viewer whose replay
   // cannot be read now is closed, and resumes with Last-Event-ID.
-  if (store_.guarded("event stream of " + task_id_, [this] { pump(); }) !=
+  if (store_.guarded("event stream of " + subject_.id, [this] { pump(); }) !=
       core::SqliteStore::Outcome::kDone) {
     close();
   }
@@ -77,7 +73,8 @@ void SseStream::pump_guarded() {
 void SseStream::pump() {
   if (finished_ || live_) return;
   if (exchange_->queued_bytes() > kMaxQueuedBytes / 4) return;  // wait for on_drained
-  auto page = events_.page(task_id_, last_sent_id_, kReplayPage, with_output_);
+  auto page = subject_.run ? events_.run_page(subject_.id, last_sent_id_, kReplayPage, with_output_)
+                           : events_.page(subject_.id, last_sent_id_, kReplayPage, with_output_);
   for (const auto& event : page) {
     send(event);
     if (finished_) return;
@@ -88,8 +85,7 @@ void SseStream::pump() {
     end();
     return;
   }
-  auto task = tasks_.find_task(task_id_);
-  if (!task || is_terminal(task->state)) {
+  if (subject_.ended()) {
     end();
     return;
   }
@@ -100,7 +96,7 @@ void SseStream::on_live(const std::shared_ptr<const StoredEvent>& event) {
   if (finished_ || !live_ || event->id <= last_sent_id_) return;  // replay will read it
   if (!with_output_ && event->kind == EventKind::kOutput) return;
   if (exchange_->queued_bytes() > kMaxQueuedBytes) {
-    core::log_warning("sse", "viewer of " + task_id_ + " more than " +
+    core::log_warning("sse", "viewer of " + subject_.id + " more than " +
                                  std::to_string(kMaxQueuedBytes >> 20) +
                                  " MiB behind; disconnected (it resumes with Last-Event-ID)");
     close();
@@ -112,7 +108,16 @@ void SseStream::on_live(const std::shared_ptr<const StoredEvent>& event) {
 void SseStream::send(const StoredEvent& event) {
   exchange_->write(format_sse(event));
   last_sent_id_ = event.id;
-  if (ends_task(event)) end();
+  if (ends_subject(event)) end();
+}
+
+bool SseStream::ends_subject(const StoredEvent& event) const {
+  if (subject_.run) {
+    return event.kind == EventKind::kRun && protocol::is_terminal_run_state(event.state);
+  }
+  if (event.kind != EventKind::kStatus) return false;
+  auto state = parse_task_state(event.state);
+  return state && is_terminal(*state);
 }
 
 void SseStream::end() {

@@ -1,4 +1,5 @@
-// SseStream: one viewer of a task's events (docs/protocol.md 11.1).
+// SseStream: one viewer of a task's events (docs/protocol.md 11.1), or of a
+// run's: its tasks' events and its own (11.5).
 //
 // It replays the stored events after Last-Event-ID a page at a time, each
 // page only once the previous one has been written out, then switches to
@@ -13,9 +14,17 @@
 #include "core/timer.hpp"
 #include "core/web_server.hpp"
 #include "hub/event_hub.hpp"
-#include "hub/task_repository.hpp"
 
 namespace tether::hub {
+
+// What a stream follows.
+struct SseSubject {
+  std::string id;  // a task's or a run's
+  bool run = false;
+  // Whether the subject has ended (read once replay has caught up: then the
+  // stream ends instead of waiting for live events).
+  std::function<bool()> ended;
+};
 
 class SseStream : public std::enable_shared_from_this<SseStream> {
  public:
@@ -23,8 +32,8 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   static constexpr uint64_t kHeartbeatMs = 15'000;
 
   SseStream(core::Loop& loop, core::SqliteStore& store, EventLog& events, EventHub& hub,
-            TaskRepository& tasks, std::shared_ptr<core::HttpExchange> exchange,
-            std::string task_id, uint64_t after_id, bool follow, bool with_output);
+            std::shared_ptr<core::HttpExchange> exchange, SseSubject subject, uint64_t after_id,
+            bool follow, bool with_output);
   ~SseStream();
 
   void start();
@@ -43,14 +52,14 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   void send(const StoredEvent& event);
   void end();
   void heartbeat();
+  bool ends_subject(const StoredEvent& event) const;
 
   core::Loop& loop_;
   core::SqliteStore& store_;
   EventLog& events_;
   EventHub& hub_;
-  TaskRepository& tasks_;
   std::shared_ptr<core::HttpExchange> exchange_;
-  std::string task_id_;
+  SseSubject subject_;
   uint64_t last_sent_id_;
   bool follow_;
   bool with_output_;  // false: status, gap and final events only

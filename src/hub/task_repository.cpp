@@ -19,7 +19,7 @@ constexpr const char* kTaskColumns =
     "id, agent, state, command_json, env_json, cwd, timeout_s, target, max_attempts, "
     "attempts_made, current_attempt, cancel_requested, cancel_reason, final_json, "
     "output_verified, verification_error, created_at, updated_at, secret_names, limits_json, "
-    "selector";
+    "selector, run_id, held";
 
 // Secret names are stored space-separated: the name rule has no spaces.
 std::string joined_names(const std::vector<std::string>& names) {
@@ -69,6 +69,8 @@ TaskRecord read_task(SQLite::Statement& row) {
     task.limits = *limits;
   }
   task.selector = row.getColumn(20).getString();
+  task.run_id = row.getColumn(21).getString();
+  task.held = row.getColumn(22).getInt() != 0;
   return task;
 }
 
@@ -129,8 +131,8 @@ void TaskRepository::insert_task(const TaskRecord& task) {
   store_.begin_write();
   auto insert = store_.statement(
       "INSERT INTO tasks (id, agent, state, command_json, env_json, cwd, timeout_s, target, "
-      "max_attempts, created_at, updated_at, secret_names, limits_json, selector) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "max_attempts, created_at, updated_at, secret_names, limits_json, selector, run_id, held) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   insert.bind(1, task.id);
   insert.bind(2, task.agent);
   insert.bind(3, std::string(to_string(task.state)));
@@ -145,6 +147,8 @@ void TaskRepository::insert_task(const TaskRecord& task) {
   insert.bind(12, joined_names(task.secret_names));
   insert.bind(13, protocol::limits_json(task.limits));
   insert.bind(14, task.selector);
+  insert.bind(15, task.run_id);
+  insert.bind(16, task.held ? 1 : 0);
   insert.exec();
 }
 
@@ -180,11 +184,11 @@ std::vector<TaskRecord> TaskRepository::list_tasks(
 
 std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent, bool with_pool) {
   static const std::string own = std::string("SELECT ") + kTaskColumns +
-                                 " FROM tasks WHERE agent = ? AND state = 'queued' "
+                                 " FROM tasks WHERE agent = ? AND state = 'queued' AND held = 0 "
                                  "ORDER BY created_at, rowid";
   static const std::string pooled = std::string("SELECT ") + kTaskColumns +
                                     " FROM tasks WHERE agent IN (?, '') AND state = 'queued' "
-                                    "ORDER BY created_at, rowid";
+                                    "AND held = 0 ORDER BY created_at, rowid";
   auto query = store_.statement(with_pool ? pooled.c_str() : own.c_str());
   query.bind(1, agent);
   std::vector<TaskRecord> tasks;

@@ -24,6 +24,8 @@ struct TaskRecord {
   // task submitted for one agent. Kept after an agent takes it: a retry
   // goes back to the pool.
   std::string selector;
+  std::string run_id;  // the fan-out run it belongs to; "" for none
+  bool held = false;   // a run's task its run has not released: not dispatched
   TaskState state = TaskState::kQueued;
   std::string command_json;  // {"argv":[...]} or {"shell":"..."}
   std::string env_json;      // {"NAME":"value",...}

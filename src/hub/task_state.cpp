@@ -22,14 +22,17 @@ std::string_view to_string(TaskState state) {
       return "lost";
     case TaskState::kRejected:
       return "rejected";
+    case TaskState::kSkipped:
+      return "skipped";
   }
   return "queued";
 }
 
 std::optional<TaskState> parse_task_state(std::string_view text) {
-  for (auto state : {TaskState::kQueued, TaskState::kDispatched, TaskState::kRunning,
-                     TaskState::kSucceeded, TaskState::kFailed, TaskState::kTimedOut,
-                     TaskState::kCancelled, TaskState::kLost, TaskState::kRejected}) {
+  for (auto state :
+       {TaskState::kQueued, TaskState::kDispatched, TaskState::kRunning, TaskState::kSucceeded,
+        TaskState::kFailed, TaskState::kTimedOut, TaskState::kCancelled, TaskState::kLost,
+        TaskState::kRejected, TaskState::kSkipped}) {
     if (to_string(state) == text) return state;
   }
   return std::nullopt;
@@ -49,11 +52,13 @@ bool is_legal_transition(TaskState from, TaskState to) {
     case TaskState::kQueued:
       // failed: it cannot be dispatched (its secrets do not decrypt).
       return to == TaskState::kDispatched || to == TaskState::kCancelled ||
-             to == TaskState::kFailed;
+             to == TaskState::kFailed || to == TaskState::kSkipped;
     case TaskState::kDispatched:
-      return to == TaskState::kRunning || to == TaskState::kQueued || is_terminal(to);
+      return to == TaskState::kRunning || to == TaskState::kQueued ||
+             (is_terminal(to) && to != TaskState::kSkipped);
     case TaskState::kRunning:
-      return to == TaskState::kQueued || (is_terminal(to) && to != TaskState::kRejected);
+      return to == TaskState::kQueued ||
+             (is_terminal(to) && to != TaskState::kRejected && to != TaskState::kSkipped);
     default:
       return false;  // terminal states never change
   }

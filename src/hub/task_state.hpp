@@ -7,7 +7,9 @@
 // (it cannot be dispatched: its secrets do not decrypt); dispatched -> a
 // terminal state (a final without task.started: could not start, rejected);
 // dispatched | running -> queued (the attempt was lost and the task has
-// attempts left). Terminal states never change.
+// attempts left); queued -> skipped (a run's task the run did not release:
+// it stopped, was cancelled, or the agent stayed offline). Terminal states
+// never change.
 #pragma once
 
 #include <optional>
@@ -27,6 +29,7 @@ enum class TaskState {
   kCancelled,
   kLost,
   kRejected,
+  kSkipped,
 };
 
 std::string_view to_string(TaskState state);

@@ -4,6 +4,7 @@
 
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
+#include "protocol/json_writer.hpp"
 #include "protocol/operator_api.hpp"
 
 namespace tether::hub {
@@ -33,7 +34,8 @@ void TaskTransitions::created(const TaskRecord& task) {
   core::log_info("tasks",
                  task.id + (task.agent.empty() ? " queued for any agent matching " + task.selector
                                                : " queued for agent " + task.agent));
-  wake_after_commit(task.agent);
+  // A run's task is held: its agent is woken when the run releases it.
+  if (!task.held) wake_after_commit(task.agent);
 }
 
 void TaskTransitions::transition(TaskRecord& task, TaskState to, const std::string& attempt_id,
@@ -54,6 +56,22 @@ void TaskTransitions::transition(TaskRecord& task, TaskState to, const std::stri
   core::log_info("tasks", task.id + " " + std::string(to_string(to)) +
                               (attempt_id.empty() ? "" : " (" + attempt_id + ")") +
                               (note.empty() ? "" : ": " + note));
+  if (is_terminal(to) && !task.run_id.empty() && on_run_task_ended_) {
+    on_run_task_ended_(task.run_id);
+  }
+}
+
+void TaskTransitions::run_changed(const std::string& run_id, std::string_view state,
+                                  const std::string& note) {
+  protocol::JsonWriter json;
+  json.begin_object();
+  json.field("run_id", run_id);
+  json.field("state", state);
+  if (!note.empty()) json.field("note", note);
+  json.field("at", core::utc_now());
+  json.end_object();
+  publish_after_commit(events_.append_run(run_id, state, json.str()));
+  core::log_info("runs", run_id + " " + std::string(state) + (note.empty() ? "" : ": " + note));
 }
 
 void TaskTransitions::requeue(TaskRecord& task, const std::string& attempt_id,

@@ -77,9 +77,19 @@ class TaskTransitions {
   // Sends `cancel` to `agent` once the turn has committed.
   void send_cancel_after_commit(const std::string& agent, const protocol::TaskCancel& cancel);
   void publish_after_commit(std::shared_ptr<const StoredEvent> event);
+  void wake_after_commit(const std::string& agent);
+
+  // A run's state changed (RunCoordinator): its "run" event is stored and
+  // published like a task's status (docs/protocol.md 11.5).
+  void run_changed(const std::string& run_id, std::string_view state, const std::string& note);
+  // Called in the same turn whenever a task of a run reaches a terminal
+  // state (RunCoordinator decides what the run does next).
+  void set_on_run_task_ended(std::function<void(const std::string& run_id)> handler) {
+    on_run_task_ended_ = std::move(handler);
+  }
 
  private:
-  void wake_after_commit(const std::string& agent);
+  std::function<void(const std::string& run_id)> on_run_task_ended_;
 
   core::SqliteStore& store_;
   TaskRepository& tasks_;

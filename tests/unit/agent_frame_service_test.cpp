@@ -723,7 +723,7 @@ TEST_CASE("secrets that do not open with the hub's key fail their task at dispat
 }
 
 TEST_CASE(
-    "a version 4 hub.db is upgraded to 8: tasks keep their rows, secrets and limits their place",
+    "a version 4 hub.db is upgraded to 9: tasks keep their rows, secrets and limits their place",
     "[agent_frame_service][secrets][store]") {
   test::TempDir dir("tether-upgrade");
   {
@@ -735,11 +735,15 @@ TEST_CASE(
         "VALUES ('t-old', 'edge-1', 'queued', '{\"argv\":[\"true\"]}', '{}', 'a', 'b');"
         "DROP TABLE task_secrets; ALTER TABLE tasks DROP COLUMN secret_names;"
         "ALTER TABLE tasks DROP COLUMN limits_json; ALTER TABLE agents DROP COLUMN reported_labels;"
-        "ALTER TABLE tasks DROP COLUMN selector;"
+        "ALTER TABLE tasks DROP COLUMN selector; DROP TABLE runs; DROP INDEX tasks_by_run;"
+        "DROP INDEX events_by_run; ALTER TABLE tasks DROP COLUMN run_id;"
+        "ALTER TABLE tasks DROP COLUMN held; ALTER TABLE tasks DROP COLUMN released_at_ms;"
+        "ALTER TABLE events DROP COLUMN run_id;"
         "UPDATE schema_version SET version = 4;");
   }
   auto store = test::open_test_hub_store(dir.path);
-  CHECK(count_of(*store, "SELECT version FROM schema_version") == 8);
+  CHECK(count_of(*store, "SELECT version FROM schema_version") == 9);
+  CHECK(count_of(*store, "SELECT count(*) FROM runs") == 0);
   CHECK(count_of(*store, "SELECT count(*) FROM task_secrets") == 0);
   hub::TaskRepository tasks(*store);
   auto old = tasks.find_task("t-old");

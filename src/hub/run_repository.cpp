@@ -1,0 +1,145 @@
+#include "hub/run_repository.hpp"
+
+#include "core/wall_clock.hpp"
+
+namespace tether::hub {
+
+namespace {
+
+constexpr const char* kRunColumns =
+    "id, state, selector, agents, command_json, max_concurrency, max_errors, canary, "
+    "offline_timeout_s, cancel_on_error, lost_is_error, cancelled, stop_reason, created_by, "
+    "created_at, finished_at";
+
+std::string text_or_empty(const SQLite::Column& column) {
+  return column.isNull() ? std::string() : column.getString();
+}
+
+// Agent names are stored space-separated: the name rule has no spaces.
+std::vector<std::string> split_names(const std::string& text) {
+  std::vector<std::string> names;
+  for (size_t at = 0; at < text.size();) {
+    const size_t space = std::min(text.find(' ', at), text.size());
+    if (space > at) names.push_back(text.substr(at, space - at));
+    at = space + 1;
+  }
+  return names;
+}
+
+RunRecord read_run(SQLite::Statement& row) {
+  RunRecord run;
+  run.id = row.getColumn(0).getString();
+  run.state = row.getColumn(1).getString();
+  run.selector = row.getColumn(2).getString();
+  run.agents = split_names(row.getColumn(3).getString());
+  run.command_json = row.getColumn(4).getString();
+  run.max_concurrency = static_cast<uint64_t>(row.getColumn(5).getInt64());
+  if (!row.getColumn(6).isNull())
+    run.max_errors = static_cast<uint64_t>(row.getColumn(6).getInt64());
+  run.canary = static_cast<uint64_t>(row.getColumn(7).getInt64());
+  run.offline_timeout_s = static_cast<uint64_t>(row.getColumn(8).getInt64());
+  run.cancel_on_error = row.getColumn(9).getInt() != 0;
+  run.lost_is_error = row.getColumn(10).getInt() != 0;
+  run.cancelled = row.getColumn(11).getInt() != 0;
+  run.stop_reason = text_or_empty(row.getColumn(12));
+  run.created_by = row.getColumn(13).getString();
+  run.created_at = row.getColumn(14).getString();
+  run.finished_at = text_or_empty(row.getColumn(15));
+  return run;
+}
+
+}  // namespace
+
+void RunRepository::insert(const RunRecord& run) {
+  std::string agents;
+  for (const auto& name : run.agents)
+    agents += (agents.empty() ? "" : " ") + name;
+  auto insert = store_.statement(
+      "INSERT INTO runs (id, state, selector, agents, command_json, max_concurrency, max_errors, "
+      "canary, offline_timeout_s, cancel_on_error, lost_is_error, created_by, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  insert.bind(1, run.id);
+  insert.bind(2, run.state);
+  insert.bind(3, run.selector);
+  insert.bind(4, agents);
+  insert.bind(5, run.command_json);
+  insert.bind(6, static_cast<int64_t>(run.max_concurrency));
+  if (run.max_errors) {
+    insert.bind(7, static_cast<int64_t>(*run.max_errors));
+  } else {
+    insert.bind(7);
+  }
+  insert.bind(8, static_cast<int64_t>(run.canary));
+  insert.bind(9, static_cast<int64_t>(run.offline_timeout_s));
+  insert.bind(10, run.cancel_on_error ? 1 : 0);
+  insert.bind(11, run.lost_is_error ? 1 : 0);
+  insert.bind(12, run.created_by);
+  insert.bind(13, run.created_at);
+  insert.exec();
+}
+
+std::optional<RunRecord> RunRepository::find(const std::string& id) {
+  static const std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?";
+  auto query = store_.statement(sql.c_str());
+  query.bind(1, id);
+  if (!query.executeStep()) return std::nullopt;
+  return read_run(query);
+}
+
+std::vector<RunRecord> RunRepository::list(int limit) {
+  static const std::string sql = std::string("SELECT ") + kRunColumns +
+                                 " FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?";
+  auto query = store_.statement(sql.c_str());
+  query.bind(1, limit);
+  std::vector<RunRecord> runs;
+  while (query.executeStep())
+    runs.push_back(read_run(query));
+  return runs;
+}
+
+std::vector<std::string> RunRepository::running_ids() {
+  auto query = store_.statement("SELECT id FROM runs WHERE state = 'running'");
+  std::vector<std::string> ids;
+  while (query.executeStep())
+    ids.push_back(query.getColumn(0).getString());
+  return ids;
+}
+
+void RunRepository::set_stop_reason(const std::string& id, const std::string& reason,
+                                    bool cancelled) {
+  store_.execute("UPDATE runs SET stop_reason = ?, cancelled = ? WHERE id = ?", reason,
+                 cancelled ? 1 : 0, id);
+}
+
+void RunRepository::finish(const std::string& id, const std::string& state) {
+  store_.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ?", state, core::utc_now(),
+                 id);
+}
+
+std::vector<RunTaskRow> RunRepository::tasks_of(const std::string& run_id) {
+  auto query = store_.statement(
+      "SELECT id, agent, state, held, released_at_ms, final_json, updated_at, cancel_reason "
+      "FROM tasks "
+      "WHERE run_id = ? ORDER BY rowid");
+  query.bind(1, run_id);
+  std::vector<RunTaskRow> rows;
+  while (query.executeStep()) {
+    RunTaskRow row;
+    row.task_id = query.getColumn(0).getString();
+    row.agent = query.getColumn(1).getString();
+    row.state = parse_task_state(query.getColumn(2).getString()).value_or(TaskState::kFailed);
+    row.held = query.getColumn(3).getInt() != 0;
+    if (!query.getColumn(4).isNull()) row.released_at_ms = query.getColumn(4).getInt64();
+    row.final_json = text_or_empty(query.getColumn(5));
+    row.updated_at = query.getColumn(6).getString();
+    row.note = text_or_empty(query.getColumn(7));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+void RunRepository::release(const std::string& task_id, int64_t now_ms) {
+  store_.execute("UPDATE tasks SET held = 0, released_at_ms = ? WHERE id = ?", now_ms, task_id);
+}
+
+}  // namespace tether::hub

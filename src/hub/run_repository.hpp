@@ -1,0 +1,68 @@
+// RunRepository: the `runs` table of hub.db, and the run columns of `tasks`
+// (run_id, held, released_at_ms), and the only code that reads or writes
+// them. A run's state is changed only by RunCoordinator.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hub/hub_store.hpp"
+#include "hub/task_state.hpp"
+
+namespace tether::hub {
+
+struct RunRecord {
+  std::string id;
+  std::string state = "running";  // running, succeeded, failed, stopped, cancelled
+  std::string selector;           // canonical text; "" when agents were named
+  std::vector<std::string> agents;
+  std::string command_json;
+  uint64_t max_concurrency = 1;        // resolved count
+  std::optional<uint64_t> max_errors;  // resolved count; nothing: no threshold
+  uint64_t canary = 0;
+  uint64_t offline_timeout_s = 60;
+  bool cancel_on_error = false;
+  bool lost_is_error = false;
+  bool cancelled = false;   // an operator cancelled it
+  std::string stop_reason;  // why it stopped or was cancelled; "" while it goes on
+  std::string created_by;
+  std::string created_at;
+  std::string finished_at;
+};
+
+// One task of a run, as the run needs it: in creation order, which is the
+// order tasks are released in.
+struct RunTaskRow {
+  std::string task_id;
+  std::string agent;
+  TaskState state = TaskState::kQueued;
+  bool held = true;  // not released yet
+  std::optional<int64_t> released_at_ms;
+  std::string final_json;
+  std::string note;  // why it was skipped or cancelled (tasks.cancel_reason)
+  std::string updated_at;
+};
+
+class RunRepository {
+ public:
+  explicit RunRepository(core::SqliteStore& store) : store_(store) {}
+
+  void insert(const RunRecord& run);
+  std::optional<RunRecord> find(const std::string& id);
+  // Newest first, at most `limit`.
+  std::vector<RunRecord> list(int limit);
+  // The ids of runs still running.
+  std::vector<std::string> running_ids();
+  void set_stop_reason(const std::string& id, const std::string& reason, bool cancelled);
+  void finish(const std::string& id, const std::string& state);
+  std::vector<RunTaskRow> tasks_of(const std::string& run_id);
+  // Marks a held task released (dispatch may take it) at `now_ms`.
+  void release(const std::string& task_id, int64_t now_ms);
+
+ private:
+  core::SqliteStore& store_;
+};
+
+}  // namespace tether::hub
