@@ -100,12 +100,11 @@ Result<core::HttpReply> HubClient::remove(const std::string& target) {
   return checked(core::http_call(call("DELETE", target)));
 }
 
-Result<core::HttpReply> HubClient::stream_events(const std::string& task_id,
-                                                 const std::string& last_event_id, bool follow,
-                                                 core::HttpCallControl& control,
-                                                 std::function<bool(std::string_view)> on_data) {
-  auto request = call("GET", "/api/v1/tasks/" + core::url_encode(task_id) + "/events" +
-                                 (follow ? "" : "?follow=0"));
+Result<core::HttpReply> HubClient::stream(const std::string& target,
+                                          const std::string& last_event_id,
+                                          core::HttpCallControl& control,
+                                          std::function<bool(std::string_view)> on_data) {
+  auto request = call("GET", target);
   if (!last_event_id.empty()) request.headers.emplace_back("Last-Event-ID", last_event_id);
   // The hub sends a keepalive every 15 s; a minute of silence means trouble.
   request.read_timeout_s = 60;

@@ -30,13 +30,15 @@ class HubClient {
   Result<core::HttpReply> post(const std::string& target, const std::string& body);
   Result<core::HttpReply> remove(const std::string& target);  // DELETE
 
-  // Streams GET /api/v1/tasks/{id}/events. `on_data` gets raw bytes; the
-  // call returns when the hub ends the stream, on error, or when `control`
-  // is stopped.
-  Result<core::HttpReply> stream_events(const std::string& task_id,
-                                        const std::string& last_event_id, bool follow,
-                                        core::HttpCallControl& control,
-                                        std::function<bool(std::string_view)> on_data);
+  // Streams GET `target` (an event stream: /api/v1/tasks/{id}/events,
+  // /api/v1/runs/{id}/events, with their query), sending Last-Event-ID when
+  // `last_event_id` is not empty. `on_data` gets raw bytes and returns false
+  // to stop; the call returns when the hub ends the stream, on error, or
+  // when `control` is stopped. A 4xx/5xx answer is an error with the hub's
+  // message.
+  Result<core::HttpReply> stream(const std::string& target, const std::string& last_event_id,
+                                 core::HttpCallControl& control,
+                                 std::function<bool(std::string_view)> on_data);
 
  private:
   core::HttpCall call(std::string method, std::string target);

@@ -1,5 +1,6 @@
-// tether: the operator CLI. Submit a task and follow its output, look at
-// tasks and agents, cancel. See docs/cli.md.
+// tether: the operator CLI. Run a command on a fleet (fleet_commands.hpp)
+// or submit a task and follow its output, look at tasks, runs and agents,
+// cancel. See docs/cli.md.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -16,9 +17,12 @@
 
 #include "cli/audit_command.hpp"
 #include "cli/command_line.hpp"
+#include "cli/command_table.hpp"
+#include "cli/fleet_commands.hpp"
 #include "cli/hub_client.hpp"
 #include "cli/interrupt_watcher.hpp"
 #include "cli/printable.hpp"
+#include "cli/run_options.hpp"
 #include "cli/task_follower.hpp"
 #include "cli/task_options.hpp"
 #include "cli/task_view_text.hpp"
@@ -40,41 +44,8 @@ using cli::HubClient;
 constexpr int kExitUsage = 2;
 constexpr int kExitHubError = 3;
 
-constexpr const char* kUsage =
-    "usage: tether [connection options] COMMAND ...\n"
-    "\n"
-    "commands:\n"
-    "  run (--agent NAME | --any SELECTOR) [--target T] [--timeout S] [--cwd DIR]\n"
-    "      [--env NAME=VALUE]...\n"
-    "      [--secret NAME | --secret NAME=@FILE]... [--max-attempts N] [--reject-if-busy]\n"
-    "      [--memory-max BYTES[K|M|G]] [--cpu-max CPUS] [--pids-max N]\n"
-    "      [--cancel-on-interrupt] [--shell]\n"
-    "      -- COMMAND [ARGS...]      submit a task, stream its output, exit with its status\n"
-    "  logs TASK [-f|--follow]       print a task's output (-f: follow until it ends)\n"
-    "  status TASK [--json]          show a task\n"
-    "  cancel TASK [--reason TEXT]   cancel a task\n"
-    "  tasks [--state S] [--limit N] [--json]\n"
-    "  agents [--selector SELECTOR] [--json]\n"
-    "  remove-agent NAME             remove an agent: its token stops working, its tasks end\n"
-    "  audit [--actor N] [--action A] [--target T] [--since TIME] [--until TIME]\n"
-    "      [--after ID] [--limit N] [--json]\n"
-    "                                the hub's audit trail, oldest first (admin tokens only);\n"
-    "                                TIME: UTC (2026-11-22T05:12:00Z) or an age (30m, 2h, 7d)\n"
-    "\n"
-    "connection options (or the environment):\n"
-    "  --hub-url URL      TETHER_HUB_URL     e.g. https://hub.example:7070\n"
-    "  --token-file FILE  TETHER_TOKEN_FILE  a file (mode 0600) holding an operator token\n"
-    "  --ca-file FILE     TETHER_CA_FILE     extra CA certificates (PEM) for https\n"
-    "\n"
-    "Options may come before or after the task; `--` ends them.\n"
-    "\n"
-    "exit status of run and logs -f: the task's exit code; 128+N if signal N ended it;\n"
-    "124 timed out, 125 cancelled, 69 rejected, 75 lost, 127 could not start;\n"
-    "130 if you interrupted following; 141 (SIGPIPE) if our stdout closed;\n"
-    "2 bad usage; 3 hub unreachable or refused.\n";
-
 int usage_error(const std::string& message) {
-  std::fprintf(stderr, "tether: %s\n\n%s", message.c_str(), kUsage);
+  std::fprintf(stderr, "tether: %s\n\n%s", message.c_str(), cli::kUsage);
   return kExitUsage;
 }
 
@@ -88,43 +59,6 @@ int hub_error(const Error& error) {
   // The message may quote what the hub or an agent said: never raw.
   std::fprintf(stderr, "tether: %s\n", cli::printable(error.message).c_str());
   return kExitHubError;
-}
-
-// What each command accepts besides the connection options.
-const std::vector<cli::OptionSpec> kConnectionOptions = {
-    {"--hub-url", "", true}, {"--token-file", "", true}, {"--ca-file", "", true}};
-
-std::vector<cli::OptionSpec> with_connection(std::vector<cli::OptionSpec> options) {
-  options.insert(options.end(), kConnectionOptions.begin(), kConnectionOptions.end());
-  return options;
-}
-
-const std::map<std::string, std::vector<cli::OptionSpec>>& command_options() {
-  static const std::map<std::string, std::vector<cli::OptionSpec>> table = {
-      {"run", with_connection({{"--agent", "", true},
-                               {"--any", "", true},
-                               {"--target", "", true},
-                               {"--timeout", "", true},
-                               {"--cwd", "", true},
-                               {"--env", "", true},
-                               {"--secret", "", true},
-                               {"--max-attempts", "", true},
-                               {"--memory-max", "", true},
-                               {"--cpu-max", "", true},
-                               {"--pids-max", "", true},
-                               {"--reject-if-busy", "", false},
-                               {"--cancel-on-interrupt", "", false},
-                               {"--shell", "", false}})},
-      {"logs", with_connection({{"--follow", "-f", false}})},
-      {"status", with_connection({{"--json", "", false}})},
-      {"cancel", with_connection({{"--reason", "", true}})},
-      {"tasks",
-       with_connection({{"--state", "", true}, {"--limit", "", true}, {"--json", "", false}})},
-      {"agents", with_connection({{"--json", "", false}, {"--selector", "", true}})},
-      {"remove-agent", with_connection({})},
-      {"audit", with_connection(cli::audit_options())},
-  };
-  return table;
 }
 
 int follow(HubClient& client, const std::string& task_id, bool follow_stream, bool print_hint,
@@ -182,7 +116,16 @@ int follow(HubClient& client, const std::string& task_id, bool follow_stream, bo
   return cli::exit_status_for(outcome->state, outcome->final_report);
 }
 
+// A command's outcome (fleet_commands.hpp, audit): its status, or 2 or 3 for its error.
+int command_status_of(const Result<int>& status) {
+  if (status) return *status;
+  return status.error().code == "usage" ? usage_error(status.error().message)
+                                        : hub_error(status.error());
+}
+
 int command_run(HubClient& client, const cli::CommandLine& line) {
+  if (auto form = cli::check_run_form(line); !form) return usage_error(form.error().message);
+  if (cli::is_fan_out(line)) return command_status_of(cli::run_fan_out(client, line));
   const std::string agent = line.value("--agent");
   const std::string any = line.value("--any");
   auto spec = cli::task_spec_from(line);
@@ -225,6 +168,27 @@ int command_run(HubClient& client, const cli::CommandLine& line) {
 std::optional<std::string> single_operand(const cli::CommandLine& line) {
   if (line.operands.size() != 1) return std::nullopt;
   return line.operands.front();
+}
+
+// `logs TASK`, or `logs --run RUN --agent NAME`: that agent's task in the run.
+int command_logs(HubClient& client, const cli::CommandLine& line) {
+  if (line.has("--run") != line.has("--agent")) {
+    return usage_error("logs: --run RUN and --agent NAME go together");
+  }
+  std::string task_id;
+  if (line.has("--run")) {
+    if (!line.operands.empty()) {
+      return usage_error("logs: a task id or --run RUN --agent NAME, not both");
+    }
+    auto found = cli::run_task_of(client, line.value("--run"), line.value("--agent"));
+    if (!found) return hub_error(found.error());
+    task_id = *found;
+  } else {
+    auto id = single_operand(line);
+    if (!id) return usage_error("logs: which task? (one task id)");
+    task_id = *id;
+  }
+  return follow(client, task_id, line.has("--follow"), false, false);
 }
 
 int command_status(HubClient& client, const cli::CommandLine& line) {
@@ -353,7 +317,7 @@ int main(int argc, char** argv) {
   for (; at < words.size() && words[at].rfind("-", 0) == 0; ++at) {
     const std::string& flag = words[at];
     if (flag == "--help" || flag == "-h") {
-      std::fputs(kUsage, stdout);
+      std::fputs(cli::kUsage, stdout);
       return 0;
     }
     if (flag == "--version") {
@@ -364,12 +328,12 @@ int main(int argc, char** argv) {
     if (flag.find('=') == std::string::npos && at + 1 < words.size())
       leading.push_back(words[++at]);
   }
-  auto global = cli::parse_command_line(leading, kConnectionOptions);
+  auto global = cli::parse_command_line(leading, cli::connection_options());
   if (!global) return usage_error(global.error().message);
   if (!global->operands.empty()) return usage_error("unexpected '" + global->operands[0] + "'");
   if (at >= words.size()) return usage_error("no command");
   const std::string command = words[at];
-  const auto& table = command_options();
+  const auto& table = cli::command_options();
   auto options = table.find(command);
   if (options == table.end()) return usage_error("unknown command '" + command + "'");
   auto line = cli::parse_command_line(
@@ -390,20 +354,13 @@ int main(int argc, char** argv) {
   }
   cli::HubClient client(std::move(*connection));
   if (command == "run") return command_run(client, *line);
-  if (command == "logs") {
-    auto id = single_operand(*line);
-    if (!id) return usage_error("logs: which task? (one task id)");
-    return follow(client, *id, line->has("--follow"), false, false);
-  }
+  if (command == "logs") return command_logs(client, *line);
+  if (command == "runs") return command_status_of(cli::list_runs(client, *line));
+  if (command == "run-status") return command_status_of(cli::show_run(client, *line));
   if (command == "status") return command_status(client, *line);
   if (command == "cancel") return command_cancel(client, *line);
   if (command == "tasks") return command_tasks(client, *line);
   if (command == "remove-agent") return command_remove_agent(client, *line);
-  if (command == "audit") {
-    auto status = cli::run_audit_command(client, *line);
-    if (status) return *status;
-    return status.error().code == "usage" ? usage_error(status.error().message)
-                                          : hub_error(status.error());
-  }
+  if (command == "audit") return command_status_of(cli::run_audit_command(client, *line));
   return command_agents(client, *line);
 }

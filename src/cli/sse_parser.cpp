@@ -54,6 +54,14 @@ void SseParser::process_line(std::string_view line) {
   // "retry" and unknown fields: nothing for us to do.
 }
 
+void SseParser::discard_partial() {
+  line_.clear();
+  after_cr_ = false;
+  pending_ = SseEvent();
+  has_data_ = false;
+  has_id_ = false;
+}
+
 void SseParser::dispatch() {
   if (has_id_) last_event_id_ = pending_.id;
   if (has_data_) handler_(pending_);

@@ -32,6 +32,10 @@ class SseParser {
   Result<void> feed(std::string_view bytes);
   // The id of the last dispatched event that had one (for Last-Event-ID).
   const std::string& last_event_id() const { return last_event_id_; }
+  // Forgets a line and an event not complete yet (the connection that
+  // carried them dropped; the stream resumes after last_event_id()). A
+  // parser that failed stays failed.
+  void discard_partial();
 
  private:
   void process_line(std::string_view line);

@@ -5,7 +5,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <thread>
 
 #include "cli/printable.hpp"
 #include "protocol/base64.hpp"
@@ -70,7 +69,17 @@ TaskFollower::TaskFollower(HubClient& client, std::string task_id, bool follow, 
       follow_(follow),
       status_line_(status_line),
       stdout_is_terminal_(::isatty(1) != 0),
-      stderr_is_terminal_(::isatty(2) != 0) {}
+      stderr_is_terminal_(::isatty(2) != 0),
+      // One stream for every run(): following again (after a cancel)
+      // resumes after the last event shown instead of showing all again.
+      stream_(
+          client_,
+          "/api/v1/tasks/" + core::url_encode(task_id_) + "/events" + (follow_ ? "" : "?follow=0"),
+          follow_, [this](const SseEvent& event) -> Result<void> {
+            on_event(event);
+            if (failure_) return *failure_;
+            return {};
+          }) {}
 
 void TaskFollower::clear_status() {
   if (!status_drawn_) return;
@@ -162,32 +171,11 @@ Result<FollowOutcome> TaskFollower::run(const std::atomic<bool>& interrupted,
   } else {
     return task.error();
   }
-  SseParser parser([this](const SseEvent& event) { on_event(event); });
-  int delay_ms = 250;
-  while (!outcome_.ended && !interrupted.load()) {
-    auto reply = client_.stream_events(
-        task_id_, parser.last_event_id(), follow_, control, [&](std::string_view bytes) {
-          auto fed = parser.feed(bytes);
-          if (!fed) failure_ = fed.error();
-          return !failure_ && !outcome_.ended && !outcome_.stdout_closed;
-        });
-    if (outcome_.stdout_closed) break;
-    if (failure_) {
-      clear_status();
-      return *failure_;
-    }
-    if (outcome_.ended || interrupted.load()) break;
-    if (!reply) {
-      if (reply.error().kind != Errc::kUnreachable && reply.error().kind != Errc::kIo) {
-        clear_status();
-        return reply.error();
-      }
-    } else if (!follow_) {
-      break;  // a bounded replay that ended without "end": nothing more
-    }
-    // The stream dropped: resume after the last event we saw.
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    delay_ms = std::min(delay_ms * 2, 5000);
+  auto followed = stream_.run(interrupted, control,
+                              [this] { return outcome_.ended || outcome_.stdout_closed; });
+  if (!followed) {
+    clear_status();
+    return followed.error();
   }
   clear_status();
   outcome_.interrupted = interrupted.load() && !outcome_.ended;

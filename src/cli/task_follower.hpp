@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cli/hub_client.hpp"
+#include "cli/resuming_event_stream.hpp"
 #include "cli/sse_parser.hpp"
 #include "protocol/attempt_report.hpp"
 
@@ -57,6 +58,7 @@ class TaskFollower {
   bool stderr_is_terminal_ = false;
   int64_t last_draw_ms_ = 0;
   std::optional<Error> failure_;
+  ResumingEventStream stream_;
 };
 
 // The CLI's exit status for a finished task (see docs/cli.md).

@@ -182,6 +182,8 @@ TEST_CASE("Ctrl-C stops following without cancelling, unless --cancel-on-interru
       co_await finish_cli(*cli, readers, run);
       if (cancel) {
         CHECK(run.exit_code == 125);
+        // Following again after the cancel resumes after what was shown.
+        CHECK(out == "tick\n");
       } else {
         CHECK(run.exit_code == 130);
         CHECK_THAT(run.err, Catch::Contains("keeps running") &&
