@@ -5,14 +5,17 @@
 
 #include <cstdio>
 #include <limits>
+#include <memory>
 
 #include "cli/interrupt_watcher.hpp"
+#include "cli/live_board.hpp"
 #include "cli/printable.hpp"
 #include "cli/run_exit_status.hpp"
 #include "cli/run_follower.hpp"
 #include "cli/run_options.hpp"
 #include "cli/run_summary.hpp"
 #include "cli/run_view_text.hpp"
+#include "cli/terminal_screen.hpp"
 #include "core/url.hpp"
 
 namespace tether::cli {
@@ -58,21 +61,37 @@ Result<int> report_end(HubClient& client, const std::string& run_id, bool as_jso
   return interrupted ? kExitInterrupted : run_exit_status(*view);
 }
 
+// Tells on the board (while it is up) or on stderr.
+void tell(LiveBoard* board, const std::string& text) {
+  if (board) {
+    board->update([&](RunBoard& shown) { shown.set_notice(text); });
+  } else {
+    std::fprintf(stderr, "%s\n", text.c_str());
+  }
+}
+
 Result<int> follow_run(HubClient& client, const protocol::RunView& run, bool as_json,
                        bool cancel_on_interrupt) {
   InterruptWatcher watcher;
-  RunFollower follower(client, run, !as_json, ::isatty(2) != 0);
+  // On a terminal, the live board instead of prefixed lines. Declared after
+  // the watcher: gone (the terminal given back) before it, on every path.
+  std::unique_ptr<LiveBoard> board;
+  if (!as_json && TerminalScreen::usable()) board = std::make_unique<LiveBoard>(run, watcher);
+  RunFollower follower(client, run, !as_json, ::isatty(2) != 0, board.get());
   TETHER_TRY(outcome, follower.run(watcher.interrupted(), watcher.fresh_control()));
   const bool interrupted = outcome->interrupted;
-  if (interrupted && cancel_on_interrupt) {
-    std::fprintf(stderr, "tether: cancelling run %s (interrupt again to stop waiting)\n",
-                 printable(run.id).c_str());
+  // "q" on the board stops following without cancelling.
+  const bool quit = board && board->quit_requested();
+  if (interrupted && cancel_on_interrupt && !quit) {
+    tell(board.get(),
+         "tether: cancelling run " + printable(run.id) + " (interrupt again to stop waiting)");
     TETHER_TRY(cancelled, client.post(run_path(run.id) + "/cancel",
                                       R"({"reason":"interrupted from tether run"})"));
     watcher.reset();
     TETHER_TRY(again, follower.run(watcher.interrupted(), watcher.fresh_control()));
     outcome = std::move(again);
   }
+  board.reset();  // the terminal back before anything more is printed
   follower.finish_output();
   if (outcome->stdout_closed) end_by_sigpipe(run.id);
   if (outcome->interrupted) {

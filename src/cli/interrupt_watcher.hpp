@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -28,11 +30,21 @@ class InterruptWatcher {
     control_ = owned_.back().get();
     return *owned_.back();
   }
+  // What Ctrl-C does, from any thread (the live board's "q"): sets
+  // interrupted() and stops the current HTTP call; if interrupted() was
+  // already set, runs the exit hook and exits at once with 130.
+  void interrupt();
+  // Run before that immediate exit, on the thread that exits (the live
+  // board gives the terminal back); nullptr for none. Setting it waits
+  // while the hook runs.
+  void set_before_exit(std::function<void()> hook);
 
  private:
   std::atomic<bool> interrupted_{false};
   std::atomic<core::HttpCallControl*> control_{nullptr};
   std::vector<std::unique_ptr<core::HttpCallControl>> owned_;
+  std::mutex hook_mutex_;
+  std::function<void()> before_exit_;
   std::thread thread_;
 };
 

@@ -46,11 +46,13 @@ bool is_terminal_task_state(std::string_view state) {
          state == "cancelled" || state == "rejected" || state == "lost" || state == "skipped";
 }
 
-RunFollower::RunFollower(HubClient& client, protocol::RunView run, bool show_output, bool notes)
+RunFollower::RunFollower(HubClient& client, protocol::RunView run, bool show_output, bool notes,
+                         LiveBoard* board)
     : client_(client),
       run_id_(run.id),
       show_output_(show_output),
-      notes_(notes),
+      notes_(notes && !board),
+      board_(board),
       lines_([this](int fd, std::string_view bytes) { write(fd, bytes); }),
       stream_(client_,
               "/api/v1/runs/" + core::url_encode(run_id_) + "/events" +
@@ -96,8 +98,16 @@ Result<void> RunFollower::on_output(const protocol::JsonObjectReader& data) {
   if (!chunk) return invalid_event("output", chunk.error().message);
   if (!show_output_) return {};
   const std::string task_id = task_id_of_attempt(*attempt);
-  lines_.add(task_id, agent_of(task_id), chunk->stream == protocol::StreamName::kStdout ? 1 : 2,
-             chunk->data);
+  const int fd = chunk->stream == protocol::StreamName::kStdout ? 1 : 2;
+  const std::string agent = agent_of(task_id);
+  if (board_) {
+    board_->update([&](RunBoard& board) {
+      board.add_task(task_id, agent);
+      board.on_output(task_id, fd, chunk->data);
+    });
+    return {};
+  }
+  lines_.add(task_id, agent, fd, chunk->data);
   return {};
 }
 
@@ -105,8 +115,48 @@ void RunFollower::on_status(const protocol::JsonObjectReader& data) {
   auto task_id = data.optional_string("task_id");
   auto state = data.optional_string("state");
   if (!task_id || !*task_id || !state || !*state) return;
+  if (board_) {
+    const std::string agent = agent_of(**task_id);
+    board_->update([&](RunBoard& board) {
+      board.add_task(**task_id, agent);
+      board.on_status(**task_id, **state);
+    });
+  }
   // A task that ended writes nothing more: its last line goes out now.
   if (is_terminal_task_state(**state)) lines_.finish(**task_id);
+}
+
+void RunFollower::on_final(const protocol::JsonObjectReader& data) {
+  auto attempt = data.optional_string("attempt_id");
+  if (!attempt || !*attempt) return;
+  const std::string task_id = task_id_of_attempt(**attempt);
+  lines_.finish(task_id);
+  if (!board_) return;
+  // A report this CLI cannot read still ends the task's lines; no exit code.
+  auto report = protocol::read_final_fields(data);
+  board_->update([&](RunBoard& board) {
+    board.on_final(task_id, report ? report->exit_code : std::nullopt,
+                   report ? report->signal : std::nullopt);
+  });
+}
+
+void RunFollower::on_gap(const protocol::JsonObjectReader& data) {
+  if (!show_output_) return;
+  auto attempt = data.optional_string("attempt_id");
+  auto length = data.optional_uint("length");
+  const std::string task_id = attempt && *attempt ? task_id_of_attempt(**attempt) : "";
+  const uint64_t dropped = length && *length ? **length : 0;
+  if (board_) {
+    if (task_id.empty()) return;
+    const std::string agent = agent_of(task_id);
+    board_->update([&](RunBoard& board) {
+      board.add_task(task_id, agent);
+      board.on_gap(task_id, dropped);
+    });
+    return;
+  }
+  note("[tether] " + printable(agent_of(task_id)) + ": " + std::to_string(dropped) +
+       " bytes of output were dropped by the agent here");
 }
 
 void RunFollower::on_run(const protocol::JsonObjectReader& data) {
@@ -114,6 +164,10 @@ void RunFollower::on_run(const protocol::JsonObjectReader& data) {
   if (!state || !*state) return;
   outcome_.state = **state;
   auto why = data.optional_string("note");
+  if (board_) {
+    const std::string text = why && *why ? **why : "";
+    board_->update([&](RunBoard& board) { board.on_run(**state, text); });
+  }
   note("[tether] run " + printable(run_id_) + " " + printable(**state) +
        (why && *why && !(*why)->empty() ? ": " + printable(**why) : ""));
 }
@@ -131,18 +185,11 @@ Result<void> RunFollower::on_event(const SseEvent& event) {
   if (event.type == "status") {
     on_status(data);
   } else if (event.type == "final") {
-    if (auto attempt = data.optional_string("attempt_id"); attempt && *attempt) {
-      lines_.finish(task_id_of_attempt(**attempt));
-    }
+    on_final(data);
   } else if (event.type == "run") {
     on_run(data);
-  } else if (event.type == "gap" && show_output_) {
-    auto attempt = data.optional_string("attempt_id");
-    auto length = data.optional_uint("length");
-    const std::string task_id = attempt && *attempt ? task_id_of_attempt(**attempt) : "";
-    note("[tether] " + printable(agent_of(task_id)) + ": " +
-         std::to_string(length && *length ? **length : 0) +
-         " bytes of output were dropped by the agent here");
+  } else if (event.type == "gap") {
+    on_gap(data);
   }
   return {};
 }

@@ -10,6 +10,10 @@
 // comes from the run's view, fetched again when an unknown task appears.
 // With `notes` (stderr is a terminal) the run's state changes and dropped
 // output are told on stderr, on lines of their own.
+//
+// With a LiveBoard (both stdout and stderr are terminals), nothing is
+// written: every event changes the board instead (states, bytes, exit
+// codes, lines, dropped output, the run's state).
 #pragma once
 
 #include <atomic>
@@ -20,6 +24,7 @@
 
 #include "cli/host_line_assembler.hpp"
 #include "cli/hub_client.hpp"
+#include "cli/live_board.hpp"
 #include "cli/resuming_event_stream.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/run_api.hpp"
@@ -37,8 +42,11 @@ class RunFollower {
  public:
   // `run`: the run as the hub answered its submission (with its tasks).
   // `show_output` false (--json): the stream is asked for without output
-  // (?output=0) and nothing is written but notes.
-  RunFollower(HubClient& client, protocol::RunView run, bool show_output, bool notes);
+  // (?output=0) and nothing is written but notes. `board`: where events
+  // go instead of our stdout and stderr (nullptr: the lines above); it
+  // must outlive the follower.
+  RunFollower(HubClient& client, protocol::RunView run, bool show_output, bool notes,
+              LiveBoard* board = nullptr);
 
   // Follows until `end`, an interrupt (`interrupted` set and `control`
   // stopped) or a closed stdout; may be called again after an interrupt
@@ -56,6 +64,8 @@ class RunFollower {
   Result<void> on_output(const protocol::JsonObjectReader& data);
   void on_status(const protocol::JsonObjectReader& data);
   void on_run(const protocol::JsonObjectReader& data);
+  void on_final(const protocol::JsonObjectReader& data);
+  void on_gap(const protocol::JsonObjectReader& data);
   // The agent whose task this is; the task id itself if the run's view
   // does not know it even when fetched again.
   std::string agent_of(const std::string& task_id);
@@ -66,6 +76,7 @@ class RunFollower {
   std::string run_id_;
   bool show_output_;
   bool notes_;
+  LiveBoard* board_;
   std::map<std::string, std::string> agents_;  // task id -> agent name
   std::set<std::string> looked_up_;            // unknown task ids already looked for
   HostLineAssembler lines_;

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli/printable.hpp"
+#include "cli/terminal_text.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/json_reader.hpp"
 #include "protocol/report_json.hpp"
@@ -33,18 +34,6 @@ bool write_all(int fd, const char* data, size_t size) {
     size -= static_cast<size_t>(n);
   }
   return true;
-}
-
-std::string human_bytes(uint64_t bytes) {
-  char text[32];
-  if (bytes < 1024) {
-    std::snprintf(text, sizeof text, "%llu B", static_cast<unsigned long long>(bytes));
-  } else if (bytes < (1ull << 20)) {
-    std::snprintf(text, sizeof text, "%.1f KiB", static_cast<double>(bytes) / 1024);
-  } else {
-    std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  }
-  return text;
 }
 
 }  // namespace
