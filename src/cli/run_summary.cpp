@@ -157,9 +157,9 @@ Result<std::string> run_json(std::string_view view_json, const protocol::RunView
                              const RunTails& tails) {
   TETHER_TRY(document, protocol::parse_json_object(view_json, "run"));
   auto& allocator = document->GetAllocator();
-  auto tasks = document->FindMember("tasks");
-  if (tasks != document->MemberEnd() && tasks->value.IsArray()) {
-    for (auto& task : tasks->value.GetArray()) {
+  // HasMember, not FindMember: clang rejects comparing mutable member iterators.
+  if (document->HasMember("tasks") && (*document)["tasks"].IsArray()) {
+    for (auto& task : (*document)["tasks"].GetArray()) {
       if (!task.IsObject() || !task.HasMember("task_id") || !task["task_id"].IsString()) continue;
       const std::string id = task["task_id"].GetString();
       auto view = std::find_if(run.tasks.begin(), run.tasks.end(),

@@ -51,13 +51,14 @@ std::string settings_text(const protocol::RunView& run) {
 std::string run_command_text(const protocol::RunView& run) {
   auto document = protocol::parse_json_object(run.command_json, "command");
   if (!document) return "";
+  const rapidjson::Value& command = *document;  // const: clang rejects the mutable iterator
   std::string text;
-  if (auto shell = document->FindMember("shell");
-      shell != document->MemberEnd() && shell->value.IsString()) {
+  if (auto shell = command.FindMember("shell");
+      shell != command.MemberEnd() && shell->value.IsString()) {
     return shell->value.GetString();
   }
-  if (auto argv = document->FindMember("argv");
-      argv != document->MemberEnd() && argv->value.IsArray()) {
+  if (auto argv = command.FindMember("argv");
+      argv != command.MemberEnd() && argv->value.IsArray()) {
     for (const auto& arg : argv->value.GetArray()) {
       if (arg.IsString()) text += (text.empty() ? "" : " ") + std::string(arg.GetString());
     }

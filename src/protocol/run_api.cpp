@@ -327,8 +327,9 @@ Result<RunView> read_run_view(const JsonObjectReader& object) {
 Result<RunView> decode_run_view(std::string_view body) {
   TETHER_TRY(document, parse_json_object(body, "run"));
   TETHER_TRY(run, read_run_view(JsonObjectReader(*document, "run")));
-  auto command = (*document).FindMember("command");
-  if (command != (*document).MemberEnd() && command->value.IsObject()) {
+  const rapidjson::Value& root = *document;  // const: clang rejects the mutable iterator
+  auto command = root.FindMember("command");
+  if (command != root.MemberEnd() && command->value.IsObject()) {
     JsonWriter json;
     // Kept as the hub wrote it: {"argv":[...]} or {"shell":"..."}.
     TaskSpec spec;
