@@ -65,8 +65,11 @@ void HostLineAssembler::finish(const std::string& task) {
 }
 
 void HostLineAssembler::finish_all() {
-  while (!partial_.empty())
-    finish(partial_.begin()->first.first);
+  while (!partial_.empty()) {
+    // A copy: finish() erases the entry whose key this is.
+    const std::string task = partial_.begin()->first.first;
+    finish(task);
+  }
 }
 
 }  // namespace tether::cli
