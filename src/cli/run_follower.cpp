@@ -1,4 +1,5 @@
 #include "cli/run_follower.hpp"
+#include "cli/fd_writer.hpp"
 
 #include <unistd.h>
 
@@ -11,20 +12,6 @@
 namespace tether::cli {
 
 namespace {
-
-// False if the descriptor is closed for writing (EPIPE: its reader left).
-bool write_all(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
 
 Error invalid_event(const std::string& type, const std::string& why) {
   return make_error(Errc::kProtocol, "sse_invalid", "bad " + type + " event: " + why);
@@ -65,7 +52,7 @@ RunFollower::RunFollower(HubClient& client, protocol::RunView run, bool show_out
 
 void RunFollower::write(int fd, std::string_view bytes) {
   if (fd == 1 && outcome_.stdout_closed) return;
-  if (!write_all(fd, bytes.data(), bytes.size()) && fd == 1) {
+  if (!write_all(fd, bytes) && fd == 1) {
     outcome_.stdout_closed = true;  // stop: nobody reads us
   }
 }
@@ -73,7 +60,7 @@ void RunFollower::write(int fd, std::string_view bytes) {
 void RunFollower::note(const std::string& text) {
   if (!notes_) return;
   const std::string line = text + "\n";
-  write_all(2, line.data(), line.size());
+  write_all(2, line);
 }
 
 std::string RunFollower::agent_of(const std::string& task_id) {

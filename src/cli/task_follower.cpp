@@ -1,4 +1,5 @@
 #include "cli/task_follower.hpp"
+#include "cli/fd_writer.hpp"
 
 #include <unistd.h>
 
@@ -20,20 +21,6 @@ int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-// False if the descriptor is closed for writing (EPIPE: its reader left).
-bool write_all(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
 }
 
 }  // namespace
@@ -73,7 +60,7 @@ TaskFollower::TaskFollower(HubClient& client, std::string task_id, bool follow, 
 void TaskFollower::clear_status() {
   if (!status_drawn_) return;
   const char clear[] = "\r\033[K";
-  write_all(2, clear, sizeof clear - 1);
+  write_all(2, std::string_view(clear, sizeof clear - 1));
   status_drawn_ = false;
 }
 
@@ -87,14 +74,14 @@ void TaskFollower::draw_status(bool force) {
                      printable(outcome_.state.empty() ? "waiting" : outcome_.state) +
                      (agent_.empty() ? "" : " on " + printable(agent_)) + " · out " +
                      human_bytes(bytes_out_) + " · err " + human_bytes(bytes_err_);
-  write_all(2, line.data(), line.size());
+  write_all(2, line);
   status_drawn_ = true;
 }
 
 void TaskFollower::write_output(int fd, const std::string& bytes) {
   if (bytes.empty()) return;
   clear_status();
-  if (!write_all(fd, bytes.data(), bytes.size())) {
+  if (!write_all(fd, bytes)) {
     if (fd == 1) outcome_.stdout_closed = true;  // stop: nobody reads us
     return;
   }
@@ -109,7 +96,7 @@ void TaskFollower::write_output(int fd, const std::string& bytes) {
 void TaskFollower::write_note(const std::string& text) {
   clear_status();
   const std::string line = (outcome_.line_open ? "\n" : "") + text + "\n";
-  write_all(2, line.data(), line.size());
+  write_all(2, line);
   outcome_.line_open = false;
 }
 

@@ -1,4 +1,5 @@
 #include "cli/terminal_screen.hpp"
+#include "cli/fd_writer.hpp"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -25,19 +26,6 @@ void on_window_change(int) {
     [[maybe_unused]] const ssize_t written = ::write(fd, &byte, 1);  // full pipe: one is enough
   }
   errno = saved_errno;
-}
-
-// False if the terminal could not take it all (gone: EIO).
-bool write_all(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
 }
 
 // The alternate screen (the first frame clears it), the cursor hidden, no

@@ -1,6 +1,7 @@
 #include "hub/http_replies.hpp"
 
 #include "protocol/api_error.hpp"
+#include "protocol/json_reader.hpp"
 
 namespace tether::hub {
 
@@ -27,6 +28,14 @@ void respond_error(const std::shared_ptr<core::HttpExchange>& exchange, protocol
                    const std::string& message) {
   respond_error(exchange, protocol::http_status(code), std::string(protocol::to_string(code)),
                 message, protocol::is_retryable(code));
+}
+
+Result<std::string> cancel_reason(const std::string& body, std::string fallback) {
+  if (body.empty()) return fallback;
+  TETHER_TRY(document, protocol::parse_json_object(body, "cancel"));
+  TETHER_TRY(given, protocol::JsonObjectReader(*document, "cancel").optional_string("reason"));
+  if (*given && !(*given)->empty()) return std::move(**given);
+  return fallback;
 }
 
 bool parse_uint(const std::string& text, uint64_t& out, uint64_t max) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/result.hpp"
 #include "core/web_server.hpp"
 #include "protocol/error_codes.hpp"
 #include "protocol/wire_integer.hpp"
@@ -24,5 +25,8 @@ void respond_error(const std::shared_ptr<core::HttpExchange>& exchange, protocol
                    const std::string& message);
 // A number from the client: 0 to 2^63-1, or `max`; false (out untouched) otherwise.
 bool parse_uint(const std::string& text, uint64_t& out, uint64_t max = protocol::kMaxWireInteger);
+// The "reason" of a cancel's body ({"reason": "..."}, optional; an empty
+// body or reason gives `fallback`). Errors ("invalid_field") name the field.
+Result<std::string> cancel_reason(const std::string& body, std::string fallback);
 
 }  // namespace tether::hub

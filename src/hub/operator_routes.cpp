@@ -295,20 +295,12 @@ void OperatorRoutes::remove_agent(const Exchange& exchange, const Caller& caller
 
 void OperatorRoutes::cancel(const Exchange& exchange, const Caller& caller,
                             const std::string& task_id) {
-  std::string reason = "requested by an operator";
-  if (!exchange->request().body.empty()) {
-    auto document = protocol::parse_json_object(exchange->request().body, "cancel");
-    if (!document) {
-      respond_error(exchange, protocol::ErrorCode::kInvalidField, document.error().message);
-      return;
-    }
-    auto given = protocol::JsonObjectReader(*document, "cancel").optional_string("reason");
-    if (!given) {
-      respond_error(exchange, protocol::ErrorCode::kInvalidField, given.error().message);
-      return;
-    }
-    if (*given && !(*given)->empty()) reason = **given;
+  auto given = cancel_reason(exchange->request().body, "requested by an operator");
+  if (!given) {
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, given.error().message);
+    return;
   }
+  const std::string reason = std::move(*given);
   auto task = dispatch_.cancel(task_id, reason);
   if (!task) {
     respond_error(exchange, task.error().kind == Errc::kNotFound ? 404 : 409, task.error().code,

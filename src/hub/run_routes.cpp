@@ -85,20 +85,12 @@ void RunRoutes::show(const Exchange& exchange, const std::string& run_id) {
 }
 
 void RunRoutes::cancel(const Exchange& exchange, const Caller& caller, const std::string& run_id) {
-  std::string reason = "requested by " + caller.principal.name;
-  if (!exchange->request().body.empty()) {
-    auto document = protocol::parse_json_object(exchange->request().body, "cancel");
-    if (!document) {
-      respond_error(exchange, protocol::ErrorCode::kInvalidField, document.error().message);
-      return;
-    }
-    auto given = protocol::JsonObjectReader(*document, "cancel").optional_string("reason");
-    if (!given) {
-      respond_error(exchange, protocol::ErrorCode::kInvalidField, given.error().message);
-      return;
-    }
-    if (*given && !(*given)->empty()) reason = **given;
+  auto given = cancel_reason(exchange->request().body, "requested by " + caller.principal.name);
+  if (!given) {
+    respond_error(exchange, protocol::ErrorCode::kInvalidField, given.error().message);
+    return;
   }
+  const std::string reason = std::move(*given);
   auto run = runs_.cancel(run_id, reason);
   if (!run) {
     respond_error(exchange, run.error().kind == Errc::kNotFound ? 404 : 409, run.error().code,
