@@ -142,6 +142,29 @@ void signal_tree(int signum, bool report) {
   send_line(line);
 }
 
+// Whether a process of the task, other than a zombie, is still there.
+bool any_living_member() {
+  const int command = g_command_exited ? 0 : g_command;
+  if (task_members::mark(::getpid(), g_plan->cgroup, command) == 0) return false;
+  for (int i = 0; i < task_members::count(); ++i) {
+    const task_members::ProcessEntry& entry = task_members::at(i);
+    if (entry.in_tree && entry.state != 'Z') return true;
+  }
+  return false;
+}
+
+// "finish" comes once the output pipes have closed, and a process that
+// wrote last (`(sleep 1; echo late) &`) may still be on its way out: it
+// gets about 100 ms to end by itself, so that it is neither killed nor
+// reported as left running. One that stays is killed and reported.
+void let_exiting_processes_end() {
+  for (int round = 0; round < 20; ++round) {
+    reap_children();
+    if (!any_living_member()) return;
+    pause_briefly();
+  }
+}
+
 // Why the command could not start: an errno and the step that failed.
 struct StartFailure {
   int error = 0;
@@ -268,6 +291,7 @@ void run_commands(char* input, size_t capacity, size_t& buffered, bool& finishin
     } else if (std::strcmp(input, "kill") == 0) {
       signal_tree(SIGKILL, true);
     } else if (std::strcmp(input, "finish") == 0) {
+      let_exiting_processes_end();
       signal_tree(SIGKILL, true);
       finishing = true;
     }

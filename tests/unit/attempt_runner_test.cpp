@@ -289,6 +289,18 @@ TEST_CASE("output written by a grandchild after the parent exits is still read",
   CHECK(final_report.error.empty());
 }
 
+TEST_CASE("a process on its way out when the pipes close is neither killed nor reported",
+          "[runner]") {
+  // It closes the pipes at once and ends 50 ms later by itself: the kind of
+  // process the grandchild above is between its last write and its exit.
+  CollectingSink sink;
+  auto final_report =
+      run_one(shell_task("leaving", "(exec >&- 2>&-; sleep 0.05) & echo started"), sink);
+  CHECK(final_report.status == AttemptStatus::kSucceeded);
+  CHECK(sink.out.bytes == "started\n");
+  CHECK(final_report.error.empty());
+}
+
 TEST_CASE("a grandchild holding the pipe is killed after the drain timeout", "[runner]") {
   CollectingSink sink;
   ExecutorOptions options;
