@@ -3,6 +3,7 @@
 #include "agent/agent_hello.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include "core/backoff.hpp"
 #include "core/co_group.hpp"
@@ -50,7 +51,13 @@ void ResultChannel::close() {
 core::Co<void> ResultChannel::run(core::CancellationToken stop) {
   core::WebSocketClientOptions client_options;
   client_options.ca_file = options_.hub.ca_file;
-  client_options.ping_after_idle_s = static_cast<uint16_t>(options_.keepalive_s);
+  // Each agent pings at its own period, up to a fifth under keepalive_s: a
+  // fleet that reconnected in the same second drifts apart instead of
+  // pinging the hub together every interval.
+  std::uniform_int_distribution<uint64_t> shorter_by(0, options_.keepalive_s / 5);
+  std::random_device entropy;
+  client_options.ping_after_idle_s =
+      static_cast<uint16_t>(options_.keepalive_s - shorter_by(entropy));
   client_options.dead_after_s = static_cast<uint16_t>(3 * options_.keepalive_s);
   client_options.handshake_timeout_s =
       static_cast<uint16_t>(std::clamp<uint64_t>(3 * options_.keepalive_s, 5, 60));

@@ -30,9 +30,10 @@ int server_callback(lws* wsi, lws_callback_reasons reason, void* user, void* in,
   return server->handle_lws_callback(wsi, reason, user, in, len);
 }
 
-// Sends pings on idle WebSockets and drops a peer silent for 45 s.
+// No lws validity timers (pings and hangups): each re-arm is an O(n) walk
+// of lws's one sorted timer list. WebSocketKeepalive does that job instead.
 const lws_retry_bo_t kIdlePolicy = {
-    nullptr, 0, 0, /* secs_since_valid_ping */ 15, /* secs_since_valid_hangup */ 45, 0};
+    nullptr, 0, 0, /* secs_since_valid_ping */ 0, /* secs_since_valid_hangup */ 0, 0};
 
 constexpr uint64_t kRefusalLogIntervalMs = 10'000;
 constexpr uint64_t kAcceptPauseMs = 1'000;
@@ -55,6 +56,8 @@ WebServer::WebServer(Loop& loop, WebServerOptions options, Handlers handlers)
       handlers_(std::move(handlers)),
       max_connections_(options_.max_connections ? options_.max_connections
                                                 : default_max_connections()),
+      keepalive_(loop, WebSocketKeepaliveOptions{options_.websocket_ping_after_ms,
+                                                 options_.websocket_hangup_after_ms}),
       accept_pause_(loop),
       refusal_report_(loop) {
   live_servers().insert(this);
@@ -339,6 +342,7 @@ void WebServer::on_websocket_established(lws* wsi) {
                                                           options_.max_message_bytes);
   connection->attach(wsi);
   websockets_[wsi] = connection;
+  keepalive_.watch(connection);
   loop_.defer([this, alive = alive_, connection] {
     if (!*alive || !handlers_.on_websocket) return;
     try {
@@ -404,6 +408,9 @@ int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void
       return websocket() ? websocket()->on_writable(wsi) : 0;
     case LWS_CALLBACK_TIMER:
       return websocket() ? websocket()->on_timer() : 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+      if (websocket()) websocket()->on_pong();
+      return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
       if (websocket()) websocket()->on_peer_close(in, len);
       return 0;
@@ -416,34 +423,9 @@ int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void
   return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-void configure_lws_logging() {
-  static bool configured = false;
-  if (configured) return;
-  configured = true;
-  // Through our log, so lines carry a time and a journald priority. lws
-  // warnings mostly repeat what our callers report better (a refused
-  // upgrade, a closed peer): debug. Its errors stay visible.
-  lws_set_log_level(LLL_ERR | LLL_WARN, [](int level, const char* line) {
-    std::string_view text(line);
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
-      text.remove_suffix(1);
-    // accept() failed (lws 4.1 logs it and returns, and the listener stays
-    // readable): the servers pause, and say so once, instead of a line per
-    // wake-up at full speed.
-    constexpr std::string_view kAcceptFailed = "accept: errno ";
-    if (const size_t at = text.find(kAcceptFailed); at != std::string_view::npos) {
-      const int error_number =
-          std::atoi(std::string(text.substr(at + kAcceptFailed.size())).c_str());
-      for (WebServer* server : live_servers())
-        server->pause_accepting(error_number);
-      return;
-    }
-    if (level == LLL_ERR) {
-      log_warning("lws", text);
-    } else {
-      log_debug("lws", text);
-    }
-  });
+void WebServer::pause_all_accepting(int error_number) {
+  for (WebServer* server : live_servers())
+    server->pause_accepting(error_number);
 }
 
 }  // namespace tether::core

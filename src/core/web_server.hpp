@@ -25,19 +25,17 @@
 #include "core/loop.hpp"
 #include "core/lws_context_owner.hpp"
 #include "core/lws_http.hpp"
+#include "core/lws_logging.hpp"
 #include "core/open_files.hpp"
 #include "core/result.hpp"
 #include "core/timer.hpp"
 #include "core/web_socket.hpp"
+#include "core/websocket_keepalive.hpp"
 
 struct lws;
 struct lws_context;
 
 namespace tether::core {
-
-// Routes lws's log lines to our log; errors and warnings only. An accept()
-// failure pauses the live servers instead (WebServer::pause_accepting).
-void configure_lws_logging();
 
 class WebServer;
 
@@ -59,6 +57,10 @@ struct WebServerOptions {
   // no longer than this between pieces; a connection that is silent that
   // long before its request is closed too.
   unsigned int request_timeout_s = 10;
+  // A WebSocket nothing was heard from for this long gets a ping, and is
+  // dropped when still silent at the second (see WebSocketKeepalive).
+  uint64_t websocket_ping_after_ms = 15'000;
+  uint64_t websocket_hangup_after_ms = 45'000;
 };
 
 // The answer to a WebSocket upgrade: status 0 accepts; anything else is sent
@@ -105,6 +107,9 @@ class WebServer {
   // stop accepting for a second instead of being woken for the same
   // pending connection forever. Called from the lws log hook.
   void pause_accepting(int error_number);
+  // pause_accepting on every live server (lws reports accept() failures
+  // without saying which listener).
+  static void pause_all_accepting(int error_number);
 
  private:
   friend class HttpExchange;
@@ -155,6 +160,7 @@ class WebServer {
   uint64_t refused_logged_at_ms_ = 0;
   std::string refused_last_reason_;
   uint64_t accept_failure_logged_at_ms_ = 0;
+  WebSocketKeepalive keepalive_;
   Timer accept_pause_;
   Timer refusal_report_;
 };

@@ -36,7 +36,41 @@ void WebSocketConnection::close(int code, std::string reason) {
   lws_callback_on_writable(wsi_);
 }
 
+void WebSocketConnection::ping() {
+  if (!is_open()) return;
+  ping_wanted_ = true;
+  lws_callback_on_writable(wsi_);
+}
+
+void WebSocketConnection::hang_up(std::string reason) {
+  if (!is_open()) return;
+  const std::string from = upgrade_request_.path.empty()
+                               ? std::string("the peer")
+                               : upgrade_request_.path + " from " + upgrade_request_.peer_address;
+  log_warning("websocket", from + ": " + reason + "; dropping the connection");
+  closing_ = true;  // nothing more goes to lws for this connection
+  hung_up_ = true;
+  close_reason_ = std::move(reason);
+  // Timed out at once by lws itself, on its next service: never closed from
+  // here, outside a callback.
+  lws_set_timeout(wsi_, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 int WebSocketConnection::on_writable(lws* wsi) {
+  if (hung_up_) return -1;  // lws closes it now, as the timeout would
+  if (ping_wanted_ && !closing_) {
+    ping_wanted_ = false;
+    // A payload, because lws 4.1 reports no empty pong (the peer echoes
+    // it, RFC 6455 5.5.3): the loop time it was sent, 8 bytes.
+    unsigned char frame[LWS_PRE + 8];
+    const uint64_t sent_ms = loop_.now_ms();
+    std::memcpy(frame + LWS_PRE, &sent_ms, sizeof sent_ms);
+    if (lws_write(wsi, frame + LWS_PRE, sizeof sent_ms, LWS_WRITE_PING) < 0) return -1;
+    if (lws_send_pipe_choked(wsi)) {
+      if (!outgoing_.empty()) lws_callback_on_writable(wsi);
+      return 0;
+    }
+  }
   while (!outgoing_.empty()) {
     std::string& framed = outgoing_.front();
     const size_t length = framed.size() - LWS_PRE;
@@ -112,6 +146,7 @@ int WebSocketConnection::on_receive_fragment(lws* wsi, const void* data, size_t 
     refuse(wsi, kCloseMessageTooBig, std::move(reason));
     return 0;
   }
+  last_heard_ms_ = loop_.now_ms();
   incoming_.append(static_cast<const char*>(data), length);
   if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
     deliver(std::exchange(incoming_, std::string()));

@@ -51,6 +51,17 @@ class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnect
   // Sends what is queued, then closes with `code` and `reason`.
   void close(int code, std::string reason);
 
+  // Sends a ping (RFC 6455 5.5.2) ahead of queued messages; the peer's pong
+  // updates last_heard_ms(). Nothing if not open.
+  void ping();
+  // Drops the connection without a close handshake, for a peer that stopped
+  // answering (WebSocketKeepalive); logs `reason` with the peer. Closed
+  // later, through on_closed, with kCloseAbnormal.
+  void hang_up(std::string reason);
+  // The loop's time (Loop::now_ms) when the last message fragment or pong
+  // arrived, or the connection was attached.
+  uint64_t last_heard_ms() const { return last_heard_ms_; }
+
   bool is_open() const { return wsi_ != nullptr && !closing_; }
   size_t queued_bytes() const { return queued_bytes_; }
   size_t queued_messages() const { return outgoing_.size(); }
@@ -89,7 +100,11 @@ class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnect
   }
 
   // --- used by WebServer / WebSocketClient from lws callbacks ---
-  void attach(lws* wsi) { wsi_ = wsi; }
+  void attach(lws* wsi) {
+    wsi_ = wsi;
+    last_heard_ms_ = loop_.now_ms();
+  }
+  void on_pong() { last_heard_ms_ = loop_.now_ms(); }
   // Returns -1 when lws should close the connection.
   int on_receive_fragment(lws* wsi, const void* data, size_t length);
   int on_writable(lws* wsi);
@@ -112,6 +127,9 @@ class WebSocketConnection : public std::enable_shared_from_this<WebSocketConnect
   std::deque<std::string> outgoing_;  // each with LWS_PRE bytes of headroom
   size_t queued_bytes_ = 0;
   std::string incoming_;
+  uint64_t last_heard_ms_ = 0;
+  bool ping_wanted_ = false;
+  bool hung_up_ = false;
   bool closing_ = false;
   bool refusing_ = false;  // a refused message's remaining fragments are dropped
   bool closed_ = false;

@@ -25,9 +25,11 @@
 #include "core/web_server.hpp"
 #include "core/websocket_client.hpp"
 #include "protocol/base64.hpp"
+#include "raw_websocket.hpp"
 
 using namespace tether;
 using namespace tether::core;
+using namespace tether::test;
 
 namespace {
 
@@ -40,36 +42,6 @@ std::string accept_key(const std::string& key) {
   SHA1(reinterpret_cast<const unsigned char*>(joined.data()), joined.size(), digest);
   return protocol::base64_encode(
       std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
-}
-
-// One frame. A client masks (RFC 6455 5.3), a server does not.
-std::string frame(uint8_t opcode, bool fin, std::string_view payload, bool masked,
-                  std::mt19937_64& random) {
-  std::string out;
-  out.push_back(static_cast<char>((fin ? 0x80 : 0) | opcode));
-  const uint8_t mask_bit = masked ? 0x80 : 0;
-  if (payload.size() < 126) {
-    out.push_back(static_cast<char>(mask_bit | payload.size()));
-  } else if (payload.size() <= 0xffff) {
-    out.push_back(static_cast<char>(mask_bit | 126));
-    out.push_back(static_cast<char>(payload.size() >> 8));
-    out.push_back(static_cast<char>(payload.size() & 0xff));
-  } else {
-    out.push_back(static_cast<char>(mask_bit | 127));
-    for (int shift = 56; shift >= 0; shift -= 8)
-      out.push_back(static_cast<char>((static_cast<uint64_t>(payload.size()) >> shift) & 0xff));
-  }
-  if (!masked) {
-    out.append(payload);
-    return out;
-  }
-  char mask[4];
-  for (char& byte : mask)
-    byte = static_cast<char>(random() & 0xff);
-  out.append(mask, 4);
-  for (size_t i = 0; i < payload.size(); ++i)
-    out.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
-  return out;
 }
 
 struct Script {
@@ -126,50 +98,6 @@ Script make_script(std::mt19937_64& random, bool masked) {
   return script;
 }
 
-// Reads frames the other side sent until its close frame; the close code,
-// or nothing if the connection ended without one.
-std::optional<int> close_code_from(int fd) {
-  std::string in;
-  char buffer[65536];
-  for (;;) {
-    // Parse what we have.
-    size_t at = 0;
-    while (in.size() - at >= 2) {
-      const uint8_t opcode = static_cast<uint8_t>(in[at]) & 0x0f;
-      const bool masked = (static_cast<uint8_t>(in[at + 1]) & 0x80) != 0;
-      uint64_t length = static_cast<uint8_t>(in[at + 1]) & 0x7f;
-      size_t header = 2;
-      if (length == 126) {
-        if (in.size() - at < 4) break;
-        length = (static_cast<uint8_t>(in[at + 2]) << 8) | static_cast<uint8_t>(in[at + 3]);
-        header = 4;
-      } else if (length == 127) {
-        if (in.size() - at < 10) break;
-        length = 0;
-        for (int i = 0; i < 8; ++i)
-          length = (length << 8) | static_cast<uint8_t>(in[at + 2 + i]);
-        header = 10;
-      }
-      const size_t mask_bytes = masked ? 4 : 0;
-      if (in.size() - at < header + mask_bytes + length) break;
-      std::string payload = in.substr(at + header + mask_bytes, length);
-      if (masked) {
-        for (size_t i = 0; i < payload.size(); ++i)
-          payload[i] = static_cast<char>(payload[i] ^ in[at + header + i % 4]);
-      }
-      if (opcode == 0x8) {
-        if (payload.size() < 2) return 1005;
-        return (static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]);
-      }
-      at += header + mask_bytes + length;
-    }
-    in.erase(0, at);
-    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-    if (n <= 0) return std::nullopt;
-    in.append(buffer, static_cast<size_t>(n));
-  }
-}
-
 // Writes `bytes` in random pieces (1 byte to 256 KiB), so frame headers and
 // payloads straddle reads on the other side.
 void write_in_pieces(int fd, const std::string& bytes, std::mt19937_64& random) {
@@ -180,34 +108,6 @@ void write_in_pieces(int fd, const std::string& bytes, std::mt19937_64& random) 
     if (n <= 0) return;  // the receiver closed (after a refusal): fine
     at += static_cast<size_t>(n);
   }
-}
-
-std::string read_http_head(int fd) {
-  std::string head;
-  char c;
-  while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1)
-    head.push_back(c);
-  return head;
-}
-
-std::string header_of(const std::string& head, const std::string& name) {
-  std::string lower = head;
-  for (char& c : lower)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const auto at = lower.find("\r\n" + name + ":");
-  if (at == std::string::npos) return {};
-  auto start = at + 3 + name.size();
-  while (start < head.size() && head[start] == ' ')
-    ++start;
-  return head.substr(start, head.find("\r\n", start) - start);
-}
-
-void set_timeouts(int fd) {
-  timeval timeout{20, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-  const int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 struct Received {
@@ -324,20 +224,10 @@ TEST_CASE("WebSocket server receive path: hand-made frames around the size limit
       server = std::move(*started);
       const int port = server->port();
       peer = std::thread([&, port, peer_random = std::mt19937_64(seed * 104729)]() mutable {
-        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        const int fd = connect_loopback(port);
+        if (fd < 0) return;
         set_timeouts(fd);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_port = htons(static_cast<uint16_t>(port));
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-          ::close(fd);
-          return;
-        }
-        const std::string request =
-            "GET /channel HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tether.v1\r\n\r\n";
+        const std::string request = upgrade_request("/channel");
         write_in_pieces(fd, request, peer_random);
         (void)read_http_head(fd);
         write_in_pieces(fd, script.bytes, peer_random);
