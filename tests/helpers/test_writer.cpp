@@ -6,6 +6,8 @@
 //   text SEED BYTES          BYTES of printable ASCII in 100-byte lines (99 + '\n'),
 //                            a block of random lines repeated; like a build log,
 //                            the common case, sent without base64
+//   textlines SEED COUNT     the bytes of `text SEED COUNT*100`, one write(2) per
+//                            100-byte line (a chatty task that flushes each line)
 //   wallclock COUNT INTERVAL_MS
 //                            COUNT lines "<CLOCK_REALTIME us>\n" on a fixed schedule
 //                            (line i at start + i * INTERVAL_MS), each stamped just
@@ -163,13 +165,18 @@ int timestamped_lines(uint64_t count, uint64_t interval_ms) {
   return 0;
 }
 
-int text_lines(uint64_t seed, uint64_t total) {
-  // 2621 random lines, repeated: cheap to write, so the writer is not what a
-  // throughput benchmark measures.
+// 2621 random 100-byte lines (99 printable + '\n'): cheap to repeat, so the
+// writer is not what a throughput benchmark measures.
+std::vector<char> text_block(uint64_t seed) {
   Random random(seed);
   std::vector<char> block(100 * 2621);
   for (size_t i = 0; i < block.size(); ++i)
     block[i] = i % 100 == 99 ? '\n' : static_cast<char>(' ' + random.next() % 95);
+  return block;
+}
+
+int text_lines(uint64_t seed, uint64_t total) {
+  const std::vector<char> block = text_block(seed);
   uint64_t written = 0;
   while (written < total) {
     const size_t size =
@@ -177,6 +184,16 @@ int text_lines(uint64_t seed, uint64_t total) {
     write_all(1, block.data(), size);
     written += size;
   }
+  return 0;
+}
+
+// The bytes of `text SEED COUNT*100`, but one write(2) per line, as a chatty
+// task that flushes every line writes them: a reader sees lines, not blocks.
+int text_lines_one_by_one(uint64_t seed, uint64_t count) {
+  const std::vector<char> block = text_block(seed);
+  const uint64_t lines_in_block = block.size() / 100;
+  for (uint64_t i = 0; i < count; ++i)
+    write_all(1, block.data() + (i % lines_in_block) * 100, 100);
   return 0;
 }
 
@@ -258,6 +275,9 @@ int main(int argc, char** argv) {
   if (mode == "utf8" && argc == 4) return utf8_text(number(argv[2]), number(argv[3]));
   if (mode == "lines" && argc == 4) return timestamped_lines(number(argv[2]), number(argv[3]));
   if (mode == "text" && argc == 4) return text_lines(number(argv[2]), number(argv[3]));
+  if (mode == "textlines" && argc == 4) {
+    return text_lines_one_by_one(number(argv[2]), number(argv[3]));
+  }
   if (mode == "wallclock" && argc == 4) return wallclock_lines(number(argv[2]), number(argv[3]));
   if (mode == "longline" && argc == 3) return long_line(number(argv[2]));
   if (mode == "interleave" && argc == 3) return interleave(number(argv[2]));
@@ -266,8 +286,9 @@ int main(int argc, char** argv) {
   }
   if (mode == "exit" && argc == 3) return static_cast<int>(number(argv[2]));
   if (mode == "fds" && argc == 2) return list_descriptors();
-  std::fprintf(stderr,
-               "usage: tether-test-writer "
-               "random|utf8|text|lines|wallclock|longline|interleave|paced|exit|fds ...\n");
+  std::fprintf(
+      stderr,
+      "usage: tether-test-writer "
+      "random|utf8|text|textlines|lines|wallclock|longline|interleave|paced|exit|fds ...\n");
   return 2;
 }
