@@ -8,20 +8,35 @@ poll, so N agents hold 2N sockets.
     fleet_simulator.py register --hub-url URL --registration-token-file F \\
         --tokens-dir DIR --agents N [--prefix sim-] [--clients 16]
     fleet_simulator.py run --hub-url URL --tokens-dir DIR [--agents N]
-        [--labels 'fleet=bench,n={i}'] [--output-bytes N] [--run-ms N]
-        [--ping-interval-s S] [--poll-wait-s S] [--control]
+        [--first K] [--source-address 127.0.0.2] [--labels 'fleet=bench,n={i}']
+        [--output-bytes N] [--run-ms N] [--ping-interval-s S] [--ping-timeout-s S]
+        [--poll-wait-s S] [--poll-grace-s S] [--ready-partial] [--control]
 
 `register` makes N agents through POST /api/v1/agents/register (one
 registration token, CLIENTS kept-alive connections) and writes each token
 to DIR/NAME.token (0600). `run` starts an agent per token file (sorted by
-name; the first N), each sending the labels ({i}: its index) in its hello,
-and prints `READY {json}` when every hello is acked. With --control it
+name; N of them from the K-th), each sending the labels ({i}: its index)
+in its hello, its connections from the source address (loopback answers on
+all of 127/8: several simulators look like several hosts), and prints
+`READY {json}` when every hello is acked (with --ready-partial, also when
+--ready-timeout-s passes first: "ready" says how many). With --control it
 then reads commands on stdin, one a line, and answers on stdout:
 
     stats  ->  STATS {json}   counters since the last reset (FleetStats)
     reset  ->  OK reset       a new measurement window
     ping   ->  PING {json}    one WebSocket ping from every agent: round trips
+    pings  ->  PINGS {json}   the window's keepalive pings, each of them:
+                              rtts_ms (answered), pending_ms (no pong yet:
+                              their age), lost and cut counts
+    finals ->  FINALS {json}  {task_id: when its final was acked verified}
+                              for the window's finals
     quit   ->  (stops)        so does the end of stdin
+
+Every agent pings its channel every --ping-interval-s (from a random
+point of the first interval), waiting --ping-timeout-s for each pong. A
+long poll that the hub closes without an answer, or leaves unanswered for
+--poll-wait-s + --poll-grace-s, is counted in polls_unanswered, apart from
+the answers (poll_statuses).
 
 Without --control it runs until SIGINT/SIGTERM, printing STATS every
 --report-s seconds. Times in the answers are time.monotonic() seconds
@@ -48,6 +63,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_client import HttpConnection, HttpError  # noqa: E402
+from fleet_stats import FleetStats  # noqa: E402
 from simulated_agent import SimulatedAgent  # noqa: E402
 
 CHUNK_BYTES = 64 * 1024  # docs/protocol.md 2.1: 64 KiB recommended
@@ -77,7 +93,7 @@ class Settings:
     """What every agent of the fleet shares."""
 
     def __init__(self, hub_url, output_bytes=0, run_s=0.0, poll_wait_s=25, ping_interval_s=15,
-                 max_concurrent=4):
+                 max_concurrent=4, source_address=None, ping_timeout_s=30, poll_grace_s=15):
         url = urllib.parse.urlsplit(hub_url)
         if url.scheme != "http" or not url.hostname:
             raise ValueError(f"hub url: http://HOST:PORT expected (no TLS here), got {hub_url!r}")
@@ -88,68 +104,9 @@ class Settings:
         self.poll_wait_s = poll_wait_s
         self.ping_interval_s = ping_interval_s
         self.max_concurrent = max_concurrent
-
-
-class FleetStats:
-    """Counters of a measurement window, shared by every agent (one thread).
-    in_flight (dispatched to an agent, its final not yet sent) is state and
-    carries over a reset; max_in_flight restarts from it."""
-
-    def __init__(self):
-        self.in_flight = 0
-        self.faults_shown = 0
-        self.reset()
-
-    def reset(self):
-        self.max_in_flight = self.in_flight
-        self.tasks_dispatched = self.finals_sent = self.finals_acked = self.finals_verified = 0
-        self.finals_held = self.discarded = self.reconnects = self.poll_failures = 0
-        self.first_dispatch_at = self.last_dispatch_at = None
-        self.last_final_sent_at = self.last_final_acked_at = None
-        self.statuses_sent, self.closes = collections.Counter(), collections.Counter()
-        self.connect_failures, self.errors = collections.Counter(), collections.Counter()
-        self.frames_received, self.frames_refused = collections.Counter(), collections.Counter()
-        self.poll_statuses, self.faults = collections.Counter(), collections.Counter()
-        self.ping_rtts_ms, self.ready_at = [], []
-
-    def task_dispatched(self):
-        now = time.monotonic()
-        self.tasks_dispatched += 1
-        self.first_dispatch_at = self.first_dispatch_at or now
-        self.last_dispatch_at = now
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-
-    def task_ended(self):
-        self.in_flight -= 1
-
-    def final_sent(self, status):
-        self.finals_sent += 1
-        self.statuses_sent[status] += 1
-        self.last_final_sent_at = time.monotonic()
-
-    def final_acked(self, verified):
-        self.finals_acked += 1
-        self.finals_verified += 1 if verified else 0
-        self.last_final_acked_at = time.monotonic()
-
-    def note_fault(self, agent, error):
-        self.faults[type(error).__name__] += 1
-        if self.faults_shown < 5:
-            self.faults_shown += 1
-            print(f"fleet_simulator: {agent}: {error!r}", file=sys.stderr, flush=True)
-
-    def snapshot(self):
-        figures = {key: value for key, value in vars(self).items()
-                   if key not in ("ping_rtts_ms", "ready_at", "faults_shown")}
-        rtts = sorted(self.ping_rtts_ms)
-        figures["pings"] = len(rtts)
-        if rtts:
-            figures["ping_rtt_ms"] = {"p50": rtts[len(rtts) // 2],
-                                      "p99": rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))],
-                                      "max": rtts[-1]}
-        figures["now"] = time.monotonic()
-        return figures
+        self.source_address = source_address
+        self.ping_timeout_s = ping_timeout_s
+        self.poll_grace_s = poll_grace_s
 
 
 class Fleet:
@@ -163,18 +120,20 @@ class Fleet:
         self.agents = [SimulatedAgent(name, token, labels, settings, self.stats, gate)
                        for name, token, labels in agents]
 
-    async def start(self, timeout_s=120):
-        """Starts every agent; returns once each has its hello acked, or raises
-        TimeoutError naming how many have not."""
+    async def start(self, timeout_s=120, partial=False):
+        """Starts every agent; returns how many have their hello acked, once
+        each has, or after timeout_s with partial; otherwise raises
+        TimeoutError naming how many have not. (Those keep trying.)"""
         for agent in self.agents:
             agent.start()
         waiting = [asyncio.create_task(agent.ready.wait()) for agent in self.agents]
         done, pending = await asyncio.wait(waiting, timeout=timeout_s)
         for task in pending:
             task.cancel()
-        if pending:
+        if pending and not partial:
             raise TimeoutError(f"{len(pending)} of {len(self.agents)} agents had no "
                                f"hub.hello_ack within {timeout_s} s: {self.stats.snapshot()}")
+        return len(done)
 
     async def stop(self):
         await asyncio.gather(*(agent.stop() for agent in self.agents))
@@ -195,14 +154,16 @@ class Fleet:
         return summary
 
 
-def load_agents(tokens_dir, count=None, labels_template=None):
-    """(name, token, labels) for the first COUNT token files NAME.token of
-    the directory, by name; labels from 'k=v,k2={i}' ({i}: the index)."""
+def load_agents(tokens_dir, count=None, labels_template=None, first=0):
+    """(name, token, labels) for COUNT token files NAME.token of the
+    directory, by name, from the FIRST-th; labels from 'k=v,k2={i}' ({i}:
+    the index)."""
     names = sorted(f[:-len(".token")] for f in os.listdir(tokens_dir) if f.endswith(".token"))
     if count is not None:
-        if count > len(names):
-            raise ValueError(f"tokens dir {tokens_dir}: {len(names)} tokens, {count} asked for")
-        names = names[:count]
+        if first + count > len(names):
+            raise ValueError(f"tokens dir {tokens_dir}: {len(names)} tokens, {count} from "
+                             f"the {first}th asked for")
+        names = names[first:first + count]
     agents = []
     for index, name in enumerate(names):
         with open(os.path.join(tokens_dir, name + ".token")) as f:
@@ -253,12 +214,15 @@ class FleetProcess:
     """`fleet_simulator.py run --control` as a child process, for a
     synchronous bench: start() waits for READY, command() for the answer."""
 
-    def __init__(self, argv, log_path):
+    def __init__(self, argv, log_path, cpus=None):
+        """cpus: the CPUs it may run on (None: any)."""
         self.log = open(log_path, "wb")
         self.popen = subprocess.Popen([sys.executable, os.path.abspath(__file__), "run",
                                        "--control"] + argv, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self.log, text=True,
                                       start_new_session=True)
+        if cpus is not None:
+            os.sched_setaffinity(self.popen.pid, cpus)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -283,9 +247,17 @@ class FleetProcess:
         return self._expect("READY ", timeout_s)
 
     def command(self, word, timeout_s=60):
+        self.send(word)
+        return self.answer(word, timeout_s)
+
+    def send(self, word):
+        """A command without waiting for its answer (answer() reads it)."""
         self.popen.stdin.write(word + "\n")
         self.popen.stdin.flush()
-        prefix = {"stats": "STATS ", "reset": "OK", "ping": "PING "}[word]
+
+    def answer(self, word, timeout_s=60):
+        prefix = {"stats": "STATS ", "reset": "OK", "ping": "PING ", "pings": "PINGS ",
+                  "finals": "FINALS "}[word]
         return self._expect(prefix, timeout_s)
 
     def stop(self, timeout_s=30):
@@ -311,30 +283,36 @@ async def serve_control(fleet):
         if word in ("", "quit"):
             return
         if word == "stats":
-            print("STATS " + json.dumps(fleet.stats.snapshot()), flush=True)
+            print("STATS " + json.dumps(dict(fleet.stats.snapshot(), connected=fleet.connected())),
+                  flush=True)
         elif word == "reset":
             fleet.stats.reset()
             print("OK reset", flush=True)
         elif word == "ping":
             print("PING " + json.dumps(await fleet.ping_round()), flush=True)
+        elif word == "pings":
+            print("PINGS " + json.dumps(fleet.stats.pings()), flush=True)
+        elif word == "finals":
+            print("FINALS " + json.dumps(fleet.stats.finals_acked_at), flush=True)
         else:
             print(f"ERROR unknown command {word!r}", flush=True)
 
 
 async def run(args):
     limit = raise_open_files_limit()
-    agents = load_agents(args.tokens_dir, args.agents, args.labels)
+    agents = load_agents(args.tokens_dir, args.agents, args.labels, args.first)
     if 2 * len(agents) + 64 > limit:
         raise SystemExit(f"fleet_simulator: {len(agents)} agents need {2 * len(agents)} sockets; "
                          f"the open files limit is {limit}")
     settings = Settings(args.hub_url, args.output_bytes, args.run_ms / 1000, args.poll_wait_s,
-                        args.ping_interval_s)
+                        args.ping_interval_s, source_address=args.source_address,
+                        ping_timeout_s=args.ping_timeout_s, poll_grace_s=args.poll_grace_s)
     fleet = Fleet(settings, agents)
     began = time.monotonic()
     try:
-        await fleet.start(args.ready_timeout_s)
-        print("READY " + json.dumps({"agents": len(agents), "seconds": time.monotonic() - began}),
-              flush=True)
+        ready = await fleet.start(args.ready_timeout_s, args.ready_partial)
+        print("READY " + json.dumps({"agents": len(agents), "ready": ready,
+                                     "seconds": time.monotonic() - began}), flush=True)
         if args.control:
             await serve_control(fleet)
         else:
@@ -373,13 +351,21 @@ def main():
     go = commands.add_parser("run")
     go.add_argument("--hub-url", required=True)
     go.add_argument("--tokens-dir", required=True)
-    go.add_argument("--agents", type=int, help="the first N token files (default: all)")
+    go.add_argument("--agents", type=int, help="N token files (default: all)")
+    go.add_argument("--first", type=int, default=0, help="from the K-th token file, by name")
+    go.add_argument("--source-address", help="the local address of every connection")
     go.add_argument("--labels", default="", help="k=v,... sent in each hello; {i}: the index")
     go.add_argument("--output-bytes", type=int, default=0, help="stdout of every task")
     go.add_argument("--run-ms", type=float, default=0, help="how long every task runs")
     go.add_argument("--ping-interval-s", type=float, default=15, help="0: no pings")
+    go.add_argument("--ping-timeout-s", type=float, default=30, help="a ping without a pong "
+                    "this long is lost (the hub hangs up after 45 s without one)")
     go.add_argument("--poll-wait-s", type=int, default=25)
+    go.add_argument("--poll-grace-s", type=float, default=15, help="a poll unanswered for wait + "
+                    "this long is given up (counted in polls_unanswered)")
     go.add_argument("--ready-timeout-s", type=float, default=120)
+    go.add_argument("--ready-partial", action="store_true",
+                    help="READY after --ready-timeout-s even if some hellos are not acked")
     go.add_argument("--report-s", type=float, default=10)
     go.add_argument("--control", action="store_true", help="commands on stdin (see above)")
     args = parser.parse_args()

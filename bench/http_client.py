@@ -11,48 +11,76 @@ import asyncio
 
 
 class HttpError(Exception):
-    """The connection failed or the answer could not be read."""
+    """The connection failed or the answer could not be read. kind says how:
+    "connect" (no connection), "closed" (the request was written, and the
+    connection ended before a whole answer), "timeout" (no whole answer in
+    time), "protocol" (not HTTP)."""
+
+    def __init__(self, message, kind):
+        super().__init__(message)
+        self.kind = kind
+
+
+def failure_kind(error):
+    """The HttpError kind of what _exchange raised once the request was sent."""
+    if isinstance(error, HttpError):
+        return error.kind
+    if isinstance(error, asyncio.TimeoutError):
+        return "timeout"
+    return "closed"  # OSError (reset, broken pipe), IncompleteReadError (EOF)
 
 
 class HttpConnection:
     """One kept-alive connection to host:port, opened on first use and again
     after the server closes it."""
 
-    def __init__(self, host, port):
+    def __init__(self, host, port, local_address=None):
         self.host = host
         self.port = port
+        # The source address of the connections (None: the kernel's choice);
+        # loopback answers on all of 127/8, so a fleet can spread over
+        # several sources, as many hosts would.
+        self.local_addr = (local_address, 0) if local_address else None
         self.reader = None
         self.writer = None
 
-    async def request(self, method, path, headers=None, body=None, timeout_s=30):
-        """(status, headers with lower-case names, body bytes). A request on a
-        reused connection that the server had closed meanwhile is sent once
-        more on a new one; any other failure raises HttpError."""
+    async def request(self, method, path, headers=None, body=None, timeout_s=30, resend=True):
+        """(status, headers with lower-case names, body bytes). With resend, a
+        request on a reused connection that the server had closed meanwhile
+        is sent once more on a new one (the keep-alive race); without it (a
+        long poll, whose closing unanswered is what is counted), and for any
+        other failure, HttpError with its kind."""
         reused = self.writer is not None
         try:
-            return await asyncio.wait_for(self._exchange(method, path, headers, body), timeout_s)
-        except (OSError, asyncio.IncompleteReadError, HttpError) as error:
+            return await self._bounded(method, path, headers, body, timeout_s)
+        except HttpError as error:
+            if not (resend and reused and error.kind == "closed"):
+                raise
+        return await self._bounded(method, path, headers, body, timeout_s)
+
+    async def _bounded(self, method, path, headers, body, timeout_s):
+        try:
+            await asyncio.wait_for(self._connect(), timeout_s)
+        except (OSError, asyncio.TimeoutError) as error:
             self.close()
-            if not reused:
-                raise HttpError(f"{method} {path}: {error!r}") from error
-        except asyncio.TimeoutError as error:
-            self.close()
-            raise HttpError(f"{method} {path}: no answer within {timeout_s} s") from error
-        except asyncio.CancelledError:
-            self.close()  # a request cut off midway leaves the connection unusable
-            raise
+            raise HttpError(f"{method} {path}: connecting: {error!r}", "connect") from error
         try:
             return await asyncio.wait_for(self._exchange(method, path, headers, body), timeout_s)
         except (OSError, asyncio.IncompleteReadError, HttpError, asyncio.TimeoutError) as error:
             self.close()
-            raise HttpError(f"{method} {path}: {error!r}") from error
+            kind = failure_kind(error)
+            detail = f"no answer within {timeout_s} s" if kind == "timeout" else repr(error)
+            raise HttpError(f"{method} {path}: {detail}", kind) from error
         except asyncio.CancelledError:
-            self.close()
+            self.close()  # a request cut off midway leaves the connection unusable
             raise
 
-    async def _exchange(self, method, path, headers, body):
+    async def _connect(self):
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.reader, self.writer = await asyncio.open_connection(
+                self.host, self.port, local_addr=self.local_addr)
+
+    async def _exchange(self, method, path, headers, body):
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         for name, value in (headers or {}).items():
             lines.append(f"{name}: {value}")
@@ -71,7 +99,7 @@ class HttpConnection:
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         parts = status_line.split(" ", 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise HttpError(f"not an HTTP status line: {status_line!r}")
+            raise HttpError(f"not an HTTP status line: {status_line!r}", "protocol")
         headers = {}
         for line in header_lines:
             if line:

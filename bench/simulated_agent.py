@@ -7,16 +7,20 @@ a final whose byte counts and SHA-256 the hub can verify (sections 4.1, 6).
 It keeps what it sent until the hub acks it, so a reconnect replays as an
 agent must (hello lists, hello_ack's resume / finals_held / discard); it
 answers task.cancel, hub.wake, errors and pings.
+
+One command is simulated rather than answered at once, to load the hub's
+ingest path: fleet-stream (simulated_stream.py).
 """
 
 import asyncio
 import json
 import os
 import random
-import struct
 import time
 
 from http_client import HttpConnection, HttpError
+from keepalive import Keepalive
+from simulated_stream import stream_lines, stream_request
 from websocket_client import WebSocket, WebSocketClosed, WebSocketError
 
 HELLO_ACK_WAIT_S = 30  # docs/protocol.md 4.1
@@ -61,10 +65,10 @@ class SimulatedAgent:
         self.wake = asyncio.Event()
         self.slot_free = asyncio.Event()
         self.hellos = 0
-        self.pong_waiters = {}
+        self.keepalive = Keepalive(settings, stats)
         self.loops = []
         self.background = set()  # asyncio keeps only weak references to tasks
-        self.poll = HttpConnection(settings.host, settings.port)
+        self.poll = HttpConnection(settings.host, settings.port, settings.source_address)
 
     def _spawn(self, coroutine):
         task = asyncio.create_task(coroutine)
@@ -96,8 +100,9 @@ class SimulatedAgent:
                 async with self.connect_gate:
                     channel = await WebSocket.connect(
                         self.settings.host, self.settings.port,
-                        f"/api/v1/agents/{self.name}/channel", self.auth)
-                channel.on_pong = self._on_pong
+                        f"/api/v1/agents/{self.name}/channel", self.auth,
+                        local_address=self.settings.source_address)
+                channel.on_pong = self.keepalive.on_pong
                 await self._converse(channel)
             except WebSocketClosed as closed:
                 self.stats.closes[str(closed.code)] += 1
@@ -121,7 +126,7 @@ class SimulatedAgent:
         await channel.send_text(json.dumps(hello, separators=(",", ":")))
         watchdog = asyncio.get_running_loop().call_later(
             HELLO_ACK_WAIT_S, self._give_up_without_ack, channel)
-        pinger = asyncio.create_task(self._ping_loop(channel))
+        pinger = asyncio.create_task(self.keepalive.run(channel))
         try:
             while True:
                 await self._on_message(channel, await channel.receive())
@@ -249,7 +254,7 @@ class SimulatedAgent:
         elif acked == "task.started":
             attempt.started = None
         elif acked == "task.final" and attempt.final is not None:
-            self.stats.final_acked(frame.get("verified") is True)
+            self.stats.final_acked(frame.get("verified") is True, attempt.task_id)
             self._forget(attempt)
 
     async def _on_error(self, channel, frame):
@@ -297,45 +302,11 @@ class SimulatedAgent:
             self.stats.task_ended()
             self.slot_free.set()
 
-    # ---- keepalive
-
-    async def _ping_loop(self, channel):
-        interval_s = self.settings.ping_interval_s
-        if not interval_s:
-            return
-        await asyncio.sleep(random.uniform(0, interval_s))
-        try:
-            while True:
-                await channel.ping(struct.pack("!Q", time.monotonic_ns()))
-                await asyncio.sleep(interval_s)
-        except (WebSocketClosed, OSError):
-            return  # the channel loop sees the end and reconnects
-
-    def _on_pong(self, payload):
-        if len(payload) != 8:
-            return
-        rtt_ms = (time.monotonic_ns() - struct.unpack("!Q", payload)[0]) / 1e6
-        self.stats.ping_rtts_ms.append(rtt_ms)
-        waiter = self.pong_waiters.pop(payload, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(rtt_ms)
-
     async def ping(self, timeout_s=10):
         """One WebSocket ping on the channel: its round trip in ms, or None
         (no channel, or no pong in time)."""
         channel = self.channel
-        if channel is None:
-            return None
-        payload = struct.pack("!Q", time.monotonic_ns())
-        waiter = asyncio.get_running_loop().create_future()
-        self.pong_waiters[payload] = waiter
-        try:
-            await channel.ping(payload)
-            return await asyncio.wait_for(waiter, timeout_s)
-        except (asyncio.TimeoutError, WebSocketClosed, OSError):
-            return None
-        finally:
-            self.pong_waiters.pop(payload, None)
+        return None if channel is None else await self.keepalive.ping(channel, timeout_s)
 
     # ---- task pickup and the simulated command
 
@@ -352,10 +323,12 @@ class SimulatedAgent:
             began = time.monotonic()
             self.wake.clear()
             try:
+                # No resend: a poll the hub closes unanswered is counted, not hidden.
                 status, headers, body = await self.poll.request(
-                    "GET", path, self.auth, timeout_s=wait_s + 15)
-            except HttpError:
-                self.stats.poll_failures += 1
+                    "GET", path, self.auth, timeout_s=wait_s + self.settings.poll_grace_s,
+                    resend=False)
+            except HttpError as error:
+                self.stats.poll_failed(error.kind)
                 await asyncio.sleep(random.uniform(0, backoff_s))  # operations.md: 1 to 60 s
                 backoff_s = min(backoff_s * 2, 60)
                 continue
@@ -393,13 +366,20 @@ class SimulatedAgent:
         ids = {"agent_id": self.name, "task_id": attempt.task_id, "attempt_id": attempt.attempt_id}
         started_at = utc_now()
         problem = self._undecodable(task)
+        stream = None
+        if problem is None:
+            stream, problem = stream_request(task)
         status, exit_code, signal, error, output = "succeeded", 0, None, None, self.settings.output
+        written = None  # what a fleet-stream command wrote
         if problem is None:
             attempt.started = {"v": 1, "type": "task.started", "message_id":
                                f"{attempt.attempt_id}:started", "pid": 4242,
                                "started_at": started_at, **ids}
             await self._send(dict(attempt.started))
-            if self.settings.run_s or attempt.cancelled.is_set():
+            if stream is not None:
+                written, output = await stream_lines(attempt, ids, stream, self._send,
+                                                     self.stats), None
+            elif self.settings.run_s or attempt.cancelled.is_set():
                 try:
                     await asyncio.wait_for(attempt.cancelled.wait(), self.settings.run_s)
                 except asyncio.TimeoutError:
@@ -416,7 +396,7 @@ class SimulatedAgent:
             attempt.outputs[("stdout", seq)] = frame
             await self._send(dict(frame))
         empty = self.settings.empty_output
-        stdout = output or empty
+        stdout = written or output or empty
         attempt.final = {"v": 1, "type": "task.final", "message_id": f"{attempt.attempt_id}:final",
                          "status": status, "exit_code": exit_code, "signal": signal,
                          "started_at": started_at, "finished_at": utc_now(),

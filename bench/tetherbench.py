@@ -121,9 +121,11 @@ def proc_memory_kib(pid):
 
 
 class Cluster:
-    """tether-hub and one tether-agent ("bench-1") on 127.0.0.1."""
+    """tether-hub and one tether-agent ("bench-1") on 127.0.0.1. hub_prefix:
+    argv the hub is started through, which must exec it (e.g. taskset -c 0),
+    so that hub.pid is the hub's."""
 
-    def __init__(self, agent_settings=None, hub_args=None, keep=False):
+    def __init__(self, agent_settings=None, hub_args=None, keep=False, hub_prefix=None):
         self.dir = tempfile.mkdtemp(prefix="tether-bench-", dir=os.environ.get("TMPDIR", "/tmp"))
         # Run as root, the agent runs tasks as tether-task, whose homes are in its
         # state_dir below: they must pass through this directory (not list it).
@@ -134,6 +136,7 @@ class Cluster:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.hub_args = hub_args or []
+        self.hub_prefix = hub_prefix or []
         self.agent_settings = agent_settings or {}
         hub = binary("tether-hub")
         self.agent_token = subprocess.run(
@@ -151,8 +154,9 @@ class Cluster:
 
     def start_hub(self):
         self.hub_starts += 1
-        self.hub = Process([binary("tether-hub"), "serve", "--data-dir", self.hub_dir,
-                            "--listen", f"127.0.0.1:{self.port}"] + self.hub_args,
+        argv = [binary("tether-hub"), "serve", "--data-dir", self.hub_dir,
+                "--listen", f"127.0.0.1:{self.port}"] + self.hub_args
+        self.hub = Process(self.hub_prefix + argv,
                            os.path.join(self.dir, f"hub-{self.hub_starts}.log"))
         self.hub.wait_for(r"listening on http")
 

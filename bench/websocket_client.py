@@ -69,8 +69,11 @@ class WebSocket:
 
     @classmethod
     async def connect(cls, host, port, path, headers=None, subprotocol="tether.v1",
-                      timeout_s=10):
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+                      timeout_s=10, local_address=None):
+        """A connection from local_address (None: the kernel's choice)."""
+        local_addr = (local_address, 0) if local_address else None
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, local_addr=local_addr), timeout_s)
         try:
             accepted = await asyncio.wait_for(
                 cls._handshake(reader, writer, host, port, path, headers, subprotocol),
