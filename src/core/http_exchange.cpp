@@ -56,7 +56,11 @@ bool HttpExchange::peer_closed() const {
 }
 
 void HttpExchange::request_writable() {
-  if (wsi_) lws_callback_on_writable(wsi_);
+  if (!wsi_) return;
+  // WebServer holds reads while the owner has nothing to write, and lws 4.1
+  // handles no writable event of an HTTP connection whose reads are held.
+  lws_rx_flow_control(wsi_, 1);
+  lws_callback_on_writable(wsi_);
 }
 
 uint64_t HttpExchange::body_length() const {
@@ -153,6 +157,9 @@ int HttpExchange::write_stream(lws* wsi) {
     phase_ = Phase::kDone;
     return -1;  // a stream of unknown length ends by closing the connection
   }
+  // Idle until the next write: reads held again, as while the request waited
+  // (WebServer::hold_reads), so a client that left does not spin the loop.
+  lws_rx_flow_control(wsi, 0);
   if (on_drained_) {
     loop_.defer([self = shared_from_this()] {
       if (*self->owner_alive_ && self->on_drained_ && self->stream_queue_.empty())

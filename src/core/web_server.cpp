@@ -209,6 +209,18 @@ void WebServer::pause_accepting(int error_number) {
   });
 }
 
+void WebServer::hold_reads(lws* wsi) {
+  // lws 4.1 reads nothing from a connection between a request and the end
+  // of its response, yet keeps it in the poll set: a client that leaves
+  // while its long poll is parked makes its socket readable (the FIN) on
+  // every loop turn until the response, and the server spins (a core at
+  // 50 departed polls). So reads are held until the owner writes (lws then
+  // also handles the writable event, which it skips for a held connection:
+  // HttpExchange::request_writable lets reads go first).
+  // HttpExchange::peer_closed() still sees the FIN meanwhile.
+  lws_rx_flow_control(wsi, 0);
+}
+
 void WebServer::dispatch(std::shared_ptr<HttpExchange> exchange) {
   loop_.defer([this, alive = alive_, exchange = std::move(exchange)] {
     if (!*alive || !handlers_.on_request) return;
@@ -273,6 +285,7 @@ void WebServer::on_http_request(lws* wsi, const char* path) {
     return;
   }
   if (length == 0) {
+    hold_reads(wsi);
     dispatch(exchange);
     return;
   }
@@ -389,7 +402,10 @@ int WebServer::handle_lws_callback(lws* wsi, int reason_number, void* user, void
       lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);  // the owner may answer later (long polls)
       if (reading_body_.erase(wsi) == 0) return 0;  // dispatched with its headers
       auto it = exchanges_.find(wsi);
-      if (it != exchanges_.end() && !it->second->responded()) dispatch(it->second);
+      if (it != exchanges_.end() && !it->second->responded()) {
+        hold_reads(wsi);
+        dispatch(it->second);
+      }
       return 0;
     }
     case LWS_CALLBACK_HTTP_WRITEABLE:

@@ -123,6 +123,8 @@ class WebServer {
   void on_http_request(lws* wsi, const char* path);
   void on_http_body(lws* wsi, const void* in, size_t len);
   int on_http_writable(lws* wsi);
+  // Stops reading `wsi` until its response is out (see web_server.cpp).
+  void hold_reads(lws* wsi);
   void on_http_closed(lws* wsi);
   void on_websocket_established(lws* wsi);
   void on_websocket_closed(lws* wsi);
