@@ -34,6 +34,7 @@ struct AgentConfig {
   bool insecure = false;  // allow plain http/ws to a non-loopback hub
   uint64_t max_concurrent_tasks = 4;
   uint64_t flush_interval_ms = 2;
+  uint64_t flush_interval_busy_ms = 25;  // while the agent reads over 5,000 times a second
   uint64_t chunk_bytes = 64 * 1024;
   uint64_t outbox_max_bytes = 256ull << 20;
   uint64_t outbox_min_free_bytes = 16ull << 20;

@@ -54,6 +54,7 @@ AgentDaemon::AgentDaemon(core::Loop& loop, AgentConfig config)
       config_(std::move(config)),
       instance_(new_instance()),
       pool_(kHttpThreads),
+      output_pace_(config_.flush_interval_ms, config_.flush_interval_busy_ms),
       task_ended_(loop) {}
 
 AgentDaemon::~AgentDaemon() = default;
@@ -221,6 +222,7 @@ void AgentDaemon::assemble_services() {
   ExecutorOptions executor_options;
   executor_options.max_concurrent_tasks = config_.max_concurrent_tasks;
   executor_options.runner.chunker.flush_interval_ms = config_.flush_interval_ms;
+  executor_options.runner.chunker.pace = &output_pace_;
   executor_options.runner.chunker.chunk_bytes = config_.chunk_bytes;
   executor_options.runner.kill_grace_ms = config_.kill_grace_s * 1000;
   executor_options.runner.isolation = isolation_;

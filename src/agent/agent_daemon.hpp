@@ -23,6 +23,7 @@
 #include "agent/agent_status.hpp"
 #include "agent/final_courier.hpp"
 #include "agent/outbox.hpp"
+#include "agent/output_pace.hpp"
 #include "agent/poller.hpp"
 #include "agent/result_channel.hpp"
 #include "agent/task_executor.hpp"
@@ -63,6 +64,7 @@ class AgentDaemon {
   core::ThreadPool pool_;
   std::unique_ptr<Outbox> outbox_;
   std::shared_ptr<TaskIsolation> isolation_;
+  OutputPace output_pace_;  // shared by every stream's chunker (before executor_)
   std::unique_ptr<TaskExecutor> executor_;
   std::unique_ptr<ResultChannel> channel_;
   std::unique_ptr<FinalCourier> courier_;

@@ -16,6 +16,7 @@ OutputChunker::OutputChunker(protocol::StreamName stream, ChunkerOptions options
 
 void OutputChunker::append(std::string_view bytes, uint64_t now_ms) {
   if (bytes.empty()) return;
+  if (options_.pace) options_.pace->note_read(now_ms);
   if (!first_pending_at_) first_pending_at_ = now_ms;
   pending_.append(bytes);
   while (pending_.size() >= options_.chunk_bytes) {
@@ -37,11 +38,15 @@ void OutputChunker::finish(uint64_t now_ms) {
 std::optional<uint64_t> OutputChunker::deadline() const {
   if (pending_.empty() || !first_pending_at_) return std::nullopt;
   if (protocol::incomplete_utf8_tail(pending_) == pending_.size()) return std::nullopt;
-  return *first_pending_at_ + options_.flush_interval_ms;
+  return *first_pending_at_ + interval_ms(*first_pending_at_);
 }
 
 bool OutputChunker::quiet_for_an_interval(uint64_t now_ms) const {
-  return !last_flush_at_ || now_ms - *last_flush_at_ >= options_.flush_interval_ms;
+  return !last_flush_at_ || now_ms - *last_flush_at_ >= interval_ms(now_ms);
+}
+
+uint64_t OutputChunker::interval_ms(uint64_t now_ms) const {
+  return options_.pace ? options_.pace->flush_interval_ms(now_ms) : options_.flush_interval_ms;
 }
 
 void OutputChunker::flush_due(uint64_t now_ms) {

@@ -6,7 +6,8 @@
 //   - bytes that arrive when nothing was flushed during the last interval go
 //     out at once, so a lone line is never held back;
 //   - otherwise bytes wait at most flush_interval after the first of them
-//     arrived, which batches a chatty stream into few frames;
+//     arrived, which batches a chatty stream into few frames (the interval
+//     grows while the whole agent is busy: OutputPace);
 //   - a chunk never ends inside a UTF-8 sequence that may still complete;
 //     invalid UTF-8 and binary bytes pass through untouched.
 //
@@ -20,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent/output_pace.hpp"
 #include "protocol/attempt_report.hpp"
 
 namespace tether::agent {
@@ -27,6 +29,10 @@ namespace tether::agent {
 struct ChunkerOptions {
   uint64_t flush_interval_ms = 2;
   size_t chunk_bytes = 64 * 1024;
+  // The agent's shared pace (not owned; outlives the chunker): when set,
+  // each append counts as a read, and the interval is the pace's, not
+  // flush_interval_ms (see OutputPace).
+  OutputPace* pace = nullptr;
 };
 
 class OutputChunker {
@@ -58,6 +64,7 @@ class OutputChunker {
   size_t emit(size_t limit, bool whole, uint64_t now_ms);
   void flush_due(uint64_t now_ms);
   bool quiet_for_an_interval(uint64_t now_ms) const;
+  uint64_t interval_ms(uint64_t now_ms) const;
 
   protocol::StreamName stream_;
   ChunkerOptions options_;

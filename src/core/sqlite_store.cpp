@@ -1,9 +1,7 @@
 #include "core/sqlite_store.hpp"
 
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,65 +25,12 @@ ScopedStatement::~ScopedStatement() {
   statement_->clearBindings();
 }
 
-namespace {
-
-// Bytes free to us on the filesystem holding `directory`; nothing if unknown.
-std::optional<uint64_t> free_bytes(const std::string& directory) {
-  struct statvfs fs {};
-  if (::statvfs(directory.c_str(), &fs) != 0) return std::nullopt;
-  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
-}
-
-}  // namespace
-
 SqliteStore::SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path,
                          Options options)
     : database_(std::move(database)),
       path_(std::move(path)),
       options_(options),
-      reserve_bytes_(options.disk_reserve_bytes),
-      reserve_path_(path_ + ".reserve") {
-  const size_t slash = path_.rfind('/');
-  directory_ = slash == std::string::npos ? "." : path_.substr(0, slash);
-  if (reserve_bytes_ == 0) return;
-  struct stat existing {};
-  if (::stat(reserve_path_.c_str(), &existing) == 0 &&
-      static_cast<uint64_t>(existing.st_size) >= reserve_bytes_) {
-    reserve_held_ = true;
-  } else if (auto free = free_bytes(directory_); free && *free > 3 * reserve_bytes_) {
-    reserve_held_ = make_reserve();
-  } else {
-    log_warning("sqlite", path_ + ": too little free space for the " +
-                              std::to_string(reserve_bytes_) + " byte reserve; made later");
-  }
-}
-
-bool SqliteStore::make_reserve() {
-  const int fd = ::open(reserve_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
-  const int failed = ::posix_fallocate(fd, 0, static_cast<off_t>(reserve_bytes_));
-  ::close(fd);
-  if (failed != 0) {
-    ::unlink(reserve_path_.c_str());
-    return false;
-  }
-  return true;
-}
-
-void SqliteStore::guard_disk_space() {
-  auto free = free_bytes(directory_);
-  if (!free) return;
-  if (reserve_held_ && *free < reserve_bytes_) {
-    ::unlink(reserve_path_.c_str());
-    reserve_held_ = false;
-    log_warning("sqlite", path_ + ": the disk is nearly full (" + std::to_string(*free) +
-                              " bytes free): gave back the " + std::to_string(reserve_bytes_) +
-                              " byte reserve so that commits still fit");
-  } else if (!reserve_held_ && *free > 3 * reserve_bytes_) {
-    reserve_held_ = make_reserve();
-    if (reserve_held_) log_info("sqlite", path_ + ": disk space is back; reserve made again");
-  }
-}
+      reserve_(path_, options.disk_reserve_bytes) {}
 
 SqliteStore::~SqliteStore() {
   if (!queued_writes_.empty()) {
@@ -111,12 +56,24 @@ SqliteStore::~SqliteStore() {
 void SqliteStore::attach_loop(Loop& loop) {
   loop_ = &loop;
   retry_timer_ = std::make_unique<Timer>(loop);
+  commit_timer_ = std::make_unique<Timer>(loop);
+}
+
+void SqliteStore::schedule_commit() {
+  loop_->update_time();
+  const uint64_t now = loop_->now_ms();
+  const uint64_t interval = options_.group_commit_ms;
+  if (interval == 0 || last_commit_ms_ == 0 || now >= last_commit_ms_ + interval) {
+    loop_->defer([this] { (void)commit(); });
+    return;
+  }
+  commit_timer_->start(last_commit_ms_ + interval - now, [this] { (void)commit(); });
 }
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, Options options) {
   try {
     auto database = std::make_unique<SQLite::Database>(
-        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX);
+        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX);
     ::chmod(path.c_str(), 0600);
     database->setBusyTimeout(options.busy_timeout_ms);
     database->exec("PRAGMA journal_mode=WAL");
@@ -131,7 +88,14 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     } catch (const SQLite::Exception& e) {
       log_warning("sqlite", path + ": checkpoint at open failed: " + e.what());
     }
-    return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(database), path, options));
+    auto store = std::unique_ptr<SqliteStore>(new SqliteStore(std::move(database), path, options));
+    if (options.background_checkpoint_pages > 0) {
+      TETHER_TRY(checkpointer, WalCheckpointer::start(path, options.background_checkpoint_pages));
+      store->checkpointer_ = std::move(*checkpointer);
+      // Replaces SQLite's automatic checkpoint (itself a WAL hook).
+      sqlite3_wal_hook(store->database_->getHandle(), &SqliteStore::on_wal_commit, store.get());
+    }
+    return store;
   } catch (const SQLite::Exception& e) {
     return make_error(Errc::kIo, "database", "cannot open '" + path + "': " + e.what());
   }
@@ -145,8 +109,8 @@ void SqliteStore::reclaim_space() {
   // back either way.
   struct stat file {};
   const uint64_t size = ::stat(path_.c_str(), &file) == 0 ? static_cast<uint64_t>(file.st_size) : 0;
-  const auto free = free_bytes(directory_);
-  if (free && *free >= 2 * size + reserve_bytes_) {
+  const auto free = DiskReserve::free_bytes(reserve_.directory());
+  if (free && *free >= 2 * size + reserve_.bytes()) {
     try {
       database_->exec("VACUUM");
     } catch (const SQLite::Exception& e) {
@@ -239,7 +203,7 @@ void SqliteStore::begin_write() {
       throw;
     }
     in_transaction_ = true;
-    if (loop_) loop_->defer([this] { (void)commit(); });
+    if (loop_) schedule_commit();
   }
   if (guard_ && !guard_->savepoint) {
     database_->exec("SAVEPOINT tether_guard");
@@ -396,9 +360,25 @@ void SqliteStore::retry_queued_writes() {
   if (on_writes_applied_) on_writes_applied_();
 }
 
+int SqliteStore::on_wal_commit(void* self, sqlite3* connection, const char*, int pages) {
+  auto* store = static_cast<SqliteStore*>(self);
+  store->checkpointer_->note_wal_pages(pages);
+  // A checkpointer that cannot keep up must not let the WAL grow without
+  // bound: past ten times its threshold, one here, as SQLite would.
+  if (pages >= 10 * store->options_.background_checkpoint_pages) {
+    sqlite3_wal_checkpoint_v2(connection, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+  return SQLITE_OK;
+}
+
 Result<void> SqliteStore::commit() {
   if (!in_transaction_) return {};
-  if (reserve_bytes_ > 0) guard_disk_space();
+  if (loop_) {
+    commit_timer_->stop();
+    loop_->update_time();
+    last_commit_ms_ = loop_->now_ms();
+  }
+  reserve_.guard();
   try {
     // Flushers may write (within this transaction) but must not queue more.
     auto flushers = std::move(before_commit_);

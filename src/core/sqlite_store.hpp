@@ -3,7 +3,8 @@
 //
 // WAL mode, so other processes (sqlite3, a CLI tool) can read, and write,
 // while we run. Writes made during one loop turn share one transaction
-// (begin_write opens it); it commits on the next turn, and only then run the
+// (begin_write opens it); it commits on the next turn (or, under load, with
+// Options::group_commit_ms, once per interval), and only then run the
 // actions queued with after_commit() — an ack, a reply, a send — so nothing
 // leaves the process before it is stored.
 //
@@ -36,9 +37,11 @@
 #include <utility>
 #include <vector>
 
+#include "core/disk_reserve.hpp"
 #include "core/loop.hpp"
 #include "core/result.hpp"
 #include "core/timer.hpp"
+#include "core/wal_checkpointer.hpp"
 
 namespace tether::core {
 
@@ -126,6 +129,17 @@ class SqliteStore {
     int busy_timeout_ms = 50;
     // While write() has queued work, how often it tries the lock again (ms).
     uint64_t write_retry_ms = 50;
+    // Group commit under load (ms; 0: every turn). A transaction opened at
+    // least this long after the last commit commits at the end of its turn,
+    // as always, so a lone write is not delayed; one opened sooner commits
+    // once this long has passed since the last commit, gathering the writes
+    // of the turns between. Under a stream of writes that makes one commit
+    // (one WAL append of each page touched, and fewer checkpoints) per
+    // interval instead of one per turn, for at most this much added delay.
+    uint64_t group_commit_ms = 0;
+    // Checkpoints off the loop (WalCheckpointer) from this many WAL pages
+    // on; 0: SQLite's own, inside the COMMIT that crosses 1,000 pages.
+    int background_checkpoint_pages = 0;
   };
   // Opens (creating) `path` with mode 0600.
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, Options options);
@@ -225,15 +239,17 @@ class SqliteStore {
   void set_on_read_busy(std::function<void()> handler) { on_read_busy_ = std::move(handler); }
 
  private:
+  // sqlite3_wal_hook: the WAL holds `pages` after a commit.
+  static int on_wal_commit(void* self, sqlite3* connection, const char* name, int pages);
+  // Commits at the end of this turn, or once group_commit_ms has passed
+  // since the last commit (Options::group_commit_ms).
+  void schedule_commit();
   struct GuardFrame {
     size_t after_mark = 0;
     size_t before_mark = 0;
     bool savepoint = false;
   };
   SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path, Options options);
-  // Before each commit, when a reserve is configured (see Options).
-  void guard_disk_space();
-  bool make_reserve();
   // Leaves the transaction state as SQLite has it after an error that may
   // have rolled everything back.
   void after_failed_statement(const std::string& why);
@@ -243,6 +259,7 @@ class SqliteStore {
   void fatal(const std::string& why);
 
   std::unique_ptr<SQLite::Database> database_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;  // stopped before database_ closes
   std::string path_;
   Options options_;
   Loop* loop_ = nullptr;
@@ -255,13 +272,12 @@ class SqliteStore {
   uint64_t busy_until_ms_ = 0;  // loop time; begin_write says busy until then
   std::deque<std::function<void()>> queued_writes_;
   std::unique_ptr<Timer> retry_timer_;
+  std::unique_ptr<Timer> commit_timer_;  // group commit (Options::group_commit_ms)
+  uint64_t last_commit_ms_ = 0;          // loop time of the last commit, 0 before one
   std::function<void()> on_writes_applied_;
   std::function<void(const std::string&)> on_fatal_;
   std::function<void()> on_read_busy_;
-  uint64_t reserve_bytes_ = 0;
-  std::string reserve_path_;
-  std::string directory_;
-  bool reserve_held_ = false;
+  DiskReserve reserve_;
 };
 
 }  // namespace tether::core

@@ -145,3 +145,70 @@ TEST_CASE("a chunker rejects a chunk size below four bytes", "[chunker]") {
   Recorder rec;
   CHECK_THROWS_AS(rec.make({20, 3}), std::invalid_argument);
 }
+
+TEST_CASE(
+    "OutputPace: the base interval while quiet, the busy one under many reads, linear between",
+    "[chunker][pace]") {
+  agent::OutputPace pace(2, 25);
+  uint64_t now = 10'000;
+  CHECK(pace.flush_interval_ms(now) == 2);  // nothing read yet
+  // 500 reads a second for two seconds: quiet.
+  for (int i = 0; i < 1000; ++i)
+    pace.note_read(now += 2);
+  CHECK(pace.reads_per_second(now) == 500);
+  CHECK(pace.flush_interval_ms(now) == 2);
+  // 20,000 a second (200 tasks x 100 lines): busy.
+  for (int i = 0; i < 20'000; ++i)
+    pace.note_read(now + i / 20);
+  now += 1000;
+  CHECK(pace.reads_per_second(now) >= 15'000);
+  CHECK(pace.flush_interval_ms(now) == 25);
+  // 3,000 a second: halfway between 1,000 and 5,000.
+  for (int i = 0; i < 6000; ++i)
+    pace.note_read(now + i / 3);
+  now += 2000;
+  CHECK(pace.reads_per_second(now) == 3000);
+  CHECK(pace.flush_interval_ms(now) == 2 + 23 * 2000 / 4000);
+  // Then silence: quiet again at once.
+  CHECK(pace.flush_interval_ms(now + 600) == 2);
+}
+
+TEST_CASE("a chatty stream of a busy agent makes frames of several lines; of a quiet one, one each",
+          "[chunker][pace]") {
+  for (const bool busy : {false, true}) {
+    INFO((busy ? "busy" : "quiet"));
+    agent::OutputPace pace(2, 25);
+    Recorder recorder;
+    ChunkerOptions options;
+    options.pace = &pace;
+    OutputChunker chunker = recorder.make(options);
+    if (busy) {  // the agent was already busy for a second
+      for (int i = 0; i < 20'000; ++i)
+        pace.note_read(i / 20);
+    }
+    // A line every 10 ms for a second; when busy, 199 other streams read too
+    // (counted by the shared pace).
+    for (int line = 0; line < 100; ++line) {
+      recorder.now = 1'000 + line * 10;
+      if (busy) {
+        for (int other = 0; other < 199; ++other)
+          pace.note_read(recorder.now);
+      }
+      chunker.on_deadline(recorder.now);
+      chunker.append("a line of output\n", recorder.now);
+    }
+    recorder.now += 1000;
+    chunker.on_deadline(recorder.now);
+    REQUIRE(chunker.bytes_buffered() == 0);
+    if (busy) {
+      CHECK(recorder.chunks.size() <= 40);  // 2 to 3 lines a frame
+      // The first line goes at once (nothing was framed before it).
+      for (size_t i = 1; i + 1 < recorder.chunks.size(); ++i)
+        CHECK(recorder.chunks[i].data.size() >= 2 * 17);
+    } else {
+      CHECK(recorder.chunks.size() == 100);  // each line at once
+      for (size_t i = 0; i < recorder.chunks.size(); ++i)
+        CHECK(recorder.times[i] == 1'000 + i * 10);
+    }
+  }
+}
