@@ -144,9 +144,6 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   // every page it touched to the WAL and brings the next checkpoint's fsync
   // closer. A lone line still commits in its own turn.
   store_options.group_commit_ms = 5;
-  // Checkpoints on a thread of their own: inside a commit they stopped the
-  // loop, and every pipe with it, for tens of milliseconds each.
-  store_options.background_checkpoint_pages = 1000;
   const std::string path = state_dir + "/outbox.db";
   TETHER_TRY(store, core::SqliteStore::open(path, store_options));
   if (auto schema = (*store)->apply_schema(kSchema, 3, kUpgrades); !schema) return schema.error();

@@ -88,14 +88,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     } catch (const SQLite::Exception& e) {
       log_warning("sqlite", path + ": checkpoint at open failed: " + e.what());
     }
-    auto store = std::unique_ptr<SqliteStore>(new SqliteStore(std::move(database), path, options));
-    if (options.background_checkpoint_pages > 0) {
-      TETHER_TRY(checkpointer, WalCheckpointer::start(path, options.background_checkpoint_pages));
-      store->checkpointer_ = std::move(*checkpointer);
-      // Replaces SQLite's automatic checkpoint (itself a WAL hook).
-      sqlite3_wal_hook(store->database_->getHandle(), &SqliteStore::on_wal_commit, store.get());
-    }
-    return store;
+    return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(database), path, options));
   } catch (const SQLite::Exception& e) {
     return make_error(Errc::kIo, "database", "cannot open '" + path + "': " + e.what());
   }
@@ -358,17 +351,6 @@ void SqliteStore::retry_queued_writes() {
     run_write(work);
   }
   if (on_writes_applied_) on_writes_applied_();
-}
-
-int SqliteStore::on_wal_commit(void* self, sqlite3* connection, const char*, int pages) {
-  auto* store = static_cast<SqliteStore*>(self);
-  store->checkpointer_->note_wal_pages(pages);
-  // A checkpointer that cannot keep up must not let the WAL grow without
-  // bound: past ten times its threshold, one here, as SQLite would.
-  if (pages >= 10 * store->options_.background_checkpoint_pages) {
-    sqlite3_wal_checkpoint_v2(connection, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-  }
-  return SQLITE_OK;
 }
 
 Result<void> SqliteStore::commit() {

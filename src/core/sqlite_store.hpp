@@ -41,7 +41,6 @@
 #include "core/loop.hpp"
 #include "core/result.hpp"
 #include "core/timer.hpp"
-#include "core/wal_checkpointer.hpp"
 
 namespace tether::core {
 
@@ -137,9 +136,6 @@ class SqliteStore {
     // (one WAL append of each page touched, and fewer checkpoints) per
     // interval instead of one per turn, for at most this much added delay.
     uint64_t group_commit_ms = 0;
-    // Checkpoints off the loop (WalCheckpointer) from this many WAL pages
-    // on; 0: SQLite's own, inside the COMMIT that crosses 1,000 pages.
-    int background_checkpoint_pages = 0;
   };
   // Opens (creating) `path` with mode 0600.
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, Options options);
@@ -239,8 +235,6 @@ class SqliteStore {
   void set_on_read_busy(std::function<void()> handler) { on_read_busy_ = std::move(handler); }
 
  private:
-  // sqlite3_wal_hook: the WAL holds `pages` after a commit.
-  static int on_wal_commit(void* self, sqlite3* connection, const char* name, int pages);
   // Commits at the end of this turn, or once group_commit_ms has passed
   // since the last commit (Options::group_commit_ms).
   void schedule_commit();
@@ -259,7 +253,6 @@ class SqliteStore {
   void fatal(const std::string& why);
 
   std::unique_ptr<SQLite::Database> database_;
-  std::unique_ptr<WalCheckpointer> checkpointer_;  // stopped before database_ closes
   std::string path_;
   Options options_;
   Loop* loop_ = nullptr;

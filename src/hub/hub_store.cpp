@@ -280,9 +280,6 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   core::SqliteStore::Options options;
   options.sync_full = sync == SyncMode::kFull;
   options.busy_timeout_ms = busy_timeout_ms;
-  // Checkpoints off the loop: inside a commit they held every agent's
-  // frames and every request for tens of milliseconds.
-  options.background_checkpoint_pages = 1000;
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
   const char* const upgrades[] = {
       kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(), upgrade_to_5().c_str(), kUpgradeTo6,
