@@ -63,7 +63,10 @@ void SqliteStore::schedule_commit() {
   loop_->update_time();
   const uint64_t now = loop_->now_ms();
   const uint64_t interval = options_.group_commit_ms;
-  if (interval == 0 || last_commit_ms_ == 0 || now >= last_commit_ms_ + interval) {
+  // Sustained load only: an agent's line, then the ack's delete a
+  // millisecond later, is not a stream of writes, and waits for nothing.
+  const bool sustained = close_commits_ >= kSustainedCommits;
+  if (interval == 0 || !sustained || now >= last_commit_ms_ + interval) {
     loop_->defer([this] { (void)commit(); });
     return;
   }
@@ -358,7 +361,10 @@ Result<void> SqliteStore::commit() {
   if (loop_) {
     commit_timer_->stop();
     loop_->update_time();
-    last_commit_ms_ = loop_->now_ms();
+    const uint64_t now = loop_->now_ms();
+    const bool close = last_commit_ms_ != 0 && now < last_commit_ms_ + options_.group_commit_ms;
+    close_commits_ = close ? close_commits_ + 1 : 0;
+    last_commit_ms_ = now;
   }
   reserve_.guard();
   try {

@@ -128,11 +128,12 @@ class SqliteStore {
     int busy_timeout_ms = 50;
     // While write() has queued work, how often it tries the lock again (ms).
     uint64_t write_retry_ms = 50;
-    // Group commit under load (ms; 0: every turn). A transaction opened at
-    // least this long after the last commit commits at the end of its turn,
-    // as always, so a lone write is not delayed; one opened sooner commits
-    // once this long has passed since the last commit, gathering the writes
-    // of the turns between. Under a stream of writes that makes one commit
+    // Group commit under load (ms; 0: every turn). Once three commits in a
+    // row each came within this long of the one before (sustained writes),
+    // a transaction opened sooner than this after the last commit commits
+    // once this long has passed since it, gathering the writes of the turns
+    // between; otherwise it commits at the end of its turn, as always, so
+    // occasional writes are never delayed. Under a stream of writes that makes one commit
     // (one WAL append of each page touched, and fewer checkpoints) per
     // interval instead of one per turn, for at most this much added delay.
     uint64_t group_commit_ms = 0;
@@ -267,6 +268,10 @@ class SqliteStore {
   std::unique_ptr<Timer> retry_timer_;
   std::unique_ptr<Timer> commit_timer_;  // group commit (Options::group_commit_ms)
   uint64_t last_commit_ms_ = 0;          // loop time of the last commit, 0 before one
+  // Commits in a row that each came within group_commit_ms of the one
+  // before; from kSustainedCommits on, the next one waits for the interval.
+  uint64_t close_commits_ = 0;
+  static constexpr uint64_t kSustainedCommits = 3;
   std::function<void()> on_writes_applied_;
   std::function<void(const std::string&)> on_fatal_;
   std::function<void()> on_read_busy_;

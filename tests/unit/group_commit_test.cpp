@@ -53,7 +53,15 @@ TEST_CASE("group commit: a lone write commits in its turn, close followers wait 
     auto turn = sleep_for(loop, 0);
     (void)co_await turn;
     CHECK(committed == std::vector<int>{1});  // its own turn
-    // Right after that commit: these wait for the interval, together.
+    // Three more, each in its own turn though close together: then the
+    // writes are sustained.
+    for (int i = 0; i < 3; ++i) {
+      insert(store, 10 + i);
+      auto next = sleep_for(loop, 0);
+      (void)co_await next;
+      CHECK_FALSE(store.in_transaction());
+    }
+    // Right after those commits: these wait for the interval, together.
     insert(store, 2);
     store.after_commit([&] { committed.push_back(2); });
     auto later = sleep_for(loop, 20);
