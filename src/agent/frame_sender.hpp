@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "agent/in_flight_window.hpp"
 #include "agent/outbox.hpp"
@@ -71,12 +72,19 @@ class FrameSender {
   std::optional<uint64_t> final_sent_at(const std::string& message_id) const;
   uint64_t frames_sent() const { return frames_sent_; }  // resends included
   uint64_t bytes_sent() const { return bytes_sent_; }
+  // Messages that carried several frames (docs/protocol.md 4.4).
+  uint64_t batches_sent() const { return batches_sent_; }
 
  private:
   // Sends one batch read from the outbox; false if there was nothing to send.
   bool send_batch(uint64_t room);
   // False if the frame is not to be sent (its stream ended).
   bool prepare(StoredFrame& frame);
+  // Sends an encoded frame, or, when the hub takes batches, keeps it for
+  // the batch message flush_messages() sends (at kBatchMessageBytes, or
+  // at the end of send_batch).
+  void queue_message(int64_t frame_id, std::string encoded, const std::string& sent_at);
+  void flush_messages(const std::string& sent_at);
   void forget_output(const std::string& attempt_id, protocol::StreamName stream,
                      uint64_t through_seq);
   // Said once per session that began with a backlog, once the outbox is empty.
@@ -90,6 +98,10 @@ class FrameSender {
   std::shared_ptr<core::WebSocketConnection> socket_;
   protocol::Capabilities agreed_ = protocol::Capabilities::all();
   int64_t cursor_ = 0;
+  std::vector<std::string> batched_;  // encoded frames for the next batch message
+  size_t batched_bytes_ = 0;
+  int64_t first_batched_id_ = 0;
+  uint64_t batches_sent_ = 0;
   InFlightWindow in_flight_;
   std::map<std::string, uint64_t> final_sent_at_;
   struct Rewinds {

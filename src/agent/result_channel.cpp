@@ -214,12 +214,13 @@ core::Co<void> ResultChannel::receive_frames(std::shared_ptr<core::WebSocketConn
       co_return;
     }
     if (!text) co_return;
-    auto frame = protocol::decode_frame(*text);
-    if (!frame) {
-      (void)on_unreadable(*text, frame.error());  // a version mismatch closes the socket
+    auto frames = protocol::decode_frames(*text);  // one, or a batch's (section 4.4)
+    if (!frames) {
+      (void)on_unreadable(*text, frames.error());  // a version mismatch closes the socket
       continue;
     }
-    handle(std::move(*frame));
+    for (auto& frame : *frames)
+      handle(std::move(frame));
   }
 }
 

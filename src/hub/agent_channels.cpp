@@ -3,6 +3,7 @@
 #include "core/log.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/api_error.hpp"
+#include "protocol/capabilities.hpp"
 #include "protocol/error_codes.hpp"
 #include "protocol/task_spec.hpp"
 
@@ -135,6 +136,31 @@ void AgentChannels::send(const std::shared_ptr<Channel>& channel, protocol::Fram
   channel->socket->send_text(protocol::encode_frame(frame));
 }
 
+void AgentChannels::send_all(const std::shared_ptr<Channel>& channel,
+                             std::vector<protocol::FramePayload> payloads) {
+  if (!channel->frames_batch || payloads.size() < 2) {
+    for (auto& payload : payloads)
+      send(channel, std::move(payload));
+    return;
+  }
+  // One message for the lot (section 4.4): an ack per stream of a commit.
+  // Acks are small (~200 bytes), so a batch stays far under 1 MiB.
+  std::vector<std::string> encoded;
+  encoded.reserve(payloads.size());
+  const std::string sent_at = core::utc_now();
+  const std::string batch_id = id_prefix_ + std::to_string(next_message_);
+  for (auto& payload : payloads) {
+    protocol::Frame frame;
+    frame.message_id = id_prefix_ + std::to_string(next_message_++);
+    frame.agent_id = channel->agent;
+    frame.sent_at = sent_at;
+    frame.payload = std::move(payload);
+    encoded.push_back(protocol::encode_frame(frame));
+  }
+  channel->socket->send_text(
+      protocol::encode_batch(batch_id + ":batch", channel->agent, encoded, sent_at));
+}
+
 void AgentChannels::reply(const std::shared_ptr<Channel>& channel, protocol::FramePayload payload) {
   store_.after_commit([this, channel, payload = std::move(payload)]() mutable {
     send(channel, std::move(payload));
@@ -165,14 +191,17 @@ void AgentChannels::queue_output_ack(const std::shared_ptr<Channel>& channel,
     channel->flush_scheduled = false;
     auto acks = std::move(channel->pending_output_acks);
     channel->pending_output_acks.clear();
+    std::vector<protocol::FramePayload> payloads;
+    payloads.reserve(acks.size());
     for (const auto& [key, through_seq] : acks) {
       protocol::Ack coalesced;
       coalesced.attempt_id = key.first;
       coalesced.acked = protocol::AckedKind::kOutput;
       coalesced.stream = key.second;
       coalesced.through_seq = through_seq;
-      send(channel, coalesced);
+      payloads.emplace_back(std::move(coalesced));
     }
+    send_all(channel, std::move(payloads));
   });
 }
 
@@ -225,14 +254,18 @@ bool AgentChannels::process(const std::shared_ptr<Channel>& channel, const std::
 }
 
 void AgentChannels::handle_text(const std::shared_ptr<Channel>& channel, const std::string& text) {
-  auto frame = protocol::decode_frame(text);
-  if (!frame) {
+  auto frames = protocol::decode_frames(text);  // one, or a batch's (section 4.4)
+  if (!frames) {
     // A malformed frame ends this channel only; the agent reconnects and
     // replays from its outbox.
-    reject(channel, decode_error_frame(frame.error(), protocol::peek_message_id(text)), true);
+    reject(channel, decode_error_frame(frames.error(), protocol::peek_message_id(text)), true);
     return;
   }
-  handle_frame(channel, std::move(*frame));
+  // A batch's frames in order, as if each had come alone.
+  for (auto& frame : *frames) {
+    if (!channel->socket->is_open()) return;  // a frame before closed the channel
+    handle_frame(channel, std::move(frame));
+  }
 }
 
 void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protocol::Frame&& frame) {
@@ -260,9 +293,10 @@ void AgentChannels::handle_frame(const std::shared_ptr<Channel>& channel, protoc
   }
   if (is_hello) {
     std::vector<protocol::TaskCancel> cancels;
-    auto ack = frames_.on_hello(channel->agent, std::get<protocol::AgentHello>(frame.payload),
-                                frame.message_id, cancels);
+    const auto& hello = std::get<protocol::AgentHello>(frame.payload);
+    auto ack = frames_.on_hello(channel->agent, hello, frame.message_id, cancels);
     channel->hello_done = true;
+    channel->frames_batch = protocol::Capabilities::from(hello.capabilities).frames_batch;
     reply(channel, std::move(ack));
     for (auto& cancel : cancels)
       reply(channel, std::move(cancel));

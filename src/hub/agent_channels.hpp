@@ -59,6 +59,7 @@ class AgentChannels {
     std::string agent;
     std::shared_ptr<core::WebSocketConnection> socket;
     bool hello_done = false;
+    bool frames_batch = false;  // its hello listed frames.batch (section 4.4)
     bool flush_scheduled = false;
     std::map<std::pair<std::string, protocol::StreamName>, uint64_t> pending_output_acks;
     // Frames waiting, in order, while hub.db is locked by another process.
@@ -73,6 +74,9 @@ class AgentChannels {
   void schedule_deferred(const std::shared_ptr<Channel>& channel);
   void handle_frame(const std::shared_ptr<Channel>& channel, protocol::Frame&& frame);
   void send(const std::shared_ptr<Channel>& channel, protocol::FramePayload payload);
+  // Sends each, or all in one batch message when the agent takes batches.
+  void send_all(const std::shared_ptr<Channel>& channel,
+                std::vector<protocol::FramePayload> payloads);
   // Sends after the current transaction commits, in call order.
   void reply(const std::shared_ptr<Channel>& channel, protocol::FramePayload payload);
   void reject(const std::shared_ptr<Channel>& channel, protocol::ErrorFrame error, bool close);

@@ -8,12 +8,13 @@ Capabilities Capabilities::from(const std::vector<std::string>& listed) {
     if (name == kCapabilityOutputBase64) agreed.output_base64 = true;
     if (name == kCapabilityOutputGap) agreed.output_gap = true;
     if (name == kCapabilityFinalHttp) agreed.final_http = true;
+    if (name == kCapabilityFramesBatch) agreed.frames_batch = true;
   }
   return agreed;
 }
 
 Capabilities Capabilities::all() {
-  return Capabilities{true, true, true};
+  return Capabilities{true, true, true, true};
 }
 
 std::vector<std::string> Capabilities::names() const {
@@ -21,6 +22,7 @@ std::vector<std::string> Capabilities::names() const {
   if (output_base64) names.emplace_back(kCapabilityOutputBase64);
   if (output_gap) names.emplace_back(kCapabilityOutputGap);
   if (final_http) names.emplace_back(kCapabilityFinalHttp);
+  if (frames_batch) names.emplace_back(kCapabilityFramesBatch);
   return names;
 }
 

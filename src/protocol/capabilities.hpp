@@ -15,12 +15,15 @@ inline constexpr std::string_view kCapabilityOutputBase64 = "output.base64";
 inline constexpr std::string_view kCapabilityOutputGap = "output.gap";
 // PUT /api/v1/attempts/{id}/final (section 7).
 inline constexpr std::string_view kCapabilityFinalHttp = "final.http";
+// Several frames in one WebSocket message, both ways (section 4.4).
+inline constexpr std::string_view kCapabilityFramesBatch = "frames.batch";
 
 // What both sides agreed on for one session.
 struct Capabilities {
   bool output_base64 = false;
   bool output_gap = false;
   bool final_http = false;
+  bool frames_batch = false;
 
   // The features in `listed` that this implementation knows; unknown names
   // are ignored (a newer peer may list more).

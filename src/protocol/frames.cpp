@@ -30,22 +30,18 @@ std::string_view to_string(AckedKind kind) {
   return "task.output";
 }
 
-Result<Frame> decode_frame(std::string_view json) {
-  if (json.size() > kMaxFrameBytes) {
-    return make_error(Errc::kProtocol, "frame_too_large",
-                      "frame of " + std::to_string(json.size()) + " bytes is over the limit of " +
-                          std::to_string(kMaxFrameBytes));
-  }
-  auto document = parse_json_object(json, "frame");
-  if (!document) return as_frame_error(document.error());
-  JsonObjectReader object(*document, "frame");
+namespace {
+
+// A frame already parsed: `object` names its fields "frame..." or
+// "frame.frames[N]...".
+Result<Frame> read_frame(const JsonObjectReader& object, const std::string& path) {
   Frame frame;
   const auto* version = object.find("v");
-  if (!version) return invalid_frame("frame.v: is required");
-  if (!version->IsInt()) return invalid_frame("frame.v: expected an integer");
+  if (!version) return invalid_frame(path + ".v: is required");
+  if (!version->IsInt()) return invalid_frame(path + ".v: expected an integer");
   if (version->GetInt() != kProtocolVersion) {
     return make_error(Errc::kProtocol, "unsupported_version",
-                      "frame.v: version " + std::to_string(version->GetInt()) +
+                      path + ".v: version " + std::to_string(version->GetInt()) +
                           " is not supported (this side speaks 1)");
   }
   frame.v = version->GetInt();
@@ -54,22 +50,105 @@ Result<Frame> decode_frame(std::string_view json) {
   auto message_id = object.required_string("message_id");
   if (!message_id) return as_frame_error(message_id.error());
   if (!is_message_id(*message_id)) {
-    return invalid_frame("frame.message_id: must be 1 to 256 printable ASCII characters");
+    return invalid_frame(path + ".message_id: must be 1 to 256 printable ASCII characters");
   }
   frame.message_id = std::move(*message_id);
   auto agent_id = object.optional_string("agent_id");
   if (!agent_id) return as_frame_error(agent_id.error());
   frame.agent_id = agent_id->value_or("");
   if (!frame.agent_id.empty() && !is_valid_id(frame.agent_id)) {
-    return invalid_frame("frame.agent_id: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
+    return invalid_frame(path + ".agent_id: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -");
   }
   auto sent_at = object.optional_string("sent_at");
   if (!sent_at) return as_frame_error(sent_at.error());
   frame.sent_at = sent_at->value_or("");
+  if (*type == kBatchType) {
+    return make_error(Errc::kProtocol, "unknown_type", path + ".type: a batch cannot be here");
+  }
   auto payload = read_payload(*type, object);
   if (!payload) return as_frame_error(payload.error());
   frame.payload = std::move(*payload);
   return frame;
+}
+
+Result<void> check_size(std::string_view json) {
+  if (json.size() <= kMaxFrameBytes) return {};
+  return make_error(Errc::kProtocol, "frame_too_large",
+                    "frame of " + std::to_string(json.size()) + " bytes is over the limit of " +
+                        std::to_string(kMaxFrameBytes));
+}
+
+}  // namespace
+
+Result<Frame> decode_frame(std::string_view json) {
+  if (auto size = check_size(json); !size) return size.error();
+  auto document = parse_json_object(json, "frame");
+  if (!document) return as_frame_error(document.error());
+  return read_frame(JsonObjectReader(*document, "frame"), "frame");
+}
+
+Result<std::vector<Frame>> decode_frames(std::string_view json) {
+  if (auto size = check_size(json); !size) return size.error();
+  auto document = parse_json_object(json, "frame");
+  if (!document) return as_frame_error(document.error());
+  JsonObjectReader object(*document, "frame");
+  const auto* type = object.find("type");
+  const bool batch = type && type->IsString() && std::string_view(type->GetString()) == kBatchType;
+  std::vector<Frame> frames;
+  if (!batch) {
+    TETHER_TRY(frame, read_frame(object, "frame"));
+    frames.push_back(std::move(*frame));
+    return frames;
+  }
+  // The batch's own members: v, message_id (checked as a frame's), frames.
+  const auto* version = object.find("v");
+  if (!version || !version->IsInt() || version->GetInt() != kProtocolVersion) {
+    return make_error(Errc::kProtocol, "unsupported_version",
+                      "frame.v: a batch of version 1 is the only kind this side reads");
+  }
+  auto message_id = object.required_string("message_id");
+  if (!message_id) return as_frame_error(message_id.error());
+  const auto* list = object.find("frames");
+  if (!list || !list->IsArray() || list->Empty() || list->Size() > kMaxBatchFrames) {
+    return invalid_frame("frame.frames: expected an array of 1 to " +
+                         std::to_string(kMaxBatchFrames) + " frames");
+  }
+  frames.reserve(list->Size());
+  for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
+    const std::string path = "frame.frames[" + std::to_string(i) + "]";
+    const rapidjson::Value& item = (*list)[i];
+    if (!item.IsObject()) return invalid_frame(path + ": expected a frame (an object)");
+    TETHER_TRY(frame, read_frame(JsonObjectReader(item, path), path));
+    frames.push_back(std::move(*frame));
+  }
+  return frames;
+}
+
+std::string encode_batch(std::string_view message_id, std::string_view agent_id,
+                         const std::vector<std::string>& frames, std::string_view sent_at) {
+  JsonWriter head;
+  head.begin_object();
+  head.field("v", kProtocolVersion);
+  head.field("type", kBatchType);
+  head.field("message_id", message_id);
+  if (!agent_id.empty()) head.field("agent_id", agent_id);
+  std::string out = head.str();  // `{"v":1,...` with the object still open
+  size_t total = out.size() + 32 + sent_at.size();
+  for (const auto& frame : frames)
+    total += frame.size() + 1;
+  out.reserve(total);
+  out += ",\"frames\":[";
+  for (size_t i = 0; i < frames.size(); ++i) {
+    if (i > 0) out += ',';
+    out += frames[i];
+  }
+  out += ']';
+  JsonWriter stamp;
+  stamp.string(sent_at);
+  out += ",\"sent_at\":";
+  out += stamp.str();
+  out += '}';
+  return out;
 }
 
 std::optional<AttemptRef> peek_task_ids(std::string_view json) {

@@ -135,6 +135,9 @@ struct HubWake {};
 using FramePayload = std::variant<AgentHello, TaskStarted, TaskOutput, TaskOutputGap, TaskFinal,
                                   HubHelloAck, Ack, ErrorFrame, TaskCancel, HubWake>;
 
+// The type of a message holding several frames (section 4.4).
+inline constexpr std::string_view kBatchType = "batch";
+
 struct Frame {
   int v = 1;
   std::string message_id;
@@ -146,8 +149,23 @@ struct Frame {
 };
 
 // Errors: "frame_too_large", "invalid_frame" (names the field),
-// "unsupported_version", "unknown_type".
+// "unsupported_version", "unknown_type". A batch is "unknown_type" here:
+// read messages with decode_frames.
 Result<Frame> decode_frame(std::string_view json);
+
+// One WebSocket message: a frame, or the frames of a batch (section 4.4:
+// {"v":1,"type":"batch","message_id":..,"frames":[FRAME,...]}, 1 to
+// kMaxBatchFrames frames, none of them a batch), in order. Errors as
+// decode_frame's, an inner frame's naming it (`frame.frames[2].seq: ...`);
+// one bad frame refuses the whole message.
+inline constexpr size_t kMaxBatchFrames = 4096;
+Result<std::vector<Frame>> decode_frames(std::string_view json);
+
+// A batch message holding `frames`, each already encoded (encode_frame or
+// stamp_sent_at), in order. The caller keeps the total under
+// kMaxFrameBytes (section 2.1).
+std::string encode_batch(std::string_view message_id, std::string_view agent_id,
+                         const std::vector<std::string>& frames, std::string_view sent_at);
 
 // Best effort, for error replies to frames that did not decode.
 std::string peek_message_id(std::string_view json);

@@ -446,3 +446,35 @@ TEST_CASE(
     CHECK(ended);
   });
 }
+
+TEST_CASE("the agent sends batches to a hub that lists frames.batch, and only then",
+          "[agent][scripted][batch]") {
+  for (const bool offered : {true, false}) {
+    INFO((offered ? "frames.batch offered" : "frames.batch not offered"));
+    ScriptedWorld world;
+    world.run([&]() -> core::Co<void> {
+      if (!offered) world.hub->set_capabilities({"output.base64", "output.gap", "final.http"});
+      const bool connected = co_await world.hub->wait_for_connects(1, 10'000);
+      REQUIRE(connected);
+      auto poll = co_await world.hub->next_request("/api/v1/agents/edge-1/tasks/next", 10'000);
+      REQUIRE(poll.has_value());
+      // Both streams at once, as fast as the shell goes: several frames a
+      // send turn. (The scripted hub checks that no batch comes unless it
+      // listed frames.batch.)
+      poll->exchange->respond(core::json_response(
+          200, task_body("t-6", "i=0; while [ $i -lt 3000 ]; do echo out $i; echo err $i >&2; "
+                                "i=$((i+1)); done")));
+      std::function<bool(const protocol::Frame&)> final_frame = [](const protocol::Frame& frame) {
+        return std::holds_alternative<protocol::TaskFinal>(frame.payload);
+      };
+      const protocol::Frame final_seen = co_await frame_where(*world.hub, final_frame);
+      const auto& report = std::get<protocol::TaskFinal>(final_seen.payload).report;
+      CHECK(report.status == protocol::AttemptStatus::kSucceeded);
+      if (offered) {
+        CHECK(world.hub->batches() > 0);
+      } else {
+        CHECK(world.hub->batches() == 0);
+      }
+    });
+  }
+}

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "scripted_hub.hpp"
 
 #include "protocol/capabilities.hpp"
@@ -29,28 +31,22 @@ ScriptedHub::ScriptedHub(core::Loop& loop) : loop_(loop), changed_(loop) {
     channel_closed_ = false;
     std::weak_ptr<core::WebSocketConnection> weak = socket;
     socket->set_on_message([this, weak](std::string&& text) {
-      auto frame = protocol::decode_frame(text);
+      // One frame, or a batch's (docs/protocol.md 4.4) when the hello_ack
+      // listed frames.batch.
+      auto frames = protocol::decode_frames(text);
       // CHECK, not REQUIRE: this runs from the loop, outside the test body.
-      CHECK(frame.ok());
-      if (!frame.ok()) return;
-      if (std::holds_alternative<protocol::AgentHello>(frame->payload)) {
-        hellos_.push_back(std::get<protocol::AgentHello>(frame->payload));
-        changed_.notify_all();
-        if (!hello_reply_.empty()) {
-          if (channel_) channel_->send_text(hello_reply_);
-          return;
-        }
-        protocol::HubHelloAck ack;
-        ack.related_message_id = frame->message_id;
-        ack.version = "scripted";
-        ack.capabilities = capabilities_;
-        send(ack);
-        if (close_after_hello_) close_channel();
-        return;
+      CHECK(frames.ok());
+      if (!frames.ok()) return;
+      if (frames->size() > 1) {
+        const bool agreed = std::find(capabilities_.begin(), capabilities_.end(),
+                                      protocol::kCapabilityFramesBatch) != capabilities_.end();
+        CHECK(agreed);  // an agent batches only when the hub listed it
+        ++batches_;
       }
-      received_bytes_ += text.size();
-      frames_.push_back(std::move(*frame));
-      changed_.notify_all();
+      const bool hello = std::holds_alternative<protocol::AgentHello>(frames->front().payload);
+      if (!hello) received_bytes_ += text.size();
+      for (auto& one : *frames)
+        take(std::move(one));
     });
     socket->set_on_closed([this, weak](int code) {
       last_close_code_ = code;
@@ -67,6 +63,26 @@ ScriptedHub::ScriptedHub(core::Loop& loop) : loop_(loop), changed_(loop) {
 }
 
 ScriptedHub::~ScriptedHub() = default;
+
+void ScriptedHub::take(protocol::Frame&& frame) {
+  if (std::holds_alternative<protocol::AgentHello>(frame.payload)) {
+    hellos_.push_back(std::get<protocol::AgentHello>(frame.payload));
+    changed_.notify_all();
+    if (!hello_reply_.empty()) {
+      if (channel_) channel_->send_text(hello_reply_);
+      return;
+    }
+    protocol::HubHelloAck ack;
+    ack.related_message_id = frame.message_id;
+    ack.version = "scripted";
+    ack.capabilities = capabilities_;
+    send(ack);
+    if (close_after_hello_) close_channel();
+    return;
+  }
+  frames_.push_back(std::move(frame));
+  changed_.notify_all();
+}
 
 core::Co<bool> ScriptedHub::wait_until(const std::function<bool()>& ready, uint64_t timeout_ms) {
   loop_.update_time();

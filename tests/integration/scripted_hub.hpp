@@ -66,10 +66,14 @@ class ScriptedHub {
   const std::vector<protocol::AgentHello>& hellos() const { return hellos_; }
   // Bytes of the frames received so far (as sent, JSON), hello excluded.
   uint64_t received_bytes() const { return received_bytes_; }
+  // Messages that carried several frames (docs/protocol.md 4.4).
+  uint64_t batches() const { return batches_; }
   // Loop time of each upgrade attempt, accepted or refused.
   const std::vector<uint64_t>& connect_times() const { return connect_times_; }
 
  private:
+  // One frame from the agent: a hello is answered, the rest recorded.
+  void take(protocol::Frame&& frame);
   core::Co<bool> wait_until(const std::function<bool()>& ready, uint64_t timeout_ms);
 
   core::Loop& loop_;
@@ -86,6 +90,7 @@ class ScriptedHub {
   int last_close_code_ = 0;
   bool channel_closed_ = false;
   uint64_t received_bytes_ = 0;
+  uint64_t batches_ = 0;
   core::Notification changed_;
   uint64_t next_id_ = 1;
 };
