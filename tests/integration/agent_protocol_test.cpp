@@ -462,8 +462,9 @@ TEST_CASE("the agent sends batches to a hub that lists frames.batch, and only th
       // send turn. (The scripted hub checks that no batch comes unless it
       // listed frames.batch.)
       poll->exchange->respond(core::json_response(
-          200, task_body("t-6", "i=0; while [ $i -lt 3000 ]; do echo out $i; echo err $i >&2; "
-                                "i=$((i+1)); done")));
+          200, task_body("t-6",
+                         "i=0; while [ $i -lt 3000 ]; do echo out $i; echo err $i >&2; "
+                         "i=$((i+1)); done")));
       std::function<bool(const protocol::Frame&)> final_frame = [](const protocol::Frame& frame) {
         return std::holds_alternative<protocol::TaskFinal>(frame.payload);
       };
