@@ -149,6 +149,7 @@ AgentStatus AgentDaemon::snapshot() {
     status.channel_sessions = channel_->sessions();
     status.channel_connect_failures = counters.connect_failures;
     status.frames_sent = counters.frames_sent;
+    status.batches_sent = counters.batches_sent;
     status.frame_bytes_sent = counters.bytes_sent;
     status.acks_received = counters.acks_received;
   }

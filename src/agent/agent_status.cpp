@@ -25,6 +25,7 @@ std::string status_json(const AgentStatus& status) {
   json.field("connect_failures", status.channel_connect_failures);
   json.field("frames_sent", status.frames_sent);
   json.field("bytes_sent", status.frame_bytes_sent);
+  json.field("batches_sent", status.batches_sent);
   json.field("acks_received", status.acks_received);
   json.end_object();
 
@@ -85,6 +86,9 @@ std::string status_metrics(const AgentStatus& status) {
   text.metric("tether_agent_frame_bytes_sent_total", "counter",
               "Bytes of frame JSON written to the result channel.",
               static_cast<double>(status.frame_bytes_sent));
+  text.metric("tether_agent_batches_sent_total", "counter",
+              "Messages that carried several frames (a batch, docs/protocol.md 4.4).",
+              static_cast<double>(status.batches_sent));
   text.metric("tether_agent_acks_received_total", "counter", "Acks received from the hub.",
               static_cast<double>(status.acks_received));
   text.metric("tether_agent_poll_failures_total", "counter",

@@ -36,6 +36,7 @@ struct AgentStatus {
   uint64_t channel_connect_failures = 0;
   uint64_t frames_sent = 0;
   uint64_t frame_bytes_sent = 0;
+  uint64_t batches_sent = 0;
   uint64_t acks_received = 0;
 
   // The poller.

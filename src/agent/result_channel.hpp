@@ -69,12 +69,14 @@ class ResultChannel {
     uint64_t connect_failures = 0;
     uint64_t frames_sent = 0;  // resends included
     uint64_t bytes_sent = 0;
+    uint64_t batches_sent = 0;  // messages of several frames (docs/protocol.md 4.4)
     uint64_t acks_received = 0;
   };
   Counters counters() const {
     Counters counters = counters_;
     counters.frames_sent = sender_.frames_sent();
     counters.bytes_sent = sender_.bytes_sent();
+    counters.batches_sent = sender_.batches_sent();
     return counters;
   }
   // When a final was first sent on this session, if it was (milliseconds,
