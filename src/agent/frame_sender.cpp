@@ -93,7 +93,8 @@ void FrameSender::queue_message(int64_t frame_id, std::string encoded, const std
     socket_->send_text(std::move(encoded));
     return;
   }
-  if (!batched_.empty() && batched_bytes_ + encoded.size() > kBatchMessageBytes) {
+  if (!batched_.empty() && (batched_bytes_ + encoded.size() > kBatchMessageBytes ||
+                            batched_.size() == protocol::kMaxBatchFrames)) {
     flush_messages(sent_at);
   }
   if (batched_.empty()) first_batched_id_ = frame_id;

@@ -138,7 +138,8 @@ void AgentChannels::send(const std::shared_ptr<Channel>& channel, protocol::Fram
 
 void AgentChannels::send_all(const std::shared_ptr<Channel>& channel,
                              std::vector<protocol::FramePayload> payloads) {
-  if (!channel->frames_batch || payloads.size() < 2) {
+  if (!channel->frames_batch || payloads.size() < 2 ||
+      payloads.size() > protocol::kMaxBatchFrames) {
     for (auto& payload : payloads)
       send(channel, std::move(payload));
     return;
