@@ -1,11 +1,11 @@
 // What the kernel enforced of an attempt's limits (protocol/task_limits.hpp),
-// as its task's init reported it ("limited" lines, task_init.hpp), put into
+// as its task's init reported it ("limited" lines, task_init_events.hpp), put into
 // the attempt's final (docs/protocol.md 4.1, limit_exceeded).
 #pragma once
 
 #include <vector>
 
-#include "agent/task_init.hpp"
+#include "agent/task_init_events.hpp"
 #include "protocol/attempt_report.hpp"
 #include "protocol/task_limits.hpp"
 

@@ -4,6 +4,7 @@
 
 #include <pwd.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,12 +12,16 @@
 #include <cstring>
 #include <utility>
 
+#include "agent/attempt_launch.hpp"
 #include "agent/attempt_limits.hpp"
 #include "agent/attempt_setup.hpp"
 #include "agent/stream_capture.hpp"
 #include "agent/task_init.hpp"
+#include "agent/task_init_events.hpp"
+#include "agent/task_init_plan.hpp"
 #include "core/co_group.hpp"
 #include "core/notification.hpp"
+#include "core/owned_fd.hpp"
 #include "core/process.hpp"
 #include "core/timer.hpp"
 #include "core/wall_clock.hpp"
@@ -191,6 +196,11 @@ std::string processes_text(const TaskInitEvent& event) {
 std::string start_failure_text(const TaskInitEvent& failed,
                                const protocol::AttemptIsolation& isolation) {
   if (failed.stage == "cgroup") return "cannot join its cgroup: " + errno_text(failed.error);
+  if (failed.stage == "plan") {
+    return "the task's init (tether-task-init) could not read the plan this agent gave it, "
+           "so it is from another version of Tether: " +
+           errno_text(failed.error);
+  }
   if (failed.stage == "cwd") {
     return "cannot enter its working directory as " + isolation.user + ": " +
            errno_text(failed.error);
@@ -200,30 +210,6 @@ std::string start_failure_text(const TaskInitEvent& failed,
            "): " + errno_text(failed.error);
   }
   return errno_text(failed.error);
-}
-
-// What the task runs: its argv, its environment, and the program found on
-// its PATH. Errors are the message of a final `failed`.
-struct Launch {
-  std::vector<std::string> argv;
-  std::vector<std::string> environment;
-  std::string program;
-};
-
-Result<Launch> prepare_launch(const protocol::TaskSpec& task, const AttemptSetup& setup) {
-  if (auto cwd = check_working_directory(task.cwd); !cwd) return cwd.error();
-  Launch launch{task.command_line(), task_environment(task, setup.environment()), {}};
-  std::string path_variable;
-  for (const auto& entry : launch.environment) {
-    if (entry.rfind("PATH=", 0) == 0) path_variable = entry.substr(5);
-  }
-  auto program = core::find_program(launch.argv.at(0), path_variable);
-  if (!program) {
-    return with_context(program.error(),
-                        program.error().message + " (" + program.error().code + ")");
-  }
-  launch.program = std::move(*program);
-  return launch;
 }
 
 // How the attempt ended, for its final: what the pipes did after the
@@ -294,40 +280,6 @@ void describe_end(FinalReport& report, const InitState& state, const Supervision
   }
 }
 
-// Starts the task's init (task_init.hpp), which runs the command and reaches
-// every process the task starts, wherever it moves. The child gets its own
-// copy of `plan` at the fork. Errors are the message of a final `failed`.
-Result<std::unique_ptr<core::Process>> spawn_init(core::Loop& loop, const Launch& launch,
-                                                  const std::string& cwd, const AttemptSetup& setup,
-                                                  const RunnerOptions& options) {
-  std::vector<char*> argv_pointers;
-  for (const auto& arg : launch.argv)
-    argv_pointers.push_back(const_cast<char*>(arg.c_str()));
-  argv_pointers.push_back(nullptr);
-  std::vector<char*> env_pointers;
-  for (const auto& entry : launch.environment)
-    env_pointers.push_back(const_cast<char*>(entry.c_str()));
-  env_pointers.push_back(nullptr);
-  TaskInitPlan plan;
-  plan.path = launch.program.c_str();
-  plan.argv = argv_pointers.data();
-  plan.envp = env_pointers.data();
-  plan.cwd = cwd.empty() ? nullptr : cwd.c_str();
-  setup.fill(plan);
-  core::SpawnOptions spawn;
-  spawn.argv = launch.argv;
-  spawn.read_buffer_bytes = options.read_buffer_bytes;
-  spawn.control_socket = true;
-  spawn.child_main = &run_task_init;
-  spawn.child_context = &plan;
-  auto spawned = core::Process::spawn(loop, spawn);
-  if (!spawned) {
-    return with_context(spawned.error(),
-                        spawned.error().message + " (" + spawned.error().code + ")");
-  }
-  return std::move(*spawned);
-}
-
 // The command is gone, but other processes of the task may still hold the
 // pipes. They get the drain timeout to finish writing; then the init kills
 // them all, and if the pipes stay open even then, reading stops.
@@ -375,7 +327,8 @@ core::Co<FinalReport> AttemptRunner::run(const protocol::TaskSpec& task, Attempt
   if (!launch) co_return final_without_process(AttemptStatus::kFailed, launch.error().message);
   const std::vector<std::string>& argv = launch->argv;
   const std::string cwd = task.cwd.empty() ? (*setup)->default_directory() : task.cwd;
-  auto spawned = spawn_init(loop_, *launch, cwd, **setup, options_);
+  auto spawned = start_task_init(loop_, *launch, cwd, **setup, options_.task_init_program,
+                                 options_.read_buffer_bytes);
   if (!spawned) co_return final_without_process(AttemptStatus::kFailed, spawned.error().message);
   core::Process& init = **spawned;
 

@@ -19,6 +19,7 @@
 
 #include "agent/attempt_sink.hpp"
 #include "agent/output_chunker.hpp"
+#include "agent/task_init_program.hpp"
 #include "agent/task_isolation.hpp"
 #include "core/cancellation.hpp"
 #include "core/co.hpp"
@@ -36,6 +37,8 @@ struct RunnerOptions {
   // Shared by every attempt (a uid range hands out uids); null: tasks run as
   // this process, contained by the subreaper, with their user's HOME.
   std::shared_ptr<TaskIsolation> isolation;
+  // The task init program each attempt starts (task_init.hpp).
+  std::string task_init_program = default_task_init_program();
 };
 
 // A final report for an attempt that never ran (rejected, cancelled while

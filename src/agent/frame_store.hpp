@@ -137,10 +137,11 @@ class FrameStore {
 
  private:
   protocol::Frame frame(std::string message_id, protocol::FramePayload payload) const;
-  // Steps a DELETE ... RETURNING length(payload), ... and takes the rows off
-  // the totals; `each_row` sees every row. True if anything was removed.
-  bool account_removed(SQLite::Statement& remove,
-                       const std::function<void(SQLite::Statement&)>& each_row = {});
+  // Steps `rows` (a SELECT of length(payload), ... with the WHERE of
+  // `remove`), takes them off the totals, then runs `remove` (the DELETE) if
+  // there were any; `each_row` sees every row. True if anything was removed.
+  bool account_removed(core::ScopedStatement& rows, core::ScopedStatement& remove,
+                       const std::function<void(core::ScopedStatement&)>& each_row = {});
   void remember_fresh(StoredFrame frame);
   std::vector<StoredFrame> take_fresh(size_t max_bytes);
 

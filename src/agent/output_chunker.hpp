@@ -54,6 +54,9 @@ class OutputChunker {
   // only to complete a UTF-8 sequence wait for more input, not for a timer).
   std::optional<uint64_t> deadline() const;
 
+  // How long bytes that arrive at `now_ms` may be held (the pace's interval,
+  // or flush_interval_ms without one).
+  uint64_t interval_ms(uint64_t now_ms) const;
   uint64_t bytes_emitted() const { return next_offset_; }
   uint64_t chunks_emitted() const { return next_seq_ - 1; }
   size_t bytes_buffered() const { return pending_.size(); }
@@ -64,7 +67,6 @@ class OutputChunker {
   size_t emit(size_t limit, bool whole, uint64_t now_ms);
   void flush_due(uint64_t now_ms);
   bool quiet_for_an_interval(uint64_t now_ms) const;
-  uint64_t interval_ms(uint64_t now_ms) const;
 
   protocol::StreamName stream_;
   ChunkerOptions options_;

@@ -33,13 +33,45 @@ core::Co<void> StreamCapture::run(core::CancellationToken stop) {
       break;
     }
     if (read->end_of_stream) break;
+    const bool small = read->bytes.size() < kPollBelowBytes;
     take(read->bytes, false);
+    if (small && chunker_.deadline()) {
+      timer_.stop();
+      armed_for_.reset();
+      co_await poll_while_chatty(stop);
+    }
     arm_timer();
   }
   timer_.stop();
   armed_for_.reset();
   take({}, true);
   chunker_.finish(loop_.now_ms());
+}
+
+core::Co<void> StreamCapture::poll_while_chatty(core::CancellationToken stop) {
+  for (;;) {
+    const uint64_t now = loop_.now_ms();
+    const auto deadline = chunker_.deadline();
+    // Held bytes go out at their deadline; with none held, the next poll is
+    // one interval on, when bytes read then would go out at once.
+    const uint64_t wait =
+        deadline ? (*deadline > now ? *deadline - now : 0) : chunker_.interval_ms(now);
+    auto slept = co_await core::sleep_for(loop_, wait, stop);
+    const bool found = slept && take_available();
+    chunker_.on_deadline(loop_.now_ms());
+    if (!slept || !found || !sink_.accepting_output()) co_return;
+  }
+}
+
+bool StreamCapture::take_available() {
+  bool found = false;
+  for (int reads = 0; reads < kMaxReadsPerPoll; ++reads) {
+    const std::string_view bytes = reader_.read_available();
+    if (bytes.empty()) break;
+    found = true;
+    take(bytes, false);
+  }
+  return found;
 }
 
 void StreamCapture::take(std::string_view bytes, bool end) {

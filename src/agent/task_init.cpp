@@ -13,12 +13,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <charconv>
 #include <cstring>
+#include <initializer_list>
 
 #include "agent/task_confinement.hpp"
 #include "agent/task_members.hpp"
-#include "core/process.hpp"
 
 namespace tether::agent {
 
@@ -92,6 +93,18 @@ bool has_children() {
   return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
+// Marks the task's processes (task_members::mark); how many are alive. With
+// no child at all, none: the init is a child subreaper, so every living
+// process of the task descends from it (an orphan is reparented to it), and
+// the cgroup's members are the command's descendants. That answer needs no
+// scan of /proc, which 200 tasks ending together paid 600 reads each for,
+// two or three times (issue [6/8]).
+int mark_members() {
+  if (!has_children()) return 0;
+  const int command = g_command_exited ? 0 : g_command;
+  return task_members::mark(::getpid(), g_plan->cgroup, command);
+}
+
 void pause_briefly() {
   timespec pause{0, 5'000'000};
   ::nanosleep(&pause, nullptr);
@@ -106,8 +119,7 @@ void signal_tree(int signum, bool report) {
   int total = 0;
   Line names;
   for (int round = 0; round < 400; ++round) {
-    const int command = g_command_exited ? 0 : g_command;
-    if (task_members::mark(::getpid(), g_plan->cgroup, command) == 0) break;
+    if (mark_members() == 0) break;
     // cgroup.kill reaches every member at once, even one forking right now.
     if (signum == SIGKILL && g_plan->cgroup) confinement::kill_cgroup(g_plan->cgroup);
     for (int i = 0; i < task_members::count(); ++i) {
@@ -144,8 +156,7 @@ void signal_tree(int signum, bool report) {
 
 // Whether a process of the task, other than a zombie, is still there.
 bool any_living_member() {
-  const int command = g_command_exited ? 0 : g_command;
-  if (task_members::mark(::getpid(), g_plan->cgroup, command) == 0) return false;
+  if (mark_members() == 0) return false;
   for (int i = 0; i < task_members::count(); ++i) {
     const task_members::ProcessEntry& entry = task_members::at(i);
     if (entry.in_tree && entry.state != 'Z') return true;
@@ -174,6 +185,28 @@ constexpr int kStageExec = 0;
 constexpr int kStageCgroup = 1;
 constexpr int kStageUser = 2;
 constexpr int kStageCwd = 3;
+constexpr int kStagePlan = 4;
+
+// Every signal back to its default disposition (an ignored one would be
+// inherited across exec) and none blocked, for the command. Through the
+// system call: glibc's sigaction refuses its internal signals 32 and 33,
+// which its posix_spawn leaves ignored in the init it started.
+void reset_signals() {
+  struct KernelSigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)();
+    uint64_t mask;
+  };
+  for (int signum = 1; signum <= 64; ++signum) {
+    if (signum == SIGKILL || signum == SIGSTOP) continue;
+    const KernelSigaction action{SIG_DFL, 0, nullptr, 0};
+    ::syscall(SYS_rt_sigaction, signum, &action, nullptr, sizeof action.mask);
+  }
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
 
 [[noreturn]] void fail_start(int report_fd, int error, int stage) {
   const StartFailure failure{error, stage};
@@ -186,7 +219,7 @@ constexpr int kStageCwd = 3;
   // The command gets default signals and none blocked. It stays in the
   // init's process group: a restarted agent that finds an attempt left over
   // kills that group (the init ignores what a task might send to it there).
-  core::reset_signals_in_child();
+  reset_signals();
   ::close(kControlFd);
   ::close(signal_fd);
   // Into the cgroup before anything of the task runs, then down to the
@@ -208,14 +241,15 @@ constexpr int kStageCwd = 3;
 namespace {
 
 [[noreturn]] void report_failure_and_exit(int error, int stage) {
-  if (g_plan->cgroup) confinement::remove_cgroup(g_plan->cgroup);
+  if (g_plan && g_plan->cgroup) confinement::remove_cgroup(g_plan->cgroup);
   Line line;
   line.add("failed ");
   line.add_number(error);
-  line.add(stage == kStageCgroup ? " cgroup"
-           : stage == kStageUser ? " user"
-           : stage == kStageCwd  ? " cwd"
-                                 : " exec");
+  line.add(stage == kStagePlan     ? " plan"
+           : stage == kStageCgroup ? " cgroup"
+           : stage == kStageUser   ? " user"
+           : stage == kStageCwd    ? " cwd"
+                                   : " exec");
   send_line(line);
   ::_exit(0);
 }
@@ -368,11 +402,12 @@ void serve_agent(int signal_fd) {
 
 }  // namespace
 
-void run_task_init(void* context) {
-  const auto& plan = *static_cast<const TaskInitPlan*>(context);
+void run_task_init(const TaskInitPlan* readable_plan) {
+  ::prctl(PR_SET_NAME, "tether-init");
+  if (!readable_plan) report_failure_and_exit(EPROTO, kStagePlan);
+  const TaskInitPlan& plan = *readable_plan;
   g_plan = &plan;
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-  ::prctl(PR_SET_NAME, "tether-init");
   const int signal_fd = take_signals();
   g_command = start_command(plan, signal_fd);
   serve_agent(signal_fd);
@@ -380,62 +415,6 @@ void run_task_init(void* context) {
   signal_tree(SIGKILL, false);
   clean_up();
   ::_exit(0);
-}
-
-std::optional<TaskInitEvent> parse_task_init_line(std::string_view line) {
-  auto word = [&line]() {
-    const size_t space = line.find(' ');
-    std::string_view first = line.substr(0, space);
-    line = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
-    return first;
-  };
-  auto number = [&word](int64_t& out) {
-    const std::string_view text = word();
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
-    return error == std::errc() && end == text.data() + text.size() && !text.empty();
-  };
-  TaskInitEvent event;
-  const std::string_view kind = word();
-  int64_t a = 0;
-  int64_t b = 0;
-  if (kind == "started" && number(a)) {
-    event.kind = TaskInitEvent::Kind::kStarted;
-    event.pid = static_cast<int>(a);
-  } else if (kind == "failed" && number(a)) {
-    event.kind = TaskInitEvent::Kind::kFailed;
-    event.error = static_cast<int>(a);
-    event.stage = std::string(word());
-    if (event.stage != "exec" && event.stage != "cgroup" && event.stage != "user" &&
-        event.stage != "cwd")
-      return std::nullopt;
-  } else if (kind == "exited" && number(a) && number(b)) {
-    event.kind = TaskInitEvent::Kind::kExited;
-    event.exit_code = a;
-    event.signal = static_cast<int>(b);
-  } else if (kind == "signalled" && number(a) && number(b)) {
-    event.kind = TaskInitEvent::Kind::kSignalled;
-    event.signal = static_cast<int>(a);
-    event.count = static_cast<int>(b);
-    while (!line.empty()) {
-      const std::string_view entry = word();
-      const size_t colon = entry.rfind(':');
-      if (colon == std::string_view::npos) return std::nullopt;
-      event.names.push_back(std::string(entry.substr(0, colon)) + " (pid " +
-                            std::string(entry.substr(colon + 1)) + ")");
-    }
-  } else if (kind == "limited") {
-    event.kind = TaskInitEvent::Kind::kLimited;
-    event.limit = std::string(word());
-    if ((event.limit != "memory_max" && event.limit != "pids_max") || !number(a) || a <= 0) {
-      return std::nullopt;
-    }
-    event.times = a;
-  } else if (kind == "done" && line.empty()) {
-    event.kind = TaskInitEvent::Kind::kDone;
-  } else {
-    return std::nullopt;
-  }
-  return event;
 }
 
 }  // namespace tether::agent

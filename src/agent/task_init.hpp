@@ -11,16 +11,24 @@
 // (task_cgroups.hpp); the command runs as the task's user with no
 // capabilities (task_confinement.hpp).
 //
-// It runs in a fork of the agent that never execs (Process::child_main), so
-// it only makes async-signal-safe calls: system calls, no allocation.
+// It is a program of its own, tether-task-init (task_init_main.cpp), that
+// the agent starts with posix_spawn for each attempt, handing it the
+// attempt's TaskInitPlan on fd 4 (task_init_plan.hpp). It used to be a fork
+// of the agent that never exec'd: each fork copied the agent's page tables
+// on its loop thread and shared its memory copy-on-write, so 200 attempts
+// starting made the agent fault on every page it wrote, and 200 running
+// inits held 295 MiB of private copies of the agent's pages (issue [6/8]).
+// Its code still makes system calls only (no allocation after the plan is
+// read), as it did in a fork.
 //
 // Line protocol on its fd 3 (a socketpair), ASCII, one event or command per
 // line:
 //   init -> agent   started PID            the command runs (PID: its pid)
 //                   failed ERRNO STAGE     the command could not start: STAGE
 //                                          is exec, cgroup (joining it), user
-//                                          (switching to the task's user) or
-//                                          cwd (entering its directory)
+//                                          (switching to the task's user), cwd
+//                                          (entering its directory) or plan
+//                                          (fd 4 held no plan this init reads)
 //                   exited CODE SIGNAL     the command ended (one is 0)
 //                   signalled SIGNAL N [NAME:PID]...
 //                                          what a term or kill reached: N
@@ -42,16 +50,12 @@
 
 #include <sys/types.h>
 
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
+#include <cstddef>
 
 namespace tether::agent {
 
-// What the init needs, prepared in the agent before the fork: the command's
-// resolved path, argv and environment as execve takes them.
+// What the init needs, prepared in the agent: the command's resolved path,
+// argv and environment as execve takes them.
 struct TaskInitPlan {
   const char* path = nullptr;
   char* const* argv = nullptr;
@@ -80,24 +84,9 @@ struct TaskInitPlan {
   size_t group_count = 0;
 };
 
-// The init's main (Process::child_main); `plan` is a TaskInitPlan*.
-[[noreturn]] void run_task_init(void* plan);
-
-struct TaskInitEvent {
-  enum class Kind { kStarted, kFailed, kExited, kSignalled, kLimited, kDone };
-  Kind kind = Kind::kDone;
-  int pid = 0;                     // started
-  int error = 0;                   // failed: errno
-  std::string stage;               // failed: "exec", "cgroup", "user" or "cwd"
-  int64_t exit_code = 0;           // exited
-  int signal = 0;                  // exited (0: not by a signal), signalled
-  int count = 0;                   // signalled: how many processes
-  std::vector<std::string> names;  // signalled: "NAME (pid PID)", at most 16
-  std::string limit;               // limited: "memory_max" or "pids_max"
-  int64_t times = 0;               // limited
-};
-
-// One line from the init, without its newline; nothing if malformed.
-std::optional<TaskInitEvent> parse_task_init_line(std::string_view line);
+// The init's main, in tether-task-init, with fd 3 the agent's control
+// socket and fds 1 and 2 the command's output pipes. A null `plan` (fd 4 held
+// none this init can read) answers "failed EPROTO plan" and exits.
+[[noreturn]] void run_task_init(const TaskInitPlan* plan);
 
 }  // namespace tether::agent

@@ -1,5 +1,8 @@
 #include "core/pipe_reader.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <string>
 #include <utility>
 
@@ -46,6 +49,19 @@ Result<ReadChunk> PipeReader::ReadAwaiter::await_resume() {
   return ReadChunk{{}, true};  // closed by an earlier cancellation: nothing more will come
 }
 
+std::string_view PipeReader::read_available() {
+  if (closing_ || closed_ || waiter_) return {};
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(pipe_.base(), &fd) != 0) return {};
+  ssize_t got;
+  do {
+    got = ::read(fd, buffer_.get(), buffer_bytes_);  // the fd is non-blocking (uv_pipe_open)
+  } while (got < 0 && errno == EINTR);
+  if (got <= 0) return {};
+  ++reads_;
+  return std::string_view(buffer_.get(), static_cast<size_t>(got));
+}
+
 void PipeReader::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
   auto* self = static_cast<PipeReader*>(handle->data);
   *buf = uv_buf_init(self->buffer_.get(), static_cast<unsigned int>(self->buffer_bytes_));
@@ -57,6 +73,7 @@ void PipeReader::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   uv_read_stop(stream);
   if (nread > 0) {
     self->last_read_ = static_cast<size_t>(nread);
+    ++self->reads_;
     std::exchange(self->waiter_, {}).resume();
     return;
   }

@@ -11,6 +11,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -57,6 +58,15 @@ class PipeReader {
   }
 
   bool closed() const { return closed_; }
+  // Reads that brought bytes so far, by read() and read_available().
+  uint64_t reads() const { return reads_; }
+
+  // What the pipe holds right now, read without waiting (one read(2) of up
+  // to the buffer size), for a consumer that polls on its own timer instead
+  // of waking for each write. Empty when the pipe is empty, at end of stream
+  // or on an error: read() then reports those, as they stick. Only between
+  // reads (never while a read() is pending). Valid until the next read.
+  std::string_view read_available();
 
  private:
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -69,6 +79,7 @@ class PipeReader {
   size_t buffer_bytes_;
   std::coroutine_handle<> waiter_;
   size_t last_read_ = 0;
+  uint64_t reads_ = 0;
   bool end_of_stream_ = false;
   bool closing_ = false;
   bool closed_ = false;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -12,6 +13,8 @@
 #include <cstring>
 #include <string>
 #include <utility>
+
+#include "core/owned_fd.hpp"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -39,88 +42,9 @@ Error errno_error(int error, const std::string& what) {
   const Errc kind = error == ENOENT                     ? Errc::kNotFound
                     : error == EACCES || error == EPERM ? Errc::kUnauthorized
                                                         : Errc::kIo;
-  return make_error(kind, name ? name : "E" + std::to_string(error), what + ": " + message);
-}
-
-// A descriptor that stays open until the end of this scope.
-struct OwnedFd {
-  int fd = -1;
-  OwnedFd() = default;
-  explicit OwnedFd(int value) : fd(value) {}
-  OwnedFd(const OwnedFd&) = delete;
-  OwnedFd& operator=(const OwnedFd&) = delete;
-  ~OwnedFd() { reset(); }
-  void reset() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
-  int release() { return std::exchange(fd, -1); }
-};
-
-// Everything the child needs, prepared before the fork: between fork and
-// exec only async-signal-safe calls are allowed.
-struct ChildPlan {
-  const char* path = nullptr;
-  char* const* argv = nullptr;
-  char* const* envp = nullptr;
-  const char* working_directory = nullptr;
-  int stdout_fd = -1;
-  int stderr_fd = -1;
-  int control_fd = -1;  // -1: none
-  int error_fd = -1;    // close-on-exec: reports errno if exec fails
-  void (*child_main)(void*) = nullptr;
-  void* child_context = nullptr;
-};
-
-// Closes every descriptor from `first` to `last` (inclusive).
-void close_from(unsigned first, unsigned last) {
-  if (first > last) return;
-  if (::syscall(SYS_close_range, first, last, 0) == 0) return;
-  // Kernels before 5.9: one at a time, up to the usual hard limit.
-  for (unsigned fd = first; fd <= last && fd < (1u << 20); ++fd)
-    ::close(static_cast<int>(fd));
-}
-
-[[noreturn]] void fail_in_child(int error_fd, int error) {
-  ssize_t ignored = ::write(error_fd, &error, sizeof error);
-  (void)ignored;
-  ::_exit(127);
-}
-
-[[noreturn]] void run_child(const ChildPlan& plan) {
-  // A task with SIGPIPE ignored behaves differently in a pipeline; the
-  // parent blocked every signal around the fork.
-  reset_signals_in_child();
-
-  ::setsid();
-  // Move what we keep above the standard descriptors first, so that a
-  // pipe that happens to be fd 0 to 3 is not overwritten by another dup2.
-  const int out = ::fcntl(plan.stdout_fd, F_DUPFD_CLOEXEC, 10);
-  const int err = ::fcntl(plan.stderr_fd, F_DUPFD_CLOEXEC, 10);
-  const int control = plan.control_fd >= 0 ? ::fcntl(plan.control_fd, F_DUPFD_CLOEXEC, 10) : -1;
-  const int report = ::fcntl(plan.error_fd, F_DUPFD_CLOEXEC, 10);
-  const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (out < 0 || err < 0 || report < 0 || null < 0 || (plan.control_fd >= 0 && control < 0)) {
-    fail_in_child(report >= 0 ? report : plan.error_fd, errno);
-  }
-  if (::dup2(null, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0 ||
-      (control >= 0 && ::dup2(control, 3) < 0)) {
-    fail_in_child(report, errno);
-  }
-  // Nothing else: whatever this process had open, close-on-exec or not.
-  const unsigned first = control >= 0 ? 4 : 3;
-  close_from(first, static_cast<unsigned>(report) - 1);
-  close_from(static_cast<unsigned>(report) + 1, ~0u);
-  if (plan.working_directory && ::chdir(plan.working_directory) != 0) {
-    fail_in_child(report, errno);
-  }
-  if (plan.child_main) {
-    ::close(report);  // the parent reads end of file: started
-    plan.child_main(plan.child_context);
-    ::_exit(127);
-  }
-  ::execve(plan.path, plan.argv, plan.envp);
-  fail_in_child(report, errno);
+  // append, not "E" + ...: GCC 12 at -O3 warns (-Wrestrict) on that falsely.
+  std::string code = name ? std::string(name) : std::string("E").append(std::to_string(error));
+  return make_error(kind, std::move(code), what + ": " + message);
 }
 
 void close_fd_after_handle(void* context) {
@@ -145,18 +69,6 @@ std::string variable(const std::vector<std::string>& environment, const std::str
 
 }  // namespace
 
-void reset_signals_in_child() {
-  for (int signum = 1; signum < NSIG; ++signum) {
-    if (signum == SIGKILL || signum == SIGSTOP) continue;
-    struct sigaction action {};
-    action.sa_handler = SIG_DFL;
-    ::sigaction(signum, &action, nullptr);
-  }
-  sigset_t none;
-  ::sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-}
-
 Result<std::string> find_program(const std::string& program, const std::string& path_variable) {
   if (program.find('/') != std::string::npos) {
     if (::access(program.c_str(), F_OK) != 0)
@@ -171,7 +83,7 @@ Result<std::string> find_program(const std::string& program, const std::string& 
     std::string directory =
         path.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
     start = colon == std::string::npos ? path.size() + 1 : colon + 1;
-    if (directory.empty()) directory = ".";
+    if (directory.empty()) directory.assign(1, '.');  // not = ".": GCC 12 -O3 -Wrestrict
     const std::string candidate = directory + "/" + program;
     struct stat info {};
     if (::stat(candidate.c_str(), &info) != 0) continue;
@@ -183,36 +95,59 @@ Result<std::string> find_program(const std::string& program, const std::string& 
 
 namespace {
 
-// Forks with every signal blocked (no handler of ours may run in the child
-// before it has reset them) and runs `plan` in the child. The pid, or -1
-// with errno set.
-pid_t fork_child(const ChildPlan& plan) {
-  sigset_t all;
-  sigset_t previous;
-  ::sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
-  const pid_t pid = ::fork();
-  if (pid == 0) run_child(plan);
-  const int fork_error = errno;
-  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-  errno = fork_error;
-  return pid;
+// A descriptor of this process at 10 or above (the original is closed), so
+// that no dup2 into the child's 0 to 4 can overwrite another one's source.
+Result<void> raise_fd(OwnedFd& fd) {
+  if (fd.get() >= 10) return {};
+  const int raised = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 10);
+  if (raised < 0) return errno_error(errno, "cannot move a descriptor");
+  fd.reset(raised);
+  return {};
 }
 
-// Waits for the child's report: end of file when its exec (or child_main)
-// has begun, four bytes (an errno) if it failed, and then the child is
-// reaped. 0 when it began.
-int exec_error(pid_t pid, int report_fd) {
-  int child_error = 0;
-  ssize_t got;
-  do {
-    got = ::read(report_fd, &child_error, sizeof child_error);
-  } while (got < 0 && errno == EINTR);
-  if (got != static_cast<ssize_t>(sizeof child_error)) return 0;
-  int ignored;
-  while (::waitpid(pid, &ignored, 0) < 0 && errno == EINTR) {
+// posix_spawn's file actions and attributes, destroyed with this scope.
+struct SpawnPlan {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  SpawnPlan() {
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attributes);
   }
-  return child_error;
+  SpawnPlan(const SpawnPlan&) = delete;
+  SpawnPlan& operator=(const SpawnPlan&) = delete;
+  ~SpawnPlan() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+  }
+};
+
+// Starts `path` as described in process.hpp: glibc's posix_spawn (a
+// CLONE_VM|CLONE_VFORK child: no copy of our page tables, and exec errors
+// come back as its result). `fds` are the child's 1, 2, 3 and 4 (-1: none).
+// 0 and the pid, or an errno.
+int spawn_child(const char* path, char* const* argv, char* const* envp,
+                const char* working_directory, const int (&fds)[4], pid_t& pid) {
+  SpawnPlan plan;
+  posix_spawn_file_actions_addopen(&plan.actions, 0, "/dev/null", O_RDONLY, 0);
+  int next = 1;
+  for (const int fd : fds) {
+    if (fd < 0) break;
+    posix_spawn_file_actions_adddup2(&plan.actions, fd, next++);
+  }
+  // Nothing else: whatever this process has open, close-on-exec or not.
+  posix_spawn_file_actions_addclosefrom_np(&plan.actions, next);
+  if (working_directory) posix_spawn_file_actions_addchdir_np(&plan.actions, working_directory);
+  // Every signal at its default disposition (this process ignores SIGPIPE)
+  // and none blocked; a session and process group of its own.
+  sigset_t all;
+  sigset_t none;
+  ::sigfillset(&all);
+  ::sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&plan.attributes, &all);
+  posix_spawnattr_setsigmask(&plan.attributes, &none);
+  posix_spawnattr_setflags(&plan.attributes,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  return ::posix_spawn(&pid, path, &plan.actions, &plan.attributes, argv, envp);
 }
 
 }  // namespace
@@ -221,56 +156,49 @@ Result<std::unique_ptr<Process>> Process::spawn(Loop& loop, const SpawnOptions& 
   if (options.argv.empty() || options.argv[0].empty()) {
     return make_error(Errc::kInvalid, "invalid_argument", "no program to run: argv is empty");
   }
-  // child_main runs instead of argv: nothing to look up.
-  Result<std::string> path = options.argv[0];
-  if (!options.child_main)
-    path = find_program(options.argv[0], variable(options.environment, "PATH"));
+  auto path = find_program(options.argv[0], variable(options.environment, "PATH"));
   if (!path) return path.error();
   auto args = c_string_array(options.argv);
   auto env = c_string_array(options.environment);
 
   int out_fds[2];
   int err_fds[2];
-  int report_fds[2];
   if (::pipe2(out_fds, O_CLOEXEC) != 0) return errno_error(errno, "cannot make a pipe");
   OwnedFd out_read(out_fds[0]), out_write(out_fds[1]);
   if (::pipe2(err_fds, O_CLOEXEC) != 0) return errno_error(errno, "cannot make a pipe");
   OwnedFd err_read(err_fds[0]), err_write(err_fds[1]);
-  if (::pipe2(report_fds, O_CLOEXEC) != 0) return errno_error(errno, "cannot make a pipe");
-  OwnedFd report_read(report_fds[0]), report_write(report_fds[1]);
   OwnedFd control_parent, control_child;
   if (options.control_socket) {
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
       return errno_error(errno, "cannot make a control socket");
     }
-    control_parent.fd = pair[0];
-    control_child.fd = pair[1];
+    control_parent.reset(pair[0]);
+    control_child.reset(pair[1]);
+  }
+  OwnedFd handed;
+  if (options.fd4 >= 0) {
+    handed.reset(::fcntl(options.fd4, F_DUPFD_CLOEXEC, 10));
+    if (handed.get() < 0) return errno_error(errno, "cannot pass a descriptor");
+  }
+  for (OwnedFd* fd : {&out_write, &err_write, &control_child}) {
+    if (fd->get() < 0) continue;
+    if (auto raised = raise_fd(*fd); !raised) return raised.error();
   }
 
-  ChildPlan plan;
-  plan.path = path->c_str();
-  plan.argv = args.data();
-  plan.envp = env.data();
-  plan.working_directory =
+  const int child_fds[4] = {out_write.get(), err_write.get(), control_child.get(),
+                            control_child.get() >= 0 ? handed.get() : -1};
+  pid_t pid = 0;
+  const char* directory =
       options.working_directory.empty() ? nullptr : options.working_directory.c_str();
-  plan.stdout_fd = out_write.fd;
-  plan.stderr_fd = err_write.fd;
-  plan.control_fd = control_child.fd;
-  plan.error_fd = report_write.fd;
-  plan.child_main = options.child_main;
-  plan.child_context = options.child_context;
-
-  const pid_t pid = fork_child(plan);
-  if (pid < 0) return errno_error(errno, "cannot start '" + options.argv[0] + "'");
-
+  if (const int error =
+          spawn_child(path->c_str(), args.data(), env.data(), directory, child_fds, pid);
+      error != 0) {
+    return errno_error(error, "cannot start '" + options.argv[0] + "'");
+  }
   out_write.reset();
   err_write.reset();
-  report_write.reset();
   control_child.reset();
-  if (const int child_error = exec_error(pid, report_read.fd); child_error != 0) {
-    return errno_error(child_error, "cannot start '" + options.argv[0] + "'");
-  }
 
   auto process = std::make_unique<Process>(loop, ConstructionKey());
   process->pid_ = pid;
@@ -291,7 +219,7 @@ Result<std::unique_ptr<Process>> Process::spawn(Loop& loop, const SpawnOptions& 
   process->stdout_reader_ = reader_for(loop, out_read.release(), options.read_buffer_bytes);
   process->stderr_reader_ = reader_for(loop, err_read.release(), options.read_buffer_bytes);
   if (options.control_socket) {
-    process->control_fd_ = control_parent.fd;
+    process->control_fd_ = control_parent.get();
     process->control_reader_ = reader_for(loop, control_parent.release(), 4096);
   }
   return process;

@@ -2,7 +2,7 @@
 // /dev/null and stdout and stderr on pipes read as PipeReaders.
 //
 // What the child gets, and nothing else:
-// - fds 0, 1 and 2 (and 3, the control socket, when asked for): every other
+// - fds 0, 1 and 2 (and 3, the control socket, and 4 when asked for): every other
 //   descriptor of this process is closed in the child, whether or not it was
 //   marked close-on-exec (one inherited from whoever started us, a library's
 //   socket, a pipe another thread is creating right now);
@@ -12,10 +12,12 @@
 //   ignores SIGPIPE; a child must not inherit that);
 // - exactly `environment`, nothing inherited.
 //
-// The child is started with fork(); between fork and exec (or child_main)
-// it only makes async-signal-safe calls, because other threads of this
-// process may hold locks at the moment of the fork. Its exit is watched
-// through a pidfd (Linux 5.3+) on the loop; nothing else reaps it.
+// The child is started with posix_spawn (glibc's: a CLONE_VM|CLONE_VFORK
+// child that execs at once), not fork(): a fork copies this process's page
+// tables on the calling thread and makes every page it writes afterwards a
+// copy-on-write fault, which 200 tasks starting at once paid on the agent's
+// loop (issue [6/8]). A failed exec is reported by spawn() itself. Its exit
+// is watched through a pidfd (Linux 5.3+) on the loop; nothing else reaps it.
 #pragma once
 
 #include <uv.h>
@@ -47,23 +49,15 @@ struct SpawnOptions {
   // A socketpair between parent and child: fd 3 in the child, and
   // Process::control_reader() / control_write() here.
   bool control_socket = false;
-  // Run this in the child instead of exec'ing argv (argv[0] then only names
-  // it in errors). It must not return, and may only make
-  // async-signal-safe calls (see above). `child_context` is its argument,
-  // valid in the child because fork copies this process's memory.
-  void (*child_main)(void* context) = nullptr;
-  void* child_context = nullptr;
+  // With control_socket, a descriptor of this process the child gets as its
+  // fd 4 (a copy: the caller keeps and closes its own); -1: none.
+  int fd4 = -1;
 };
 
 struct ExitStatus {
   int64_t exit_code = 0;
   int term_signal = 0;  // 0 unless a signal ended the child
 };
-
-// In a child between fork and exec: every signal back to its default
-// disposition (an ignored one would be inherited across exec) and none
-// blocked. Async-signal-safe.
-void reset_signals_in_child();
 
 // Looks `program` up in `path_variable` (colon-separated) unless it holds a
 // slash. Errors: "ENOENT", "EACCES" (found, not executable).

@@ -73,7 +73,20 @@ void SqliteStore::schedule_commit() {
   commit_timer_->start(last_commit_ms_ + interval - now, [this] { (void)commit(); });
 }
 
+namespace {
+
+// Before SQLite initialises, once per process: no memory statistics. With
+// them on (SQLite's default) every sqlite3_malloc and free takes a global
+// mutex to count; nothing here reads the counts.
+void configure_sqlite_once() {
+  static const int configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)configured;  // SQLITE_MISUSE if something initialised SQLite first: harmless
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, Options options) {
+  configure_sqlite_once();
   try {
     auto database = std::make_unique<SQLite::Database>(
         path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX);

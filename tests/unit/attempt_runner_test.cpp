@@ -48,7 +48,7 @@ core::Co<FinalReport> execute(TaskExecutor& executor, TaskSpec task, AttemptSink
   co_return co_await executor.execute(std::move(task), sink);
 }
 
-FinalReport run_one(TaskSpec task, CollectingSink& sink, ExecutorOptions options = {}) {
+FinalReport run_one(TaskSpec task, CollectingSink& sink, ExecutorOptions options = test::executor_options()) {
   core::Loop loop;
   TaskExecutor executor(loop, options);
   return core::run_to_completion(loop, execute(executor, std::move(task), sink));
@@ -225,7 +225,7 @@ TEST_CASE("a task starts with a clean environment and default signal handling", 
 
 TEST_CASE("a timeout kills the whole group, even a grandchild that ignores SIGTERM", "[runner]") {
   CollectingSink sink;
-  ExecutorOptions options;
+  ExecutorOptions options = test::executor_options();
   options.runner.kill_grace_ms = 300;
   // The shell and its background sleep both ignore SIGTERM; only SIGKILL ends them.
   auto task = shell_task("slow", "trap '' TERM; sleep 60 & echo $!; wait; wait");
@@ -241,7 +241,7 @@ TEST_CASE("a timeout kills the whole group, even a grandchild that ignores SIGTE
 
 TEST_CASE("cancel stops a running task and its process group", "[runner]") {
   core::Loop loop;
-  ExecutorOptions options;
+  ExecutorOptions options = test::executor_options();
   options.runner.kill_grace_ms = 300;
   TaskExecutor executor(loop, options);
   // Cancels as soon as the task's first output arrives: an event, not a sleep.
@@ -264,7 +264,7 @@ TEST_CASE("cancel stops a running task and its process group", "[runner]") {
 
 TEST_CASE("a task that honours SIGTERM is not SIGKILLed", "[runner]") {
   core::Loop loop;
-  TaskExecutor executor(loop, {});
+  TaskExecutor executor(loop, test::executor_options());
   struct CancellingSink : CollectingSink {
     TaskExecutor* executor = nullptr;
     void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
@@ -303,7 +303,7 @@ TEST_CASE("a process on its way out when the pipes close is neither killed nor r
 
 TEST_CASE("a grandchild holding the pipe is killed after the drain timeout", "[runner]") {
   CollectingSink sink;
-  ExecutorOptions options;
+  ExecutorOptions options = test::executor_options();
   options.runner.drain_timeout_ms = 300;
   auto final_report = run_one(shell_task("held", "sleep 60 & echo $!"), sink, options);
   CHECK(final_report.status == AttemptStatus::kSucceeded);
@@ -317,7 +317,7 @@ TEST_CASE("a grandchild holding the pipe is killed after the drain timeout", "[r
 
 TEST_CASE("a descendant in a session of its own is killed like any other", "[runner]") {
   CollectingSink sink;
-  ExecutorOptions options;
+  ExecutorOptions options = test::executor_options();
   options.runner.drain_timeout_ms = 200;
   auto final_report = run_one(shell_task("escaped", "setsid sleep 30 & echo $!"), sink, options);
   CHECK(final_report.status == AttemptStatus::kSucceeded);
@@ -354,7 +354,7 @@ TEST_CASE("a task can open /dev/stdout and /dev/stderr", "[runner]") {
 TEST_CASE("on timeout every descendant dies, whatever group it moved to, and the final names them",
           "[runner]") {
   CollectingSink sink;
-  ExecutorOptions options;
+  ExecutorOptions options = test::executor_options();
   options.runner.kill_grace_ms = 2000;
   // The reported case: bash with job control puts the background job in a
   // process group of its own; only the foreground group used to be killed.
@@ -372,7 +372,7 @@ TEST_CASE("on timeout every descendant dies, whatever group it moved to, and the
 
 TEST_CASE("on cancel a double-forked daemon in its own session dies too", "[runner]") {
   core::Loop loop;
-  TaskExecutor executor(loop, {});
+  TaskExecutor executor(loop, test::executor_options());
   struct CancellingSink : CollectingSink {
     TaskExecutor* executor = nullptr;
     void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
@@ -449,7 +449,7 @@ TEST_CASE("a command that cannot start gets a final with a clear error", "[runne
 
 TEST_CASE("200 tasks run concurrently, each output exact", "[runner]") {
   core::Loop loop;
-  ExecutorOptions options;
+  ExecutorOptions options = test::executor_options();
   options.max_concurrent_tasks = 200;
   TaskExecutor executor(loop, options);
   constexpr int kTasks = 200;
@@ -493,7 +493,7 @@ TEST_CASE("200 tasks run concurrently, each output exact", "[runner]") {
 
 TEST_CASE("max_concurrent_tasks bounds how many run at once", "[runner]") {
   core::Loop loop;
-  ExecutorOptions options;
+  ExecutorOptions options = test::executor_options();
   options.max_concurrent_tasks = 4;
   TaskExecutor executor(loop, options);
   size_t peak = 0;
@@ -531,7 +531,7 @@ TEST_CASE("max_concurrent_tasks bounds how many run at once", "[runner]") {
 
 TEST_CASE("tasks with the same target never overlap", "[runner]") {
   core::Loop loop;
-  TaskExecutor executor(loop, {});
+  TaskExecutor executor(loop, test::executor_options());
   struct GateSink : CollectingSink {
     std::function<void()> on_first_output;
     void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
@@ -599,7 +599,7 @@ struct HeldRun {
 // then cancels the holder.
 HeldRun run_while_held(TaskSpec holder, const std::vector<TaskSpec>& others) {
   core::Loop loop;
-  TaskExecutor executor(loop, {});
+  TaskExecutor executor(loop, test::executor_options());
   struct GateSink : CollectingSink {
     std::function<void()> on_first_output;
     void on_output(protocol::OutputChunk&& chunk, const protocol::Sha256& digest) override {
@@ -676,7 +676,7 @@ TEST_CASE(
 
 TEST_CASE("cancelling an attempt that waits for a slot never starts it", "[runner]") {
   core::Loop loop;
-  ExecutorOptions options;
+  ExecutorOptions options = test::executor_options();
   options.max_concurrent_tasks = 1;
   TaskExecutor executor(loop, options);
   CollectingSink first_sink;
@@ -733,7 +733,7 @@ TEST_CASE("the drain timeout does not run while the agent itself stopped reading
   };
   core::Loop loop;
   GatedSink sink(loop);
-  ExecutorOptions options;
+  ExecutorOptions options = test::executor_options();
   options.runner.drain_timeout_ms = 300;
   TaskExecutor executor(loop, options);
   auto final_report = core::run_to_completion(

@@ -236,7 +236,7 @@ TEST_CASE("the runner redacts a task's secrets from both streams and counts them
       "printf 'pw=%s\\n' \"$DB_PASSWORD\"; printf 'err %s %s' \"$DB_PASSWORD\" \"$SHORT\" >&2";
   test::CollectingSink sink;
   core::Loop loop;
-  agent::TaskExecutor executor(loop, {});
+  agent::TaskExecutor executor(loop, test::executor_options());
   auto run = [&]() -> core::Co<protocol::FinalReport> {
     co_return co_await executor.execute(task, sink);
   };

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "agent/attempt_sink.hpp"
+#include "agent/task_executor.hpp"
 #include "hub/hub_store.hpp"
 #include "protocol/sha256.hpp"
 
@@ -31,6 +32,15 @@ struct TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 };
+
+// Options for running tasks in this test binary: the tether-task-init built
+// with it (TETHER_TASK_INIT, set by meson), as the test binary has none beside
+// it.
+inline agent::ExecutorOptions executor_options() {
+  agent::ExecutorOptions options;
+  if (const char* init = std::getenv("TETHER_TASK_INIT")) options.runner.task_init_program = init;
+  return options;
+}
 
 // A hub.db in DIR/data, as the hub opens it.
 inline std::unique_ptr<core::SqliteStore> open_test_hub_store(const std::string& dir) {

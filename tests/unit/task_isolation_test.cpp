@@ -16,7 +16,7 @@
 #include "agent/agent_config.hpp"
 #include "agent/task_confinement.hpp"
 #include "agent/task_home.hpp"
-#include "agent/task_init.hpp"
+#include "agent/task_init_events.hpp"
 #include "agent/task_users.hpp"
 #include "support.hpp"
 

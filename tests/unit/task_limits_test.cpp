@@ -14,7 +14,7 @@
 #include "agent/attempt_limits.hpp"
 #include "agent/task_cgroups.hpp"
 #include "agent/task_confinement.hpp"
-#include "agent/task_init.hpp"
+#include "agent/task_init_events.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/task_limits.hpp"
 #include "protocol/task_spec.hpp"
