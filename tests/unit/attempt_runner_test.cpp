@@ -48,7 +48,8 @@ core::Co<FinalReport> execute(TaskExecutor& executor, TaskSpec task, AttemptSink
   co_return co_await executor.execute(std::move(task), sink);
 }
 
-FinalReport run_one(TaskSpec task, CollectingSink& sink, ExecutorOptions options = test::executor_options()) {
+FinalReport run_one(TaskSpec task, CollectingSink& sink,
+                    ExecutorOptions options = test::executor_options()) {
   core::Loop loop;
   TaskExecutor executor(loop, options);
   return core::run_to_completion(loop, execute(executor, std::move(task), sink));
