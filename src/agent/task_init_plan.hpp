@@ -32,8 +32,10 @@ std::string encode_task_init_plan(const TaskInitPlan& plan);
 
 // Reads a plan in the format above from `bytes` (`size` of them, which it
 // keeps and points into: they must outlive `plan`). Allocates the argv,
-// envp and groups arrays with malloc (the init never frees them). False
-// if the bytes are not such a plan. `plan` is reset first, either way.
+// envp and groups arrays with malloc: release_task_init_plan frees them
+// (the init never does; it exits). False if the bytes are not such a plan,
+// with nothing left allocated. `plan` is reset first, either way.
 bool decode_task_init_plan(char* bytes, size_t size, TaskInitPlan& plan);
+void release_task_init_plan(TaskInitPlan& plan);
 
 }  // namespace tether::agent

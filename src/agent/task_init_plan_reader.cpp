@@ -55,6 +55,7 @@ struct Fields {
     if (!next_number(uid) || !next_number(gid) || !next_number(count)) return false;
     if (count > static_cast<uint64_t>(end - at)) return false;
     auto* groups = static_cast<gid_t*>(std::calloc(count + 1, sizeof(gid_t)));
+    plan.groups = groups;  // owned by the plan from here, even if a group is bad
     if (!groups) return false;
     for (uint64_t i = 0; i < count; ++i) {
       uint64_t group = 0;
@@ -64,7 +65,6 @@ struct Fields {
     plan.switch_user = true;
     plan.uid = static_cast<uid_t>(uid);
     plan.gid = static_cast<gid_t>(gid);
-    plan.groups = groups;
     plan.group_count = count;
     return true;
   }
@@ -72,13 +72,9 @@ struct Fields {
 
 }  // namespace
 
-bool decode_task_init_plan(char* bytes, size_t size, TaskInitPlan& plan) {
-  plan = TaskInitPlan{};
-  Fields fields{bytes, bytes + size};
-  const char* magic = fields.next();
-  if (!magic || std::strcmp(magic, kTaskInitPlanMagic) != 0) return false;
-  // No list can hold more strings than there are bytes.
-  const size_t max = size;
+namespace {
+
+bool decode_fields(Fields& fields, size_t max, TaskInitPlan& plan) {
   bool have_argv = false;
   bool have_envp = false;
   for (;;) {
@@ -90,10 +86,10 @@ bool decode_task_init_plan(char* bytes, size_t size, TaskInitPlan& plan) {
       return plan.path && *plan.path && have_argv && have_envp && plan.argv[0];
     } else if (std::strcmp(name, "path") == 0) {
       ok = (plan.path = fields.next()) != nullptr;
-    } else if (std::strcmp(name, "argv") == 0) {
+    } else if (std::strcmp(name, "argv") == 0 && !have_argv) {
       ok = have_argv = fields.next_list(list, max);
       plan.argv = list;
-    } else if (std::strcmp(name, "envp") == 0) {
+    } else if (std::strcmp(name, "envp") == 0 && !have_envp) {
       ok = have_envp = fields.next_list(list, max);
       plan.envp = list;
     } else if (std::strcmp(name, "cgroup") == 0) {
@@ -108,13 +104,33 @@ bool decode_task_init_plan(char* bytes, size_t size, TaskInitPlan& plan) {
       ok = fields.next_number(memory) && fields.next_number(pids) && memory <= 1 && pids <= 1;
       plan.watch_memory = memory == 1;
       plan.watch_pids = pids == 1;
-    } else if (std::strcmp(name, "user") == 0) {
+    } else if (std::strcmp(name, "user") == 0 && !plan.groups) {
       ok = fields.next_user(plan);
     } else {
-      ok = false;
+      ok = false;  // unknown, or a list given twice
     }
     if (!ok) return false;
   }
+}
+
+}  // namespace
+
+bool decode_task_init_plan(char* bytes, size_t size, TaskInitPlan& plan) {
+  plan = TaskInitPlan{};
+  Fields fields{bytes, bytes + size};
+  const char* magic = fields.next();
+  if (!magic || std::strcmp(magic, kTaskInitPlanMagic) != 0) return false;
+  // No list can hold more strings than there are bytes.
+  if (decode_fields(fields, size, plan)) return true;
+  release_task_init_plan(plan);
+  return false;
+}
+
+void release_task_init_plan(TaskInitPlan& plan) {
+  std::free(const_cast<char**>(plan.argv));
+  std::free(const_cast<char**>(plan.envp));
+  std::free(const_cast<gid_t*>(plan.groups));
+  plan = TaskInitPlan{};
 }
 
 }  // namespace tether::agent

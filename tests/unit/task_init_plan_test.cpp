@@ -16,8 +16,17 @@ using namespace tether::agent;
 
 namespace {
 
+// A decoded plan, released with this scope.
+struct DecodedPlan : TaskInitPlan {
+  DecodedPlan() = default;
+  DecodedPlan(const DecodedPlan&) = delete;
+  DecodedPlan& operator=(const DecodedPlan&) = delete;
+  ~DecodedPlan() { release_task_init_plan(*this); }
+};
+
 // Decodes a copy of `bytes` (the decoder points into its input).
-bool decode(std::string bytes, TaskInitPlan& plan, std::vector<char>& storage) {
+bool decode(std::string bytes, DecodedPlan& plan, std::vector<char>& storage) {
+  release_task_init_plan(plan);
   storage.assign(bytes.begin(), bytes.end());
   return decode_task_init_plan(storage.data(), storage.size(), plan);
 }
@@ -57,7 +66,7 @@ TEST_CASE("a task init plan comes back as it went in", "[init_plan]") {
   plan.groups = groups;
   plan.group_count = 2;
 
-  TaskInitPlan back;
+  DecodedPlan back;
   std::vector<char> storage;
   REQUIRE(decode(encode_task_init_plan(plan), back, storage));
   CHECK(std::string(back.path) == path);
@@ -85,7 +94,7 @@ TEST_CASE("a plan without the optional parts leaves them unset", "[init_plan]") 
   plan.path = "/bin/true";
   plan.argv = argv;
   plan.envp = envp;
-  TaskInitPlan back;
+  DecodedPlan back;
   std::vector<char> storage;
   REQUIRE(decode(encode_task_init_plan(plan), back, storage));
   CHECK(back.envp[0] == nullptr);
@@ -99,7 +108,7 @@ TEST_CASE("anything but a whole plan of this version is refused", "[init_plan]")
   const std::string magic = kTaskInitPlanMagic;
   const std::vector<std::string> good = {magic,  "path", "/bin/true", "argv", "1",
                                          "true", "envp", "0",         "end"};
-  TaskInitPlan plan;
+  DecodedPlan plan;
   std::vector<char> storage;
   REQUIRE(decode(strings(good), plan, storage));
 
