@@ -144,6 +144,11 @@ Result<std::unique_ptr<Outbox>> Outbox::open(core::Loop& loop, const std::string
   // every page it touched to the WAL and brings the next checkpoint's fsync
   // closer. A lone line still commits in its own turn.
   store_options.group_commit_ms = 5;
+  // A checkpoint every 4,000 pages (16 MiB of WAL, journal_size_limit's
+  // size) instead of 1,000: the outbox rewrites the same few index pages
+  // in every commit, so a checkpoint copies about as much either way, and
+  // comes a quarter as often (with its fsync).
+  store_options.wal_autocheckpoint_pages = 4000;
   const std::string path = state_dir + "/outbox.db";
   TETHER_TRY(store, core::SqliteStore::open(path, store_options));
   if (auto schema = (*store)->apply_schema(kSchema, 3, kUpgrades); !schema) return schema.error();

@@ -95,6 +95,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     database->exec("PRAGMA journal_mode=WAL");
     database->exec(options.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     database->exec("PRAGMA journal_size_limit=" + std::to_string(options.wal_size_limit));
+    database->exec("PRAGMA wal_autocheckpoint=" + std::to_string(options.wal_autocheckpoint_pages));
     database->exec("PRAGMA foreign_keys=ON");
     // A WAL left by a crash can hold much more than it needs to (a large
     // transaction that failed, on a full disk, leaves its frames' space

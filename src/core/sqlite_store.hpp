@@ -116,6 +116,11 @@ class SqliteStore {
     bool sync_full = false;
     // The WAL is cut back to this size after a checkpoint (journal_size_limit).
     int64_t wal_size_limit = 16 << 20;
+    // A commit that leaves the WAL this many pages long runs a checkpoint
+    // (wal_autocheckpoint; SQLite's default is 1,000). Each checkpoint copies
+    // every page in the WAL once and fsyncs: pages rewritten by many commits
+    // (a busy index) are copied once per checkpoint, not once per commit.
+    int wal_autocheckpoint_pages = 1000;
     // SQLite rolls a transaction back when its COMMIT finds the disk full, so
     // a full disk would lose that turn's writes. With this set, a file of
     // this size (path + ".reserve") holds space back; just before a commit on

@@ -262,6 +262,11 @@ TEST_CASE("malformed frames are rejected with the field named", "[frames]") {
       {R"({"v":1,"type":"task.output_gap","message_id":"m","task_id":"t","attempt_id":"t-a1","stream":"stdout","seq":2,"offset":0,"length":0})",
        "invalid_frame", "frame.length: must be at least 1"},
       {"{\"v\":1,\"type\":\"hub.wake\",\"message_id\":\"m\xff\"}", "invalid_frame", "invalid JSON"},
+      // An overlong "/" and a lone low surrogate: not UTF-8, raw or decoded.
+      {"{\"v\":1,\"type\":\"hub.wake\",\"message_id\":\"m\xc0\xaf\"}", "invalid_frame",
+       "not valid UTF-8"},
+      {R"({"v":1,"type":"hub.wake","message_id":"m\udc00"})", "invalid_frame",
+       "not valid UTF-8 once decoded"},
       {R"({"v":1,"type":"hub.wake","message_id":"m"} trailing)", "invalid_frame", "invalid JSON"},
   };
   for (const auto& c : cases) {
