@@ -21,8 +21,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("TETHER_BENCH_BUILD", os.path.join(ROOT, "build-bench"))
-TARGETS = ["src/agent/tether-agent", "src/hub/tether-hub", "tests/helpers/tether-test-writer",
-           "tests/helpers/tether-redaction-bench"]
+# tether-task-init: the agent starts it for every task (found beside the agent).
+TARGETS = ["src/agent/tether-agent", "src/agent/tether-task-init", "src/hub/tether-hub",
+           "tests/helpers/tether-test-writer", "tests/helpers/tether-redaction-bench"]
 
 
 def build():
