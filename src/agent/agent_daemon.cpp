@@ -13,6 +13,7 @@
 
 #include "agent/attempt_runner.hpp"
 #include "agent/outbox_sink.hpp"
+#include "agent/task_init_program.hpp"
 #include "core/log.hpp"
 #include "core/proc_info.hpp"
 #include "core/signal_set.hpp"
@@ -276,6 +277,10 @@ core::Co<int> AgentDaemon::run() {
     co_return 2;  // a configuration error: restarting cannot fix it
   }
   isolation_ = std::move(*isolation);
+  if (auto init = check_task_init_program(default_task_init_program()); !init) {
+    core::log_error("agent", init.error().message);
+    co_return 2;  // an install error: restarting cannot fix it
+  }
   if (auto opened = open_state(); !opened) {
     core::log_error("agent", opened.error().message);
     status_socket_.reset();

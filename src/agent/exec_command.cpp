@@ -11,6 +11,7 @@
 
 #include "agent/agent_config.hpp"
 #include "agent/task_executor.hpp"
+#include "agent/task_init_program.hpp"
 #include "agent/task_isolation.hpp"
 #include "core/run.hpp"
 #include "core/wall_clock.hpp"
@@ -237,6 +238,10 @@ int exec_command(const std::vector<std::string>& args) {
     options.runner.isolation = std::move(*isolation);
   }
 
+  if (auto init = check_task_init_program(options.runner.task_init_program); !init) {
+    std::fprintf(stderr, "tether-agent exec: %s\n", init.error().message.c_str());
+    return 2;
+  }
   core::Loop loop;
   TaskExecutor executor(loop, options);
   JsonLinesSink sink({task.task_id, task.attempt_id});

@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstring>
 
 namespace tether::agent {
 
@@ -16,6 +18,13 @@ std::string default_task_init_program() {
     if (::access(beside.c_str(), X_OK) == 0) return beside;
   }
   return TETHER_TASK_INIT_INSTALLED;
+}
+
+Result<void> check_task_init_program(const std::string& program) {
+  if (::access(program.c_str(), X_OK) == 0) return {};
+  return make_error(Errc::kNotFound, "task_init_missing",
+                    "cannot run " + program + ", the task init every task starts through (" +
+                        std::strerror(errno) + "): reinstall tether-agent");
 }
 
 }  // namespace tether::agent

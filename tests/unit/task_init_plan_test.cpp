@@ -7,10 +7,12 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "agent/task_init_plan.hpp"
+#include "support.hpp"
 
 using namespace tether::agent;
 
@@ -164,4 +166,18 @@ TEST_CASE("tether-task-init given no readable plan says so and starts nothing", 
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   CHECK(said == "failed " + std::to_string(EPROTO) + " plan\n");
   CHECK(WIFEXITED(status));
+}
+
+TEST_CASE("an agent whose tether-task-init is missing refuses to run tasks, naming it",
+          "[init_plan]") {
+  // A copy of the agent in a directory of its own: no init beside it, and the
+  // installed path of a test build is not there either.
+  tether::test::TempDir dir("tether-no-init");
+  const std::string agent = dir.path + "/tether-agent";
+  std::filesystem::copy_file(tether::test::agent_binary(), agent);
+  std::filesystem::permissions(agent, std::filesystem::perms::owner_all);
+  const std::string output =
+      tether::test::shell_output("'" + agent + "' exec -- /bin/true 2>&1; echo status=$?");
+  CHECK_THAT(output, Catch::Contains("tether-task-init, the task init every task starts through") &&
+                         Catch::Contains("reinstall tether-agent") && Catch::Contains("status=2"));
 }
