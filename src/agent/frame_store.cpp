@@ -166,59 +166,46 @@ bool FrameStore::account_removed(core::ScopedStatement& rows, core::ScopedStatem
 
 bool FrameStore::remove_output_through(const std::string& attempt_id, StreamName stream,
                                        uint64_t through_seq) {
-  const std::string stream_name(protocol::to_string(stream));
-  auto rows = store_.statement(
+  return remove_where(
       "SELECT length(CAST(payload AS BLOB)) FROM frames WHERE attempt_id = ? AND stream = ? AND "
-      "seq <= ?");
-  rows.bind_all(attempt_id, stream_name, through_seq);
-  auto remove =
-      store_.statement("DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq <= ?");
-  remove.bind_all(attempt_id, stream_name, through_seq);
-  return account_removed(rows, remove);
+      "seq <= ?",
+      "DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq <= ?", {}, attempt_id,
+      std::string(protocol::to_string(stream)), through_seq);
 }
 
 bool FrameStore::remove_message(const std::string& message_id, std::string* final_of) {
   forget_fresh();  // rows change under the copy
-  auto rows = store_.statement(
-      "SELECT length(CAST(payload AS BLOB)), kind, attempt_id FROM frames WHERE message_id = ?");
-  rows.bind_all(message_id);
-  auto remove = store_.statement("DELETE FROM frames WHERE message_id = ?");
-  remove.bind_all(message_id);
-  return account_removed(rows, remove, [&](ScopedStatement& row) {
+  const auto note_final = [&](ScopedStatement& row) {
     if (final_of && row.getColumn(1).getString() == "final")
       *final_of = row.getColumn(2).getString();
-  });
+  };
+  return remove_where(
+      "SELECT length(CAST(payload AS BLOB)), kind, attempt_id FROM frames WHERE message_id = ?",
+      "DELETE FROM frames WHERE message_id = ?", note_final, message_id);
 }
 
 bool FrameStore::remove_attempt(const std::string& attempt_id) {
   forget_fresh();  // rows change under the copy
-  auto rows =
-      store_.statement("SELECT length(CAST(payload AS BLOB)) FROM frames WHERE attempt_id = ?");
-  rows.bind_all(attempt_id);
-  auto remove = store_.statement("DELETE FROM frames WHERE attempt_id = ?");
-  remove.bind_all(attempt_id);
-  return account_removed(rows, remove);
+  return remove_where("SELECT length(CAST(payload AS BLOB)) FROM frames WHERE attempt_id = ?",
+                      "DELETE FROM frames WHERE attempt_id = ?", {}, attempt_id);
 }
 
 FrameStore::RemovedStream FrameStore::remove_stream_from(const std::string& attempt_id,
                                                          StreamName stream, uint64_t from_seq) {
   forget_fresh();  // rows change under the copy
-  const std::string stream_name(protocol::to_string(stream));
-  auto rows = store_.statement(
-      "SELECT length(CAST(payload AS BLOB)), kind, length, byte_offset FROM frames WHERE "
-      "attempt_id = ? AND stream = ? AND seq >= ?");
-  rows.bind_all(attempt_id, stream_name, from_seq);
-  auto remove =
-      store_.statement("DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq >= ?");
-  remove.bind_all(attempt_id, stream_name, from_seq);
   RemovedStream removed;
-  removed.freed = account_removed(rows, remove, [&](ScopedStatement& row) {
+  const auto count_output = [&](ScopedStatement& row) {
     const uint64_t length = column_u64(row, 2);
     const uint64_t offset = column_u64(row, 3);
     // A gap's bytes were counted as dropped when it was made.
     if (row.getColumn(1).getString() == "output") removed.output_bytes += length;
     if (!removed.first_offset || offset < *removed.first_offset) removed.first_offset = offset;
-  });
+  };
+  removed.freed = remove_where(
+      "SELECT length(CAST(payload AS BLOB)), kind, length, byte_offset FROM frames WHERE "
+      "attempt_id = ? AND stream = ? AND seq >= ?",
+      "DELETE FROM frames WHERE attempt_id = ? AND stream = ? AND seq >= ?", count_output,
+      attempt_id, std::string(protocol::to_string(stream)), from_seq);
   return removed;
 }
 

@@ -142,6 +142,18 @@ class FrameStore {
   // there were any; `each_row` sees every row. True if anything was removed.
   bool account_removed(core::ScopedStatement& rows, core::ScopedStatement& remove,
                        const std::function<void(core::ScopedStatement&)>& each_row = {});
+  // The same, with both statements prepared from their SQL and `values`
+  // bound to each in order (the two share one WHERE).
+  template <typename... Values>
+  bool remove_where(const char* select_sql, const char* delete_sql,
+                    const std::function<void(core::ScopedStatement&)>& each_row,
+                    const Values&... values) {
+    auto rows = store_.statement(select_sql);
+    rows.bind_all(values...);
+    auto remove = store_.statement(delete_sql);
+    remove.bind_all(values...);
+    return account_removed(rows, remove, each_row);
+  }
   void remember_fresh(StoredFrame frame);
   std::vector<StoredFrame> take_fresh(size_t max_bytes);
 
