@@ -17,8 +17,11 @@ struct HttpRequest {
   std::string authorization;                 // the Authorization header, verbatim
   std::string last_event_id;                 // Last-Event-ID, for SSE
   std::string content_type;
-  std::string forwarded_for;  // X-Forwarded-For, set by a proxy in front
-  std::string peer_address;   // the TCP peer
+  std::string forwarded_for;    // X-Forwarded-For, set by a proxy in front
+  std::string cookie;           // the Cookie header, verbatim (RFC 6265 5.4)
+  std::string csrf_token;       // X-CSRF-Token, sent by the web UI's page
+  std::string forwarded_proto;  // X-Forwarded-Proto ("https" behind a TLS proxy)
+  std::string peer_address;     // the TCP peer
   std::string body;
 
   std::string query_value(const std::string& name) const {

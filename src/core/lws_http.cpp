@@ -140,6 +140,9 @@ HttpRequest read_lws_request(lws* wsi, const char* path) {
   request.content_type = header_value(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
   request.last_event_id = custom_header(wsi, "last-event-id:");
   request.forwarded_for = header_value(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+  request.cookie = header_value(wsi, WSI_TOKEN_HTTP_COOKIE);
+  request.csrf_token = custom_header(wsi, "x-csrf-token:");
+  request.forwarded_proto = custom_header(wsi, "x-forwarded-proto:");
   char peer[64] = {0};
   lws_get_peer_simple(wsi, peer, sizeof peer);
   request.peer_address = peer;

@@ -193,21 +193,50 @@ std::shared_ptr<const StoredEvent> EventLog::append_final(const std::string& tas
 }
 
 std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t after_id, int limit,
-                                        bool with_output) {
+                                        bool with_output, OutputFrom from) {
   static const std::string all_sql =
       std::string("SELECT ") + kColumns +
-      " FROM events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?";
+      " FROM events WHERE task_id = ? AND id > ? AND (kind <> 'output' OR "
+      "(stream = 'stdout' AND id >= ?) OR (stream = 'stderr' AND id >= ?)) ORDER BY id LIMIT ?";
   static const std::string no_output_sql =
       std::string("SELECT ") + kColumns +
-      " FROM events WHERE task_id = ? AND id > ? AND kind <> 'output' ORDER BY id LIMIT ?";
+      " FROM events WHERE task_id = ? AND id > ? AND kind <> 'output' AND ? >= 0 AND ? >= 0 "
+      "ORDER BY id LIMIT ?";
   auto query = store_.statement(with_output ? all_sql.c_str() : no_output_sql.c_str());
   query.bind(1, task_id);
   query.bind(2, static_cast<int64_t>(after_id));
-  query.bind(3, limit);
+  query.bind(3, static_cast<int64_t>(from.stdout_id));
+  query.bind(4, static_cast<int64_t>(from.stderr_id));
+  query.bind(5, limit);
   std::vector<StoredEvent> events;
   while (query.executeStep())
     events.push_back(read_event(query));
   return events;
+}
+
+OutputFrom EventLog::tail_of(const std::string& attempt_id, uint64_t tail_bytes) {
+  OutputFrom from;
+  for (const auto stream : {protocol::StreamName::kStdout, protocol::StreamName::kStderr}) {
+    const std::string name(to_string(stream));
+    // Lengths and offsets only: no output bytes are read.
+    auto end = store_.statement(
+        "SELECT byte_offset + length FROM events WHERE attempt_id = ? AND stream = ? AND "
+        "kind = 'output' ORDER BY seq DESC LIMIT 1");
+    end.bind_all(attempt_id, name);
+    if (!end.executeStep()) continue;
+    const uint64_t stored = static_cast<uint64_t>(end.getColumn(0).getInt64());
+    end.reset();
+    if (stored <= tail_bytes) continue;
+    auto first = store_.statement(
+        "SELECT MIN(id) FROM events WHERE attempt_id = ? AND stream = ? AND kind = 'output' AND "
+        "byte_offset + length > ?");
+    first.bind_all(attempt_id, name, static_cast<int64_t>(stored - tail_bytes));
+    if (first.executeStep() && !first.getColumn(0).isNull()) {
+      const auto id = static_cast<uint64_t>(first.getColumn(0).getInt64());
+      (stream == protocol::StreamName::kStdout ? from.stdout_id : from.stderr_id) = id;
+    }
+  }
+  return from;
 }
 
 std::shared_ptr<const StoredEvent> EventLog::append_run(const std::string& run_id,
@@ -263,6 +292,7 @@ std::string format_sse(const StoredEvent& event) {
     json.begin_object();
     json.field("attempt_id", event.attempt_id);
     protocol::write_output_fields(json, {event.stream, event.seq, event.offset, event.data});
+    json.field("stored_at", event.stored_at);
     json.end_object();
     data = json.str();
   } else if (event.kind == EventKind::kGap) {
@@ -273,6 +303,7 @@ std::string format_sse(const StoredEvent& event) {
     json.field("seq", event.seq);
     json.field("offset", event.offset);
     json.field("length", event.length);
+    json.field("stored_at", event.stored_at);
     json.end_object();
     data = json.str();
   } else {

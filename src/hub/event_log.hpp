@@ -36,6 +36,14 @@ struct StoredEvent {
   int64_t stored_at_us = 0;
 };
 
+// Where a replay's output starts, per stream: output events of a stream
+// with a smaller id are left out (0: none are). From ?tail_bytes=
+// (docs/protocol.md 11.1).
+struct OutputFrom {
+  uint64_t stdout_id = 0;
+  uint64_t stderr_id = 0;
+};
+
 class EventLog {
  public:
   explicit EventLog(core::SqliteStore& store) : store_(store) {}
@@ -60,8 +68,12 @@ class EventLog {
 
   // Events of a task with id > after_id, oldest first, at most `limit`;
   // without output events (status, gaps and finals only) if !with_output.
+  // Output events before `from` are left out too.
   std::vector<StoredEvent> page(const std::string& task_id, uint64_t after_id, int limit,
-                                bool with_output = true);
+                                bool with_output = true, OutputFrom from = {});
+  // For each stream of `attempt_id`: the first output event holding any of
+  // its last `tail_bytes` bytes stored now (0 for a stream with none).
+  OutputFrom tail_of(const std::string& attempt_id, uint64_t tail_bytes);
   // The events of a run's tasks and the run's own, id > after_id, oldest
   // first, at most `limit` (as page).
   std::vector<StoredEvent> run_page(const std::string& run_id, uint64_t after_id, int limit,

@@ -11,6 +11,36 @@ namespace {
 // The loop thread waits this long at most for a lock another process holds
 // on hub.db; work that still finds it busy is retried (BusyRetries).
 constexpr int kServeBusyTimeoutMs = 50;
+
+// The host and port to bind for `listen` (given as `flag`). A name (--listen
+// localhost:7071) is bound at one of its addresses: the first IPv4 one if it
+// has any (clients of "localhost" try each address, and 127.0.0.1 is the one
+// every Debian lists), else the first. Plain HTTP off loopback is refused
+// unless `insecure` (tokens and session cookies would cross in the clear).
+Result<std::pair<std::string, int>> bind_address(const std::string& listen, const char* flag,
+                                                 bool tls, bool insecure) {
+  TETHER_TRY(address, core::parse_listen_address(listen, flag));
+  auto resolved = core::resolve_host(address->first);
+  if (!resolved)
+    return make_error(Errc::kIo, "listen_failed",
+                      std::string(flag) + " " + listen + ": " + resolved.error().message);
+  std::string host = resolved->front();
+  for (const auto& candidate : *resolved) {
+    if (candidate.find(':') == std::string::npos) {
+      host = candidate;
+      break;
+    }
+  }
+  if (!tls && !core::is_loopback_address(host) && !insecure) {
+    return make_error(Errc::kInvalid, "insecure_listen",
+                      "refusing plain HTTP on " + listen + " (" + flag +
+                          "): tokens would cross the network in the clear. Give "
+                          "--tls-cert and --tls-key, listen on 127.0.0.1 behind a TLS proxy, or "
+                          "pass --insecure-listen if you really mean it");
+  }
+  return std::make_pair(host, address->second);
+}
+
 }  // namespace
 
 Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore> store,
@@ -37,7 +67,8 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore
       api_(HubParts{loop, *store_, tokens_, agents_, tasks_, events_, viewers_, dispatch_, frames_,
                     leases_, channels_, polls_, throttle_, audit_, run_records_, runs_},
            options_.max_event_streams),
-      lease_timer_(loop) {
+      lease_timer_(loop),
+      sessions_(*store_, tokens_) {
   store_->attach_loop(loop);
   // If a commit fails, what the ledger remembers may not be stored: forget
   // it and drop the channels, so agents reconnect and replay from their
@@ -61,37 +92,22 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore
 
 Hub::~Hub() {
   lease_timer_.stop();
+  ui_.reset();
   server_.reset();
   (void)store_->commit();
 }
 
 Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
-  TETHER_TRY(address, core::parse_listen_address(options.listen, "--listen"));
   const bool tls = !options.tls_certificate_file.empty() || !options.tls_private_key_file.empty();
   if (tls && (options.tls_certificate_file.empty() || options.tls_private_key_file.empty())) {
     return make_error(Errc::kInvalid, "invalid_tls", "--tls-cert and --tls-key go together");
   }
-  // A name (--listen localhost:7071) is bound at one of its addresses: the
-  // first IPv4 one if it has any (clients of "localhost" try each address,
-  // and 127.0.0.1 is the one every Debian lists), else the first.
-  auto resolved = core::resolve_host(address->first);
-  if (!resolved)
-    return make_error(Errc::kIo, "listen_failed",
-                      "--listen " + options.listen + ": " + resolved.error().message);
-  std::string host = resolved->front();
-  for (const auto& candidate : *resolved) {
-    if (candidate.find(':') == std::string::npos) {
-      host = candidate;
-      break;
-    }
-  }
-  const bool loopback = core::is_loopback_address(host);
-  if (!tls && !loopback && !options.insecure_listen) {
-    return make_error(Errc::kInvalid, "insecure_listen",
-                      "refusing plain HTTP on " + options.listen +
-                          ": tokens would cross the network in the clear. Give --tls-cert and "
-                          "--tls-key, listen on 127.0.0.1 behind a TLS proxy, or pass "
-                          "--insecure-listen if you really mean it");
+  TETHER_TRY(bound, bind_address(options.listen, "--listen", tls, options.insecure_listen));
+  const std::string host = bound->first;
+  std::optional<std::pair<std::string, int>> ui_bound;
+  if (!options.ui_listen.empty()) {
+    TETHER_TRY(ui, bind_address(options.ui_listen, "--ui-listen", tls, options.insecure_listen));
+    ui_bound = *ui;
   }
   if (options.data_dir.empty())
     return make_error(Errc::kInvalid, "invalid_data_dir", "--data-dir is required");
@@ -102,7 +118,7 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
 
   core::WebServerOptions server_options;
   server_options.bind_address = host;
-  server_options.port = address->second;
+  server_options.port = bound->second;
   server_options.tls_certificate_file = hub->options_.tls_certificate_file;
   server_options.tls_private_key_file = hub->options_.tls_private_key_file;
   server_options.max_body_bytes = protocol::kMaxFrameBytes;
@@ -134,6 +150,21 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
     hub->metrics_ = std::move(*metrics);
     core::log_info("hub", "metrics on http://" + hub->metrics_->host() + ":" +
                               std::to_string(hub->metrics_->port()) + "/metrics");
+  }
+  if (ui_bound) {
+    WebUiOptions ui_options;
+    ui_options.bind_address = ui_bound->first;
+    ui_options.port = ui_bound->second;
+    ui_options.tls_certificate_file = hub->options_.tls_certificate_file;
+    ui_options.tls_private_key_file = hub->options_.tls_private_key_file;
+    ui_options.dev_assets_dir = hub->options_.ui_dev_assets_dir;
+    ui_options.max_body_bytes = protocol::kMaxFrameBytes;
+    ui_options.request_timeout_s = hub->options_.request_timeout_s;
+    TETHER_TRY(ui, WebUi::start(loop, std::move(ui_options), *hub->store_, hub->api_,
+                                hub->sessions_, hub->throttle_));
+    hub->ui_ = std::move(*ui);
+    core::log_info("hub", std::string("web UI on ") + (tls ? "https://" : "http://") +
+                              hub->ui_->host() + ":" + std::to_string(hub->ui_->port()) + "/");
   }
   hub->schedule_lease_check();
   core::log_info(
@@ -236,6 +267,7 @@ std::string Hub::one_line_status() const {
 void Hub::shut_down() {
   core::log_info("hub", "shutting down");
   metrics_.reset();
+  ui_.reset();
   lease_timer_.stop();
   polls_.shutdown();
   api_.close_streams();

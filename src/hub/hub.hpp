@@ -17,6 +17,7 @@
 #include "hub/poll_waiters.hpp"
 #include "hub/secret_vault.hpp"
 #include "hub/task_secrets.hpp"
+#include "hub/web_ui.hpp"
 
 namespace tether::hub {
 
@@ -42,6 +43,10 @@ struct HubOptions {
   size_t max_connections_per_address = 1024;
   // Time for a request's headers, and for each pause in its body.
   unsigned int request_timeout_s = 10;
+  // The web UI's address (docs/ui.md); empty: no web UI. It uses the same
+  // TLS files as --listen, and the same rule for plain HTTP.
+  std::string ui_listen;
+  std::string ui_dev_assets_dir;  // see WebUiOptions::dev_assets_dir
 };
 
 class Hub {
@@ -52,6 +57,8 @@ class Hub {
   ~Hub();
 
   int port() const { return server_->port(); }
+  // The web UI's port; 0 without --ui-listen.
+  int ui_port() const { return ui_ ? ui_->port() : 0; }
   // Prometheus text for GET /metrics on metrics_listen.
   std::string metrics_text();
   // One line for `systemctl status`.
@@ -90,6 +97,8 @@ class Hub {
   HubApi api_;
   core::Timer lease_timer_;
   std::unique_ptr<core::WebServer> server_;
+  BrowserSessions sessions_;
+  std::unique_ptr<WebUi> ui_;  // after api_ and sessions_, which it uses
   std::unique_ptr<core::MetricsServer> metrics_;
 };
 

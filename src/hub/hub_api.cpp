@@ -76,21 +76,28 @@ HubApi::HubApi(const HubParts& parts, size_t max_event_streams)
       operator_(parts, max_event_streams) {}
 
 void HubApi::handle(const std::shared_ptr<HttpExchange>& exchange) {
-  handle_once(exchange, 0);
+  handle_once(exchange, 0, std::nullopt);
 }
 
-void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy_retries) {
+void HubApi::handle_as(const std::shared_ptr<HttpExchange>& exchange, Principal session) {
+  handle_once(exchange, 0, std::move(session));
+}
+
+void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy_retries,
+                         const std::optional<Principal>& session) {
   const auto& request = exchange->request();
   // The one error boundary of an HTTP request: its writes are kept or
   // dropped together, and no storage error escapes to the loop.
   const auto outcome =
-      store_.guarded(request.method + " " + request.path, [&] { route(exchange); });
+      store_.guarded(request.method + " " + request.path, [&] { route(exchange, session); });
   if (outcome == core::SqliteStore::Outcome::kDone || exchange->responded() || !exchange->is_open())
     return;
   if (outcome == core::SqliteStore::Outcome::kBusy && busy_retries < kMaxBusyRetries) {
     // hub.db is locked by another process for a moment (`tether-hub agent
     // add`, sqlite3): nothing was kept, so the request runs again.
-    busy_.later([this, exchange, busy_retries] { handle_once(exchange, busy_retries + 1); });
+    busy_.later([this, exchange, busy_retries, session] {
+      handle_once(exchange, busy_retries + 1, session);
+    });
     return;
   }
   auto response = json_response(
@@ -116,10 +123,19 @@ std::optional<core::HttpResponse> HubApi::check_before_body(const core::HttpRequ
   return json_response(401, protocol::api_error_body("unauthorized", *why, false));
 }
 
-void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
+void HubApi::route(const std::shared_ptr<HttpExchange>& exchange,
+                   const std::optional<Principal>& session) {
   const auto& request = exchange->request();
   const auto parts = split_path(request.path);
   const std::string& method = request.method;
+  if (session) {  // the web UI: operator routes only
+    if (parts.size() < 3 || parts[0] != "api" || parts[1] != "v1" ||
+        !route_operator(exchange, parts, session)) {
+      respond_error(exchange, protocol::ErrorCode::kNotFound,
+                    "no route for " + method + " " + request.path);
+    }
+    return;
+  }
   if (parts.size() == 1 && parts[0] == "healthz" && method == "GET") {
     exchange->respond(json_response(200, R"({"ok":true})"));
     return;
@@ -140,7 +156,7 @@ void HubApi::route(const std::shared_ptr<HttpExchange>& exchange) {
     poll(exchange, parts[3]);
   } else if (section == "attempts" && parts.size() == 5 && parts[4] == "final" && method == "PUT") {
     put_final(exchange, parts[3]);
-  } else if (!route_operator(exchange, parts)) {
+  } else if (!route_operator(exchange, parts, std::nullopt)) {
     respond_error(exchange, protocol::ErrorCode::kNotFound,
                   "no route for " + method + " " + request.path);
   }
@@ -270,7 +286,8 @@ const std::vector<OperatorRoute>& operator_route_table() {
 }  // namespace
 
 bool HubApi::route_operator(const std::shared_ptr<HttpExchange>& exchange,
-                            const std::vector<std::string>& parts) {
+                            const std::vector<std::string>& parts,
+                            const std::optional<Principal>& session) {
   for (const auto& route : operator_route_table()) {
     if (exchange->request().method != route.method || parts.size() != route.shape.size() + 2)
       continue;
@@ -284,7 +301,7 @@ bool HubApi::route_operator(const std::shared_ptr<HttpExchange>& exchange,
       }
     }
     if (!matches) continue;
-    if (auto caller = gate_.admit(exchange, route.needs, id)) {
+    if (auto caller = gate_.admit(exchange, route.needs, id, session)) {
       route.handle(operator_, exchange, *caller, id);
     }
     return true;

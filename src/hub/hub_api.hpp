@@ -18,6 +18,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 
@@ -40,6 +41,9 @@ class HubApi {
   // request runs again every kBusyRetryMs, up to kMaxBusyRetries times,
   // then gets 503 storage_unavailable with Retry-After.
   void handle(const std::shared_ptr<core::HttpExchange>& exchange);
+  // The same for a web UI session's request (docs/protocol.md 11.6): only
+  // the operator routes, as `session` (its principal, already resolved).
+  void handle_as(const std::shared_ptr<core::HttpExchange>& exchange, Principal session);
   // Before a request's body is read: 401 (or 429, see AuthThrottle) unless
   // it carries a token that verifies, as an operator's or any agent's. The
   // route checks whose it is afterwards. A body is never held for a client
@@ -52,12 +56,15 @@ class HubApi {
   size_t open_streams() const { return operator_.open_streams(); }
 
  private:
-  void handle_once(const std::shared_ptr<core::HttpExchange>& exchange, int busy_retries);
-  void route(const std::shared_ptr<core::HttpExchange>& exchange);
+  void handle_once(const std::shared_ptr<core::HttpExchange>& exchange, int busy_retries,
+                   const std::optional<Principal>& session);
+  void route(const std::shared_ptr<core::HttpExchange>& exchange,
+             const std::optional<Principal>& session);
   // An operator route, if the path (after /api/v1/) and method name one;
-  // answered through the gate. False if none does.
+  // answered through the gate (as `session` if given). False if none does.
   bool route_operator(const std::shared_ptr<core::HttpExchange>& exchange,
-                      const std::vector<std::string>& parts);
+                      const std::vector<std::string>& parts,
+                      const std::optional<Principal>& session);
   // 401, spending the source's failure budget.
   void unauthorized(const std::shared_ptr<core::HttpExchange>& exchange,
                     const std::string& message);

@@ -13,7 +13,7 @@ namespace {
 
 // 4: roles and audit (branch roles); 5: task secrets; 6: task limits;
 // 7: labels agents report; 8: pool tasks; 9: fan-out runs.
-constexpr int kSchemaVersion = 9;
+constexpr int kSchemaVersion = 10;
 
 // The tables version 3 added: written once, for new databases (full_schema)
 // and for the upgrade from version 2.
@@ -206,10 +206,24 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_stream
   ON events (attempt_id, stream, seq) WHERE stream IS NOT NULL;
 )SQL";
 
+// The table version 10 added: the web UI's sessions (docs/protocol.md 11.6).
+// Only digests: neither the session id nor the operator token is stored.
+constexpr const char* kVersion10Tables = R"SQL(
+CREATE TABLE IF NOT EXISTS browser_sessions (
+  id_sha256             TEXT PRIMARY KEY,  -- of the cookie's value
+  operator_token_sha256 TEXT NOT NULL,     -- whose principal it acts as
+  csrf_token            TEXT NOT NULL,
+  created_at            TEXT NOT NULL,
+  expires_at_ms         INTEGER NOT NULL,  -- 12 h after sign-in
+  last_used_ms          INTEGER NOT NULL   -- updated at most once a minute
+);
+CREATE INDEX IF NOT EXISTS browser_sessions_by_use ON browser_sessions (last_used_ms);
+)SQL";
+
 // A new database gets everything at once.
 const std::string& full_schema() {
-  static const std::string text =
-      std::string(kSchema) + kVersion3Tables + kVersion4Tables + kVersion5Tables + kVersion9Tables;
+  static const std::string text = std::string(kSchema) + kVersion3Tables + kVersion4Tables +
+                                  kVersion5Tables + kVersion9Tables + kVersion10Tables;
   return text;
 }
 
@@ -283,7 +297,7 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
   const char* const upgrades[] = {
       kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(), upgrade_to_5().c_str(), kUpgradeTo6,
-      kUpgradeTo7, kUpgradeTo8, upgrade_to_9().c_str()};
+      kUpgradeTo7, kUpgradeTo8, upgrade_to_9().c_str(), kVersion10Tables};
   if (auto schema = (*store)->apply_schema(full_schema().c_str(), kSchemaVersion, upgrades);
       !schema)
     return schema.error();

@@ -39,7 +39,9 @@ constexpr const char* kUsage =
     "        [--insecure-listen] [--lease-s N] [--sync normal|full] [--log-level LEVEL]\n"
     "        [--metrics-listen ADDR:PORT] [--max-event-streams N] [--trusted-proxy ADDR]...\n"
     "        [--max-connections N] [--max-connections-per-address N] [--request-timeout-s N]\n"
-    "      run the hub (default --listen 127.0.0.1:7070)\n"
+    "        [--ui-listen ADDR:PORT] [--ui-dev-assets DIR]\n"
+    "      run the hub (default --listen 127.0.0.1:7070); --ui-listen also serves the web UI\n"
+    "      (docs/ui.md) there; --ui-dev-assets serves its page files from DIR (UI work)\n"
     "  registration-token create --data-dir DIR [--expires 24h|7d|30m|never] [--output FILE]\n"
     "        [--labels key=value,...]\n"
     "      a token edge hosts exchange for their own (tether-agent register); default 24h;\n"
@@ -97,6 +99,8 @@ Result<void> apply_flag(Flags& flags, const std::string& arg, const std::string&
   if (arg == "--tls-key") flags.options.tls_private_key_file = value;
   if (arg == "--log-level") flags.log_level = value;
   if (arg == "--metrics-listen") flags.options.metrics_listen = value;
+  if (arg == "--ui-listen") flags.options.ui_listen = value;
+  if (arg == "--ui-dev-assets") flags.options.ui_dev_assets_dir = value;
   if (arg == "--output") flags.output = value;
   if (arg == "--expires") flags.expires = value;
   if (arg == "--labels") flags.labels = value;
@@ -176,7 +180,8 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
                arg == "--trusted-proxy" || arg == "--max-connections" ||
                arg == "--max-connections-per-address" || arg == "--request-timeout-s" ||
                arg == "--output" || arg == "--expires" || arg == "--labels" || arg == "--name" ||
-               arg == "--role" || arg == "--agents") {
+               arg == "--role" || arg == "--agents" || arg == "--ui-listen" ||
+               arg == "--ui-dev-assets") {
       TETHER_TRY(v, value(arg.c_str()));
       if (auto applied = apply_flag(flags, arg, *v); !applied) return applied.error();
     } else if (arg.rfind("--", 0) == 0) {

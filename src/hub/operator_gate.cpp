@@ -9,9 +9,10 @@
 namespace tether::hub {
 
 std::optional<Caller> OperatorGate::admit(const std::shared_ptr<core::HttpExchange>& exchange,
-                                          const RouteNeeds& needs, const std::string& path_id) {
+                                          const RouteNeeds& needs, const std::string& path_id,
+                                          const std::optional<Principal>& session) {
   const auto& request = exchange->request();
-  auto principal = tokens_.operator_principal(request.authorization);
+  auto principal = session ? session : tokens_.operator_principal(request.authorization);
   std::optional<std::string> agent_token_of;
   if (!principal) {
     agent_token_of = tokens_.agent_of(request.authorization);

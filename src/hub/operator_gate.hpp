@@ -59,8 +59,11 @@ class OperatorGate {
   // `path_id` is the route's {id} or {name} segment (empty if it has
   // none). Otherwise answers 401 or 403 and returns nothing. A task that
   // does not exist is admitted: the route answers 404.
+  // With `session` (a web UI session's principal, docs/protocol.md 11.6),
+  // the request's token is not looked at.
   std::optional<Caller> admit(const std::shared_ptr<core::HttpExchange>& exchange,
-                              const RouteNeeds& needs, const std::string& path_id);
+                              const RouteNeeds& needs, const std::string& path_id,
+                              const std::optional<Principal>& session = std::nullopt);
   // 401 with `message`, spending the source's failure budget (or 429).
   void unauthorized(const std::shared_ptr<core::HttpExchange>& exchange,
                     const std::string& message);

@@ -1,5 +1,6 @@
 #include "hub/operator_routes.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <vector>
@@ -171,7 +172,13 @@ void OperatorRoutes::list_tasks(const Exchange& exchange, const Caller& caller) 
   auto visible = [&principal](const std::string& agent) {
     return principal.may_reach_agent(agent);
   };
-  for (const auto& task : tasks_.list_tasks(state, static_cast<int>(limit), visible)) {
+  const std::string before = exchange->request().query_value("before");
+  if (!before.empty() && !tasks_.find_task(before)) {
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
+                  "before: no task '" + before + "' (give the last id of the previous page)");
+    return;
+  }
+  for (const auto& task : tasks_.list_tasks(state, before, static_cast<int>(limit), visible)) {
     write_task(json, task, {}, principal.sees_env_values());
   }
   json.end_array();
@@ -210,20 +217,32 @@ void OperatorRoutes::task_output(const Exchange& exchange, const std::string& ta
                   "offset: expected an integer from 0 to 2^63-1");
     return;
   }
+  // The bytes [offset, end): to the end of what is stored unless `length`.
+  uint64_t end = protocol::kMaxWireInteger;
+  if (request.has_query("length")) {
+    uint64_t length = 0;
+    if (!parse_uint(request.query_value("length"), length)) {
+      respond_error(exchange, protocol::ErrorCode::kInvalidField,
+                    "length: expected an integer from 0 to 2^63-1");
+      return;
+    }
+    end = offset + std::min(length, protocol::kMaxWireInteger - offset);
+  }
   const std::string attempt =
       request.has_query("attempt") ? request.query_value("attempt") : task->current_attempt;
   // Size first, from the chunk lengths alone; then the bytes, page by page.
   auto sizes = store_.statement(
       "SELECT byte_offset, length FROM events WHERE attempt_id = ? AND stream = ? AND "
-      "kind = 'output' AND byte_offset + length > ? ORDER BY seq");
+      "kind = 'output' AND byte_offset + length > ? AND byte_offset < ? ORDER BY seq");
   sizes.bind(1, attempt);
   sizes.bind(2, std::string(to_string(*stream)));
   sizes.bind(3, static_cast<int64_t>(offset));
+  sizes.bind(4, static_cast<int64_t>(end));
   uint64_t total = 0;
   while (sizes.executeStep()) {
     const uint64_t start = static_cast<uint64_t>(sizes.getColumn(0).getInt64());
-    const uint64_t length = static_cast<uint64_t>(sizes.getColumn(1).getInt64());
-    total += start < offset ? start + length - offset : length;
+    const uint64_t stop = start + static_cast<uint64_t>(sizes.getColumn(1).getInt64());
+    total += std::min(stop, end) - std::max(start, offset);
   }
   core::HttpResponse response;
   response.content_type = "application/octet-stream";
@@ -237,7 +256,7 @@ void OperatorRoutes::task_output(const Exchange& exchange, const std::string& ta
   auto cursor = std::make_shared<Cursor>();
   EventLog* events = &events_;
   const auto which = *stream;
-  response.body_source = [cursor, events, attempt, which, offset]() -> std::string {
+  response.body_source = [cursor, events, attempt, which, offset, end]() -> std::string {
     for (;;) {
       if (cursor->index == cursor->page.size()) {
         cursor->page = events->stream_page(attempt, which, cursor->after_seq, 16);
@@ -246,24 +265,40 @@ void OperatorRoutes::task_output(const Exchange& exchange, const std::string& ta
       }
       const StoredEvent& event = cursor->page[cursor->index++];
       cursor->after_seq = event.seq;
+      if (event.offset >= end) return {};
       if (event.kind != EventKind::kOutput || event.offset + event.length <= offset) continue;
-      if (event.offset >= offset) return event.data;
-      return event.data.substr(offset - event.offset);
+      const uint64_t from = std::max(event.offset, offset) - event.offset;
+      const uint64_t to = std::min(event.offset + event.length, end) - event.offset;
+      return event.data.substr(from, to - from);
     }
   };
   exchange->respond(std::move(response));
 }
 
 void OperatorRoutes::task_events(const Exchange& exchange, const std::string& task_id) {
-  if (!tasks_.find_task(task_id)) {
+  auto task = tasks_.find_task(task_id);
+  if (!task) {
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no task '" + task_id + "'");
     return;
+  }
+  const auto& request = exchange->request();
+  OutputFrom from;
+  if (request.has_query("tail_bytes")) {
+    uint64_t tail_bytes = 0;
+    if (!parse_uint(request.query_value("tail_bytes"), tail_bytes) || tail_bytes == 0) {
+      respond_error(exchange, protocol::ErrorCode::kInvalidField,
+                    "tail_bytes: expected an integer from 1 to 2^63-1");
+      return;
+    }
+    // Fixed now: output stored later is all sent, so the replay has no hole.
+    // Earlier attempts' output goes too (its ids are smaller).
+    if (!task->current_attempt.empty()) from = events_.tail_of(task->current_attempt, tail_bytes);
   }
   auto ended = [this, task_id] {
     auto task = tasks_.find_task(task_id);
     return !task || is_terminal(task->state);
   };
-  streams_.open(exchange, SseSubject{task_id, false, ended});
+  streams_.open(exchange, SseSubject{task_id, false, ended, from});
 }
 
 void OperatorRoutes::remove_agent(const Exchange& exchange, const Caller& caller,

@@ -117,7 +117,7 @@ void RunRoutes::events(const Exchange& exchange, const std::string& run_id) {
     auto run = records_.find(run_id);
     return !run || protocol::is_terminal_run_state(run->state);
   };
-  streams_.open(exchange, SseSubject{run_id, true, ended});
+  streams_.open(exchange, SseSubject{run_id, true, ended, {}});
 }
 
 }  // namespace tether::hub

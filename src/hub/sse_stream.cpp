@@ -74,7 +74,8 @@ void SseStream::pump() {
   if (finished_ || live_) return;
   if (exchange_->queued_bytes() > kMaxQueuedBytes / 4) return;  // wait for on_drained
   auto page = subject_.run ? events_.run_page(subject_.id, last_sent_id_, kReplayPage, with_output_)
-                           : events_.page(subject_.id, last_sent_id_, kReplayPage, with_output_);
+                           : events_.page(subject_.id, last_sent_id_, kReplayPage, with_output_,
+                                          subject_.output_from);
   for (const auto& event : page) {
     send(event);
     if (finished_) return;

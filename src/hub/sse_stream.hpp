@@ -24,6 +24,7 @@ struct SseSubject {
   // Whether the subject has ended (read once replay has caught up: then the
   // stream ends instead of waiting for live events).
   std::function<bool()> ended;
+  OutputFrom output_from;  // a task's ?tail_bytes= (none for a run)
 };
 
 class SseStream : public std::enable_shared_from_this<SseStream> {

@@ -1,6 +1,7 @@
 #include "hub/task_repository.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include "core/wall_clock.hpp"
 #include "protocol/json_reader.hpp"
@@ -161,16 +162,24 @@ std::optional<TaskRecord> TaskRepository::find_task(const std::string& id) {
 }
 
 std::vector<TaskRecord> TaskRepository::list_tasks(
-    const std::string& state, int limit,
+    const std::string& state, const std::string& before, int limit,
     const std::function<bool(const std::string& agent)>& visible) {
-  static const std::string all_sql = std::string("SELECT ") + kTaskColumns +
-                                     " FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?";
-  static const std::string state_sql = std::string("SELECT ") + kTaskColumns +
-                                       " FROM tasks WHERE state = ? ORDER BY created_at DESC, "
-                                       "rowid DESC LIMIT ?";
-  auto query = store_.statement(state.empty() ? all_sql.c_str() : state_sql.c_str());
+  // Newest first: (created_at, rowid) descending; a page after `before`
+  // continues below that task's pair. One statement per combination of
+  // filters, so each can use its index.
+  static const std::array<std::string, 4> sql = [] {
+    const std::string head = std::string("SELECT ") + kTaskColumns + " FROM tasks ";
+    const std::string below =
+        "(created_at, rowid) < (SELECT created_at, rowid FROM tasks WHERE id = ?)";
+    const std::string tail = " ORDER BY created_at DESC, rowid DESC LIMIT ?";
+    return std::array<std::string, 4>{head + tail, head + "WHERE state = ?" + tail,
+                                      head + "WHERE " + below + tail,
+                                      head + "WHERE state = ? AND " + below + tail};
+  }();
+  auto query = store_.statement(sql[(state.empty() ? 0 : 1) + (before.empty() ? 0 : 2)].c_str());
   int index = 1;
   if (!state.empty()) query.bind(index++, state);
+  if (!before.empty()) query.bind(index++, before);
   // Filtered, the rows are read until `limit` of them passed (SQLite's
   // LIMIT -1: no limit).
   query.bind(index, visible ? -1 : limit);

@@ -79,10 +79,11 @@ class TaskRepository {
 
   void insert_task(const TaskRecord& task);
   std::optional<TaskRecord> find_task(const std::string& id);
-  // Newest first; `state` empty for all. With `visible`, only the tasks of
-  // the agents it accepts (up to `limit` of those).
+  // Newest first; `state` empty for all; `before` a task's id: only tasks
+  // listed after it (the next page), empty for the first page. With
+  // `visible`, only the tasks of the agents it accepts (up to `limit` of those).
   std::vector<TaskRecord> list_tasks(
-      const std::string& state, int limit,
+      const std::string& state, const std::string& before, int limit,
       const std::function<bool(const std::string& agent)>& visible = nullptr);
   // Queued tasks of an agent, oldest first.
   // `with_pool`: also the queued pool tasks (agent ''), whatever their selector.

@@ -231,9 +231,13 @@ Result<OperatorTokenInfo> TokenStore::revoke_operator_token(const std::string& i
 }
 
 std::optional<OperatorTokenInfo> TokenStore::find_operator_token(const std::string& token) {
+  return find_operator_token_of_digest(token_digest(token));
+}
+
+std::optional<OperatorTokenInfo> TokenStore::find_operator_token_of_digest(
+    const std::string& digest) {
   static const std::string sql = std::string("SELECT ") + kOperatorTokenColumns +
                                  ", token_sha256 FROM operator_tokens WHERE token_sha256 = ?";
-  const std::string digest = token_digest(token);
   auto query = store_.statement(sql.c_str());
   query.bind(1, digest);
   if (!query.executeStep() || !digests_equal(query.getColumn(6).getString(), digest))
@@ -245,6 +249,12 @@ std::optional<Principal> TokenStore::operator_principal(std::string_view authori
   const std::string token = bearer_token(authorization);
   if (token.rfind("tto_", 0) != 0) return std::nullopt;
   auto found = find_operator_token(token);
+  if (!found || !found->revoked_at.empty()) return std::nullopt;
+  return Principal{found->name, found->role, found->agent_patterns};
+}
+
+std::optional<Principal> TokenStore::operator_principal_of_digest(const std::string& digest) {
+  auto found = find_operator_token_of_digest(digest);
   if (!found || !found->revoked_at.empty()) return std::nullopt;
   return Principal{found->name, found->role, found->agent_patterns};
 }

@@ -91,6 +91,8 @@ class TokenStore {
   // The principal of the operator token in an Authorization header;
   // nothing when there is none, or it is unknown or revoked.
   std::optional<Principal> operator_principal(std::string_view authorization);
+  // The same for the token whose SHA-256 (token_digest) is `digest`.
+  std::optional<Principal> operator_principal_of_digest(const std::string& digest);
 
   // A registration token ("ttr_..."), valid for `ttl_s` seconds (0: until
   // revoked). Returns the token and its id.
@@ -128,6 +130,7 @@ class TokenStore {
   Result<std::string> usable_registration(const std::string& token);
   // The stored row of the operator token `token`, revoked or not.
   std::optional<OperatorTokenInfo> find_operator_token(const std::string& token);
+  std::optional<OperatorTokenInfo> find_operator_token_of_digest(const std::string& digest);
 
   core::SqliteStore& store_;
   AgentDirectory& agents_;

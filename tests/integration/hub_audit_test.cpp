@@ -137,7 +137,7 @@ TEST_CASE(
   });
 }
 
-TEST_CASE("schema 3 -> 9: a version-3 hub.db's admin tokens become admin tokens named by their id",
+TEST_CASE("schema 3 -> 10: a version-3 hub.db's admin tokens become admin tokens named by their id",
           "[hub][audit]") {
   // The token whose SHA-256 tests/integration/data/hub-v3.sql holds.
   const std::string v3_token = "tto_Wi1-tD2u7agHWzCQY1AHZVcIE4ACX1T4Kqc1VqzQ2EU";
@@ -156,7 +156,8 @@ TEST_CASE("schema 3 -> 9: a version-3 hub.db's admin tokens become admin tokens 
   const auto query = [&](const std::string& sql) {
     return shell_output("sqlite3 '" + database + "' \"" + sql + "\" 2>&1").second;
   };
-  CHECK(query("SELECT version FROM schema_version") == "9\n");
+  CHECK(query("SELECT version FROM schema_version") == "10\n");
+  CHECK(query("SELECT count(*) FROM browser_sessions") == "0\n");  // version 10
   CHECK(query("SELECT count(*) FROM runs") == "0\n");
   CHECK(query("SELECT count(*) FROM tasks WHERE run_id != '' OR held != 0") == "0\n");
   CHECK(query("SELECT count(*) FROM tasks WHERE selector != ''") == "0\n");

@@ -1,8 +1,8 @@
 // nginx in front of the hub, configured by packaging/nginx/tether-hub.conf
 // as shipped: the test changes only the ports, the certificate paths and the
-// upstream address, and adds one switch (a file whose presence makes nginx
-// refuse the WebSocket upgrade). A real nginx, a real agent verifying the
-// proxy's certificate against a test CA, a real SSE viewer (curl).
+// upstream addresses (the API's and the web UI's), and adds one switch (a file whose presence makes
+// nginx refuse the WebSocket upgrade). A real nginx, a real agent verifying the proxy's certificate
+// against a test CA, a real SSE viewer (curl).
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,6 +31,14 @@ int free_port() {
   return ntohs(address.sin_port);
 }
 
+// The web UI's port, from the hub's log ("web UI on http://127.0.0.1:PORT/").
+int ui_port_of(const std::string& hub_log) {
+  const std::string marker = "web UI on http://127.0.0.1:";
+  const auto at = hub_log.find(marker);
+  REQUIRE(at != std::string::npos);
+  return std::stoi(hub_log.substr(at + marker.size()));
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
   REQUIRE(in.good());
@@ -49,19 +57,32 @@ void replace_once(std::string& text, const std::string& from, const std::string&
   text.replace(at, from.size(), to);
 }
 
+// Replaces every occurrence of `from` (at least one).
+void replace_all(std::string& text, const std::string& from, const std::string& to) {
+  INFO("looking for: " << from);
+  REQUIRE(text.find(from) != std::string::npos);
+  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+}
+
 class Nginx {
  public:
-  Nginx(core::Loop& loop, std::string dir, int hub_port, const TestCertificates& certs)
-      : dir_(std::move(dir)), port_(free_port()), process_(loop) {
+  Nginx(core::Loop& loop, std::string dir, int hub_port, int ui_port, const TestCertificates& certs)
+      : dir_(std::move(dir)), port_(free_port()), ui_port_(free_port()), process_(loop) {
     std::string site =
         read_file(std::string(env_path("TETHER_SOURCE_DIR")) + "/packaging/nginx/tether-hub.conf");
     replace_once(site, "server 127.0.0.1:7070;",
                  "server 127.0.0.1:" + std::to_string(hub_port) + ";");
     replace_once(site, "listen 443 ssl;", "listen 127.0.0.1:" + std::to_string(port_) + " ssl;");
     replace_once(site, "listen [::]:443 ssl;", "");
-    replace_once(site, "server_name hub.example.com;", "server_name localhost;");
-    replace_once(site, "/etc/ssl/certs/hub.example.com.pem", certs.cert);
-    replace_once(site, "/etc/ssl/private/hub.example.com.key", certs.key);
+    replace_once(site, "server 127.0.0.1:7071;",
+                 "server 127.0.0.1:" + std::to_string(ui_port) + ";");
+    replace_once(site, "listen 8443 ssl;",
+                 "listen 127.0.0.1:" + std::to_string(ui_port_) + " ssl;");
+    replace_once(site, "listen [::]:8443 ssl;", "");
+    replace_all(site, "server_name hub.example.com;", "server_name localhost;");
+    replace_all(site, "/etc/ssl/certs/hub.example.com.pem", certs.cert);
+    replace_all(site, "/etc/ssl/private/hub.example.com.key", certs.key);
     replace_once(site, "location ~ ^/api/v1/agents/[^/]+/channel$ {",
                  "location ~ ^/api/v1/agents/[^/]+/channel$ {\n"
                  "        if (-f " +
@@ -107,12 +128,14 @@ class Nginx {
   core::Co<void> stop() { (void)co_await process_.stop(SIGQUIT); }
 
   std::string url() const { return "https://localhost:" + std::to_string(port_); }
+  std::string ui_url() const { return "https://localhost:" + std::to_string(ui_port_); }
   std::string refuse_flag() const { return dir_ + "/refuse-channel"; }
   const std::string& log() const { return process_.log(); }
 
  private:
   std::string dir_;
   int port_;
+  int ui_port_;
   LoggedProcess process_;
 };
 
@@ -124,12 +147,14 @@ TEST_CASE("behind nginx with TLS: the channel streams, a final falls back to HTT
   TestCertificates certs(certs_dir.path());
   AgentWorldOptions options;
   options.start_agent = false;
+  options.hub_args = {"--ui-listen", "127.0.0.1:0"};
   AgentWorld world(options);
   TempDir nginx_dir;
   std::unique_ptr<Nginx> nginx;
   LoggedProcess viewer(world.loop);
   world.run([&]() -> core::Co<void> {
-    nginx = std::make_unique<Nginx>(world.loop, nginx_dir.path(), world.hub.port(), certs);
+    nginx = std::make_unique<Nginx>(world.loop, nginx_dir.path(), world.hub.port(),
+                                    ui_port_of(world.hub.log()), certs);
     co_await nginx->start();
     // The agent knows the hub only as nginx, and trusts only the test CA.
     world.agent.set("hub_url", nginx->url());
@@ -206,6 +231,41 @@ TEST_CASE("behind nginx with TLS: the channel streams, a final falls back to HTT
     CHECK(late_exit == 0);
     CHECK(late_viewer.count_in_log("marker-two") == 1);
     CHECK(late_viewer.count_in_log("event: end") == 1);
+
+    // The web UI through its server block: the page, a sign-in whose cookie
+    // is Secure (nginx says the client came over TLS), and the task's
+    // events for that cookie.
+    // (Calls built as locals first: GCC 12 miscompiles braced lists inside
+    // a co_await operand.)
+    const auto ui_call = [&](const std::string& method, const std::string& target,
+                             const std::string& body, const std::string& cookie) {
+      core::HttpCall call;
+      call.method = method;
+      call.server = *core::parse_url(nginx->ui_url());
+      call.target = target;
+      call.body = body;
+      if (!cookie.empty()) call.headers.emplace_back("Cookie", cookie);
+      call.ca_file = certs.ca;
+      return call;
+    };
+    const std::string sign_in_body = R"({"token":")" + world.admin_token + R"("})";
+    auto page_call = ui_call("GET", "/", "", "");
+    auto page = co_await core::http_request(world.loop, world.pool, page_call);
+    REQUIRE(page.ok());
+    CHECK(page->status == 200);
+    CHECK_THAT(page->header("content-type"), Catch::StartsWith("text/html"));
+    auto sign_in_call = ui_call("POST", "/ui/session", sign_in_body, "");
+    auto signed_in = co_await core::http_request(world.loop, world.pool, sign_in_call);
+    REQUIRE(signed_in.ok());
+    REQUIRE(signed_in->status == 200);
+    const std::string set_cookie = signed_in->header("set-cookie");
+    CHECK_THAT(set_cookie, Catch::Contains("HttpOnly") && Catch::EndsWith("; Secure"));
+    auto events_call = ui_call("GET", "/api/v1/tasks/" + task_id + "/events", "",
+                               set_cookie.substr(0, set_cookie.find(';')));
+    auto events = co_await core::http_request(world.loop, world.pool, events_call);
+    REQUIRE(events.ok());
+    CHECK(events->status == 200);
+    CHECK_THAT(events->body, Catch::Contains("marker-two") && Catch::Contains("event: end"));
     co_await nginx->stop();
   });
 }
