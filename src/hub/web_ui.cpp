@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "core/log.hpp"
@@ -222,27 +223,45 @@ void WebUi::sign_in(const std::shared_ptr<HttpExchange>& exchange) {
 
 void WebUi::serve_asset(const std::shared_ptr<HttpExchange>& exchange) {
   const std::string& path = exchange->request().path;
+  HttpResponse response;
+  if (!options_.dev_assets_dir.empty() && read_dev_asset(path, response)) {
+    add_page_headers(response);
+    exchange->respond(std::move(response));
+    return;
+  }
   for (const auto& asset : ui_assets()) {
     if (asset.path != path) continue;
-    HttpResponse response;
     response.content_type = std::string(asset.content_type);
     response.body = std::string(asset.body);
-    // Only names the binary has are looked up there: no path from the
-    // request reaches the file system.
-    if (!options_.dev_assets_dir.empty()) {
-      const std::string name = path == "/" ? "index.html" : path.substr(path.rfind('/') + 1);
-      std::ifstream file(options_.dev_assets_dir + "/" + name, std::ios::binary);
-      if (file) {
-        std::ostringstream text;
-        text << file.rdbuf();
-        response.body = text.str();
-      }
-    }
     add_page_headers(response);
     exchange->respond(std::move(response));
     return;
   }
   respond_error(exchange, protocol::ErrorCode::kNotFound, "no page " + path);
+}
+
+bool WebUi::read_dev_asset(const std::string& path, HttpResponse& response) const {
+  // "/" or "/ui/NAME.EXT", NAME of letters, digits, _ and - in segments: no
+  // "..", no absolute path, nothing but the page's kinds of file.
+  static const std::regex kName("/ui/([A-Za-z0-9_-]+/)*[A-Za-z0-9_-]+\\.(js|css|html)");
+  std::string name;
+  if (path == "/") {
+    name = "index.html";
+  } else if (std::regex_match(path, kName)) {
+    name = path.substr(4);
+  } else {
+    return false;
+  }
+  std::ifstream file(options_.dev_assets_dir + "/" + name, std::ios::binary);
+  if (!file) return false;
+  std::ostringstream text;
+  text << file.rdbuf();
+  response.body = text.str();
+  const std::string ext = name.substr(name.rfind('.') + 1);
+  response.content_type = ext == "js"    ? "text/javascript; charset=utf-8"
+                          : ext == "css" ? "text/css; charset=utf-8"
+                                         : "text/html; charset=utf-8";
+  return true;
 }
 
 std::string WebUi::session_body(const BrowserSession& session) {

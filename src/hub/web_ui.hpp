@@ -31,8 +31,9 @@ struct WebUiOptions {
   int port = 0;
   std::string tls_certificate_file;  // both set: HTTPS, and cookies are Secure
   std::string tls_private_key_file;
-  // Serve the files this directory has (index.html, app.js, app.css) instead
-  // of the copies in the binary: for working on the UI without rebuilding.
+  // Serve "/" and /ui/NAME.js|css|html from this directory when it has the
+  // file, before the copies in the binary: for working on the UI without
+  // rebuilding.
   std::string dev_assets_dir;
   size_t max_body_bytes = 1 << 20;
   unsigned int request_timeout_s = 10;
@@ -71,6 +72,8 @@ class WebUi {
   void session_work(const std::shared_ptr<core::HttpExchange>& exchange);
   void sign_in(const std::shared_ptr<core::HttpExchange>& exchange);
   void serve_asset(const std::shared_ptr<core::HttpExchange>& exchange);
+  // With dev_assets_dir: the file for `path` from there, if it has one.
+  bool read_dev_asset(const std::string& path, core::HttpResponse& response) const;
   void forward_to_api(const std::shared_ptr<core::HttpExchange>& exchange);
   // {name, role, csrf_token, expires_at}
   static std::string session_body(const BrowserSession& session);

@@ -208,9 +208,16 @@ class Tether:
         self.admin_token = self.read_token("admin")
         self.operator_token = self.read_token(OPERATOR)
 
-        hub = self._spawn("hub", [self.hub_bin, "serve", "--data-dir", self.data_dir,
-                                  "--listen", f"127.0.0.1:{self.api_port}",
-                                  "--ui-listen", f"127.0.0.1:{self.ui_port}"], self.hub_log)
+        serve = [self.hub_bin, "serve", "--data-dir", self.data_dir,
+                 "--listen", f"127.0.0.1:{self.api_port}",
+                 "--ui-listen", f"127.0.0.1:{self.ui_port}"]
+        # The page's files from a directory (UI work without a rebuild).
+        dev_assets = os.environ.get("TETHER_UI_DEV_ASSETS")
+        if dev_assets:
+            check(os.path.isfile(os.path.join(dev_assets, "index.html")),
+                  f"TETHER_UI_DEV_ASSETS={dev_assets} has no index.html")
+            serve += ["--ui-dev-assets", os.path.abspath(dev_assets)]
+        hub = self._spawn("hub", serve, self.hub_log)
         self.wait_api("the hub's API to answer GET /api/v1/agents with 200",
                       lambda: self._status("GET", "/api/v1/agents") == 200, hub)
         self.wait_api("the hub's UI port to answer GET /ui/session (401 without a cookie)",
@@ -1225,8 +1232,9 @@ def check_every_line_once(t, task_id, rows):
 
 
 def scenario_7_dropped_connection(run):
-    """Through a TCP proxy that cuts every connection mid-stream:
-    #live-status leaves live and comes back, every line once."""
+    """Connections cut mid-stream (a proxy): live, reconnecting, live; lines once.
+    The browser goes through a TCP proxy that cuts every connection it
+    carries while the task prints; every line still shows exactly once."""
     t = run.tether
     proxy = CuttableProxy(t.ui_port)
     run.proxies.append(proxy)
@@ -1306,8 +1314,8 @@ def scenario_7_dropped_connection(run):
 
 
 def scenario_8_big_output(run):
-    """100 MB of stdout: the page opens at the tail, #load-earlier brings
-    the MiB before it."""
+    """100 MB of stdout: the page shows the tail; #load-earlier adds the MiB before.
+    The seam between them is whole lines; the tail is still there."""
     t = run.tether
     task_id = t.submit(BIG_COMMAND)
     run.cleanup_tasks.append(task_id)
@@ -1393,8 +1401,9 @@ def scenario_8_big_output(run):
 
 
 def scenario_9_keyboard_phone(run):
-    """A 390x844 window: sign in with the keyboard only; no horizontal
-    scroll; every control labelled."""
+    """A 390x844 phone: keyboard-only sign-in; no sideways scroll; labels.
+    Tab to #token, type, Enter; then the agents, tasks, submit and a task's
+    pages fit the screen and every form control has a label."""
     t = run.tether
     problems = []
     # A finished task with a longer command, for the tasks page and its own.
