@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -48,6 +49,16 @@ inline HttpResponse json_response(int status, std::string body) {
   response.status = status;
   response.body = std::move(body);
   return response;
+}
+
+// `text` without the optional whitespace (OWS: spaces and tabs) around it,
+// as header values and their list elements are read (RFC 9110 5.6.3).
+inline std::string_view trim_ows(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+    text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
+    text.remove_suffix(1);
+  return text;
 }
 
 }  // namespace tether::core

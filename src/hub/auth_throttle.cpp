@@ -15,18 +15,6 @@
 
 namespace tether::hub {
 
-namespace {
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-    text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-    text.remove_suffix(1);
-  return text;
-}
-
-}  // namespace
-
 AuthThrottle::AuthThrottle(AuthThrottleLimits limits, std::vector<std::string> trusted_proxies)
     : limits_(limits) {
   for (const auto& proxy : trusted_proxies) {
@@ -59,7 +47,7 @@ std::string AuthThrottle::source_of(const core::HttpRequest& request) const {
   std::string_view forwarded = request.forwarded_for;
   const size_t comma = forwarded.rfind(',');
   const std::string_view last =
-      trim(comma == std::string_view::npos ? forwarded : forwarded.substr(comma + 1));
+      core::trim_ows(comma == std::string_view::npos ? forwarded : forwarded.substr(comma + 1));
   const std::string address = canonical_address(std::string(last));
   return address.empty() ? request.peer_address : address;
 }

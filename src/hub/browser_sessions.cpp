@@ -1,33 +1,15 @@
 #include "hub/browser_sessions.hpp"
 
-#include <chrono>
 #include <string_view>
 
+#include "core/http_types.hpp"
 #include "core/wall_clock.hpp"
 
 namespace tether::hub {
 
-namespace {
-
-int64_t system_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string_view trimmed(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-    text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-    text.remove_suffix(1);
-  return text;
-}
-
-}  // namespace
-
 BrowserSessions::BrowserSessions(core::SqliteStore& store, TokenStore& tokens,
                                  std::function<int64_t()> now_ms)
-    : store_(store), tokens_(tokens), now_ms_(now_ms ? std::move(now_ms) : system_now_ms) {}
+    : store_(store), tokens_(tokens), now_ms_(now_ms ? std::move(now_ms) : wall_clock_ms) {}
 
 std::optional<BrowserSession> BrowserSessions::sign_in(const std::string& token) {
   if (token.rfind("tto_", 0) != 0) return std::nullopt;
@@ -121,12 +103,12 @@ std::string BrowserSessions::session_id_of(const std::string& cookie_header) {
   std::string_view rest(cookie_header);
   while (!rest.empty()) {
     const size_t end = rest.find(';');
-    std::string_view pair = trimmed(rest.substr(0, end));
+    std::string_view pair = core::trim_ows(rest.substr(0, end));
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
     const size_t equals = pair.find('=');
     if (equals == std::string_view::npos) continue;
-    if (trimmed(pair.substr(0, equals)) != kCookieName) continue;
-    std::string_view value = trimmed(pair.substr(equals + 1));
+    if (core::trim_ows(pair.substr(0, equals)) != kCookieName) continue;
+    std::string_view value = core::trim_ows(pair.substr(equals + 1));
     // Ours are 64 hex digits; anything else is not a session of this hub.
     if (value.size() != 64) return {};
     for (char c : value)

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "core/sqlite_store.hpp"
+#include "hub/hub_store.hpp"
 #include "hub/operator_roles.hpp"
 #include "hub/tokens.hpp"
 

@@ -764,6 +764,17 @@ class Browser:
         element.clear()
         element.send_keys(text)
 
+    def submit_task(self, command):
+        """#submit-form in agent mode, for AGENT: the id of the task page it opens."""
+        self.open("#/submit")
+        self.wait_visible("#submit-form")
+        self.click("#submit-mode-agent")
+        self.type_into("#submit-target", AGENT)
+        self.type_into("#submit-command", command)
+        self.submit_form("#submit-form")
+        return self.wait("the new task's page (#/tasks/ID) to open after submitting",
+                         lambda d: task_id_from_url(d.current_url), lambda v: v is not None)
+
     def submit_form(self, form_css):
         buttons = [b for b in self.finds(f"{form_css} [type=submit]") if b.is_displayed()]
         if not buttons:
@@ -853,14 +864,7 @@ def scenario_2_output(run):
     t = run.tether
     b = Browser(run, "operator")
     b.sign_in(t.operator_token, OPERATOR, "operator")
-    b.open("#/submit")
-    b.wait_visible("#submit-form")
-    b.click("#submit-mode-agent")
-    b.type_into("#submit-target", AGENT)
-    b.type_into("#submit-command", OUTPUT_COMMAND)
-    b.submit_form("#submit-form")
-    task_id = b.wait("the new task's page (#/tasks/ID) to open after submitting",
-                     lambda d: task_id_from_url(d.current_url), lambda v: v is not None)
+    task_id = b.submit_task(OUTPUT_COMMAND)
     print(f"  task {task_id}", flush=True)
     task = t.task(task_id)
     check(task.get("agent") == AGENT, f"the task went to agent {task.get('agent')!r}, not {AGENT}")
@@ -1241,14 +1245,7 @@ def scenario_7_dropped_connection(run):
     print(f"  proxy {proxy.url} -> UI port {t.ui_port}", flush=True)
     b = Browser(run, "operator-proxied", base=proxy.url)
     b.sign_in(t.operator_token, OPERATOR, "operator")
-    b.open("#/submit")
-    b.wait_visible("#submit-form")
-    b.click("#submit-mode-agent")
-    b.type_into("#submit-target", AGENT)
-    b.type_into("#submit-command", SLOW_LINES_COMMAND)
-    b.submit_form("#submit-form")
-    task_id = b.wait("the new task's page (#/tasks/ID) to open after submitting",
-                     lambda d: task_id_from_url(d.current_url), lambda v: v is not None)
+    task_id = b.submit_task(SLOW_LINES_COMMAND)
     run.cleanup_tasks.append(task_id)
     print(f"  task {task_id}", flush=True)
 

@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cli/sse_parser.hpp"
 #include "core/offload.hpp"
 #include "protocol/base64.hpp"
 #include "protocol/json_reader.hpp"
@@ -31,13 +30,6 @@ core::Co<rapidjson::Document> task_json(Operator& op, const std::string& task_id
   auto document = protocol::parse_json_object(reply->body, "task");
   REQUIRE(document.ok());
   co_return std::move(*document);
-}
-
-std::vector<cli::SseEvent> parse_sse(const std::string& text) {
-  std::vector<cli::SseEvent> events;
-  cli::SseParser parser([&](const cli::SseEvent& event) { events.push_back(event); });
-  REQUIRE(parser.feed(text).ok());
-  return events;
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 // the page uses (tail_bytes, output ranges, paging, stored_at).
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include "cli/sse_parser.hpp"
 #include "roles.hpp"
 
 using namespace tether;
@@ -61,13 +60,6 @@ Browser browser(World& world) {
   const auto start = at + std::string("web UI on ").size();
   std::string url = log.substr(start, log.find('/', start + 7) - start);
   return Browser{world.loop, world.pool, url, {}, {}, {}};
-}
-
-std::vector<cli::SseEvent> parse_sse(const std::string& text) {
-  std::vector<cli::SseEvent> events;
-  cli::SseParser parser([&](const cli::SseEvent& event) { events.push_back(event); });
-  REQUIRE(parser.feed(text).ok());
-  return events;
 }
 
 }  // namespace

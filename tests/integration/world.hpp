@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <functional>
 
+#include "cli/sse_parser.hpp"
 #include "core/run.hpp"
 #include "core/wall_clock.hpp"
 #include "harness.hpp"
@@ -139,6 +140,14 @@ inline core::Co<std::string> stored_output(Operator& op, const std::string& task
   REQUIRE(reply.ok());
   REQUIRE(reply->status == 200);
   co_return reply->body;
+}
+
+// The events of a whole SSE body (docs/protocol.md 11.1).
+inline std::vector<cli::SseEvent> parse_sse(const std::string& text) {
+  std::vector<cli::SseEvent> events;
+  cli::SseParser parser([&](const cli::SseEvent& event) { events.push_back(event); });
+  REQUIRE(parser.feed(text).ok());
+  return events;
 }
 
 }  // namespace tether::test

@@ -723,7 +723,7 @@ TEST_CASE("secrets that do not open with the hub's key fail their task at dispat
 }
 
 TEST_CASE(
-    "a version 4 hub.db is upgraded to 9: tasks keep their rows, secrets and limits their place",
+    "a version 4 hub.db is upgraded to 10: tasks keep their rows, secrets and limits their place",
     "[agent_frame_service][secrets][store]") {
   test::TempDir dir("tether-upgrade");
   {
@@ -742,7 +742,8 @@ TEST_CASE(
         "UPDATE schema_version SET version = 4;");
   }
   auto store = test::open_test_hub_store(dir.path);
-  CHECK(count_of(*store, "SELECT version FROM schema_version") == 9);
+  CHECK(count_of(*store, "SELECT version FROM schema_version") == 10);
+  CHECK(count_of(*store, "SELECT count(*) FROM browser_sessions") == 0);
   CHECK(count_of(*store, "SELECT count(*) FROM runs") == 0);
   CHECK(count_of(*store, "SELECT count(*) FROM task_secrets") == 0);
   hub::TaskRepository tasks(*store);

@@ -11,6 +11,11 @@
 //
 // The sink is what shows the text: {reset(), text(text, storedAt),
 // gap(length, storedAt)} (a TaskTerminal).
+//
+// Memory stays bounded while a task streams for hours: past MAX_HELD_BYTES
+// the oldest chunks are let go (the terminal's scrollback keeps its own
+// lines), and "load earlier" can fetch them again from the hub.
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
 
 export class OutputStream {
   constructor(sink) {
@@ -23,6 +28,7 @@ export class OutputStream {
     this.chunks = [];         // {offset, bytes, storedAt} or {offset, gap: length, storedAt}
     this.startOffset = null;  // offset of the first byte held; null before any
     this.nextOffset = 0;      // offset held up to (exclusive)
+    this.heldBytes = 0;       // bytes in chunks
     this.decoder = new TextDecoder('utf-8');
   }
 
@@ -55,7 +61,13 @@ export class OutputStream {
 
   _append(chunk) {
     this.chunks.push(chunk);
+    if (chunk.bytes) this.heldBytes += chunk.bytes.length;
     this._write(chunk);
+    while (this.heldBytes > MAX_HELD_BYTES && this.chunks.length > 1) {
+      const oldest = this.chunks.shift();
+      if (oldest.bytes) this.heldBytes -= oldest.bytes.length;
+      this.startOffset = this.chunks[0].offset;
+    }
   }
 
   _write(chunk) {
@@ -96,7 +108,10 @@ export class OutputStream {
   prependEarlier(range, bytes) {
     if (range.generation !== this.generation || range.to !== this.startOffset) return false;
     if (bytes.length > range.to - range.from) bytes = bytes.subarray(0, range.to - range.from);
-    if (bytes.length) this.chunks.unshift({ offset: range.from, bytes, storedAt: null });
+    if (bytes.length) {
+      this.chunks.unshift({ offset: range.from, bytes, storedAt: null });
+      this.heldBytes += bytes.length;
+    }
     this.startOffset = range.from;
     this.redraw();
     return true;
