@@ -274,6 +274,17 @@ const std::string& upgrade_to_9() {
 
 }  // namespace
 
+NewestFirstPages::NewestFirstPages(const std::string& columns, const std::string& table) {
+  const std::string head = "SELECT " + columns + " FROM " + table + " ";
+  const std::string below =
+      "(created_at, rowid) < (SELECT created_at, rowid FROM " + table + " WHERE id = ?)";
+  const std::string tail = " ORDER BY created_at DESC, rowid DESC LIMIT ?";
+  sql_[0] = head + tail;
+  sql_[1] = head + "WHERE state = ?" + tail;
+  sql_[2] = head + "WHERE " + below + tail;
+  sql_[3] = head + "WHERE state = ? AND " + below + tail;
+}
+
 int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -23,4 +23,21 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
 // Milliseconds since the epoch (wall clock), for lease arithmetic.
 int64_t wall_clock_ms();
 
+// A page of `table`'s rows, newest first ((created_at, rowid) descending),
+// as the operator API lists tasks and runs: SELECT `columns`, bound in this
+// order: the state (when filtered), the id of the last row of the previous
+// page (when given: the page goes on below it), then the limit. One
+// statement per combination, so each can use its index (the table's
+// (state, created_at) one when filtered).
+class NewestFirstPages {
+ public:
+  NewestFirstPages(const std::string& columns, const std::string& table);
+  const char* sql(bool has_state, bool has_before) const {
+    return sql_[(has_state ? 1 : 0) + (has_before ? 2 : 0)].c_str();
+  }
+
+ private:
+  std::string sql_[4];
+};
+
 }  // namespace tether::hub

@@ -86,11 +86,14 @@ std::optional<RunRecord> RunRepository::find(const std::string& id) {
   return read_run(query);
 }
 
-std::vector<RunRecord> RunRepository::list(int limit) {
-  static const std::string sql = std::string("SELECT ") + kRunColumns +
-                                 " FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?";
-  auto query = store_.statement(sql.c_str());
-  query.bind(1, limit);
+std::vector<RunRecord> RunRepository::list(const std::string& state, const std::string& before,
+                                           int limit) {
+  static const NewestFirstPages pages(kRunColumns, "runs");
+  auto query = store_.statement(pages.sql(!state.empty(), !before.empty()));
+  int index = 1;
+  if (!state.empty()) query.bind(index++, state);
+  if (!before.empty()) query.bind(index++, before);
+  query.bind(index, limit);
   std::vector<RunRecord> runs;
   while (query.executeStep())
     runs.push_back(read_run(query));

@@ -52,7 +52,9 @@ class RunRepository {
   void insert(const RunRecord& run);
   std::optional<RunRecord> find(const std::string& id);
   // Newest first, at most `limit`.
-  std::vector<RunRecord> list(int limit);
+  // Newest first; `state` empty for all; `before` a run's id: the page below
+  // it (empty: the first page).
+  std::vector<RunRecord> list(const std::string& state, const std::string& before, int limit);
   // The ids of runs still running.
   std::vector<std::string> running_ids();
   void set_stop_reason(const std::string& id, const std::string& reason, bool cancelled);

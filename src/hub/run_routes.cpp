@@ -64,11 +64,23 @@ void RunRoutes::list(const Exchange& exchange) {
     respond_error(exchange, protocol::ErrorCode::kInvalidField, "limit: expected 1 to 1000");
     return;
   }
+  const std::string state = exchange->request().query_value("state");
+  if (!state.empty() && !protocol::is_run_state(state)) {
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
+                  "state: unknown run state '" + state + "'");
+    return;
+  }
+  const std::string before = exchange->request().query_value("before");
+  if (!before.empty() && !records_.find(before)) {
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
+                  "before: no run '" + before + "' (give the last id of the previous page)");
+    return;
+  }
   protocol::JsonWriter json;
   json.begin_object();
   json.key("runs");
   json.begin_array();
-  for (const auto& run : records_.list(static_cast<int>(limit)))
+  for (const auto& run : records_.list(state, before, static_cast<int>(limit)))
     protocol::write_run_view(json, runs_.view(run, false));
   json.end_array();
   json.end_object();

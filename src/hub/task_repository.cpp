@@ -1,7 +1,6 @@
 #include "hub/task_repository.hpp"
 
 #include <algorithm>
-#include <array>
 
 #include "core/wall_clock.hpp"
 #include "protocol/json_reader.hpp"
@@ -164,19 +163,8 @@ std::optional<TaskRecord> TaskRepository::find_task(const std::string& id) {
 std::vector<TaskRecord> TaskRepository::list_tasks(
     const std::string& state, const std::string& before, int limit,
     const std::function<bool(const std::string& agent)>& visible) {
-  // Newest first: (created_at, rowid) descending; a page after `before`
-  // continues below that task's pair. One statement per combination of
-  // filters, so each can use its index.
-  static const std::array<std::string, 4> sql = [] {
-    const std::string head = std::string("SELECT ") + kTaskColumns + " FROM tasks ";
-    const std::string below =
-        "(created_at, rowid) < (SELECT created_at, rowid FROM tasks WHERE id = ?)";
-    const std::string tail = " ORDER BY created_at DESC, rowid DESC LIMIT ?";
-    return std::array<std::string, 4>{head + tail, head + "WHERE state = ?" + tail,
-                                      head + "WHERE " + below + tail,
-                                      head + "WHERE state = ? AND " + below + tail};
-  }();
-  auto query = store_.statement(sql[(state.empty() ? 0 : 1) + (before.empty() ? 0 : 2)].c_str());
+  static const NewestFirstPages pages(kTaskColumns, "tasks");
+  auto query = store_.statement(pages.sql(!state.empty(), !before.empty()));
   int index = 1;
   if (!state.empty()) query.bind(index++, state);
   if (!before.empty()) query.bind(index++, before);

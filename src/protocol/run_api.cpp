@@ -172,6 +172,10 @@ bool is_terminal_run_state(std::string_view state) {
   return state == "succeeded" || state == "failed" || state == "stopped" || state == "cancelled";
 }
 
+bool is_run_state(std::string_view state) {
+  return state == "running" || is_terminal_run_state(state);
+}
+
 namespace {
 
 void write_text_or_null(JsonWriter& json, const char* name, const std::string& text) {

@@ -101,5 +101,7 @@ Result<std::vector<RunView>> decode_run_list(std::string_view body);
 // Every task state a run counts, in the order views list them.
 const std::vector<std::string>& run_task_states();
 bool is_terminal_run_state(std::string_view state);
+// running, or a terminal state (docs/protocol.md 11.5).
+bool is_run_state(std::string_view state);
 
 }  // namespace tether::protocol

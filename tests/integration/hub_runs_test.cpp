@@ -236,3 +236,47 @@ TEST_CASE("run submissions are refused naming the field", "[hub][runs]") {
     CHECK(runs->body == R"({"runs":[]})");
   });
 }
+
+TEST_CASE("runs are listed newest first, a page at a time, of one state or all", "[hub][runs]") {
+  World world;
+  world.run([&]() -> core::Co<void> {
+    auto op = world.op();
+    const std::string body = R"({"agents":["edge-1"],"command":{"argv":["true"]}})";
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+      auto run = co_await submit_run(op, body);
+      ids.push_back(run.id);
+    }
+    auto first = co_await op.request("GET", "/api/v1/runs?limit=2");
+    REQUIRE(first.ok());
+    auto first_runs = protocol::decode_run_list(first->body);
+    REQUIRE(first_runs.ok());
+    REQUIRE(first_runs->size() == 2);
+    CHECK((*first_runs)[0].id == ids[2]);
+    CHECK((*first_runs)[1].id == ids[1]);
+    auto next = co_await op.request("GET", "/api/v1/runs?limit=2&before=" + ids[1]);
+    REQUIRE(next.ok());
+    auto next_runs = protocol::decode_run_list(next->body);
+    REQUIRE(next_runs.ok());
+    REQUIRE(next_runs->size() == 1);
+    CHECK((*next_runs)[0].id == ids[0]);
+
+    auto cancelled = co_await op.request("POST", "/api/v1/runs/" + ids[1] + "/cancel");
+    REQUIRE(cancelled.ok());
+    REQUIRE(cancelled->status == 202);
+    auto only = co_await op.request("GET", "/api/v1/runs?state=cancelled");
+    REQUIRE(only.ok());
+    auto only_runs = protocol::decode_run_list(only->body);
+    REQUIRE(only_runs.ok());
+    REQUIRE(only_runs->size() == 1);
+    CHECK((*only_runs)[0].id == ids[1]);
+
+    for (const std::string query : {"?state=paused", "?before=r-nope"}) {
+      auto refused = co_await op.request("GET", "/api/v1/runs" + query);
+      REQUIRE(refused.ok());
+      INFO(query << " -> " << refused->body);
+      CHECK(refused->status == 400);
+      CHECK_THAT(refused->body, Catch::Contains(query.substr(1, query.find('=') - 1)));
+    }
+  });
+}

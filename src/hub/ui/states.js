@@ -1,8 +1,12 @@
-// The task states of the API (docs/protocol.md 11, 11.5), in the order the
-// page lists them, and which of them a cancel still reaches.
+// The task and run states of the API (docs/protocol.md 11, 11.5), in the
+// order the page lists them, and which task states a cancel still reaches.
 
 export const TASK_STATES = Object.freeze(['queued', 'dispatched', 'running', 'succeeded',
   'failed', 'timed_out', 'cancelled', 'rejected', 'lost', 'skipped']);
+
+// A run's own states (11.5).
+export const RUN_STATES = Object.freeze(['running', 'succeeded', 'failed', 'stopped',
+  'cancelled']);
 
 const CANCELLABLE = new Set(['queued', 'dispatched', 'running']);
 const ENDED = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'rejected', 'lost',

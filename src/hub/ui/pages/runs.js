@@ -1,35 +1,24 @@
 // The runs page (#/runs): fan-out runs (docs/protocol.md 11.5) newest
-// first, with their progress; refreshed every 5 s.
+// first, a page at a time (#runs-more), of all states or one
+// (#run-state-filter), with their progress.
 
-import { api, enc } from '../api.js';
-import { h, clear } from '../dom.js';
+import { enc } from '../api.js';
+import { h } from '../dom.js';
 import { commandText, runTargetText } from '../format.js';
-import { emptyRow, headRow, heading, stateBadge, tableWrap, timeElement } from '../page_parts.js';
-import { clearError, reportError } from '../page_error.js';
-import { countsText } from '../states.js';
-
-const REFRESH_MS = 5000;
-const COLUMNS = ['Run', 'State', 'Agents', 'Command', 'Tasks', 'Created'];
+import { stateBadge, timeElement } from '../page_parts.js';
+import { renderPagedList } from '../paged_list.js';
+import { RUN_STATES, countsText } from '../states.js';
 
 export function renderRunsPage(ctx, main) {
-  const tbody = h('tbody');
-  const table = h('table', { id: 'runs-table' },
-    h('caption', { class: 'visually-hidden' }, 'Runs, newest first'), headRow(COLUMNS), tbody);
-  main.append(heading('Runs'), tableWrap(table, 'Runs'));
-
-  ctx.poll(REFRESH_MS, async () => {
-    try {
-      const data = await api('GET', '/api/v1/runs?limit=50');
-      if (!ctx.alive) return;
-      const runs = (data && data.runs) || [];
-      clear(tbody);
-      if (!runs.length) tbody.appendChild(emptyRow(COLUMNS.length, 'No runs.'));
-      for (const run of runs) tbody.appendChild(runRow(run));
-      clearError();
-    } catch (err) {
-      if (ctx.alive) reportError(err);
-    }
-  }).now();
+  renderPagedList(ctx, main, {
+    kind: 'run',
+    title: 'Runs',
+    path: '/api/v1/runs',
+    key: 'runs',
+    states: RUN_STATES,
+    columns: ['Run', 'State', 'Agents', 'Command', 'Tasks', 'Created'],
+    row: runRow,
+  });
 }
 
 function runRow(run) {
