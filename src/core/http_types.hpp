@@ -21,6 +21,7 @@ struct HttpRequest {
   std::string forwarded_for;    // X-Forwarded-For, set by a proxy in front
   std::string cookie;           // the Cookie header, verbatim (RFC 6265 5.4)
   std::string csrf_token;       // X-CSRF-Token, sent by the web UI's page
+  std::string fetch_site;       // Sec-Fetch-Site, sent by browsers (same-origin, cross-site, ...)
   std::string forwarded_proto;  // X-Forwarded-Proto ("https" behind a TLS proxy)
   std::string peer_address;     // the TCP peer
   std::string body;

@@ -143,6 +143,7 @@ HttpRequest read_lws_request(lws* wsi, const char* path) {
   request.cookie = header_value(wsi, WSI_TOKEN_HTTP_COOKIE);
   request.csrf_token = custom_header(wsi, "x-csrf-token:");
   request.forwarded_proto = custom_header(wsi, "x-forwarded-proto:");
+  request.fetch_site = custom_header(wsi, "sec-fetch-site:");
   char peer[64] = {0};
   lws_get_peer_simple(wsi, peer, sizeof peer);
   request.peer_address = peer;

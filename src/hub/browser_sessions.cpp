@@ -62,6 +62,13 @@ std::optional<BrowserSession> BrowserSessions::find(const std::string& cookie_he
   return session;
 }
 
+std::string BrowserSessions::refusal(const std::string& token) {
+  if (token.rfind("tto_", 0) == 0) {
+    if (auto why = tokens_.why_unverified("Bearer " + token)) return *why;
+  }
+  return "not an operator token (an agent's or a registration token cannot sign in)";
+}
+
 void BrowserSessions::sign_out(const std::string& cookie_header) {
   const std::string id = session_id_of(cookie_header);
   if (id.empty()) return;

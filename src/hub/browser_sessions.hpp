@@ -59,6 +59,9 @@ class BrowserSessions {
   // principal looked up afresh (id left empty); nothing if there is none or
   // it ended. Counts as a use.
   std::optional<BrowserSession> find(const std::string& cookie_header);
+  // Why sign_in refused `token`, for the answer: "operator token 'ci' was
+  // revoked at ...", or that it is no operator token at all.
+  std::string refusal(const std::string& token);
   // Ends the session the Cookie header names, if any.
   void sign_out(const std::string& cookie_header);
   // Whether `csrf_token` is the session's (constant time).

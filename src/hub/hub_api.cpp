@@ -79,12 +79,12 @@ void HubApi::handle(const std::shared_ptr<HttpExchange>& exchange) {
   handle_once(exchange, 0, std::nullopt);
 }
 
-void HubApi::handle_as(const std::shared_ptr<HttpExchange>& exchange, Principal session) {
+void HubApi::handle_as(const std::shared_ptr<HttpExchange>& exchange, SessionCaller session) {
   handle_once(exchange, 0, std::move(session));
 }
 
 void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy_retries,
-                         const std::optional<Principal>& session) {
+                         const std::optional<SessionCaller>& session) {
   const auto& request = exchange->request();
   // The one error boundary of an HTTP request: its writes are kept or
   // dropped together, and no storage error escapes to the loop.
@@ -124,7 +124,7 @@ std::optional<core::HttpResponse> HubApi::check_before_body(const core::HttpRequ
 }
 
 void HubApi::route(const std::shared_ptr<HttpExchange>& exchange,
-                   const std::optional<Principal>& session) {
+                   const std::optional<SessionCaller>& session) {
   const auto& request = exchange->request();
   const auto parts = split_path(request.path);
   const std::string& method = request.method;
@@ -207,8 +207,8 @@ std::vector<OperatorRoute> run_routes() {
       {"GET",
        {"runs", "{}", "events"},
        {P::kRead, S::kNone, "run.read"},
-       [](OperatorRoutes& r, const Exchange& e, const Caller&, const std::string& id) {
-         r.runs().events(e, id);
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string& id) {
+         r.runs().events(e, c, id);
        }},
   };
 }
@@ -246,8 +246,8 @@ const std::vector<OperatorRoute>& operator_route_table() {
       {"GET",
        {"tasks", "{}", "events"},
        {P::kRead, S::kTaskInPath, "task.read"},
-       [](OperatorRoutes& r, const Exchange& e, const Caller&, const std::string& id) {
-         r.task_events(e, id);
+       [](OperatorRoutes& r, const Exchange& e, const Caller& c, const std::string& id) {
+         r.task_events(e, c, id);
        }},
       {"POST",
        {"tasks", "{}", "cancel"},
@@ -287,7 +287,7 @@ const std::vector<OperatorRoute>& operator_route_table() {
 
 bool HubApi::route_operator(const std::shared_ptr<HttpExchange>& exchange,
                             const std::vector<std::string>& parts,
-                            const std::optional<Principal>& session) {
+                            const std::optional<SessionCaller>& session) {
   for (const auto& route : operator_route_table()) {
     if (exchange->request().method != route.method || parts.size() != route.shape.size() + 2)
       continue;
@@ -301,7 +301,7 @@ bool HubApi::route_operator(const std::shared_ptr<HttpExchange>& exchange,
       }
     }
     if (!matches) continue;
-    if (auto caller = gate_.admit(exchange, route.needs, id, session)) {
+    if (auto caller = gate_.admit(exchange, route.needs, id, session ? &*session : nullptr)) {
       route.handle(operator_, exchange, *caller, id);
     }
     return true;

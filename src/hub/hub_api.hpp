@@ -43,7 +43,7 @@ class HubApi {
   void handle(const std::shared_ptr<core::HttpExchange>& exchange);
   // The same for a web UI session's request (docs/protocol.md 11.6): only
   // the operator routes, as `session` (its principal, already resolved).
-  void handle_as(const std::shared_ptr<core::HttpExchange>& exchange, Principal session);
+  void handle_as(const std::shared_ptr<core::HttpExchange>& exchange, SessionCaller session);
   // Before a request's body is read: 401 (or 429, see AuthThrottle) unless
   // it carries a token that verifies, as an operator's or any agent's. The
   // route checks whose it is afterwards. A body is never held for a client
@@ -57,14 +57,14 @@ class HubApi {
 
  private:
   void handle_once(const std::shared_ptr<core::HttpExchange>& exchange, int busy_retries,
-                   const std::optional<Principal>& session);
+                   const std::optional<SessionCaller>& session);
   void route(const std::shared_ptr<core::HttpExchange>& exchange,
-             const std::optional<Principal>& session);
+             const std::optional<SessionCaller>& session);
   // An operator route, if the path (after /api/v1/) and method name one;
   // answered through the gate (as `session` if given). False if none does.
   bool route_operator(const std::shared_ptr<core::HttpExchange>& exchange,
                       const std::vector<std::string>& parts,
-                      const std::optional<Principal>& session);
+                      const std::optional<SessionCaller>& session);
   // 401, spending the source's failure budget.
   void unauthorized(const std::shared_ptr<core::HttpExchange>& exchange,
                     const std::string& message);

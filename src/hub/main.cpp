@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -332,7 +333,9 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
-  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+  // `tether-hub serve --help` too: help anywhere is help, not an unknown option.
+  const auto is_help = [](const std::string& arg) { return arg == "--help" || arg == "-h"; };
+  if (args[0] == "help" || std::any_of(args.begin(), args.end(), is_help)) {
     std::fputs(kUsage, stdout);
     return 0;
   }

@@ -10,9 +10,10 @@ namespace tether::hub {
 
 std::optional<Caller> OperatorGate::admit(const std::shared_ptr<core::HttpExchange>& exchange,
                                           const RouteNeeds& needs, const std::string& path_id,
-                                          const std::optional<Principal>& session) {
+                                          const SessionCaller* session) {
   const auto& request = exchange->request();
-  auto principal = session ? session : tokens_.operator_principal(request.authorization);
+  auto principal = session ? std::optional<Principal>(session->principal)
+                           : tokens_.operator_principal(request.authorization);
   std::optional<std::string> agent_token_of;
   if (!principal) {
     agent_token_of = tokens_.agent_of(request.authorization);
@@ -31,7 +32,14 @@ std::optional<Caller> OperatorGate::admit(const std::shared_ptr<core::HttpExchan
            "this route needs an operator token, not agent " + *agent_token_of + "'s");
     return std::nullopt;
   }
-  Caller caller{std::move(*principal), source};
+  Caller caller{std::move(*principal), source, {}};
+  if (session) {
+    caller.still_authorized = session->still_live;
+  } else {
+    caller.still_authorized = [tokens = &tokens_, authorization = request.authorization] {
+      return tokens->operator_principal(authorization).has_value();
+    };
+  }
   auto why = caller.principal.refusal(needs.permission);
   if (!why && !agent.empty()) why = caller.principal.agent_refusal(agent, subject);
   if (why) {

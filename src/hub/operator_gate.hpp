@@ -13,6 +13,7 @@
 // Listings are not refused: the routes show only what the caller may reach.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,10 +42,20 @@ struct RouteNeeds {
   const char* action = "";  // "task.submit", ...
 };
 
+// A web UI session's request (docs/protocol.md 11.6): its principal, already
+// resolved, and how to ask later whether the session is still live.
+struct SessionCaller {
+  Principal principal;
+  std::function<bool()> still_live;
+};
+
 // A request the gate admitted: who, and from where.
 struct Caller {
   Principal principal;
   std::string source;  // AuthThrottle::source_of
+  // Whether its token or session still resolves to an operator, for
+  // responses that last (event streams).
+  std::function<bool()> still_authorized;
   AuditActor actor() const {
     return {principal.name, std::string(to_string(principal.role)), source};
   }
@@ -63,7 +74,7 @@ class OperatorGate {
   // the request's token is not looked at.
   std::optional<Caller> admit(const std::shared_ptr<core::HttpExchange>& exchange,
                               const RouteNeeds& needs, const std::string& path_id,
-                              const std::optional<Principal>& session = std::nullopt);
+                              const SessionCaller* session = nullptr);
   // 401 with `message`, spending the source's failure budget (or 429).
   void unauthorized(const std::shared_ptr<core::HttpExchange>& exchange,
                     const std::string& message);

@@ -275,7 +275,8 @@ void OperatorRoutes::task_output(const Exchange& exchange, const std::string& ta
   exchange->respond(std::move(response));
 }
 
-void OperatorRoutes::task_events(const Exchange& exchange, const std::string& task_id) {
+void OperatorRoutes::task_events(const Exchange& exchange, const Caller& caller,
+                                 const std::string& task_id) {
   auto task = tasks_.find_task(task_id);
   if (!task) {
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no task '" + task_id + "'");
@@ -298,7 +299,7 @@ void OperatorRoutes::task_events(const Exchange& exchange, const std::string& ta
     auto task = tasks_.find_task(task_id);
     return !task || is_terminal(task->state);
   };
-  streams_.open(exchange, SseSubject{task_id, false, ended, from});
+  streams_.open(exchange, SseSubject{task_id, false, ended, from, caller.still_authorized});
 }
 
 void OperatorRoutes::remove_agent(const Exchange& exchange, const Caller& caller,

@@ -35,7 +35,7 @@ class OperatorRoutes {
   void list_tasks(const Exchange& exchange, const Caller& caller);
   void show_task(const Exchange& exchange, const Caller& caller, const std::string& task_id);
   void task_output(const Exchange& exchange, const std::string& task_id);
-  void task_events(const Exchange& exchange, const std::string& task_id);
+  void task_events(const Exchange& exchange, const Caller& caller, const std::string& task_id);
   void cancel(const Exchange& exchange, const Caller& caller, const std::string& task_id);
   void list_agents(const Exchange& exchange, const Caller& caller);
   void remove_agent(const Exchange& exchange, const Caller& caller, const std::string& name);

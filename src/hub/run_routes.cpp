@@ -120,7 +120,7 @@ void RunRoutes::cancel(const Exchange& exchange, const Caller& caller, const std
   });
 }
 
-void RunRoutes::events(const Exchange& exchange, const std::string& run_id) {
+void RunRoutes::events(const Exchange& exchange, const Caller& caller, const std::string& run_id) {
   if (!records_.find(run_id)) {
     respond_error(exchange, protocol::ErrorCode::kNotFound, "no run '" + run_id + "'");
     return;
@@ -129,7 +129,7 @@ void RunRoutes::events(const Exchange& exchange, const std::string& run_id) {
     auto run = records_.find(run_id);
     return !run || protocol::is_terminal_run_state(run->state);
   };
-  streams_.open(exchange, SseSubject{run_id, true, ended, {}});
+  streams_.open(exchange, SseSubject{run_id, true, ended, {}, caller.still_authorized});
 }
 
 }  // namespace tether::hub

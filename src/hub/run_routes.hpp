@@ -34,7 +34,7 @@ class RunRoutes {
   void list(const Exchange& exchange);
   void show(const Exchange& exchange, const std::string& run_id);
   void cancel(const Exchange& exchange, const Caller& caller, const std::string& run_id);
-  void events(const Exchange& exchange, const std::string& run_id);
+  void events(const Exchange& exchange, const Caller& caller, const std::string& run_id);
 
  private:
   core::SqliteStore& store_;

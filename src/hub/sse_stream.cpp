@@ -24,7 +24,8 @@ SseStream::SseStream(core::Loop& loop, core::SqliteStore& store, EventLog& event
       last_sent_id_(after_id),
       follow_(follow),
       with_output_(with_output),
-      heartbeat_(loop) {}
+      heartbeat_(loop),
+      reauthorize_(loop) {}
 
 SseStream::~SseStream() {
   if (subscription_) hub_.unsubscribe(subscription_);
@@ -48,7 +49,29 @@ void SseStream::start() {
         if (auto self = weak.lock()) self->on_live(event);
       });
   heartbeat();
+  reauthorize();
   pump();
+}
+
+void SseStream::reauthorize() {
+  if (!subject_.still_authorized) return;
+  std::weak_ptr<SseStream> weak = weak_from_this();
+  reauthorize_.start(kReauthorizeMs, [weak] {
+    auto self = weak.lock();
+    if (!self || self->finished_) return;
+    bool allowed = true;
+    // Its own entry point: a storage error keeps the stream (the next check
+    // decides); only a definite "no" closes it.
+    (void)self->store_.guarded("event stream authorization",
+                               [&] { allowed = self->subject_.still_authorized(); });
+    if (!allowed) {
+      core::log_info("sse", "viewer of " + self->subject_.id +
+                                ": token revoked or session ended; stream closed");
+      self->close();
+      return;
+    }
+    self->reauthorize();
+  });
 }
 
 void SseStream::heartbeat() {
@@ -131,6 +154,7 @@ void SseStream::close() {
   if (finished_) return;
   finished_ = true;
   heartbeat_.stop();
+  reauthorize_.stop();
   if (subscription_) {
     hub_.unsubscribe(subscription_);
     subscription_ = 0;

@@ -25,12 +25,17 @@ struct SseSubject {
   // stream ends instead of waiting for live events).
   std::function<bool()> ended;
   OutputFrom output_from;  // a task's ?tail_bytes= (none for a run)
+  // Whether the viewer may still read it (its token not revoked, its web UI
+  // session not ended): asked every kReauthorizeMs; the stream closes when
+  // not. Empty: never asked.
+  std::function<bool()> still_authorized;
 };
 
 class SseStream : public std::enable_shared_from_this<SseStream> {
  public:
   static constexpr size_t kMaxQueuedBytes = 4 << 20;
   static constexpr uint64_t kHeartbeatMs = 15'000;
+  static constexpr uint64_t kReauthorizeMs = 5'000;
 
   SseStream(core::Loop& loop, core::SqliteStore& store, EventLog& events, EventHub& hub,
             std::shared_ptr<core::HttpExchange> exchange, SseSubject subject, uint64_t after_id,
@@ -53,6 +58,8 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   void send(const StoredEvent& event);
   void end();
   void heartbeat();
+  // Closes the stream once subject_.still_authorized says no.
+  void reauthorize();
   bool ends_subject(const StoredEvent& event) const;
 
   core::Loop& loop_;
@@ -68,6 +75,7 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   bool finished_ = false;
   uint64_t subscription_ = 0;
   core::Timer heartbeat_;
+  core::Timer reauthorize_;
   std::function<void()> on_finished_;
 };
 

@@ -143,7 +143,12 @@ void WebUi::forward_to_api(const std::shared_ptr<HttpExchange>& exchange) {
     respond_error(exchange, 403, "forbidden", "X-CSRF-Token: missing or not this session's");
     return;
   }
-  api_.handle_as(exchange, std::move(session->principal));
+  // Asked again by event streams while they last: the cookie's session must
+  // still be live (not signed out, expired or revoked).
+  auto still_live = [sessions = &sessions_, cookie = request.cookie] {
+    return sessions->find(cookie).has_value();
+  };
+  api_.handle_as(exchange, SessionCaller{std::move(session->principal), std::move(still_live)});
 }
 
 void WebUi::session_route(const std::shared_ptr<HttpExchange>& exchange) {
@@ -193,6 +198,21 @@ void WebUi::sign_in(const std::shared_ptr<HttpExchange>& exchange) {
     exchange->respond(std::move(*refused));
     return;
   }
+  // Another site's page cannot sign this browser in as someone else (login
+  // CSRF): a form can send text/plain or a form encoding, never JSON without
+  // the browser asking first; and browsers say where a request came from.
+  if (request.content_type.rfind("application/json", 0) != 0) {
+    respond_error(exchange, protocol::ErrorCode::kInvalidField,
+                  "session: Content-Type must be application/json");
+    return;
+  }
+  if (!request.fetch_site.empty() && request.fetch_site != "same-origin" &&
+      request.fetch_site != "none") {
+    respond_error(exchange, 403, "forbidden",
+                  "session: a sign-in from another site (Sec-Fetch-Site: " + request.fetch_site +
+                      ") is refused");
+    return;
+  }
   auto document = protocol::parse_json_object(request.body, "session");
   if (!document) {
     respond_error(exchange, protocol::ErrorCode::kInvalidField, document.error().message);
@@ -206,9 +226,7 @@ void WebUi::sign_in(const std::shared_ptr<HttpExchange>& exchange) {
   auto session = sessions_.sign_in(*token);
   if (!session) {
     throttle_.failed(request);
-    respond_error(exchange, 401, "unauthorized",
-                  "session.token: not a live operator token (an agent's or a registration "
-                  "token cannot sign in)");
+    respond_error(exchange, 401, "unauthorized", "session.token: " + sessions_.refusal(*token));
     return;
   }
   core::log_info("ui", "signed in: " + session->principal.name + " (" +

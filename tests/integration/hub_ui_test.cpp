@@ -4,6 +4,7 @@
 // the page uses (tail_bytes, output ranges, paging, stored_at).
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include "logged_process.hpp"
 #include "roles.hpp"
 
 using namespace tether;
@@ -23,6 +24,7 @@ struct Browser {
   std::string cookie;
   std::string csrf;
   std::vector<std::pair<std::string, std::string>> headers;  // sent with every call
+  std::string content_type = "application/json";
 
   core::Co<Result<core::HttpReply>> call(std::string method, std::string target,
                                          std::string body = std::string(), bool with_csrf = true) {
@@ -32,6 +34,7 @@ struct Browser {
     http.target = std::move(target);
     http.body = std::move(body);
     http.headers = headers;
+    http.content_type = content_type;
     if (!cookie.empty()) http.headers.emplace_back("Cookie", cookie);
     if (with_csrf && !csrf.empty()) http.headers.emplace_back("X-CSRF-Token", csrf);
     http.read_timeout_s = 15;
@@ -59,7 +62,7 @@ Browser browser(World& world) {
   REQUIRE(at != std::string::npos);
   const auto start = at + std::string("web UI on ").size();
   std::string url = log.substr(start, log.find('/', start + 7) - start);
-  return Browser{world.loop, world.pool, url, {}, {}, {}};
+  return Browser{world.loop, world.pool, url, {}, {}, {}, "application/json"};
 }
 
 }  // namespace
@@ -296,5 +299,78 @@ TEST_CASE("a session outlives a hub restart; hub.db holds only digests of it", "
     auto forged = co_await after.call("GET", "/api/v1/tasks");
     REQUIRE(forged.ok());
     CHECK(forged->status == 401);
+  });
+}
+
+TEST_CASE("another site cannot sign a browser in (login CSRF)", "[hub][ui]") {
+  World world(kUiArgs);
+  world.run([&]() -> core::Co<void> {
+    // A form can post text/plain: refused, nothing signed in.
+    auto form = browser(world);
+    form.content_type = "text/plain";
+    auto as_text = co_await form.sign_in(world.admin_token);
+    CHECK(as_text.status == 400);
+    CHECK_THAT(as_text.body, Catch::Contains("Content-Type must be application/json"));
+    CHECK(as_text.header("set-cookie").empty());
+    // A browser says where a request came from.
+    auto cross = browser(world);
+    cross.headers.emplace_back("Sec-Fetch-Site", "cross-site");
+    auto from_elsewhere = co_await cross.sign_in(world.admin_token);
+    CHECK(from_elsewhere.status == 403);
+    CHECK(from_elsewhere.header("set-cookie").empty());
+    auto same = browser(world);
+    same.headers.emplace_back("Sec-Fetch-Site", "same-origin");
+    auto from_the_page = co_await same.sign_in(world.admin_token);
+    CHECK(from_the_page.status == 200);
+  });
+}
+
+TEST_CASE("an open event stream closes when its token is revoked or its session ends",
+          "[hub][ui]") {
+  World world(kUiArgs);
+  const std::string watcher_token = create_token(world, "watcher", "viewer");
+  const std::string browser_token = create_token(world, "browser", "viewer");
+  LoggedProcess by_token(world.loop);
+  LoggedProcess by_session(world.loop);
+  world.run([&]() -> core::Co<void> {
+    auto op = world.op();
+    auto agent = world.agent();
+    auto spec = co_await started_task(op, agent);  // running, and stays so
+    const std::string events = "/api/v1/tasks/" + spec.task_id + "/events";
+    auto ui = browser(world);
+    const auto signed_in = co_await ui.sign_in(browser_token);
+    REQUIRE(signed_in.status == 200);
+    // Two viewers (curl: credentials from header files, not argv): a token on
+    // the API port, a session on the UI's. Each stream's first line says it
+    // is open.
+    const auto follow = [&](LoggedProcess& curl, const std::string& url,
+                            const std::string& header_file) {
+      curl.start({"/usr/bin/curl", "--silent", "--no-buffer", "--header", "@" + header_file, url},
+                 {"PATH=/usr/bin:/bin"});
+    };
+    follow(by_token, world.hub.url() + events,
+           world.dir.write_secret("token.header", "Authorization: Bearer " + watcher_token + "\n"));
+    follow(by_session, ui.url + events,
+           world.dir.write_secret("cookie.header", "Cookie: " + ui.cookie + "\n"));
+    for (LoggedProcess* curl : {&by_token, &by_session}) {
+      const bool open = co_await curl->wait_for_log(": tether events for", 10000);
+      INFO(curl->log());
+      REQUIRE(open);
+    }
+    hub_command({"token", "revoke", "watcher", "--data-dir", world.data_dir});
+    auto out = co_await ui.call("DELETE", "/ui/session");
+    REQUIRE(out.ok());
+    CHECK(out->status == 204);
+    // Closed by the hub (curl exits 0 on a clean end of the body), not ended:
+    // the task still runs.
+    for (LoggedProcess* curl : {&by_token, &by_session}) {
+      const int exit_code = co_await curl->wait_exit(20000);
+      INFO(curl->log());
+      CHECK(exit_code == 0);
+      CHECK(curl->count_in_log("event: end") == 0);
+    }
+    const std::string state = co_await op.state_of(spec.task_id);
+    CHECK(state == "running");
+    agent.close();
   });
 }

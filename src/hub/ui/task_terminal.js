@@ -16,6 +16,7 @@ const DIM = '\x1b[2m';
 const UNDIM = '\x1b[22m';
 const HIDE_CURSOR = '\x1b[?25l';
 const LINE_FEED_MODE = 20;  // ANSI mode LNM: "\n" also returns to column 0
+const ALTERNATE_SCREEN_MODES = new Set([47, 1047, 1049]);  // DEC private modes
 const FONT_FAMILY = 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, "Liberation Mono", monospace';
 
 export class TaskTerminal {
@@ -38,6 +39,16 @@ export class TaskTerminal {
     for (const final of ['h', 'l']) {
       this.term.parser.registerCsiHandler({ final },
         (params) => params.length > 0 && params.includes(LINE_FEED_MODE));
+    }
+    // Nor may it erase what it printed from the view (docs/ui.md, Output):
+    // erasing the whole screen or scrollback ("\e[2J", "\e[3J") and
+    // switching to the alternate screen ("\e[?1049h" and its older forms)
+    // are dropped, so every line stays readable in the scrollback.
+    this.term.parser.registerCsiHandler({ final: 'J' },
+      (params) => params[0] === 2 || params[0] === 3);
+    for (const final of ['h', 'l']) {
+      this.term.parser.registerCsiHandler({ prefix: '?', final },
+        (params) => params.some((p) => ALTERNATE_SCREEN_MODES.has(p)));
     }
     container.classList.add('xterm-host');
     this.term.open(container);
