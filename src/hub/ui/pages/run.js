@@ -158,6 +158,10 @@ export function renderRunPage(ctx, main, route) {
   const refetch = ctx.throttle(REFETCH_MS, fetchRun);
 
   cancelButton.addEventListener('click', async () => {
+    // A cancel reaches every host of the run and cannot be undone: asked once
+    // more (docs/ui.md).
+    if (!window.confirm('Cancel run ' + id + '? Its hosts not yet started are skipped; ' +
+        'running tasks are signalled to stop.')) return;
     cancelling = true;
     updateCancel();
     try {

@@ -94,6 +94,8 @@ function showTask(ctx, body, id, task) {
   updateCancel();
 
   cancelButton.addEventListener('click', async () => {
+    // A cancel cannot be undone: asked once more (docs/ui.md).
+    if (!window.confirm('Cancel task ' + id + '? A running task is signalled to stop.')) return;
     cancelling = true;
     updateCancel();
     cancelButton.textContent = 'Cancelling…';
