@@ -11,9 +11,9 @@ namespace tether::hub {
 
 namespace {
 
-// 4: roles and audit (branch roles); 5: task secrets; 6: task limits;
-// 7: labels agents report; 8: pool tasks; 9: fan-out runs.
-constexpr int kSchemaVersion = 10;
+// kHubSchemaVersion (hub_store.hpp). 4: roles and audit (branch roles);
+// 5: task secrets; 6: task limits; 7: labels agents report; 8: pool tasks;
+// 9: fan-out runs; 10: web UI sessions.
 
 // The tables version 3 added: written once, for new databases (full_schema)
 // and for the upgrade from version 2.
@@ -309,7 +309,7 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   const char* const upgrades[] = {
       kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(), upgrade_to_5().c_str(), kUpgradeTo6,
       kUpgradeTo7, kUpgradeTo8, upgrade_to_9().c_str(), kVersion10Tables};
-  if (auto schema = (*store)->apply_schema(full_schema().c_str(), kSchemaVersion, upgrades);
+  if (auto schema = (*store)->apply_schema(full_schema().c_str(), kHubSchemaVersion, upgrades);
       !schema)
     return schema.error();
   return store;

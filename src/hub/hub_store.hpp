@@ -11,6 +11,10 @@
 
 namespace tether::hub {
 
+// The version of the hub's schema, the same on both backends: version N of
+// hub.db and of a PostgreSQL database (pg_hub_schema.hpp) hold the same facts.
+inline constexpr int kHubSchemaVersion = 10;
+
 enum class SyncMode { kNormal, kFull };
 
 // Creates the directory (0700), opens hub.db and creates the schema if needed.

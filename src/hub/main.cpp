@@ -21,6 +21,7 @@
 #include "hub/audit_log.hpp"
 #include "hub/database_owner.hpp"
 #include "hub/hub.hpp"
+#include "hub/hub_migration.hpp"
 #include "hub/token_commands.hpp"
 #include "hub/tokens.hpp"
 #include "protocol/duration_text.hpp"
@@ -60,6 +61,9 @@ constexpr const char* kUsage =
     "  token admin --data-dir DIR [--output FILE]        an admin token, named admin-...\n"
     "  token list --data-dir DIR                        operator tokens: id, name, role, ...\n"
     "  token revoke ID|NAME --data-dir DIR\n"
+    "  migrate --from sqlite:PATH --to postgresql://USER@HOST:PORT/DB [--to-password-file FILE]\n"
+    "      copy every row of hub.db (PATH: the file or its data directory) into a new\n"
+    "      PostgreSQL database, in one transaction (docs/operations.md)\n"
     "  --version                          print the version\n"
     "\n"
     "A token is shown once: on stdout, or written to --output FILE (mode 0600).\n"
@@ -339,6 +343,7 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (args[0] == "migrate") return hub::run_migrate_command({args.begin() + 1, args.end()});
   if (args[0] == "--version") {
     std::printf("tether-hub %s\n", TETHER_VERSION);
     return 0;

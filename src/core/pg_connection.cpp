@@ -1,0 +1,159 @@
+#include "core/pg_connection.hpp"
+
+#include <string>
+
+namespace tether::core {
+namespace {
+
+struct ConninfoFree {
+  void operator()(PQconninfoOption* options) const { PQconninfoFree(options); }
+};
+
+std::string trimmed(const char* message) {
+  std::string text = message ? message : "";
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+    text.pop_back();
+  return text;
+}
+
+Errc kind_of_sqlstate(std::string_view state) {
+  if (state.starts_with("28")) return Errc::kUnauthorized;  // invalid authorization
+  if (state == "40001" || state == "40P01" || state == "55P03") return Errc::kBusy;
+  if (state == "23505") return Errc::kExists;
+  if (state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03")
+    return Errc::kUnreachable;  // connection exception; admin or crash shutdown
+  return Errc::kIo;
+}
+
+std::string code_of(Errc kind) {
+  switch (kind) {
+    case Errc::kUnauthorized:
+      return "database_unauthorized";
+    case Errc::kBusy:
+      return "database_busy";
+    case Errc::kExists:
+      return "database_conflict";
+    case Errc::kUnreachable:
+      return "database_unreachable";
+    default:
+      return "database_error";
+  }
+}
+
+}  // namespace
+
+Result<void> check_pg_uri(const std::string& uri, std::string_view what) {
+  if (!uri.starts_with("postgresql://") && !uri.starts_with("postgres://"))
+    return make_error(Errc::kInvalid, "invalid_database",
+                      std::string(what) + ": expected a postgresql:// URI");
+  char* parse_error = nullptr;
+  std::unique_ptr<PQconninfoOption, ConninfoFree> options(
+      PQconninfoParse(uri.c_str(), &parse_error));
+  if (!options) {
+    std::string why = trimmed(parse_error);
+    PQfreemem(parse_error);
+    return make_error(Errc::kInvalid, "invalid_database", std::string(what) + ": " + why);
+  }
+  for (const PQconninfoOption* option = options.get(); option->keyword; ++option) {
+    if (std::string_view(option->keyword) == "password" && option->val && *option->val)
+      return make_error(Errc::kInvalid, "invalid_database",
+                        std::string(what) +
+                            ": the URI holds a password, which would be visible in the process "
+                            "list; put it in a file (0600) or PGPASSWORD instead");
+  }
+  return {};
+}
+
+Result<std::unique_ptr<PgConnection>> PgConnection::connect(const PgSettings& settings) {
+  TETHER_TRY(checked, check_pg_uri(settings.uri, "database URI"));
+  const std::string timeout = std::to_string(settings.connect_timeout_s);
+  std::vector<const char*> keywords = {"dbname", "application_name", "connect_timeout",
+                                       "client_encoding"};
+  std::vector<const char*> values = {settings.uri.c_str(), settings.application_name.c_str(),
+                                     timeout.c_str(), "UTF8"};
+  if (!settings.password.empty()) {
+    keywords.push_back("password");
+    values.push_back(settings.password.c_str());
+  }
+  keywords.push_back(nullptr);
+  values.push_back(nullptr);
+  std::unique_ptr<PGconn, Finish> connection(
+      PQconnectdbParams(keywords.data(), values.data(), /*expand_dbname=*/1));
+  if (!connection) return make_error(Errc::kIo, "database_error", "libpq: out of memory");
+  if (PQstatus(connection.get()) != CONNECTION_OK) {
+    const std::string why = trimmed(PQerrorMessage(connection.get()));
+    // libpq reports a refused password only in its text (there is no
+    // result to read a SQLSTATE from).
+    const bool refused = why.find("password authentication failed") != std::string::npos ||
+                         why.find("no password supplied") != std::string::npos;
+    const Errc kind = refused ? Errc::kUnauthorized : Errc::kUnreachable;
+    return make_error(kind, code_of(kind), "PostgreSQL: " + why);
+  }
+  return std::unique_ptr<PgConnection>(new PgConnection(connection.release()));
+}
+
+Error PgConnection::error_of(const PGresult* result, std::string_view doing) const {
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  Errc kind = state ? kind_of_sqlstate(state) : Errc::kIo;
+  if (connection_lost()) kind = Errc::kUnreachable;
+  const std::string text =
+      trimmed(result ? PQresultErrorMessage(result) : PQerrorMessage(connection_.get()));
+  std::string message = "PostgreSQL";
+  if (state) message += " " + std::string(state);
+  message += " (" + std::string(doing) + "): " + text;
+  return make_error(kind, code_of(kind), std::move(message));
+}
+
+Result<PgResult> PgConnection::execute(std::string_view sql, std::span<const PgParam> params) {
+  const std::string statement(sql);
+  std::vector<const char*> values(params.size());
+  std::vector<int> lengths(params.size());
+  std::vector<int> formats(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    values[i] = params[i].value ? params[i].value->data() : nullptr;
+    lengths[i] = params[i].value ? static_cast<int>(params[i].value->size()) : 0;
+    formats[i] = params[i].binary ? 1 : 0;
+  }
+  PGresult* result =
+      PQexecParams(connection_.get(), statement.c_str(), static_cast<int>(params.size()), nullptr,
+                   values.data(), lengths.data(), formats.data(), /*resultFormat=*/0);
+  const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    Error error = error_of(result, "a statement");
+    PQclear(result);
+    return error;
+  }
+  return PgResult(result);
+}
+
+Result<void> PgConnection::execute_script(std::string_view sql) {
+  const std::string script(sql);
+  PGresult* result = PQexec(connection_.get(), script.c_str());
+  const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    Error error = error_of(result, "a script");
+    PQclear(result);
+    return error;
+  }
+  PQclear(result);
+  return {};
+}
+
+Result<std::vector<PgNotification>> PgConnection::take_notifications() {
+  if (PQconsumeInput(connection_.get()) == 0)
+    return make_error(
+        Errc::kUnreachable, "database_unreachable",
+        "PostgreSQL (reading notifications): " + trimmed(PQerrorMessage(connection_.get())));
+  if (connection_lost())
+    return make_error(Errc::kUnreachable, "database_unreachable",
+                      "PostgreSQL (reading notifications): the connection was closed");
+  std::vector<PgNotification> received;
+  while (PGnotify* notify = PQnotifies(connection_.get())) {
+    received.push_back(
+        PgNotification{notify->relname, notify->extra ? notify->extra : "", notify->be_pid});
+    PQfreemem(notify);
+  }
+  return received;
+}
+
+}  // namespace tether::core

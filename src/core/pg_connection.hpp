@@ -1,0 +1,102 @@
+// PgConnection: one connection to a PostgreSQL server through libpq, used
+// from one thread at a time. Calls block that thread until the server
+// answers (a round trip on loopback: tens of microseconds).
+//
+// Where the settings come from:
+// - the server, user and database: a PostgreSQL connection URI
+//   (postgresql://USER@HOST:PORT/DATABASE?sslmode=...; libpq's "Connection
+//   URIs", parsed by libpq itself, PQconninfoParse);
+// - the password: never in the URI (it would be in argv, visible to every
+//   local user in /proc), but PgSettings::password (read from a 0600 file by
+//   the caller), or libpq's own PGPASSWORD / PGPASSFILE environment.
+//
+// Errors (a closed set, as core/result.hpp):
+//   kInvalid      the URI does not parse or holds a password
+//   kUnauthorized the server refused the user or password (SQLSTATE 28xxx)
+//   kUnreachable  no connection, or the connection was lost (restart, kill):
+//                 connection_lost() is then true; make a new connection
+//   kBusy         serialization failure, deadlock, lock not available
+//                 (40001, 40P01, 55P03): the same transaction may succeed
+//                 if run again
+//   kExists       a unique constraint refused the row (23505)
+//   kIo           any other error the server reported
+// Every message names the SQLSTATE and the server's text.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/pg_result.hpp"
+#include "core/result.hpp"
+
+namespace tether::core {
+
+struct PgSettings {
+  std::string uri;       // postgresql://... without a password
+  std::string password;  // empty: libpq's environment or ~/.pgpass decide
+  // Shown in pg_stat_activity.application_name.
+  std::string application_name = "tether";
+  int connect_timeout_s = 10;
+};
+
+// Checks `uri` with libpq's parser: a postgresql:// or postgres:// URI with
+// no password in it. `what` names the setting in errors ("--database").
+Result<void> check_pg_uri(const std::string& uri, std::string_view what);
+
+// One statement parameter, sent in text format (NULL when absent), or as
+// raw bytes for a bytea column (binary format: no escaping).
+struct PgParam {
+  std::optional<std::string> value;
+  bool binary = false;
+  static PgParam text(std::string text) { return {std::move(text), false}; }
+  static PgParam bytes(std::string bytes) { return {std::move(bytes), true}; }
+  static PgParam null() { return {std::nullopt, false}; }
+};
+
+// A NOTIFY received on a channel this connection LISTENs to.
+struct PgNotification {
+  std::string channel;
+  std::string payload;
+  int sender_pid = 0;
+};
+
+class PgConnection {
+ public:
+  static Result<std::unique_ptr<PgConnection>> connect(const PgSettings& settings);
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Runs one statement (SQL with $1..$n placeholders) with `params`.
+  Result<PgResult> execute(std::string_view sql, std::span<const PgParam> params = {});
+  // Runs a script of statements without parameters (DDL, BEGIN, COMMIT).
+  Result<void> execute_script(std::string_view sql);
+
+  // The socket, to watch for readability (uv_poll) while LISTENing.
+  int socket() const { return PQsocket(connection_.get()); }
+  // Reads what the server sent and returns the notifications received since
+  // the last call (possibly none). An Error when the connection is lost.
+  Result<std::vector<PgNotification>> take_notifications();
+
+  // True once the server closed the connection or it broke: every later
+  // call fails with kUnreachable.
+  bool connection_lost() const { return PQstatus(connection_.get()) != CONNECTION_OK; }
+  // The server process serving this connection (pg_stat_activity.pid).
+  int server_pid() const { return PQbackendPID(connection_.get()); }
+
+ private:
+  struct Finish {
+    void operator()(PGconn* connection) const { PQfinish(connection); }
+  };
+  explicit PgConnection(PGconn* connection) : connection_(connection) {}
+  Error error_of(const PGresult* result, std::string_view doing) const;
+
+  std::unique_ptr<PGconn, Finish> connection_;
+};
+
+}  // namespace tether::core

@@ -1,0 +1,152 @@
+#include "test_postgres.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <random>
+
+namespace tether::test {
+namespace {
+
+constexpr const char* kBin = "/usr/lib/postgresql/15/bin/";
+
+// A port nothing listens on now (the kernel's choice for port 0). Another
+// process may take it before the server does: start() then tries another.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+std::string random_password() {
+  std::random_device device;
+  static constexpr char kAlphabet[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string password;
+  for (int i = 0; i < 24; ++i)
+    password += kAlphabet[device() % (sizeof kAlphabet - 1)];
+  return password;
+}
+
+std::string quoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+TestPostgres::TestPostgres()
+    : data_dir_(dir_.path() + "/data"),
+      run_dir_(dir_.path() + "/run"),
+      log_file_(dir_.path() + "/run/server.log"),
+      password_(random_password()),
+      password_file_(dir_.path() + "/password") {
+  as_nobody_ = ::geteuid() == 0;
+  // One copy for initdb (the server's owner reads it), one for clients.
+  const std::string initdb_password_file = dir_.path() + "/initdb-password";
+  for (const std::string& path : {password_file_, initdb_password_file}) {
+    std::ofstream out(path);
+    out << password_ << "\n";
+    out.close();
+    ::chmod(path.c_str(), 0600);
+  }
+  REQUIRE(::mkdir(data_dir_.c_str(), 0700) == 0);
+  REQUIRE(::mkdir(run_dir_.c_str(), 0700) == 0);
+  if (as_nobody_) {
+    const passwd* nobody = ::getpwnam("nobody");
+    REQUIRE(nobody != nullptr);
+    // The directory stays ours and passable; the cluster's own is nobody's.
+    REQUIRE(::chown(initdb_password_file.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+    REQUIRE(::chown(data_dir_.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+    REQUIRE(::chown(run_dir_.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+  }
+  auto [status, output] =
+      shell_output(as_owner(std::string(kBin) + "initdb --no-sync --no-locale -E UTF8 -U tether" +
+                            " -A scram-sha-256 --pwfile=" + quoted(initdb_password_file) + " -D " +
+                            quoted(data_dir_)) +
+                   " 2>&1");
+  INFO(output);
+  REQUIRE(status == 0);
+  start();
+  psql("CREATE DATABASE tether", "postgres");
+}
+
+TestPostgres::~TestPostgres() {
+  shell_output(as_owner(std::string(kBin) + "pg_ctl -D " + quoted(data_dir_) +
+                        " -m immediate -w -t 30 stop") +
+               " >/dev/null 2>&1");
+}
+
+std::string TestPostgres::as_owner(const std::string& command) const {
+  // The server's working directory is its own, not the test's (which
+  // nobody may not be allowed to enter).
+  return "cd " + quoted(run_dir_) + " && " + (as_nobody_ ? "runuser -u nobody -- " : "") +
+         command;
+}
+
+void TestPostgres::start() {
+  std::string output;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    if (port_ == 0 || attempt > 0) port_ = free_port();
+    const std::string options = "-h 127.0.0.1 -p " + std::to_string(port_) + " -k " + run_dir_ +
+                                " -c fsync=off -c max_connections=200";
+    auto [status, out] =
+        shell_output(as_owner(std::string(kBin) + "pg_ctl -D " + quoted(data_dir_) + " -l " +
+                              quoted(log_file_) + " -w -t 60 -o " + quoted(options) + " start") +
+                     " 2>&1");
+    if (status == 0) return;
+    output = out + shell_output("cat " + quoted(log_file_)).second;
+  }
+  INFO(output);
+  FAIL("PostgreSQL did not start");
+}
+
+void TestPostgres::restart() {
+  auto [status, output] = shell_output(
+      as_owner(std::string(kBin) + "pg_ctl -D " + quoted(data_dir_) + " -m fast -w -t 60 stop") +
+      " 2>&1");
+  INFO(output);
+  REQUIRE(status == 0);
+  start();
+}
+
+std::string TestPostgres::url() const {
+  return "postgresql://tether@127.0.0.1:" + std::to_string(port_) + "/tether";
+}
+
+std::string TestPostgres::psql(const std::string& sql, const std::string& database) const {
+  auto [status, output] = try_psql(sql, database);
+  INFO(sql);
+  INFO(output);
+  REQUIRE(status == 0);
+  return output;
+}
+
+std::pair<int, std::string> TestPostgres::try_psql(const std::string& sql,
+                                                   const std::string& database) const {
+  return shell_output("PGPASSWORD=" + quoted(password_) + " " + kBin +
+                      "psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " +
+                      std::to_string(port_) + " -U tether -d " + database + " -c " + quoted(sql) +
+                      " 2>&1");
+}
+
+}  // namespace tether::test
