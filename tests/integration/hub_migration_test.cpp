@@ -73,6 +73,13 @@ TEST_CASE("migrate copies every row of hub.db into PostgreSQL, bytes and order k
     INFO(table);
     CHECK(server.psql(std::string("SELECT count(*) FROM ") + table) ==
           sqlite3(database, std::string("SELECT count(*) FROM ") + table));
+    // The same columns on both (pg_hub_schema.hpp): a column added to one
+    // schema and not the other fails here.
+    CHECK(server.psql(std::string("SELECT column_name FROM information_schema.columns WHERE "
+                                  "table_name = '") +
+                      table + "' AND column_name != 'rowid' ORDER BY column_name") ==
+          sqlite3(database, std::string("SELECT name FROM pragma_table_info('") + table +
+                                "') ORDER BY name"));
   }
   CHECK(server.psql("SELECT count(*) FROM events") != "0\n");
   // Output bytes, exactly (hex on both sides), and the order lists use.
