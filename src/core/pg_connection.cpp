@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "core/log.hpp"
+
 namespace tether::core {
 namespace {
 
@@ -14,6 +16,13 @@ std::string trimmed(const char* message) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
     text.pop_back();
   return text;
+}
+
+// What the server says outside a result (NOTICE, WARNING, and the FATAL
+// message of a connection it terminates) goes to our log, one line each,
+// not to stderr as libpq's default processor writes it.
+void log_notice(void*, const char* message) {
+  log_warning("postgresql", trimmed(message));
 }
 
 Errc kind_of_sqlstate(std::string_view state) {
@@ -89,6 +98,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::connect(const PgSettings& se
     const Errc kind = refused ? Errc::kUnauthorized : Errc::kUnreachable;
     return make_error(kind, code_of(kind), "PostgreSQL: " + why);
   }
+  PQsetNoticeProcessor(connection.get(), &log_notice, nullptr);
   return std::unique_ptr<PgConnection>(new PgConnection(connection.release()));
 }
 

@@ -2,7 +2,12 @@
 // a real postgresql-15 server (TestPostgres), written from libpq's and
 // PostgreSQL's documentation: connection URIs and passwords, values in text
 // and bytea form, SQLSTATE classes, LISTEN/NOTIFY, a server restart.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "core/notification.hpp"
@@ -112,6 +117,31 @@ TEST_CASE("PostgreSQL values: NULL, 64-bit integers, UTF-8 text and every byte",
   CHECK(rows->bytes(1, 2).empty());
   CHECK_THROWS_AS(rows->int64(0, 1), std::logic_error);  // text is not an integer
   CHECK_THROWS_AS(rows->text(2, 0), std::logic_error);   // no third row
+}
+
+TEST_CASE("PostgreSQL notices go to the log as one line, not raw to stderr", "[postgres]") {
+  TestPostgres server;
+  auto connection = connect(server);
+  TempDir dir;
+  const std::string captured = dir.path() + "/stderr";
+  std::fflush(stderr);
+  const int saved = ::dup(2);
+  const int file = ::open(captured.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  REQUIRE(file >= 0);
+  ::dup2(file, 2);
+  auto raised =
+      connection->execute_script("DO $$ BEGIN RAISE NOTICE 'hello from the server'; END $$");
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  ::close(file);
+  REQUIRE(raised.ok());
+  std::stringstream read;
+  read << std::ifstream(captured).rdbuf();
+  const std::string text = read.str();
+  INFO(text);
+  CHECK(text.find(" WARN postgresql: NOTICE:  hello from the server\n") != std::string::npos);
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1);
 }
 
 TEST_CASE("PostgreSQL schema: created once, upgraded in order, a newer one refused", "[postgres]") {
