@@ -43,9 +43,10 @@ class OutboxBudget {
   uint64_t output_limit() const;
   // Block policy: whether `bytes` more output fit now; room() fires when acks free space.
   bool has_room(uint64_t bytes) const;
-  // Drop-oldest policy: while the channel is up (the hub is taking frames),
-  // readers pause at half the cap rather than drop; while it is down they
-  // never pause, and the oldest unsent output is dropped at the cap.
+  // Drop-oldest policy: while the channel is live (a session is open, or
+  // the agent's first one is being opened: set_channel_live), readers pause
+  // at half the cap rather than drop; while it is down they never pause, and
+  // the oldest unsent output is dropped at the cap.
   bool has_flow_room(uint64_t bytes) const;
   // Whether storing about `bytes` of output means dropping older output first.
   bool must_drop(uint64_t bytes) const;

@@ -73,8 +73,14 @@ core::Co<void> ResultChannel::run(core::CancellationToken stop) {
 
   core::Backoff backoff(500, kLongestReconnectMs);
   counters_.since = core::utc_now();
+  // Until the first channel is open or has failed, the hub is presumed to be
+  // taking frames: a task that arrives by poll while the channel is still
+  // being opened (at start, the two race) pauses at half the outbox cap
+  // instead of dropping its output (OutboxBudget::has_flow_room).
+  outbox_.budget().set_channel_live(true);
   while (!stop.cancelled()) {
     auto connected = co_await client_->connect(connect, stop);
+    if (!connected) outbox_.budget().set_channel_live(false);
     if (connected) {
       const uint64_t before = sessions_;
       loop_.update_time();
@@ -241,6 +247,7 @@ core::Co<void> ResultChannel::session(std::shared_ptr<core::WebSocketConnection>
   socket->set_on_drained([this] { sender_.wake(); });
   const bool acknowledged = co_await handshake(socket, stop);
   if (!acknowledged) {
+    outbox_.budget().set_channel_live(false);
     socket_.reset();
     co_return;
   }

@@ -66,6 +66,10 @@ core::Co<void> StreamCapture::poll_while_chatty(core::CancellationToken stop) {
 bool StreamCapture::take_available() {
   bool found = false;
   for (int reads = 0; reads < kMaxReadsPerPoll; ++reads) {
+    // Asked before every read, as run() does: up to kMaxReadsPerPoll reads
+    // without asking could take a MiB past a full sink (drop-oldest would then
+    // drop output while the hub is taking frames).
+    if (!sink_.accepting_output()) break;
     const std::string_view bytes = reader_.read_available();
     if (bytes.empty()) break;
     found = true;

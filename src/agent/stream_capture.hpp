@@ -63,8 +63,8 @@ class StreamCapture {
   // (see above). Returns when a poll finds it empty, the sink is full, or on
   // `stop`; nothing read is left unframed past its deadline.
   core::Co<void> poll_while_chatty(core::CancellationToken stop);
-  // Every byte the pipe holds now (up to kMaxReadsPerPoll reads) into the
-  // chunker. Whether there were any.
+  // Every byte the pipe holds now (up to kMaxReadsPerPoll reads, each only
+  // while the sink accepts output) into the chunker. Whether there were any.
   bool take_available();
   // Bytes read (or, with `end`, the stream's end) into the chunker, redacted.
   void take(std::string_view bytes, bool end);

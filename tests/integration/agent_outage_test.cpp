@@ -349,6 +349,47 @@ TEST_CASE("drop-oldest with the hub taking frames: a fast task is paced, nothing
   });
 }
 
+TEST_CASE("drop-oldest at start: a task polled while the channel is still opening is paced",
+          "[agent][e2e][outage]") {
+  // At start the poll and the channel race. Here the channel's upgrade waits
+  // at the proxy while polls pass, so the task runs and writes 8 MB into a
+  // 1 MiB outbox before the channel is open. Until the first channel opens
+  // or fails, the reader pauses at half the cap instead of dropping; once
+  // the channel opens, every byte arrives.
+  AgentWorldOptions options = through_proxy();
+  options.start_agent = false;
+  AgentWorld world(options);
+  world.agent.set("outbox_max_bytes", "1048576");
+  world.run([&]() -> core::Co<void> {
+    world.proxy->set_hold_websocket(true);
+    co_await world.agent.start();
+    const std::vector<std::string> args = {"random", "31", "8000000"};
+    const std::string id = co_await world.submit_shell(writer_command(args));
+    const bool received = co_await world.agent.wait_for_log("poller: received " + id, 30'000);
+    REQUIRE(received);
+    // The task has filled the outbox as far as it may (or, before the fix,
+    // past the cap: output dropped).
+    const std::string outbox = world.agent.outbox_path();
+    const std::string sum = "SELECT coalesce(sum(length), 0) FROM frames";
+    for (int i = 0; i < 600 && std::stoull(sqlite_query(outbox, sum)) < 300'000 &&
+                    world.agent.log().find("dropping the oldest") == std::string::npos;
+         ++i) {
+      auto waited = co_await core::sleep_for(world.loop, 50);
+      REQUIRE(waited.ok());
+    }
+    CHECK(world.proxy->websocket_upgrades_held() >= 1);
+    CHECK(world.agent.log().find("channel: connected") == std::string::npos);
+    world.proxy->set_hold_websocket(false);
+    const FinalView final_view = co_await world.final_of(id, "succeeded", 120'000);
+    const Digest written = generated_digest(args);
+    CHECK(final_view.out.bytes == written.bytes);
+    CHECK(final_view.out.sha256 == written.sha256);
+    CHECK(final_view.out_dropped == 0);
+    CHECK(final_view.verified);
+    CHECK(world.agent.log().find("dropping the oldest") == std::string::npos);
+  });
+}
+
 TEST_CASE("after a large backlog drains, the outbox file shrinks back", "[agent][e2e][outage]") {
   AgentWorld world(through_proxy());
   world.run([&]() -> core::Co<void> {

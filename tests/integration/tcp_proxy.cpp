@@ -67,6 +67,7 @@ struct TcpProxy::Connection {
   bool client_eof = false;
   bool upstream_eof = false;
   bool done = false;
+  bool held = false;  // a WebSocket upgrade counted as held (set_hold_websocket)
 
   ~Connection() {
     if (client >= 0) ::close(client);
@@ -121,6 +122,11 @@ void TcpProxy::set_blackhole(bool on) {
 
 void TcpProxy::set_refuse_websocket(bool on) {
   refuse_websocket_ = on;
+  wake();
+}
+
+void TcpProxy::set_hold_websocket(bool on) {
+  hold_websocket_ = on;
   wake();
 }
 
@@ -204,6 +210,12 @@ void TcpProxy::run() {
                 "close\r\n\r\n";
             (void)!::write(c.client, kRefusal, sizeof kRefusal - 1);
             c.done = true;
+            continue;
+          }
+          if (hold_websocket_ && is_websocket_upgrade(c.head)) {
+            // Looked at again on every pass: forwarded once the hold ends.
+            if (!c.held) ++held_;
+            c.held = true;
             continue;
           }
           c.upstream = connect_to(target_port_);

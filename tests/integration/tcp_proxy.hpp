@@ -9,6 +9,10 @@
 //   set_refuse_websocket   WebSocket upgrades get "503 Service Unavailable";
 //                          plain HTTP still passes, as behind a proxy that
 //                          does not speak WebSocket
+//   set_hold_websocket     WebSocket upgrades wait, unanswered, until it is
+//                          switched off (then they go through); plain HTTP
+//                          passes meanwhile, as a slow path to the hub would
+//                          delay the agent's channel but not its polls
 //
 // It runs on its own thread with poll(2), apart from the test's loop, so a
 // stalled test loop cannot stall the traffic it is watching.
@@ -34,10 +38,12 @@ class TcpProxy {
   void reset_all();
   void set_blackhole(bool on);
   void set_refuse_websocket(bool on);
+  void set_hold_websocket(bool on);
 
   // Counters, for tests that check what happened at the proxy.
   uint64_t connections() const { return connections_; }
   uint64_t websocket_upgrades_refused() const { return refused_; }
+  uint64_t websocket_upgrades_held() const { return held_; }
 
  private:
   struct Connection;
@@ -52,8 +58,10 @@ class TcpProxy {
   std::atomic<bool> reset_requested_{false};
   std::atomic<bool> blackhole_{false};
   std::atomic<bool> refuse_websocket_{false};
+  std::atomic<bool> hold_websocket_{false};
   std::atomic<uint64_t> connections_{0};
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> held_{0};
   std::thread thread_;
 };
 
