@@ -11,10 +11,13 @@ struct ConninfoFree {
   void operator()(PQconninfoOption* options) const { PQconninfoFree(options); }
 };
 
+// One line: the server's DETAIL and HINT lines joined with "; ".
 std::string trimmed(const char* message) {
   std::string text = message ? message : "";
   while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
     text.pop_back();
+  for (size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at))
+    text.replace(at, 1, "; ");
   return text;
 }
 

@@ -86,6 +86,11 @@ class PgConnection {
   // True once the server closed the connection or it broke: every later
   // call fails with kUnreachable.
   bool connection_lost() const { return PQstatus(connection_.get()) != CONNECTION_OK; }
+  // True inside a transaction block (also one a failed statement aborted).
+  bool in_transaction() const {
+    const auto status = PQtransactionStatus(connection_.get());
+    return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE;
+  }
   // The server process serving this connection (pg_stat_activity.pid).
   int server_pid() const { return PQbackendPID(connection_.get()); }
 

@@ -27,50 +27,82 @@ ScopedStatement::~ScopedStatement() {
 
 SqliteStore::SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path,
                          Options options)
-    : database_(std::move(database)),
+    : SqlStore(path, Timing{options.write_retry_ms, options.group_commit_ms}),
+      database_(std::move(database)),
       path_(std::move(path)),
       options_(options),
       reserve_(path_, options.disk_reserve_bytes) {}
 
 SqliteStore::~SqliteStore() {
-  if (!queued_writes_.empty()) {
-    // Closing while another process holds the lock: wait for it a while
-    // rather than lose what was produced.
-    database_->setBusyTimeout(5000);
-    busy_until_ms_ = 0;
-    if (try_begin_write()) {
-      while (!queued_writes_.empty()) {
-        run_write(queued_writes_.front());
-        queued_writes_.pop_front();
-      }
-    } else {
-      log_error("store", path_ + ": still locked by another process; " +
-                             std::to_string(queued_writes_.size()) + " write(s) not stored");
-    }
-  }
-  if (in_transaction_) (void)commit();
-  retry_timer_.reset();
+  // Closing while another process holds the lock: wait for it a while
+  // rather than lose what was produced.
+  if (writes_waiting() > 0) database_->setBusyTimeout(5000);
+  flush_queued_writes();
+  queries_.clear();
   statements_.clear();
 }
 
-void SqliteStore::attach_loop(Loop& loop) {
-  loop_ = &loop;
-  retry_timer_ = std::make_unique<Timer>(loop);
-  commit_timer_ = std::make_unique<Timer>(loop);
+namespace {
+
+// SQLiteCpp's Statement as a SqlStatement (for query()).
+class SqliteQueryStatement final : public SqlStatement {
+ public:
+  SqliteQueryStatement(SQLite::Database& database, const char* sql) : statement_(database, sql) {}
+  void bind_text(int index, std::string_view text) override {
+    statement_.bind(index, std::string(text));
+  }
+  void bind_int64(int index, int64_t value) override { statement_.bind(index, value); }
+  void bind_null(int index) override { statement_.bind(index); }
+  void bind_bytes(int index, std::string_view bytes) override {
+    statement_.bindNoCopy(index, bytes.data(), static_cast<int>(bytes.size()));
+  }
+  bool step() override { return statement_.executeStep(); }
+  int64_t exec() override { return statement_.exec(); }
+  bool is_null(int column) override { return statement_.getColumn(column).isNull(); }
+  std::string text(int column) override {
+    auto value = statement_.getColumn(column);
+    return value.isNull() ? std::string() : value.getString();
+  }
+  int64_t int64(int column) override { return statement_.getColumn(column).getInt64(); }
+  std::string bytes(int column) override {
+    auto value = statement_.getColumn(column);
+    return std::string(static_cast<const char*>(value.getBlob()),
+                       static_cast<size_t>(value.getBytes()));
+  }
+  void reset() override {
+    // tryReset: the error of a failed step was already thrown to the user.
+    (void)statement_.tryReset();
+    statement_.clearBindings();
+  }
+
+ private:
+  SQLite::Statement statement_;
+};
+
+}  // namespace
+
+Query SqliteStore::query(const char* sql) {
+  auto& slot = queries_[sql];
+  if (!slot) slot = std::make_unique<SqliteQueryStatement>(*database_, sql);
+  slot->reset();
+  return Query(*slot);
 }
 
-void SqliteStore::schedule_commit() {
-  loop_->update_time();
-  const uint64_t now = loop_->now_ms();
-  const uint64_t interval = options_.group_commit_ms;
-  // Sustained load only: an agent's line, then the ack's delete a
-  // millisecond later, is not a stream of writes, and waits for nothing.
-  const bool sustained = close_commits_ >= kSustainedCommits;
-  if (interval == 0 || !sustained || now >= last_commit_ms_ + interval) {
-    loop_->defer([this] { (void)commit(); });
-    return;
-  }
-  commit_timer_->start(last_commit_ms_ + interval - now, [this] { (void)commit(); });
+void SqliteStore::run_control(const char* sql) {
+  database_->exec(sql);
+}
+
+void SqliteStore::begin_transaction() {
+  database_->exec("BEGIN IMMEDIATE");
+}
+
+bool SqliteStore::engine_in_transaction() {
+  return sqlite3_get_autocommit(database_->getHandle()) == 0;
+}
+
+bool SqliteStore::engine_busy(const std::exception& error) const {
+  const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&error);
+  return sqlite && core::is_busy(*sqlite);
 }
 
 namespace {
@@ -112,7 +144,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
 }
 
 void SqliteStore::reclaim_space() {
-  if (in_transaction_) return;
+  if (in_transaction()) return;
   // VACUUM writes the whole database again (a temporary copy, then into the
   // WAL): on a disk without room for that it fails and leaves the WAL file
   // as large as it got. Only with twice the file free, and the WAL is cut
@@ -189,233 +221,6 @@ ScopedStatement SqliteStore::statement(const char* sql) {
   (void)slot->tryReset();
   slot->clearBindings();
   return ScopedStatement(*slot);
-}
-
-void SqliteStore::begin_write() {
-  if (!in_transaction_) {
-    // Right after a busy answer, another try would only wait the busy
-    // timeout again on the loop thread: say busy at once until the retry
-    // interval has passed.
-    if (loop_ && busy_until_ms_ != 0) {
-      loop_->update_time();
-      if (loop_->now_ms() < busy_until_ms_) {
-        throw SQLite::Exception("database is locked (by another process; retrying)", SQLITE_BUSY);
-      }
-      busy_until_ms_ = 0;
-    }
-    try {
-      database_->exec("BEGIN IMMEDIATE");
-    } catch (const SQLite::Exception& e) {
-      if (is_busy(e) && loop_) {
-        loop_->update_time();
-        busy_until_ms_ = loop_->now_ms() + options_.write_retry_ms;
-      }
-      throw;
-    }
-    in_transaction_ = true;
-    if (loop_) schedule_commit();
-  }
-  if (guard_ && !guard_->savepoint) {
-    database_->exec("SAVEPOINT tether_guard");
-    guard_->savepoint = true;
-  }
-}
-
-void SqliteStore::after_commit(std::function<void()> action) {
-  if (!in_transaction_) {
-    action();
-    return;
-  }
-  after_commit_.push_back(std::move(action));
-}
-
-void SqliteStore::after_failed_statement(const std::string& why) {
-  // SQLite rolls the whole transaction back by itself after some errors
-  // (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM, ...): then nothing of this
-  // turn is stored, and nothing queued for after the commit may run.
-  if (in_transaction_ && sqlite3_get_autocommit(database_->getHandle()) != 0) {
-    in_transaction_ = false;
-    before_commit_.clear();
-    after_commit_.clear();
-    const Error error =
-        make_error(Errc::kBusy, "storage_unavailable", path_ + ": transaction lost: " + why);
-    log_error("store", error.message);
-    if (on_commit_failed_) on_commit_failed_(error);
-  }
-}
-
-SqliteStore::Outcome SqliteStore::guarded(std::string_view what,
-                                          const std::function<void()>& work) {
-  if (guard_) {  // inside another entry point's boundary: its rules apply
-    work();
-    return Outcome::kDone;
-  }
-  GuardFrame frame;
-  frame.after_mark = after_commit_.size();
-  frame.before_mark = before_commit_.size();
-  guard_ = &frame;
-  std::string failure;
-  bool busy = false;
-  try {
-    work();
-    guard_ = nullptr;
-    if (frame.savepoint) database_->exec("RELEASE tether_guard");
-    return Outcome::kDone;
-  } catch (const SQLite::Exception& e) {
-    busy = is_busy(e);
-    failure = e.what();
-  } catch (const std::exception& e) {
-    failure = std::string("internal error: ") + e.what();
-  }
-  guard_ = nullptr;
-  if (frame.savepoint && in_transaction_) {
-    try {
-      database_->exec("ROLLBACK TO tether_guard");
-      database_->exec("RELEASE tether_guard");
-    } catch (const SQLite::Exception&) {
-      // The savepoint went with a rollback SQLite made itself; see below.
-    }
-  }
-  after_failed_statement(failure);
-  if (in_transaction_) {
-    // What this entry point queued goes with its writes.
-    if (after_commit_.size() > frame.after_mark) after_commit_.resize(frame.after_mark);
-    if (before_commit_.size() > frame.before_mark) before_commit_.resize(frame.before_mark);
-  }
-  if (busy) {
-    log_debug("store",
-              std::string(what) + ": " + path_ + " is locked by another process; retrying");
-    return Outcome::kBusy;
-  }
-  log_error("store", std::string(what) + ": " + path_ + ": " + failure);
-  return Outcome::kFailed;
-}
-
-bool SqliteStore::try_begin_write() {
-  try {
-    begin_write();
-    return true;
-  } catch (const SQLite::Exception& e) {
-    if (is_busy(e)) return false;
-    fatal(std::string("cannot begin a write: ") + e.what());
-    return false;
-  }
-}
-
-void SqliteStore::fatal(const std::string& why) {
-  const std::string message = path_ + ": " + why;
-  log_error("store", message);
-  if (on_fatal_) {
-    on_fatal_(message);
-  } else {
-    throw std::runtime_error(message);
-  }
-}
-
-bool SqliteStore::try_read(std::string_view what, const std::function<void()>& read) {
-  try {
-    read();
-    return true;
-  } catch (const SQLite::Exception& e) {
-    if (!is_busy(e)) {
-      fatal(std::string(what) + ": " + e.what());
-      return false;
-    }
-    log_debug("store", std::string(what) + ": " + path_ + " is locked by another process");
-    if (on_read_busy_) on_read_busy_();
-    return false;
-  }
-}
-
-void SqliteStore::run_write(const std::function<void()>& work) {
-  // The write boundary: nothing a write throws goes on to unwind whoever
-  // asked for it (a coroutine with children running would terminate).
-  try {
-    work();
-  } catch (const SQLite::Exception& e) {
-    fatal(std::string("a write failed: ") + e.what());
-  } catch (const std::exception& e) {
-    fatal(std::string("a write failed: internal error: ") + e.what());
-  }
-}
-
-void SqliteStore::write(std::function<void()> work) {
-  if (queued_writes_.empty() && try_begin_write()) {
-    run_write(work);
-    return;
-  }
-  // Another process holds the write lock: keep the order, try again soon.
-  if (queued_writes_.empty()) {
-    log_warning("store", path_ + " is locked by another process; writes wait for it");
-  }
-  queued_writes_.push_back(std::move(work));
-  if (retry_timer_ && !retry_timer_->active()) {
-    retry_timer_->start(options_.write_retry_ms, [this] { retry_queued_writes(); });
-  }
-}
-
-void SqliteStore::retry_queued_writes() {
-  if (queued_writes_.empty()) return;
-  if (!try_begin_write()) {
-    retry_timer_->start(options_.write_retry_ms, [this] { retry_queued_writes(); });
-    return;
-  }
-  log_info("store", path_ + " is writable again; " + std::to_string(queued_writes_.size()) +
-                        " waiting write(s) applied");
-  while (!queued_writes_.empty()) {
-    auto work = std::move(queued_writes_.front());
-    queued_writes_.pop_front();
-    run_write(work);
-  }
-  if (on_writes_applied_) on_writes_applied_();
-}
-
-Result<void> SqliteStore::commit() {
-  if (!in_transaction_) return {};
-  if (loop_) {
-    commit_timer_->stop();
-    loop_->update_time();
-    const uint64_t now = loop_->now_ms();
-    const bool close = last_commit_ms_ != 0 && now < last_commit_ms_ + options_.group_commit_ms;
-    close_commits_ = close ? close_commits_ + 1 : 0;
-    last_commit_ms_ = now;
-  }
-  reserve_.guard();
-  try {
-    // Flushers may write (within this transaction) but must not queue more.
-    auto flushers = std::move(before_commit_);
-    before_commit_.clear();
-    for (auto& flush : flushers)
-      flush();
-    in_transaction_ = false;
-    database_->exec("COMMIT");
-  } catch (const SQLite::Exception& e) {
-    in_transaction_ = false;
-    Error error =
-        make_error(Errc::kBusy, "storage_unavailable", path_ + ": commit failed: " + e.what());
-    try {
-      database_->exec("ROLLBACK");
-    } catch (const SQLite::Exception&) {
-      // Already rolled back by SQLite (a failed COMMIT may do so itself).
-    }
-    after_commit_.clear();
-    log_error("store", error.message);
-    if (on_commit_failed_) on_commit_failed_(error);
-    return error;
-  }
-  auto actions = std::move(after_commit_);
-  after_commit_.clear();
-  // Each action is an entry point of its own: one that stores something
-  // (a wake that dispatches the next task) runs its own guarded(). This
-  // catch is the last resort that keeps the loop alive.
-  for (auto& action : actions) {
-    try {
-      action();
-    } catch (const std::exception& e) {
-      log_error("store", path_ + ": an action after a commit failed: " + e.what());
-    }
-  }
-  return {};
 }
 
 }  // namespace tether::core

@@ -1,12 +1,5 @@
 // SqliteStore: one SQLite database used from the loop thread, with group
-// commit.
-//
-// WAL mode, so other processes (sqlite3, a CLI tool) can read, and write,
-// while we run. Writes made during one loop turn share one transaction
-// (begin_write opens it); it commits on the next turn (or, under load, with
-// Options::group_commit_ms, once per interval), and only then run the
-// actions queued with after_commit() — an ack, a reply, a send — so nothing
-// leaves the process before it is stored.
+// commit; the transaction rules are SqlStore's (sql_store.hpp).
 //
 // Invariants:
 // - A cached statement is used through a ScopedStatement, which resets it
@@ -40,6 +33,7 @@
 #include "core/disk_reserve.hpp"
 #include "core/loop.hpp"
 #include "core/result.hpp"
+#include "core/sql_store.hpp"
 #include "core/timer.hpp"
 
 namespace tether::core {
@@ -108,7 +102,12 @@ class ScopedStatement {
   SQLite::Statement* statement_;
 };
 
-class SqliteStore {
+// The SQLite engine of SqlStore (WAL mode, so other processes, sqlite3 or a
+// CLI tool, can read and write while we run; the write lock is taken by
+// BEGIN IMMEDIATE and waits busy_timeout_ms at most). Besides query(), code
+// that only ever runs on SQLite (the agent) uses statement(), SQLiteCpp's
+// own Statement.
+class SqliteStore : public SqlStore {
  public:
   struct Options {
     // Every commit fsynced (survives power loss); otherwise WAL's NORMAL mode
@@ -157,9 +156,7 @@ class SqliteStore {
   // for every commit. Errors (a reader holding the file) are logged, not
   // fatal: the data is intact either way.
   void reclaim_space();
-  SqliteStore(const SqliteStore&) = delete;
-  SqliteStore& operator=(const SqliteStore&) = delete;
-  ~SqliteStore();
+  ~SqliteStore() override;
 
   // Brings the database to schema `version`, in one transaction: a new
   // database gets `schema` (idempotent CREATE ... IF NOT EXISTS statements);
@@ -172,6 +169,7 @@ class SqliteStore {
   SQLite::Database& database() { return *database_; }
   const std::string& path() const { return path_; }
 
+  Query query(const char* sql) override;
   // A prepared statement for `sql`, compiled once, in use until the returned
   // scope ends (then reset). Keyed by the pointer: pass string literals or
   // strings that live forever. One use at a time per statement.
@@ -187,99 +185,21 @@ class SqliteStore {
     return statement.exec();
   }
 
-  // Group commit. Without a loop, call commit() yourself.
-  void attach_loop(Loop& loop);
-  // Opens the turn's write transaction if none is open (BEGIN IMMEDIATE).
-  // Throws SQLite::Exception; is_busy() tells a lock held elsewhere.
-  void begin_write();
-  bool in_transaction() const { return in_transaction_; }
-  // Runs `action` once the current transaction has committed (at once if
-  // none is open).
-  void after_commit(std::function<void()> action);
-  // Runs just before the turn's transaction commits (to flush state that is
-  // cheaper to write once per turn than once per change).
-  void before_commit(std::function<void()> action) { before_commit_.push_back(std::move(action)); }
-  // Commits now. On failure the transaction is rolled back, the queued
-  // actions are dropped and on_commit_failed runs.
-  Result<void> commit();
-  void set_on_commit_failed(std::function<void(const Error&)> handler) {
-    on_commit_failed_ = std::move(handler);
-  }
-
-  // --- error boundaries ---
-
-  enum class Outcome { kDone, kBusy, kFailed };
-  // Runs one entry point's storage work. Its writes are kept or dropped
-  // together (a savepoint inside the turn's transaction), and so are the
-  // after-commit actions it queued. A lock held by another process gives
-  // kBusy (nothing kept: retry later); any other storage error (or a broken
-  // invariant, std::exception) gives kFailed and is logged with `what`.
-  // Nested calls run inside the outermost one.
-  Outcome guarded(std::string_view what, const std::function<void()>& work);
-
-  // Runs `work` inside the turn's write transaction. If another process
-  // holds the write lock, the work is queued and retried every
-  // write_retry_ms, in order with later writes; readers of in-memory state
-  // built by `work` see it only once it ran. A storage error other than
-  // busy inside `work` is fatal: on_fatal runs (the agent stops; a restart
-  // recovers from what was committed).
-  void write(std::function<void()> work);
-  // Writes queued for the lock.
-  size_t writes_waiting() const { return queued_writes_.size(); }
-  // Runs each time queued writes have been applied.
-  void set_on_writes_applied(std::function<void()> handler) {
-    on_writes_applied_ = std::move(handler);
-  }
-  void set_on_fatal(std::function<void(const std::string& why)> handler) {
-    on_fatal_ = std::move(handler);
-  }
-  // Runs a read outside write(). True once it ran; false if another process
-  // locks the file (on_read_busy runs, so that whoever waits can read again
-  // later). Any other storage error is fatal, as in write(); `what` names
-  // the read in the message.
-  bool try_read(std::string_view what, const std::function<void()>& read);
-  void set_on_read_busy(std::function<void()> handler) { on_read_busy_ = std::move(handler); }
+ protected:
+  void run_control(const char* sql) override;
+  void begin_transaction() override;
+  bool engine_in_transaction() override;
+  bool engine_busy(const std::exception& error) const override;
+  void before_engine_commit() override { reserve_.guard(); }
 
  private:
-  // Commits at the end of this turn, or once group_commit_ms has passed
-  // since the last commit (Options::group_commit_ms).
-  void schedule_commit();
-  struct GuardFrame {
-    size_t after_mark = 0;
-    size_t before_mark = 0;
-    bool savepoint = false;
-  };
   SqliteStore(std::unique_ptr<SQLite::Database> database, std::string path, Options options);
-  // Leaves the transaction state as SQLite has it after an error that may
-  // have rolled everything back.
-  void after_failed_statement(const std::string& why);
-  bool try_begin_write();
-  void run_write(const std::function<void()>& work);
-  void retry_queued_writes();
-  void fatal(const std::string& why);
 
   std::unique_ptr<SQLite::Database> database_;
   std::string path_;
   Options options_;
-  Loop* loop_ = nullptr;
-  bool in_transaction_ = false;
-  std::vector<std::function<void()>> before_commit_;
-  std::vector<std::function<void()>> after_commit_;
   std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> statements_;
-  std::function<void(const Error&)> on_commit_failed_;
-  GuardFrame* guard_ = nullptr;
-  uint64_t busy_until_ms_ = 0;  // loop time; begin_write says busy until then
-  std::deque<std::function<void()>> queued_writes_;
-  std::unique_ptr<Timer> retry_timer_;
-  std::unique_ptr<Timer> commit_timer_;  // group commit (Options::group_commit_ms)
-  uint64_t last_commit_ms_ = 0;          // loop time of the last commit, 0 before one
-  // Commits in a row that each came within group_commit_ms of the one
-  // before; from kSustainedCommits on, the next one waits for the interval.
-  uint64_t close_commits_ = 0;
-  static constexpr uint64_t kSustainedCommits = 3;
-  std::function<void()> on_writes_applied_;
-  std::function<void(const std::string&)> on_fatal_;
-  std::function<void()> on_read_busy_;
+  std::unordered_map<const char*, std::unique_ptr<SqlStatement>> queries_;
   DiskReserve reserve_;
 };
 

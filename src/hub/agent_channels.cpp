@@ -26,7 +26,7 @@ protocol::ErrorFrame decode_error_frame(const Error& error, std::string related_
 
 }  // namespace
 
-AgentChannels::AgentChannels(core::Loop& loop, core::SqliteStore& store, TokenStore& tokens,
+AgentChannels::AgentChannels(core::Loop& loop, core::SqlStore& store, TokenStore& tokens,
                              AuthThrottle& throttle, AgentFrameService& frames, LeaseKeeper& leases)
     : store_(store),
       tokens_(tokens),
@@ -242,9 +242,9 @@ bool AgentChannels::process(const std::shared_ptr<Channel>& channel, const std::
   // replies are kept or dropped together, and nothing escapes to the loop.
   const auto outcome =
       store_.guarded("frame from " + channel->agent, [&] { handle_text(channel, text); });
-  if (outcome == core::SqliteStore::Outcome::kBusy)
+  if (outcome == core::SqlStore::Outcome::kBusy)
     return false;  // hub.db locked elsewhere: again soon
-  if (outcome == core::SqliteStore::Outcome::kFailed) {
+  if (outcome == core::SqlStore::Outcome::kFailed) {
     reject(channel,
            protocol::error_frame(ErrorCode::kStorageUnavailable,
                                  "the hub could not store this frame; retry",

@@ -27,8 +27,8 @@ inline constexpr int kCloseReplaced = 4001;
 
 class AgentChannels {
  public:
-  AgentChannels(core::Loop& loop, core::SqliteStore& store, TokenStore& tokens,
-                AuthThrottle& throttle, AgentFrameService& frames, LeaseKeeper& leases);
+  AgentChannels(core::Loop& loop, core::SqlStore& store, TokenStore& tokens, AuthThrottle& throttle,
+                AgentFrameService& frames, LeaseKeeper& leases);
 
   // For GET /api/v1/agents/{agent}/channel; runs inside lws (synchronous).
   core::UpgradeDecision authorize(const core::HttpRequest& request);
@@ -82,7 +82,7 @@ class AgentChannels {
   void reject(const std::shared_ptr<Channel>& channel, protocol::ErrorFrame error, bool close);
   void queue_output_ack(const std::shared_ptr<Channel>& channel, const protocol::Ack& ack);
 
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   TokenStore& tokens_;
   AuthThrottle& throttle_;
   AgentFrameService& frames_;

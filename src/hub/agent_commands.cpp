@@ -44,7 +44,7 @@ Result<std::vector<LabelChange>> parse_label_changes(const std::vector<std::stri
 }
 
 int label_agent(const std::string& name, const std::vector<LabelChange>& changes,
-                core::SqliteStore& store, AgentDirectory& agents, AuditLog& audit) {
+                core::SqlStore& store, AgentDirectory& agents, AuditLog& audit) {
   for (const auto& change : changes) {
     if (!agents.set_hub_label(name, change.key, change.value)) {
       std::fprintf(stderr, "tether-hub: no agent named %s\n", name.c_str());
@@ -73,7 +73,7 @@ int label_agent(const std::string& name, const std::vector<LabelChange>& changes
 
 }  // namespace
 
-Result<int> run_agent_command(const AgentCommand& command, core::SqliteStore& store,
+Result<int> run_agent_command(const AgentCommand& command, core::SqlStore& store,
                               AgentDirectory& agents, TokenStore& tokens, AuditLog& audit,
                               DatabaseOwner& owner) {
   const auto& words = command.words;

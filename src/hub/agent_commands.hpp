@@ -31,7 +31,7 @@ struct AgentCommand {
 
 // Runs an agent command. The exit status: 0, or 1 when refused (stderr says
 // why). Errors (code "usage"): a malformed command or label, nothing changed.
-Result<int> run_agent_command(const AgentCommand& command, core::SqliteStore& store,
+Result<int> run_agent_command(const AgentCommand& command, core::SqlStore& store,
                               AgentDirectory& agents, TokenStore& tokens, AuditLog& audit,
                               DatabaseOwner& owner);
 

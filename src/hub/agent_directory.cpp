@@ -6,11 +6,16 @@ namespace tether::hub {
 
 namespace {
 
-std::string text_or_empty(const SQLite::Column& column) {
+// ON CONFLICT: standard SQL that SQLite (3.24+) and PostgreSQL both take.
+constexpr const char* kSetLabel =
+    "INSERT INTO agent_labels (agent, key, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (agent, key) DO UPDATE SET value = excluded.value";
+
+std::string text_or_empty(const core::SqlValue& column) {
   return column.isNull() ? std::string() : column.getString();
 }
 
-std::optional<int64_t> integer_or_none(const SQLite::Column& column) {
+std::optional<int64_t> integer_or_none(const core::SqlValue& column) {
   if (column.isNull()) return std::nullopt;
   return column.getInt64();
 }
@@ -22,8 +27,7 @@ void AgentDirectory::add(const std::string& name, const std::string& token_diges
   store_.execute("INSERT INTO agents (name, token_sha256, created_at) VALUES (?, ?, ?)", name,
                  token_digest, core::utc_now());
   for (const auto& [key, value] : labels) {
-    store_.execute("INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)", name,
-                   key, value);
+    store_.execute(kSetLabel, name, key, value);
   }
 }
 
@@ -39,14 +43,14 @@ bool AgentDirectory::remove(const std::string& name) {
 }
 
 bool AgentDirectory::exists(const std::string& name) {
-  auto query = store_.statement("SELECT 1 FROM agents WHERE name = ?");
+  auto query = store_.query("SELECT 1 FROM agents WHERE name = ?");
   query.bind(1, name);
   return query.executeStep();
 }
 
 std::vector<std::string> AgentDirectory::names() {
   std::vector<std::string> names;
-  auto query = store_.statement("SELECT name FROM agents ORDER BY name");
+  auto query = store_.query("SELECT name FROM agents ORDER BY name");
   while (query.executeStep())
     names.push_back(query.getColumn(0).getString());
   return names;
@@ -55,7 +59,7 @@ std::vector<std::string> AgentDirectory::names() {
 std::vector<AgentRecord> AgentDirectory::list() {
   std::vector<AgentRecord> agents;
   {
-    auto query = store_.statement(
+    auto query = store_.query(
         "SELECT name, created_at, last_seen_at, version, outbox_rows, outbox_bytes, "
         "outbox_reported_at FROM agents ORDER BY name");
     while (query.executeStep()) {
@@ -86,8 +90,7 @@ bool AgentDirectory::set_hub_label(const std::string& name, const std::string& k
                                    const std::optional<std::string>& value) {
   if (!exists(name)) return false;
   if (value) {
-    store_.execute("INSERT OR REPLACE INTO agent_labels (agent, key, value) VALUES (?, ?, ?)", name,
-                   key, *value);
+    store_.execute(kSetLabel, name, key, *value);
   } else {
     store_.execute("DELETE FROM agent_labels WHERE agent = ? AND key = ?", name, key);
   }
@@ -95,7 +98,7 @@ bool AgentDirectory::set_hub_label(const std::string& name, const std::string& k
 }
 
 protocol::Labels AgentDirectory::reported_labels_of(const std::string& name) {
-  auto query = store_.statement("SELECT reported_labels FROM agents WHERE name = ?");
+  auto query = store_.query("SELECT reported_labels FROM agents WHERE name = ?");
   query.bind(1, name);
   if (!query.executeStep()) return {};
   // Written by record_hello from a decoded hello: it parses; if it did not, none.
@@ -105,7 +108,7 @@ protocol::Labels AgentDirectory::reported_labels_of(const std::string& name) {
 
 protocol::Labels AgentDirectory::hub_labels_of(const std::string& name) {
   protocol::Labels labels;
-  auto query = store_.statement("SELECT key, value FROM agent_labels WHERE agent = ? ORDER BY key");
+  auto query = store_.query("SELECT key, value FROM agent_labels WHERE agent = ? ORDER BY key");
   query.bind(1, name);
   while (query.executeStep())
     labels[query.getColumn(0).getString()] = query.getColumn(1).getString();
@@ -113,7 +116,7 @@ protocol::Labels AgentDirectory::hub_labels_of(const std::string& name) {
 }
 
 std::optional<std::string> AgentDirectory::token_digest_of(const std::string& name) {
-  auto query = store_.statement("SELECT token_sha256 FROM agents WHERE name = ?");
+  auto query = store_.query("SELECT token_sha256 FROM agents WHERE name = ?");
   query.bind(1, name);
   if (!query.executeStep()) return std::nullopt;
   return query.getColumn(0).getString();
@@ -121,7 +124,7 @@ std::optional<std::string> AgentDirectory::token_digest_of(const std::string& na
 
 std::optional<std::string> AgentDirectory::name_with_token_digest(const std::string& token_digest) {
   // Looked up by digest: the index compares digests, never the token itself.
-  auto query = store_.statement("SELECT name, token_sha256 FROM agents WHERE token_sha256 = ?");
+  auto query = store_.query("SELECT name, token_sha256 FROM agents WHERE token_sha256 = ?");
   query.bind(1, token_digest);
   if (!query.executeStep()) return std::nullopt;
   return query.getColumn(0).getString();

@@ -7,7 +7,7 @@
 // the registration token it registered with, and `tether-hub agent label`)
 // are in agent_labels and take precedence over what it reports: an agent
 // cannot drop or change a label the hub gave it (docs/operations.md, Labels).
-// Methods run inside the caller's turn (core::SqliteStore's group commit).
+// Methods run inside the caller's turn (core::SqlStore's group commit).
 #pragma once
 
 #include <cstdint>
@@ -36,7 +36,7 @@ struct AgentRecord {
 
 class AgentDirectory {
  public:
-  explicit AgentDirectory(core::SqliteStore& store) : store_(store) {}
+  explicit AgentDirectory(core::SqlStore& store) : store_(store) {}
 
   // A new agent with the digest of its token and its labels; the name must be free.
   void add(const std::string& name, const std::string& token_digest,
@@ -65,7 +65,7 @@ class AgentDirectory {
   protocol::Labels hub_labels_of(const std::string& name);
   protocol::Labels reported_labels_of(const std::string& name);
 
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
 };
 
 }  // namespace tether::hub

@@ -37,7 +37,7 @@ void AuditLog::record(const AuditActor& actor, const AuditAction& action) {
 protocol::AuditPage AuditLog::read(const protocol::AuditQuery& query) {
   // One statement for every combination of filters: an empty filter
   // matches everything. The id range bounds the scan.
-  auto select = store_.statement(
+  auto select = store_.query(
       "SELECT id, at, actor, role, source, action, target, outcome, reason, detail "
       "FROM audit_log WHERE id > ?1 AND (?2 = '' OR actor = ?2) AND (?3 = '' OR action = ?3) "
       "AND (?4 = '' OR target = ?4) AND (?5 = '' OR at >= ?5) AND (?6 = '' OR at < ?6) "

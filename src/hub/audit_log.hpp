@@ -37,17 +37,17 @@ AuditActor local_actor();
 
 class AuditLog {
  public:
-  explicit AuditLog(core::SqliteStore& store) : store_(store) {}
+  explicit AuditLog(core::SqlStore& store) : store_(store) {}
 
   // Appends an entry, stamped now (UTC), in the turn's write transaction:
   // it is kept or dropped with the change it records. Throws
-  // SQLite::Exception as SqliteStore::execute.
+  // as SqlStore::execute.
   void record(const AuditActor& actor, const AuditAction& action);
   // The entries that match `query`, oldest first, at most query.limit.
   protocol::AuditPage read(const protocol::AuditQuery& query);
 
  private:
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
 };
 
 }  // namespace tether::hub

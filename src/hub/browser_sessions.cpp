@@ -7,7 +7,7 @@
 
 namespace tether::hub {
 
-BrowserSessions::BrowserSessions(core::SqliteStore& store, TokenStore& tokens,
+BrowserSessions::BrowserSessions(core::SqlStore& store, TokenStore& tokens,
                                  std::function<int64_t()> now_ms)
     : store_(store), tokens_(tokens), now_ms_(now_ms ? std::move(now_ms) : wall_clock_ms) {}
 
@@ -38,7 +38,7 @@ std::optional<BrowserSession> BrowserSessions::find(const std::string& cookie_he
   BrowserSession session;
   int64_t last_used_ms = 0;
   {
-    auto query = store_.statement(
+    auto query = store_.query(
         "SELECT operator_token_sha256, csrf_token, expires_at_ms, last_used_ms FROM "
         "browser_sessions WHERE id_sha256 = ?");
     query.bind_all(id_sha256);
@@ -76,7 +76,7 @@ void BrowserSessions::sign_out(const std::string& cookie_header) {
 }
 
 int64_t BrowserSessions::count() {
-  auto query = store_.statement("SELECT count(*) FROM browser_sessions");
+  auto query = store_.query("SELECT count(*) FROM browser_sessions");
   return query.executeStep() ? query.getColumn(0).getInt64() : 0;
 }
 
@@ -86,7 +86,7 @@ void BrowserSessions::make_room() {
                  at - kIdleMs);
   store_.execute(
       "DELETE FROM browser_sessions WHERE id_sha256 IN (SELECT id_sha256 FROM browser_sessions "
-      "ORDER BY last_used_ms DESC LIMIT -1 OFFSET ?)",
+      "ORDER BY last_used_ms DESC LIMIT 9223372036854775807 OFFSET ?)",
       kMaxSessions - 1);
 }
 

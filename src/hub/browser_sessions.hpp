@@ -26,7 +26,7 @@
 #include <optional>
 #include <string>
 
-#include "core/sqlite_store.hpp"
+#include "core/sql_store.hpp"
 #include "hub/hub_store.hpp"
 #include "hub/operator_roles.hpp"
 #include "hub/tokens.hpp"
@@ -49,8 +49,7 @@ class BrowserSessions {
   static constexpr const char* kCookieName = "tether_session";
 
   // `now_ms`: milliseconds since the epoch (tests pass their own clock).
-  BrowserSessions(core::SqliteStore& store, TokenStore& tokens,
-                  std::function<int64_t()> now_ms = {});
+  BrowserSessions(core::SqlStore& store, TokenStore& tokens, std::function<int64_t()> now_ms = {});
 
   // A new session for the operator token `token`; nothing if it is not a
   // live operator token (an agent's or a registration token is refused too).
@@ -81,7 +80,7 @@ class BrowserSessions {
   void make_room();
   int64_t now() const { return now_ms_(); }
 
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   TokenStore& tokens_;
   std::function<int64_t()> now_ms_;
 };

@@ -1,5 +1,5 @@
 // BusyRetries: work to run again shortly because hub.db was locked by
-// another process (SqliteStore::Outcome::kBusy): an HTTP request, a dispatch
+// another process (SqlStore::Outcome::kBusy): an HTTP request, a dispatch
 // to a parked poll. All of it runs on one timer, in the order it came.
 #pragma once
 

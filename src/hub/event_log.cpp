@@ -30,7 +30,7 @@ constexpr const char* kColumns =
     "id, task_id, attempt_id, kind, stream, seq, byte_offset, length, data, payload, stored_at, "
     "stored_at_us, state, run_id";
 
-StoredEvent read_event(SQLite::Statement& row) {
+StoredEvent read_event(core::Query& row) {
   StoredEvent event;
   event.id = static_cast<uint64_t>(row.getColumn(0).getInt64());
   event.task_id = row.getColumn(1).getString();
@@ -43,11 +43,7 @@ StoredEvent read_event(SQLite::Statement& row) {
   event.seq = static_cast<uint64_t>(row.getColumn(5).getInt64());
   event.offset = static_cast<uint64_t>(row.getColumn(6).getInt64());
   event.length = static_cast<uint64_t>(row.getColumn(7).getInt64());
-  if (!row.getColumn(8).isNull()) {
-    const auto& column = row.getColumn(8);
-    event.data.assign(static_cast<const char*>(column.getBlob()),
-                      static_cast<size_t>(column.getBytes()));
-  }
+  if (!row.getColumn(8).isNull()) event.data = row.getColumn(8).getBytes();
   event.payload = row.getColumn(9).isNull() ? "" : row.getColumn(9).getString();
   event.stored_at = row.getColumn(10).getString();
   event.stored_at_us = row.getColumn(11).getInt64();
@@ -78,7 +74,7 @@ std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
   store_.begin_write();
   event.stored_at = core::utc_now();
   event.stored_at_us = now_us();
-  auto insert = store_.statement(
+  auto insert = store_.query(
       // The task's run, looked up here (one primary-key read) so that no
       // caller has to know it; a run's own events name it.
       "INSERT INTO events (task_id, attempt_id, kind, stream, seq, byte_offset, length, data, "
@@ -105,8 +101,8 @@ std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
     insert.bind(7);
   }
   if (event.kind == EventKind::kOutput) {
-    // bindNoCopy: SQLite reads the bytes during exec(), while `event` lives.
-    insert.bindNoCopy(8, event.data.data(), static_cast<int>(event.data.size()));
+    // Not copied: the insert runs below, while `event` lives.
+    insert.bind_bytes(8, event.data);
   } else {
     insert.bind(8);
   }
@@ -202,7 +198,7 @@ std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t aft
       std::string("SELECT ") + kColumns +
       " FROM events WHERE task_id = ? AND id > ? AND kind <> 'output' AND ? >= 0 AND ? >= 0 "
       "ORDER BY id LIMIT ?";
-  auto query = store_.statement(with_output ? all_sql.c_str() : no_output_sql.c_str());
+  auto query = store_.query(with_output ? all_sql.c_str() : no_output_sql.c_str());
   query.bind(1, task_id);
   query.bind(2, static_cast<int64_t>(after_id));
   query.bind(3, static_cast<int64_t>(from.stdout_id));
@@ -219,7 +215,7 @@ OutputFrom EventLog::tail_of(const std::string& attempt_id, uint64_t tail_bytes)
   for (const auto stream : {protocol::StreamName::kStdout, protocol::StreamName::kStderr}) {
     const std::string name(to_string(stream));
     // Lengths and offsets only: no output bytes are read.
-    auto end = store_.statement(
+    auto end = store_.query(
         "SELECT byte_offset + length FROM events WHERE attempt_id = ? AND stream = ? AND "
         "kind = 'output' ORDER BY seq DESC LIMIT 1");
     end.bind_all(attempt_id, name);
@@ -227,7 +223,7 @@ OutputFrom EventLog::tail_of(const std::string& attempt_id, uint64_t tail_bytes)
     const uint64_t stored = static_cast<uint64_t>(end.getColumn(0).getInt64());
     end.reset();
     if (stored <= tail_bytes) continue;
-    auto first = store_.statement(
+    auto first = store_.query(
         "SELECT MIN(id) FROM events WHERE attempt_id = ? AND stream = ? AND kind = 'output' AND "
         "byte_offset + length > ?");
     first.bind_all(attempt_id, name, static_cast<int64_t>(stored - tail_bytes));
@@ -258,7 +254,7 @@ std::vector<StoredEvent> EventLog::run_page(const std::string& run_id, uint64_t 
       std::string("SELECT ") + kColumns +
       " FROM events WHERE run_id = ? AND run_id != '' AND id > ? AND kind <> 'output' "
       "ORDER BY id LIMIT ?";
-  auto query = store_.statement(with_output ? all_sql.c_str() : no_output_sql.c_str());
+  auto query = store_.query(with_output ? all_sql.c_str() : no_output_sql.c_str());
   query.bind(1, run_id);
   query.bind(2, static_cast<int64_t>(after_id));
   query.bind(3, limit);
@@ -274,7 +270,7 @@ std::vector<StoredEvent> EventLog::stream_page(const std::string& attempt_id,
   static const std::string sql = std::string("SELECT ") + kColumns +
                                  " FROM events WHERE attempt_id = ? AND stream = ? AND seq > ? "
                                  "ORDER BY seq LIMIT ?";
-  auto query = store_.statement(sql.c_str());
+  auto query = store_.query(sql.c_str());
   query.bind(1, attempt_id);
   query.bind(2, std::string(to_string(stream)));
   query.bind(3, static_cast<int64_t>(after_seq));

@@ -46,7 +46,7 @@ struct OutputFrom {
 
 class EventLog {
  public:
-  explicit EventLog(core::SqliteStore& store) : store_(store) {}
+  explicit EventLog(core::SqlStore& store) : store_(store) {}
 
   // Each inserts within the turn's transaction and returns the event.
   std::shared_ptr<const StoredEvent> append_status(const std::string& task_id,
@@ -84,7 +84,7 @@ class EventLog {
 
  private:
   std::shared_ptr<StoredEvent> insert(StoredEvent event);
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
 };
 
 // "id: N\nevent: kind\ndata: {...}\n\n".

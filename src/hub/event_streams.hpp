@@ -15,7 +15,7 @@ namespace tether::hub {
 
 class EventStreams {
  public:
-  EventStreams(core::Loop& loop, core::SqliteStore& store, EventLog& events, EventHub& viewers,
+  EventStreams(core::Loop& loop, core::SqlStore& store, EventLog& events, EventHub& viewers,
                size_t max_streams)
       : loop_(loop), store_(store), events_(events), viewers_(viewers), max_(max_streams) {}
 
@@ -29,7 +29,7 @@ class EventStreams {
 
  private:
   core::Loop& loop_;
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   EventLog& events_;
   EventHub& viewers_;
   size_t max_;

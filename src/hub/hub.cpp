@@ -43,7 +43,7 @@ Result<std::pair<std::string, int>> bind_address(const std::string& listen, cons
 
 }  // namespace
 
-Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore> store,
+Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqlStore> store,
          SecretVault vault)
     : options_(std::move(options)),
       store_(std::move(store)),
@@ -111,7 +111,9 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   }
   if (options.data_dir.empty())
     return make_error(Errc::kInvalid, "invalid_data_dir", "--data-dir is required");
-  TETHER_TRY(store, open_hub_store(options.data_dir, options.sync, kServeBusyTimeoutMs));
+  options.database.serving = true;
+  TETHER_TRY(store, open_hub_database(options.data_dir, options.database, options.sync,
+                                      kServeBusyTimeoutMs));
   TETHER_TRY(vault, SecretVault::open(options.data_dir));
   std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store), std::move(*vault)));
   hub->check_key_matches();
@@ -246,13 +248,12 @@ std::string Hub::metrics_text() {
   text.family("tether_hub_tasks", "gauge", "Tasks stored, by state.");
   try {
     // tasks_by_state covers this: an index scan, no table reads.
-    SQLite::Statement states(store_->database(),
-                             "SELECT state, count(*) FROM tasks GROUP BY state ORDER BY state");
+    auto states = store_->query("SELECT state, count(*) FROM tasks GROUP BY state ORDER BY state");
     while (states.executeStep()) {
       text.sample("tether_hub_tasks", static_cast<double>(states.getColumn(1).getInt64()),
                   core::MetricsText::label("state", states.getColumn(0).getString()));
     }
-  } catch (const SQLite::Exception& e) {
+  } catch (const std::exception& e) {
     core::log_warning("hub", std::string("metrics: cannot count tasks: ") + e.what());
   }
   return text.str();

@@ -23,6 +23,9 @@ namespace tether::hub {
 
 struct HubOptions {
   std::string data_dir;
+  // Empty uri: hub.db in data_dir. A postgresql:// URI: that database, which
+  // several hubs may share (docs/operations.md).
+  DatabaseSettings database;
   std::string listen = "127.0.0.1:7070";
   std::string tls_certificate_file;
   std::string tls_private_key_file;
@@ -68,14 +71,14 @@ class Hub {
   void shut_down();
 
  private:
-  Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqliteStore> store,
+  Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqlStore> store,
       SecretVault vault);
   // A key just made while hub.db holds secrets sealed with another: say so.
   void check_key_matches();
   void schedule_lease_check();
 
   HubOptions options_;
-  std::unique_ptr<core::SqliteStore> store_;
+  std::unique_ptr<core::SqlStore> store_;
   AgentDirectory agents_;
   TokenStore tokens_;
   AuditLog audit_;

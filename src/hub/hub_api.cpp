@@ -90,9 +90,9 @@ void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy
   // dropped together, and no storage error escapes to the loop.
   const auto outcome =
       store_.guarded(request.method + " " + request.path, [&] { route(exchange, session); });
-  if (outcome == core::SqliteStore::Outcome::kDone || exchange->responded() || !exchange->is_open())
+  if (outcome == core::SqlStore::Outcome::kDone || exchange->responded() || !exchange->is_open())
     return;
-  if (outcome == core::SqliteStore::Outcome::kBusy && busy_retries < kMaxBusyRetries) {
+  if (outcome == core::SqlStore::Outcome::kBusy && busy_retries < kMaxBusyRetries) {
     // hub.db is locked by another process for a moment (`tether-hub agent
     // add`, sqlite3): nothing was kept, so the request runs again.
     busy_.later([this, exchange, busy_retries, session] {
@@ -102,7 +102,7 @@ void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy
   }
   auto response = json_response(
       503, protocol::api_error_body("storage_unavailable",
-                                    outcome == core::SqliteStore::Outcome::kBusy
+                                    outcome == core::SqlStore::Outcome::kBusy
                                         ? "the hub's database is locked by another process; retry"
                                         : "the hub could not read or write its storage; retry",
                                     true));

@@ -74,7 +74,7 @@ class HubApi {
   void register_agent(const std::shared_ptr<core::HttpExchange>& exchange);
 
   core::Loop& loop_;
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   TokenStore& tokens_;
   TaskRepository& tasks_;
   AgentFrameService& frames_;

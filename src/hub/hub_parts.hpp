@@ -23,7 +23,7 @@ namespace tether::hub {
 
 struct HubParts {
   core::Loop& loop;
-  core::SqliteStore& store;
+  core::SqlStore& store;
   TokenStore& tokens;
   AgentDirectory& agents;
   TaskRepository& tasks;

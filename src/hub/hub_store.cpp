@@ -1,5 +1,7 @@
 #include "hub/hub_store.hpp"
 
+#include "hub/pg_hub_schema.hpp"
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -291,8 +293,9 @@ int64_t wall_clock_ms() {
       .count();
 }
 
-Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& data_dir,
-                                                          SyncMode sync, int busy_timeout_ms) {
+namespace {
+
+Result<void> make_data_dir(const std::string& data_dir) {
   if (::mkdir(data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return make_error(Errc::kIo, "data_dir",
                       "cannot create data directory '" + data_dir + "': " + std::strerror(errno));
@@ -302,6 +305,30 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
     return make_error(Errc::kIo, "data_dir",
                       "data directory '" + data_dir + "' is not a directory");
   }
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<core::SqlStore>> open_hub_database(const std::string& data_dir,
+                                                          const DatabaseSettings& database,
+                                                          SyncMode sync, int busy_timeout_ms) {
+  if (database.uri.empty()) {
+    TETHER_TRY(store, open_hub_store(data_dir, sync, busy_timeout_ms));
+    return std::unique_ptr<core::SqlStore>(std::move(*store));
+  }
+  if (auto made = make_data_dir(data_dir); !made) return made.error();
+  core::PgSettings settings;
+  settings.uri = database.uri;
+  settings.password = database.password;
+  settings.application_name = "tether-hub";
+  TETHER_TRY(store, open_pg_hub_store(settings, database.serving));
+  return std::unique_ptr<core::SqlStore>(std::move(*store));
+}
+
+Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& data_dir,
+                                                          SyncMode sync, int busy_timeout_ms) {
+  if (auto made = make_data_dir(data_dir); !made) return made.error();
   core::SqliteStore::Options options;
   options.sync_full = sync == SyncMode::kFull;
   options.busy_timeout_ms = busy_timeout_ms;

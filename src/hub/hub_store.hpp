@@ -1,5 +1,6 @@
-// The hub's database: hub.db in the data directory, on core::SqliteStore
-// (WAL, group commit, after-commit actions).
+// The hub's database: hub.db in the data directory (core::SqliteStore: WAL,
+// group commit, after-commit actions), or PostgreSQL (core::PgStore,
+// pg_hub_schema.hpp). The hub's code sees core::SqlStore either way.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "core/result.hpp"
+#include "core/sql_store.hpp"
 #include "core/sqlite_store.hpp"
 
 namespace tether::hub {
@@ -22,6 +24,26 @@ enum class SyncMode { kNormal, kFull };
 // serving hub keeps it short (its loop thread waits, and it retries busy
 // work); one-shot commands (`tether-hub agent add`) can afford to wait.
 Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& data_dir,
+                                                          SyncMode sync, int busy_timeout_ms);
+
+// Which database: `uri` empty for hub.db in the data directory, else a
+// postgresql:// URI (no password in it: core::check_pg_uri) and the password
+// (from --database-password-file; empty: libpq's PGPASSWORD or ~/.pgpass).
+struct DatabaseSettings {
+  std::string uri;
+  std::string password;
+  // `serve`: on PostgreSQL, one serving hub per database (several hubs on
+  // one database are not supported yet: their memory would disagree), held
+  // by an advisory lock; a second one is refused. Commands (`agent add`)
+  // run beside it.
+  bool serving = false;
+};
+
+// Opens the hub's database and brings its schema to kHubSchemaVersion (a
+// newer one is refused). The data directory is made either way: it holds
+// secrets.key.
+Result<std::unique_ptr<core::SqlStore>> open_hub_database(const std::string& data_dir,
+                                                          const DatabaseSettings& database,
                                                           SyncMode sync, int busy_timeout_ms);
 
 // Milliseconds since the epoch (wall clock), for lease arithmetic.

@@ -13,6 +13,7 @@
 
 #include "core/crash_report.hpp"
 #include "core/log.hpp"
+#include "core/pg_connection.hpp"
 #include "core/run.hpp"
 #include "core/secret_file.hpp"
 #include "core/service_notifier.hpp"
@@ -42,8 +43,11 @@ constexpr const char* kUsage =
     "        [--metrics-listen ADDR:PORT] [--max-event-streams N] [--trusted-proxy ADDR]...\n"
     "        [--max-connections N] [--max-connections-per-address N] [--request-timeout-s N]\n"
     "        [--ui-listen ADDR:PORT] [--ui-dev-assets DIR]\n"
+    "        [--database postgresql://USER@HOST:PORT/DB [--database-password-file FILE]]\n"
     "      run the hub (default --listen 127.0.0.1:7070); --ui-listen also serves the web UI\n"
-    "      (docs/ui.md) there; --ui-dev-assets serves its page files from DIR (UI work)\n"
+    "      (docs/ui.md) there; --ui-dev-assets serves its page files from DIR (UI work);\n"
+    "      --database keeps the data in PostgreSQL instead of DIR/hub.db (the password from\n"
+    "      the file, PGPASSWORD or ~/.pgpass; never in the URI); the other commands take it too\n"
     "  registration-token create --data-dir DIR [--expires 24h|7d|30m|never] [--output FILE]\n"
     "        [--labels key=value,...]\n"
     "      a token edge hosts exchange for their own (tether-agent register); default 24h;\n"
@@ -96,9 +100,29 @@ Result<int64_t> parse_lifetime(const std::string& text) {
   return *seconds;
 }
 
+// --database URI (no password in it) or --database-password-file FILE (its
+// first line, the file 0600).
+Result<void> apply_database_flag(hub::DatabaseSettings& database, const std::string& arg,
+                                 const std::string& value) {
+  if (arg == "--database") {
+    if (auto checked = core::check_pg_uri(value, "--database"); !checked) return checked.error();
+    database.uri = value;
+    return {};
+  }
+  auto password = core::read_secret_file(value);
+  if (!password) {
+    return make_error(Errc::kInvalid, "usage",
+                      "--database-password-file: " + password.error().message);
+  }
+  database.password = *password;
+  return {};
+}
+
 // One option that takes a value: checked, and stored in `flags`.
 Result<void> apply_flag(Flags& flags, const std::string& arg, const std::string& value) {
   if (arg == "--data-dir") flags.options.data_dir = value;
+  if (arg == "--database" || arg == "--database-password-file")
+    return apply_database_flag(flags.options.database, arg, value);
   if (arg == "--listen") flags.options.listen = value;
   if (arg == "--tls-cert") flags.options.tls_certificate_file = value;
   if (arg == "--tls-key") flags.options.tls_private_key_file = value;
@@ -186,7 +210,8 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
                arg == "--max-connections-per-address" || arg == "--request-timeout-s" ||
                arg == "--output" || arg == "--expires" || arg == "--labels" || arg == "--name" ||
                arg == "--role" || arg == "--agents" || arg == "--ui-listen" ||
-               arg == "--ui-dev-assets") {
+               arg == "--ui-dev-assets" || arg == "--database" ||
+               arg == "--database-password-file") {
       TETHER_TRY(v, value(arg.c_str()));
       if (auto applied = apply_flag(flags, arg, *v); !applied) return applied.error();
     } else if (arg.rfind("--", 0) == 0) {
@@ -227,7 +252,7 @@ core::Co<void> serve(core::Loop& loop, hub::HubOptions options, int& status) {
 
 // The store, tokens and audit trail a command that works on hub.db uses.
 struct Local {
-  core::SqliteStore& store;
+  core::SqlStore& store;
   hub::TokenStore& tokens;
   hub::AuditLog& audit;
   hub::DatabaseOwner& owner;
@@ -305,7 +330,8 @@ int run_local_command(const Flags& flags) {
     return usage_error("--name, --role and --agents go with token create");
   hub::DatabaseOwner owner(flags.options.data_dir);
   // A running hub holds the write lock for one loop turn at a time: wait.
-  auto store = hub::open_hub_store(flags.options.data_dir, hub::SyncMode::kFull, 10'000);
+  auto store = hub::open_hub_database(flags.options.data_dir, flags.options.database,
+                                      hub::SyncMode::kFull, 10'000);
   if (!store) {
     std::fprintf(stderr, "tether-hub: %s\n", store.error().message.c_str());
     return 1;
@@ -369,7 +395,7 @@ int main(int argc, char** argv) {
     if (words[0] == "agent" || words[0] == "token" || words[0] == "registration-token") {
       return run_local_command(*flags);
     }
-  } catch (const SQLite::Exception& e) {
+  } catch (const std::exception& e) {
     std::fprintf(stderr, "tether-hub: database error: %s\n", e.what());
     return 1;
   }

@@ -231,7 +231,7 @@ void OperatorRoutes::task_output(const Exchange& exchange, const std::string& ta
   const std::string attempt =
       request.has_query("attempt") ? request.query_value("attempt") : task->current_attempt;
   // Size first, from the chunk lengths alone; then the bytes, page by page.
-  auto sizes = store_.statement(
+  auto sizes = store_.query(
       "SELECT byte_offset, length FROM events WHERE attempt_id = ? AND stream = ? AND "
       "kind = 'output' AND byte_offset + length > ? AND byte_offset < ? ORDER BY seq");
   sizes.bind(1, attempt);

@@ -50,7 +50,7 @@ class OperatorRoutes {
 
  private:
   core::Loop& loop_;
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   AgentDirectory& agents_;
   TaskRepository& tasks_;
   EventLog& events_;

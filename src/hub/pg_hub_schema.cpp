@@ -186,4 +186,27 @@ Result<void> apply_pg_hub_schema_in_transaction(core::PgConnection& connection) 
                                               /*first_version=*/kHubSchemaVersion);
 }
 
+Result<std::unique_ptr<core::PgStore>> open_pg_hub_store(const core::PgSettings& settings,
+                                                         bool serving) {
+  core::PgStore::Options options;
+  options.settings = settings;
+  if (serving) options.exclusive_lock = kServingLock;
+  auto opened = core::PgStore::open(options);
+  if (!opened && opened.error().code == "database_in_use") {
+    return make_error(Errc::kState, "database_in_use",
+                      "another tether-hub is serving " + settings.uri +
+                          " (one hub per database for now: several hubs on one PostgreSQL "
+                          "database are not supported yet)");
+  }
+  TETHER_TRY(store, std::move(opened));
+  core::PgConnection& connection = (*store)->connection();
+  if (auto began = connection.execute_script("BEGIN"); !began) return began.error();
+  if (auto schema = apply_pg_hub_schema_in_transaction(connection); !schema) {
+    (void)connection.execute_script("ROLLBACK");
+    return schema.error();
+  }
+  if (auto committed = connection.execute_script("COMMIT"); !committed) return committed.error();
+  return store;
+}
+
 }  // namespace tether::hub

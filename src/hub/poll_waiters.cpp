@@ -34,7 +34,7 @@ bool PollWaiters::answer(const std::string& agent, const std::string& instance,
 void PollWaiters::retract_later(const std::string& attempt_id, const std::string& reason) {
   const auto outcome = store_.guarded("retracting " + attempt_id,
                                       [&] { dispatch_.retract_dispatch(attempt_id, reason); });
-  if (outcome == core::SqliteStore::Outcome::kBusy) {
+  if (outcome == core::SqlStore::Outcome::kBusy) {
     busy_.later([this, attempt_id, reason] { retract_later(attempt_id, reason); });
   }
 }
@@ -96,7 +96,7 @@ void PollWaiters::poll(const std::string& agent, const std::string& instance,
 void PollWaiters::pool_task_queued() {
   std::vector<protocol::Selector> selectors;
   auto read = [&] { selectors = dispatch_.queued_pool_selectors(); };
-  if (store_.guarded("pool tasks", read) != core::SqliteStore::Outcome::kDone) {
+  if (store_.guarded("pool tasks", read) != core::SqlStore::Outcome::kDone) {
     busy_.later([this] { pool_task_queued(); });
     return;
   }
@@ -108,7 +108,7 @@ void PollWaiters::pool_task_queued() {
     if (selectors.empty()) return;
     protocol::Labels labels;
     auto labels_of = [&] { labels = agents_.labels_of(name); };
-    if (store_.guarded("labels of " + name, labels_of) != core::SqliteStore::Outcome::kDone) {
+    if (store_.guarded("labels of " + name, labels_of) != core::SqlStore::Outcome::kDone) {
       continue;
     }
     const bool matches =
@@ -116,7 +116,7 @@ void PollWaiters::pool_task_queued() {
                     [&](const protocol::Selector& s) { return s.matches(labels); });
     if (!matches) continue;
     task_queued(name);
-    if (store_.guarded("pool tasks", read) != core::SqliteStore::Outcome::kDone) return;
+    if (store_.guarded("pool tasks", read) != core::SqlStore::Outcome::kDone) return;
   }
 }
 
@@ -137,14 +137,14 @@ void PollWaiters::task_queued(const std::string& agent) {
   const auto outcome = store_.guarded("dispatch to " + agent, [&] {
     answered = answer(agent, waiter->instance, waiter->exchange);
   });
-  if (outcome == core::SqliteStore::Outcome::kBusy) {
+  if (outcome == core::SqlStore::Outcome::kBusy) {
     // hub.db is locked elsewhere for a moment: the poll stays parked and
     // the dispatch is tried again.
     busy_.later([this, agent] { task_queued(agent); });
     return;
   }
   remove(waiter);
-  if (outcome == core::SqliteStore::Outcome::kFailed) {
+  if (outcome == core::SqlStore::Outcome::kFailed) {
     waiter->exchange->respond(
         unavailable_response(503, "storage_unavailable", "the hub could not dispatch; retry", 1));
   } else if (!answered) {

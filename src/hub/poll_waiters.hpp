@@ -24,7 +24,7 @@ inline constexpr size_t kMaxParkedPollsPerAgent = 4;
 class PollWaiters {
  public:
   // `lease_ms` is told to agents with each task (docs/protocol.md 3).
-  PollWaiters(core::Loop& loop, core::SqliteStore& store, DispatchService& dispatch,
+  PollWaiters(core::Loop& loop, core::SqlStore& store, DispatchService& dispatch,
               AgentDirectory& agents, int64_t lease_ms, AgentChannels& channels)
       : loop_(loop),
         store_(store),
@@ -62,7 +62,7 @@ class PollWaiters {
   void pool_task_queued();
 
   core::Loop& loop_;
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   DispatchService& dispatch_;
   AgentDirectory& agents_;
   int64_t lease_ms_;

@@ -11,7 +11,7 @@ constexpr const char* kRunColumns =
     "offline_timeout_s, cancel_on_error, lost_is_error, cancelled, stop_reason, created_by, "
     "created_at, finished_at";
 
-std::string text_or_empty(const SQLite::Column& column) {
+std::string text_or_empty(const core::SqlValue& column) {
   return column.isNull() ? std::string() : column.getString();
 }
 
@@ -26,7 +26,7 @@ std::vector<std::string> split_names(const std::string& text) {
   return names;
 }
 
-RunRecord read_run(SQLite::Statement& row) {
+RunRecord read_run(core::Query& row) {
   RunRecord run;
   run.id = row.getColumn(0).getString();
   run.state = row.getColumn(1).getString();
@@ -54,7 +54,7 @@ void RunRepository::insert(const RunRecord& run) {
   std::string agents;
   for (const auto& name : run.agents)
     agents += (agents.empty() ? "" : " ") + name;
-  auto insert = store_.statement(
+  auto insert = store_.query(
       "INSERT INTO runs (id, state, selector, agents, command_json, max_concurrency, max_errors, "
       "canary, offline_timeout_s, cancel_on_error, lost_is_error, created_by, created_at) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -80,7 +80,7 @@ void RunRepository::insert(const RunRecord& run) {
 
 std::optional<RunRecord> RunRepository::find(const std::string& id) {
   static const std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?";
-  auto query = store_.statement(sql.c_str());
+  auto query = store_.query(sql.c_str());
   query.bind(1, id);
   if (!query.executeStep()) return std::nullopt;
   return read_run(query);
@@ -89,7 +89,7 @@ std::optional<RunRecord> RunRepository::find(const std::string& id) {
 std::vector<RunRecord> RunRepository::list(const std::string& state, const std::string& before,
                                            int limit) {
   static const NewestFirstPages pages(kRunColumns, "runs");
-  auto query = store_.statement(pages.sql(!state.empty(), !before.empty()));
+  auto query = store_.query(pages.sql(!state.empty(), !before.empty()));
   int index = 1;
   if (!state.empty()) query.bind(index++, state);
   if (!before.empty()) query.bind(index++, before);
@@ -101,7 +101,7 @@ std::vector<RunRecord> RunRepository::list(const std::string& state, const std::
 }
 
 std::vector<std::string> RunRepository::running_ids() {
-  auto query = store_.statement("SELECT id FROM runs WHERE state = 'running'");
+  auto query = store_.query("SELECT id FROM runs WHERE state = 'running'");
   std::vector<std::string> ids;
   while (query.executeStep())
     ids.push_back(query.getColumn(0).getString());
@@ -120,7 +120,7 @@ void RunRepository::finish(const std::string& id, const std::string& state) {
 }
 
 std::vector<RunTaskRow> RunRepository::tasks_of(const std::string& run_id) {
-  auto query = store_.statement(
+  auto query = store_.query(
       "SELECT id, agent, state, held, released_at_ms, final_json, updated_at, cancel_reason "
       "FROM tasks "
       "WHERE run_id = ? ORDER BY rowid");

@@ -47,7 +47,7 @@ struct RunTaskRow {
 
 class RunRepository {
  public:
-  explicit RunRepository(core::SqliteStore& store) : store_(store) {}
+  explicit RunRepository(core::SqlStore& store) : store_(store) {}
 
   void insert(const RunRecord& run);
   std::optional<RunRecord> find(const std::string& id);
@@ -64,7 +64,7 @@ class RunRepository {
   void release(const std::string& task_id, int64_t now_ms);
 
  private:
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
 };
 
 }  // namespace tether::hub

@@ -37,7 +37,7 @@ class RunRoutes {
   void events(const Exchange& exchange, const Caller& caller, const std::string& run_id);
 
  private:
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   RunRepository& records_;
   RunCoordinator& runs_;
   AuditLog& audit_;

@@ -12,7 +12,7 @@ constexpr int kReplayPage = 256;
 
 }  // namespace
 
-SseStream::SseStream(core::Loop& loop, core::SqliteStore& store, EventLog& events, EventHub& hub,
+SseStream::SseStream(core::Loop& loop, core::SqlStore& store, EventLog& events, EventHub& hub,
                      std::shared_ptr<core::HttpExchange> exchange, SseSubject subject,
                      uint64_t after_id, bool follow, bool with_output)
     : loop_(loop),
@@ -88,7 +88,7 @@ void SseStream::pump_guarded() {
   // Its own entry point (the connection drained): a viewer whose replay
   // cannot be read now is closed, and resumes with Last-Event-ID.
   if (store_.guarded("event stream of " + subject_.id, [this] { pump(); }) !=
-      core::SqliteStore::Outcome::kDone) {
+      core::SqlStore::Outcome::kDone) {
     close();
   }
 }

@@ -37,7 +37,7 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   static constexpr uint64_t kHeartbeatMs = 15'000;
   static constexpr uint64_t kReauthorizeMs = 5'000;
 
-  SseStream(core::Loop& loop, core::SqliteStore& store, EventLog& events, EventHub& hub,
+  SseStream(core::Loop& loop, core::SqlStore& store, EventLog& events, EventHub& hub,
             std::shared_ptr<core::HttpExchange> exchange, SseSubject subject, uint64_t after_id,
             bool follow, bool with_output);
   ~SseStream();
@@ -63,7 +63,7 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   bool ends_subject(const StoredEvent& event) const;
 
   core::Loop& loop_;
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   EventLog& events_;
   EventHub& hub_;
   std::shared_ptr<core::HttpExchange> exchange_;

@@ -1,6 +1,7 @@
 #include "hub/task_repository.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/wall_clock.hpp"
 #include "protocol/json_reader.hpp"
@@ -39,11 +40,11 @@ std::vector<std::string> split_names(const std::string& text) {
   return names;
 }
 
-std::string text_or_empty(const SQLite::Column& column) {
+std::string text_or_empty(const core::SqlValue& column) {
   return column.isNull() ? std::string() : column.getString();
 }
 
-TaskRecord read_task(SQLite::Statement& row) {
+TaskRecord read_task(core::Query& row) {
   TaskRecord task;
   task.id = row.getColumn(0).getString();
   task.agent = row.getColumn(1).getString();
@@ -85,7 +86,7 @@ AttemptState parse_attempt_state(const std::string& text) {
   return AttemptState::kDispatched;
 }
 
-AttemptRecord read_attempt(SQLite::Statement& row) {
+AttemptRecord read_attempt(core::Query& row) {
   AttemptRecord attempt;
   attempt.id = row.getColumn(0).getString();
   attempt.task_id = row.getColumn(1).getString();
@@ -104,7 +105,7 @@ AttemptRecord read_attempt(SQLite::Statement& row) {
   return attempt;
 }
 
-std::vector<AttemptRecord> read_attempts(SQLite::Statement& query) {
+std::vector<AttemptRecord> read_attempts(core::Query& query) {
   std::vector<AttemptRecord> attempts;
   while (query.executeStep())
     attempts.push_back(read_attempt(query));
@@ -129,7 +130,7 @@ std::string_view to_string(AttemptState state) {
 
 void TaskRepository::insert_task(const TaskRecord& task) {
   store_.begin_write();
-  auto insert = store_.statement(
+  auto insert = store_.query(
       "INSERT INTO tasks (id, agent, state, command_json, env_json, cwd, timeout_s, target, "
       "max_attempts, created_at, updated_at, secret_names, limits_json, selector, run_id, held) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
@@ -154,7 +155,7 @@ void TaskRepository::insert_task(const TaskRecord& task) {
 
 std::optional<TaskRecord> TaskRepository::find_task(const std::string& id) {
   static const std::string sql = std::string("SELECT ") + kTaskColumns + " FROM tasks WHERE id = ?";
-  auto query = store_.statement(sql.c_str());
+  auto query = store_.query(sql.c_str());
   query.bind(1, id);
   if (!query.executeStep()) return std::nullopt;
   return read_task(query);
@@ -164,13 +165,13 @@ std::vector<TaskRecord> TaskRepository::list_tasks(
     const std::string& state, const std::string& before, int limit,
     const std::function<bool(const std::string& agent)>& visible) {
   static const NewestFirstPages pages(kTaskColumns, "tasks");
-  auto query = store_.statement(pages.sql(!state.empty(), !before.empty()));
+  auto query = store_.query(pages.sql(!state.empty(), !before.empty()));
   int index = 1;
   if (!state.empty()) query.bind(index++, state);
   if (!before.empty()) query.bind(index++, before);
-  // Filtered, the rows are read until `limit` of them passed (SQLite's
-  // LIMIT -1: no limit).
-  query.bind(index, visible ? -1 : limit);
+  // Filtered, the rows are read until `limit` of them passed (no LIMIT:
+  // the largest, as both engines take no negative one).
+  query.bind(index, visible ? std::numeric_limits<int64_t>::max() : int64_t{limit});
   std::vector<TaskRecord> tasks;
   while (static_cast<int>(tasks.size()) < limit && query.executeStep()) {
     TaskRecord task = read_task(query);
@@ -186,7 +187,7 @@ std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent, b
   static const std::string pooled = std::string("SELECT ") + kTaskColumns +
                                     " FROM tasks WHERE agent IN (?, '') AND state = 'queued' "
                                     "AND held = 0 ORDER BY created_at, rowid";
-  auto query = store_.statement(with_pool ? pooled.c_str() : own.c_str());
+  auto query = store_.query(with_pool ? pooled.c_str() : own.c_str());
   query.bind(1, agent);
   std::vector<TaskRecord> tasks;
   while (query.executeStep())
@@ -196,7 +197,7 @@ std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent, b
 
 std::vector<std::string> TaskRepository::queued_pool_selectors() {
   auto query =
-      store_.statement("SELECT DISTINCT selector FROM tasks WHERE agent = '' AND state = 'queued'");
+      store_.query("SELECT DISTINCT selector FROM tasks WHERE agent = '' AND state = 'queued'");
   std::vector<std::string> selectors;
   while (query.executeStep())
     selectors.push_back(query.getColumn(0).getString());
@@ -209,7 +210,7 @@ void TaskRepository::assign_agent(const std::string& id, const std::string& agen
 
 std::vector<TargetHolder> TaskRepository::target_holders(const std::string& agent,
                                                          bool with_queued) {
-  auto query = store_.statement(
+  auto query = store_.query(
       with_queued ? "SELECT id, target FROM tasks WHERE agent = ? AND target != '' AND state IN "
                     "('queued', 'dispatched', 'running') ORDER BY created_at, rowid"
                   : "SELECT id, target FROM tasks WHERE agent = ? AND target != '' AND state IN "
@@ -257,7 +258,7 @@ void TaskRepository::insert_attempt(const AttemptRecord& attempt) {
 std::optional<AttemptRecord> TaskRepository::find_attempt(const std::string& id) {
   static const std::string sql =
       std::string("SELECT ") + kAttemptColumns + " FROM attempts WHERE id = ?";
-  auto query = store_.statement(sql.c_str());
+  auto query = store_.query(sql.c_str());
   query.bind(1, id);
   if (!query.executeStep()) return std::nullopt;
   return read_attempt(query);
@@ -266,7 +267,7 @@ std::optional<AttemptRecord> TaskRepository::find_attempt(const std::string& id)
 std::vector<AttemptRecord> TaskRepository::attempts_of(const std::string& task_id) {
   static const std::string sql =
       std::string("SELECT ") + kAttemptColumns + " FROM attempts WHERE task_id = ? ORDER BY number";
-  auto query = store_.statement(sql.c_str());
+  auto query = store_.query(sql.c_str());
   query.bind(1, task_id);
   return read_attempts(query);
 }
@@ -274,7 +275,7 @@ std::vector<AttemptRecord> TaskRepository::attempts_of(const std::string& task_i
 std::vector<AttemptRecord> TaskRepository::active_attempts() {
   static const std::string sql = std::string("SELECT ") + kAttemptColumns +
                                  " FROM attempts WHERE state IN ('dispatched', 'running')";
-  auto query = store_.statement(sql.c_str());
+  auto query = store_.query(sql.c_str());
   return read_attempts(query);
 }
 
@@ -282,7 +283,7 @@ std::vector<AttemptRecord> TaskRepository::active_attempts_of(const std::string&
   static const std::string sql =
       std::string("SELECT ") + kAttemptColumns +
       " FROM attempts WHERE agent = ? AND state IN ('dispatched', 'running')";
-  auto query = store_.statement(sql.c_str());
+  auto query = store_.query(sql.c_str());
   query.bind(1, agent);
   return read_attempts(query);
 }

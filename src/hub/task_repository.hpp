@@ -75,7 +75,7 @@ struct AttemptRecord {
 
 class TaskRepository {
  public:
-  explicit TaskRepository(core::SqliteStore& store) : store_(store) {}
+  explicit TaskRepository(core::SqlStore& store) : store_(store) {}
 
   void insert_task(const TaskRecord& task);
   std::optional<TaskRecord> find_task(const std::string& id);
@@ -113,7 +113,7 @@ class TaskRepository {
   void mark_attempt_lost(const std::string& id, const std::string& reason);
 
  private:
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
 };
 
 // The TaskSpec an agent receives for an attempt of `task`.

@@ -16,11 +16,6 @@ std::string associated_data(const std::string& task_id, const std::string& name)
   return data;
 }
 
-std::string blob(const SQLite::Column& column) {
-  return std::string(static_cast<const char*>(column.getBlob()),
-                     static_cast<size_t>(column.getBytes()));
-}
-
 }  // namespace
 
 Result<void> TaskSecrets::store(const std::string& task_id,
@@ -33,25 +28,25 @@ Result<void> TaskSecrets::store(const std::string& task_id,
   }
   for (const auto& [name, sealed] : rows) {
     store_.begin_write();
-    auto insert = store_.statement(
+    auto insert = store_.query(
         "INSERT INTO task_secrets (task_id, name, nonce, ciphertext) VALUES (?, ?, ?, ?)");
     insert.bind(1, task_id);
     insert.bind(2, name);
-    insert.bind(3, sealed.nonce.data(), static_cast<int>(sealed.nonce.size()));
-    insert.bind(4, sealed.ciphertext.data(), static_cast<int>(sealed.ciphertext.size()));
+    insert.bind_bytes(3, sealed.nonce);
+    insert.bind_bytes(4, sealed.ciphertext);
     insert.exec();
   }
   return {};
 }
 
 Result<std::map<std::string, std::string>> TaskSecrets::load(const std::string& task_id) {
-  auto query = store_.statement(
+  auto query = store_.query(
       "SELECT name, nonce, ciphertext FROM task_secrets WHERE task_id = ? ORDER BY name");
   query.bind(1, task_id);
   std::map<std::string, std::string> secrets;
   while (query.executeStep()) {
     const std::string name = query.getColumn(0).getString();
-    const SecretVault::Sealed sealed{blob(query.getColumn(1)), blob(query.getColumn(2))};
+    const SecretVault::Sealed sealed{query.getColumn(1).getBytes(), query.getColumn(2).getBytes()};
     auto value = vault_.unseal(sealed, associated_data(task_id, name));
     if (!value) {
       return make_error(Errc::kInvalid, "secrets_unreadable",
@@ -67,7 +62,7 @@ void TaskSecrets::erase(const std::string& task_id) {
 }
 
 uint64_t TaskSecrets::tasks_holding() {
-  auto query = store_.statement("SELECT count(DISTINCT task_id) FROM task_secrets");
+  auto query = store_.query("SELECT count(DISTINCT task_id) FROM task_secrets");
   if (!query.executeStep()) return 0;
   return static_cast<uint64_t>(query.getColumn(0).getInt64());
 }

@@ -13,14 +13,14 @@
 #include <string>
 
 #include "core/result.hpp"
-#include "core/sqlite_store.hpp"
+#include "core/sql_store.hpp"
 #include "hub/secret_vault.hpp"
 
 namespace tether::hub {
 
 class TaskSecrets {
  public:
-  TaskSecrets(core::SqliteStore& store, const SecretVault& vault) : store_(store), vault_(vault) {}
+  TaskSecrets(core::SqlStore& store, const SecretVault& vault) : store_(store), vault_(vault) {}
 
   // Seals and stores each of `secrets` (name to value) for `task_id`,
   // inside the turn's write. Errors: "seal_failed" (OpenSSL).
@@ -35,7 +35,7 @@ class TaskSecrets {
   uint64_t tasks_holding();
 
  private:
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   const SecretVault& vault_;
 };
 

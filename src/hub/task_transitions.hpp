@@ -38,7 +38,7 @@ struct AgentNotifier {
 
 class TaskTransitions {
  public:
-  TaskTransitions(core::SqliteStore& store, TaskRepository& tasks, TaskSecrets& secrets,
+  TaskTransitions(core::SqlStore& store, TaskRepository& tasks, TaskSecrets& secrets,
                   EventLog& events, EventHub& viewers, OutputLedger& ledger)
       : store_(store),
         tasks_(tasks),
@@ -91,7 +91,7 @@ class TaskTransitions {
  private:
   std::function<void(const std::string& run_id)> on_run_task_ended_;
 
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   TaskRepository& tasks_;
   TaskSecrets& secrets_;
   EventLog& events_;

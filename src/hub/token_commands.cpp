@@ -32,7 +32,7 @@ std::string token_detail(const OperatorTokenInfo& token, bool with_role) {
 }
 
 // `token create`: the flags checked before anything is stored.
-Result<int> create(const TokenCommand& command, core::SqliteStore& store, TokenStore& tokens,
+Result<int> create(const TokenCommand& command, core::SqlStore& store, TokenStore& tokens,
                    AuditLog& audit, DatabaseOwner& owner) {
   if (!command.name) return usage("token create: --name is required");
   if (!command.role) return usage("token create: --role is required (admin, operator or viewer)");
@@ -78,7 +78,7 @@ void list(TokenStore& tokens) {
 
 }  // namespace
 
-int hand_out_token(core::SqliteStore& store, const std::string& output, const std::string& token,
+int hand_out_token(core::SqlStore& store, const std::string& output, const std::string& token,
                    const std::string& what, DatabaseOwner& owner) {
   if (auto committed = store.commit(); !committed) return refused(committed.error().message);
   owner.back_to_root();  // the file is the caller's, written with the caller's rights
@@ -92,7 +92,7 @@ int hand_out_token(core::SqliteStore& store, const std::string& output, const st
   return 0;
 }
 
-Result<int> run_token_command(const TokenCommand& command, core::SqliteStore& store,
+Result<int> run_token_command(const TokenCommand& command, core::SqlStore& store,
                               TokenStore& tokens, AuditLog& audit, DatabaseOwner& owner) {
   const auto& words = command.words;
   const bool creates = words.size() == 2 && words[1] == "create";

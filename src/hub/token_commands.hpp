@@ -30,13 +30,13 @@ struct TokenCommand {
 // A new token: to `output` (mode 0600) if given, else alone on stdout, so
 // that it can be piped; `what` names it on stderr. Commits `store` first:
 // a token handed out is stored. The exit status: 0, or 1 (said on stderr).
-int hand_out_token(core::SqliteStore& store, const std::string& output, const std::string& token,
+int hand_out_token(core::SqlStore& store, const std::string& output, const std::string& token,
                    const std::string& what, DatabaseOwner& owner);
 
 // Runs a token command. The exit status: 0, or 1 when refused (stderr
 // says why, naming the flag: `--name: a token named 'ci' exists already`).
 // Errors (code "usage"): a malformed command or flag value, nothing changed.
-Result<int> run_token_command(const TokenCommand& command, core::SqliteStore& store,
+Result<int> run_token_command(const TokenCommand& command, core::SqlStore& store,
                               TokenStore& tokens, AuditLog& audit, DatabaseOwner& owner);
 
 }  // namespace tether::hub

@@ -134,7 +134,7 @@ std::string token_id(std::string_view prefix, const std::string& digest) {
 constexpr const char* kOperatorTokenColumns =
     "id, name, role, agent_patterns, created_at, coalesce(revoked_at, '')";
 
-OperatorTokenInfo read_operator_token(core::ScopedStatement& row) {
+OperatorTokenInfo read_operator_token(core::Query& row) {
   OperatorTokenInfo info;
   info.id = row.getColumn(0).getString();
   info.name = row.getColumn(1).getString();
@@ -163,7 +163,7 @@ Result<NewOperatorToken> TokenStore::add_operator_token(
                           std::string(to_string(role)));
   }
   {
-    auto taken = store_.statement("SELECT id FROM operator_tokens WHERE name = ?");
+    auto taken = store_.query("SELECT id FROM operator_tokens WHERE name = ?");
     taken.bind(1, name);
     if (taken.executeStep()) {
       return make_error(Errc::kExists, "exists",
@@ -198,7 +198,7 @@ std::vector<OperatorTokenInfo> TokenStore::operator_tokens() {
   static const std::string sql = std::string("SELECT ") + kOperatorTokenColumns +
                                  " FROM operator_tokens ORDER BY created_at, rowid";
   std::vector<OperatorTokenInfo> tokens;
-  auto query = store_.statement(sql.c_str());
+  auto query = store_.query(sql.c_str());
   while (query.executeStep())
     tokens.push_back(read_operator_token(query));
   return tokens;
@@ -209,7 +209,7 @@ Result<OperatorTokenInfo> TokenStore::revoke_operator_token(const std::string& i
                                  " FROM operator_tokens WHERE id = ? OR name = ?";
   std::optional<OperatorTokenInfo> found;
   {
-    auto query = store_.statement(sql.c_str());
+    auto query = store_.query(sql.c_str());
     query.bind(1, id_or_name);
     query.bind(2, id_or_name);
     if (query.executeStep()) found = read_operator_token(query);
@@ -238,7 +238,7 @@ std::optional<OperatorTokenInfo> TokenStore::find_operator_token_of_digest(
     const std::string& digest) {
   static const std::string sql = std::string("SELECT ") + kOperatorTokenColumns +
                                  ", token_sha256 FROM operator_tokens WHERE token_sha256 = ?";
-  auto query = store_.statement(sql.c_str());
+  auto query = store_.query(sql.c_str());
   query.bind(1, digest);
   if (!query.executeStep() || !digests_equal(query.getColumn(6).getString(), digest))
     return std::nullopt;
@@ -264,7 +264,7 @@ Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(
   const std::string token = generate_token("ttr_");
   const std::string digest = token_digest(token);
   const std::string id = token_id("reg-", digest);
-  auto insert = store_.statement(
+  auto insert = store_.query(
       "INSERT INTO registration_tokens (id, token_sha256, created_at, expires_at, labels) "
       "VALUES (?, ?, ?, ?, ?)");
   insert.bind(1, id);
@@ -283,7 +283,7 @@ Result<std::pair<std::string, std::string>> TokenStore::add_registration_token(
 
 std::vector<RegistrationTokenInfo> TokenStore::registration_tokens() {
   std::vector<RegistrationTokenInfo> tokens;
-  auto query = store_.statement(
+  auto query = store_.query(
       "SELECT id, created_at, coalesce(expires_at, ''), coalesce(revoked_at, ''), registered, "
       "labels FROM registration_tokens ORDER BY created_at");
   while (query.executeStep()) {
@@ -295,7 +295,7 @@ std::vector<RegistrationTokenInfo> TokenStore::registration_tokens() {
 }
 
 Result<void> TokenStore::revoke_registration_token(const std::string& id) {
-  auto revoke = store_.statement(
+  auto revoke = store_.query(
       "UPDATE registration_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL");
   revoke.bind(1, core::utc_now());
   revoke.bind(2, id);
@@ -327,7 +327,7 @@ std::string registration_refusal(const std::string& id, const std::string& expir
 
 Result<std::string> TokenStore::usable_registration(const std::string& token) {
   const std::string digest = token_digest(token);
-  auto query = store_.statement(kFindRegistrationSql);
+  auto query = store_.query(kFindRegistrationSql);
   query.bind(1, digest);
   if (!query.executeStep() || !digests_equal(query.getColumn(1).getString(), digest)) {
     return make_error(Errc::kUnauthorized, "unauthorized", "missing or unknown registration token");
@@ -348,7 +348,7 @@ Result<Registration> TokenStore::register_agent(std::string_view authorization,
   TETHER_TRY(id, usable_registration(token));
   std::string labels_text;
   {
-    auto labels = store_.statement("SELECT labels FROM registration_tokens WHERE id = ?");
+    auto labels = store_.query("SELECT labels FROM registration_tokens WHERE id = ?");
     labels.bind(1, *id);
     if (labels.executeStep()) labels_text = labels.getColumn(0).getString();
   }
@@ -357,7 +357,7 @@ Result<Registration> TokenStore::register_agent(std::string_view authorization,
   TETHER_TRY(agent_token, add_agent(name, registration.labels));
   registration.agent_token = std::move(*agent_token);
   auto count =
-      store_.statement("UPDATE registration_tokens SET registered = registered + 1 WHERE id = ?");
+      store_.query("UPDATE registration_tokens SET registered = registered + 1 WHERE id = ?");
   count.bind(1, *id);
   count.exec();
   core::log_info("tokens", "agent " + name + " registered with " + *id);

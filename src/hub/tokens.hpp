@@ -67,7 +67,7 @@ struct RegistrationTokenInfo {
 
 class TokenStore {
  public:
-  TokenStore(core::SqliteStore& store, AgentDirectory& agents) : store_(store), agents_(agents) {}
+  TokenStore(core::SqlStore& store, AgentDirectory& agents) : store_(store), agents_(agents) {}
 
   // Registers an agent and returns its token. Errors: "exists" (the name is
   // taken), "invalid_name" (outside the id rule, docs/protocol.md 2.1).
@@ -132,7 +132,7 @@ class TokenStore {
   std::optional<OperatorTokenInfo> find_operator_token(const std::string& token);
   std::optional<OperatorTokenInfo> find_operator_token_of_digest(const std::string& digest);
 
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   AgentDirectory& agents_;
 };
 

@@ -46,7 +46,7 @@ bool is_api_path(const std::string& path) {
 
 }  // namespace
 
-WebUi::WebUi(WebUiOptions options, core::SqliteStore& store, HubApi& api, BrowserSessions& sessions,
+WebUi::WebUi(WebUiOptions options, core::SqlStore& store, HubApi& api, BrowserSessions& sessions,
              AuthThrottle& throttle)
     : options_(std::move(options)),
       store_(store),
@@ -55,7 +55,7 @@ WebUi::WebUi(WebUiOptions options, core::SqliteStore& store, HubApi& api, Browse
       throttle_(throttle) {}
 
 Result<std::unique_ptr<WebUi>> WebUi::start(core::Loop& loop, WebUiOptions options,
-                                            core::SqliteStore& store, HubApi& api,
+                                            core::SqlStore& store, HubApi& api,
                                             BrowserSessions& sessions, AuthThrottle& throttle) {
   std::unique_ptr<WebUi> ui(new WebUi(std::move(options), store, api, sessions, throttle));
   core::WebServerOptions server_options;
@@ -86,7 +86,7 @@ std::optional<BrowserSession> WebUi::session_of(const core::HttpRequest& request
   std::optional<BrowserSession> session;
   unavailable = store_.guarded("web UI session", [&] {
     session = sessions_.find(request.cookie);
-  }) != core::SqliteStore::Outcome::kDone;
+  }) != core::SqlStore::Outcome::kDone;
   return session;
 }
 
@@ -154,7 +154,7 @@ void WebUi::forward_to_api(const std::shared_ptr<HttpExchange>& exchange) {
 void WebUi::session_route(const std::shared_ptr<HttpExchange>& exchange) {
   // Its own error boundary: sign-in and sign-out write hub.db.
   const auto outcome = store_.guarded("web UI session", [&] { session_work(exchange); });
-  if (outcome != core::SqliteStore::Outcome::kDone && !exchange->responded()) {
+  if (outcome != core::SqlStore::Outcome::kDone && !exchange->responded()) {
     respond_error(exchange, 503, "storage_unavailable",
                   "the hub could not read or write its storage; retry", true);
   }

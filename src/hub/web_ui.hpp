@@ -43,7 +43,7 @@ class WebUi {
  public:
   // Binds and serves. Errors name the address and the cause.
   static Result<std::unique_ptr<WebUi>> start(core::Loop& loop, WebUiOptions options,
-                                              core::SqliteStore& store, HubApi& api,
+                                              core::SqlStore& store, HubApi& api,
                                               BrowserSessions& sessions, AuthThrottle& throttle);
   WebUi(const WebUi&) = delete;
   WebUi& operator=(const WebUi&) = delete;
@@ -59,7 +59,7 @@ class WebUi {
   }
 
  private:
-  WebUi(WebUiOptions options, core::SqliteStore& store, HubApi& api, BrowserSessions& sessions,
+  WebUi(WebUiOptions options, core::SqlStore& store, HubApi& api, BrowserSessions& sessions,
         AuthThrottle& throttle);
   // The live session of the request's cookie, read inside the store's error
   // boundary; `unavailable` is set when hub.db could not be read.
@@ -79,7 +79,7 @@ class WebUi {
   static std::string session_body(const BrowserSession& session);
 
   WebUiOptions options_;
-  core::SqliteStore& store_;
+  core::SqlStore& store_;
   HubApi& api_;
   BrowserSessions& sessions_;
   AuthThrottle& throttle_;

@@ -70,10 +70,22 @@ std::pair<int, std::string> shell_output(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
 }
 
+std::string hub_data_dir_words(const std::string& data_dir) {
+  std::string words = "--data-dir '" + data_dir + "'";
+  for (const auto& arg : hub_database_args(data_dir))
+    words += " '" + arg + "'";
+  return words;
+}
+
 std::string hub_command(const std::vector<std::string>& args) {
   std::string command = "'" + hub_binary() + "'";
-  for (const auto& arg : args)
-    command += " '" + arg + "'";
+  for (size_t i = 0; i < args.size(); ++i) {
+    command += " '" + args[i] + "'";
+    if (i > 0 && args[i - 1] == "--data-dir") {
+      for (const auto& arg : hub_database_args(args[i]))
+        command += " '" + arg + "'";
+    }
+  }
   auto [status, out] = shell_output(command);
   INFO(command);
   REQUIRE(status == 0);
@@ -118,6 +130,8 @@ HubProcess::HubProcess(core::Loop& loop, std::string data_dir, std::vector<std::
 core::Co<void> HubProcess::start() {
   std::vector<std::string> argv = {hub_binary(), "serve",    "--data-dir",
                                    data_dir_,    "--listen", "127.0.0.1:" + std::to_string(port_)};
+  const auto database = hub_database_args(data_dir_);
+  argv.insert(argv.end(), database.begin(), database.end());
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   const size_t from = process_.log().size();
   process_.start(std::move(argv), environment_);

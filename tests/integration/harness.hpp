@@ -59,6 +59,30 @@ std::pair<int, std::string> shell_output(const std::string& command);
 // Runs `tether-hub <args>` to completion and returns its stdout (a token).
 std::string hub_command(const std::vector<std::string>& args);
 
+// With TETHER_TEST_POSTGRES=1 (meson test hub-postgres), every hub keeps its
+// data in PostgreSQL instead of DATA_DIR/hub.db: one private server for the
+// run (test_postgres.hpp), one database per data directory, made at first
+// use. Returns the arguments that say so (--database, its password file),
+// or none. hub_command and HubProcess add them after --data-dir.
+std::vector<std::string> hub_database_args(const std::string& data_dir);
+// While one lives, hubs go on PostgreSQL as with TETHER_TEST_POSTGRES=1 (for
+// the postgres suite's own hub cases).
+class HubsOnPostgres {
+ public:
+  HubsOnPostgres();
+  ~HubsOnPostgres();
+  HubsOnPostgres(const HubsOnPostgres&) = delete;
+  HubsOnPostgres& operator=(const HubsOnPostgres&) = delete;
+  // Restarts the shared server (pg_ctl stop -m fast, start).
+  static void restart_server();
+};
+// For a tether-hub command line in a shell: --data-dir 'DIR' and those.
+std::string hub_data_dir_words(const std::string& data_dir);
+// Runs `sql` (no double quotes in it) on the hub's database: sqlite3
+// -readonly on DATA_DIR/hub.db, or psql on its PostgreSQL database. Returns
+// the rows, columns separated by '|'; REQUIREs success.
+std::string hub_sql(const std::string& data_dir, const std::string& sql);
+
 // Another process holding a database's write lock (sqlite3 with BEGIN
 // IMMEDIATE), as an operator's tool or a hostile task can, until release().
 class LockHolder {

@@ -29,7 +29,7 @@ core::Co<protocol::AuditPage> cli_audit(World& world, std::vector<std::string> a
 TEST_CASE(
     "the audit trail records local commands, registrations and removals; tether audit "
     "reads it",
-    "[hub][audit]") {
+    "[hub][audit][hub.db]") {
   World world;
   world.run([&]() -> core::Co<void> {
     const std::string registration = hub_command(
@@ -138,7 +138,7 @@ TEST_CASE(
 }
 
 TEST_CASE("schema 3 -> 10: a version-3 hub.db's admin tokens become admin tokens named by their id",
-          "[hub][audit]") {
+          "[hub][audit][hub.db]") {
   // The token whose SHA-256 tests/integration/data/hub-v3.sql holds.
   const std::string v3_token = "tto_Wi1-tD2u7agHWzCQY1AHZVcIE4ACX1T4Kqc1VqzQ2EU";
   const std::string id = "op-" + protocol::sha256_hex(v3_token).substr(0, 12);

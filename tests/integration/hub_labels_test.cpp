@@ -15,8 +15,8 @@ namespace {
 // `tether-hub agent label ARGS... --data-dir DIR`: its exit status and
 // stdout and stderr together.
 std::pair<int, std::string> label(const std::string& data_dir, const std::string& args) {
-  return shell_output("'" + env_path("TETHER_HUB") + "' agent label " + args + " --data-dir '" +
-                      data_dir + "' 2>&1");
+  return shell_output("'" + env_path("TETHER_HUB") + "' agent label " + args + " " +
+                      hub_data_dir_words(data_dir) + " 2>&1");
 }
 
 // edge-1 as GET /api/v1/agents shows it.

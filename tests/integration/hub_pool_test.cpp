@@ -80,8 +80,8 @@ TEST_CASE("a pool task goes to the first free agent whose labels match, and only
     CHECK(pooled.task.state == "queued");
     // The hub gives edge-1 the label: it takes the task at its next poll.
     const std::pair<int, std::string> labelled =
-        shell_output("'" + env_path("TETHER_HUB") + "' agent label edge-1 role=cache --data-dir '" +
-                     world.data_dir + "'");
+        shell_output("'" + env_path("TETHER_HUB") + "' agent label edge-1 role=cache " +
+                     hub_data_dir_words(world.data_dir));
     REQUIRE(labelled.first == 0);
     auto cache = co_await dispatch(web, 5);
     CHECK(cache.task_id == waiting);

@@ -165,14 +165,14 @@ TEST_CASE("an operator limited to agent patterns acts on and sees only those age
 }
 
 TEST_CASE("tether-hub token create, list and revoke: bad input names the field, changes nothing",
-          "[hub][roles]") {
+          "[hub][roles][hub.db]") {
   TempDir dir;
   const std::string data_dir = dir.path() + "/hub";
   auto hub = [&](std::vector<std::string> args) {
     std::string command = "'" + hub_binary() + "'";
     for (const auto& arg : args)
       command += " '" + arg + "'";
-    return shell_output(command + " --data-dir '" + data_dir + "' 2>&1");
+    return shell_output(command + " " + hub_data_dir_words(data_dir) + " 2>&1");
   };
   hub_command({"token", "create", "--name", "ci", "--role", "operator", "--agents", "web-*",
                "--data-dir", data_dir});

@@ -35,25 +35,24 @@ std::vector<std::string> cli_environment(World& world) {
           std::string("DB_PASSWORD=") + kPassword};
 }
 
-// `sqlite3 -readonly hub.db SQL` (the operator's tool), without its newline.
+// `sqlite3 -readonly hub.db SQL` (the operator's tool), or psql when the
+// hub is on PostgreSQL, without its newline.
 std::string hub_query(const World& world, const std::string& sql) {
-  auto [status, out] =
-      shell_output("sqlite3 -readonly '" + world.data_dir + "/hub.db' \"" + sql + "\"");
-  REQUIRE(status == 0);
+  std::string out = hub_sql(world.data_dir, sql);
   while (!out.empty() && out.back() == '\n')
     out.pop_back();
   return out;
 }
 
 std::pair<int, std::string> serve_once(const std::string& data_dir) {
-  return shell_output("timeout 10 '" + hub_binary() + "' serve --data-dir '" + data_dir +
-                      "' --listen 127.0.0.1:0 2>&1");
+  return shell_output("timeout 10 '" + hub_binary() + "' serve " + hub_data_dir_words(data_dir) +
+                      " --listen 127.0.0.1:0 2>&1");
 }
 
 }  // namespace
 
 TEST_CASE("secrets from tether run reach only the dispatched task; hub.db holds them sealed",
-          "[hub][secrets]") {
+          "[hub][secrets][hub.db]") {
   World world;
   world.run([&]() -> core::Co<void> {
     struct stat key {};

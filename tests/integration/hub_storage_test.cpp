@@ -83,7 +83,7 @@ TEST_CASE("after an event replay stopped at its page size, a new admin token wor
 TEST_CASE(
     "another process holding hub.db's write lock delays frames and requests, never "
     "crashes the hub or loses an acked byte",
-    "[hub]") {
+    "[hub][hub.db]") {
   World world;
   world.run([&]() -> core::Co<void> {
     auto op = world.op();

@@ -262,7 +262,8 @@ TEST_CASE("events from a tail, output ranges, task pages and stored_at (docs/pro
   });
 }
 
-TEST_CASE("a session outlives a hub restart; hub.db holds only digests of it", "[hub][ui]") {
+TEST_CASE("a session outlives a hub restart; hub.db holds only digests of it",
+          "[hub][ui][hub.db]") {
   World world(kUiArgs);
   world.run([&]() -> core::Co<void> {
     auto ui = browser(world);

@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <random>
 
 namespace tether::test {
@@ -91,16 +93,18 @@ TestPostgres::TestPostgres()
 }
 
 TestPostgres::~TestPostgres() {
-  shell_output(as_owner(std::string(kBin) + "pg_ctl -D " + quoted(data_dir_) +
-                        " -m immediate -w -t 30 stop") +
-               " >/dev/null 2>&1");
+  // std::system, not shell_output: no Catch assertion here, as the shared
+  // server of hub_database_args stops after the test run has ended.
+  const std::string stop = as_owner(std::string(kBin) + "pg_ctl -D " + quoted(data_dir_) +
+                                    " -m immediate -w -t 30 stop") +
+                           " >/dev/null 2>&1";
+  (void)std::system(stop.c_str());
 }
 
 std::string TestPostgres::as_owner(const std::string& command) const {
   // The server's working directory is its own, not the test's (which
   // nobody may not be allowed to enter).
-  return "cd " + quoted(run_dir_) + " && " + (as_nobody_ ? "runuser -u nobody -- " : "") +
-         command;
+  return "cd " + quoted(run_dir_) + " && " + (as_nobody_ ? "runuser -u nobody -- " : "") + command;
 }
 
 void TestPostgres::start() {
@@ -147,6 +151,65 @@ std::pair<int, std::string> TestPostgres::try_psql(const std::string& sql,
                       "psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " +
                       std::to_string(port_) + " -U tether -d " + database + " -c " + quoted(sql) +
                       " 2>&1");
+}
+
+namespace {
+
+// The shared server of TETHER_TEST_POSTGRES=1 runs and a database per data
+// directory (hub_database_args).
+struct SharedPostgres {
+  std::unique_ptr<TestPostgres> server;
+  std::map<std::string, std::string> databases;  // data directory -> database
+};
+
+bool hubs_on_postgres_forced = false;
+
+SharedPostgres* shared_postgres() {
+  const char* mode = std::getenv("TETHER_TEST_POSTGRES");
+  if (!hubs_on_postgres_forced && (!mode || std::string(mode) != "1")) return nullptr;
+  static SharedPostgres shared;  // for the whole run
+  if (!shared.server) shared.server = std::make_unique<TestPostgres>();
+  return &shared;
+}
+
+const std::string& database_of(SharedPostgres& shared, const std::string& data_dir) {
+  auto [entry, made] =
+      shared.databases.emplace(data_dir, "hub_" + std::to_string(shared.databases.size() + 1));
+  if (made) shared.server->psql("CREATE DATABASE " + entry->second);
+  return entry->second;
+}
+
+}  // namespace
+
+HubsOnPostgres::HubsOnPostgres() {
+  hubs_on_postgres_forced = true;
+}
+HubsOnPostgres::~HubsOnPostgres() {
+  hubs_on_postgres_forced = false;
+}
+
+void HubsOnPostgres::restart_server() {
+  SharedPostgres* shared = shared_postgres();
+  REQUIRE(shared != nullptr);
+  shared->server->restart();
+}
+
+std::vector<std::string> hub_database_args(const std::string& data_dir) {
+  SharedPostgres* shared = shared_postgres();
+  if (!shared) return {};
+  return {"--database",
+          "postgresql://tether@127.0.0.1:" + std::to_string(shared->server->port()) + "/" +
+              database_of(*shared, data_dir),
+          "--database-password-file", shared->server->password_file()};
+}
+
+std::string hub_sql(const std::string& data_dir, const std::string& sql) {
+  if (SharedPostgres* shared = shared_postgres())
+    return shared->server->psql(sql, database_of(*shared, data_dir));
+  auto [status, out] = shell_output("sqlite3 -readonly '" + data_dir + "/hub.db' \"" + sql + "\"");
+  INFO(out);
+  REQUIRE(status == 0);
+  return out;
 }
 
 }  // namespace tether::test

@@ -1,0 +1,181 @@
+#include "core/pg_store.hpp"
+
+#include <vector>
+
+#include "core/log.hpp"
+#include "core/pg_result.hpp"
+
+namespace tether::core {
+
+std::string pg_placeholders(std::string_view sql) {
+  std::string out;
+  out.reserve(sql.size() + 16);
+  int next = 0;
+  char quote = 0;  // inside '...' or "...": copied as it is
+  for (size_t i = 0; i < sql.size(); ++i) {
+    const char c = sql[i];
+    if (quote) {
+      out.push_back(c);
+      if (c == quote) quote = 0;  // a doubled quote closes and reopens: same result
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+      out.push_back(c);
+      continue;
+    }
+    if (c != '?') {
+      out.push_back(c);
+      continue;
+    }
+    size_t digits = i + 1;
+    while (digits < sql.size() && sql[digits] >= '0' && sql[digits] <= '9')
+      ++digits;
+    out.push_back('$');
+    if (digits > i + 1) {
+      out.append(sql.substr(i + 1, digits - i - 1));
+      i = digits - 1;
+    } else {
+      out += std::to_string(++next);
+    }
+  }
+  return out;
+}
+
+void throw_pg_error(const Error& error) {
+  throw SqlError(error.message, error.kind == Errc::kBusy || error.kind == Errc::kUnreachable);
+}
+
+namespace {
+
+// One statement: parameters gathered by the binds, sent at the first step
+// (PQexecParams), rows read from the result.
+class PgQueryStatement final : public SqlStatement {
+ public:
+  PgQueryStatement(PgStore& store, const char* sql) : store_(store), sql_(pg_placeholders(sql)) {}
+
+  void bind_text(int index, std::string_view text) override {
+    slot(index) = PgParam::text(std::string(text));
+  }
+  void bind_int64(int index, int64_t value) override {
+    slot(index) = PgParam::text(std::to_string(value));
+  }
+  void bind_null(int index) override { slot(index) = PgParam::null(); }
+  void bind_bytes(int index, std::string_view bytes) override {
+    slot(index) = PgParam::bytes(std::string(bytes));
+  }
+  bool step() override {
+    if (!result_) run();
+    return ++row_ < result_->rows();
+  }
+  int64_t exec() override {
+    run();
+    return result_->changed_rows();
+  }
+  bool is_null(int column) override { return current().is_null(row_, column); }
+  std::string text(int column) override {
+    return is_null(column) ? std::string() : std::string(current().text(row_, column));
+  }
+  int64_t int64(int column) override { return current().int64(row_, column); }
+  std::string bytes(int column) override { return current().bytes(row_, column); }
+  void reset() override {
+    result_.reset();
+    row_ = -1;
+    params_.clear();
+  }
+
+ private:
+  PgParam& slot(int index) {
+    if (index < 1) throw std::logic_error("PgStore: parameter index " + std::to_string(index));
+    if (params_.size() < static_cast<size_t>(index)) params_.resize(index, PgParam::null());
+    return params_[static_cast<size_t>(index - 1)];
+  }
+  void run() {
+    result_.reset();
+    row_ = -1;
+    auto result = store_.connection().execute(sql_, params_);
+    if (!result) throw_pg_error(result.error());
+    result_.emplace(std::move(*result));
+  }
+  const PgResult& current() {
+    if (!result_ || row_ < 0 || row_ >= result_->rows())
+      throw std::logic_error("PgStore: no current row for " + sql_);
+    return *result_;
+  }
+
+  PgStore& store_;
+  std::string sql_;
+  std::vector<PgParam> params_;
+  std::optional<PgResult> result_;
+  int row_ = -1;
+};
+
+std::string described(const PgSettings& settings) {
+  return "postgresql " + settings.uri;
+}
+
+}  // namespace
+
+PgStore::PgStore(Options options, std::unique_ptr<PgConnection> connection)
+    : SqlStore(described(options.settings), Timing{options.write_retry_ms, 0}),
+      options_(std::move(options)),
+      connection_(std::move(connection)) {}
+
+PgStore::~PgStore() {
+  flush_queued_writes();
+  queries_.clear();
+}
+
+Result<std::unique_ptr<PgConnection>> PgStore::connect(const Options& options) {
+  TETHER_TRY(connection, PgConnection::connect(options.settings));
+  if (!options.exclusive_lock) return connection;
+  const PgParam key[] = {PgParam::text(std::to_string(*options.exclusive_lock))};
+  TETHER_TRY(locked, (*connection)->execute("SELECT pg_try_advisory_lock($1::bigint)", key));
+  if (locked->rows() != 1 || locked->text(0, 0) != "t") {
+    return make_error(Errc::kState, "database_in_use",
+                      described(options.settings) + ": another process holds advisory lock " +
+                          std::to_string(*options.exclusive_lock));
+  }
+  return connection;
+}
+
+Result<std::unique_ptr<PgStore>> PgStore::open(Options options) {
+  TETHER_TRY(connection, connect(options));
+  return std::unique_ptr<PgStore>(new PgStore(std::move(options), std::move(*connection)));
+}
+
+PgConnection& PgStore::connection() {
+  if (connection_ && !connection_->connection_lost()) return *connection_;
+  auto fresh = connect(options_);
+  if (!fresh) throw_pg_error(fresh.error());
+  connection_ = std::move(*fresh);
+  ++connections_made_;
+  log_info("store", name() + ": connected again");
+  return *connection_;
+}
+
+Query PgStore::query(const char* sql) {
+  auto& slot = queries_[sql];
+  if (!slot) slot = std::make_unique<PgQueryStatement>(*this, sql);
+  slot->reset();
+  return Query(*slot);
+}
+
+void PgStore::run_control(const char* sql) {
+  auto done = connection().execute_script(sql);
+  if (!done) throw_pg_error(done.error());
+}
+
+void PgStore::begin_transaction() {
+  run_control("BEGIN");
+}
+
+bool PgStore::engine_in_transaction() {
+  return connection_ && !connection_->connection_lost() && connection_->in_transaction();
+}
+
+bool PgStore::engine_busy(const std::exception&) const {
+  return false;
+}
+
+}  // namespace tether::core

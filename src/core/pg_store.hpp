@@ -1,0 +1,76 @@
+// PgStore: the PostgreSQL engine of SqlStore (sql_store.hpp), on one
+// PgConnection used from the loop thread.
+//
+// - A turn's write transaction is BEGIN ... COMMIT on the connection (READ
+//   COMMITTED, PostgreSQL's default); guarded() is a SAVEPOINT in it, as on
+//   SQLite. Reads outside a write run in autocommit, each statement its own
+//   snapshot.
+// - SQL is written with SQLite's placeholders (`?`, `?N`) and rewritten to
+//   PostgreSQL's ($1..$n) once per statement, outside string literals and
+//   quoted names. Values go as text (integers in decimal) or, for
+//   bind_bytes, as binary bytea; rows come back as text, bytea in hex.
+// - Busy (SqlError::busy): serialization failure, deadlock, lock not
+//   available (SQLSTATE 40001, 40P01, 55P03), and a lost connection: the
+//   work can run again later. After a lost connection (a server restart)
+//   the next statement connects again; a transaction open at the time is
+//   gone, and SqlStore reports it as lost (on_commit_failed).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "core/pg_connection.hpp"
+#include "core/result.hpp"
+#include "core/sql_store.hpp"
+
+namespace tether::core {
+
+// `sql` with `?` and `?N` placeholders as PostgreSQL's `$n` (see above).
+std::string pg_placeholders(std::string_view sql);
+
+class PgStore : public SqlStore {
+ public:
+  struct Options {
+    PgSettings settings;
+    // While write() has queued work, how often it tries again (ms).
+    uint64_t write_retry_ms = 50;
+    // If set, every connection takes this session-level advisory lock
+    // (pg_try_advisory_lock) and fails without it: one store at a time on
+    // the database. Error kState, code "database_in_use".
+    std::optional<int64_t> exclusive_lock;
+  };
+  // Connects; an Error as PgConnection::connect.
+  static Result<std::unique_ptr<PgStore>> open(Options options);
+  ~PgStore() override;
+
+  Query query(const char* sql) override;
+
+  // The connection, connecting again first if the last one was lost. Throws
+  // SqlError (busy) when the server cannot be reached.
+  PgConnection& connection();
+  // Connections made since open (1 + reconnects), for monitoring.
+  uint64_t connections_made() const { return connections_made_; }
+
+ protected:
+  void run_control(const char* sql) override;
+  void begin_transaction() override;
+  bool engine_in_transaction() override;
+  bool engine_busy(const std::exception& error) const override;
+
+ private:
+  PgStore(Options options, std::unique_ptr<PgConnection> connection);
+  static Result<std::unique_ptr<PgConnection>> connect(const Options& options);
+
+  Options options_;
+  std::unique_ptr<PgConnection> connection_;
+  uint64_t connections_made_ = 1;
+  std::unordered_map<const char*, std::unique_ptr<SqlStatement>> queries_;
+};
+
+// Throws the SqlError for a failed PostgreSQL call (busy for kBusy and
+// kUnreachable, see above).
+[[noreturn]] void throw_pg_error(const Error& error);
+
+}  // namespace tether::core

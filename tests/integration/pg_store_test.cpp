@@ -1,0 +1,121 @@
+// core::PgStore, the PostgreSQL engine of core::SqlStore, against a real
+// postgresql-15 (TestPostgres): the rules sql_store.hpp states (a turn's
+// writes commit together, after-commit actions wait for the commit, an entry
+// point's failure takes back only its own writes) and pg_store.hpp's
+// (placeholders, bytes, busy errors, a new connection after a restart).
+#include <catch2/catch.hpp>
+
+#include "core/pg_store.hpp"
+#include "test_postgres.hpp"
+
+namespace tether::test {
+namespace {
+
+std::unique_ptr<core::PgStore> open_store(const TestPostgres& server) {
+  core::PgStore::Options options;
+  options.settings.uri = server.url();
+  options.settings.password = server.password();
+  auto store = core::PgStore::open(options);
+  INFO((store ? std::string() : store.error().message));
+  REQUIRE(store.ok());
+  return std::move(*store);
+}
+
+int64_t count_rows(core::SqlStore& store) {
+  auto query = store.query("SELECT count(*) FROM items");
+  REQUIRE(query.executeStep());
+  return query.getColumn(0).getInt64();
+}
+
+}  // namespace
+
+TEST_CASE("PgStore placeholders: ? in order, ?N as given, none inside quotes", "[postgres]") {
+  CHECK(core::pg_placeholders("SELECT a FROM t WHERE a = ? AND b = ?") ==
+        "SELECT a FROM t WHERE a = $1 AND b = $2");
+  CHECK(core::pg_placeholders("VALUES (?1, ?2, COALESCE(?3, ?1))") ==
+        "VALUES ($1, $2, COALESCE($3, $1))");
+  CHECK(core::pg_placeholders("SELECT '?', \"a?\" FROM t WHERE x = ? AND y = 'it''s ?'") ==
+        "SELECT '?', \"a?\" FROM t WHERE x = $1 AND y = 'it''s ?'");
+}
+
+TEST_CASE(
+    "PgStore: a turn's writes commit together; actions wait for the commit; a failed "
+    "entry point takes back only its own writes",
+    "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
+  auto store = open_store(server);
+
+  std::vector<std::string> done;
+  auto first = store->guarded("first", [&] {
+    store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{1}, std::string("one"));
+    store->after_commit([&] { done.push_back("first"); });
+  });
+  CHECK(first == core::SqlStore::Outcome::kDone);
+  // The second entry point fails at its second statement: its first insert
+  // and its action go, the first entry point's stay.
+  auto second = store->guarded("second", [&] {
+    store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{2}, std::string("two"));
+    store->after_commit([&] { done.push_back("second"); });
+    store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{1}, std::string("again"));
+  });
+  CHECK(second == core::SqlStore::Outcome::kFailed);
+  CHECK(done.empty());
+  // Not committed yet: another connection sees nothing.
+  CHECK(server.psql("SELECT count(*) FROM items") == "0\n");
+  REQUIRE(store->commit().ok());
+  CHECK(done == std::vector<std::string>{"first"});
+  CHECK(server.psql("SELECT id, name FROM items ORDER BY id") == "1|one\n");
+
+  // Every byte value through bind_bytes and back; NULL and integers.
+  std::string bytes;
+  for (int i = 0; i < 256; ++i)
+    bytes.push_back(static_cast<char>(i));
+  auto stored = store->guarded("bytes", [&] {
+    store->begin_write();
+    auto insert = store->query("INSERT INTO items (id, name, data) VALUES (?, ?, ?)");
+    insert.bind(1, int64_t{INT64_MAX});
+    insert.bind(2, std::nullopt);
+    insert.bind_bytes(3, bytes);
+    CHECK(insert.exec() == 1);
+  });
+  REQUIRE(stored == core::SqlStore::Outcome::kDone);
+  REQUIRE(store->commit().ok());
+  auto read = store->query("SELECT id, name, data FROM items WHERE id = ?");
+  read.bind(1, int64_t{INT64_MAX});
+  REQUIRE(read.executeStep());
+  CHECK(read.getColumn(0).getInt64() == INT64_MAX);
+  CHECK(read.getColumn(1).isNull());
+  CHECK(read.getColumn(2).getBytes() == bytes);
+  CHECK_FALSE(read.executeStep());
+}
+
+TEST_CASE("PgStore: after a server restart the next entry point connects again", "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
+  auto store = open_store(server);
+  REQUIRE(store->guarded("before", [&] {
+    store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{1}, std::string("a"));
+  }) == core::SqlStore::Outcome::kDone);
+  REQUIRE(store->commit().ok());
+
+  server.restart();
+  // The old connection is gone: reading it says so, as busy (retry later),
+  // never as a crash; the next try has a new connection.
+  std::vector<core::SqlStore::Outcome> outcomes;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    outcomes.push_back(store->guarded("after", [&] {
+      store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{2}, std::string("b"));
+    }));
+    if (outcomes.back() == core::SqlStore::Outcome::kDone) break;
+  }
+  INFO(outcomes.size());
+  CHECK(outcomes.back() == core::SqlStore::Outcome::kDone);
+  CHECK((outcomes.front() == core::SqlStore::Outcome::kDone ||
+         outcomes.front() == core::SqlStore::Outcome::kBusy));
+  REQUIRE(store->commit().ok());
+  CHECK(count_rows(*store) == 2);
+  CHECK(store->connections_made() == 2);
+}
+
+}  // namespace tether::test
