@@ -126,7 +126,8 @@ class Cluster:
     argv the hub is started through, which must exec it (e.g. taskset -c 0),
     so that hub.pid is the hub's."""
 
-    def __init__(self, agent_settings=None, hub_args=None, keep=False, hub_prefix=None):
+    def __init__(self, agent_settings=None, hub_args=None, keep=False, hub_prefix=None,
+                 database_args=None):
         self.dir = tempfile.mkdtemp(prefix="tether-bench-", dir=os.environ.get("TMPDIR", "/tmp"))
         # Run as root, the agent runs tasks as tether-task, whose homes are in its
         # state_dir below: they must pass through this directory (not list it).
@@ -139,12 +140,15 @@ class Cluster:
         self.hub_args = hub_args or []
         self.hub_prefix = hub_prefix or []
         self.agent_settings = agent_settings or {}
+        # --database and its password file (PrivatePostgres.hub_args): the
+        # hub on PostgreSQL instead of hub.db.
+        self.database_args = database_args or []
         hub = binary("tether-hub")
         self.agent_token = subprocess.run(
-            [hub, "agent", "add", "bench-1", "--data-dir", self.hub_dir],
+            [hub, "agent", "add", "bench-1", "--data-dir", self.hub_dir] + self.database_args,
             check=True, capture_output=True, text=True).stdout.strip()
         self.admin_token = subprocess.run(
-            [hub, "token", "admin", "--data-dir", self.hub_dir],
+            [hub, "token", "admin", "--data-dir", self.hub_dir] + self.database_args,
             check=True, capture_output=True, text=True).stdout.strip()
         self.token_file = os.path.join(self.dir, "agent.token")
         with open(os.open(self.token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
@@ -156,7 +160,7 @@ class Cluster:
     def start_hub(self):
         self.hub_starts += 1
         argv = [binary("tether-hub"), "serve", "--data-dir", self.hub_dir,
-                "--listen", f"127.0.0.1:{self.port}"] + self.hub_args
+                "--listen", f"127.0.0.1:{self.port}"] + self.database_args + self.hub_args
         self.hub = Process(self.hub_prefix + argv,
                            os.path.join(self.dir, f"hub-{self.hub_starts}.log"))
         self.hub.wait_for(r"listening on http")
@@ -276,3 +280,61 @@ def parse_result(output):
 def emit(figures):
     """Prints the figures as JSON on the last line (for run-all)."""
     print("RESULT " + json.dumps(figures))
+
+
+class PrivatePostgres:
+    """A private PostgreSQL 15 server (Debian's postgresql-15 binaries) in a
+    temporary directory on 127.0.0.1, password authentication, owned by
+    `nobody` when we are root (the server refuses root); removed on stop().
+    database(name) makes a database and returns the hub's arguments for it."""
+
+    BIN = "/usr/lib/postgresql/15/bin/"
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tether-bench-pg-", dir=os.environ.get("TMPDIR", "/tmp"))
+        os.chmod(self.dir, 0o755)
+        self.data = os.path.join(self.dir, "data")
+        self.run_dir = os.path.join(self.dir, "run")
+        os.mkdir(self.run_dir)
+        self.password = os.urandom(12).hex()
+        self.password_file = os.path.join(self.dir, "password")
+        with open(os.open(self.password_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(self.password + "\n")
+        initdb_password = os.path.join(self.run_dir, "initdb.pw")
+        with open(initdb_password, "w") as f:
+            f.write(self.password + "\n")
+        self.as_nobody = os.geteuid() == 0
+        if self.as_nobody:
+            subprocess.run(["chown", "-R", "nobody", self.run_dir], check=True)
+            os.chmod(self.dir, 0o777)
+        self.port = free_port()
+        self._owner([self.BIN + "initdb", "--no-sync", "--no-locale", "-E", "UTF8", "-U", "tether",
+                     "-A", "scram-sha-256", "--pwfile=" + initdb_password, "-D", self.data])
+        self._owner([self.BIN + "pg_ctl", "-D", self.data, "-l", os.path.join(self.run_dir, "log"),
+                     "-w", "-t", "60", "-o",
+                     f"-h 127.0.0.1 -p {self.port} -k {self.run_dir} -c fsync=on", "start"])
+
+    def _owner(self, argv):
+        prefix = ["runuser", "-u", "nobody", "--"] if self.as_nobody else []
+        subprocess.run(prefix + argv, check=True, capture_output=True, cwd=self.run_dir)
+
+    def database(self, name):
+        env = dict(os.environ, PGPASSWORD=self.password)
+        subprocess.run(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "tether",
+                        "-d", "postgres", "-c", f"CREATE DATABASE {name}"],
+                       check=True, capture_output=True, env=env)
+        return ["--database", f"postgresql://tether@127.0.0.1:{self.port}/{name}",
+                "--database-password-file", self.password_file]
+
+    def server_pids(self):
+        """The server's processes (postmaster and backends)."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        out = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True)
+        return [postmaster] + [int(p) for p in out.stdout.split()]
+
+    def stop(self):
+        try:
+            self._owner([self.BIN + "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -118,7 +118,29 @@ Error PgConnection::error_of(const PGresult* result, std::string_view doing) con
 }
 
 Result<PgResult> PgConnection::execute(std::string_view sql, std::span<const PgParam> params) {
+  return run(std::string(sql), params, false);
+}
+
+Result<void> PgConnection::prepare(const std::string& name, std::string_view sql) {
   const std::string statement(sql);
+  PGresult* result = PQprepare(connection_.get(), name.c_str(), statement.c_str(), 0, nullptr);
+  const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK) {
+    Error error = error_of(result, "preparing a statement");
+    PQclear(result);
+    return error;
+  }
+  PQclear(result);
+  return {};
+}
+
+Result<PgResult> PgConnection::execute_prepared(const std::string& name,
+                                                std::span<const PgParam> params) {
+  return run(name, params, true);
+}
+
+Result<PgResult> PgConnection::run(const std::string& statement, std::span<const PgParam> params,
+                                   bool prepared) {
   std::vector<const char*> values(params.size());
   std::vector<int> lengths(params.size());
   std::vector<int> formats(params.size());
@@ -127,9 +149,12 @@ Result<PgResult> PgConnection::execute(std::string_view sql, std::span<const PgP
     lengths[i] = params[i].value ? static_cast<int>(params[i].value->size()) : 0;
     formats[i] = params[i].binary ? 1 : 0;
   }
+  const int count = static_cast<int>(params.size());
   PGresult* result =
-      PQexecParams(connection_.get(), statement.c_str(), static_cast<int>(params.size()), nullptr,
-                   values.data(), lengths.data(), formats.data(), /*resultFormat=*/0);
+      prepared ? PQexecPrepared(connection_.get(), statement.c_str(), count, values.data(),
+                                lengths.data(), formats.data(), /*resultFormat=*/0)
+               : PQexecParams(connection_.get(), statement.c_str(), count, nullptr, values.data(),
+                              lengths.data(), formats.data(), /*resultFormat=*/0);
   const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
     Error error = error_of(result, "a statement");

@@ -74,6 +74,11 @@ class PgConnection {
 
   // Runs one statement (SQL with $1..$n placeholders) with `params`.
   Result<PgResult> execute(std::string_view sql, std::span<const PgParam> params = {});
+  // Prepares `sql` as the named statement of this connection (PQprepare;
+  // parameter types inferred by the server), for execute_prepared. Parsed
+  // and planned once instead of at every execute.
+  Result<void> prepare(const std::string& name, std::string_view sql);
+  Result<PgResult> execute_prepared(const std::string& name, std::span<const PgParam> params = {});
   // Runs a script of statements without parameters (DDL, BEGIN, COMMIT).
   Result<void> execute_script(std::string_view sql);
 
@@ -100,6 +105,8 @@ class PgConnection {
   };
   explicit PgConnection(PGconn* connection) : connection_(connection) {}
   Error error_of(const PGresult* result, std::string_view doing) const;
+  Result<PgResult> run(const std::string& statement, std::span<const PgParam> params,
+                       bool prepared);
 
   std::unique_ptr<PGconn, Finish> connection_;
 };

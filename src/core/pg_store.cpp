@@ -52,7 +52,8 @@ namespace {
 // (PQexecParams), rows read from the result.
 class PgQueryStatement final : public SqlStatement {
  public:
-  PgQueryStatement(PgStore& store, const char* sql) : store_(store), sql_(pg_placeholders(sql)) {}
+  PgQueryStatement(PgStore& store, const char* sql, std::string name)
+      : store_(store), sql_(pg_placeholders(sql)), name_(std::move(name)) {}
 
   void bind_text(int index, std::string_view text) override {
     slot(index) = PgParam::text(std::string(text));
@@ -93,7 +94,14 @@ class PgQueryStatement final : public SqlStatement {
   void run() {
     result_.reset();
     row_ = -1;
-    auto result = store_.connection().execute(sql_, params_);
+    PgConnection& connection = store_.connection();
+    // Prepared once per connection (a new one after a restart knows none).
+    if (prepared_on_ != store_.connections_made()) {
+      if (auto prepared = connection.prepare(name_, sql_); !prepared)
+        throw_pg_error(prepared.error());
+      prepared_on_ = store_.connections_made();
+    }
+    auto result = connection.execute_prepared(name_, params_);
     if (!result) throw_pg_error(result.error());
     result_.emplace(std::move(*result));
   }
@@ -105,6 +113,8 @@ class PgQueryStatement final : public SqlStatement {
 
   PgStore& store_;
   std::string sql_;
+  std::string name_;
+  uint64_t prepared_on_ = 0;  // connections_made() when prepared; 0: not yet
   std::vector<PgParam> params_;
   std::optional<PgResult> result_;
   int row_ = -1;
@@ -156,7 +166,10 @@ PgConnection& PgStore::connection() {
 
 Query PgStore::query(const char* sql) {
   auto& slot = queries_[sql];
-  if (!slot) slot = std::make_unique<PgQueryStatement>(*this, sql);
+  if (!slot) {
+    slot =
+        std::make_unique<PgQueryStatement>(*this, sql, "tether_" + std::to_string(queries_.size()));
+  }
   slot->reset();
   return Query(*slot);
 }
