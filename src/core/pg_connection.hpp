@@ -91,6 +91,11 @@ class PgConnection {
   // True once the server closed the connection or it broke: every later
   // call fails with kUnreachable.
   bool connection_lost() const { return PQstatus(connection_.get()) != CONNECTION_OK; }
+  // True inside a transaction block that a failed statement aborted: only
+  // ROLLBACK (or ROLLBACK TO a savepoint) is accepted.
+  bool transaction_failed() const {
+    return PQtransactionStatus(connection_.get()) == PQTRANS_INERROR;
+  }
   // True inside a transaction block (also one a failed statement aborted).
   bool in_transaction() const {
     const auto status = PQtransactionStatus(connection_.get());

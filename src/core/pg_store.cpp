@@ -156,6 +156,11 @@ Result<std::unique_ptr<PgStore>> PgStore::open(Options options) {
 
 PgConnection& PgStore::connection() {
   if (connection_ && !connection_->connection_lost()) return *connection_;
+  // Inside a transaction a new connection would run the rest of the turn's
+  // writes outside it (each committed on its own) and COMMIT nothing: the
+  // transaction is gone, and SqlStore learns so (engine_in_transaction).
+  if (transaction_open_)
+    throw SqlError(name() + ": the connection was lost inside a transaction", true);
   auto fresh = connect(options_);
   if (!fresh) throw_pg_error(fresh.error());
   connection_ = std::move(*fresh);
@@ -175,16 +180,36 @@ Query PgStore::query(const char* sql) {
 }
 
 void PgStore::run_control(const char* sql) {
+  const std::string_view statement(sql);
+  if (statement == "COMMIT" || statement == "ROLLBACK") {
+    const bool lost = !connection_ || connection_->connection_lost();
+    const bool aborted = !lost && connection_->transaction_failed();
+    transaction_open_ = false;
+    if (statement == "ROLLBACK") {
+      if (!lost) (void)connection_->execute_script(sql);  // a lost one took it along
+      return;
+    }
+    if (lost) throw SqlError(name() + ": the connection was lost before COMMIT", true);
+    if (aborted) {
+      // PostgreSQL answers COMMIT of an aborted transaction with a rollback,
+      // not an error: say so, or the turn's actions would run.
+      (void)connection_->execute_script("ROLLBACK");
+      throw SqlError(name() + ": the transaction was aborted by an earlier error", false);
+    }
+  }
   auto done = connection().execute_script(sql);
   if (!done) throw_pg_error(done.error());
 }
 
 void PgStore::begin_transaction() {
   run_control("BEGIN");
+  transaction_open_ = true;
 }
 
 bool PgStore::engine_in_transaction() {
-  return connection_ && !connection_->connection_lost() && connection_->in_transaction();
+  if (transaction_open_ && (!connection_ || connection_->connection_lost()))
+    transaction_open_ = false;  // gone with the connection
+  return transaction_open_ && connection_->in_transaction();
 }
 
 bool PgStore::engine_busy(const std::exception&) const {

@@ -12,8 +12,11 @@
 // - Busy (SqlError::busy): serialization failure, deadlock, lock not
 //   available (SQLSTATE 40001, 40P01, 55P03), and a lost connection: the
 //   work can run again later. After a lost connection (a server restart)
-//   the next statement connects again; a transaction open at the time is
-//   gone, and SqlStore reports it as lost (on_commit_failed).
+//   the next statement outside a transaction connects again. A transaction
+//   open at the time is gone: its statements and COMMIT fail (busy), never
+//   run on a new connection, and SqlStore reports it lost (on_commit_failed).
+// - COMMIT of a transaction an error aborted is a failure here (PostgreSQL
+//   itself answers it with ROLLBACK, not an error).
 #pragma once
 
 #include <memory>
@@ -66,6 +69,8 @@ class PgStore : public SqlStore {
   Options options_;
   std::unique_ptr<PgConnection> connection_;
   uint64_t connections_made_ = 1;
+  // BEGIN ran on connection_ and no COMMIT or ROLLBACK yet: no reconnecting.
+  bool transaction_open_ = false;
   std::unordered_map<const char*, std::unique_ptr<SqlStatement>> queries_;
 };
 

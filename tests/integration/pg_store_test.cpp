@@ -118,4 +118,76 @@ TEST_CASE("PgStore: after a server restart the next entry point connects again",
   CHECK(store->connections_made() == 2);
 }
 
+TEST_CASE(
+    "PgStore: a connection lost inside a turn's transaction loses that turn, never "
+    "commits half of it on a new connection",
+    "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
+  auto store = open_store(server);
+  std::vector<std::string> failures;
+  store->set_on_commit_failed([&](const Error& error) { failures.push_back(error.message); });
+  bool acked = false;
+  REQUIRE(store->guarded("first", [&] {
+    store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{1}, std::string("a"));
+    store->after_commit([&] { acked = true; });
+  }) == core::SqlStore::Outcome::kDone);
+  // The server ends the store's session (as a restart or a failover would).
+  server.psql(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+      "WHERE application_name = 'tether'");
+  // The rest of the turn cannot go to a new connection: busy, and the turn
+  // is reported lost; the first write's action never runs.
+  auto second = store->guarded("second", [&] {
+    store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{2}, std::string("b"));
+  });
+  CHECK(second == core::SqlStore::Outcome::kBusy);
+  CHECK(store->commit().ok());  // nothing left to commit: the turn is gone
+  CHECK_FALSE(acked);
+  REQUIRE(failures.size() == 1);
+  CHECK_THAT(failures[0], Catch::Contains("transaction lost"));
+  CHECK(server.psql("SELECT count(*) FROM items") == "0\n");
+  // The next turn connects again and commits.
+  REQUIRE(store->guarded("third", [&] {
+    store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{3}, std::string("c"));
+    store->after_commit([&] { acked = true; });
+  }) == core::SqlStore::Outcome::kDone);
+  REQUIRE(store->commit().ok());
+  CHECK(acked);
+  CHECK(server.psql("SELECT id FROM items") == "3\n");
+
+  // Work that goes on after a failed statement (no guarded() around it)
+  // still meets the lost transaction, not a new connection that would
+  // commit each statement on its own.
+  store->begin_write();
+  store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{4}, std::string("d"));
+  server.psql(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+      "WHERE application_name = 'tether'");
+  CHECK_THROWS(
+      store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{5}, std::string("e")));
+  CHECK_THROWS(
+      store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{6}, std::string("f")));
+  CHECK_FALSE(store->commit().ok());
+  CHECK(server.psql("SELECT id FROM items ORDER BY id") == "3\n");
+}
+
+TEST_CASE("PgStore: COMMIT of a transaction an error aborted fails; its actions do not run",
+          "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
+  auto store = open_store(server);
+  bool acked = false;
+  store->begin_write();
+  store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{1}, std::string("a"));
+  store->after_commit([&] { acked = true; });
+  // Outside guarded(): no savepoint takes the error back.
+  CHECK_THROWS(store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{1},
+                              std::string("again")));
+  auto committed = store->commit();
+  CHECK_FALSE(committed.ok());
+  CHECK_FALSE(acked);
+  CHECK(server.psql("SELECT count(*) FROM items") == "0\n");
+}
+
 }  // namespace tether::test
