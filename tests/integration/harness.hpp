@@ -57,6 +57,10 @@ struct TestCertificates {
 std::pair<int, std::string> shell_output(const std::string& command);
 
 // Runs `tether-hub <args>` to completion and returns its stdout (a token).
+// A port on 127.0.0.1 nobody listens on now (the kernel's choice for a
+// bind to port 0).
+int free_port();
+
 std::string hub_command(const std::vector<std::string>& args);
 
 // With TETHER_TEST_POSTGRES=1 (meson test hub-postgres), every hub keeps its

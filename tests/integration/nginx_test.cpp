@@ -17,20 +17,6 @@ using namespace tether::test;
 
 namespace {
 
-// A port nobody listens on now (the kernel's choice for a bind to port 0).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  socklen_t length = sizeof address;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 // The web UI's port, from the hub's log ("web UI on http://127.0.0.1:PORT/").
 int ui_port_of(const std::string& hub_log) {
   const std::string marker = "web UI on http://127.0.0.1:";

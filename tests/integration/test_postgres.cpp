@@ -18,21 +18,6 @@ namespace {
 
 constexpr const char* kBin = "/usr/lib/postgresql/15/bin/";
 
-// A port nothing listens on now (the kernel's choice for port 0). Another
-// process may take it before the server does: start() then tries another.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  socklen_t length = sizeof address;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 std::string random_password() {
   std::random_device device;
   static constexpr char kAlphabet[] =
@@ -110,6 +95,8 @@ std::string TestPostgres::as_owner(const std::string& command) const {
 void TestPostgres::start() {
   std::string output;
   for (int attempt = 0; attempt < 5; ++attempt) {
+    // Another process may take free_port()'s port before the server does:
+    // then another one.
     if (port_ == 0 || attempt > 0) port_ = free_port();
     const std::string options = "-h 127.0.0.1 -p " + std::to_string(port_) + " -k " + run_dir_ +
                                 " -c fsync=off -c max_connections=200";
