@@ -143,8 +143,9 @@ Result<std::unique_ptr<PgConnection>> PgStore::connect(const Options& options) {
   TETHER_TRY(locked, (*connection)->execute("SELECT pg_try_advisory_lock($1::bigint)", key));
   if (locked->rows() != 1 || locked->text(0, 0) != "t") {
     return make_error(Errc::kState, "database_in_use",
-                      described(options.settings) + ": another process holds advisory lock " +
-                          std::to_string(*options.exclusive_lock));
+                      "another process holds the database's advisory lock " +
+                          std::to_string(*options.exclusive_lock) +
+                          " (SELECT pid FROM pg_locks WHERE locktype = 'advisory' names it)");
   }
   return connection;
 }
@@ -162,9 +163,22 @@ PgConnection& PgStore::connection() {
   if (transaction_open_)
     throw SqlError(name() + ": the connection was lost inside a transaction", true);
   auto fresh = connect(options_);
-  if (!fresh) throw_pg_error(fresh.error());
+  if (!fresh) {
+    // Once per outage: every statement until the server is back fails so.
+    if (!reconnect_failing_) {
+      log_warning("store", name() +
+                               ": cannot connect again (work is retried, requests get 503 "
+                               "until it can): " +
+                               fresh.error().message);
+      reconnect_failing_ = true;
+    }
+    if (fresh.error().code == "database_in_use" && options_.on_exclusive_lock_lost)
+      options_.on_exclusive_lock_lost(fresh.error().message);
+    throw_pg_error(fresh.error());
+  }
   connection_ = std::move(*fresh);
   ++connections_made_;
+  reconnect_failing_ = false;
   log_info("store", name() + ": connected again");
   return *connection_;
 }

@@ -19,6 +19,7 @@
 //   itself answers it with ROLLBACK, not an error).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,9 @@ class PgStore : public SqlStore {
     // (pg_try_advisory_lock) and fails without it: one store at a time on
     // the database. Error kState, code "database_in_use".
     std::optional<int64_t> exclusive_lock;
+    // Runs when a new connection (after a lost one) finds exclusive_lock
+    // held by another process: the store can no longer be the only one.
+    std::function<void(const std::string& why)> on_exclusive_lock_lost;
   };
   // Connects; an Error as PgConnection::connect.
   static Result<std::unique_ptr<PgStore>> open(Options options);
@@ -71,6 +75,7 @@ class PgStore : public SqlStore {
   uint64_t connections_made_ = 1;
   // BEGIN ran on connection_ and no COMMIT or ROLLBACK yet: no reconnecting.
   bool transaction_open_ = false;
+  bool reconnect_failing_ = false;  // said once per outage
   std::unordered_map<const char*, std::unique_ptr<SqlStatement>> queries_;
 };
 

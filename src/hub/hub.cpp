@@ -171,7 +171,7 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   hub->schedule_lease_check();
   core::log_info(
       "hub", std::string("listening on ") + (tls ? "https://" : "http://") + host + ":" +
-                 std::to_string(hub->server_->port()) + ", data in " + hub->options_.data_dir +
+                 std::to_string(hub->server_->port()) + ", data in " + hub->store_->name() +
                  "; at most " + std::to_string(hub->server_->max_connections()) + " connections, " +
                  std::to_string(server_options.max_connections_per_address) + " from one address");
   return hub;
@@ -185,12 +185,13 @@ void Hub::check_key_matches() {
   uint64_t holding = 0;
   (void)store_->guarded("counting stored secrets", [&] { holding = secrets_.tasks_holding(); });
   if (holding == 0) {
-    core::log_info(
-        "hub", "made a new key for task secrets: " + vault_.path() + " (back it up with hub.db)");
+    core::log_info("hub", "made a new key for task secrets: " + vault_.path() +
+                              " (back it up with the database)");
     return;
   }
-  core::log_warning("hub", "made a new key for task secrets, " + vault_.path() + ", but hub.db " +
-                               "holds the secrets of " + std::to_string(holding) +
+  core::log_warning("hub", "made a new key for task secrets, " + vault_.path() +
+                               ", but the database " + "holds the secrets of " +
+                               std::to_string(holding) +
                                " task(s) sealed with another key: they fail when dispatched. "
                                "If you have the old key, stop the hub and put it back");
 }

@@ -103,7 +103,8 @@ void HubApi::handle_once(const std::shared_ptr<HttpExchange>& exchange, int busy
   auto response = json_response(
       503, protocol::api_error_body("storage_unavailable",
                                     outcome == core::SqlStore::Outcome::kBusy
-                                        ? "the hub's database is locked by another process; retry"
+                                        ? "the hub's database is busy (locked by another "
+                                          "process, or unreachable); retry"
                                         : "the hub could not read or write its storage; retry",
                                     true));
   response.headers.emplace_back("retry-after", "1");

@@ -34,7 +34,7 @@ int fail(const std::string& message) {
 int usage(const std::string& message) {
   std::fprintf(stderr,
                "tether-hub migrate: %s\n"
-               "usage: tether-hub migrate --from sqlite:PATH --to postgresql://USER@HOST/DB\n"
+               "usage: tether-hub migrate --from sqlite:PATH --to postgresql://USER@HOST:PORT/DB\n"
                "         [--to-password-file FILE]\n",
                message.c_str());
   return 2;

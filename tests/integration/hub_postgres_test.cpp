@@ -49,6 +49,20 @@ TEST_CASE(
   CHECK_FALSE(std::filesystem::exists(dir.path() + "/hub"));
 }
 
+TEST_CASE("serve --database without a password says where one comes from", "[postgres][hub]") {
+  HubsOnPostgres on_postgres;
+  TempDir dir;
+  const auto database = hub_database_args(dir.path() + "/hub");
+  REQUIRE(database.size() == 4);
+  // No password file, no PGPASSWORD, no ~/.pgpass: libpq's own words, and ours.
+  auto [status, said] = shell_output(
+      "env -u PGPASSWORD HOME='" + dir.path() + "' '" + hub_binary() + "' serve --data-dir '" +
+      dir.path() + "/hub' --listen 127.0.0.1:0 --database '" + database[1] + "' 2>&1");
+  CHECK(status == 1);
+  CHECK_THAT(
+      said, Catch::Contains("no password supplied") && Catch::Contains("--database-password-file"));
+}
+
 TEST_CASE(
     "serve on PostgreSQL: a second hub on the database is refused, the first serves on "
     "and survives a PostgreSQL restart with every task",
