@@ -86,6 +86,9 @@ std::string hub_data_dir_words(const std::string& data_dir);
 // -readonly on DATA_DIR/hub.db, or psql on its PostgreSQL database. Returns
 // the rows, columns separated by '|'; REQUIREs success.
 std::string hub_sql(const std::string& data_dir, const std::string& sql);
+// The same without the REQUIRE: the tool's exit status and its output
+// (stdout and stderr).
+std::pair<int, std::string> try_hub_sql(const std::string& data_dir, const std::string& sql);
 
 // Another process holding a database's write lock (sqlite3 with BEGIN
 // IMMEDIATE), as an operator's tool or a hostile task can, until release().

@@ -165,7 +165,7 @@ TEST_CASE("an operator limited to agent patterns acts on and sees only those age
 }
 
 TEST_CASE("tether-hub token create, list and revoke: bad input names the field, changes nothing",
-          "[hub][roles][hub.db]") {
+          "[hub][roles]") {
   TempDir dir;
   const std::string data_dir = dir.path() + "/hub";
   auto hub = [&](std::vector<std::string> args) {
@@ -208,9 +208,8 @@ TEST_CASE("tether-hub token create, list and revoke: bad input names the field, 
       {{"agent", "add", "edge-9", "--name", "x"}, 2, "go with token create"},
       {{"token", "revoke", "nobody"}, 1, "no operator token 'nobody'"},
   };
-  const std::string count_audit =
-      "sqlite3 '" + data_dir + "/hub.db' 'SELECT count(*) FROM audit_log'";
-  const std::string audit_before = shell_output(count_audit).second;
+  const std::string count_audit = "SELECT count(*) FROM audit_log";
+  const std::string audit_before = hub_sql(data_dir, count_audit);
   for (const auto& [args, status, message] : bad) {
     const auto [got_status, output] = hub(args);
     INFO(output);
@@ -218,7 +217,7 @@ TEST_CASE("tether-hub token create, list and revoke: bad input names the field, 
     CHECK_THAT(output, Catch::Contains(message));
   }
   CHECK(hub({"token", "list"}).second == before);
-  CHECK(shell_output(count_audit).second == audit_before);
+  CHECK(hub_sql(data_dir, count_audit) == audit_before);
 
   const std::string id = before.substr(before.find("op-"), 15);
   CHECK(hub({"token", "revoke", id}).first == 0);  // by id (or by name)

@@ -190,6 +190,12 @@ std::vector<std::string> hub_database_args(const std::string& data_dir) {
           "--database-password-file", shared->server->password_file()};
 }
 
+std::pair<int, std::string> try_hub_sql(const std::string& data_dir, const std::string& sql) {
+  if (SharedPostgres* shared = shared_postgres())
+    return shared->server->try_psql(sql, database_of(*shared, data_dir));
+  return shell_output("sqlite3 '" + data_dir + "/hub.db' \"" + sql + "\" 2>&1");
+}
+
 std::string hub_sql(const std::string& data_dir, const std::string& sql) {
   if (SharedPostgres* shared = shared_postgres())
     return shared->server->psql(sql, database_of(*shared, data_dir));
