@@ -79,10 +79,23 @@ Result<void> check_pg_uri(const std::string& uri, std::string_view what) {
 Result<std::unique_ptr<PgConnection>> PgConnection::connect(const PgSettings& settings) {
   TETHER_TRY(checked, check_pg_uri(settings.uri, "database URI"));
   const std::string timeout = std::to_string(settings.connect_timeout_s);
-  std::vector<const char*> keywords = {"dbname", "application_name", "connect_timeout",
-                                       "client_encoding"};
-  std::vector<const char*> values = {settings.uri.c_str(), settings.application_name.c_str(),
-                                     timeout.c_str(), "UTF8"};
+  // Before dbname, so that the URI's own settings win (libpq: values from
+  // an expanded dbname override earlier keywords): a peer that vanishes
+  // without a FIN (a partition, a dead host) is noticed in tens of seconds
+  // rather than the kernel's minutes, as every call here blocks its thread.
+  std::vector<const char*> keywords = {
+      "keepalives",       "keepalives_idle",  "keepalives_interval",
+      "keepalives_count", "tcp_user_timeout", "dbname",
+      "application_name", "connect_timeout",  "client_encoding"};
+  std::vector<const char*> values = {"1",
+                                     "10",
+                                     "5",
+                                     "3",
+                                     "15000",
+                                     settings.uri.c_str(),
+                                     settings.application_name.c_str(),
+                                     timeout.c_str(),
+                                     "UTF8"};
   if (!settings.password.empty()) {
     keywords.push_back("password");
     values.push_back(settings.password.c_str());

@@ -162,8 +162,13 @@ PgConnection& PgStore::connection() {
   // transaction is gone, and SqlStore learns so (engine_in_transaction).
   if (transaction_open_)
     throw SqlError(name() + ": the connection was lost inside a transaction", true);
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_reconnect_)
+    throw SqlError(name() + ": not connected (the last try failed; trying again soon)", true);
+  ++reconnects_tried_;
   auto fresh = connect(options_);
   if (!fresh) {
+    next_reconnect_ = now + std::chrono::milliseconds(options_.reconnect_backoff_ms);
     // Once per outage: every statement until the server is back fails so.
     if (!reconnect_failing_) {
       log_warning("store", name() +

@@ -19,6 +19,7 @@
 //   itself answers it with ROLLBACK, not an error).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -47,6 +48,10 @@ class PgStore : public SqlStore {
     // Runs when a new connection (after a lost one) finds exclusive_lock
     // held by another process: the store can no longer be the only one.
     std::function<void(const std::string& why)> on_exclusive_lock_lost;
+    // After a failed connect, statements fail at once (busy) for this long
+    // before the next try: each try blocks the thread for up to
+    // settings.connect_timeout_s, which must not happen per statement.
+    uint64_t reconnect_backoff_ms = 1000;
   };
   // Connects; an Error as PgConnection::connect.
   static Result<std::unique_ptr<PgStore>> open(Options options);
@@ -59,6 +64,8 @@ class PgStore : public SqlStore {
   PgConnection& connection();
   // Connections made since open (1 + reconnects), for monitoring.
   uint64_t connections_made() const { return connections_made_; }
+  // Connects tried after a lost connection, made or not.
+  uint64_t reconnects_tried() const { return reconnects_tried_; }
 
  protected:
   void run_control(const char* sql) override;
@@ -76,6 +83,9 @@ class PgStore : public SqlStore {
   // BEGIN ran on connection_ and no COMMIT or ROLLBACK yet: no reconnecting.
   bool transaction_open_ = false;
   bool reconnect_failing_ = false;  // said once per outage
+  uint64_t reconnects_tried_ = 0;
+  // steady_clock time before which no connect is tried (reconnect_backoff_ms)
+  std::chrono::steady_clock::time_point next_reconnect_{};
   std::unordered_map<const char*, std::unique_ptr<SqlStatement>> queries_;
 };
 

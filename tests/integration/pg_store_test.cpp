@@ -232,4 +232,32 @@ TEST_CASE(
   CHECK(server.psql("SELECT count(*) FROM items") == "0\n");
 }
 
+TEST_CASE(
+    "PgStore: while the server is down, a failed connect is not tried again per "
+    "statement",
+    "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
+  core::PgStore::Options options;
+  options.settings.uri = server.url();
+  options.settings.password = server.password();
+  options.reconnect_backoff_ms = 600'000;  // longer than this test
+  auto opened = core::PgStore::open(options);
+  REQUIRE(opened.ok());
+  auto store = std::move(*opened);
+  server.stop();
+  auto insert = [&] {
+    return store->guarded("insert", [&] {
+      store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{1}, std::string("a"));
+    });
+  };
+  // The dead connection, then one connect that fails, then none: each
+  // statement fails at once as busy.
+  for (int attempt = 0; attempt < 5; ++attempt)
+    CHECK(insert() == core::SqlStore::Outcome::kBusy);
+  CHECK(store->reconnects_tried() == 1);
+  CHECK(store->connections_made() == 1);
+  server.start_again();
+}
+
 }  // namespace tether::test

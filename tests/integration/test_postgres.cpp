@@ -112,12 +112,16 @@ void TestPostgres::start() {
 }
 
 void TestPostgres::restart() {
+  stop();
+  start();
+}
+
+void TestPostgres::stop() {
   auto [status, output] = shell_output(
       as_owner(std::string(kBin) + "pg_ctl -D " + quoted(data_dir_) + " -m fast -w -t 60 stop") +
       " 2>&1");
   INFO(output);
   REQUIRE(status == 0);
-  start();
 }
 
 std::string TestPostgres::url() const {

@@ -34,6 +34,10 @@ class TestPostgres {
 
   // pg_ctl stop -m fast, then start again on the same port and data.
   void restart();
+  // pg_ctl stop -m fast, and start again (same port and data): between the
+  // two the server is down.
+  void stop();
+  void start_again() { start(); }
   // Runs `sql` with psql as the superuser `tether` in `database`; returns
   // its output (unaligned, tuples only). REQUIREs success.
   std::string psql(const std::string& sql, const std::string& database = "tether") const;
