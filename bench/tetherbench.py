@@ -330,8 +330,18 @@ class PrivatePostgres:
         """The server's processes (postmaster and backends)."""
         with open(os.path.join(self.data, "postmaster.pid")) as f:
             postmaster = int(f.readline())
-        out = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True)
-        return [postmaster] + [int(p) for p in out.stdout.split()]
+        children = []
+        for entry in os.listdir("/proc"):  # not pgrep: procps is not in a minimal root
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # ended meanwhile
+            if parent == postmaster:
+                children.append(int(entry))
+        return [postmaster] + children
 
     def restart(self):
         """pg_ctl restart -m fast: every session ends; back when it accepts. The
