@@ -58,6 +58,7 @@ class PgStore : public SqlStore {
   ~PgStore() override;
 
   Query query(const char* sql) override;
+  bool concurrent_writers() const override { return true; }
 
   // The connection, connecting again first if the last one was lost. Throws
   // SqlError (busy) when the server cannot be reached.

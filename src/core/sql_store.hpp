@@ -163,6 +163,12 @@ class SqlStore {
     return statement.exec();
   }
 
+  // True if other processes can write while this store's transaction is
+  // open (PostgreSQL: row locks); false if a transaction holds the whole
+  // database (SQLite's write lock). SQL that claims a row picks its form by
+  // this (e.g. FOR UPDATE SKIP LOCKED, which SQLite does not read).
+  virtual bool concurrent_writers() const { return false; }
+
   // Group commit. Without a loop, call commit() yourself.
   void attach_loop(Loop& loop);
   // Opens the turn's write transaction if none is open. Throws SqlError (or

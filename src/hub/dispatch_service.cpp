@@ -107,6 +107,14 @@ std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::stri
       held.add(task.target);
       continue;
     }
+    // Another hub on the database may be dispatching it this very turn (a
+    // pool task, or the agent polling there too): whoever claims it first
+    // dispatches it; the other passes over it, its target held as if it
+    // were dispatched (it is, or is about to be).
+    if (!tasks_.claim_queued(task.id)) {
+      held.add(task.target);
+      continue;
+    }
     AttemptRecord attempt;
     attempt.number = task.attempts_made + 1;
     attempt.id = task.id + "-a" + std::to_string(attempt.number);

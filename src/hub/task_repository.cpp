@@ -195,6 +195,17 @@ std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent, b
   return tasks;
 }
 
+bool TaskRepository::claim_queued(const std::string& id) {
+  static const char* const kRowLocked =
+      "SELECT id FROM tasks WHERE id = ? AND state = 'queued' FOR UPDATE SKIP LOCKED";
+  static const char* const kDatabaseLocked =
+      "SELECT id FROM tasks WHERE id = ? AND state = 'queued'";
+  store_.begin_write();
+  auto query = store_.query(store_.concurrent_writers() ? kRowLocked : kDatabaseLocked);
+  query.bind(1, id);
+  return query.executeStep();
+}
+
 std::vector<std::string> TaskRepository::queued_pool_selectors() {
   auto query =
       store_.query("SELECT DISTINCT selector FROM tasks WHERE agent = '' AND state = 'queued'");

@@ -88,6 +88,13 @@ class TaskRepository {
   // Queued tasks of an agent, oldest first.
   // `with_pool`: also the queued pool tasks (agent ''), whatever their selector.
   std::vector<TaskRecord> queued_tasks(const std::string& agent, bool with_pool = false);
+  // Claims queued task `id` for a dispatch in this turn's write transaction:
+  // false if it is no longer queued, or if another hub on the database holds
+  // it in a transaction still open (PostgreSQL: SELECT ... FOR UPDATE SKIP
+  // LOCKED; the row stays locked until this turn commits, so no other hub can
+  // dispatch it too). On SQLite the transaction holds the whole database.
+  // Throws as SqlStore::begin_write.
+  bool claim_queued(const std::string& id);
   // The distinct selectors of queued pool tasks.
   std::vector<std::string> queued_pool_selectors();
   // The agent that takes a pool task ("" hands it back to the pool).
