@@ -63,6 +63,9 @@ class PgStore : public SqlStore {
   // The connection, connecting again first if the last one was lost. Throws
   // SqlError (busy) when the server cannot be reached.
   PgConnection& connection();
+  // The server process of the current connection (0 while none): what
+  // PostgreSQL names as the sender of this store's NOTIFYs.
+  int server_pid() const { return connection_ ? connection_->server_pid() : 0; }
   // Connections made since open (1 + reconnects), for monitoring.
   uint64_t connections_made() const { return connections_made_; }
   // Connects tried after a lost connection, made or not.

@@ -130,6 +130,19 @@ std::optional<std::string> AgentDirectory::name_with_token_digest(const std::str
   return query.getColumn(0).getString();
 }
 
+void AgentDirectory::record_seen(const std::string& name, int64_t seen_ms) {
+  store_.execute(
+      "UPDATE agents SET seen_at_ms = ? WHERE name = ? AND (seen_at_ms IS NULL OR seen_at_ms < ?)",
+      seen_ms, name, seen_ms);
+}
+
+std::optional<int64_t> AgentDirectory::seen_at_ms(const std::string& name) {
+  auto query = store_.query("SELECT seen_at_ms FROM agents WHERE name = ?");
+  query.bind(1, name);
+  if (!query.executeStep() || query.getColumn(0).isNull()) return std::nullopt;
+  return query.getColumn(0).getInt64();
+}
+
 void AgentDirectory::record_hello(const std::string& name, const protocol::AgentHello& hello) {
   const std::string now = core::utc_now();
   store_.execute(

@@ -56,6 +56,15 @@ class AgentDirectory {
   bool set_hub_label(const std::string& name, const std::string& key,
                      const std::optional<std::string>& value);
   std::optional<std::string> token_digest_of(const std::string& name);
+  // Stores that a hub saw `name` at `seen_ms` (ms since the epoch), unless a
+  // later time is stored (agents.seen_at_ms: hubs on one database decide
+  // leases on it together, lease_keeper.hpp).
+  void record_seen(const std::string& name, int64_t seen_ms);
+  // True where other hubs may serve the same database (PostgreSQL): the
+  // stored time is then kept (hub.db's one hub keeps it in memory).
+  bool seen_is_shared() const { return store_.concurrent_writers(); }
+  // The stored time, if any hub stored one.
+  std::optional<int64_t> seen_at_ms(const std::string& name);
   // The agent whose token has this digest.
   std::optional<std::string> name_with_token_digest(const std::string& token_digest);
   // What agent.hello said (docs/protocol.md 4.1), and that it was seen now.

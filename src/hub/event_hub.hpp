@@ -21,6 +21,8 @@ class EventHub {
   void unsubscribe(uint64_t id);
   void publish(const std::shared_ptr<const StoredEvent>& event);
   size_t subscribers() const { return listeners_.size(); }
+  // True if someone subscribed to `task_id` (a task's or a run's id).
+  bool watched(const std::string& task_id) const { return by_task_.count(task_id) > 0; }
 
  private:
   struct Subscription {

@@ -74,6 +74,21 @@ std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
   store_.begin_write();
   event.stored_at = core::utc_now();
   event.stored_at_us = now_us();
+  if (store_.concurrent_writers()) {
+    // PostgreSQL: the ordering lock (see the header). The two-int form of
+    // the advisory lock keys: a key space of its own, apart from the hub's
+    // serving lock (PostgreSQL docs, "Advisory Lock Functions").
+    auto lock = store_.query(
+        "SELECT pg_advisory_xact_lock(7071, hashtext(COALESCE(?1, NULLIF((SELECT run_id FROM "
+        "tasks WHERE id = ?2), ''), ?2)))");
+    if (event.run_id.empty()) {
+      lock.bind(1);
+    } else {
+      lock.bind(1, event.run_id);
+    }
+    lock.bind(2, event.task_id);
+    lock.exec();
+  }
   auto insert = store_.query(
       // The task's run, looked up here (one primary-key read) so that no
       // caller has to know it; a run's own events name it.
@@ -186,6 +201,14 @@ std::shared_ptr<const StoredEvent> EventLog::append_final(const std::string& tas
   StoredEvent event = event_of(task_id, attempt_id, EventKind::kFinal);
   event.payload = std::move(payload);
   return insert(std::move(event));
+}
+
+std::optional<StoredEvent> EventLog::read(uint64_t id) {
+  static const std::string sql = std::string("SELECT ") + kColumns + " FROM events WHERE id = ?";
+  auto row = store_.query(sql.c_str());
+  row.bind(1, id);
+  if (!row.executeStep()) return std::nullopt;
+  return read_event(row);
 }
 
 std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t after_id, int limit,

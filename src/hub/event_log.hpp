@@ -4,10 +4,18 @@
 //
 // Output chunks are stored once, here; the raw output endpoint, SSE replay
 // and final verification all read them back from this table.
+//
+// Ids grow in commit order within a task, and within a run: a viewer that
+// resumes after id N has seen every event of its task or run up to N. One
+// writer at a time (SQLite) gives that by itself; where several hubs write
+// at once (PostgreSQL), each insert first takes a transaction lock on the
+// task's run, or on the task if it has none, so a second hub's event of the
+// same task waits for the first one's turn to commit and gets a larger id.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +74,8 @@ class EventLog {
   std::shared_ptr<const StoredEvent> append_run(const std::string& run_id, std::string_view state,
                                                 std::string payload);
 
+  // The event with `id`, if stored.
+  std::optional<StoredEvent> read(uint64_t id);
   // Events of a task with id > after_id, oldest first, at most `limit`;
   // without output events (status, gaps and finals only) if !with_output.
   // Output events before `from` are left out too.

@@ -60,7 +60,7 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqlStore> s
       dispatch_(tasks_, agents_, secrets_, transitions_),
       run_records_(*store_),
       runs_(run_records_, tasks_, agents_, dispatch_, transitions_),
-      leases_(tasks_, transitions_, options_.lease_s * 1000),
+      leases_(tasks_, transitions_, agents_, options_.lease_s * 1000),
       frames_(tasks_, events_, ledger_, transitions_, agents_, leases_),
       channels_(loop, *store_, tokens_, throttle_, frames_, leases_),
       polls_(loop, *store_, dispatch_, agents_, leases_.lease_ms(), channels_),
@@ -86,6 +86,7 @@ Hub::Hub(core::Loop& loop, HubOptions options, std::unique_ptr<core::SqlStore> s
   };
   notifier.task_queued = [this](const std::string& agent) { polls_.task_queued(agent); };
   transitions_.set_notifier(std::move(notifier));
+  runs_.set_online([this](const std::string& agent) { return leases_.online(agent); });
   transitions_.set_on_run_task_ended(
       [this](const std::string& run_id) { runs_.task_ended(run_id); });
 }
@@ -117,6 +118,7 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   TETHER_TRY(vault, SecretVault::open(options.data_dir));
   std::unique_ptr<Hub> hub(new Hub(loop, std::move(options), std::move(*store), std::move(*vault)));
   hub->check_key_matches();
+  TETHER_TRY(listening, hub->listen_to_peers(loop));
 
   core::WebServerOptions server_options;
   server_options.bind_address = host;
@@ -196,6 +198,29 @@ void Hub::check_key_matches() {
                                "If you have the old key, stop the hub and put it back");
 }
 
+Result<void> Hub::listen_to_peers(core::Loop& loop) {
+  auto* store = dynamic_cast<core::PgStore*>(store_.get());
+  if (store == nullptr) return {};  // hub.db: one hub
+  PeerBus::Handlers handlers;
+  handlers.wake = [this](const std::string& agent) { polls_.task_queued(agent); };
+  handlers.cancel = [this](const std::string& agent, const protocol::TaskCancel& cancel) {
+    if (channels_.is_connected(agent)) channels_.send_cancel(agent, cancel);
+  };
+  handlers.lost = [this] {
+    polls_.wake_all();
+    // Each viewer resumes with Last-Event-ID, replaying what it missed.
+    api_.close_streams();
+  };
+  peers_ = std::make_unique<PeerBus>(loop, *store, pg_settings(options_.database), events_,
+                                     viewers_, std::move(handlers));
+  if (auto started = peers_->start(); !started) {
+    return make_error(started.error().kind, started.error().code,
+                      "listening to the other hubs: " + started.error().message);
+  }
+  transitions_.set_peers(peers_.get());
+  return {};
+}
+
 void Hub::schedule_lease_check() {
   lease_timer_.start(1000, [this] {
     // Busy (hub.db locked elsewhere) or failed: the next check runs in a second.
@@ -246,6 +271,14 @@ std::string Hub::metrics_text() {
   text.metric("tether_hub_accept_failures_total", "counter",
               "accept() failures (out of file descriptors); each pauses accepting for 1 s.",
               static_cast<double>(server_->accept_failures()));
+  if (peers_) {
+    text.metric("tether_hub_peer_notices_received_total", "counter",
+                "Notices heard from the hubs on the database (its own included).",
+                static_cast<double>(peers_->received()));
+    text.metric("tether_hub_peer_listen_connections_total", "counter",
+                "Connections made to hear the other hubs (more than 1: it was lost).",
+                static_cast<double>(peers_->connections()));
+  }
   text.family("tether_hub_tasks", "gauge", "Tasks stored, by state.");
   try {
     // tasks_by_state covers this: an index scan, no table reads.

@@ -14,6 +14,7 @@
 #include "hub/agent_channels.hpp"
 #include "hub/auth_throttle.hpp"
 #include "hub/hub_api.hpp"
+#include "hub/peer_bus.hpp"
 #include "hub/poll_waiters.hpp"
 #include "hub/secret_vault.hpp"
 #include "hub/task_secrets.hpp"
@@ -76,6 +77,8 @@ class Hub {
   // A key just made while hub.db holds secrets sealed with another: say so.
   void check_key_matches();
   void schedule_lease_check();
+  // On PostgreSQL: hears the other hubs on the database (peer_bus.hpp).
+  Result<void> listen_to_peers(core::Loop& loop);
 
   HubOptions options_;
   std::unique_ptr<core::SqlStore> store_;
@@ -103,6 +106,7 @@ class Hub {
   BrowserSessions sessions_;
   std::unique_ptr<WebUi> ui_;  // after api_ and sessions_, which it uses
   std::unique_ptr<core::MetricsServer> metrics_;
+  std::unique_ptr<PeerBus> peers_;  // last: its handlers use the parts above
 };
 
 }  // namespace tether::hub

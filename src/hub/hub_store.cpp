@@ -133,7 +133,11 @@ CREATE TABLE IF NOT EXISTS agents (
   outbox_rows        INTEGER,
   outbox_bytes       INTEGER,
   outbox_reported_at TEXT,
-  reported_labels    TEXT NOT NULL DEFAULT ''  -- its last hello's labels: key=value,...
+  reported_labels    TEXT NOT NULL DEFAULT '',  -- its last hello's labels: key=value,...
+  -- When a hub on PostgreSQL last saw it (ms since the epoch), written at
+  -- most every quarter lease: hubs decide leases on it together. NULL on
+  -- hub.db, whose one hub keeps it in memory.
+  seen_at_ms         INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS tasks (
@@ -253,6 +257,8 @@ const std::string& upgrade_to_5() {
   return text;
 }
 
+// Version 10 had no shared last-seen time.
+constexpr const char* kUpgradeTo11 = "ALTER TABLE agents ADD COLUMN seen_at_ms INTEGER;";
 // Version 5 had no task limits.
 constexpr const char* kUpgradeTo6 =
     "ALTER TABLE tasks ADD COLUMN limits_json TEXT NOT NULL DEFAULT '{}';";
@@ -310,6 +316,14 @@ Result<void> make_data_dir(const std::string& data_dir) {
 
 }  // namespace
 
+core::PgSettings pg_settings(const DatabaseSettings& database) {
+  core::PgSettings settings;
+  settings.uri = database.uri;
+  settings.password = database.password;
+  settings.application_name = "tether-hub";
+  return settings;
+}
+
 Result<std::unique_ptr<core::SqlStore>> open_hub_database(const std::string& data_dir,
                                                           const DatabaseSettings& database,
                                                           SyncMode sync, int busy_timeout_ms) {
@@ -318,11 +332,7 @@ Result<std::unique_ptr<core::SqlStore>> open_hub_database(const std::string& dat
     return std::unique_ptr<core::SqlStore>(std::move(*store));
   }
   if (auto made = make_data_dir(data_dir); !made) return made.error();
-  core::PgSettings settings;
-  settings.uri = database.uri;
-  settings.password = database.password;
-  settings.application_name = "tether-hub";
-  TETHER_TRY(store, open_pg_hub_store(settings, database.serving));
+  TETHER_TRY(store, open_pg_hub_store(pg_settings(database), database.serving));
   return std::unique_ptr<core::SqlStore>(std::move(*store));
 }
 
@@ -335,7 +345,8 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
   const char* const upgrades[] = {
       kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(), upgrade_to_5().c_str(), kUpgradeTo6,
-      kUpgradeTo7, kUpgradeTo8, upgrade_to_9().c_str(), kVersion10Tables};
+      kUpgradeTo7, kUpgradeTo8, upgrade_to_9().c_str(), kVersion10Tables,
+      kUpgradeTo11};
   if (auto schema = (*store)->apply_schema(full_schema().c_str(), kHubSchemaVersion, upgrades);
       !schema)
     return schema.error();

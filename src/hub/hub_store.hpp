@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "core/pg_connection.hpp"
 #include "core/result.hpp"
 #include "core/sql_store.hpp"
 #include "core/sqlite_store.hpp"
@@ -15,7 +16,7 @@ namespace tether::hub {
 
 // The version of the hub's schema, the same on both backends: version N of
 // hub.db and of a PostgreSQL database (pg_hub_schema.hpp) hold the same facts.
-inline constexpr int kHubSchemaVersion = 10;
+inline constexpr int kHubSchemaVersion = 11;
 
 enum class SyncMode { kNormal, kFull };
 
@@ -38,6 +39,9 @@ struct DatabaseSettings {
   // run beside it.
   bool serving = false;
 };
+
+// The connection settings for `database` (a postgresql:// URI).
+core::PgSettings pg_settings(const DatabaseSettings& database);
 
 // Opens the hub's database and brings its schema to kHubSchemaVersion (a
 // newer one is refused). The data directory is made either way: it holds

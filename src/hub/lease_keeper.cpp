@@ -4,11 +4,17 @@
 
 namespace tether::hub {
 
-LeaseKeeper::LeaseKeeper(TaskRepository& tasks, TaskTransitions& transitions, int64_t lease_ms)
-    : tasks_(tasks), transitions_(transitions), lease_ms_(lease_ms), started_ms_(wall_clock_ms()) {}
+LeaseKeeper::LeaseKeeper(TaskRepository& tasks, TaskTransitions& transitions,
+                         AgentDirectory& agents, int64_t lease_ms, Clock clock)
+    : tasks_(tasks),
+      transitions_(transitions),
+      agents_(agents),
+      lease_ms_(lease_ms),
+      clock_(clock),
+      started_ms_(clock()) {}
 
 void LeaseKeeper::agent_seen(const std::string& agent) {
-  last_seen_ms_[agent] = wall_clock_ms();
+  last_seen_ms_[agent] = clock_();
 }
 
 std::optional<int64_t> LeaseKeeper::last_seen_ms(const std::string& agent) const {
@@ -17,21 +23,49 @@ std::optional<int64_t> LeaseKeeper::last_seen_ms(const std::string& agent) const
   return it->second;
 }
 
+void LeaseKeeper::share_seen(int64_t now) {
+  const int64_t every = std::max<int64_t>(lease_ms_ / 4, 1);
+  for (auto& [agent, seen] : last_seen_ms_) {
+    // A connected agent is seen now, frames or not (its pings keep the channel).
+    if (transitions_.is_connected(agent)) seen = now;
+    int64_t& shared = shared_ms_[agent];
+    if (seen > shared && seen - shared >= every) {
+      agents_.record_seen(agent, seen);
+      shared = seen;
+    }
+  }
+}
+
+bool LeaseKeeper::gone(const AttemptRecord& attempt, int64_t now) {
+  if (transitions_.is_connected(attempt.agent)) return false;
+  auto seen = last_seen_ms_.find(attempt.agent);
+  int64_t last = std::max(seen == last_seen_ms_.end() ? 0 : seen->second, started_ms_);
+  if (now - last <= lease_ms_) return false;
+  if (agents_.seen_is_shared()) last = std::max(last, agents_.seen_at_ms(attempt.agent).value_or(0));
+  return now - last > lease_ms_;
+}
+
+bool LeaseKeeper::online(const std::string& agent) {
+  if (transitions_.is_connected(agent)) return true;
+  if (!agents_.seen_is_shared()) return false;
+  auto seen = agents_.seen_at_ms(agent);
+  return seen && clock_() - *seen <= lease_ms_ / 2;
+}
+
 void LeaseKeeper::check_leases() {
-  const int64_t now = wall_clock_ms();
+  const int64_t now = clock_();
+  if (agents_.seen_is_shared()) share_seen(now);
   const std::string lease = std::to_string(lease_ms_ / 1000) + " s lease";
   for (const auto& attempt : tasks_.active_attempts()) {
+    std::string reason;
     if (attempt.state == AttemptState::kDispatched && now - attempt.dispatched_at_ms > lease_ms_) {
-      transitions_.lose_attempt(attempt, "not started within the " + lease);
+      reason = "not started within the " + lease;
+    } else if (gone(attempt, now)) {
+      reason = "agent " + attempt.agent + " gone for more than the " + lease;
+    } else {
       continue;
     }
-    const bool connected = transitions_.is_connected(attempt.agent);
-    auto seen = last_seen_ms_.find(attempt.agent);
-    const int64_t last = std::max(seen == last_seen_ms_.end() ? 0 : seen->second, started_ms_);
-    if (!connected && now - last > lease_ms_) {
-      transitions_.lose_attempt(attempt,
-                                "agent " + attempt.agent + " gone for more than the " + lease);
-    }
+    if (tasks_.claim_active_attempt(attempt.id)) transitions_.lose_attempt(attempt, reason);
   }
 }
 

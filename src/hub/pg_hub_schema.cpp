@@ -20,7 +20,8 @@ CREATE TABLE agents (
   outbox_rows        bigint,
   outbox_bytes       bigint,
   outbox_reported_at text,
-  reported_labels    text NOT NULL DEFAULT ''
+  reported_labels    text NOT NULL DEFAULT '',
+  seen_at_ms         bigint
 );
 
 CREATE TABLE agent_labels (
@@ -186,8 +187,12 @@ CREATE INDEX browser_sessions_by_use ON browser_sessions (last_used_ms);
 }  // namespace
 
 Result<void> apply_pg_hub_schema_in_transaction(core::PgConnection& connection) {
-  return core::apply_pg_schema_in_transaction(connection, kSchema, kHubSchemaVersion, {},
-                                              /*first_version=*/kHubSchemaVersion);
+  // The first version on PostgreSQL was 10.
+  static constexpr const char* kUpgrades[] = {
+      "ALTER TABLE agents ADD COLUMN seen_at_ms bigint",  // 11: shared last-seen time
+  };
+  return core::apply_pg_schema_in_transaction(connection, kSchema, kHubSchemaVersion, kUpgrades,
+                                              /*first_version=*/10);
 }
 
 Result<std::unique_ptr<core::PgStore>> open_pg_hub_store(const core::PgSettings& settings,

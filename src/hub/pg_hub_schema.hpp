@@ -1,5 +1,5 @@
 // The hub's tables on PostgreSQL: the same tables, columns and meanings as
-// hub.db's (hub_store.cpp, schema version 10), in PostgreSQL's types.
+// hub.db's (hub_store.cpp, schema version 11), in PostgreSQL's types.
 //
 // The version number is shared with hub.db: version N holds the same facts
 // on both, which is what `tether-hub migrate` relies on. A PostgreSQL

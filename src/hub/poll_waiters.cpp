@@ -152,6 +152,16 @@ void PollWaiters::task_queued(const std::string& agent) {
   }
 }
 
+void PollWaiters::wake_all() {
+  pool_task_queued();
+  std::vector<std::string> names;  // parked_ is sorted by agent: each name once
+  for (const auto& [name, waiter] : parked_) {
+    if (names.empty() || names.back() != name) names.push_back(name);
+  }
+  for (const auto& name : names)
+    task_queued(name);
+}
+
 void PollWaiters::remove(const std::shared_ptr<Waiter>& waiter) {
   auto [first, last] = parked_.equal_range(waiter->agent);
   for (auto it = first; it != last; ++it) {

@@ -42,6 +42,11 @@ class PollWaiters {
   // queued pool task's selector are answered one by one, until no pool task
   // is left queued or none of them is parked.
   void task_queued(const std::string& agent);
+  // Looks at every parked poll again, as if a pool task and a task for each
+  // parked agent were queued: for when wakes may have been missed (the
+  // other hubs' notices, peer_bus.hpp). A poll with nothing to take gets
+  // 204 and its agent polls again.
+  void wake_all();
   // Every parked poll gets 503; later polls too.
   void shutdown();
 

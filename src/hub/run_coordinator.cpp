@@ -118,9 +118,9 @@ void RunCoordinator::sweep(int64_t now_ms) {
     const int64_t timeout_ms = static_cast<int64_t>(run->offline_timeout_s) * 1000;
     for (const auto& row : runs_.tasks_of(run_id)) {
       if (row.held || row.state != TaskState::kQueued || !row.released_at_ms) continue;
-      if (now_ms - *row.released_at_ms < timeout_ms || transitions_.is_connected(row.agent)) {
-        continue;
-      }
+      if (now_ms - *row.released_at_ms < timeout_ms || online(row.agent)) continue;
+      // Claimed: another hub's sweep (or dispatch) may hold it right now.
+      if (!tasks_.claim_queued(row.task_id)) continue;
       auto task = tasks_.find_task(row.task_id);
       if (!task || task->state != TaskState::kQueued) continue;
       const std::string note =
@@ -136,6 +136,8 @@ void RunCoordinator::advance(const std::string& run_id) {
     again_ = true;  // the outer call decides again once this change is in
     return;
   }
+  // Another hub may decide for the same run in its own turn: one at a time.
+  runs_.lock(run_id);
   advancing_.insert(run_id);
   do {
     again_ = false;

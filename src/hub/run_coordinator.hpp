@@ -12,10 +12,15 @@
 //
 // Every decision is taken in advance(), inside the turn of the change that
 // prompted it (a task ending, a submit, a cancel, the periodic sweep), and
-// every state change goes through TaskTransitions.
+// every state change goes through TaskTransitions. With several hubs on one
+// database, advance() locks the run's row first (RunRepository::lock), so
+// the hubs decide for a run one at a time, each on what the other committed;
+// "connected agents first" looks at this hub's channels only (an order, not
+// a rule), while the offline sweep asks set_online's test.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -54,10 +59,20 @@ class RunCoordinator {
   void task_ended(const std::string& run_id);
   // Offline timeouts of every running run (the hub's periodic timer).
   void sweep(int64_t now_ms);
+  // Whether an agent counts as online for the offline sweep (default: a
+  // channel open to this hub; Hub asks LeaseKeeper::online, which knows the
+  // other hubs' agents too).
+  void set_online(std::function<bool(const std::string& agent)> online) {
+    online_ = std::move(online);
+  }
   // The view the API answers; `with_tasks`: each agent's task too.
   protocol::RunView view(const RunRecord& run, bool with_tasks);
 
  private:
+  bool online(const std::string& agent) const {
+    return online_ ? online_(agent) : transitions_.is_connected(agent);
+  }
+  std::function<bool(const std::string& agent)> online_;
   void advance(const std::string& run_id);
   void advance_once(const std::string& run_id);
   // Past a threshold: the reason, or "".

@@ -86,6 +86,15 @@ std::optional<RunRecord> RunRepository::find(const std::string& id) {
   return read_run(query);
 }
 
+void RunRepository::lock(const std::string& id) {
+  store_.begin_write();
+  auto query = store_.query(store_.concurrent_writers()
+                                ? "SELECT id FROM runs WHERE id = ? FOR UPDATE"
+                                : "SELECT id FROM runs WHERE id = ?");
+  query.bind(1, id);
+  query.executeStep();
+}
+
 std::vector<RunRecord> RunRepository::list(const std::string& state, const std::string& before,
                                            int limit) {
   static const NewestFirstPages pages(kRunColumns, "runs");

@@ -51,6 +51,11 @@ class RunRepository {
 
   void insert(const RunRecord& run);
   std::optional<RunRecord> find(const std::string& id);
+  // Locks run `id` until this turn commits, so that one hub at a time
+  // decides what it does next (PostgreSQL: SELECT ... FOR UPDATE, waiting
+  // for another hub's turn that holds it; on SQLite the turn's transaction
+  // holds the whole database). Throws as SqlStore::begin_write.
+  void lock(const std::string& id);
   // Newest first, at most `limit`.
   // Newest first; `state` empty for all; `before` a run's id: the page below
   // it (empty: the first page).

@@ -195,15 +195,24 @@ std::vector<TaskRecord> TaskRepository::queued_tasks(const std::string& agent, b
   return tasks;
 }
 
-bool TaskRepository::claim_queued(const std::string& id) {
-  static const char* const kRowLocked =
-      "SELECT id FROM tasks WHERE id = ? AND state = 'queued' FOR UPDATE SKIP LOCKED";
-  static const char* const kDatabaseLocked =
-      "SELECT id FROM tasks WHERE id = ? AND state = 'queued'";
+bool TaskRepository::claim(const char* row_locked, const char* database_locked,
+                           const std::string& id) {
   store_.begin_write();
-  auto query = store_.query(store_.concurrent_writers() ? kRowLocked : kDatabaseLocked);
+  auto query = store_.query(store_.concurrent_writers() ? row_locked : database_locked);
   query.bind(1, id);
   return query.executeStep();
+}
+
+bool TaskRepository::claim_queued(const std::string& id) {
+  return claim("SELECT id FROM tasks WHERE id = ? AND state = 'queued' FOR UPDATE SKIP LOCKED",
+               "SELECT id FROM tasks WHERE id = ? AND state = 'queued'", id);
+}
+
+bool TaskRepository::claim_active_attempt(const std::string& id) {
+  return claim(
+      "SELECT id FROM attempts WHERE id = ? AND state IN ('dispatched', 'running') FOR UPDATE "
+      "SKIP LOCKED",
+      "SELECT id FROM attempts WHERE id = ? AND state IN ('dispatched', 'running')", id);
 }
 
 std::vector<std::string> TaskRepository::queued_pool_selectors() {

@@ -95,6 +95,11 @@ class TaskRepository {
   // dispatch it too). On SQLite the transaction holds the whole database.
   // Throws as SqlStore::begin_write.
   bool claim_queued(const std::string& id);
+  // Claims attempt `id`, dispatched or running, to end it in this turn (a
+  // lease ran out): false if it has ended, or if another hub holds it in a
+  // transaction still open (as claim_queued), so an attempt is declared lost
+  // once whichever hubs check its lease.
+  bool claim_active_attempt(const std::string& id);
   // The distinct selectors of queued pool tasks.
   std::vector<std::string> queued_pool_selectors();
   // The agent that takes a pool task ("" hands it back to the pool).
@@ -120,6 +125,11 @@ class TaskRepository {
   void mark_attempt_lost(const std::string& id, const std::string& reason);
 
  private:
+  // Claims row `id` with `row_locked` (SELECT ... FOR UPDATE SKIP LOCKED)
+  // where other hubs write at once, else with `database_locked` (the same
+  // read without the clause, which SQLite does not know).
+  bool claim(const char* row_locked, const char* database_locked, const std::string& id);
+
   core::SqlStore& store_;
 };
 

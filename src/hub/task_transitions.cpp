@@ -10,10 +10,15 @@
 namespace tether::hub {
 
 void TaskTransitions::publish_after_commit(std::shared_ptr<const StoredEvent> event) {
+  if (peers_) {
+    peers_->publish(std::move(event));  // this hub's viewers too, in commit order
+    return;
+  }
   store_.after_commit([this, event = std::move(event)] { viewers_.publish(event); });
 }
 
 void TaskTransitions::wake_after_commit(const std::string& agent) {
+  if (peers_) peers_->wake(agent);
   store_.after_commit([this, agent] {
     if (notifier_.task_queued) notifier_.task_queued(agent);
   });
@@ -21,6 +26,8 @@ void TaskTransitions::wake_after_commit(const std::string& agent) {
 
 void TaskTransitions::send_cancel_after_commit(const std::string& agent,
                                                const protocol::TaskCancel& cancel) {
+  // The agent's channel may be on another hub: it sends the cancel there.
+  if (peers_) peers_->cancel(agent, cancel);
   store_.after_commit([this, agent, cancel] {
     if (notifier_.send_cancel) notifier_.send_cancel(agent, cancel);
   });

@@ -8,8 +8,10 @@
 // (leases) all come here.
 //
 // What must reach agents (a cancel, a wake for a queued task or a freed
-// target) goes out
-// through the AgentNotifier after the turn has committed, never before.
+// target) goes out through the AgentNotifier after the turn has committed,
+// never before. With other hubs on the database (set_peers), it goes to
+// them too, in the turn's transaction, and so do the events for viewers
+// (peer_bus.hpp).
 //
 // A task that reaches a terminal state has its secrets deleted here, in the
 // same write: no attempt can follow, so nothing will need them.
@@ -22,6 +24,7 @@
 #include "hub/event_hub.hpp"
 #include "hub/event_log.hpp"
 #include "hub/output_ledger.hpp"
+#include "hub/peer_bus.hpp"
 #include "hub/task_repository.hpp"
 #include "hub/task_secrets.hpp"
 #include "protocol/frames.hpp"
@@ -48,6 +51,8 @@ class TaskTransitions {
         ledger_(ledger) {}
 
   void set_notifier(AgentNotifier notifier) { notifier_ = std::move(notifier); }
+  // The other hubs on the database (nullptr: none, as on SQLite).
+  void set_peers(PeerBus* peers) { peers_ = peers; }
   bool is_connected(const std::string& agent) const {
     return notifier_.is_connected && notifier_.is_connected(agent);
   }
@@ -98,6 +103,7 @@ class TaskTransitions {
   EventHub& viewers_;
   OutputLedger& ledger_;
   AgentNotifier notifier_;
+  PeerBus* peers_ = nullptr;
 };
 
 }  // namespace tether::hub

@@ -156,7 +156,7 @@ TEST_CASE("schema 3 -> 10: a version-3 hub.db's admin tokens become admin tokens
   const auto query = [&](const std::string& sql) {
     return shell_output("sqlite3 '" + database + "' \"" + sql + "\" 2>&1").second;
   };
-  CHECK(query("SELECT version FROM schema_version") == "10\n");
+  CHECK(query("SELECT version FROM schema_version") == "11\n");
   CHECK(query("SELECT count(*) FROM browser_sessions") == "0\n");  // version 10
   CHECK(query("SELECT count(*) FROM runs") == "0\n");
   CHECK(query("SELECT count(*) FROM tasks WHERE run_id != '' OR held != 0") == "0\n");

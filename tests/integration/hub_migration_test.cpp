@@ -63,9 +63,9 @@ TEST_CASE("migrate copies every row of hub.db into PostgreSQL, bytes and order k
   auto [status, out] = migrate(world.data_dir, server.url(), server.password_file());
   INFO(out);
   REQUIRE(status == 0);
-  CHECK(out.find("copied " + world.data_dir + "/hub.db (schema 10) to " + server.url()) !=
+  CHECK(out.find("copied " + world.data_dir + "/hub.db (schema 11) to " + server.url()) !=
         std::string::npos);
-  CHECK(server.psql("SELECT version FROM schema_version") == "10\n");
+  CHECK(server.psql("SELECT version FROM schema_version") == "11\n");
 
   for (const char* table :
        {"agents", "agent_labels", "registration_tokens", "operator_tokens", "audit_log", "runs",
@@ -105,7 +105,7 @@ TEST_CASE("migrate copies every row of hub.db into PostgreSQL, bytes and order k
   // Into a database that already holds a Tether schema: refused, untouched.
   auto [again_status, again_out] = migrate(world.data_dir, server.url(), server.password_file());
   CHECK(again_status == 1);
-  CHECK(again_out.find("already holds a Tether schema (version 10)") != std::string::npos);
+  CHECK(again_out.find("already holds a Tether schema (version 11)") != std::string::npos);
   CHECK(server.psql("SELECT count(*) FROM audit_log") ==
         std::to_string(std::stoll(sqlite3(database, "SELECT count(*) FROM audit_log")) + 1) + "\n");
 }

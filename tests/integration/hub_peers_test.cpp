@@ -4,15 +4,25 @@
 // is committed by hand, as a hub's loop would at the end of the turn; a turn
 // left open is a hub in the middle of its turn while the other runs.
 #include <array>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include "core/co.hpp"
+#include "core/loop.hpp"
+#include "core/notification.hpp"
+#include "core/run.hpp"
 
 #include "hub/agent_directory.hpp"
 #include "hub/dispatch_service.hpp"
 #include "hub/event_hub.hpp"
 #include "hub/event_log.hpp"
+#include "hub/lease_keeper.hpp"
 #include "hub/output_ledger.hpp"
+#include "hub/peer_bus.hpp"
 #include "hub/pg_hub_schema.hpp"
 #include "hub/secret_vault.hpp"
 #include "hub/task_repository.hpp"
@@ -29,11 +39,14 @@ namespace {
 struct PeerHub {
   explicit PeerHub(const TestPostgres& server) : store(open(server)) {}
 
-  static std::unique_ptr<core::PgStore> open(const TestPostgres& server) {
+  static core::PgSettings settings_of(const TestPostgres& server) {
     core::PgSettings settings;
     settings.uri = server.url();
     settings.password = server.password();
-    auto store = hub::open_pg_hub_store(settings, false);
+    return settings;
+  }
+  static std::unique_ptr<core::PgStore> open(const TestPostgres& server) {
+    auto store = hub::open_pg_hub_store(settings_of(server), false);
     INFO((store ? std::string() : store.error().message));
     REQUIRE(store.ok());
     return std::move(*store);
@@ -51,6 +64,48 @@ struct PeerHub {
   hub::OutputLedger ledger{events};
   hub::TaskTransitions transitions{*store, tasks, secrets, events, viewers, ledger};
   hub::DispatchService dispatch{tasks, agents, secrets, transitions};
+};
+
+// A PeerHub that hears the others through its PeerBus, recording what it is
+// told; `heard` is notified on each notice acted on.
+struct ListeningHub : PeerHub {
+  ListeningHub(core::Loop& loop, const TestPostgres& server)
+      : PeerHub(server), heard(loop), bus(loop, *store, settings_of(server), events, viewers, handlers()) {
+    auto started = bus.start();
+    INFO((started ? std::string() : started.error().message));
+    REQUIRE(started.ok());
+    transitions.set_peers(&bus);
+  }
+  hub::PeerBus::Handlers handlers() {
+    hub::PeerBus::Handlers handlers;
+    handlers.wake = [this](const std::string& agent) {
+      wakes.push_back(agent);
+      heard.notify_all();
+    };
+    handlers.cancel = [this](const std::string& agent, const protocol::TaskCancel& cancel) {
+      cancels.push_back(agent + " " + cancel.attempt.task_id + " " + cancel.attempt.attempt_id +
+                        " " + cancel.reason);
+      heard.notify_all();
+    };
+    handlers.lost = [this] {
+      ++lost;
+      heard.notify_all();
+    };
+    return handlers;
+  }
+  // Awaits `done`, failing after 20 s without it.
+  core::Co<void> until(const std::function<bool()>& done) {
+    while (!done()) {
+      const bool woke = co_await heard.wait(20000);
+      REQUIRE(woke);
+    }
+  }
+
+  std::vector<std::string> wakes;
+  std::vector<std::string> cancels;
+  int lost = 0;
+  core::Notification heard;
+  hub::PeerBus bus;
 };
 
 std::string submit(PeerHub& hub, const std::string& agent, const std::string& selector = "") {
@@ -118,6 +173,205 @@ TEST_CASE(
     a.commit();
   }
   CHECK(server.psql("SELECT count(*) FROM attempts") == "1\n");
+}
+
+TEST_CASE(
+    "Two hubs on one database hear each other: wakes, cancels and events cross at commit, "
+    "events in id order; a PostgreSQL restart is survived",
+    "[postgres][peers]") {
+  TestPostgres server;
+  core::Loop loop;
+  auto a = std::make_unique<ListeningHub>(loop, server);
+  auto b = std::make_unique<ListeningHub>(loop, server);
+  a->agents.add("edge-1", protocol::sha256_hex("token-1"), {});
+  a->commit();
+  // Viewers of one task on A: every event they get, in order.
+  std::vector<uint64_t> seen;
+  std::string task_id;
+
+  auto steps = [&]() -> core::Co<void> {
+    // A task queued on B wakes A, once; B acted on its own wake already.
+    task_id = submit(*b, "edge-1");
+    co_await a->until([&] { return !a->wakes.empty(); });
+    CHECK(a->wakes == std::vector<std::string>{"edge-1"});
+    a->viewers.subscribe(task_id, [&](const std::shared_ptr<const hub::StoredEvent>& event) {
+      seen.push_back(event->id);
+      a->heard.notify_all();
+    });
+
+    // Output stored on B, then on A, then on B again: A's viewer gets all
+    // three, in id order, its own one included (through its notice).
+    auto on_a = a->dispatch.dispatch_next("edge-1", "i-1");
+    REQUIRE(on_a.has_value());
+    a->commit();
+    const std::string attempt_id = on_a->attempt_id;
+    auto output = [&](ListeningHub& hub, uint64_t seq) {
+      protocol::OutputChunk chunk;
+      chunk.seq = seq;
+      chunk.offset = seq * 2;
+      chunk.data = "x\n";
+      hub.transitions.publish_after_commit(hub.events.append_output(task_id, attempt_id, chunk));
+      hub.commit();
+    };
+    output(*b, 0);
+    output(*a, 1);
+    output(*b, 2);
+    co_await a->until([&] { return seen.size() >= 4; });  // the dispatch's status, then 3
+    CHECK(std::is_sorted(seen.begin(), seen.end()));
+    CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());
+    CHECK(seen.size() == 4);
+
+    // A cancel on B reaches A (which would hold the agent's channel).
+    REQUIRE(b->dispatch.cancel(task_id, "operator said stop").ok());
+    b->commit();
+    co_await a->until([&] { return !a->cancels.empty(); });
+    CHECK(a->cancels ==
+          std::vector<std::string>{"edge-1 " + task_id + " " + attempt_id + " operator said stop"});
+    CHECK(b->cancels.empty());
+
+    // A restart: both hear it (lost), listen again (lost once more), and a
+    // task queued on A then wakes B.
+    server.restart();
+    co_await b->until([&] { return b->lost >= 2; });
+    co_await a->until([&] { return a->lost >= 2; });
+    CHECK(b->bus.connections() == 2);
+    b->wakes.clear();
+    // A's store finds its connection lost at its next statement, then connects again.
+    for (int i = 0; i < 3; ++i) {
+      auto probe = [&] { a->store->query("SELECT 1").executeStep(); };
+      if (a->store->guarded("probe", probe) == core::SqlStore::Outcome::kDone) break;
+    }
+    submit(*a, "edge-1");
+    co_await b->until([&] { return !b->wakes.empty(); });
+    CHECK(b->wakes == std::vector<std::string>{"edge-1"});
+  };
+  // The listeners' watches keep the loop running: end them after a failure too.
+  auto scenario = [&]() -> core::Co<void> {
+    std::exception_ptr failure;
+    try {
+      co_await steps();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    a.reset();
+    b.reset();
+    if (failure) std::rethrow_exception(failure);
+  };
+  core::run_to_completion(loop, scenario());
+}
+
+TEST_CASE(
+    "Two hubs on one database: an event of a task waits for the other hub's open turn holding "
+    "one, so ids follow commit order",
+    "[postgres][peers]") {
+  TestPostgres server;
+  PeerHub a(server);
+  PeerHub b(server);
+  a.agents.add("edge-1", protocol::sha256_hex("token-1"), {});
+  a.commit();
+  const auto task_id = submit(a, "edge-1");
+  const auto first = a.events.append_status(task_id, "", "note", "{}");  // A's turn stays open
+  std::atomic<bool> b_done = false;
+  uint64_t b_id = 0;
+  std::string b_failure;
+  std::thread writer([&] {
+    try {
+      b_id = b.events.append_status(task_id, "", "note", "{}")->id;
+      if (!b.store->commit().ok()) b_failure = "commit failed";
+    } catch (const std::exception& e) {
+      b_failure = e.what();
+    }
+    b_done = true;
+  });
+  // B either finishes (no ordering lock: the bug) or waits for the lock.
+  bool waiting = false;
+  while (!b_done && !waiting) {
+    waiting = server.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT "
+                          "granted") == "1\n";
+  }
+  CHECK(waiting);
+  a.commit();
+  writer.join();
+  CHECK(b_failure.empty());
+  CHECK(b_id > first->id);
+  CHECK(server.psql("SELECT count(*) FROM events WHERE task_id = '" + task_id +
+                    "' AND state = 'note'") == "2\n");
+}
+
+namespace {
+// The leases' clock in the next test: the wall clock, moved on by hand.
+int64_t g_now_ms = 0;
+int64_t test_clock() { return g_now_ms; }
+}  // namespace
+
+TEST_CASE(
+    "Two hubs on one database decide a lease once, and on when either of them saw the agent",
+    "[postgres][peers]") {
+  TestPostgres server;
+  g_now_ms = hub::wall_clock_ms();
+  PeerHub a(server);
+  PeerHub b(server);
+  constexpr int64_t kLeaseMs = 60'000;
+  hub::LeaseKeeper a_leases(a.tasks, a.transitions, a.agents, kLeaseMs, &test_clock);
+  hub::LeaseKeeper b_leases(b.tasks, b.transitions, b.agents, kLeaseMs, &test_clock);
+  // Without the claim B would wait for A's row lock: make that a failure.
+  b.store->execute("SET lock_timeout = '3s'");
+  b.commit();
+  a.agents.add("edge-1", protocol::sha256_hex("token-1"), {});
+  a.commit();
+  const auto task_id = submit(a, "edge-1");
+  auto attempt = a.dispatch.dispatch_next("edge-1", "i-1");
+  REQUIRE(attempt.has_value());
+  a.commit();
+  const auto lost = [&] {
+    return server.psql("SELECT count(*) FROM attempts WHERE state = 'lost'");
+  };
+  // One hub's lease check, as its timer runs it; its turn is left open.
+  const auto check = [](PeerHub& hub, hub::LeaseKeeper& leases) {
+    return hub.store->guarded("leases", [&] { leases.check_leases(); }) ==
+           core::SqlStore::Outcome::kDone;
+  };
+
+  SECTION("a running attempt's agent, seen only by A, is not lost on B while A saw it") {
+    a.tasks.mark_attempt_running(attempt->attempt_id, 42, "2026-12-02T00:00:00Z");
+    a_leases.agent_seen("edge-1");
+    CHECK(check(a, a_leases));  // stores the time seen
+    a.commit();
+    g_now_ms += kLeaseMs / 2;
+    a_leases.agent_seen("edge-1");
+    CHECK(check(a, a_leases));
+    a.commit();
+    g_now_ms += kLeaseMs / 2 + 1000;  // a lease after A first saw it; half one after it last did
+    CHECK(check(b, b_leases));
+    b.commit();
+    CHECK(lost() == "0\n");
+    g_now_ms += kLeaseMs;  // nobody saw it since
+    CHECK(check(b, b_leases));
+    b.commit();
+    CHECK(lost() == "1\n");
+  }
+  SECTION("an attempt not started within the lease is lost once, both hubs checking at once") {
+    g_now_ms += kLeaseMs + 1000;
+    CHECK(check(a, a_leases));  // A's turn stays open
+    CHECK(check(b, b_leases));
+    b.commit();
+    a.commit();
+    CHECK(lost() == "1\n");
+    // The task (one attempt allowed) ends lost, once.
+    CHECK(server.psql("SELECT state FROM tasks WHERE id = '" + task_id + "'") == "lost\n");
+    CHECK(server.psql("SELECT count(*) FROM events WHERE task_id = '" + task_id +
+                      "' AND state = 'lost'") == "1\n");
+  }
+}
+
+TEST_CASE("A hub database of version 10 on PostgreSQL is brought to 11", "[postgres][peers]") {
+  TestPostgres server;
+  { PeerHub first(server); }
+  server.psql("ALTER TABLE agents DROP COLUMN seen_at_ms; UPDATE schema_version SET version = 10");
+  PeerHub again(server);
+  CHECK(server.psql("SELECT version FROM schema_version") == "11\n");
+  CHECK(server.psql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'agents' "
+                    "AND column_name = 'seen_at_ms'") == "1\n");
 }
 
 }  // namespace tether::test

@@ -738,11 +738,11 @@ TEST_CASE(
         "ALTER TABLE tasks DROP COLUMN selector; DROP TABLE runs; DROP INDEX tasks_by_run;"
         "DROP INDEX events_by_run; ALTER TABLE tasks DROP COLUMN run_id;"
         "ALTER TABLE tasks DROP COLUMN held; ALTER TABLE tasks DROP COLUMN released_at_ms;"
-        "ALTER TABLE events DROP COLUMN run_id;"
+        "ALTER TABLE events DROP COLUMN run_id; ALTER TABLE agents DROP COLUMN seen_at_ms;"
         "UPDATE schema_version SET version = 4;");
   }
   auto store = test::open_test_hub_store(dir.path);
-  CHECK(count_of(*store, "SELECT version FROM schema_version") == 10);
+  CHECK(count_of(*store, "SELECT version FROM schema_version") == 11);
   CHECK(count_of(*store, "SELECT count(*) FROM browser_sessions") == 0);
   CHECK(count_of(*store, "SELECT count(*) FROM runs") == 0);
   CHECK(count_of(*store, "SELECT count(*) FROM task_secrets") == 0);

@@ -41,7 +41,7 @@ struct HubFixture {
   hub::OutputLedger ledger{events};
   hub::TaskTransitions transitions{*store, tasks, secrets, events, viewers, ledger};
   hub::DispatchService dispatch{tasks, agents, secrets, transitions};
-  hub::LeaseKeeper leases{tasks, transitions, 60'000};
+  hub::LeaseKeeper leases{tasks, transitions, agents, 60'000};
   hub::AgentFrameService frames{tasks, events, ledger, transitions, agents, leases};
 
   HubFixture() {
