@@ -137,17 +137,7 @@ PgStore::~PgStore() {
 }
 
 Result<std::unique_ptr<PgConnection>> PgStore::connect(const Options& options) {
-  TETHER_TRY(connection, PgConnection::connect(options.settings));
-  if (!options.exclusive_lock) return connection;
-  const PgParam key[] = {PgParam::text(std::to_string(*options.exclusive_lock))};
-  TETHER_TRY(locked, (*connection)->execute("SELECT pg_try_advisory_lock($1::bigint)", key));
-  if (locked->rows() != 1 || locked->text(0, 0) != "t") {
-    return make_error(Errc::kState, "database_in_use",
-                      "another process holds the database's advisory lock " +
-                          std::to_string(*options.exclusive_lock) +
-                          " (SELECT pid FROM pg_locks WHERE locktype = 'advisory' names it)");
-  }
-  return connection;
+  return PgConnection::connect(options.settings);
 }
 
 Result<std::unique_ptr<PgStore>> PgStore::open(Options options) {
@@ -177,8 +167,6 @@ PgConnection& PgStore::connection() {
                                fresh.error().message);
       reconnect_failing_ = true;
     }
-    if (fresh.error().code == "database_in_use" && options_.on_exclusive_lock_lost)
-      options_.on_exclusive_lock_lost(fresh.error().message);
     throw_pg_error(fresh.error());
   }
   connection_ = std::move(*fresh);

@@ -41,13 +41,6 @@ class PgStore : public SqlStore {
     PgSettings settings;
     // While write() has queued work, how often it tries again (ms).
     uint64_t write_retry_ms = 50;
-    // If set, every connection takes this session-level advisory lock
-    // (pg_try_advisory_lock) and fails without it: one store at a time on
-    // the database. Error kState, code "database_in_use".
-    std::optional<int64_t> exclusive_lock;
-    // Runs when a new connection (after a lost one) finds exclusive_lock
-    // held by another process: the store can no longer be the only one.
-    std::function<void(const std::string& why)> on_exclusive_lock_lost;
     // After a failed connect, statements fail at once (busy) for this long
     // before the next try: each try blocks the thread for up to
     // settings.connect_timeout_s, which must not happen per statement.

@@ -197,6 +197,7 @@ FinalVerdict AgentFrameService::on_final(const std::string& agent,
     verdict.error->attempt_id = attempt->id;
     return verdict;
   }
+  ledger_.refresh(attempt->id);  // a final over HTTP may reach another hub than the output
   verdict.missing = ledger_.missing(attempt->id, report);
   if (!verdict.missing.empty()) {
     const auto& first = verdict.missing.front();
@@ -288,6 +289,7 @@ protocol::HubHelloAck AgentFrameService::on_hello(const std::string& agent,
     if (attempt->state == AttemptState::kFinished && unacked_finals.count(attempt_id)) {
       ack.finals_held.push_back(attempt_id);
     }
+    ledger_.refresh(attempt_id);  // the agent's channel may have been on another hub
     for (StreamName stream : streams) {
       ack.resume.push_back(
           {attempt_id, stream, ledger_.stream(attempt_id, stream).highest_seq + 1});

@@ -203,6 +203,16 @@ std::shared_ptr<const StoredEvent> EventLog::append_final(const std::string& tas
   return insert(std::move(event));
 }
 
+uint64_t EventLog::highest_seq(const std::string& attempt_id, protocol::StreamName stream) {
+  // events_by_stream answers it from the index's last entry.
+  auto query =
+      store_.query("SELECT COALESCE(max(seq), 0) FROM events WHERE attempt_id = ? AND stream = ?");
+  query.bind(1, attempt_id);
+  query.bind(2, std::string(to_string(stream)));
+  query.executeStep();
+  return static_cast<uint64_t>(query.getColumn(0).getInt64());
+}
+
 std::optional<StoredEvent> EventLog::read(uint64_t id) {
   static const std::string sql = std::string("SELECT ") + kColumns + " FROM events WHERE id = ?";
   auto row = store_.query(sql.c_str());

@@ -74,6 +74,10 @@ class EventLog {
   std::shared_ptr<const StoredEvent> append_run(const std::string& run_id, std::string_view state,
                                                 std::string payload);
 
+  // True where other hubs write to the same events (PostgreSQL).
+  bool shared() const { return store_.concurrent_writers(); }
+  // The highest seq stored for a stream of an attempt (output or gap; 0: none).
+  uint64_t highest_seq(const std::string& attempt_id, protocol::StreamName stream);
   // The event with `id`, if stored.
   std::optional<StoredEvent> read(uint64_t id);
   // Events of a task with id > after_id, oldest first, at most `limit`;

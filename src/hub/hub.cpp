@@ -112,7 +112,6 @@ Result<std::unique_ptr<Hub>> Hub::start(core::Loop& loop, HubOptions options) {
   }
   if (options.data_dir.empty())
     return make_error(Errc::kInvalid, "invalid_data_dir", "--data-dir is required");
-  options.database.serving = true;
   TETHER_TRY(store, open_hub_database(options.data_dir, options.database, options.sync,
                                       kServeBusyTimeoutMs));
   TETHER_TRY(vault, SecretVault::open(options.data_dir));
@@ -218,6 +217,7 @@ Result<void> Hub::listen_to_peers(core::Loop& loop) {
                       "listening to the other hubs: " + started.error().message);
   }
   transitions_.set_peers(peers_.get());
+  core::log_info("hub", "hearing the other hubs on this database (LISTEN tether_hub)");
   return {};
 }
 

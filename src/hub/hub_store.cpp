@@ -332,7 +332,7 @@ Result<std::unique_ptr<core::SqlStore>> open_hub_database(const std::string& dat
     return std::unique_ptr<core::SqlStore>(std::move(*store));
   }
   if (auto made = make_data_dir(data_dir); !made) return made.error();
-  TETHER_TRY(store, open_pg_hub_store(pg_settings(database), database.serving));
+  TETHER_TRY(store, open_pg_hub_store(pg_settings(database)));
   return std::unique_ptr<core::SqlStore>(std::move(*store));
 }
 
@@ -345,8 +345,7 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
   TETHER_TRY(store, core::SqliteStore::open(data_dir + "/hub.db", options));
   const char* const upgrades[] = {
       kUpgradeTo2, kUpgradeTo3, upgrade_to_4().c_str(), upgrade_to_5().c_str(), kUpgradeTo6,
-      kUpgradeTo7, kUpgradeTo8, upgrade_to_9().c_str(), kVersion10Tables,
-      kUpgradeTo11};
+      kUpgradeTo7, kUpgradeTo8, upgrade_to_9().c_str(), kVersion10Tables,       kUpgradeTo11};
   if (auto schema = (*store)->apply_schema(full_schema().c_str(), kHubSchemaVersion, upgrades);
       !schema)
     return schema.error();

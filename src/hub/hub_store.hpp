@@ -33,11 +33,6 @@ Result<std::unique_ptr<core::SqliteStore>> open_hub_store(const std::string& dat
 struct DatabaseSettings {
   std::string uri;
   std::string password;
-  // `serve`: on PostgreSQL, one serving hub per database (several hubs on
-  // one database are not supported yet: their memory would disagree), held
-  // by an advisory lock; a second one is refused. Commands (`agent add`)
-  // run beside it.
-  bool serving = false;
 };
 
 // The connection settings for `database` (a postgresql:// URI).

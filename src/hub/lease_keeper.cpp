@@ -41,7 +41,8 @@ bool LeaseKeeper::gone(const AttemptRecord& attempt, int64_t now) {
   auto seen = last_seen_ms_.find(attempt.agent);
   int64_t last = std::max(seen == last_seen_ms_.end() ? 0 : seen->second, started_ms_);
   if (now - last <= lease_ms_) return false;
-  if (agents_.seen_is_shared()) last = std::max(last, agents_.seen_at_ms(attempt.agent).value_or(0));
+  if (agents_.seen_is_shared())
+    last = std::max(last, agents_.seen_at_ms(attempt.agent).value_or(0));
   return now - last > lease_ms_;
 }
 

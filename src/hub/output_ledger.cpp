@@ -44,6 +44,18 @@ void OutputLedger::record_gap(StreamLedger& ledger, uint64_t seq, uint64_t lengt
   ledger.gap_bytes += length;
 }
 
+void OutputLedger::refresh(const std::string& attempt_id) {
+  if (!events_.shared()) return;
+  for (const auto name : {protocol::StreamName::kStdout, protocol::StreamName::kStderr}) {
+    auto held = streams_.find({attempt_id, name});
+    if (held != streams_.end() &&
+        events_.highest_seq(attempt_id, name) != held->second->highest_seq) {
+      forget(attempt_id);
+      return;
+    }
+  }
+}
+
 void OutputLedger::forget(const std::string& attempt_id) {
   streams_.erase({attempt_id, protocol::StreamName::kStdout});
   streams_.erase({attempt_id, protocol::StreamName::kStderr});

@@ -3,7 +3,11 @@
 // It applies the sequence rules of docs/protocol.md section 5.
 //
 // Kept in memory for active attempts; rebuilt from the events table (data
-// re-hashed) the first time an attempt is touched after a hub restart.
+// re-hashed) the first time an attempt is touched after a hub restart. With
+// other hubs on the database, an attempt's output may have been stored by
+// another hub since (its agent's channel moved): refresh() checks, where the
+// agent comes back (its hello) and where a final may arrive (over HTTP, on
+// any hub), and drops a ledger that is behind.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +62,10 @@ class OutputLedger {
   // Whether the stored output is exactly what the final describes: sizes,
   // drops, gaps and SHA-256, per stream (section 6).
   OutputVerification verify(const std::string& attempt_id, const protocol::FinalReport& report);
+  // Where other hubs write too (EventLog::shared), drops what memory holds
+  // of `attempt_id` if the events table has a later seq for one of its
+  // streams (one indexed read per stream held). Nothing to do on hub.db.
+  void refresh(const std::string& attempt_id);
   // Drops the in-memory state (after commit failures, or when an attempt ends).
   void forget(const std::string& attempt_id);
   void clear() { streams_.clear(); }

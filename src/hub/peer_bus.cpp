@@ -59,7 +59,8 @@ void PeerBus::cancel(const std::string& agent, const protocol::TaskCancel& cance
     // Cut where a UTF-8 character starts: the first byte left out is no
     // continuation byte.
     size_t cut = kMaxReasonBytes;
-    while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80) --cut;
+    while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80)
+      --cut;
     reason.resize(cut);
   }
   notify("cancel " + agent + " " + cancel.attempt.task_id + " " + cancel.attempt.attempt_id + "\n" +
@@ -99,8 +100,8 @@ void PeerBus::on_notice(const core::PgNotification& notice) {
     if (at < text.size() && text[at] == '\n') cancel.reason = text.substr(at + 1);
     if (handlers_.cancel && !agent.empty()) handlers_.cancel(agent, cancel);
   } else {
-    core::log_warning("hub", "peer notice not understood (a newer hub on the database?): " +
-                                 text.substr(0, 80));
+    core::log_warning(
+        "hub", "peer notice not understood (a newer hub on the database?): " + text.substr(0, 80));
   }
 }
 
@@ -122,8 +123,8 @@ void PeerBus::on_event(const std::string& fields) {
   const std::string run_id = word(fields, at);
   if (!viewers_.watched(task_id) && !(run_id.size() && viewers_.watched(run_id))) return;
   std::optional<StoredEvent> stored;
-  const auto outcome = store_.guarded("event " + id_text + " for viewers",
-                                      [&] { stored = events_.read(id); });
+  const auto outcome =
+      store_.guarded("event " + id_text + " for viewers", [&] { stored = events_.read(id); });
   if (outcome != core::SqlStore::Outcome::kDone) {
     // A viewer must not go on past a gap: close them all, as when notices
     // are lost; each resumes with Last-Event-ID.

@@ -1,9 +1,5 @@
 #include "hub/pg_hub_schema.hpp"
 
-#include <cstdio>
-#include <cstdlib>
-
-#include "core/log.hpp"
 #include "core/pg_schema.hpp"
 
 namespace tether::hub {
@@ -195,35 +191,14 @@ Result<void> apply_pg_hub_schema_in_transaction(core::PgConnection& connection) 
                                               /*first_version=*/10);
 }
 
-Result<std::unique_ptr<core::PgStore>> open_pg_hub_store(const core::PgSettings& settings,
-                                                         bool serving) {
+Result<std::unique_ptr<core::PgStore>> open_pg_hub_store(const core::PgSettings& settings) {
   core::PgStore::Options options;
   options.settings = settings;
-  if (serving) {
-    options.exclusive_lock = kServingLock;
-    // Another hub started while this one was reconnecting (a PostgreSQL
-    // restart) and serves the database now: two would disagree, so this one
-    // stops (as a crash would: what it acked is committed). systemd starts it
-    // again, and it is refused while the other serves.
-    const std::string uri = settings.uri;
-    options.on_exclusive_lock_lost = [uri](const std::string& why) {
-      core::log_error("hub", "another tether-hub took over " + uri + " (" + why +
-                                 "); exiting: one hub per database");
-      std::fflush(nullptr);
-      std::_Exit(1);
-    };
-  }
   auto opened = core::PgStore::open(options);
   if (!opened && opened.error().message.find("no password supplied") != std::string::npos) {
     return make_error(
         opened.error().kind, opened.error().code,
         opened.error().message + " (give --database-password-file FILE, PGPASSWORD or ~/.pgpass)");
-  }
-  if (!opened && opened.error().code == "database_in_use") {
-    return make_error(Errc::kState, "database_in_use",
-                      "another tether-hub is serving " + settings.uri +
-                          " (one hub per database for now: several hubs on one PostgreSQL "
-                          "database are not supported yet)");
   }
   TETHER_TRY(store, std::move(opened));
   core::PgConnection& connection = (*store)->connection();

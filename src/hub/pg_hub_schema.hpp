@@ -29,14 +29,8 @@ Result<void> apply_pg_hub_schema_in_transaction(core::PgConnection& connection);
 
 // Connects and brings the database to kHubSchemaVersion, in one
 // transaction (concurrent hubs starting on a new database create it once).
-// `serving`: hold kServingLock for as long as the store is open; another
-// serving hub on the database is refused (kState, "database_in_use").
-Result<std::unique_ptr<core::PgStore>> open_pg_hub_store(const core::PgSettings& settings,
-                                                         bool serving);
-
-// The session advisory lock a serving hub holds (pg_locks: advisory,
-// in pg_locks as locktype advisory): not the schema's lock (core/pg_schema.cpp).
-inline constexpr int64_t kServingLock = 127979093517683;
+// Several hubs may serve one database (docs/architecture.md).
+Result<std::unique_ptr<core::PgStore>> open_pg_hub_store(const core::PgSettings& settings);
 
 // The tables in an order that satisfies their references (parents first),
 // for copying every row.

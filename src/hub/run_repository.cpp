@@ -88,9 +88,9 @@ std::optional<RunRecord> RunRepository::find(const std::string& id) {
 
 void RunRepository::lock(const std::string& id) {
   store_.begin_write();
-  auto query = store_.query(store_.concurrent_writers()
-                                ? "SELECT id FROM runs WHERE id = ? FOR UPDATE"
-                                : "SELECT id FROM runs WHERE id = ?");
+  auto query =
+      store_.query(store_.concurrent_writers() ? "SELECT id FROM runs WHERE id = ? FOR UPDATE"
+                                               : "SELECT id FROM runs WHERE id = ?");
   query.bind(1, id);
   query.executeStep();
 }

@@ -400,7 +400,10 @@ core::Co<Result<protocol::Frame>> ScriptedAgent::receive(uint64_t timeout_ms) {
       timer.stop();
       co_return frame.error();
     }
-    if (std::holds_alternative<protocol::HubWake>(frame->payload)) continue;
+    if (std::holds_alternative<protocol::HubWake>(frame->payload)) {
+      ++wakes_;
+      continue;
+    }
     timer.stop();
     co_return std::move(*frame);
   }

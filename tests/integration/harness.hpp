@@ -205,6 +205,8 @@ class ScriptedAgent {
   void close();
   // The instance later polls name (docs/protocol.md 3); empty: none.
   void set_instance(std::string instance) { instance_ = std::move(instance); }
+  // hub.wake frames receive() skipped so far.
+  uint64_t wakes() const { return wakes_; }
 
  private:
   core::Loop& loop_;
@@ -216,6 +218,7 @@ class ScriptedAgent {
   std::shared_ptr<core::WebSocketConnection> socket_;
   uint64_t next_id_ = 1;
   std::string instance_;
+  uint64_t wakes_ = 0;
 };
 
 // The tether CLI as a child process.

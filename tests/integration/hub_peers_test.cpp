@@ -46,7 +46,7 @@ struct PeerHub {
     return settings;
   }
   static std::unique_ptr<core::PgStore> open(const TestPostgres& server) {
-    auto store = hub::open_pg_hub_store(settings_of(server), false);
+    auto store = hub::open_pg_hub_store(settings_of(server));
     INFO((store ? std::string() : store.error().message));
     REQUIRE(store.ok());
     return std::move(*store);
@@ -70,7 +70,9 @@ struct PeerHub {
 // told; `heard` is notified on each notice acted on.
 struct ListeningHub : PeerHub {
   ListeningHub(core::Loop& loop, const TestPostgres& server)
-      : PeerHub(server), heard(loop), bus(loop, *store, settings_of(server), events, viewers, handlers()) {
+      : PeerHub(server),
+        heard(loop),
+        bus(loop, *store, settings_of(server), events, viewers, handlers()) {
     auto started = bus.start();
     INFO((started ? std::string() : started.error().message));
     REQUIRE(started.ok());
@@ -286,8 +288,9 @@ TEST_CASE(
   // B either finishes (no ordering lock: the bug) or waits for the lock.
   bool waiting = false;
   while (!b_done && !waiting) {
-    waiting = server.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT "
-                          "granted") == "1\n";
+    waiting = server.psql(
+                  "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT "
+                  "granted") == "1\n";
   }
   CHECK(waiting);
   a.commit();
@@ -301,12 +304,13 @@ TEST_CASE(
 namespace {
 // The leases' clock in the next test: the wall clock, moved on by hand.
 int64_t g_now_ms = 0;
-int64_t test_clock() { return g_now_ms; }
+int64_t test_clock() {
+  return g_now_ms;
+}
 }  // namespace
 
-TEST_CASE(
-    "Two hubs on one database decide a lease once, and on when either of them saw the agent",
-    "[postgres][peers]") {
+TEST_CASE("Two hubs on one database decide a lease once, and on when either of them saw the agent",
+          "[postgres][peers]") {
   TestPostgres server;
   g_now_ms = hub::wall_clock_ms();
   PeerHub a(server);

@@ -191,48 +191,6 @@ TEST_CASE("PgStore: COMMIT of a transaction an error aborted fails; its actions 
 }
 
 TEST_CASE(
-    "PgStore: an exclusive store whose lock another process took while it reconnected "
-    "says so and does not go on",
-    "[postgres]") {
-  TestPostgres server;
-  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
-  core::PgStore::Options options;
-  options.settings.uri = server.url();
-  options.settings.password = server.password();
-  options.exclusive_lock = 4242;
-  std::vector<std::string> lost;
-  options.on_exclusive_lock_lost = [&](const std::string& why) { lost.push_back(why); };
-  auto opened = core::PgStore::open(options);
-  REQUIRE(opened.ok());
-  auto store = std::move(*opened);
-  // A second store on the database is refused while the first holds it.
-  auto second = core::PgStore::open(options);
-  REQUIRE_FALSE(second.ok());
-  CHECK(second.error().code == "database_in_use");
-
-  // The first one's session ends; another process takes the lock first.
-  server.psql(
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-      "WHERE application_name = 'tether'");
-  core::PgSettings other = options.settings;
-  other.application_name = "other";
-  auto holder = core::PgConnection::connect(other);
-  REQUIRE(holder.ok());
-  REQUIRE((*holder)->execute("SELECT pg_advisory_lock(4242)").ok());
-  // Two statements: the first meets the dead connection, the second tries
-  // a new one and finds the lock taken.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    auto outcome = store->guarded("after", [&] {
-      store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{1}, std::string("a"));
-    });
-    CHECK(outcome != core::SqlStore::Outcome::kDone);
-  }
-  REQUIRE(lost.size() == 1);
-  CHECK_THAT(lost[0], Catch::Contains("advisory lock 4242"));
-  CHECK(server.psql("SELECT count(*) FROM items") == "0\n");
-}
-
-TEST_CASE(
     "PgStore: while the server is down, a failed connect is not tried again per "
     "statement",
     "[postgres]") {
