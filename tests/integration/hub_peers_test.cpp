@@ -24,6 +24,8 @@
 #include "hub/output_ledger.hpp"
 #include "hub/peer_bus.hpp"
 #include "hub/pg_hub_schema.hpp"
+#include "hub/run_coordinator.hpp"
+#include "hub/run_repository.hpp"
 #include "hub/secret_vault.hpp"
 #include "hub/task_repository.hpp"
 #include "hub/task_secrets.hpp"
@@ -64,6 +66,8 @@ struct PeerHub {
   hub::OutputLedger ledger{events};
   hub::TaskTransitions transitions{*store, tasks, secrets, events, viewers, ledger};
   hub::DispatchService dispatch{tasks, agents, secrets, transitions};
+  hub::RunRepository run_records{*store};
+  hub::RunCoordinator runs{run_records, tasks, agents, dispatch, transitions};
 };
 
 // A PeerHub that hears the others through its PeerBus, recording what it is
@@ -376,6 +380,51 @@ TEST_CASE("A hub database of version 10 on PostgreSQL is brought to 11", "[postg
   CHECK(server.psql("SELECT version FROM schema_version") == "11\n");
   CHECK(server.psql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'agents' "
                     "AND column_name = 'seen_at_ms'") == "1\n");
+}
+
+TEST_CASE(
+    "Two hubs on one database decide for a run one at a time: the second waits for the first "
+    "one's open turn",
+    "[postgres][peers]") {
+  TestPostgres server;
+  PeerHub a(server);
+  PeerHub b(server);
+  for (const char* name : {"edge-1", "edge-2", "edge-3"})
+    a.agents.add(name, protocol::sha256_hex(name), {});
+  a.commit();
+  protocol::RunRequest request;
+  request.agents = {"edge-1", "edge-2", "edge-3"};
+  request.spec.argv = {"true"};
+  request.max_concurrency = {1, false};
+  auto run = a.runs.create(request, request.agents, "test");
+  REQUIRE(run.ok());
+  a.commit();
+  const std::string run_id = run->id;
+
+  REQUIRE(a.runs.cancel(run_id, "stop").ok());  // A's turn stays open, the run locked
+  std::atomic<bool> b_done = false;
+  std::string b_failure;
+  std::thread deciding([&] {
+    try {
+      b.store->begin_write();
+      b.runs.task_ended(run_id);  // only reads, unless it waits for A
+      if (!b.store->commit().ok()) b_failure = "commit failed";
+    } catch (const std::exception& e) {
+      b_failure = e.what();
+    }
+    b_done = true;
+  });
+  bool waiting = false;
+  while (!b_done && !waiting) {
+    waiting = server.psql("SELECT count(*) FROM pg_locks WHERE NOT granted") != "0\n";
+  }
+  CHECK(waiting);
+  a.commit();
+  deciding.join();
+  CHECK(b_failure.empty());
+  // Every task ended once: skipped (never released) or cancelled.
+  CHECK(server.psql("SELECT count(*) FROM tasks WHERE run_id = '" + run_id +
+                    "' AND state NOT IN ('skipped', 'cancelled')") == "0\n");
 }
 
 }  // namespace tether::test
