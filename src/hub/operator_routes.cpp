@@ -83,12 +83,10 @@ std::string target_busy_body(const protocol::SubmitRequest& request, const std::
 }  // namespace
 
 OperatorRoutes::OperatorRoutes(const HubParts& parts, size_t max_event_streams)
-    : loop_(parts.loop),
-      store_(parts.store),
+    : store_(parts.store),
       agents_(parts.agents),
       tasks_(parts.tasks),
       events_(parts.events),
-      viewers_(parts.viewers),
       dispatch_(parts.dispatch),
       leases_(parts.leases),
       channels_(parts.channels),

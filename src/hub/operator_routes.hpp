@@ -49,12 +49,10 @@ class OperatorRoutes {
   RunRoutes& runs() { return runs_; }
 
  private:
-  core::Loop& loop_;
   core::SqlStore& store_;
   AgentDirectory& agents_;
   TaskRepository& tasks_;
   EventLog& events_;
-  EventHub& viewers_;
   DispatchService& dispatch_;
   LeaseKeeper& leases_;
   AgentChannels& channels_;
