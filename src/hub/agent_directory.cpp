@@ -136,6 +136,17 @@ void AgentDirectory::record_seen(const std::string& name, int64_t seen_ms) {
       seen_ms, name, seen_ms);
 }
 
+void AgentDirectory::record_seen_all(const std::vector<std::string>& names, int64_t seen_ms) {
+  std::string array = "{";
+  for (const auto& name : names)
+    array += (array.size() > 1 ? "," : "") + name;
+  array += "}";
+  store_.execute(
+      "UPDATE agents SET seen_at_ms = ? WHERE name = ANY(?) AND (seen_at_ms IS NULL OR "
+      "seen_at_ms < ?)",
+      seen_ms, array, seen_ms);
+}
+
 std::optional<int64_t> AgentDirectory::seen_at_ms(const std::string& name) {
   auto query = store_.query("SELECT seen_at_ms FROM agents WHERE name = ?");
   query.bind(1, name);

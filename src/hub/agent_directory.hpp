@@ -60,6 +60,10 @@ class AgentDirectory {
   // later time is stored (agents.seen_at_ms: hubs on one database decide
   // leases on it together, lease_keeper.hpp).
   void record_seen(const std::string& name, int64_t seen_ms);
+  // record_seen for each of `names`, in one statement (PostgreSQL only:
+  // `= ANY(array)`; names follow the id rule, so the array literal needs no
+  // quoting, docs/protocol.md 2.1).
+  void record_seen_all(const std::vector<std::string>& names, int64_t seen_ms);
   // True where other hubs may serve the same database (PostgreSQL): the
   // stored time is then kept (hub.db's one hub keeps it in memory).
   bool seen_is_shared() const { return store_.concurrent_writers(); }

@@ -25,15 +25,23 @@ std::optional<int64_t> LeaseKeeper::last_seen_ms(const std::string& agent) const
 
 void LeaseKeeper::share_seen(int64_t now) {
   const int64_t every = std::max<int64_t>(lease_ms_ / 4, 1);
+  // Connected agents are seen now: one statement for all of them that are
+  // due (thousands of agents connected together come due together).
+  std::vector<std::string> seen_now;
   for (auto& [agent, seen] : last_seen_ms_) {
     // A connected agent is seen now, frames or not (its pings keep the channel).
-    if (transitions_.is_connected(agent)) seen = now;
+    const bool connected = transitions_.is_connected(agent);
+    if (connected) seen = now;
     int64_t& shared = shared_ms_[agent];
-    if (seen > shared && seen - shared >= every) {
+    if (seen <= shared || seen - shared < every) continue;
+    if (connected) {
+      seen_now.push_back(agent);
+    } else {
       agents_.record_seen(agent, seen);
-      shared = seen;
     }
+    shared = seen;
   }
+  if (!seen_now.empty()) agents_.record_seen_all(seen_now, now);
 }
 
 bool LeaseKeeper::gone(const AttemptRecord& attempt, int64_t now) {

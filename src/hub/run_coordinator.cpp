@@ -98,7 +98,7 @@ Result<RunRecord> RunCoordinator::cancel(const std::string& run_id, const std::s
   }
   const std::string why = "cancelled: " + reason;
   runs_.set_stop_reason(run_id, why, true);
-  const auto rows = runs_.tasks_of(run_id);
+  const auto rows = runs_.decision_rows(run_id);
   skip_held(rows, "run " + why);
   for (const auto& row : rows) {
     if (!row.held && !is_terminal(row.state)) (void)dispatch_.cancel(row.task_id, reason);
@@ -116,7 +116,7 @@ void RunCoordinator::sweep(int64_t now_ms) {
     auto run = runs_.find(run_id);
     if (!run) continue;
     const int64_t timeout_ms = static_cast<int64_t>(run->offline_timeout_s) * 1000;
-    for (const auto& row : runs_.tasks_of(run_id)) {
+    for (const auto& row : runs_.decision_rows(run_id)) {
       if (row.held || row.state != TaskState::kQueued || !row.released_at_ms) continue;
       if (now_ms - *row.released_at_ms < timeout_ms || online(row.agent)) continue;
       // Claimed: another hub's sweep (or dispatch) may hold it right now.
@@ -149,13 +149,17 @@ void RunCoordinator::advance(const std::string& run_id) {
 void RunCoordinator::advance_once(const std::string& run_id) {
   auto run = runs_.find(run_id);
   if (!run || protocol::is_terminal_run_state(run->state)) return;
-  auto rows = runs_.tasks_of(run_id);
+  // Counts and the canaries, not every row: this runs at every task end.
+  std::vector<RunTaskRow> canaries;
+  if (run->canary > 0) canaries = runs_.decision_rows(run_id, run->canary);
+  auto counts = runs_.counts_of(run_id);
   if (run->stop_reason.empty()) {
-    const std::string reason = stop_reason_for(*run, rows);
+    const std::string reason = stop_reason_for(*run, counts, canaries);
     if (!reason.empty()) {
       runs_.set_stop_reason(run_id, reason, false);
       run->stop_reason = reason;
       transitions_.run_changed(run_id, "running", "stopping: " + reason);
+      const auto rows = runs_.decision_rows(run_id);
       skip_held(rows, "run stopped: " + reason);
       if (run->cancel_on_error) {
         for (const auto& row : rows) {
@@ -164,24 +168,25 @@ void RunCoordinator::advance_once(const std::string& run_id) {
           }
         }
       }
-      rows = runs_.tasks_of(run_id);
+      counts = runs_.counts_of(run_id);
     }
   }
-  if (run->stop_reason.empty()) release_next(*run, rows);
-  finish_if_done(*run, runs_.tasks_of(run_id));
+  if (run->stop_reason.empty()) release_next(*run, counts, canaries);
+  // Releasing changed no task's state: whether all have ended reads the same.
+  finish_if_done(*run, counts);
 }
 
-std::string RunCoordinator::stop_reason_for(const RunRecord& run,
-                                            const std::vector<RunTaskRow>& rows) const {
-  for (size_t i = 0; i < run.canary && i < rows.size(); ++i) {
-    if (is_terminal(rows[i].state) && rows[i].state != TaskState::kSucceeded) {
-      return "canary on " + rows[i].agent + " ended " + std::string(to_string(rows[i].state));
+std::string RunCoordinator::stop_reason_for(const RunRecord& run, const RunCounts& counts,
+                                            const std::vector<RunTaskRow>& canaries) const {
+  for (const auto& row : canaries) {
+    if (is_terminal(row.state) && row.state != TaskState::kSucceeded) {
+      return "canary on " + row.agent + " ended " + std::string(to_string(row.state));
     }
   }
   if (!run.max_errors) return {};
   uint64_t errors = 0;
-  for (const auto& row : rows)
-    errors += counts_as_error(row.state, run.lost_is_error) ? 1 : 0;
+  for (const auto& [key, count] : counts)
+    errors += counts_as_error(key.first, run.lost_is_error) ? count : 0;
   if (errors <= *run.max_errors) return {};
   return plural(errors, "error") + ", more than max_errors " + std::to_string(*run.max_errors);
 }
@@ -197,33 +202,42 @@ void RunCoordinator::skip_held(const std::vector<RunTaskRow>& rows, const std::s
   }
 }
 
-void RunCoordinator::release_next(const RunRecord& run, const std::vector<RunTaskRow>& rows) {
+void RunCoordinator::release_next(const RunRecord& run, const RunCounts& counts,
+                                  const std::vector<RunTaskRow>& canaries) {
   uint64_t in_flight = 0;
-  bool canaries_done = true;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (!rows[i].held && !is_terminal(rows[i].state)) ++in_flight;
-    if (i < run.canary && rows[i].state != TaskState::kSucceeded) canaries_done = false;
+  for (const auto& [key, count] : counts)
+    in_flight += !key.second && !is_terminal(key.first) ? count : 0;
+  if (in_flight >= run.max_concurrency) return;
+  const bool canaries_done = std::all_of(canaries.begin(), canaries.end(), [](const auto& row) {
+    return row.state == TaskState::kSucceeded;
+  });
+  std::vector<RunTaskRow> next;
+  if (canaries_done) {
+    next = runs_.decision_rows(run.id, run.max_concurrency - in_flight, /*held_queued_only=*/true);
+  } else {
+    for (const auto& row : canaries)  // the canary goes alone
+      if (row.held && row.state == TaskState::kQueued) next.push_back(row);
   }
   const int64_t now_ms = wall_clock_ms();
-  for (size_t i = 0; i < rows.size() && in_flight < run.max_concurrency; ++i) {
-    const RunTaskRow& row = rows[i];
-    if (!row.held || row.state != TaskState::kQueued) continue;
-    if (!canaries_done && i >= run.canary) break;  // the canary goes alone
+  for (const auto& row : next) {
+    if (in_flight >= run.max_concurrency) break;
     runs_.release(row.task_id, now_ms);
     transitions_.wake_after_commit(row.agent);
     ++in_flight;
   }
 }
 
-void RunCoordinator::finish_if_done(const RunRecord& run, const std::vector<RunTaskRow>& rows) {
-  bool all_succeeded = true;
-  for (const auto& row : rows) {
-    if (!is_terminal(row.state)) return;
-    all_succeeded = all_succeeded && row.state == TaskState::kSucceeded;
+void RunCoordinator::finish_if_done(const RunRecord& run, const RunCounts& counts) {
+  uint64_t total = 0, ended = 0, succeeded = 0;
+  for (const auto& [key, count] : counts) {
+    total += count;
+    ended += is_terminal(key.first) ? count : 0;
+    succeeded += key.first == TaskState::kSucceeded ? count : 0;
   }
+  if (ended < total) return;
   const std::string state = run.cancelled              ? "cancelled"
                             : !run.stop_reason.empty() ? "stopped"
-                            : all_succeeded            ? "succeeded"
+                            : succeeded == total       ? "succeeded"
                                                        : "failed";
   runs_.finish(run.id, state);
   transitions_.run_changed(run.id, state, run.stop_reason);

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -75,11 +76,14 @@ class RunCoordinator {
   std::function<bool(const std::string& agent)> online_;
   void advance(const std::string& run_id);
   void advance_once(const std::string& run_id);
-  // Past a threshold: the reason, or "".
-  std::string stop_reason_for(const RunRecord& run, const std::vector<RunTaskRow>& rows) const;
+  using RunCounts = std::map<std::pair<TaskState, bool>, uint64_t>;  // RunRepository::counts_of
+  // Past a threshold: the reason, or "". `canaries`: the first run.canary tasks.
+  std::string stop_reason_for(const RunRecord& run, const RunCounts& counts,
+                              const std::vector<RunTaskRow>& canaries) const;
   void skip_held(const std::vector<RunTaskRow>& rows, const std::string& note);
-  void release_next(const RunRecord& run, const std::vector<RunTaskRow>& rows);
-  void finish_if_done(const RunRecord& run, const std::vector<RunTaskRow>& rows);
+  void release_next(const RunRecord& run, const RunCounts& counts,
+                    const std::vector<RunTaskRow>& canaries);
+  void finish_if_done(const RunRecord& run, const RunCounts& counts);
 
   RunRepository& runs_;
   TaskRepository& tasks_;

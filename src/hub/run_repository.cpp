@@ -128,6 +128,22 @@ void RunRepository::finish(const std::string& id, const std::string& state) {
                  id);
 }
 
+namespace {
+
+// The decision fields of a row whose first columns are id, agent, state,
+// held, released_at_ms.
+RunTaskRow decision_fields(core::Query& query) {
+  RunTaskRow row;
+  row.task_id = query.getColumn(0).getString();
+  row.agent = query.getColumn(1).getString();
+  row.state = parse_task_state(query.getColumn(2).getString()).value_or(TaskState::kFailed);
+  row.held = query.getColumn(3).getInt() != 0;
+  if (!query.getColumn(4).isNull()) row.released_at_ms = query.getColumn(4).getInt64();
+  return row;
+}
+
+}  // namespace
+
 std::vector<RunTaskRow> RunRepository::tasks_of(const std::string& run_id) {
   auto query = store_.query(
       "SELECT id, agent, state, held, released_at_ms, final_json, updated_at, cancel_reason "
@@ -136,18 +152,45 @@ std::vector<RunTaskRow> RunRepository::tasks_of(const std::string& run_id) {
   query.bind(1, run_id);
   std::vector<RunTaskRow> rows;
   while (query.executeStep()) {
-    RunTaskRow row;
-    row.task_id = query.getColumn(0).getString();
-    row.agent = query.getColumn(1).getString();
-    row.state = parse_task_state(query.getColumn(2).getString()).value_or(TaskState::kFailed);
-    row.held = query.getColumn(3).getInt() != 0;
-    if (!query.getColumn(4).isNull()) row.released_at_ms = query.getColumn(4).getInt64();
+    RunTaskRow row = decision_fields(query);
     row.final_json = text_or_empty(query.getColumn(5));
     row.updated_at = query.getColumn(6).getString();
     row.note = text_or_empty(query.getColumn(7));
     rows.push_back(std::move(row));
   }
   return rows;
+}
+
+std::vector<RunTaskRow> RunRepository::decision_rows(const std::string& run_id, uint64_t limit,
+                                                     bool held_queued_only) {
+  // LIMIT -1 is SQLite's "no limit", which PostgreSQL refuses: a count
+  // larger than any run instead.
+  auto query =
+      store_.query(held_queued_only ? "SELECT id, agent, state, held, released_at_ms FROM tasks "
+                                      "WHERE run_id = ? AND held = 1 AND state = 'queued' "
+                                      "ORDER BY rowid LIMIT ?"
+                                    : "SELECT id, agent, state, held, released_at_ms FROM tasks "
+                                      "WHERE run_id = ? ORDER BY rowid LIMIT ?");
+  query.bind(1, run_id);
+  query.bind(2, static_cast<int64_t>(limit == 0 ? INT64_MAX : limit));
+  std::vector<RunTaskRow> rows;
+  while (query.executeStep())
+    rows.push_back(decision_fields(query));
+  return rows;
+}
+
+std::map<std::pair<TaskState, bool>, uint64_t> RunRepository::counts_of(const std::string& run_id) {
+  auto query =
+      store_.query("SELECT state, held, count(*) FROM tasks WHERE run_id = ? GROUP BY state, held");
+  query.bind(1, run_id);
+  std::map<std::pair<TaskState, bool>, uint64_t> counts;
+  while (query.executeStep()) {
+    const auto state =
+        parse_task_state(query.getColumn(0).getString()).value_or(TaskState::kFailed);
+    counts[{state, query.getColumn(1).getInt() != 0}] +=
+        static_cast<uint64_t>(query.getColumn(2).getInt64());
+  }
+  return counts;
 }
 
 void RunRepository::release(const std::string& task_id, int64_t now_ms) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,7 +65,18 @@ class RunRepository {
   std::vector<std::string> running_ids();
   void set_stop_reason(const std::string& id, const std::string& reason, bool cancelled);
   void finish(const std::string& id, const std::string& state);
+  // The run's tasks in creation order, every field read (for its view).
   std::vector<RunTaskRow> tasks_of(const std::string& run_id);
+  // The same rows with only what RunCoordinator decides on: task_id, agent,
+  // state, held, released_at_ms (final_json, note and updated_at empty);
+  // the first `limit` of them (0: all), or with `held_queued_only`, the first
+  // of those still held and queued (the next to release).
+  std::vector<RunTaskRow> decision_rows(const std::string& run_id, uint64_t limit = 0,
+                                        bool held_queued_only = false);
+  // How many of the run's tasks are in each state, released or not: what a
+  // decision at every task end needs, without reading every row (a run of a
+  // thousand tasks would read a million rows over its task ends).
+  std::map<std::pair<TaskState, bool /*held*/>, uint64_t> counts_of(const std::string& run_id);
   // Marks a held task released (dispatch may take it) at `now_ms`.
   void release(const std::string& task_id, int64_t now_ms);
 

@@ -137,6 +137,17 @@ TEST_CASE(
     Operator op_b(world.loop, world.pool, hub_b.url(), world.admin_token);
     auto agent = world.agent();
     co_await agent.connect_and_hello();
+    // A stores that it sees the agent, for B's leases (within a lease check, 1 s).
+    bool stored_seen = false;
+    for (int i = 0; i < 100 && !stored_seen; ++i) {
+      stored_seen = hub_sql(world.data_dir,
+                            "SELECT count(*) FROM agents WHERE name = 'edge-1' "
+                            "AND seen_at_ms IS NOT NULL") == "1\n";
+      if (stored_seen) break;
+      auto waited = co_await core::sleep_for(world.loop, 50);
+      (void)waited;
+    }
+    CHECK(stored_seen);
 
     // Submitted on B, the task wakes the agent's channel on A at once.
     const std::string task_id = co_await op_b.submit(submit_body("edge-1"));
