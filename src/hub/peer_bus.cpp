@@ -139,8 +139,10 @@ void PeerBus::on_listener_lost(const Error& error) {
                                "); listening again");
   own_events_.clear();
   // Not destroyed here: PgListener allows it in on_lost, but a deferred
-  // reset keeps this frame simple.
-  loop_.defer([this] {
+  // reset keeps this frame simple. The bus may be gone by then (the hub
+  // shut down): the weak pointer says so.
+  loop_.defer([this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
     listener_.reset();
     listen_again();
   });

@@ -100,6 +100,8 @@ class PeerBus {
   std::map<uint64_t, std::shared_ptr<const StoredEvent>> own_events_;
   uint64_t received_ = 0;
   uint64_t connections_ = 0;
+  // Expires with the bus: a deferred call checks it first.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace tether::hub
