@@ -6,14 +6,16 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "core/result.hpp"
 
 namespace tether::core {
 
 // The file's first line, without surrounding whitespace. Errors name the
-// file and the problem, never the content.
-Result<std::string> read_secret_file(const std::string& path);
+// file (as `what`: "token file", "password file") and the problem, never
+// the content.
+Result<std::string> read_secret_file(const std::string& path, std::string_view what = "token file");
 
 // Writes `secret` and a newline to `path`, mode 0600 from its first byte (a
 // new file beside it, renamed over `path`: no moment where it is readable

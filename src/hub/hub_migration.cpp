@@ -80,7 +80,7 @@ Result<MigrateFlags> parse(const std::vector<std::string>& args) {
   TETHER_TRY(data_dir, data_dir_of(from));
   flags.from = *data_dir;
   if (!password_file.empty()) {
-    auto password = core::read_secret_file(password_file);
+    auto password = core::read_secret_file(password_file, "password file");
     if (!password)
       return with_context(password.error(), "--to-password-file: " + password.error().message);
     flags.to.password = *password;

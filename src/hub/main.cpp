@@ -73,8 +73,10 @@ constexpr const char* kUsage =
     "A token is shown once: on stdout, or written to --output FILE (mode 0600).\n"
     "These commands work while the hub is running; their changes go to the audit trail.\n";
 
+// The problem alone: the whole usage would push it off the screen.
 int usage_error(const std::string& message) {
-  std::fprintf(stderr, "tether-hub: %s\n\n%s", message.c_str(), kUsage);
+  std::fprintf(stderr, "tether-hub: %s\n(tether-hub --help lists the commands and options)\n",
+               message.c_str());
   return 2;
 }
 
@@ -109,7 +111,7 @@ Result<void> apply_database_flag(hub::DatabaseSettings& database, const std::str
     database.uri = value;
     return {};
   }
-  auto password = core::read_secret_file(value);
+  auto password = core::read_secret_file(value, "password file");
   if (!password) {
     return make_error(Errc::kInvalid, "usage",
                       "--database-password-file: " + password.error().message);
