@@ -57,8 +57,8 @@ class Nginx {
       : dir_(std::move(dir)), port_(free_port()), ui_port_(free_port()), process_(loop) {
     std::string site =
         read_file(std::string(env_path("TETHER_SOURCE_DIR")) + "/packaging/nginx/tether-hub.conf");
-    replace_once(site, "server 127.0.0.1:7070;",
-                 "server 127.0.0.1:" + std::to_string(hub_port) + ";");
+    replace_once(site, "server 127.0.0.1:7070 ",
+                 "server 127.0.0.1:" + std::to_string(hub_port) + " ");
     replace_once(site, "listen 443 ssl;", "listen 127.0.0.1:" + std::to_string(port_) + " ssl;");
     replace_once(site, "listen [::]:443 ssl;", "");
     replace_once(site, "server 127.0.0.1:7071;",
