@@ -76,8 +76,9 @@ std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
   event.stored_at_us = now_us();
   if (store_.concurrent_writers()) {
     // PostgreSQL: the ordering lock (see the header). The two-int form of
-    // the advisory lock keys: a key space of its own, apart from the hub's
-    // serving lock (PostgreSQL docs, "Advisory Lock Functions").
+    // the advisory lock keys: a key space of its own, apart from the
+    // one-bigint keys such as the schema's (core/pg_schema.cpp; PostgreSQL
+    // docs, "Advisory Lock Functions").
     auto lock = store_.query(
         "SELECT pg_advisory_xact_lock(7071, hashtext(COALESCE(?1, NULLIF((SELECT run_id FROM "
         "tasks WHERE id = ?2), ''), ?2)))");

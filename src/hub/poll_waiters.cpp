@@ -100,11 +100,7 @@ void PollWaiters::pool_task_queued() {
     busy_.later([this] { pool_task_queued(); });
     return;
   }
-  std::vector<std::string> names;  // parked_ is sorted by agent: each name once
-  for (const auto& [name, waiter] : parked_) {
-    if (names.empty() || names.back() != name) names.push_back(name);
-  }
-  for (const auto& name : names) {
+  for (const auto& name : parked_agents()) {
     if (selectors.empty()) return;
     protocol::Labels labels;
     auto labels_of = [&] { labels = agents_.labels_of(name); };
@@ -154,12 +150,16 @@ void PollWaiters::task_queued(const std::string& agent) {
 
 void PollWaiters::wake_all() {
   pool_task_queued();
+  for (const auto& name : parked_agents())
+    task_queued(name);
+}
+
+std::vector<std::string> PollWaiters::parked_agents() const {
   std::vector<std::string> names;  // parked_ is sorted by agent: each name once
   for (const auto& [name, waiter] : parked_) {
     if (names.empty() || names.back() != name) names.push_back(name);
   }
-  for (const auto& name : names)
-    task_queued(name);
+  return names;
 }
 
 void PollWaiters::remove(const std::shared_ptr<Waiter>& waiter) {

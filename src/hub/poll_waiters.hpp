@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/timer.hpp"
 #include "core/web_server.hpp"
@@ -65,6 +66,8 @@ class PollWaiters {
   void drop_departed(const std::string& agent);
   void retract_later(const std::string& attempt_id, const std::string& reason);
   void pool_task_queued();
+  // The agents with a parked poll, each once (a copy: answering changes parked_).
+  std::vector<std::string> parked_agents() const;
 
   core::Loop& loop_;
   core::SqlStore& store_;

@@ -15,6 +15,7 @@
 #include <regex>
 
 #include "core/offload.hpp"
+#include "core/run.hpp"
 #include "core/timer.hpp"
 #include "core/wall_clock.hpp"
 #include "protocol/base64.hpp"
@@ -500,6 +501,21 @@ protocol::FinalReport final_for(protocol::AttemptStatus status, std::optional<in
   report.stdout_summary = {out.size(), protocol::sha256_hex(out), 0};
   report.stderr_summary = {err.size(), protocol::sha256_hex(err), 0};
   return report;
+}
+
+void run_with_cleanup(core::Loop& loop, const std::function<core::Co<void>()>& body,
+                      const std::function<void()>& cleanup) {
+  auto scenario = [&]() -> core::Co<void> {
+    std::exception_ptr failure;
+    try {
+      co_await body();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    cleanup();
+    if (failure) std::rethrow_exception(failure);
+  };
+  core::run_to_completion(loop, scenario());
 }
 
 }  // namespace tether::test

@@ -237,6 +237,11 @@ core::Co<void> finish_cli(core::Process& process, core::CoGroup& readers, CliRun
 core::Co<CliRun> run_cli(core::Loop& loop, std::vector<std::string> args,
                          std::vector<std::string> environment);
 
+// Runs `body` to its end on `loop`, then `cleanup`, after a failure too (then
+// rethrown): for handles that keep the loop running, such as a listener's watch.
+void run_with_cleanup(core::Loop& loop, const std::function<core::Co<void>()>& body,
+                      const std::function<void()>& cleanup);
+
 // A final report whose byte counts and digests describe `out` and `err`.
 protocol::FinalReport final_for(protocol::AttemptStatus status, std::optional<int64_t> exit_code,
                                 const std::string& out, const std::string& err);

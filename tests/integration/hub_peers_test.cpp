@@ -5,6 +5,7 @@
 // left open is a hub in the middle of its turn while the other runs.
 #include <array>
 #include <atomic>
+#include <functional>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
@@ -112,6 +113,39 @@ struct ListeningHub : PeerHub {
   int lost = 0;
   core::Notification heard;
   hub::PeerBus bus;
+};
+
+// `work`, then the hub's commit, on a thread of its own, while another
+// hub's turn is open on this one: whether it waits for a lock that turn holds.
+class TurnOnItsOwnThread {
+ public:
+  TurnOnItsOwnThread(PeerHub& hub, std::function<void()> work)
+      : thread_([this, &hub, work = std::move(work)] {
+          try {
+            work();
+            if (!hub.store->commit().ok()) failure_ = "commit failed";
+          } catch (const std::exception& e) {
+            failure_ = e.what();
+          }
+          done_ = true;
+        }) {}
+  // Until the turn has committed (false) or waits for a lock (pg_locks: true).
+  bool waits(const TestPostgres& server) {
+    while (!done_) {
+      if (server.psql("SELECT count(*) FROM pg_locks WHERE NOT granted") != "0\n") return true;
+    }
+    return false;
+  }
+  // What failed in the turn ("" when it committed).
+  std::string join() {
+    thread_.join();
+    return failure_;
+  }
+
+ private:
+  std::atomic<bool> done_ = false;
+  std::string failure_;
+  std::thread thread_;  // last: it uses the members above
 };
 
 std::string submit(PeerHub& hub, const std::string& agent, const std::string& selector = "") {
@@ -252,18 +286,10 @@ TEST_CASE(
     CHECK(b->wakes == std::vector<std::string>{"edge-1"});
   };
   // The listeners' watches keep the loop running: end them after a failure too.
-  auto scenario = [&]() -> core::Co<void> {
-    std::exception_ptr failure;
-    try {
-      co_await steps();
-    } catch (...) {
-      failure = std::current_exception();
-    }
+  run_with_cleanup(loop, steps, [&] {
     a.reset();
     b.reset();
-    if (failure) std::rethrow_exception(failure);
-  };
-  core::run_to_completion(loop, scenario());
+  });
 }
 
 TEST_CASE(
@@ -277,29 +303,13 @@ TEST_CASE(
   a.commit();
   const auto task_id = submit(a, "edge-1");
   const auto first = a.events.append_status(task_id, "", "note", "{}");  // A's turn stays open
-  std::atomic<bool> b_done = false;
   uint64_t b_id = 0;
-  std::string b_failure;
-  std::thread writer([&] {
-    try {
-      b_id = b.events.append_status(task_id, "", "note", "{}")->id;
-      if (!b.store->commit().ok()) b_failure = "commit failed";
-    } catch (const std::exception& e) {
-      b_failure = e.what();
-    }
-    b_done = true;
-  });
+  TurnOnItsOwnThread writer(b,
+                            [&] { b_id = b.events.append_status(task_id, "", "note", "{}")->id; });
   // B either finishes (no ordering lock: the bug) or waits for the lock.
-  bool waiting = false;
-  while (!b_done && !waiting) {
-    waiting = server.psql(
-                  "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT "
-                  "granted") == "1\n";
-  }
-  CHECK(waiting);
+  CHECK(writer.waits(server));
   a.commit();
-  writer.join();
-  CHECK(b_failure.empty());
+  CHECK(writer.join().empty());
   CHECK(b_id > first->id);
   CHECK(server.psql("SELECT count(*) FROM events WHERE task_id = '" + task_id +
                     "' AND state = 'note'") == "2\n");
@@ -402,26 +412,13 @@ TEST_CASE(
   const std::string run_id = run->id;
 
   REQUIRE(a.runs.cancel(run_id, "stop").ok());  // A's turn stays open, the run locked
-  std::atomic<bool> b_done = false;
-  std::string b_failure;
-  std::thread deciding([&] {
-    try {
-      b.store->begin_write();
-      b.runs.task_ended(run_id);  // only reads, unless it waits for A
-      if (!b.store->commit().ok()) b_failure = "commit failed";
-    } catch (const std::exception& e) {
-      b_failure = e.what();
-    }
-    b_done = true;
+  TurnOnItsOwnThread deciding(b, [&] {
+    b.store->begin_write();
+    b.runs.task_ended(run_id);  // only reads, unless it waits for A
   });
-  bool waiting = false;
-  while (!b_done && !waiting) {
-    waiting = server.psql("SELECT count(*) FROM pg_locks WHERE NOT granted") != "0\n";
-  }
-  CHECK(waiting);
+  CHECK(deciding.waits(server));
   a.commit();
-  deciding.join();
-  CHECK(b_failure.empty());
+  CHECK(deciding.join().empty());
   // Every task ended once: skipped (never released) or cancelled.
   CHECK(server.psql("SELECT count(*) FROM tasks WHERE run_id = '" + run_id +
                     "' AND state NOT IN ('skipped', 'cancelled')") == "0\n");

@@ -242,17 +242,7 @@ TEST_CASE("PostgreSQL notifications reach the loop; a restart is reported as los
     CHECK(connect(server)->execute("SELECT 1").ok());
   };
   // The listener's watch keeps the loop running: end it after a failure too.
-  auto scenario = [&]() -> core::Co<void> {
-    std::exception_ptr failure;
-    try {
-      co_await steps();
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    listener.reset();
-    if (failure) std::rethrow_exception(failure);
-  };
-  core::run_to_completion(loop, scenario());
+  run_with_cleanup(loop, steps, [&] { listener.reset(); });
 }
 
 }  // namespace tether::test
