@@ -137,9 +137,12 @@ void AgentDirectory::record_seen(const std::string& name, int64_t seen_ms) {
 }
 
 void AgentDirectory::record_seen_all(const std::vector<std::string>& names, int64_t seen_ms) {
+  // An array literal (PostgreSQL 8.15.6) with every element quoted: an
+  // agent may be named "null", which unquoted is a NULL element. Names hold
+  // no quote or backslash (protocol::is_valid_id).
   std::string array = "{";
   for (const auto& name : names)
-    array += (array.size() > 1 ? "," : "") + name;
+    array += (array.size() > 1 ? ",\"" : "\"") + name + "\"";
   array += "}";
   store_.execute(
       "UPDATE agents SET seen_at_ms = ? WHERE name = ANY(?) AND (seen_at_ms IS NULL OR "

@@ -5,8 +5,8 @@
 // left open is a hub in the middle of its turn while the other runs.
 #include <array>
 #include <atomic>
-#include <functional>
 #include <catch2/catch.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -380,6 +380,22 @@ TEST_CASE("Two hubs on one database decide a lease once, and on when either of t
     CHECK(server.psql("SELECT count(*) FROM events WHERE task_id = '" + task_id +
                       "' AND state = 'lost'") == "1\n");
   }
+}
+
+TEST_CASE("Connected agents' seen times are stored in one statement, whatever their names",
+          "[postgres][peers]") {
+  TestPostgres server;
+  PeerHub a(server);
+  // "null" and "NULL" are valid agent names, and NULL elements of an array
+  // literal when unquoted.
+  const std::vector<std::string> names = {"edge-1", "null", "NULL", "a.b:c_d"};
+  for (const auto& name : names)
+    a.agents.add(name, protocol::sha256_hex("token-" + name), {});
+  a.commit();
+  a.agents.record_seen_all(names, 1234567);
+  a.commit();
+  CHECK(server.psql("SELECT name, seen_at_ms FROM agents ORDER BY name COLLATE \"C\"") ==
+        "NULL|1234567\na.b:c_d|1234567\nedge-1|1234567\nnull|1234567\n");
 }
 
 TEST_CASE("A hub database of version 10 on PostgreSQL is brought to 11", "[postgres][peers]") {
