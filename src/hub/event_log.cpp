@@ -74,29 +74,27 @@ std::shared_ptr<StoredEvent> EventLog::insert(StoredEvent event) {
   store_.begin_write();
   event.stored_at = core::utc_now();
   event.stored_at_us = now_us();
-  if (store_.concurrent_writers()) {
-    // PostgreSQL: the ordering lock (see the header). The two-int form of
-    // the advisory lock keys: a key space of its own, apart from the
-    // one-bigint keys such as the schema's (core/pg_schema.cpp; PostgreSQL
-    // docs, "Advisory Lock Functions").
-    auto lock = store_.query(
-        "SELECT pg_advisory_xact_lock(7071, hashtext(COALESCE(?1, NULLIF((SELECT run_id FROM "
-        "tasks WHERE id = ?2), ''), ?2)))");
-    if (event.run_id.empty()) {
-      lock.bind(1);
-    } else {
-      lock.bind(1, event.run_id);
-    }
-    lock.bind(2, event.task_id);
-    lock.exec();
-  }
-  auto insert = store_.query(
-      // The task's run, looked up here (one primary-key read) so that no
-      // caller has to know it; a run's own events name it.
+  // The task's run is looked up here (one primary-key read) so that no
+  // caller has to know it; a run's own events name it.
+  static constexpr const char* kInsert =
       "INSERT INTO events (task_id, attempt_id, kind, stream, seq, byte_offset, length, data, "
-      "payload, stored_at, stored_at_us, state, run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-      "?9, ?10, ?11, ?12, COALESCE(?13, (SELECT run_id FROM tasks WHERE id = ?1), '')) "
-      "RETURNING id, run_id");
+      "payload, stored_at, stored_at_us, state, run_id) ";
+  static constexpr const char* kValues =
+      "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+      "COALESCE(?13, (SELECT run_id FROM tasks WHERE id = ?1), '')";
+  // PostgreSQL: the ordering lock (see the header), taken in the same
+  // statement before the row, and so its id, is made: the subquery is
+  // evaluated first, and OFFSET 0 keeps the planner from folding it into
+  // the row's projection. The two-int form of the advisory lock keys: a key
+  // space of its own, apart from the one-bigint keys such as the schema's
+  // (core/pg_schema.cpp; PostgreSQL docs, "Advisory Lock Functions").
+  static const std::string kOrderedInsert =
+      std::string(kInsert) + "SELECT " + kValues +
+      " FROM (SELECT pg_advisory_xact_lock(7071, hashtext(COALESCE(?13, NULLIF((SELECT run_id "
+      "FROM tasks WHERE id = ?1), ''), ?1))) OFFSET 0) AS ordered RETURNING id, run_id";
+  static const std::string kPlainInsert =
+      std::string(kInsert) + "VALUES (" + kValues + ") RETURNING id, run_id";
+  auto insert = store_.query((store_.concurrent_writers() ? kOrderedInsert : kPlainInsert).c_str());
   insert.bind(1, event.task_id);
   if (event.attempt_id.empty()) {
     insert.bind(2);
