@@ -152,24 +152,54 @@ Result<PgResult> PgConnection::execute_prepared(const std::string& name,
   return run(name, params, true);
 }
 
+namespace {
+
+// A statement's parameters as libpq takes them.
+struct ParamArrays {
+  explicit ParamArrays(std::span<const PgParam> params)
+      : values(params.size()), lengths(params.size()), formats(params.size()) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      values[i] = params[i].value ? params[i].value->data() : nullptr;
+      lengths[i] = params[i].value ? static_cast<int>(params[i].value->size()) : 0;
+      formats[i] = params[i].binary ? 1 : 0;
+    }
+  }
+  int count() const { return static_cast<int>(values.size()); }
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+};
+
+bool succeeded(ExecStatusType status) {
+  return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+}  // namespace
+
+bool PgConnection::send(const std::string& statement, std::span<const PgParam> params,
+                        bool prepared) {
+  const ParamArrays arrays(params);
+  return (prepared ? PQsendQueryPrepared(connection_.get(), statement.c_str(), arrays.count(),
+                                         arrays.values.data(), arrays.lengths.data(),
+                                         arrays.formats.data(), /*resultFormat=*/0)
+                   : PQsendQueryParams(connection_.get(), statement.c_str(), arrays.count(),
+                                       nullptr, arrays.values.data(), arrays.lengths.data(),
+                                       arrays.formats.data(), /*resultFormat=*/0)) != 0;
+}
+
 Result<PgResult> PgConnection::run(const std::string& statement, std::span<const PgParam> params,
                                    bool prepared) {
-  std::vector<const char*> values(params.size());
-  std::vector<int> lengths(params.size());
-  std::vector<int> formats(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    values[i] = params[i].value ? params[i].value->data() : nullptr;
-    lengths[i] = params[i].value ? static_cast<int>(params[i].value->size()) : 0;
-    formats[i] = params[i].binary ? 1 : 0;
-  }
-  const int count = static_cast<int>(params.size());
+  if (!deferred_.empty()) return run_pipelined(statement, params, prepared);
+  const ParamArrays arrays(params);
   PGresult* result =
-      prepared ? PQexecPrepared(connection_.get(), statement.c_str(), count, values.data(),
-                                lengths.data(), formats.data(), /*resultFormat=*/0)
-               : PQexecParams(connection_.get(), statement.c_str(), count, nullptr, values.data(),
-                              lengths.data(), formats.data(), /*resultFormat=*/0);
+      prepared ? PQexecPrepared(connection_.get(), statement.c_str(), arrays.count(),
+                                arrays.values.data(), arrays.lengths.data(), arrays.formats.data(),
+                                /*resultFormat=*/0)
+               : PQexecParams(connection_.get(), statement.c_str(), arrays.count(), nullptr,
+                              arrays.values.data(), arrays.lengths.data(), arrays.formats.data(),
+                              /*resultFormat=*/0);
   const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+  if (!succeeded(status)) {
     Error error = error_of(result, "a statement");
     PQclear(result);
     return error;
@@ -177,11 +207,77 @@ Result<PgResult> PgConnection::run(const std::string& statement, std::span<const
   return PgResult(result);
 }
 
+Result<PgResult> PgConnection::run_pipelined(const std::string& statement,
+                                             std::span<const PgParam> params, bool prepared) {
+  const std::vector<std::string> ahead = std::move(deferred_);
+  deferred_.clear();
+  PGconn* connection = connection_.get();
+  if (PQenterPipelineMode(connection) == 0) return error_of(nullptr, "entering pipeline mode");
+  bool sent = true;
+  for (const auto& sql : ahead) {
+    sent = sent && PQsendQueryParams(connection, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr,
+                                     /*resultFormat=*/0) != 0;
+  }
+  sent = sent && send(statement, params, prepared) && PQpipelineSync(connection) != 0;
+  if (!sent) {
+    // Some of it may be queued without a sync: no result can be waited for.
+    broken_ = true;
+    return error_of(nullptr, "sending a pipeline");
+  }
+  std::optional<Error> failed;
+  PGresult* answer = nullptr;
+  // Each statement's results end with a null; a statement after a failed
+  // one gives PGRES_PIPELINE_ABORTED. A lost connection gives nulls.
+  for (size_t i = 0; i <= ahead.size() && !connection_lost(); ++i) {
+    while (PGresult* result = PQgetResult(connection)) {
+      const ExecStatusType status = PQresultStatus(result);
+      if (status == PGRES_FATAL_ERROR && !failed) {
+        failed = error_of(result, i < ahead.size() ? "queued " + ahead[i] : "a statement");
+      }
+      if (i == ahead.size() && succeeded(status) && !answer) {
+        answer = result;
+      } else {
+        PQclear(result);
+      }
+    }
+  }
+  if (!leave_pipeline() && !failed) failed = error_of(nullptr, "ending a pipeline");
+  if (!failed && !answer) failed = error_of(nullptr, "a pipelined statement gave no result");
+  if (failed) {
+    PQclear(answer);
+    return std::move(*failed);
+  }
+  return PgResult(answer);
+}
+
+bool PgConnection::leave_pipeline() {
+  PGconn* connection = connection_.get();
+  // Up to the sync's result (every statement's results were read before).
+  // A null where the sync belongs means libpq holds no more results: the
+  // pipeline cannot end normally.
+  while (!connection_lost()) {
+    PGresult* result = PQgetResult(connection);
+    if (!result) break;
+    const bool sync = PQresultStatus(result) == PGRES_PIPELINE_SYNC;
+    PQclear(result);
+    if (sync) break;
+  }
+  if (!connection_lost() && PQexitPipelineMode(connection) != 0) return true;
+  // Only a broken connection leaves libpq unable to end the pipeline: this
+  // one is done with either way (PgStore connects again).
+  broken_ = true;
+  return false;
+}
+
 Result<void> PgConnection::execute_script(std::string_view sql) {
-  const std::string script(sql);
+  std::string script;
+  for (const auto& queued : deferred_)
+    script += queued + "; ";
+  deferred_.clear();
+  script += sql;
   PGresult* result = PQexec(connection_.get(), script.c_str());
   const ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+  if (!succeeded(status)) {
     Error error = error_of(result, "a script");
     PQclear(result);
     return error;

@@ -85,6 +85,19 @@ class PgConnection {
   // Runs a script of statements without parameters (DDL, BEGIN, COMMIT).
   Result<void> execute_script(std::string_view sql);
 
+  // Queues a statement without parameters whose answer nobody reads
+  // (SAVEPOINT, RELEASE) to be sent ahead of the next execute,
+  // execute_prepared or execute_script, in the same round trip: libpq's
+  // pipeline mode (libpq docs, "Pipeline Mode") for a statement, one
+  // simple-query string for a script. An error of a queued statement is
+  // that call's error (its own statement is then not run: the server skips
+  // the rest of a pipeline after an error), named "(queued SQL)".
+  void defer(std::string sql) { deferred_.push_back(std::move(sql)); }
+  // Drops the queued statements unsent (before a ROLLBACK, which makes
+  // them moot and must not be skipped because one of them failed).
+  void discard_deferred() { deferred_.clear(); }
+  size_t deferred() const { return deferred_.size(); }
+
   // The socket, to watch for readability (uv_poll) while LISTENing.
   int socket() const { return PQsocket(connection_.get()); }
   // Reads what the server sent and returns the notifications received since
@@ -93,7 +106,7 @@ class PgConnection {
 
   // True once the server closed the connection or it broke: every later
   // call fails with kUnreachable.
-  bool connection_lost() const { return PQstatus(connection_.get()) != CONNECTION_OK; }
+  bool connection_lost() const { return broken_ || PQstatus(connection_.get()) != CONNECTION_OK; }
   // True inside a transaction block that a failed statement aborted: only
   // ROLLBACK (or ROLLBACK TO a savepoint) is accepted.
   bool transaction_failed() const {
@@ -115,8 +128,20 @@ class PgConnection {
   Error error_of(const PGresult* result, std::string_view doing) const;
   Result<PgResult> run(const std::string& statement, std::span<const PgParam> params,
                        bool prepared);
+  // run() with the deferred statements ahead of it, in one pipeline.
+  Result<PgResult> run_pipelined(const std::string& statement, std::span<const PgParam> params,
+                                 bool prepared);
+  // Sends `statement` (in pipeline mode: queued until the sync).
+  bool send(const std::string& statement, std::span<const PgParam> params, bool prepared);
+  // Reads the pipeline's sync and leaves pipeline mode; false if libpq
+  // cannot (the connection is then treated as lost: broken_).
+  bool leave_pipeline();
 
   std::unique_ptr<PGconn, Finish> connection_;
+  std::vector<std::string> deferred_;
+  // libpq's state is not what a call left it in (a pipeline that would
+  // not end): the connection is not used again.
+  bool broken_ = false;
 };
 
 }  // namespace tether::core

@@ -42,6 +42,21 @@ std::string pg_placeholders(std::string_view sql) {
   return out;
 }
 
+std::string pg_text_array(const std::vector<std::string>& elements) {
+  std::string array = "{";
+  for (const auto& element : elements) {
+    if (array.size() > 1) array += ',';
+    array += '"';
+    for (const char c : element) {
+      if (c == '"' || c == '\\') array += '\\';
+      array += c;
+    }
+    array += '"';
+  }
+  array += '}';
+  return array;
+}
+
 void throw_pg_error(const Error& error) {
   throw SqlError(error.message, error.kind == Errc::kBusy || error.kind == Errc::kUnreachable);
 }
@@ -193,19 +208,34 @@ void PgStore::run_control(const char* sql) {
     const bool aborted = !lost && connection_->transaction_failed();
     transaction_open_ = false;
     if (statement == "ROLLBACK") {
-      if (!lost) (void)connection_->execute_script(sql);  // a lost one took it along
+      if (!lost) {
+        connection_->discard_deferred();         // moot, and one failing would skip the ROLLBACK
+        (void)connection_->execute_script(sql);  // a lost one took it along
+      }
       return;
     }
     if (lost) throw SqlError(name() + ": the connection was lost before COMMIT", true);
     if (aborted) {
       // PostgreSQL answers COMMIT of an aborted transaction with a rollback,
       // not an error: say so, or the turn's actions would run.
+      connection_->discard_deferred();
       (void)connection_->execute_script("ROLLBACK");
       throw SqlError(name() + ": the transaction was aborted by an earlier error", false);
     }
   }
   auto done = connection().execute_script(sql);
   if (!done) throw_pg_error(done.error());
+}
+
+void PgStore::defer_control(const char* sql) {
+  PgConnection& current = connection();
+  // Run at once, it would fail now: a RELEASE must not look done when the
+  // block it ends broke the transaction (by a statement whose error was
+  // caught), or the block would keep its after-commit actions.
+  if (current.transaction_failed())
+    throw SqlError(name() + ": " + sql + ": the transaction was aborted by an earlier error",
+                   false);
+  current.defer(sql);
 }
 
 void PgStore::begin_transaction() {

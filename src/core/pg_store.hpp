@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "core/pg_connection.hpp"
 #include "core/result.hpp"
@@ -34,6 +35,12 @@ namespace tether::core {
 
 // `sql` with `?` and `?N` placeholders as PostgreSQL's `$n` (see above).
 std::string pg_placeholders(std::string_view sql);
+
+// `elements` as a text array literal (PostgreSQL docs, "Arrays", 8.15.6),
+// to bind as one parameter (`= ANY(?)`, `unnest(?::text[])`): every
+// element double-quoted, `"` and `\` escaped, so no element reads as NULL.
+// Elements must hold no NUL byte (PostgreSQL's text cannot).
+std::string pg_text_array(const std::vector<std::string>& elements);
 
 class PgStore : public SqlStore {
  public:
@@ -66,6 +73,9 @@ class PgStore : public SqlStore {
 
  protected:
   void run_control(const char* sql) override;
+  // Queued on the connection (PgConnection::defer): SAVEPOINT and RELEASE
+  // travel with the next statement instead of a round trip each.
+  void defer_control(const char* sql) override;
   void begin_transaction() override;
   bool engine_in_transaction() override;
   bool engine_busy(const std::exception& error) const override;

@@ -57,10 +57,11 @@ void SqlStore::begin_write() {
       throw;
     }
     in_transaction_ = true;
+    ++transactions_begun_;
     if (loop_) schedule_commit();
   }
   if (guard_ && !guard_->savepoint) {
-    run_control("SAVEPOINT tether_guard");
+    defer_control("SAVEPOINT tether_guard");
     guard_->savepoint = true;
   }
 }
@@ -103,7 +104,7 @@ SqlStore::Outcome SqlStore::guarded(std::string_view what, const std::function<v
   try {
     work();
     guard_ = nullptr;
-    if (frame.savepoint) run_control("RELEASE tether_guard");
+    if (frame.savepoint) defer_control("RELEASE tether_guard");
     return Outcome::kDone;
   } catch (const std::exception& e) {
     busy = is_busy(e);
@@ -239,11 +240,14 @@ Result<void> SqlStore::commit() {
   }
   before_engine_commit();
   try {
-    // Flushers may write (within this transaction) but must not queue more.
-    auto flushers = std::move(before_commit_);
-    before_commit_.clear();
-    for (auto& flush : flushers)
-      flush();
+    // Flushers may write (within this transaction) and queue more, which
+    // run after them.
+    while (!before_commit_.empty()) {
+      auto flushers = std::move(before_commit_);
+      before_commit_.clear();
+      for (auto& flush : flushers)
+        flush();
+    }
     in_transaction_ = false;
     run_control("COMMIT");
   } catch (const std::exception& e) {
@@ -255,6 +259,7 @@ Result<void> SqlStore::commit() {
     } catch (const std::exception&) {
       // Already rolled back by the engine (a failed COMMIT may do so itself).
     }
+    before_commit_.clear();  // queued by a flusher before another one failed
     after_commit_.clear();
     log_error("store", error.message);
     if (on_commit_failed_) on_commit_failed_(error);

@@ -175,11 +175,16 @@ class SqlStore {
   // the engine's exception); is_busy() tells a lock held elsewhere.
   void begin_write();
   bool in_transaction() const { return in_transaction_; }
+  // Write transactions begun so far: tells one turn's transaction from the
+  // next (state kept for a commit that failed is stale in the next one).
+  uint64_t transactions_begun() const { return transactions_begun_; }
   // Runs `action` once the current transaction has committed (at once if
   // none is open).
   void after_commit(std::function<void()> action);
   // Runs just before the turn's transaction commits (to flush state that is
-  // cheaper to write once per turn than once per change).
+  // cheaper to write once per turn than once per change), in the order
+  // queued. Dropped with the writes of a guarded() block that fails. An
+  // action may queue more: they run after every action queued before them.
   void before_commit(std::function<void()> action) { before_commit_.push_back(std::move(action)); }
   // Commits now. On failure the transaction is rolled back, the queued
   // actions are dropped and on_commit_failed runs.
@@ -236,6 +241,11 @@ class SqlStore {
   // --- what an engine provides ---
   // Runs a statement without parameters or rows (BEGIN, SAVEPOINT, ...).
   virtual void run_control(const char* sql) = 0;
+  // Runs such a statement (SAVEPOINT, RELEASE) no later than the next
+  // statement of the transaction: an engine whose statements are round
+  // trips sends it with that one, whose error its error then is. Throws as
+  // run_control (at once if the transaction is known to have failed).
+  virtual void defer_control(const char* sql) { run_control(sql); }
   // Opens a write transaction (SQLite: BEGIN IMMEDIATE, taking the lock).
   virtual void begin_transaction() = 0;
   // True while the engine has a transaction open: false after an error that
@@ -270,6 +280,7 @@ class SqlStore {
   Timing timing_;
   Loop* loop_ = nullptr;
   bool in_transaction_ = false;
+  uint64_t transactions_begun_ = 0;
   std::vector<std::function<void()>> before_commit_;
   std::vector<std::function<void()>> after_commit_;
   std::function<void(const Error&)> on_commit_failed_;

@@ -1,5 +1,6 @@
 #include "hub/agent_directory.hpp"
 
+#include "core/pg_store.hpp"
 #include "core/wall_clock.hpp"
 
 namespace tether::hub {
@@ -137,13 +138,9 @@ void AgentDirectory::record_seen(const std::string& name, int64_t seen_ms) {
 }
 
 void AgentDirectory::record_seen_all(const std::vector<std::string>& names, int64_t seen_ms) {
-  // An array literal (PostgreSQL 8.15.6) with every element quoted: an
-  // agent may be named "null", which unquoted is a NULL element. Names hold
-  // no quote or backslash (protocol::is_valid_id).
-  std::string array = "{";
-  for (const auto& name : names)
-    array += (array.size() > 1 ? ",\"" : "\"") + name + "\"";
-  array += "}";
+  // Every element quoted: an agent may be named "null", which unquoted is a
+  // NULL element.
+  const std::string array = core::pg_text_array(names);
   store_.execute(
       "UPDATE agents SET seen_at_ms = ? WHERE name = ANY(?) AND (seen_at_ms IS NULL OR "
       "seen_at_ms < ?)",

@@ -45,8 +45,33 @@ Result<void> PeerBus::start() {
   return {};
 }
 
-void PeerBus::notify(const std::string& payload) {
-  store_.execute("SELECT pg_notify('tether_hub', ?)", payload);
+void PeerBus::notify(std::string payload) {
+  store_.begin_write();  // inside the turn's transaction; throws as SqlStore::execute
+  // Kept only if this entry point's writes are (a failed guarded() block
+  // drops its before-commit actions).
+  store_.before_commit([this, payload = std::move(payload)]() mutable {
+    if (batch_of_ != store_.transactions_begun()) {
+      // The first of this commit (what a failed commit left is not sent).
+      batch_.clear();
+      batch_of_ = store_.transactions_begun();
+      store_.before_commit([this] { send_batch(); });  // after the others
+    }
+    batch_.push_back(std::move(payload));
+  });
+}
+
+void PeerBus::send_batch() {
+  const std::string notices = core::pg_text_array(batch_);
+  batch_.clear();
+  batch_of_ = 0;  // a notice queued by a later before-commit action starts a batch
+  // One statement for the turn's notices, sent in the order queued: the
+  // subquery's ORDER BY keeps it from being flattened, and the volatile
+  // pg_notify runs as its sorted rows come (PostgreSQL queues notices in
+  // the order they are made).
+  store_.execute(
+      "SELECT pg_notify('tether_hub', notice) FROM (SELECT notice FROM unnest(?::text[]) "
+      "WITH ORDINALITY AS queued (notice, n) ORDER BY n) AS ordered",
+      notices);
 }
 
 void PeerBus::wake(const std::string& agent) {
@@ -63,6 +88,8 @@ void PeerBus::cancel(const std::string& agent, const protocol::TaskCancel& cance
       --cut;
     reason.resize(cut);
   }
+  // PostgreSQL's text holds no NUL byte; libpq cut a parameter there before.
+  if (const size_t nul = reason.find('\0'); nul != std::string::npos) reason.resize(nul);
   notify("cancel " + agent + " " + cancel.attempt.task_id + " " + cancel.attempt.attempt_id + "\n" +
          reason);
 }

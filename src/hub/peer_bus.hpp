@@ -5,7 +5,10 @@
 // database). What the other hubs must learn from a turn is NOTIFYed inside
 // the turn's transaction, so PostgreSQL delivers it only if the turn
 // commits, once, to every listening hub (the sender too), between
-// transactions and in commit order (PostgreSQL docs, "NOTIFY").
+// transactions and in commit order (PostgreSQL docs, "NOTIFY"). A turn's
+// notices are gathered as its entry points make them (a failed entry
+// point's go with its writes) and sent in one statement just before the
+// COMMIT, in the order made: one round trip per turn, not one per notice.
 //
 // Notices (the payload: words separated by one space; agent, task, attempt
 // and run ids follow the id rule of docs/protocol.md 2.1, so hold none):
@@ -35,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/backoff.hpp"
 #include "core/loop.hpp"
@@ -80,7 +84,10 @@ class PeerBus {
   uint64_t connections() const { return connections_; }
 
  private:
-  void notify(const std::string& payload);
+  // Queues a notice for the turn's commit: a turn's notices go in one
+  // statement (send_batch), just before its COMMIT.
+  void notify(std::string payload);
+  void send_batch();
   void on_notice(const core::PgNotification& notice);
   void on_event(const std::string& fields);
   void on_listener_lost(const Error& error);
@@ -98,6 +105,9 @@ class PeerBus {
   // This hub's own committed events that viewers here wait for, by id,
   // until their notice comes back; emptied when the listener is lost.
   std::map<uint64_t, std::shared_ptr<const StoredEvent>> own_events_;
+  // The committing turn's notices, in the order queued (see notify).
+  std::vector<std::string> batch_;
+  uint64_t batch_of_ = 0;  // the transaction (transactions_begun) batch_ belongs to
   uint64_t received_ = 0;
   uint64_t connections_ = 0;
   // Expires with the bus: a deferred call checks it first.

@@ -398,6 +398,61 @@ TEST_CASE("Connected agents' seen times are stored in one statement, whatever th
         "NULL|1234567\na.b:c_d|1234567\nedge-1|1234567\nnull|1234567\n");
 }
 
+TEST_CASE(
+    "A turn's notices reach the other hubs in the order made; those of a failed entry point or a "
+    "failed commit never do",
+    "[postgres][peers]") {
+  TestPostgres server;
+  core::Loop loop;
+  auto a = std::make_unique<ListeningHub>(loop, server);
+  auto b = std::make_unique<ListeningHub>(loop, server);
+  auto steps = [&]() -> core::Co<void> {
+    auto cancel_of = [](const std::string& task, std::string reason) {
+      protocol::TaskCancel cancel;
+      cancel.attempt.task_id = task;
+      cancel.attempt.attempt_id = task + "-1";
+      cancel.reason = std::move(reason);
+      return cancel;
+    };
+    // One turn on B, three entry points; the second fails after its notice.
+    auto kept = [&] { b->bus.wake("edge-1"); };
+    auto failed = [&] {
+      b->bus.wake("edge-2");
+      throw std::runtime_error("the entry point broke");
+    };
+    auto more = [&] {
+      b->bus.cancel("edge-3", cancel_of("t-3", std::string("stop\0after a NUL", 16)));
+      b->bus.wake("edge-4");
+      b->bus.wake("edge-5");
+    };
+    CHECK(b->store->guarded("kept", kept) == core::SqlStore::Outcome::kDone);
+    CHECK(b->store->guarded("failed", failed) == core::SqlStore::Outcome::kFailed);
+    CHECK(b->store->guarded("more", more) == core::SqlStore::Outcome::kDone);
+    b->commit();
+    co_await a->until([&] { return a->wakes.size() >= 3 && !a->cancels.empty(); });
+    CHECK(a->wakes == std::vector<std::string>{"edge-1", "edge-4", "edge-5"});
+    CHECK(a->cancels == std::vector<std::string>{"edge-3 t-3 t-3-1 stop"});
+
+    // A commit that fails after the notices were gathered sends none of
+    // them, and the next turn's go alone.
+    auto doomed = [&] {
+      b->bus.wake("edge-6");
+      b->store->before_commit([] { throw core::SqlError("a flush failed", false); });
+    };
+    CHECK(b->store->guarded("doomed", doomed) == core::SqlStore::Outcome::kDone);
+    CHECK_FALSE(b->store->commit().ok());
+    auto next = [&] { b->bus.wake("edge-7"); };
+    CHECK(b->store->guarded("next", next) == core::SqlStore::Outcome::kDone);
+    b->commit();
+    co_await a->until([&] { return a->wakes.size() >= 4; });
+    CHECK(a->wakes == std::vector<std::string>{"edge-1", "edge-4", "edge-5", "edge-7"});
+  };
+  run_with_cleanup(loop, steps, [&] {
+    a.reset();
+    b.reset();
+  });
+}
+
 TEST_CASE("A hub database of version 10 on PostgreSQL is brought to 11", "[postgres][peers]") {
   TestPostgres server;
   { PeerHub first(server); }

@@ -38,6 +38,23 @@ TEST_CASE("PgStore placeholders: ? in order, ?N as given, none inside quotes", "
         "SELECT '?', \"a?\" FROM t WHERE x = $1 AND y = 'it''s ?'");
 }
 
+TEST_CASE("PgStore text arrays: every element comes back as it went, none as NULL", "[postgres]") {
+  TestPostgres server;
+  auto store = open_store(server);
+  const std::vector<std::string> elements = {"edge-1",      "NULL", "null",      "",   "q\"uote",
+                                             "back\\slash", "{,}",  "two words", "ünï"};
+  auto query = store->query(
+      "SELECT e, e IS NULL FROM unnest(?::text[]) WITH ORDINALITY AS "
+      "a (e, n) ORDER BY n");
+  query.bind(1, core::pg_text_array(elements));
+  std::vector<std::string> back;
+  while (query.executeStep()) {
+    CHECK(query.getColumn(1).getString() == "f");
+    back.push_back(query.getColumn(0).getString());
+  }
+  CHECK(back == elements);
+}
+
 TEST_CASE(
     "PgStore: a turn's writes commit together; actions wait for the commit; a failed "
     "entry point takes back only its own writes",
@@ -170,6 +187,49 @@ TEST_CASE(
       store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{6}, std::string("f")));
   CHECK_FALSE(store->commit().ok());
   CHECK(server.psql("SELECT id FROM items ORDER BY id") == "3\n");
+}
+
+TEST_CASE(
+    "PgStore: an entry point that broke the transaction fails even if it caught the error, or "
+    "threw before any statement; the others keep their writes and actions",
+    "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
+  auto store = open_store(server);
+  std::vector<std::string> done;
+  auto insert = [&](int64_t id) {
+    store->execute("INSERT INTO items (id, name) VALUES (?, ?)", id, std::string("x"));
+  };
+  auto first = [&] {
+    insert(1);
+    store->after_commit([&] { done.push_back("first"); });
+  };
+  // Its savepoint and RELEASE travel with other statements: the RELEASE
+  // must still not pass for an entry point whose statement failed.
+  auto swallowed = [&] {
+    insert(2);
+    store->after_commit([&] { done.push_back("swallowed"); });
+    try {
+      insert(1);
+    } catch (const core::SqlError&) {
+    }
+  };
+  auto early = [&] {
+    store->begin_write();
+    store->after_commit([&] { done.push_back("early"); });
+    throw std::runtime_error("broke before its first statement");
+  };
+  auto last = [&] {
+    insert(3);
+    store->after_commit([&] { done.push_back("last"); });
+  };
+  CHECK(store->guarded("first", first) == core::SqlStore::Outcome::kDone);
+  CHECK(store->guarded("swallowed", swallowed) == core::SqlStore::Outcome::kFailed);
+  CHECK(store->guarded("early", early) == core::SqlStore::Outcome::kFailed);
+  CHECK(store->guarded("last", last) == core::SqlStore::Outcome::kDone);
+  REQUIRE(store->commit().ok());
+  CHECK(done == std::vector<std::string>{"first", "last"});
+  CHECK(server.psql("SELECT id FROM items ORDER BY id") == "1\n3\n");
 }
 
 TEST_CASE("PgStore: COMMIT of a transaction an error aborted fails; its actions do not run",

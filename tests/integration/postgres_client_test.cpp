@@ -87,6 +87,61 @@ TEST_CASE("PostgreSQL connections: the password decides, errors are kinds", "[po
   CHECK(twice.error().kind == Errc::kExists);
 }
 
+TEST_CASE(
+    "PostgreSQL queued statements run ahead of the next call, in order; a failing one is that "
+    "call's error and its statement does not run",
+    "[postgres]") {
+  TestPostgres server;
+  auto connection = connect(server);
+  auto watcher = connect(server);
+  REQUIRE(connection->execute_script("CREATE TABLE v (id bigint)").ok());
+  auto count = [&] { return connection->execute("SELECT count(*) FROM v")->int64(0, 0); };
+  const core::PgParam one = core::PgParam::text("1");
+
+  // Nothing is sent until the next call.
+  connection->defer("SET application_name = 'queued'");
+  CHECK(connection->deferred() == 1);
+  const std::string pid = std::to_string(connection->server_pid());
+  auto name_seen = [&] {
+    return std::string(
+        watcher->execute("SELECT application_name FROM pg_stat_activity WHERE pid = " + pid)
+            ->text(0, 0));
+  };
+  CHECK(name_seen() != "queued");
+  CHECK(count() == 0);
+  CHECK(connection->deferred() == 0);
+  CHECK(name_seen() == "queued");
+
+  // Ahead of a statement: the savepoint is there before the insert.
+  REQUIRE(connection->execute_script("BEGIN").ok());
+  connection->defer("SAVEPOINT before_insert");
+  REQUIRE(connection->execute("INSERT INTO v VALUES ($1)", {&one, 1}).ok());
+  REQUIRE(connection->execute_script("ROLLBACK TO before_insert").ok());
+  CHECK(count() == 0);
+  // Ahead of a prepared statement and of a script, in order.
+  REQUIRE(connection->prepare("insert_v", "INSERT INTO v VALUES ($1)").ok());
+  connection->defer("RELEASE before_insert");
+  connection->defer("SAVEPOINT second");
+  REQUIRE(connection->execute_prepared("insert_v", {&one, 1}).ok());
+  connection->defer("RELEASE second");
+  connection->defer("SAVEPOINT third");
+  REQUIRE(connection->execute_script("ROLLBACK TO third").ok());
+  CHECK(count() == 1);
+
+  // A queued statement that fails: the call says which and why, its own
+  // statement did not run, and the connection is usable after a ROLLBACK.
+  connection->defer("RELEASE no_such_savepoint");
+  auto refused = connection->execute_prepared("insert_v", {&one, 1});
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().kind == Errc::kIo);
+  CHECK_THAT(refused.error().message,
+             Catch::Contains("3B001") && Catch::Contains("queued RELEASE no_such_savepoint"));
+  CHECK(connection->transaction_failed());
+  REQUIRE(connection->execute_script("ROLLBACK").ok());
+  CHECK(count() == 0);
+  CHECK_FALSE(connection->connection_lost());
+}
+
 TEST_CASE("PostgreSQL values: NULL, 64-bit integers, UTF-8 text and every byte", "[postgres]") {
   TestPostgres server;
   auto connection = connect(server);
