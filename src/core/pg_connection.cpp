@@ -1,5 +1,6 @@
 #include "core/pg_connection.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "core/log.hpp"
@@ -189,7 +190,10 @@ bool PgConnection::send(const std::string& statement, std::span<const PgParam> p
 
 Result<PgResult> PgConnection::run(const std::string& statement, std::span<const PgParam> params,
                                    bool prepared) {
-  if (!deferred_.empty()) return run_pipelined(statement, params, prepared);
+  if (!deferred_.empty()) {
+    TETHER_TRY(answer, run_pipelined(&statement, params, prepared));
+    return PgResult(*answer);
+  }
   const ParamArrays arrays(params);
   PGresult* result =
       prepared ? PQexecPrepared(connection_.get(), statement.c_str(), arrays.count(),
@@ -207,18 +211,17 @@ Result<PgResult> PgConnection::run(const std::string& statement, std::span<const
   return PgResult(result);
 }
 
-Result<PgResult> PgConnection::run_pipelined(const std::string& statement,
-                                             std::span<const PgParam> params, bool prepared) {
-  const std::vector<std::string> ahead = std::move(deferred_);
+Result<PGresult*> PgConnection::run_pipelined(const std::string* last,
+                                              std::span<const PgParam> params, bool prepared) {
+  const std::vector<Queued> ahead = std::move(deferred_);
   deferred_.clear();
   PGconn* connection = connection_.get();
   if (PQenterPipelineMode(connection) == 0) return error_of(nullptr, "entering pipeline mode");
   bool sent = true;
-  for (const auto& sql : ahead) {
-    sent = sent && PQsendQueryParams(connection, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr,
-                                     /*resultFormat=*/0) != 0;
-  }
-  sent = sent && send(statement, params, prepared) && PQpipelineSync(connection) != 0;
+  for (const auto& queued : ahead)
+    sent = sent && send(queued.statement, queued.params, queued.prepared);
+  if (last) sent = sent && send(*last, params, prepared);
+  sent = sent && PQpipelineSync(connection) != 0;
   if (!sent) {
     // Some of it may be queued without a sync: no result can be waited for.
     broken_ = true;
@@ -226,13 +229,15 @@ Result<PgResult> PgConnection::run_pipelined(const std::string& statement,
   }
   std::optional<Error> failed;
   PGresult* answer = nullptr;
+  const size_t statements = ahead.size() + (last ? 1 : 0);
   // Each statement's results end with a null; a statement after a failed
   // one gives PGRES_PIPELINE_ABORTED. A lost connection gives nulls.
-  for (size_t i = 0; i <= ahead.size() && !connection_lost(); ++i) {
+  for (size_t i = 0; i < statements && !connection_lost(); ++i) {
     while (PGresult* result = PQgetResult(connection)) {
       const ExecStatusType status = PQresultStatus(result);
       if (status == PGRES_FATAL_ERROR && !failed) {
-        failed = error_of(result, i < ahead.size() ? "queued " + ahead[i] : "a statement");
+        failed =
+            error_of(result, i < ahead.size() ? "queued " + ahead[i].statement : "a statement");
       }
       if (i == ahead.size() && succeeded(status) && !answer) {
         answer = result;
@@ -242,12 +247,28 @@ Result<PgResult> PgConnection::run_pipelined(const std::string& statement,
     }
   }
   if (!leave_pipeline() && !failed) failed = error_of(nullptr, "ending a pipeline");
-  if (!failed && !answer) failed = error_of(nullptr, "a pipelined statement gave no result");
+  if (!failed && last && !answer)
+    failed = error_of(nullptr, "a pipelined statement gave no result");
   if (failed) {
     PQclear(answer);
     return std::move(*failed);
   }
-  return PgResult(answer);
+  return answer;
+}
+
+Result<void> PgConnection::flush() {
+  if (deferred_.empty()) return {};
+  TETHER_TRY(none, run_pipelined(nullptr, {}, false));
+  return {};
+}
+
+void PgConnection::discard_deferred_prepared() {
+  std::erase_if(deferred_, [](const Queued& queued) { return queued.prepared; });
+}
+
+bool PgConnection::deferred_prepared() const {
+  return std::any_of(deferred_.begin(), deferred_.end(),
+                     [](const Queued& queued) { return queued.prepared; });
 }
 
 bool PgConnection::leave_pipeline() {
@@ -271,8 +292,16 @@ bool PgConnection::leave_pipeline() {
 
 Result<void> PgConnection::execute_script(std::string_view sql) {
   std::string script;
+  if (deferred_prepared()) {
+    // Statements with parameters need the extended protocol: the script
+    // goes in the pipeline too, as one statement (COMMIT, ROLLBACK TO ...).
+    script = sql;
+    TETHER_TRY(answer, run_pipelined(&script, {}, false));
+    PQclear(*answer);
+    return {};
+  }
   for (const auto& queued : deferred_)
-    script += queued + "; ";
+    script += queued.statement + "; ";
   deferred_.clear();
   script += sql;
   PGresult* result = PQexec(connection_.get(), script.c_str());

@@ -85,18 +85,28 @@ class PgConnection {
   // Runs a script of statements without parameters (DDL, BEGIN, COMMIT).
   Result<void> execute_script(std::string_view sql);
 
-  // Queues a statement without parameters whose answer nobody reads
-  // (SAVEPOINT, RELEASE) to be sent ahead of the next execute,
-  // execute_prepared or execute_script, in the same round trip: libpq's
-  // pipeline mode (libpq docs, "Pipeline Mode") for a statement, one
-  // simple-query string for a script. An error of a queued statement is
-  // that call's error (its own statement is then not run: the server skips
-  // the rest of a pipeline after an error), named "(queued SQL)".
-  void defer(std::string sql) { deferred_.push_back(std::move(sql)); }
-  // Drops the queued statements unsent (before a ROLLBACK, which makes
-  // them moot and must not be skipped because one of them failed).
+  // Queues a statement whose answer nobody reads, to be sent ahead of the
+  // next execute, execute_prepared, execute_script or flush, in the same
+  // round trip: libpq's pipeline mode (libpq docs, "Pipeline Mode"). An
+  // error of a queued statement is that call's error, named "queued SQL"
+  // (the server skips the rest of a pipeline after an error, so that call's
+  // own statement did not run).
+  // defer: without parameters (SAVEPOINT, RELEASE);
+  void defer(std::string sql) { deferred_.push_back({std::move(sql), {}, false}); }
+  // defer_prepared: a statement prepared on this connection, with `params`.
+  void defer_prepared(std::string name, std::vector<PgParam> params) {
+    deferred_.push_back({std::move(name), std::move(params), true});
+  }
+  // Sends what is queued now and waits for the answers; Errors as execute.
+  Result<void> flush();
+  // Drops the queued statements unsent: all of them (before a ROLLBACK,
+  // which makes them moot and must not be skipped because one failed), or
+  // those queued with defer_prepared (before a ROLLBACK TO, which undoes
+  // them, while a queued RELEASE or SAVEPOINT decides what it goes back to).
   void discard_deferred() { deferred_.clear(); }
+  void discard_deferred_prepared();
   size_t deferred() const { return deferred_.size(); }
+  bool deferred_prepared() const;
 
   // The socket, to watch for readability (uv_poll) while LISTENing.
   int socket() const { return PQsocket(connection_.get()); }
@@ -128,9 +138,15 @@ class PgConnection {
   Error error_of(const PGresult* result, std::string_view doing) const;
   Result<PgResult> run(const std::string& statement, std::span<const PgParam> params,
                        bool prepared);
-  // run() with the deferred statements ahead of it, in one pipeline.
-  Result<PgResult> run_pipelined(const std::string& statement, std::span<const PgParam> params,
-                                 bool prepared);
+  struct Queued {
+    std::string statement;  // SQL, or a prepared statement's name
+    std::vector<PgParam> params;
+    bool prepared = false;
+  };
+  // The deferred statements, then `last` (if any), in one pipeline; the
+  // result of `last` (null without one).
+  Result<PGresult*> run_pipelined(const std::string* last, std::span<const PgParam> params,
+                                  bool prepared);
   // Sends `statement` (in pipeline mode: queued until the sync).
   bool send(const std::string& statement, std::span<const PgParam> params, bool prepared);
   // Reads the pipeline's sync and leaves pipeline mode; false if libpq
@@ -138,7 +154,7 @@ class PgConnection {
   bool leave_pipeline();
 
   std::unique_ptr<PGconn, Finish> connection_;
-  std::vector<std::string> deferred_;
+  std::vector<Queued> deferred_;
   // libpq's state is not what a call left it in (a pipeline that would
   // not end): the connection is not used again.
   bool broken_ = false;

@@ -88,6 +88,11 @@ class PgQueryStatement final : public SqlStatement {
     run();
     return result_->changed_rows();
   }
+  void exec_later() override {
+    PgConnection& connection = prepared_connection();
+    connection.defer_prepared(name_, std::move(params_));
+    params_.clear();
+  }
   bool is_null(int column) override { return current().is_null(row_, column); }
   std::string text(int column) override {
     return is_null(column) ? std::string() : std::string(current().text(row_, column));
@@ -109,6 +114,11 @@ class PgQueryStatement final : public SqlStatement {
   void run() {
     result_.reset();
     row_ = -1;
+    auto result = prepared_connection().execute_prepared(name_, params_);
+    if (!result) throw_pg_error(result.error());
+    result_.emplace(std::move(*result));
+  }
+  PgConnection& prepared_connection() {
     PgConnection& connection = store_.connection();
     // Prepared once per connection (a new one after a restart knows none).
     if (prepared_on_ != store_.connections_made()) {
@@ -116,9 +126,7 @@ class PgQueryStatement final : public SqlStatement {
         throw_pg_error(prepared.error());
       prepared_on_ = store_.connections_made();
     }
-    auto result = connection.execute_prepared(name_, params_);
-    if (!result) throw_pg_error(result.error());
-    result_.emplace(std::move(*result));
+    return connection;
   }
   const PgResult& current() {
     if (!result_ || row_ < 0 || row_ >= result_->rows())
@@ -223,6 +231,9 @@ void PgStore::run_control(const char* sql) {
       throw SqlError(name() + ": the transaction was aborted by an earlier error", false);
     }
   }
+  // A ROLLBACK TO undoes the entry point's queued writes: they need not go
+  // (and one failing would skip it), the savepoints queued before them must.
+  if (statement.starts_with("ROLLBACK TO") && connection_) connection_->discard_deferred_prepared();
   auto done = connection().execute_script(sql);
   if (!done) throw_pg_error(done.error());
 }
@@ -236,6 +247,11 @@ void PgStore::defer_control(const char* sql) {
     throw SqlError(name() + ": " + sql + ": the transaction was aborted by an earlier error",
                    false);
   current.defer(sql);
+}
+
+void PgStore::flush_writes() {
+  if (!connection_ || !connection_->deferred_prepared()) return;
+  if (auto sent = connection().flush(); !sent) throw_pg_error(sent.error());
 }
 
 void PgStore::begin_transaction() {

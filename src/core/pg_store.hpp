@@ -76,6 +76,9 @@ class PgStore : public SqlStore {
   // Queued on the connection (PgConnection::defer): SAVEPOINT and RELEASE
   // travel with the next statement instead of a round trip each.
   void defer_control(const char* sql) override;
+  // Writes queued by execute_later (PgConnection::defer_prepared) go in one
+  // round trip, with the RELEASE queued after them.
+  void flush_writes() override;
   void begin_transaction() override;
   bool engine_in_transaction() override;
   bool engine_busy(const std::exception& error) const override;

@@ -105,6 +105,7 @@ SqlStore::Outcome SqlStore::guarded(std::string_view what, const std::function<v
     work();
     guard_ = nullptr;
     if (frame.savepoint) defer_control("RELEASE tether_guard");
+    flush_writes();  // their errors are this entry point's (the RELEASE goes with them)
     return Outcome::kDone;
   } catch (const std::exception& e) {
     busy = is_busy(e);
@@ -174,6 +175,7 @@ void SqlStore::run_write(const std::function<void()>& work) {
   // asked for it (a coroutine with children running would terminate).
   try {
     work();
+    flush_writes();
   } catch (const std::exception& e) {
     fatal(std::string("a write failed: ") + e.what());
   }

@@ -66,6 +66,9 @@ class SqlStatement {
   virtual bool step() = 0;
   // Runs a statement that returns no rows; returns the rows it changed.
   virtual int64_t exec() = 0;
+  // Runs it as exec() does, or, on an engine whose statements are round
+  // trips, queues it to go with a later one (SqlStore::execute_later).
+  virtual void exec_later() { exec(); }
   virtual bool is_null(int column) = 0;
   virtual std::string text(int column) = 0;   // "" for NULL
   virtual int64_t int64(int column) = 0;      // 0 for NULL
@@ -131,6 +134,7 @@ class Query {
   }
   bool executeStep() { return statement_->step(); }
   int exec() { return static_cast<int>(statement_->exec()); }
+  void exec_later() { statement_->exec_later(); }
   SqlValue getColumn(int index) { return SqlValue(*statement_, index); }
   // Between uses of one statement in a loop: ends the row, keeps the scope.
   void reset() { statement_->reset(); }
@@ -161,6 +165,20 @@ class SqlStore {
     auto statement = query(sql);
     statement.bind_all(values...);
     return statement.exec();
+  }
+
+  // execute() for a write whose row count nobody reads. An engine whose
+  // statements are round trips (PostgreSQL) sends it with the next
+  // statement, or by the end of the entry point (guarded(), write()) or
+  // the commit, whichever comes first: its error is then that one's, in
+  // the same entry point. Throws as begin_write, or with an error of a
+  // write queued before.
+  template <class... Values>
+  void execute_later(const char* sql, const Values&... values) {
+    begin_write();
+    auto statement = query(sql);
+    statement.bind_all(values...);
+    statement.exec_later();
   }
 
   // True if other processes can write while this store's transaction is
@@ -246,6 +264,9 @@ class SqlStore {
   // trips sends it with that one, whose error its error then is. Throws as
   // run_control (at once if the transaction is known to have failed).
   virtual void defer_control(const char* sql) { run_control(sql); }
+  // Sends the writes execute_later queued, and waits for their answers: at
+  // the end of an entry point, whose error theirs are. Throws as a statement.
+  virtual void flush_writes() {}
   // Opens a write transaction (SQLite: BEGIN IMMEDIATE, taking the lock).
   virtual void begin_transaction() = 0;
   // True while the engine has a transaction open: false after an error that

@@ -26,7 +26,7 @@ void AuditLog::record(const AuditActor& actor, const AuditAction& action) {
   auto text = [](const std::string& bytes) {
     return protocol::with_invalid_utf8_replaced(bytes, '?');
   };
-  store_.execute(
+  store_.execute_later(
       "INSERT INTO audit_log (at, actor, role, source, action, target, outcome, reason, detail) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
       core::utc_now(), text(actor.name), actor.role, text(actor.source), action.action,

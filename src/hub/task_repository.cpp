@@ -243,31 +243,31 @@ std::vector<TargetHolder> TaskRepository::target_holders(const std::string& agen
 }
 
 void TaskRepository::write_task_state(const std::string& id, TaskState state) {
-  store_.execute("UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?",
-                 std::string(to_string(state)), core::utc_now(), id);
+  store_.execute_later("UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?",
+                       std::string(to_string(state)), core::utc_now(), id);
 }
 
 void TaskRepository::set_current_attempt(const std::string& id, const std::string& attempt_id,
                                          int attempts_made) {
-  store_.execute("UPDATE tasks SET current_attempt = ?, attempts_made = ? WHERE id = ?", attempt_id,
-                 attempts_made, id);
+  store_.execute_later("UPDATE tasks SET current_attempt = ?, attempts_made = ? WHERE id = ?",
+                       attempt_id, attempts_made, id);
 }
 
 void TaskRepository::set_cancel_requested(const std::string& id, const std::string& reason) {
-  store_.execute("UPDATE tasks SET cancel_requested = 1, cancel_reason = ? WHERE id = ?", reason,
-                 id);
+  store_.execute_later("UPDATE tasks SET cancel_requested = 1, cancel_reason = ? WHERE id = ?",
+                       reason, id);
 }
 
 void TaskRepository::set_final(const std::string& id, const std::string& final_json,
                                std::optional<bool> verified,
                                const std::string& verification_error) {
-  store_.execute(
+  store_.execute_later(
       "UPDATE tasks SET final_json = ?, output_verified = ?, verification_error = ? WHERE id = ?",
       final_json, verified, non_empty(verification_error), id);
 }
 
 void TaskRepository::insert_attempt(const AttemptRecord& attempt) {
-  store_.execute(
+  store_.execute_later(
       "INSERT INTO attempts (id, task_id, agent, number, state, dispatched_at, dispatched_at_ms, "
       "agent_instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
       attempt.id, attempt.task_id, attempt.agent, attempt.number,
@@ -310,21 +310,22 @@ std::vector<AttemptRecord> TaskRepository::active_attempts_of(const std::string&
 
 void TaskRepository::mark_attempt_running(const std::string& id, int pid,
                                           const std::string& started_at) {
-  store_.execute("UPDATE attempts SET state = 'running', pid = ?, started_at = ? WHERE id = ?", pid,
-                 started_at, id);
+  store_.execute_later(
+      "UPDATE attempts SET state = 'running', pid = ?, started_at = ? WHERE id = ?", pid,
+      started_at, id);
 }
 
 void TaskRepository::mark_attempt_finished(const std::string& id, const std::string& final_json,
                                            const std::string& fingerprint,
                                            const std::string& finished_at) {
-  store_.execute(
+  store_.execute_later(
       "UPDATE attempts SET state = 'finished', final_json = ?, final_fingerprint = ?, "
       "finished_at = ? WHERE id = ?",
       final_json, fingerprint, finished_at, id);
 }
 
 void TaskRepository::mark_attempt_lost(const std::string& id, const std::string& reason) {
-  store_.execute(
+  store_.execute_later(
       "UPDATE attempts SET state = 'lost', lost_reason = ?, finished_at = ? WHERE id = ?", reason,
       core::utc_now(), id);
 }

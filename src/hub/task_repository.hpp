@@ -108,6 +108,9 @@ class TaskRepository {
   // running, and with `with_queued` in state queued too; oldest first. Which
   // of them conflict with a target is protocol::targets_conflict's to say.
   std::vector<TargetHolder> target_holders(const std::string& agent, bool with_queued);
+  // The writes below read nothing back: each is SqlStore::execute_later
+  // (on PostgreSQL sent with the next statement; an error is the entry
+  // point's all the same).
   void write_task_state(const std::string& id, TaskState state);
   void set_current_attempt(const std::string& id, const std::string& attempt_id, int attempts_made);
   void set_cancel_requested(const std::string& id, const std::string& reason);

@@ -58,7 +58,7 @@ Result<std::map<std::string, std::string>> TaskSecrets::load(const std::string& 
 }
 
 void TaskSecrets::erase(const std::string& task_id) {
-  store_.execute("DELETE FROM task_secrets WHERE task_id = ?", task_id);
+  store_.execute_later("DELETE FROM task_secrets WHERE task_id = ?", task_id);
 }
 
 uint64_t TaskSecrets::tasks_holding() {

@@ -232,6 +232,51 @@ TEST_CASE(
   CHECK(server.psql("SELECT id FROM items ORDER BY id") == "1\n3\n");
 }
 
+TEST_CASE(
+    "PgStore: a write queued with execute_later is read by the next statement, fails its own "
+    "entry point, and is committed with the turn",
+    "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
+  auto store = open_store(server);
+  std::vector<std::string> done;
+  auto queue = [&](int64_t id) {
+    store->execute_later("INSERT INTO items (id, name) VALUES (?, ?)", id, std::string("x"));
+  };
+  auto first = [&] {
+    queue(1);
+    queue(2);
+    // The read goes after the queued writes: it sees them.
+    CHECK(count_rows(*store) == 2);
+    queue(3);  // last of the entry point: sent at its end
+    store->after_commit([&] { done.push_back("first"); });
+  };
+  auto duplicate = [&] {
+    queue(4);
+    store->after_commit([&] { done.push_back("duplicate"); });
+    queue(1);  // refused (unique id) when the entry point ends: its failure
+  };
+  auto thrown = [&] {
+    queue(5);  // never sent: the entry point fails before it ends
+    store->after_commit([&] { done.push_back("thrown"); });
+    throw std::runtime_error("broke with a write queued");
+  };
+  CHECK(store->guarded("first", first) == core::SqlStore::Outcome::kDone);
+  CHECK(store->guarded("duplicate", duplicate) == core::SqlStore::Outcome::kFailed);
+  CHECK(store->guarded("thrown", thrown) == core::SqlStore::Outcome::kFailed);
+  // Outside any entry point: it goes with the COMMIT.
+  queue(6);
+  REQUIRE(store->commit().ok());
+  CHECK(done == std::vector<std::string>{"first"});
+  CHECK(server.psql("SELECT id FROM items ORDER BY id") == "1\n2\n3\n6\n");
+  // A queued write that fails makes the COMMIT fail: nothing of the turn stays.
+  store->begin_write();
+  store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{7}, std::string("y"));
+  queue(2);
+  CHECK_FALSE(store->commit().ok());
+  CHECK(server.psql("SELECT count(*) FROM items") == "4\n");
+}
+
 TEST_CASE("PgStore: COMMIT of a transaction an error aborted fails; its actions do not run",
           "[postgres]") {
   TestPostgres server;

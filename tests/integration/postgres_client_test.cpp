@@ -140,6 +140,27 @@ TEST_CASE(
   REQUIRE(connection->execute_script("ROLLBACK").ok());
   CHECK(count() == 0);
   CHECK_FALSE(connection->connection_lost());
+
+  // Prepared statements with parameters, sent by flush or ahead of a
+  // script (one statement then: the pipeline takes no other).
+  REQUIRE(connection->execute_script("BEGIN").ok());
+  connection->defer_prepared("insert_v", {one});
+  connection->defer_prepared("insert_v", {core::PgParam::text("2")});
+  REQUIRE(connection->flush().ok());
+  CHECK(connection->deferred() == 0);
+  connection->defer_prepared("insert_v", {core::PgParam::text("3")});
+  REQUIRE(connection->execute_script("COMMIT").ok());
+  CHECK(connection->execute("SELECT string_agg(id::text, ',' ORDER BY id) FROM v")->text(0, 0) ==
+        "1,2,3");
+  // A refused one fails the flush, naming it; the script after it is skipped.
+  REQUIRE(connection->execute_script("BEGIN").ok());
+  connection->defer_prepared("insert_v", {core::PgParam::text("not a number")});
+  auto flushed = connection->flush();
+  REQUIRE_FALSE(flushed.ok());
+  CHECK_THAT(flushed.error().message,
+             Catch::Contains("22P02") && Catch::Contains("queued insert_v"));
+  REQUIRE(connection->execute_script("ROLLBACK").ok());
+  CHECK(count() == 3);
 }
 
 TEST_CASE("PostgreSQL values: NULL, 64-bit integers, UTF-8 text and every byte", "[postgres]") {
