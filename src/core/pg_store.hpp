@@ -17,6 +17,11 @@
 //   run on a new connection, and SqlStore reports it lost (on_commit_failed).
 // - COMMIT of a transaction an error aborted is a failure here (PostgreSQL
 //   itself answers it with ROLLBACK, not an error).
+// - Round trips: a guarded block's SAVEPOINT and RELEASE, and writes made
+//   with execute_later, are queued on the connection and sent ahead of the
+//   next statement (PgConnection::defer); an entry point's queued writes go
+//   at its end at the latest, so their errors stay its own. A RELEASE is
+//   refused at once when the transaction already failed.
 #pragma once
 
 #include <chrono>
