@@ -108,10 +108,45 @@ Result<RunRecord> RunCoordinator::cancel(const std::string& run_id, const std::s
 }
 
 void RunCoordinator::task_ended(const std::string& run_id) {
-  advance(run_id);
+  if (advancing_.count(run_id)) {
+    again_ = true;  // a task this decision ended: decided again before it returns
+    return;
+  }
+  // Decided once per turn, just before it commits, however many of the
+  // run's tasks ended in it: the counts read once, and the run's row lock
+  // held from then to the commit only. Queued as a before-commit action, so
+  // an entry point that fails takes its task end (and its call) back.
+  core::SqlStore& store = runs_.store();
+  store.before_commit([this, run_id, &store] {
+    if (ended_in_ != store.transactions_begun()) {
+      ended_.clear();  // left by a commit that failed
+      ended_in_ = store.transactions_begun();
+      store.before_commit([this] { decide_ended(); });  // after the others
+    }
+    ended_.insert(run_id);
+  });
+}
+
+void RunCoordinator::decide_ended() {
+  std::set<std::string> runs;
+  runs.swap(ended_);
+  ended_in_ = 0;
+  for (const auto& run_id : runs) {
+    // Its own entry point: a decision that fails (another hub's lock in a
+    // deadlock, a lost connection) leaves the turn's task ends stored, and
+    // the next sweep decides for the run again.
+    const auto outcome =
+        runs_.store().guarded("run " + run_id + " decision", [&] { advance(run_id); });
+    if (outcome != core::SqlStore::Outcome::kDone) undecided_.insert(run_id);
+  }
 }
 
 void RunCoordinator::sweep(int64_t now_ms) {
+  // Taken off the list once the decision is committed.
+  for (const auto& run_id : std::vector<std::string>(undecided_.begin(), undecided_.end())) {
+    advance(run_id);
+    runs_.store().after_commit([this, run_id] { undecided_.erase(run_id); });
+  }
   for (const auto& run_id : runs_.running_ids()) {
     auto run = runs_.find(run_id);
     if (!run) continue;
@@ -139,10 +174,17 @@ void RunCoordinator::advance(const std::string& run_id) {
   // Another hub may decide for the same run in its own turn: one at a time.
   runs_.lock(run_id);
   advancing_.insert(run_id);
-  do {
-    again_ = false;
-    advance_once(run_id);
-  } while (again_);
+  try {
+    do {
+      again_ = false;
+      advance_once(run_id);
+    } while (again_);
+  } catch (...) {
+    // The entry point fails with the decision's writes; left marked, the
+    // run would never be decided for again on this hub.
+    advancing_.erase(run_id);
+    throw;
+  }
   advancing_.erase(run_id);
 }
 

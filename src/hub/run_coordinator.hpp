@@ -56,9 +56,11 @@ class RunCoordinator {
   // Tasks not yet released end `skipped`, the others are cancelled; the run
   // ends `cancelled` once they have. Errors: "not_found", "already_finished".
   Result<RunRecord> cancel(const std::string& run_id, const std::string& reason);
-  // TaskTransitions: a task of the run ended.
+  // TaskTransitions: a task of the run ended. The run decides just before
+  // the turn commits (once for all its tasks that ended in the turn).
   void task_ended(const std::string& run_id);
-  // Offline timeouts of every running run (the hub's periodic timer).
+  // Offline timeouts of every running run (the hub's periodic timer), and
+  // the decisions that failed at a commit, taken again.
   void sweep(int64_t now_ms);
   // Whether an agent counts as online for the offline sweep (default: a
   // channel open to this hub; Hub asks LeaseKeeper::online, which knows the
@@ -93,6 +95,11 @@ class RunCoordinator {
   // Runs advance() is deciding for: a task it ends re-enters task_ended().
   std::set<std::string> advancing_;
   bool again_ = false;
+  // At the commit: advance() for each run a task of which ended in the turn.
+  void decide_ended();
+  std::set<std::string> ended_;      // runs with a task ended in the committing turn
+  uint64_t ended_in_ = 0;            // the transaction (transactions_begun) ended_ belongs to
+  std::set<std::string> undecided_;  // decisions that failed, for the next sweep
 };
 
 // What counts toward max_errors.

@@ -49,6 +49,8 @@ struct RunTaskRow {
 class RunRepository {
  public:
   explicit RunRepository(core::SqlStore& store) : store_(store) {}
+  // The store the runs are in (RunCoordinator decides at its commits).
+  core::SqlStore& store() { return store_; }
 
   void insert(const RunRecord& run);
   std::optional<RunRecord> find(const std::string& id);

@@ -40,7 +40,11 @@ namespace {
 
 // One hub's parts on the shared database (no loop: turns commit by hand).
 struct PeerHub {
-  explicit PeerHub(const TestPostgres& server) : store(open(server)) {}
+  explicit PeerHub(const TestPostgres& server) : store(open(server)) {
+    // As Hub wires it: a run decides when one of its tasks ends.
+    transitions.set_on_run_task_ended(
+        [this](const std::string& run_id) { runs.task_ended(run_id); });
+  }
 
   static core::PgSettings settings_of(const TestPostgres& server) {
     core::PgSettings settings;
@@ -461,6 +465,58 @@ TEST_CASE("A hub database of version 10 on PostgreSQL is brought to 11", "[postg
   CHECK(server.psql("SELECT version FROM schema_version") == "11\n");
   CHECK(server.psql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'agents' "
                     "AND column_name = 'seen_at_ms'") == "1\n");
+}
+
+TEST_CASE(
+    "A run decides at its turn's commit for the tasks that ended in it; a decision that fails "
+    "there leaves the task ends stored and is taken again by the next sweep",
+    "[postgres][peers]") {
+  TestPostgres server;
+  PeerHub a(server);
+  for (const char* name : {"edge-1", "edge-2"})
+    a.agents.add(name, protocol::sha256_hex(name), {});
+  a.commit();
+  protocol::RunRequest request;
+  request.agents = {"edge-1", "edge-2"};
+  request.spec.argv = {"true"};
+  auto run = a.runs.create(request, request.agents, "test");
+  REQUIRE(run.ok());
+  a.commit();
+  const std::string run_id = run->id;
+  auto run_state = [&] {
+    return server.psql("SELECT state FROM runs WHERE id = '" + run_id + "'");
+  };
+  // The database refuses any change to the run while `refuse` says so.
+  server.psql(
+      "CREATE TABLE refuse (now boolean); INSERT INTO refuse VALUES (true); "
+      "CREATE FUNCTION refuse_run() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF (SELECT now "
+      "FROM refuse) THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$; "
+      "CREATE TRIGGER refuse_run BEFORE UPDATE ON runs FOR EACH ROW EXECUTE FUNCTION "
+      "refuse_run()");
+
+  // Both tasks end in one turn; the run's decision (it has ended) fails.
+  auto end_both = [&] {
+    for (const auto& row : a.run_records.decision_rows(run_id)) {
+      auto task = a.tasks.find_task(row.task_id);
+      REQUIRE(task);
+      a.transitions.transition(*task, hub::TaskState::kSkipped, "", "ended by the test");
+    }
+  };
+  REQUIRE(a.store->guarded("end both", end_both) == core::SqlStore::Outcome::kDone);
+  a.commit();
+  CHECK(server.psql("SELECT count(*) FROM tasks WHERE run_id = '" + run_id +
+                    "' AND state = 'skipped'") == "2\n");
+  CHECK(run_state() == "running\n");
+
+  // Refused again: still undecided, and taken once more by the next sweep.
+  auto sweep = [&] { a.runs.sweep(hub::wall_clock_ms()); };
+  CHECK(a.store->guarded("sweep", sweep) == core::SqlStore::Outcome::kFailed);
+  a.commit();
+  CHECK(run_state() == "running\n");
+  server.psql("UPDATE refuse SET now = false");
+  CHECK(a.store->guarded("sweep", sweep) == core::SqlStore::Outcome::kDone);
+  a.commit();
+  CHECK(run_state() != "running\n");
 }
 
 TEST_CASE(
