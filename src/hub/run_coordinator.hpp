@@ -11,7 +11,8 @@
 // stopped or cancelled.
 //
 // Every decision is taken in advance(), inside the turn of the change that
-// prompted it (a task ending, a submit, a cancel, the periodic sweep), and
+// prompted it (a submit, a cancel, the periodic sweep; for tasks ending,
+// once per turn just before it commits), and
 // every state change goes through TaskTransitions. With several hubs on one
 // database, advance() locks the run's row first (RunRepository::lock), so
 // the hubs decide for a run one at a time, each on what the other committed;
