@@ -216,7 +216,12 @@ Result<PGresult*> PgConnection::run_pipelined(const std::string* last,
   const std::vector<Queued> ahead = std::move(deferred_);
   deferred_.clear();
   PGconn* connection = connection_.get();
-  if (PQenterPipelineMode(connection) == 0) return error_of(nullptr, "entering pipeline mode");
+  if (PQenterPipelineMode(connection) == 0) {
+    // libpq refuses only a connection that is busy or bad: the queued
+    // statements cannot go, and what the transaction holds is unknown.
+    broken_ = true;
+    return error_of(nullptr, "entering pipeline mode");
+  }
   bool sent = true;
   for (const auto& queued : ahead)
     sent = sent && send(queued.statement, queued.params, queued.prepared);
