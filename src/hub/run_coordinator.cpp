@@ -137,7 +137,12 @@ void RunCoordinator::decide_ended() {
     // the next sweep decides for the run again.
     const auto outcome =
         runs_.store().guarded("run " + run_id + " decision", [&] { advance(run_id); });
-    if (outcome != core::SqlStore::Outcome::kDone) undecided_.insert(run_id);
+    if (outcome == core::SqlStore::Outcome::kDone) continue;
+    undecided_.insert(run_id);
+    // The whole transaction went with it (a lost connection): the commit
+    // must fail too, not go on with what is left of the turn.
+    if (!runs_.store().in_transaction())
+      throw core::SqlError("the transaction was lost deciding for run " + run_id, true);
   }
 }
 
