@@ -136,6 +136,36 @@ TEST_CASE("PgStore: after a server restart the next entry point connects again",
 }
 
 TEST_CASE(
+    "PgStore: a connection lost with statements queued on it loses the entry point as busy; "
+    "the next one connects again",
+    "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
+  auto store = open_store(server);
+  bool acked = false;
+  auto insert_later = [&](int64_t id) {
+    store->execute_later("INSERT INTO items (id, name) VALUES (?, ?)", id, std::string("x"));
+  };
+  auto queued = [&] {
+    insert_later(1);  // queued with its savepoint
+    store->after_commit([&] { acked = true; });
+    server.restart();  // the connection dies with them unsent
+    insert_later(2);
+  };  // sent at the end: on a dead connection
+  CHECK(store->guarded("queued", queued) == core::SqlStore::Outcome::kBusy);
+  std::vector<core::SqlStore::Outcome> outcomes;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    outcomes.push_back(store->guarded("after", [&] { insert_later(3); }));
+    if (outcomes.back() == core::SqlStore::Outcome::kDone) break;
+  }
+  CHECK(outcomes.back() == core::SqlStore::Outcome::kDone);
+  REQUIRE(store->commit().ok());
+  CHECK_FALSE(acked);
+  CHECK(server.psql("SELECT id FROM items ORDER BY id") == "3\n");
+  CHECK(store->connections_made() == 2);
+}
+
+TEST_CASE(
     "PgStore: a connection lost inside a turn's transaction loses that turn, never "
     "commits half of it on a new connection",
     "[postgres]") {
