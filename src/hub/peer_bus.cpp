@@ -30,7 +30,8 @@ PeerBus::PeerBus(core::Loop& loop, core::PgStore& store, core::PgSettings settin
       events_(events),
       viewers_(viewers),
       handlers_(std::move(handlers)),
-      retry_(loop) {
+      retry_(loop),
+      batch_(store, [this](std::vector<std::string> batch) { send_batch(batch); }) {
   settings_.application_name += " (listening)";
 }
 
@@ -46,24 +47,12 @@ Result<void> PeerBus::start() {
 }
 
 void PeerBus::notify(std::string payload) {
-  store_.begin_write();  // inside the turn's transaction; throws as SqlStore::execute
   // Kept only if this entry point's writes are (a failed guarded() block
-  // drops its before-commit actions).
-  store_.before_commit([this, payload = std::move(payload)]() mutable {
-    if (batch_of_ != store_.transactions_begun()) {
-      // The first of this commit (what a failed commit left is not sent).
-      batch_.clear();
-      batch_of_ = store_.transactions_begun();
-      store_.before_commit([this] { send_batch(); });  // after the others
-    }
-    batch_.push_back(std::move(payload));
-  });
+  // drops what it gathered).
+  batch_.add(std::move(payload));
 }
 
-void PeerBus::send_batch() {
-  const std::string notices = core::pg_text_array(batch_);
-  batch_.clear();
-  batch_of_ = 0;  // a notice queued by a later before-commit action starts a batch
+void PeerBus::send_batch(const std::vector<std::string>& batch) {
   // One statement for the turn's notices, sent in the order queued: the
   // subquery's ORDER BY keeps it from being flattened, and the volatile
   // pg_notify runs as its sorted rows come (PostgreSQL queues notices in
@@ -71,7 +60,7 @@ void PeerBus::send_batch() {
   store_.execute(
       "SELECT pg_notify('tether_hub', notice) FROM (SELECT notice FROM unnest(?::text[]) "
       "WITH ORDINALITY AS queued (notice, n) ORDER BY n) AS ordered",
-      notices);
+      core::pg_text_array(batch));
 }
 
 void PeerBus::wake(const std::string& agent) {

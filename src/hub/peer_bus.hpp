@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "core/backoff.hpp"
+#include "core/commit_batch.hpp"
 #include "core/loop.hpp"
 #include "core/pg_listener.hpp"
 #include "core/pg_store.hpp"
@@ -87,7 +88,7 @@ class PeerBus {
   // Queues a notice for the turn's commit: a turn's notices go in one
   // statement (send_batch), just before its COMMIT.
   void notify(std::string payload);
-  void send_batch();
+  void send_batch(const std::vector<std::string>& batch);
   void on_notice(const core::PgNotification& notice);
   void on_event(const std::string& fields);
   void on_listener_lost(const Error& error);
@@ -106,8 +107,7 @@ class PeerBus {
   // until their notice comes back; emptied when the listener is lost.
   std::map<uint64_t, std::shared_ptr<const StoredEvent>> own_events_;
   // The committing turn's notices, in the order queued (see notify).
-  std::vector<std::string> batch_;
-  uint64_t batch_of_ = 0;  // the transaction (transactions_begun) batch_ belongs to
+  core::CommitBatch<std::string> batch_;
   uint64_t received_ = 0;
   uint64_t connections_ = 0;
   // Expires with the bus: a deferred call checks it first.

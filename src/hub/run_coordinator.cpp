@@ -114,24 +114,13 @@ void RunCoordinator::task_ended(const std::string& run_id) {
   }
   // Decided once per turn, just before it commits, however many of the
   // run's tasks ended in it: the counts read once, and the run's row lock
-  // held from then to the commit only. Queued as a before-commit action, so
-  // an entry point that fails takes its task end (and its call) back.
-  core::SqlStore& store = runs_.store();
-  store.before_commit([this, run_id, &store] {
-    if (ended_in_ != store.transactions_begun()) {
-      ended_.clear();  // left by a commit that failed
-      ended_in_ = store.transactions_begun();
-      store.before_commit([this] { decide_ended(); });  // after the others
-    }
-    ended_.insert(run_id);
-  });
+  // held from then to the commit only. An entry point that fails takes its
+  // task end (and its call) back.
+  ended_.add(run_id);
 }
 
-void RunCoordinator::decide_ended() {
-  std::set<std::string> runs;
-  runs.swap(ended_);
-  ended_in_ = 0;
-  for (const auto& run_id : runs) {
+void RunCoordinator::decide_ended(const std::vector<std::string>& ended) {
+  for (const auto& run_id : std::set<std::string>(ended.begin(), ended.end())) {
     // Its own entry point: a decision that fails (another hub's lock in a
     // deadlock, a lost connection) leaves the turn's task ends stored, and
     // the next sweep decides for the run again.

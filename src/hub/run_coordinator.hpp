@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "core/commit_batch.hpp"
 #include "core/result.hpp"
 #include "hub/agent_directory.hpp"
 #include "hub/dispatch_service.hpp"
@@ -44,7 +45,8 @@ class RunCoordinator {
         tasks_(tasks),
         agents_(agents),
         dispatch_(dispatch),
-        transitions_(transitions) {}
+        transitions_(transitions),
+        ended_(runs.store(), [this](std::vector<std::string> ended) { decide_ended(ended); }) {}
 
   // The agents `request` targets, by name: those whose labels match its
   // selector, or the names it gives. Errors: "invalid_field" (a named agent
@@ -97,10 +99,9 @@ class RunCoordinator {
   std::set<std::string> advancing_;
   bool again_ = false;
   // At the commit: advance() for each run a task of which ended in the turn.
-  void decide_ended();
-  std::set<std::string> ended_;      // runs with a task ended in the committing turn
-  uint64_t ended_in_ = 0;            // the transaction (transactions_begun) ended_ belongs to
-  std::set<std::string> undecided_;  // decisions that failed, for the next sweep
+  void decide_ended(const std::vector<std::string>& ended);
+  core::CommitBatch<std::string> ended_;  // runs with a task ended in the committing turn
+  std::set<std::string> undecided_;       // decisions that failed, for the next sweep
 };
 
 // What counts toward max_errors.
