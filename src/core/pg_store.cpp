@@ -231,9 +231,6 @@ void PgStore::run_control(const char* sql) {
       throw SqlError(name() + ": the transaction was aborted by an earlier error", false);
     }
   }
-  // A ROLLBACK TO undoes the entry point's queued writes: they need not go
-  // (and one failing would skip it), the savepoints queued before them must.
-  if (statement.starts_with("ROLLBACK TO") && connection_) connection_->discard_deferred_prepared();
   auto done = connection().execute_script(sql);
   if (!done) throw_pg_error(done.error());
 }
@@ -252,6 +249,10 @@ void PgStore::defer_control(const char* sql) {
 void PgStore::flush_writes() {
   if (!connection_ || !connection_->deferred_prepared()) return;
   if (auto sent = connection().flush(); !sent) throw_pg_error(sent.error());
+}
+
+void PgStore::discard_queued_writes() {
+  if (connection_) connection_->discard_deferred_prepared();
 }
 
 void PgStore::begin_transaction() {

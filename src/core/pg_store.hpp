@@ -84,6 +84,7 @@ class PgStore : public SqlStore {
   // Writes queued by execute_later (PgConnection::defer_prepared) go in one
   // round trip, with the RELEASE queued after them.
   void flush_writes() override;
+  void discard_queued_writes() override;
   void begin_transaction() override;
   bool engine_in_transaction() override;
   bool engine_busy(const std::exception& error) const override;

@@ -114,6 +114,7 @@ SqlStore::Outcome SqlStore::guarded(std::string_view what, const std::function<v
   guard_ = nullptr;
   if (frame.savepoint && in_transaction_) {
     try {
+      discard_queued_writes();
       run_control("ROLLBACK TO tether_guard");
       run_control("RELEASE tether_guard");
     } catch (const std::exception&) {

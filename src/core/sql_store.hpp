@@ -267,6 +267,11 @@ class SqlStore {
   // Sends the writes execute_later queued, and waits for their answers: at
   // the end of an entry point, whose error theirs are. Throws as a statement.
   virtual void flush_writes() {}
+  // Drops the writes execute_later queued and has not sent: the entry
+  // point failed, and the ROLLBACK TO its savepoint that comes next undoes
+  // them anyway (one of them failing would keep that from running).
+  // Statements defer_control queued stay queued: they must run.
+  virtual void discard_queued_writes() {}
   // Opens a write transaction (SQLite: BEGIN IMMEDIATE, taking the lock).
   virtual void begin_transaction() = 0;
   // True while the engine has a transaction open: false after an error that
