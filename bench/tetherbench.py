@@ -286,11 +286,12 @@ class PrivatePostgres:
     """A private PostgreSQL 15 server (Debian's postgresql-15 binaries) in a
     temporary directory on 127.0.0.1, password authentication, owned by
     `nobody` when we are root (the server refuses root); removed on stop().
-    database(name) makes a database and returns the hub's arguments for it."""
+    database(name) makes a database and returns the hub's arguments for it.
+    preload: server libraries to load at start (e.g. pg_stat_statements)."""
 
     BIN = "/usr/lib/postgresql/15/bin/"
 
-    def __init__(self):
+    def __init__(self, preload=()):
         self.dir = tempfile.mkdtemp(prefix="tether-bench-pg-", dir=os.environ.get("TMPDIR", "/tmp"))
         os.chmod(self.dir, 0o755)
         self.data = os.path.join(self.dir, "data")
@@ -312,17 +313,23 @@ class PrivatePostgres:
                      "-A", "scram-sha-256", "--pwfile=" + initdb_password, "-D", self.data])
         self._owner([self.BIN + "pg_ctl", "-D", self.data, "-l", os.path.join(self.run_dir, "log"),
                      "-w", "-t", "60", "-o",
-                     f"-h 127.0.0.1 -p {self.port} -k {self.run_dir} -c fsync=on", "start"])
+                     f"-h 127.0.0.1 -p {self.port} -k {self.run_dir} -c fsync=on"
+                     + (" -c shared_preload_libraries=" + ",".join(preload) if preload else ""),
+                     "start"])
 
     def _owner(self, argv):
         prefix = ["runuser", "-u", "nobody", "--"] if self.as_nobody else []
         subprocess.run(prefix + argv, check=True, capture_output=True, cwd=self.run_dir)
 
-    def database(self, name):
+    def psql(self, database, sql):
+        """Runs SQL in DATABASE as the owner; its rows, unaligned, '|' between fields."""
         env = dict(os.environ, PGPASSWORD=self.password)
-        subprocess.run(["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "tether",
-                        "-d", "postgres", "-c", f"CREATE DATABASE {name}"],
-                       check=True, capture_output=True, env=env)
+        return subprocess.run(["psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p",
+                               str(self.port), "-U", "tether", "-d", database, "-c", sql],
+                              check=True, capture_output=True, text=True, env=env).stdout
+
+    def database(self, name):
+        self.psql("postgres", f"CREATE DATABASE {name}")
         return ["--database", f"postgresql://tether@127.0.0.1:{self.port}/{name}",
                 "--database-password-file", self.password_file]
 
