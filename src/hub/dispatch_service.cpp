@@ -94,14 +94,20 @@ std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::stri
   // "app" is not overtaken by each "app/web" submitted after it), the others
   // in queue order as soon as their targets are free.
   HeldTargets held;
-  for (const auto& holder : tasks_.target_holders(agent, false))
-    held.add(holder.target);
+  // Read at the first queued task with a target: a task without one never
+  // conflicts, and most have none.
+  bool holders_read = false;
   std::optional<protocol::Labels> labels;  // read at the first pool task
   for (auto& task : tasks_.queued_tasks(agent, true)) {
     if (task.agent.empty()) {
       if (!labels) labels = agents_.labels_of(agent);
       auto selector = protocol::Selector::parse(task.selector);
       if (!selector || !selector->matches(*labels)) continue;  // not this agent's to take
+    }
+    if (!task.target.empty() && !holders_read) {
+      for (const auto& holder : tasks_.target_holders(agent, false))
+        held.add(holder.target);
+      holders_read = true;
     }
     if (held.conflicts(task.target)) {
       held.add(task.target);
@@ -130,7 +136,10 @@ std::optional<protocol::TaskSpec> DispatchService::dispatch_next(const std::stri
       held.add(task.target);  // still queued: it keeps its place
       continue;
     }
-    auto secrets = secrets_.load(task.id);
+    // A task without secret names has no stored secrets (both are written
+    // by submit, together): nothing to read.
+    using Secrets = std::map<std::string, std::string>;
+    auto secrets = task.secret_names.empty() ? Result<Secrets>(Secrets{}) : secrets_.load(task.id);
     if (!secrets) {
       fail_undispatchable(task, secrets.error().message +
                                     ". Was secrets.key in the hub's data directory replaced? "

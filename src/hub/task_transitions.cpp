@@ -53,7 +53,8 @@ void TaskTransitions::transition(TaskRecord& task, TaskState to, const std::stri
   }
   tasks_.write_task_state(task.id, to);
   task.state = to;
-  if (is_terminal(to)) secrets_.erase(task.id);
+  // Secrets are stored with their names (submit): a task without names has none.
+  if (is_terminal(to) && !task.secret_names.empty()) secrets_.erase(task.id);
   // Its target is free now: a task of the agent that waits for it (one with
   // a conflicting target, queued later) may go at once, not at the next poll.
   if (is_terminal(to) && !task.target.empty()) wake_after_commit(task.agent);
