@@ -47,7 +47,9 @@ constexpr const char* kUsage =
     "      run the hub (default --listen 127.0.0.1:7070); --ui-listen also serves the web UI\n"
     "      (docs/ui.md) there; --ui-dev-assets serves its page files from DIR (UI work);\n"
     "      --database keeps the data in PostgreSQL instead of DIR/hub.db (the password from\n"
-    "      the file, PGPASSWORD or ~/.pgpass; never in the URI); the other commands take it too\n"
+    "      the file, PGPASSWORD or ~/.pgpass; never in the URI); the other commands take it too;\n"
+    "      --sync full flushes hub.db to disk at every commit (default normal: a crash of the\n"
+    "      hub loses nothing, one of the OS may lose the last commits); not with --database\n"
     "  registration-token create --data-dir DIR [--expires 24h|7d|30m|never] [--output FILE]\n"
     "        [--labels key=value,...]\n"
     "      a token edge hosts exchange for their own (tether-agent register); default 24h;\n"
@@ -88,6 +90,7 @@ struct Flags {
   std::string expires;                            // --expires: a registration token's lifetime
   std::optional<std::string> labels;              // --labels: given to the agents it registers
   std::optional<std::string> name, role, agents;  // token create
+  bool sync_given = false;                        // --sync (hub.db only)
 };
 
 // "30m", "24h", "7d", "3600s" or "never" (0) as seconds.
@@ -150,6 +153,7 @@ Result<void> apply_flag(Flags& flags, const std::string& arg, const std::string&
     if (value != "normal" && value != "full")
       return make_error(Errc::kInvalid, "usage", "--sync: expected normal or full");
     flags.options.sync = value == "full" ? hub::SyncMode::kFull : hub::SyncMode::kNormal;
+    flags.sync_given = true;
   }
   auto count = [&](uint64_t low, uint64_t high) -> Result<uint64_t> {
     auto parsed = protocol::parse_wire_integer(value, high);
@@ -221,6 +225,13 @@ Result<Flags> parse_flags(const std::vector<std::string>& args) {
     } else {
       flags.positional.push_back(arg);
     }
+  }
+  if (flags.sync_given && !flags.options.database.uri.empty()) {
+    // Accepted, it would change nothing: PostgreSQL's own setting decides.
+    return make_error(Errc::kInvalid, "usage",
+                      "--sync applies to hub.db only; with --database, PostgreSQL's "
+                      "synchronous_commit decides when a commit is durable (its default, on: "
+                      "flushed at every commit)");
   }
   return flags;
 }

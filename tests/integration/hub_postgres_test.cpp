@@ -59,6 +59,26 @@ TEST_CASE(
   CHECK_FALSE(std::filesystem::exists(dir.path() + "/hub"));
 }
 
+TEST_CASE(
+    "serve --database with --sync is refused: PostgreSQL's own setting decides, nothing started",
+    "[postgres][hub]") {
+  TempDir dir;
+  for (const char* mode : {"full", "normal"}) {
+    auto [status, said] =
+        shell_output("'" + hub_binary() + "' serve --data-dir '" + dir.path() + "/hub' --sync " +
+                     mode + " --database postgresql://tether@127.0.0.1/x 2>&1");
+    CHECK(status == 2);
+    CHECK_THAT(said, Catch::Contains("--sync applies to hub.db only") &&
+                         Catch::Contains("synchronous_commit"));
+  }
+  CHECK_FALSE(std::filesystem::exists(dir.path() + "/hub"));
+  // Without --database it is hub.db's setting, as before.
+  auto [status, said] = shell_output("'" + hub_binary() + "' serve --data-dir '" + dir.path() +
+                                     "/hub' --sync sometimes 2>&1");
+  CHECK(status == 2);
+  CHECK_THAT(said, Catch::Contains("--sync: expected normal or full"));
+}
+
 TEST_CASE("serve --database without a password says where one comes from", "[postgres][hub]") {
   HubsOnPostgres on_postgres;
   TempDir dir;
