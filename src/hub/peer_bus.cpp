@@ -56,8 +56,9 @@ void PeerBus::send_batch(const std::vector<std::string>& batch) {
   // One statement for the turn's notices, sent in the order queued: the
   // subquery's ORDER BY keeps it from being flattened, and the volatile
   // pg_notify runs as its sorted rows come (PostgreSQL queues notices in
-  // the order they are made).
-  store_.execute(
+  // the order they are made). Nobody reads its rows: it goes in one round
+  // trip with the COMMIT after it, which fails with it.
+  store_.execute_later(
       "SELECT pg_notify('tether_hub', notice) FROM (SELECT notice FROM unnest(?::text[]) "
       "WITH ORDINALITY AS queued (notice, n) ORDER BY n) AS ordered",
       core::pg_text_array(batch));
