@@ -256,14 +256,23 @@ void PgStore::discard_queued_writes() {
 }
 
 void PgStore::begin_transaction() {
-  run_control("BEGIN");
+  // Connects again here if the connection was lost (outside a transaction
+  // that is allowed), so that a server that is down says so at once. The
+  // BEGIN itself travels with the transaction's first statement: nothing
+  // waits for its answer, and it can only fail with the connection, which
+  // that statement then meets.
+  connection().defer("BEGIN");
   transaction_open_ = true;
 }
 
 bool PgStore::engine_in_transaction() {
   if (transaction_open_ && (!connection_ || connection_->connection_lost()))
     transaction_open_ = false;  // gone with the connection
-  return transaction_open_ && connection_->in_transaction();
+  if (!transaction_open_) return false;
+  // Nothing of the transaction sent yet: its BEGIN is still queued (a
+  // pipeline sends everything queued, so a queue left means none went).
+  const bool begin_queued = !connection_->in_transaction() && connection_->deferred() > 0;
+  return connection_->in_transaction() || begin_queued;
 }
 
 bool PgStore::engine_busy(const std::exception&) const {

@@ -96,7 +96,8 @@ class PgStore : public SqlStore {
   Options options_;
   std::unique_ptr<PgConnection> connection_;
   uint64_t connections_made_ = 1;
-  // BEGIN ran on connection_ and no COMMIT or ROLLBACK yet: no reconnecting.
+  // BEGIN ran (or is queued) on connection_ and no COMMIT or ROLLBACK yet:
+  // no reconnecting.
   bool transaction_open_ = false;
   bool reconnect_failing_ = false;  // said once per outage
   uint64_t reconnects_tried_ = 0;

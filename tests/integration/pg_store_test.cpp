@@ -307,6 +307,50 @@ TEST_CASE(
   CHECK(server.psql("SELECT count(*) FROM items") == "4\n");
 }
 
+TEST_CASE(
+    "PgStore: BEGIN goes with the transaction's first statement; an entry point that fails "
+    "before any leaves the transaction open for the next",
+    "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text, data bytea)");
+  auto store = open_store(server);
+  const char* kState = "SELECT state FROM pg_stat_activity WHERE application_name = 'tether'";
+  store->begin_write();
+  CHECK(store->in_transaction());
+  CHECK(server.psql(kState) == "idle\n");  // nothing sent yet
+  store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{1}, std::string("a"));
+  CHECK(server.psql(kState) == "idle in transaction\n");
+  REQUIRE(store->commit().ok());
+  CHECK(server.psql(kState) == "idle\n");
+
+  // The turn's first entry point opens the transaction and throws before
+  // its first statement: its savepoint takes it back, the transaction stays.
+  bool acked = false;
+  CHECK(store->guarded("thrown first", [&] {
+    store->begin_write();
+    store->after_commit([&] { acked = true; });
+    throw std::runtime_error("fails before any statement");
+  }) == core::SqlStore::Outcome::kFailed);
+  CHECK(store->in_transaction());
+  CHECK(store->guarded("second", [&] {
+    store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{2}, std::string("b"));
+  }) == core::SqlStore::Outcome::kDone);
+  REQUIRE(store->commit().ok());
+  CHECK_FALSE(acked);
+  CHECK(server.psql("SELECT id FROM items ORDER BY id") == "1\n2\n");
+
+  // Opened outside any entry point, nothing sent: one that fails without
+  // writing (no savepoint) does not take the transaction for lost.
+  store->begin_write();
+  CHECK(store->guarded("fails without writing", [] {
+    throw std::runtime_error("fails before any statement");
+  }) == core::SqlStore::Outcome::kFailed);
+  CHECK(store->in_transaction());
+  store->execute("INSERT INTO items (id, name) VALUES (?, ?)", int64_t{3}, std::string("c"));
+  REQUIRE(store->commit().ok());
+  CHECK(server.psql("SELECT id FROM items ORDER BY id") == "1\n2\n3\n");
+}
+
 TEST_CASE("PgStore: COMMIT of a transaction an error aborted fails; its actions do not run",
           "[postgres]") {
   TestPostgres server;
