@@ -269,10 +269,9 @@ bool PgStore::engine_in_transaction() {
   if (transaction_open_ && (!connection_ || connection_->connection_lost()))
     transaction_open_ = false;  // gone with the connection
   if (!transaction_open_) return false;
-  // Nothing of the transaction sent yet: its BEGIN is still queued (a
-  // pipeline sends everything queued, so a queue left means none went).
-  const bool begin_queued = !connection_->in_transaction() && connection_->deferred() > 0;
-  return connection_->in_transaction() || begin_queued;
+  // Open on the server, or nothing of it sent yet: its BEGIN is still queued
+  // (a pipeline sends everything queued, so a queue left means none went).
+  return connection_->in_transaction() || connection_->deferred() > 0;
 }
 
 bool PgStore::engine_busy(const std::exception&) const {
