@@ -1,7 +1,9 @@
 #include "core/pg_connection.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "core/log.hpp"
 
@@ -234,6 +236,7 @@ Result<PGresult*> PgConnection::run_pipelined(const std::string* last,
   }
   std::optional<Error> failed;
   PGresult* answer = nullptr;
+  std::vector<std::pair<size_t, PgResult>> handled;  // answers of queued statements that want them
   const size_t statements = ahead.size() + (last ? 1 : 0);
   // Each statement's results end with a null; a statement after a failed
   // one gives PGRES_PIPELINE_ABORTED. A lost connection gives nulls.
@@ -246,6 +249,8 @@ Result<PGresult*> PgConnection::run_pipelined(const std::string* last,
       }
       if (i == ahead.size() && succeeded(status) && !answer) {
         answer = result;
+      } else if (i < ahead.size() && ahead[i].on_result && succeeded(status)) {
+        handled.emplace_back(i, PgResult(result));
       } else {
         PQclear(result);
       }
@@ -257,6 +262,15 @@ Result<PGresult*> PgConnection::run_pipelined(const std::string* last,
   if (failed) {
     PQclear(answer);
     return std::move(*failed);
+  }
+  // Only now: a statement queued later, or `last`, could still have failed
+  // the pipeline, and an entry point that fails gets no answers.
+  try {
+    for (const auto& [index, result] : handled)
+      ahead[index].on_result(result);
+  } catch (const std::exception& e) {  // an answer its handler did not expect
+    PQclear(answer);
+    return make_error(Errc::kIo, "database_error", "queued SQL: " + std::string(e.what()));
   }
   return answer;
 }

@@ -25,6 +25,7 @@
 
 #include <libpq-fe.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -92,10 +93,13 @@ class PgConnection {
   // (the server skips the rest of a pipeline after an error, so that call's
   // own statement did not run).
   // defer: without parameters (SAVEPOINT, RELEASE);
-  void defer(std::string sql) { deferred_.push_back({std::move(sql), {}, false}); }
-  // defer_prepared: a statement prepared on this connection, with `params`.
-  void defer_prepared(std::string name, std::vector<PgParam> params) {
-    deferred_.push_back({std::move(name), std::move(params), true});
+  void defer(std::string sql) { deferred_.push_back({std::move(sql), {}, false, {}}); }
+  // defer_prepared: a statement prepared on this connection, with `params`;
+  // `on_result` (if set) gets its answer once the whole pipeline it went in
+  // succeeded, before that call returns (an INSERT's RETURNING row).
+  using ResultHandler = std::function<void(const PgResult&)>;
+  void defer_prepared(std::string name, std::vector<PgParam> params, ResultHandler on_result = {}) {
+    deferred_.push_back({std::move(name), std::move(params), true, std::move(on_result)});
   }
   // Sends what is queued now and waits for the answers; Errors as execute.
   Result<void> flush();
@@ -142,6 +146,7 @@ class PgConnection {
     std::string statement;  // SQL, or a prepared statement's name
     std::vector<PgParam> params;
     bool prepared = false;
+    ResultHandler on_result;
   };
   // The deferred statements, then `last` (if any), in one pipeline; the
   // result of `last` (null without one).

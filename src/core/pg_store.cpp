@@ -63,6 +63,19 @@ void throw_pg_error(const Error& error) {
 
 namespace {
 
+// The first row of a queued statement's answer (exec_later's on_row).
+class PgFirstRow final : public SqlRow {
+ public:
+  explicit PgFirstRow(const PgResult& result) : result_(result) {}
+  bool is_null(int column) override { return result_.is_null(0, column); }
+  std::string text(int column) override { return std::string(result_.text(0, column)); }
+  int64_t int64(int column) override { return result_.int64(0, column); }
+  std::string bytes(int column) override { return result_.bytes(0, column); }
+
+ private:
+  const PgResult& result_;
+};
+
 // One statement: parameters gathered by the binds, sent at the first step
 // (PQexecParams), rows read from the result.
 class PgQueryStatement final : public SqlStatement {
@@ -91,6 +104,16 @@ class PgQueryStatement final : public SqlStatement {
   void exec_later() override {
     PgConnection& connection = prepared_connection();
     connection.defer_prepared(name_, std::move(params_));
+    params_.clear();
+  }
+  void exec_later(const std::function<void(SqlRow&)>& on_row) override {
+    PgConnection& connection = prepared_connection();
+    auto answered = [on_row, sql = sql_](const PgResult& result) {
+      if (result.rows() == 0) throw std::logic_error("no row answered by " + sql);
+      PgFirstRow row(result);
+      on_row(row);
+    };
+    connection.defer_prepared(name_, std::move(params_), std::move(answered));
     params_.clear();
   }
   bool is_null(int column) override { return current().is_null(row_, column); }

@@ -52,11 +52,21 @@ class SqlError : public std::runtime_error {
   bool busy_;
 };
 
-// One statement of an engine, as Query drives it. Columns are 0-based,
-// parameters 1-based, as in SQLite's C API.
-class SqlStatement {
+// One row of a statement's answer. Columns are 0-based, as in SQLite's C
+// API.
+class SqlRow {
  public:
-  virtual ~SqlStatement() = default;
+  virtual ~SqlRow() = default;
+  virtual bool is_null(int column) = 0;
+  virtual std::string text(int column) = 0;   // "" for NULL
+  virtual int64_t int64(int column) = 0;      // 0 for NULL
+  virtual std::string bytes(int column) = 0;  // BLOB / bytea; "" for NULL
+};
+
+// One statement of an engine, as Query drives it; its current row is the
+// SqlRow it is. Parameters are 1-based, as in SQLite's C API.
+class SqlStatement : public SqlRow {
+ public:
   virtual void bind_text(int index, std::string_view text) = 0;
   virtual void bind_int64(int index, int64_t value) = 0;
   virtual void bind_null(int index) = 0;
@@ -69,10 +79,17 @@ class SqlStatement {
   // Runs it as exec() does, or, on an engine whose statements are round
   // trips, queues it to go with a later one (SqlStore::execute_later).
   virtual void exec_later() { exec(); }
-  virtual bool is_null(int column) = 0;
-  virtual std::string text(int column) = 0;   // "" for NULL
-  virtual int64_t int64(int column) = 0;      // 0 for NULL
-  virtual std::string bytes(int column) = 0;  // BLOB / bytea; "" for NULL
+  // exec_later for a statement that answers one row (INSERT ... RETURNING):
+  // `on_row` gets that row once the statement ran, at once or (PostgreSQL)
+  // when it is sent with a later statement: before that one's answer is
+  // read, so by the end of the entry point (SqlStore::execute_later) at the
+  // latest. A statement that fails, or is dropped with its entry point's
+  // writes, never calls it. No row: std::logic_error, or that later call's
+  // error.
+  virtual void exec_later(const std::function<void(SqlRow&)>& on_row) {
+    if (!step()) throw std::logic_error("a statement queued for its row answered none");
+    on_row(*this);
+  }
   // Ends the row and clears the bindings: the statement can be used again.
   virtual void reset() = 0;
 };
@@ -135,6 +152,7 @@ class Query {
   bool executeStep() { return statement_->step(); }
   int exec() { return static_cast<int>(statement_->exec()); }
   void exec_later() { statement_->exec_later(); }
+  void exec_later(const std::function<void(SqlRow&)>& on_row) { statement_->exec_later(on_row); }
   SqlValue getColumn(int index) { return SqlValue(*statement_, index); }
   // Between uses of one statement in a loop: ends the row, keeps the scope.
   void reset() { statement_->reset(); }
@@ -180,6 +198,13 @@ class SqlStore {
     statement.bind_all(values...);
     statement.exec_later();
   }
+
+  // Sends the statements execute_later queued now, not with the next one
+  // (PostgreSQL: one round trip; nothing on an engine that runs them at
+  // once): for what needs their answers before a statement of its own
+  // (SqlStatement::exec_later's on_row). Throws as a statement, with their
+  // error.
+  void send_queued() { flush_writes(); }
 
   // True if other processes can write while this store's transaction is
   // open (PostgreSQL: row locks); false if a transaction holds the whole

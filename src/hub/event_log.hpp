@@ -56,7 +56,11 @@ class EventLog {
  public:
   explicit EventLog(core::SqlStore& store) : store_(store) {}
 
-  // Each inserts within the turn's transaction and returns the event.
+  // Each inserts within the turn's transaction and returns the event. Its
+  // id (and a task event's run_id) is set once the insert ran: at once on
+  // SQLite; on PostgreSQL with the entry point's next statement, at its end
+  // (SqlStore::guarded, write) at the latest, or at SqlStore::send_queued.
+  // Until then id is 0: read it after the entry point, or after the commit.
   std::shared_ptr<const StoredEvent> append_status(const std::string& task_id,
                                                    const std::string& attempt_id,
                                                    std::string_view state, std::string payload);

@@ -1,6 +1,8 @@
 #include "hub/peer_bus.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <stdexcept>
 
 #include "core/log.hpp"
 
@@ -31,7 +33,7 @@ PeerBus::PeerBus(core::Loop& loop, core::PgStore& store, core::PgSettings settin
       viewers_(viewers),
       handlers_(std::move(handlers)),
       retry_(loop),
-      batch_(store, [this](std::vector<std::string> batch) { send_batch(batch); }) {
+      batch_(store, [this](std::vector<Notice> batch) { send_batch(batch); }) {
   settings_.application_name += " (listening)";
 }
 
@@ -46,13 +48,34 @@ Result<void> PeerBus::start() {
   return {};
 }
 
-void PeerBus::notify(std::string payload) {
+void PeerBus::notify(Notice notice) {
   // Kept only if this entry point's writes are (a failed guarded() block
   // drops what it gathered).
-  batch_.add(std::move(payload));
+  batch_.add(std::move(notice));
 }
 
-void PeerBus::send_batch(const std::vector<std::string>& batch) {
+namespace {
+
+std::string event_payload(const StoredEvent& event) {
+  std::string payload = "event " + std::to_string(event.id) + " " + event.task_id;
+  if (!event.run_id.empty() && event.run_id != event.task_id) payload += " " + event.run_id;
+  return payload;
+}
+
+}  // namespace
+
+void PeerBus::send_batch(const std::vector<Notice>& batch) {
+  // An event stored by a before-commit action (a run's decision) may still
+  // be queued, its id unknown: it goes first. An entry point's own went
+  // at its end.
+  const auto unsent = [](const Notice& notice) { return notice.event && notice.event->id == 0; };
+  if (std::any_of(batch.begin(), batch.end(), unsent)) store_.send_queued();
+  std::vector<std::string> payloads;
+  payloads.reserve(batch.size());
+  for (const auto& notice : batch) {
+    if (unsent(notice)) throw std::logic_error("peer notice of an event that was never stored");
+    payloads.push_back(notice.event ? event_payload(*notice.event) : notice.payload);
+  }
   // One statement for the turn's notices, sent in the order queued: the
   // subquery's ORDER BY keeps it from being flattened, and the volatile
   // pg_notify runs as its sorted rows come (PostgreSQL queues notices in
@@ -61,11 +84,11 @@ void PeerBus::send_batch(const std::vector<std::string>& batch) {
   store_.execute_later(
       "SELECT pg_notify('tether_hub', notice) FROM (SELECT notice FROM unnest(?::text[]) "
       "WITH ORDINALITY AS queued (notice, n) ORDER BY n) AS ordered",
-      core::pg_text_array(batch));
+      core::pg_text_array(payloads));
 }
 
 void PeerBus::wake(const std::string& agent) {
-  notify(agent.empty() ? "wake" : "wake " + agent);
+  notify({agent.empty() ? "wake" : "wake " + agent, nullptr});
 }
 
 void PeerBus::cancel(const std::string& agent, const protocol::TaskCancel& cancel) {
@@ -80,14 +103,13 @@ void PeerBus::cancel(const std::string& agent, const protocol::TaskCancel& cance
   }
   // PostgreSQL's text holds no NUL byte; libpq cut a parameter there before.
   if (const size_t nul = reason.find('\0'); nul != std::string::npos) reason.resize(nul);
-  notify("cancel " + agent + " " + cancel.attempt.task_id + " " + cancel.attempt.attempt_id + "\n" +
-         reason);
+  notify({"cancel " + agent + " " + cancel.attempt.task_id + " " + cancel.attempt.attempt_id +
+              "\n" + reason,
+          nullptr});
 }
 
 void PeerBus::publish(std::shared_ptr<const StoredEvent> event) {
-  std::string payload = "event " + std::to_string(event->id) + " " + event->task_id;
-  if (!event->run_id.empty() && event->run_id != event->task_id) payload += " " + event->run_id;
-  notify(payload);
+  notify({"", event});
   // Kept only once committed (a turn rolled back sends no notice), and only
   // while someone here watches; otherwise the notice finds no viewer.
   store_.after_commit([this, event = std::move(event)]() mutable {

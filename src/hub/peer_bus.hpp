@@ -85,10 +85,16 @@ class PeerBus {
   uint64_t connections() const { return connections_; }
 
  private:
+  // A notice queued for the turn's commit: its payload, or the event it
+  // announces (whose id is known only once its insert ran: EventLog).
+  struct Notice {
+    std::string payload;
+    std::shared_ptr<const StoredEvent> event;
+  };
   // Queues a notice for the turn's commit: a turn's notices go in one
   // statement (send_batch), just before its COMMIT.
-  void notify(std::string payload);
-  void send_batch(const std::vector<std::string>& batch);
+  void notify(Notice notice);
+  void send_batch(const std::vector<Notice>& batch);
   void on_notice(const core::PgNotification& notice);
   void on_event(const std::string& fields);
   void on_listener_lost(const Error& error);
@@ -107,7 +113,7 @@ class PeerBus {
   // until their notice comes back; emptied when the listener is lost.
   std::map<uint64_t, std::shared_ptr<const StoredEvent>> own_events_;
   // The committing turn's notices, in the order queued (see notify).
-  core::CommitBatch<std::string> batch_;
+  core::CommitBatch<Notice> batch_;
   uint64_t received_ = 0;
   uint64_t connections_ = 0;
   // Expires with the bus: a deferred call checks it first.

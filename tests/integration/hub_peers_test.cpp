@@ -306,10 +306,15 @@ TEST_CASE(
   a.agents.add("edge-1", protocol::sha256_hex("token-1"), {});
   a.commit();
   const auto task_id = submit(a, "edge-1");
-  const auto first = a.events.append_status(task_id, "", "note", "{}");  // A's turn stays open
+  const auto first = a.events.append_status(task_id, "", "note", "{}");
+  a.store->send_queued();  // as at the end of an entry point: A's turn stays open
   uint64_t b_id = 0;
-  TurnOnItsOwnThread writer(b,
-                            [&] { b_id = b.events.append_status(task_id, "", "note", "{}")->id; });
+  auto b_turn = [&] {
+    const auto event = b.events.append_status(task_id, "", "note", "{}");
+    b.store->send_queued();
+    b_id = event->id;
+  };
+  TurnOnItsOwnThread writer(b, b_turn);
   // B either finishes (no ordering lock: the bug) or waits for the lock.
   CHECK(writer.waits(server));
   a.commit();

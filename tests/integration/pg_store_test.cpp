@@ -351,6 +351,51 @@ TEST_CASE(
   CHECK(server.psql("SELECT id FROM items ORDER BY id") == "1\n2\n3\n");
 }
 
+TEST_CASE(
+    "PgStore: a write queued for its row goes with the next statement or at the entry point's "
+    "end, and answers only then; one of a failed entry point never answers",
+    "[postgres]") {
+  TestPostgres server;
+  server.psql("CREATE TABLE items (id bigserial PRIMARY KEY, name text UNIQUE)");
+  auto store = open_store(server);
+  const char* kState = "SELECT state FROM pg_stat_activity WHERE application_name = 'tether'";
+  std::vector<std::string> answered;
+  auto queue = [&](const std::string& name) {
+    auto insert = store->query("INSERT INTO items (name) VALUES (?) RETURNING id, name");
+    insert.bind(1, name);
+    insert.exec_later([&](core::SqlRow& row) {
+      answered.push_back(std::to_string(row.int64(0)) + " " + row.text(1));
+    });
+  };
+  CHECK(store->guarded("two inserts", [&] {
+    queue("a");
+    queue("b");
+    CHECK(answered.empty());
+    CHECK(server.psql(kState) == "idle\n");  // nothing sent, not even the BEGIN
+  }) == core::SqlStore::Outcome::kDone);
+  CHECK(answered == std::vector<std::string>{"1 a", "2 b"});
+  CHECK(store->guarded("insert, then read", [&] {
+    queue("c");
+    CHECK(count_rows(*store) == 3);  // sent ahead of the read
+    CHECK(answered.size() == 3);
+  }) == core::SqlStore::Outcome::kDone);
+  // The second insert fails (a name twice): the first one's row is never
+  // handed over, and neither is kept.
+  CHECK(store->guarded("a name twice", [&] {
+    queue("d");
+    queue("a");
+  }) == core::SqlStore::Outcome::kFailed);
+  CHECK(answered.size() == 3);
+  store->begin_write();
+  queue("e");
+  CHECK(answered.size() == 3);
+  store->send_queued();
+  REQUIRE(answered.size() == 4);
+  CHECK(answered.back().ends_with(" e"));
+  REQUIRE(store->commit().ok());
+  CHECK(server.psql("SELECT name FROM items ORDER BY id") == "a\nb\nc\ne\n");
+}
+
 TEST_CASE("PgStore: COMMIT of a transaction an error aborted fails; its actions do not run",
           "[postgres]") {
   TestPostgres server;
