@@ -3,7 +3,6 @@
 // connection): what must happen once across hubs happens once. Each "turn"
 // is committed by hand, as a hub's loop would at the end of the turn; a turn
 // left open is a hub in the middle of its turn while the other runs.
-#include <array>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <functional>
@@ -17,20 +16,10 @@
 #include "core/notification.hpp"
 #include "core/run.hpp"
 
-#include "hub/agent_directory.hpp"
-#include "hub/dispatch_service.hpp"
-#include "hub/event_hub.hpp"
-#include "hub/event_log.hpp"
 #include "hub/lease_keeper.hpp"
-#include "hub/output_ledger.hpp"
 #include "hub/peer_bus.hpp"
 #include "hub/pg_hub_schema.hpp"
-#include "hub/run_coordinator.hpp"
-#include "hub/run_repository.hpp"
-#include "hub/secret_vault.hpp"
-#include "hub/task_repository.hpp"
-#include "hub/task_secrets.hpp"
-#include "hub/task_transitions.hpp"
+#include "hub_wiring.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/sha256.hpp"
 #include "test_postgres.hpp"
@@ -38,13 +27,9 @@
 namespace tether::test {
 namespace {
 
-// One hub's parts on the shared database (no loop: turns commit by hand).
-struct PeerHub {
-  explicit PeerHub(const TestPostgres& server) : store(open(server)) {
-    // As Hub wires it: a run decides when one of its tasks ends.
-    transitions.set_on_run_task_ended(
-        [this](const std::string& run_id) { runs.task_ended(run_id); });
-  }
+// One hub's connection to the shared database, made before its parts.
+struct PgHubStore {
+  explicit PgHubStore(const TestPostgres& server) : store(open(server)) {}
 
   static core::PgSettings settings_of(const TestPostgres& server) {
     core::PgSettings settings;
@@ -59,20 +44,14 @@ struct PeerHub {
     return std::move(*store);
   }
 
-  void commit() { REQUIRE(store->commit().ok()); }
-
   std::unique_ptr<core::PgStore> store;
-  hub::AgentDirectory agents{*store};
-  hub::TaskRepository tasks{*store};
-  hub::SecretVault vault{std::array<unsigned char, hub::SecretVault::kKeyBytes>{}};
-  hub::TaskSecrets secrets{*store, vault};
-  hub::EventLog events{*store};
-  hub::EventHub viewers;
-  hub::OutputLedger ledger{events};
-  hub::TaskTransitions transitions{*store, tasks, secrets, events, viewers, ledger};
-  hub::DispatchService dispatch{tasks, agents, secrets, transitions};
-  hub::RunRepository run_records{*store};
-  hub::RunCoordinator runs{run_records, tasks, agents, dispatch, transitions};
+};
+
+// One hub's parts on the shared database (no loop: turns commit by hand).
+struct PeerHub : PgHubStore, HubWiring {
+  explicit PeerHub(const TestPostgres& server) : PgHubStore(server), HubWiring(*store) {}
+
+  void commit() { REQUIRE(store->commit().ok()); }
 };
 
 // A PeerHub that hears the others through its PeerBus, recording what it is

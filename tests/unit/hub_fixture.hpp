@@ -1,50 +1,31 @@
-// The hub's parts as Hub wires them (TaskRepository, EventLog, EventHub,
-// OutputLedger, TaskTransitions, DispatchService, LeaseKeeper,
-// AgentFrameService, AgentDirectory) on a real hub.db, for unit tests of
-// what they decide together. Each "turn" is committed by hand (the store
+// The hub's parts as Hub wires them (HubWiring: TaskRepository, EventLog,
+// EventHub, OutputLedger, TaskTransitions, DispatchService, LeaseKeeper,
+// AgentFrameService, AgentDirectory, RunCoordinator) on a real hub.db, for
+// unit tests of what they decide together. Each "turn" is committed by hand (the store
 // has no loop here), as the hub's group commit would.
 #pragma once
 
-#include <array>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <string>
 
-#include "hub/agent_directory.hpp"
-#include "hub/agent_frame_service.hpp"
-#include "hub/dispatch_service.hpp"
-#include "hub/event_hub.hpp"
-#include "hub/event_log.hpp"
 #include "hub/hub_store.hpp"
-#include "hub/lease_keeper.hpp"
-#include "hub/output_ledger.hpp"
-#include "hub/secret_vault.hpp"
-#include "hub/task_repository.hpp"
-#include "hub/task_secrets.hpp"
-#include "hub/task_transitions.hpp"
+#include "hub_wiring.hpp"
 #include "protocol/operator_api.hpp"
 #include "protocol/sha256.hpp"
 #include "support.hpp"
 
 namespace tether::test {
 
-// The hub's parts, wired as Hub wires them, on a hub.db in a temporary directory.
-struct HubFixture {
+// hub.db in a temporary directory, made before the parts that use it.
+struct SqliteHubStore {
   TempDir dir{"tether-frames"};
   std::unique_ptr<core::SqliteStore> store = open_test_hub_store(dir.path);
-  hub::AgentDirectory agents{*store};
-  hub::TaskRepository tasks{*store};
-  hub::SecretVault vault{std::array<unsigned char, hub::SecretVault::kKeyBytes>{}};
-  hub::TaskSecrets secrets{*store, vault};
-  hub::EventLog events{*store};
-  hub::EventHub viewers;
-  hub::OutputLedger ledger{events};
-  hub::TaskTransitions transitions{*store, tasks, secrets, events, viewers, ledger};
-  hub::DispatchService dispatch{tasks, agents, secrets, transitions};
-  hub::LeaseKeeper leases{tasks, transitions, agents, 60'000};
-  hub::AgentFrameService frames{tasks, events, ledger, transitions, agents, leases};
+};
 
-  HubFixture() {
+// The hub's parts, wired as Hub wires them, on a hub.db in a temporary directory.
+struct HubFixture : SqliteHubStore, HubWiring {
+  HubFixture() : HubWiring(*store) {
     agents.add("edge-1", protocol::sha256_hex("token-1"));
     agents.add("edge-2", protocol::sha256_hex("token-2"));
     commit();
