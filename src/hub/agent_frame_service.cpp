@@ -34,8 +34,18 @@ protocol::Ack output_ack(const std::string& attempt_id, StreamName stream, uint6
 std::optional<ErrorFrame> AgentFrameService::check_attempt(const std::string& agent,
                                                            const std::string& attempt_id,
                                                            const std::string& message_id,
-                                                           std::optional<AttemptRecord>& attempt) {
-  attempt = tasks_.find_attempt(attempt_id);
+                                                           std::optional<AttemptRecord>& attempt,
+                                                           std::optional<TaskRecord>* task) {
+  if (task) {
+    auto both = tasks_.find_attempt_with_task(attempt_id);
+    attempt.reset();
+    if (both) {
+      attempt = std::move(both->first);
+      *task = std::move(both->second);
+    }
+  } else {
+    attempt = tasks_.find_attempt(attempt_id);
+  }
   // Another agent's attempt looks exactly like a missing one: no information leaks.
   if (!attempt || attempt->agent != agent) {
     auto error = protocol::error_frame(ErrorCode::kUnknownAttempt,
@@ -69,14 +79,14 @@ FrameVerdict AgentFrameService::on_started(const std::string& agent,
                                            const protocol::TaskStarted& started,
                                            const std::string& message_id) {
   std::optional<AttemptRecord> attempt;
-  if (auto error = check_attempt(agent, started.attempt.attempt_id, message_id, attempt)) {
+  std::optional<TaskRecord> task;  // read with the attempt: one round trip on PostgreSQL
+  if (auto error = check_attempt(agent, started.attempt.attempt_id, message_id, attempt, &task)) {
     return {std::move(error), std::nullopt};
   }
   if (attempt->state == AttemptState::kDispatched) {
     tasks_.mark_attempt_running(
         attempt->id, started.report.pid,
         started.report.started_at.empty() ? core::utc_now() : started.report.started_at);
-    auto task = tasks_.find_task(attempt->task_id);
     if (task && task->state == TaskState::kDispatched) {
       transitions_.transition(*task, TaskState::kRunning, attempt->id, "");
     }

@@ -65,11 +65,13 @@ class AgentFrameService {
                         const std::string& message_id);
 
  private:
-  // The attempt `agent` may send frames for, or the error to send instead.
+  // The attempt `agent` may send frames for, or the error to send instead;
+  // with `task`, the attempt's task too, read with it.
   std::optional<protocol::ErrorFrame> check_attempt(const std::string& agent,
                                                     const std::string& attempt_id,
                                                     const std::string& message_id,
-                                                    std::optional<AttemptRecord>& attempt);
+                                                    std::optional<AttemptRecord>& attempt,
+                                                    std::optional<TaskRecord>* task = nullptr);
   // A sequence or offset error for a frame that does not continue its stream.
   protocol::ErrorFrame sequence_error(protocol::ErrorCode code, std::string message,
                                       const std::string& message_id, const AttemptRecord& attempt,

@@ -208,14 +208,15 @@ std::shared_ptr<const StoredEvent> EventLog::append_final(const std::string& tas
   return insert(std::move(event));
 }
 
-uint64_t EventLog::highest_seq(const std::string& attempt_id, protocol::StreamName stream) {
-  // events_by_stream answers it from the index's last entry.
-  auto query =
-      store_.query("SELECT COALESCE(max(seq), 0) FROM events WHERE attempt_id = ? AND stream = ?");
+EventLog::HighestSeqs EventLog::highest_seqs(const std::string& attempt_id) {
+  // events_by_stream answers each from the index's last entry.
+  auto query = store_.query(
+      "SELECT COALESCE((SELECT max(seq) FROM events WHERE attempt_id = ?1 AND stream = 'stdout'), "
+      "0), COALESCE((SELECT max(seq) FROM events WHERE attempt_id = ?1 AND stream = 'stderr'), 0)");
   query.bind(1, attempt_id);
-  query.bind(2, std::string(to_string(stream)));
   query.executeStep();
-  return static_cast<uint64_t>(query.getColumn(0).getInt64());
+  return {static_cast<uint64_t>(query.getColumn(0).getInt64()),
+          static_cast<uint64_t>(query.getColumn(1).getInt64())};
 }
 
 std::optional<StoredEvent> EventLog::read(uint64_t id) {
@@ -312,6 +313,30 @@ std::vector<StoredEvent> EventLog::stream_page(const std::string& attempt_id,
   query.bind(1, attempt_id);
   query.bind(2, std::string(to_string(stream)));
   query.bind(3, static_cast<int64_t>(after_seq));
+  query.bind(4, limit);
+  std::vector<StoredEvent> events;
+  while (query.executeStep())
+    events.push_back(read_event(query));
+  return events;
+}
+
+std::vector<StoredEvent> EventLog::streams_page(const std::string& attempt_id,
+                                                uint64_t after_stdout, uint64_t after_stderr,
+                                                int limit) {
+  // Two index ranges (events_by_stream), each cut by its own LIMIT: a page
+  // never walks what earlier pages read; the outer sort is of those rows only.
+  static const std::string part =
+      std::string("SELECT ") + kColumns + " FROM events WHERE attempt_id = ?1 AND stream = ";
+  static const std::string sql = "SELECT * FROM (" + part +
+                                 "'stdout' AND seq > ?2 ORDER BY seq LIMIT ?4) AS out_page "
+                                 "UNION ALL SELECT * FROM (" +
+                                 part +
+                                 "'stderr' AND seq > ?3 ORDER BY seq LIMIT ?4) AS err_page "
+                                 "ORDER BY stream, seq";
+  auto query = store_.query(sql.c_str());
+  query.bind(1, attempt_id);
+  query.bind(2, static_cast<int64_t>(after_stdout));
+  query.bind(3, static_cast<int64_t>(after_stderr));
   query.bind(4, limit);
   std::vector<StoredEvent> events;
   while (query.executeStep())

@@ -80,8 +80,13 @@ class EventLog {
 
   // True where other hubs write to the same events (PostgreSQL).
   bool shared() const { return store_.concurrent_writers(); }
-  // The highest seq stored for a stream of an attempt (output or gap; 0: none).
-  uint64_t highest_seq(const std::string& attempt_id, protocol::StreamName stream);
+  // The highest seq stored for each stream of an attempt (output or gap; 0:
+  // none), in one read.
+  struct HighestSeqs {
+    uint64_t stdout_seq = 0;
+    uint64_t stderr_seq = 0;
+  };
+  HighestSeqs highest_seqs(const std::string& attempt_id);
   // The event with `id`, if stored.
   std::optional<StoredEvent> read(uint64_t id);
   // Events of a task with id > after_id, oldest first, at most `limit`;
@@ -99,6 +104,11 @@ class EventLog {
   // Output and gap events of one stream with seq > after_seq, in seq order.
   std::vector<StoredEvent> stream_page(const std::string& attempt_id, protocol::StreamName stream,
                                        uint64_t after_seq, int limit);
+  // stream_page of both streams in one read: up to `limit` events of stdout
+  // with seq > after_stdout, then up to `limit` of stderr with seq >
+  // after_stderr, each in seq order.
+  std::vector<StoredEvent> streams_page(const std::string& attempt_id, uint64_t after_stdout,
+                                        uint64_t after_stderr, int limit);
 
  private:
   std::shared_ptr<StoredEvent> insert(StoredEvent event);

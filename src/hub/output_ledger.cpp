@@ -2,26 +2,52 @@
 
 namespace tether::hub {
 
-StreamLedger& OutputLedger::stream(const std::string& attempt_id, protocol::StreamName name) {
-  auto& slot = streams_[{attempt_id, name}];
-  if (slot) return *slot;
-  slot = std::make_unique<StreamLedger>();
-  // Rebuild from storage, a page at a time so a large stream is never held
-  // in memory at once.
-  uint64_t after = 0;
-  for (;;) {
-    auto page = events_.stream_page(attempt_id, name, after, 256);
-    for (const auto& event : page) {
-      if (event.kind == EventKind::kOutput) {
-        record_data(*slot, event.seq, event.data);
-      } else {
-        record_gap(*slot, event.seq, event.length);
-      }
-      after = event.seq;
-    }
-    if (page.size() < 256) break;
-  }
+namespace {
+
+constexpr protocol::StreamName kStreams[] = {protocol::StreamName::kStdout,
+                                             protocol::StreamName::kStderr};
+
+}  // namespace
+
+StreamLedger& OutputLedger::stream(const std::string& attempt_id, protocol::StreamName stream) {
+  auto& slot = streams_[{attempt_id, stream}];
+  if (!slot) load(attempt_id);
   return *slot;
+}
+
+void OutputLedger::load(const std::string& attempt_id) {
+  // Both streams at once (one read per page: a round trip on PostgreSQL),
+  // a page at a time so a large stream is never held in memory at once. A
+  // stream already held is not read: its page starts past every seq.
+  constexpr int kPage = 256;
+  constexpr uint64_t kPastAll = static_cast<uint64_t>(INT64_MAX);
+  StreamLedger* ledgers[2] = {nullptr, nullptr};
+  uint64_t after[2] = {kPastAll, kPastAll};
+  for (size_t i = 0; i < 2; ++i) {
+    auto& slot = streams_[{attempt_id, kStreams[i]}];
+    if (slot) continue;
+    slot = std::make_unique<StreamLedger>();
+    ledgers[i] = slot.get();
+    after[i] = 0;
+  }
+  for (;;) {
+    auto page = events_.streams_page(attempt_id, after[0], after[1], kPage);
+    int read[2] = {0, 0};
+    for (const auto& event : page) {
+      const size_t i = event.stream == protocol::StreamName::kStdout ? 0 : 1;
+      if (event.kind == EventKind::kOutput) {
+        record_data(*ledgers[i], event.seq, event.data);
+      } else {
+        record_gap(*ledgers[i], event.seq, event.length);
+      }
+      after[i] = event.seq;
+      ++read[i];
+    }
+    // A stream whose page was not full has no more.
+    for (size_t i = 0; i < 2; ++i)
+      if (read[i] < kPage) after[i] = kPastAll;
+    if (after[0] == kPastAll && after[1] == kPastAll) break;
+  }
 }
 
 SequenceVerdict OutputLedger::classify(const StreamLedger& ledger, uint64_t seq,
@@ -46,13 +72,13 @@ void OutputLedger::record_gap(StreamLedger& ledger, uint64_t seq, uint64_t lengt
 
 void OutputLedger::refresh(const std::string& attempt_id) {
   if (!events_.shared()) return;
-  for (const auto name : {protocol::StreamName::kStdout, protocol::StreamName::kStderr}) {
-    auto held = streams_.find({attempt_id, name});
-    if (held != streams_.end() &&
-        events_.highest_seq(attempt_id, name) != held->second->highest_seq) {
-      forget(attempt_id);
-      return;
-    }
+  auto held_out = streams_.find({attempt_id, protocol::StreamName::kStdout});
+  auto held_err = streams_.find({attempt_id, protocol::StreamName::kStderr});
+  if (held_out == streams_.end() && held_err == streams_.end()) return;  // read when used
+  const auto stored = events_.highest_seqs(attempt_id);
+  if ((held_out != streams_.end() && stored.stdout_seq != held_out->second->highest_seq) ||
+      (held_err != streams_.end() && stored.stderr_seq != held_err->second->highest_seq)) {
+    forget(attempt_id);
   }
 }
 
@@ -62,9 +88,6 @@ void OutputLedger::forget(const std::string& attempt_id) {
 }
 
 namespace {
-
-constexpr protocol::StreamName kStreams[] = {protocol::StreamName::kStdout,
-                                             protocol::StreamName::kStderr};
 
 // What one stream's stored output lacks against its final, or empty.
 std::string stream_problems(const StreamLedger& ledger, const protocol::StreamSummary& summary,

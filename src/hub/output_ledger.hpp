@@ -64,13 +64,16 @@ class OutputLedger {
   OutputVerification verify(const std::string& attempt_id, const protocol::FinalReport& report);
   // Where other hubs write too (EventLog::shared), drops what memory holds
   // of `attempt_id` if the events table has a later seq for one of its
-  // streams (one indexed read per stream held). Nothing to do on hub.db.
+  // streams (one read for both). Nothing to do on hub.db.
   void refresh(const std::string& attempt_id);
   // Drops the in-memory state (after commit failures, or when an attempt ends).
   void forget(const std::string& attempt_id);
   void clear() { streams_.clear(); }
 
  private:
+  // Rebuilds the ledgers of the attempt's streams not held, from storage.
+  void load(const std::string& attempt_id);
+
   EventLog& events_;
   std::map<std::pair<std::string, protocol::StreamName>, std::unique_ptr<StreamLedger>> streams_;
 };

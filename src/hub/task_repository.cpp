@@ -1,6 +1,7 @@
 #include "hub/task_repository.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include "core/wall_clock.hpp"
@@ -44,34 +45,36 @@ std::string text_or_empty(const core::SqlValue& column) {
   return column.isNull() ? std::string() : column.getString();
 }
 
-TaskRecord read_task(core::Query& row) {
+// `first`: the column the task's columns start at (0, or after an attempt's).
+TaskRecord read_task(core::Query& row, int first = 0) {
   TaskRecord task;
-  task.id = row.getColumn(0).getString();
-  task.agent = row.getColumn(1).getString();
-  task.state = parse_task_state(row.getColumn(2).getString()).value_or(TaskState::kFailed);
-  task.command_json = row.getColumn(3).getString();
-  task.env_json = row.getColumn(4).getString();
-  task.cwd = row.getColumn(5).getString();
-  task.timeout_s = static_cast<uint64_t>(row.getColumn(6).getInt64());
-  task.target = row.getColumn(7).getString();
-  task.max_attempts = row.getColumn(8).getInt();
-  task.attempts_made = row.getColumn(9).getInt();
-  task.current_attempt = text_or_empty(row.getColumn(10));
-  task.cancel_requested = row.getColumn(11).getInt() != 0;
-  task.cancel_reason = text_or_empty(row.getColumn(12));
-  task.final_json = text_or_empty(row.getColumn(13));
-  if (!row.getColumn(14).isNull()) task.output_verified = row.getColumn(14).getInt() != 0;
-  task.verification_error = text_or_empty(row.getColumn(15));
-  task.created_at = row.getColumn(16).getString();
-  task.updated_at = row.getColumn(17).getString();
-  task.secret_names = split_names(row.getColumn(18).getString());
+  task.id = row.getColumn(first + 0).getString();
+  task.agent = row.getColumn(first + 1).getString();
+  task.state = parse_task_state(row.getColumn(first + 2).getString()).value_or(TaskState::kFailed);
+  task.command_json = row.getColumn(first + 3).getString();
+  task.env_json = row.getColumn(first + 4).getString();
+  task.cwd = row.getColumn(first + 5).getString();
+  task.timeout_s = static_cast<uint64_t>(row.getColumn(first + 6).getInt64());
+  task.target = row.getColumn(first + 7).getString();
+  task.max_attempts = row.getColumn(first + 8).getInt();
+  task.attempts_made = row.getColumn(first + 9).getInt();
+  task.current_attempt = text_or_empty(row.getColumn(first + 10));
+  task.cancel_requested = row.getColumn(first + 11).getInt() != 0;
+  task.cancel_reason = text_or_empty(row.getColumn(first + 12));
+  task.final_json = text_or_empty(row.getColumn(first + 13));
+  if (!row.getColumn(first + 14).isNull())
+    task.output_verified = row.getColumn(first + 14).getInt() != 0;
+  task.verification_error = text_or_empty(row.getColumn(first + 15));
+  task.created_at = row.getColumn(first + 16).getString();
+  task.updated_at = row.getColumn(first + 17).getString();
+  task.secret_names = split_names(row.getColumn(first + 18).getString());
   // Written by insert_task from validated limits; "{}" reads as none.
-  if (auto limits = protocol::read_limits_json(row.getColumn(19).getString())) {
+  if (auto limits = protocol::read_limits_json(row.getColumn(first + 19).getString())) {
     task.limits = *limits;
   }
-  task.selector = row.getColumn(20).getString();
-  task.run_id = row.getColumn(21).getString();
-  task.held = row.getColumn(22).getInt() != 0;
+  task.selector = row.getColumn(first + 20).getString();
+  task.run_id = row.getColumn(first + 21).getString();
+  task.held = row.getColumn(first + 22).getInt() != 0;
   return task;
 }
 
@@ -103,6 +106,19 @@ AttemptRecord read_attempt(core::Query& row) {
   attempt.lost_reason = text_or_empty(row.getColumn(12));
   attempt.agent_instance = text_or_empty(row.getColumn(13));
   return attempt;
+}
+
+// "a, b" -> "alias.a, alias.b": a column list for a join.
+std::string qualified(const char* columns, const std::string& alias) {
+  std::string out;
+  const std::string list(columns);
+  for (size_t at = 0; at < list.size();) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const size_t from = list.find_first_not_of(' ', at);
+    out += (out.empty() ? "" : ", ") + alias + "." + list.substr(from, comma - from);
+    at = comma + 1;
+  }
+  return out;
 }
 
 std::vector<AttemptRecord> read_attempts(core::Query& query) {
@@ -282,6 +298,24 @@ std::optional<AttemptRecord> TaskRepository::find_attempt(const std::string& id)
   query.bind(1, id);
   if (!query.executeStep()) return std::nullopt;
   return read_attempt(query);
+}
+
+std::optional<std::pair<AttemptRecord, std::optional<TaskRecord>>>
+TaskRepository::find_attempt_with_task(const std::string& id) {
+  static const std::string sql = "SELECT " + qualified(kAttemptColumns, "a") + ", " +
+                                 qualified(kTaskColumns, "t") +
+                                 " FROM attempts AS a LEFT JOIN tasks AS t ON t.id = a.task_id "
+                                 "WHERE a.id = ?";
+  static const int kTaskFirst =  // after the attempt's columns
+      static_cast<int>(
+          std::count(kAttemptColumns, kAttemptColumns + strlen(kAttemptColumns), ',')) +
+      1;
+  auto query = store_.query(sql.c_str());
+  query.bind(1, id);
+  if (!query.executeStep()) return std::nullopt;
+  std::optional<TaskRecord> task;
+  if (!query.getColumn(kTaskFirst).isNull()) task = read_task(query, kTaskFirst);
+  return std::make_pair(read_attempt(query), std::move(task));
 }
 
 std::vector<AttemptRecord> TaskRepository::attempts_of(const std::string& task_id) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hub/hub_store.hpp"
@@ -119,6 +120,9 @@ class TaskRepository {
 
   void insert_attempt(const AttemptRecord& attempt);
   std::optional<AttemptRecord> find_attempt(const std::string& id);
+  // The attempt and its task (none if the task is gone) in one read.
+  std::optional<std::pair<AttemptRecord, std::optional<TaskRecord>>> find_attempt_with_task(
+      const std::string& id);
   std::vector<AttemptRecord> attempts_of(const std::string& task_id);
   std::vector<AttemptRecord> active_attempts();
   std::vector<AttemptRecord> active_attempts_of(const std::string& agent);

@@ -335,3 +335,33 @@ TEST_CASE("OutputLedger: rebuilt from the events table, page by page; forget() a
   report.stdout_summary.bytes = all.size() + 50;
   CHECK(f.ledger.missing(kAttempt, report).empty());
 }
+
+TEST_CASE(
+    "OutputLedger: both streams rebuilt in the same reads, each paged on its own (one ends "
+    "pages before the other)",
+    "[output_ledger]") {
+  LedgerFixture f;
+  // Interleaved as a task writes them: 300 stderr lines, the first 260
+  // alternating with stdout's 260 (each over a page of 256).
+  std::string out;
+  std::string err;
+  for (uint64_t seq = 1; seq <= 300; ++seq) {
+    const std::string line = std::to_string(seq) + "\n";
+    if (seq <= 260) {
+      f.events.append_output("t-1", kAttempt, {StreamName::kStdout, seq, out.size(), "o" + line});
+      out += "o" + line;
+    }
+    f.events.append_output("t-1", kAttempt, {StreamName::kStderr, seq, err.size(), "e" + line});
+    err += "e" + line;
+  }
+  REQUIRE(f.store->commit().ok());
+  OutputLedger restarted(f.events);
+  const StreamLedger& stderr_ledger = restarted.stream(kAttempt, StreamName::kStderr);
+  CHECK(stderr_ledger.highest_seq == 300);
+  CHECK(stderr_ledger.stored_bytes == err.size());
+  CHECK(stderr_ledger.digest.hex_digest() == protocol::sha256_hex(err));
+  const StreamLedger& stdout_ledger = restarted.stream(kAttempt, StreamName::kStdout);
+  CHECK(stdout_ledger.highest_seq == 260);
+  CHECK(stdout_ledger.stored_bytes == out.size());
+  CHECK(stdout_ledger.digest.hex_digest() == protocol::sha256_hex(out));
+}
