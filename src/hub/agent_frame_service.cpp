@@ -189,15 +189,16 @@ FinalVerdict AgentFrameService::on_final(const std::string& agent,
                                          const std::string& message_id) {
   FinalVerdict verdict;
   std::optional<AttemptRecord> attempt;
+  std::optional<TaskRecord> task;  // read with the attempt: one round trip on PostgreSQL
   const auto& report = final_frame.report;
-  if (auto error = check_attempt(agent, final_frame.attempt.attempt_id, message_id, attempt)) {
+  if (auto error =
+          check_attempt(agent, final_frame.attempt.attempt_id, message_id, attempt, &task)) {
     verdict.error = std::move(error);
     return verdict;
   }
   const std::string fingerprint = protocol::final_fingerprint(report);
   if (attempt->state == AttemptState::kFinished) {
     if (fingerprint == attempt->final_fingerprint) {
-      auto task = tasks_.find_task(attempt->task_id);
       verdict.verified = task && task->output_verified.value_or(false);
       return verdict;  // the same final again: acked again
     }
@@ -225,34 +226,33 @@ FinalVerdict AgentFrameService::on_final(const std::string& agent,
     return verdict;
   }
   const OutputVerification verification = ledger_.verify(attempt->id, report);
-  settle(*attempt, report, fingerprint, verification);
+  if (!task) throw std::logic_error("attempt " + attempt->id + " has no task");
+  settle(*attempt, *task, report, fingerprint, verification);
   verdict.verified = verification.verified;
   return verdict;
 }
 
-void AgentFrameService::settle(const AttemptRecord& attempt, const protocol::FinalReport& report,
-                               const std::string& fingerprint,
+void AgentFrameService::settle(const AttemptRecord& attempt, TaskRecord& task,
+                               const protocol::FinalReport& report, const std::string& fingerprint,
                                const OutputVerification& verification) {
   const std::string final_json = protocol::encode_final_report(report);
   tasks_.mark_attempt_finished(attempt.id, final_json, fingerprint,
                                report.finished_at.empty() ? core::utc_now() : report.finished_at);
-  auto task = tasks_.find_task(attempt.task_id);
-  if (!task) throw std::logic_error("attempt " + attempt.id + " has no task");
-  tasks_.set_final(task->id, final_json, verification.verified, verification.problems);
+  tasks_.set_final(task.id, final_json, verification.verified, verification.problems);
   transitions_.publish_after_commit(
-      events_.append_final(task->id, attempt.id,
+      events_.append_final(task.id, attempt.id,
                            protocol::final_event_json(attempt.id, report, verification.verified,
                                                       verification.problems)));
   if (!verification.verified) {
     core::log_warning("tasks", attempt.id + " output not verified: " + verification.problems);
   }
   const TaskState next = state_for(report.status);
-  if (next == TaskState::kLost && task->attempts_made < task->max_attempts) {
-    transitions_.requeue(*task, attempt.id, "the agent lost the attempt; queued again");
-  } else if (is_legal_transition(task->state, next)) {
-    transitions_.transition(*task, next, attempt.id, report.error);
+  if (next == TaskState::kLost && task.attempts_made < task.max_attempts) {
+    transitions_.requeue(task, attempt.id, "the agent lost the attempt; queued again");
+  } else if (is_legal_transition(task.state, next)) {
+    transitions_.transition(task, next, attempt.id, report.error);
   } else {
-    transitions_.transition(*task, TaskState::kFailed, attempt.id,
+    transitions_.transition(task, TaskState::kFailed, attempt.id,
                             "the agent reported " +
                                 std::string(protocol::to_string(report.status)) +
                                 " for an attempt that had started");

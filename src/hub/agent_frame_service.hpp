@@ -76,8 +76,9 @@ class AgentFrameService {
   protocol::ErrorFrame sequence_error(protocol::ErrorCode code, std::string message,
                                       const std::string& message_id, const AttemptRecord& attempt,
                                       protocol::StreamName stream, const StreamLedger& ledger);
-  // The verified final is stored: the task moves on (or is queued again).
-  void settle(const AttemptRecord& attempt, const protocol::FinalReport& report,
+  // The verified final is stored: the task (the attempt's, as read with it)
+  // moves on (or is queued again).
+  void settle(const AttemptRecord& attempt, TaskRecord& task, const protocol::FinalReport& report,
               const std::string& fingerprint, const OutputVerification& verification);
   void retire_other_instances(const std::string& agent, const protocol::AgentHello& hello,
                               const std::set<std::string>& mentioned);
