@@ -51,6 +51,14 @@ StoredEvent read_event(core::Query& row) {
   return event;
 }
 
+// Every row of `query`, oldest first as it orders them.
+std::vector<StoredEvent> read_events(core::Query& query) {
+  std::vector<StoredEvent> events;
+  while (query.executeStep())
+    events.push_back(read_event(query));
+  return events;
+}
+
 }  // namespace
 
 std::string_view to_string(EventKind kind) {
@@ -243,10 +251,7 @@ std::vector<StoredEvent> EventLog::page(const std::string& task_id, uint64_t aft
   query.bind(3, static_cast<int64_t>(from.stdout_id));
   query.bind(4, static_cast<int64_t>(from.stderr_id));
   query.bind(5, limit);
-  std::vector<StoredEvent> events;
-  while (query.executeStep())
-    events.push_back(read_event(query));
-  return events;
+  return read_events(query);
 }
 
 OutputFrom EventLog::tail_of(const std::string& attempt_id, uint64_t tail_bytes) {
@@ -297,10 +302,7 @@ std::vector<StoredEvent> EventLog::run_page(const std::string& run_id, uint64_t 
   query.bind(1, run_id);
   query.bind(2, static_cast<int64_t>(after_id));
   query.bind(3, limit);
-  std::vector<StoredEvent> events;
-  while (query.executeStep())
-    events.push_back(read_event(query));
-  return events;
+  return read_events(query);
 }
 
 std::vector<StoredEvent> EventLog::stream_page(const std::string& attempt_id,
@@ -314,10 +316,7 @@ std::vector<StoredEvent> EventLog::stream_page(const std::string& attempt_id,
   query.bind(2, std::string(to_string(stream)));
   query.bind(3, static_cast<int64_t>(after_seq));
   query.bind(4, limit);
-  std::vector<StoredEvent> events;
-  while (query.executeStep())
-    events.push_back(read_event(query));
-  return events;
+  return read_events(query);
 }
 
 std::vector<StoredEvent> EventLog::streams_page(const std::string& attempt_id,
@@ -338,10 +337,7 @@ std::vector<StoredEvent> EventLog::streams_page(const std::string& attempt_id,
   query.bind(2, static_cast<int64_t>(after_stdout));
   query.bind(3, static_cast<int64_t>(after_stderr));
   query.bind(4, limit);
-  std::vector<StoredEvent> events;
-  while (query.executeStep())
-    events.push_back(read_event(query));
-  return events;
+  return read_events(query);
 }
 
 std::string format_sse(const StoredEvent& event) {
